@@ -1,0 +1,57 @@
+"""The `ivr` command. Each area registers its own sub-commands; this module only dispatches.
+
+Sub-command modules keep their heavy imports inside the handlers so `ivr --help` stays instant.
+A handler returns the process exit status (0 = success); it may be a coroutine function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import logging
+import sys
+from collections.abc import Sequence
+
+from ivr.config import ConfigError
+
+# Modules exposing `register(subparsers)`; each adds one top-level command group.
+COMMAND_MODULES = (
+    "ivr.flows.cli",  # ivr flow check|simulate|test|graph|publish|schema
+    "ivr.voice.cli",  # ivr prompts build|list
+    "ivr.store.cli",  # ivr db upgrade|seed
+    "ivr.agi.cli",  # ivr serve
+    "ivr.asterisk.cli",  # ivr asterisk up|down|status|cli, ivr call
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivr", description="sac-ivr: the 3003-3336 phone IVR")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler = args.handler
+    try:
+        result = asyncio.run(handler(args)) if inspect.iscoroutinefunction(handler) else handler(args)
+    except ConfigError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""One typed settings object, loaded once, failing fast.
+
+Values come from, highest first: environment variables (``IVR_`` prefix, ``__`` for nesting,
+e.g. ``IVR_AMI__SECRET``), then the YAML file named by ``IVR_CONFIG`` (kept outside the repo for
+secrets), then the defaults below. Defaults are the carrier's service page values and loopback-only
+addresses on ports that cannot collide with a system SIP/AMI/AGI service.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message names the file or variable and what was expected."""
+
+
+class AgiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 4574
+    command_timeout_s: float = 30.0
+    drain_timeout_s: float = 60.0
+
+
+class AmiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 5039
+    username: str = "sac-ivr"
+    secret: SecretStr = SecretStr("")
+    action_timeout_s: float = 5.0
+    ping_interval_s: float = 10.0
+
+
+class SipSettings(BaseModel):
+    """Where the shipped Asterisk listens for SIP (loopback; the carrier trunk comes from an SBC)."""
+
+    host: str = "127.0.0.1"
+    port: int = 5160
+    rtp_start: int = 31000
+    rtp_end: int = 31999
+    sbc_address: str = "127.0.0.1"
+
+
+class AsteriskSettings(BaseModel):
+    # Root of the Debian-unstable tree Asterisk runs in; None means the per-user cache.
+    root: Path | None = None
+    sounds_subdir: str = "sac"
+    recordings_subdir: str = "sac-recordings"
+
+
+class ServicePage(BaseModel):
+    """Numbers, mailboxes and deadlines from the carrier's service page (shared/SEED.md)."""
+
+    sac_number: str = "30033336"
+    negotiation_number: str = "3195-8012"
+    attendance_email: str = "atendimento.fibra@americantower.com"
+    scheduled_activity_email: str = "sir.fibra@americantower.com"
+    bgp_email: str = "bgp.fibra@americantower.com"
+    receivables_email: str = "br.contas.receber.fibra@americantower.com"
+    billing_adjustment_days: int = 10  # calendar days
+    dispute_answer_days: int = 10  # calendar days
+    document_copy_business_days: int = 3
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IVR_", env_nested_delimiter="__", extra="forbid")
+
+    database_url: str = f"sqlite+aiosqlite:///{REPO_ROOT / 'var' / 'ivr.sqlite3'}"
+    flows_dir: Path = REPO_ROOT / "flows"
+    prompts_dir: Path = REPO_ROOT / "prompts" / "pt_BR"
+    var_dir: Path = REPO_ROOT / "var"
+    language: str = "pt_BR"
+    timezone: str = "America/Sao_Paulo"
+    max_call_steps: int = 500
+    protocol_fallback_range: tuple[int, int] = (9_000_000, 9_999_999)
+    agi: AgiSettings = Field(default_factory=AgiSettings)
+    ami: AmiSettings = Field(default_factory=AmiSettings)
+    sip: SipSettings = Field(default_factory=SipSettings)
+    asterisk: AsteriskSettings = Field(default_factory=AsteriskSettings)
+    page: ServicePage = Field(default_factory=ServicePage)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlFileSource(settings_cls), file_secret_settings)
+
+    @property
+    def asterisk_root(self) -> Path:
+        return self.asterisk.root or cache_dir() / "asterisk-root"
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Reads the file named by IVR_CONFIG, if any."""
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("IVR_CONFIG")
+        if not path:
+            return {}
+        from ruamel.yaml import YAML, YAMLError
+
+        try:
+            data = YAML(typ="safe").load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})") from exc
+        except YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+        return data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+
+def cache_dir() -> Path:
+    """Per-user cache kept outside the clone (the Asterisk root is reused across runs)."""
+    base = os.environ.get("SAC_IVR_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "sac-ivr"
+    )
+    return Path(base)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration (IVR_* environment or IVR_CONFIG file): {problems}") from exc
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process-wide settings, loaded on first use."""
+    return load_settings()

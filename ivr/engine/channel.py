@@ -1,0 +1,112 @@
+"""The one seam between the flow engine and a call.
+
+The engine speaks to a call only through `Channel`. Three classes implement it: `AgiChannel` (a real
+Asterisk call over FastAGI), the terminal simulator and the flow-test channel. Prompts travel as
+*prompt ids* (``"welcome"``, ``"num/20"``, ``"digit/7"``): each channel renders an id its own way (an
+Asterisk sound file, or the catalogue's text). Any method may raise `CallerHangup` when the caller leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+#: Keys a caller may press; all of them interrupt an interruptible prompt (DTMF barge-in).
+DTMF_KEYS = "0123456789*#"
+
+
+class CallerHangup(Exception):
+    """The caller left the call; the engine stops the flow and keeps what was gathered."""
+
+
+class ChannelError(Exception):
+    """The channel could not carry out a command (e.g. Asterisk answered 510/520)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """What is known about a call when it arrives."""
+
+    caller_id: str | None  # as received; normalise with ivr.phone before matching
+    caller_name: str | None = None
+    dialled: str = ""
+    unique_id: str = ""
+    linked_id: str = ""
+    channel_name: str = ""
+    params: Mapping[str, str] = field(default_factory=dict)  # request-path query, e.g. lang=pt_BR
+
+
+class DigitsEnd(str, Enum):
+    TERMINATOR = "terminator"  # the caller pressed the terminator key (not included in digits)
+    MAX_LENGTH = "max_length"
+    TIMEOUT = "timeout"  # inter-digit or first-digit timeout
+
+
+@dataclass(frozen=True, slots=True)
+class Digits:
+    digits: str
+    ended_by: DigitsEnd
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What the caller said after a prompt.
+
+    A real call gives audio (a file Asterisk recorded); the simulator and flow tests give the text the
+    tester typed, already a transcript. The engine sends audio to the speech back-end.
+    """
+
+    audio: Path | None = None
+    transcript: str | None = None
+    duration_s: float = 0.0
+    interrupted_by: str = ""  # a DTMF key pressed instead of speaking
+
+
+class QueueOutcome(str, Enum):
+    ANSWERED = "answered"  # an agent took the call (it may have ended since)
+    NO_AGENTS = "no_agents"  # nobody logged in: the caller must be told, never left waiting
+    TIMEOUT = "timeout"
+    FULL = "full"
+    FAILED = "failed"
+
+
+class TransferOutcome(str, Enum):
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"
+
+
+@runtime_checkable
+class Channel(Protocol):
+    info: CallInfo
+
+    async def answer(self) -> None: ...
+
+    async def play(self, prompt_ids: Sequence[str], *, interruptible: bool = True) -> str:
+        """Play prompts in order. Returns the key that interrupted them ("" if none); the key is kept
+        as type-ahead by the caller of this method. A non-interruptible play ignores keys."""
+        ...
+
+    async def read_digits(
+        self, *, max_digits: int, first_timeout_s: float, inter_digit_timeout_s: float, terminator: str = "#"
+    ) -> Digits:
+        """Wait for keys (no prompt playing)."""
+        ...
+
+    async def listen(self, *, max_seconds: float, silence_seconds: float, beep: bool = False) -> Heard:
+        """Capture what the caller says after a prompt."""
+        ...
+
+    async def set_variable(self, name: str, value: str) -> None:
+        """Set a channel variable (agents see the call's context this way)."""
+        ...
+
+    async def queue(self, queue: str, *, context: Mapping[str, str], timeout_s: float) -> QueueOutcome: ...
+
+    async def transfer(self, number: str, *, timeout_s: float) -> TransferOutcome: ...
+
+    async def hangup(self) -> None: ...
