@@ -63,6 +63,9 @@ class OperationSpec:
     args: tuple[Arg, ...]
     results: tuple[str, ...]  # names of the fields in `OperationResult.data` on FOUND
     handler: Handler  # called as handler(ctx, **args)
+    # On FOUND, `data` carries `customer_id` and `confirmed`: the engine records who the caller is, and
+    # later operations see it in `OperationContext`.
+    identifies: bool = False
 
 
 class UnknownOperation(KeyError):

@@ -28,6 +28,9 @@ class AgiSettings(BaseModel):
     port: int = 4574
     command_timeout_s: float = 30.0
     drain_timeout_s: float = 60.0
+    header_timeout_s: float = 5.0  # a peer must send its whole agi_* block within this
+    sound_prefix: str = "sac/pt_BR"  # STREAM FILE <sound_prefix>/<prompt id>, under Asterisk's sounds dir
+    exec_margin_s: float = 15.0  # EXEC Queue/Dial are bounded by their own timeout plus this
 
 
 class AmiSettings(BaseModel):
@@ -46,7 +49,11 @@ class SipSettings(BaseModel):
     port: int = 5160
     rtp_start: int = 31000
     rtp_end: int = 31999
-    sbc_address: str = "127.0.0.1"
+    # The carrier's SBC and the local test callers are told apart by source address (first match wins
+    # in PJSIP, so the two must not overlap): the simulated SBC uses a second loopback address.
+    sbc_address: str = "127.0.0.2"
+    sbc_port: int = 5060
+    tester_address: str = "127.0.0.1"
 
 
 class AsteriskSettings(BaseModel):
@@ -54,6 +61,39 @@ class AsteriskSettings(BaseModel):
     root: Path | None = None
     sounds_subdir: str = "sac"
     recordings_subdir: str = "sac-recordings"
+    # Debian suite with Asterisk 22 and the mirror to build the root from (None: the machine's apt sources).
+    suite: str = "sid"
+    mirror: str | None = None
+    # Hard bound on any call's length (TIMEOUT(absolute)), so no channel can wait forever.
+    max_call_s: int = 3600
+    # Where a call goes when the IVR fails (the 24x7 queue), and how long it may wait there.
+    fallback_queue: str = "technical"
+    queue_wait_s: int = 900
+    # Channel variables shown to agents in AMI events (AgentCalled); set by the IVR before queueing.
+    agent_channel_vars: tuple[str, ...] = ("IVR_PROTOCOL", "IVR_JOURNEY", "IVR_CUSTOMER", "IVR_CALL_ID")
+    # RECORD FILE's directory as Asterisk names it (inside its chroot), and the same directory as the
+    # IVR reads it; None = the first one under the Asterisk root.
+    recordings_dir_in_asterisk: str = "/var/spool/asterisk/sac-recordings"
+    recordings_dir: Path | None = None
+
+
+class StoreSettings(BaseModel):
+    """The store's timings and bounds (see ivr/store)."""
+
+    busy_timeout_s: float = 5.0  # SQLite: how long a writer waits for the write lock
+    allocate_timeout_s: float = 1.5  # past this, a call takes a protocol from the local fallback range
+    event_batch_size: int = 200
+    event_flush_interval_s: float = 1.0
+    event_buffer_max: int = 20_000  # records waiting for the store; beyond this new ones are dropped
+    event_retry_max_s: float = 5.0  # longest pause between write attempts while the store is down
+
+
+class VoiceSettings(BaseModel):
+    """How prompt audio is synthesised (ivr prompts build)."""
+
+    espeak_voice: str = "pt-br"  # espeak-ng's Brazilian Portuguese voice
+    words_per_minute: int = 150  # a little slower than espeak's 175: callers write numbers down
+    build_workers: int = 2
 
 
 class ServicePage(BaseModel):
@@ -86,6 +126,8 @@ class Settings(BaseSettings):
     sip: SipSettings = Field(default_factory=SipSettings)
     asterisk: AsteriskSettings = Field(default_factory=AsteriskSettings)
     page: ServicePage = Field(default_factory=ServicePage)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -101,6 +143,11 @@ class Settings(BaseSettings):
     @property
     def asterisk_root(self) -> Path:
         return self.asterisk.root or cache_dir() / "asterisk-root"
+
+    @property
+    def recordings_path(self) -> Path:
+        """Where the IVR finds the files Asterisk records with RECORD FILE."""
+        return self.asterisk.recordings_dir or self.asterisk_root / self.asterisk.recordings_dir_in_asterisk.lstrip("/")
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):

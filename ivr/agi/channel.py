@@ -1,0 +1,213 @@
+"""`AgiChannel`: the one class that turns `Channel` calls into AGI commands on a real Asterisk call.
+
+Prompts are sound files under Asterisk's sounds directory (``<sound_prefix>/<prompt id>``); keys come
+back as the ASCII code res_agi puts in ``result=``; speech is a ``RECORD FILE`` the IVR reads from its
+side of Asterisk's chroot. A ``result=-1`` means "error or hang-up" in res_agi: `_failed` tells the
+two apart by whether a ``HANGUP`` line follows (res_agi writes it right after answering).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ivr.agi.wire import AgiConnection, AgiConnectionLost, AgiHangup, AgiRequest, AgiResponse
+from ivr.config import Settings
+from ivr.engine.channel import (
+    DTMF_KEYS,
+    CallInfo,
+    ChannelError,
+    Digits,
+    DigitsEnd,
+    Heard,
+    QueueOutcome,
+    TransferOutcome,
+)
+
+log = logging.getLogger(__name__)
+
+#: How long a ``result=-1`` waits for the HANGUP line res_agi sends after a hang-up.
+HANGUP_GRACE_S = 0.5
+#: RECORD FILE's "wav" is 8 kHz signed linear: endpos counts samples.
+WAV_SAMPLE_RATE = 8000
+#: Dialplan context that dials an outside number for a transfer (asterisk_conf/extensions.conf).
+TRANSFER_CONTEXT = "sac-transfer"
+#: Prefix of the call-context variables agents see (AMI AgentCalled shows channel variables).
+CONTEXT_PREFIX = "IVR_"
+
+_PROMPT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_,-]*\))?\Z")
+_QUEUE = re.compile(r"[A-Za-z0-9_-]+\Z")
+
+_QUEUE_STATUS = {
+    "TIMEOUT": QueueOutcome.TIMEOUT,
+    "FULL": QueueOutcome.FULL,
+    "JOINEMPTY": QueueOutcome.NO_AGENTS,
+    "LEAVEEMPTY": QueueOutcome.NO_AGENTS,
+    "JOINUNAVAIL": QueueOutcome.NO_AGENTS,
+    "LEAVEUNAVAIL": QueueOutcome.NO_AGENTS,
+    "CONTINUE": QueueOutcome.ANSWERED,  # the agent hung up first and the caller came back
+}
+_DIAL_STATUS = {
+    "ANSWER": TransferOutcome.ANSWERED,
+    "BUSY": TransferOutcome.BUSY,
+    "NOANSWER": TransferOutcome.NO_ANSWER,
+}
+
+
+def call_info(request: AgiRequest, linked_id: str = "") -> CallInfo:
+    """What the header block says about the call (Asterisk's ``unknown`` read as missing)."""
+    unique_id = request.get("agi_uniqueid") or ""
+    return CallInfo(
+        caller_id=request.get("agi_callerid"),
+        caller_name=request.get("agi_calleridname"),
+        dialled=request.get("agi_dnid") or request.get("agi_extension") or "",
+        unique_id=unique_id,
+        linked_id=linked_id or unique_id,
+        channel_name=request.get("agi_channel") or "",
+        params=request.params,
+    )
+
+
+class AgiChannel:
+    """A `Channel` over one FastAGI connection."""
+
+    def __init__(self, conn: AgiConnection, info: CallInfo, settings: Settings) -> None:
+        self.info = info
+        self._conn = conn
+        self._agi = settings.agi
+        self._record_dir_asterisk = settings.asterisk.recordings_dir_in_asterisk.rstrip("/")
+        self._record_dir_local = settings.recordings_path
+
+    @classmethod
+    async def open(cls, conn: AgiConnection, settings: Settings) -> AgiChannel:
+        """The channel for a new call, with Asterisk's ``linkedid`` (joins CDR lines and IVR records)."""
+        answer = await conn.execute("GET VARIABLE", "CHANNEL(linkedid)", timeout=settings.agi.command_timeout_s)
+        return cls(conn, call_info(conn.request, answer.data if answer.result == 1 else ""), settings)
+
+    async def answer(self) -> None:
+        await self._run("ANSWER")
+
+    async def play(self, prompt_ids: Sequence[str], *, interruptible: bool = True) -> str:
+        escape = DTMF_KEYS if interruptible else ""
+        for prompt_id in prompt_ids:
+            if not _PROMPT_ID.match(prompt_id) or ".." in prompt_id:
+                raise ChannelError(f"not a prompt id: {prompt_id!r}")
+            answer = await self._run("STREAM FILE", f"{self._agi.sound_prefix}/{prompt_id}", escape)
+            if answer.result > 0:
+                return chr(answer.result)
+        return ""
+
+    async def read_digits(
+        self, *, max_digits: int, first_timeout_s: float, inter_digit_timeout_s: float, terminator: str = "#"
+    ) -> Digits:
+        digits = ""
+        wait_s = first_timeout_s
+        for _ in range(max_digits):
+            answer = await self._run("WAIT FOR DIGIT", round(wait_s * 1000), extra_s=wait_s)
+            if answer.result == 0:
+                return Digits(digits, DigitsEnd.TIMEOUT)
+            key = chr(answer.result)
+            if terminator and key == terminator:
+                return Digits(digits, DigitsEnd.TERMINATOR)
+            digits += key
+            wait_s = inter_digit_timeout_s
+        return Digits(digits, DigitsEnd.MAX_LENGTH)
+
+    async def listen(self, *, max_seconds: float, silence_seconds: float, beep: bool = False) -> Heard:
+        name = uuid.uuid4().hex
+        options = ["BEEP"] if beep else []  # res_agi beeps when the 7th word is neither a number nor x=y
+        silence = max(1, round(silence_seconds))  # res_agi reads s= as whole seconds
+        answer = await self._run(
+            "RECORD FILE",
+            f"{self._record_dir_asterisk}/{name}",
+            "wav",
+            "#",
+            round(max_seconds * 1000),
+            *options,
+            f"s={silence}",
+            extra_s=max_seconds,
+        )
+        duration_s = max(answer.endpos or 0, 0) / WAV_SAMPLE_RATE
+        return Heard(
+            audio=self._record_dir_local / f"{name}.wav" if duration_s > 0 else None,
+            duration_s=duration_s,
+            interrupted_by=chr(answer.result) if answer.data == "dtmf" else "",
+        )
+
+    async def set_variable(self, name: str, value: str) -> None:
+        if not _VARIABLE.match(name):
+            raise ChannelError(f"not a channel variable name: {name!r}")
+        await self._run("SET VARIABLE", name, value)
+
+    async def queue(self, queue: str, *, context: Mapping[str, str], timeout_s: float) -> QueueOutcome:
+        if not _QUEUE.match(queue):
+            raise ChannelError(f"not a queue name: {queue!r}")
+        for key, value in context.items():
+            name = key.upper() if key.upper().startswith(CONTEXT_PREFIX) else CONTEXT_PREFIX + key.upper()
+            await self.set_variable(name, value)
+        # queues.conf sets joinempty/leavewhenempty, so Queue() returns at once when nobody is logged in.
+        hung_up = await self._exec("Queue", f"{queue},,,,{max(1, round(timeout_s))}", timeout_s)
+        status = await self._variable("QUEUESTATUS")
+        if status in _QUEUE_STATUS:
+            return _QUEUE_STATUS[status]
+        if await self._variable("MEMBERINTERFACE"):  # app_queue sets it once an agent answers
+            return QueueOutcome.ANSWERED
+        if hung_up:
+            raise AgiHangup(f"caller left queue {queue} before an agent answered")
+        log.warning("queue %s ended with QUEUESTATUS=%r", queue, status)
+        return QueueOutcome.FAILED
+
+    async def transfer(self, number: str, *, timeout_s: float) -> TransferOutcome:
+        digits = re.sub(r"[\s().-]", "", number)
+        if not digits.isdigit() or not 3 <= len(digits) <= 20:
+            raise ChannelError(f"not a number to transfer to: {number!r}")
+        seconds = max(1, round(timeout_s))
+        hung_up = await self._exec("Dial", f"Local/{digits}@{TRANSFER_CONTEXT},{seconds}", timeout_s)
+        status = await self._variable("DIALSTATUS")
+        if status in _DIAL_STATUS:
+            return _DIAL_STATUS[status]
+        if hung_up:
+            raise AgiHangup(f"caller hung up during the transfer (DIALSTATUS={status!r})")
+        return TransferOutcome.FAILED
+
+    async def hangup(self) -> None:
+        if self._conn.hung_up:
+            return
+        try:
+            await self._run("HANGUP")
+        except (AgiHangup, AgiConnectionLost):
+            pass  # the caller left first: the call is over either way, which is what hangup() wants
+
+    async def _run(self, command: str, *arguments: str | int, extra_s: float = 0.0) -> AgiResponse:
+        """One command; a ``result=-1`` is turned into `AgiHangup` or `ChannelError`."""
+        answer = await self._conn.execute(command, *arguments, timeout=self._agi.command_timeout_s + extra_s)
+        if answer.result < 0:
+            await self._failed(command, answer)
+        return answer
+
+    async def _exec(self, app: str, data: str, timeout_s: float) -> bool:
+        """EXEC an application that may end with the caller gone; returns whether the caller hung up."""
+        answer = await self._conn.execute("EXEC", app, data, timeout=timeout_s + self._agi.exec_margin_s)
+        if answer.result == -2:
+            raise ChannelError(f"Asterisk has no {app} application loaded")
+        if answer.result < 0:
+            if await self._conn.hangup_follows(HANGUP_GRACE_S):
+                return True
+            raise ChannelError(f"{app}({data}) failed: {answer.raw}")
+        return False
+
+    async def _variable(self, name: str) -> str:
+        """A channel variable ("" when unset); works on a hung-up channel too (res_agi allows it)."""
+        answer = await self._conn.execute(
+            "GET VARIABLE", name, timeout=self._agi.command_timeout_s, after_hangup=True
+        )
+        return answer.data if answer.result == 1 else ""
+
+    async def _failed(self, command: str, answer: AgiResponse) -> None:
+        if answer.data == "hangup" or await self._conn.hangup_follows(HANGUP_GRACE_S):
+            raise AgiHangup(f"{command}: the caller hung up ({answer.raw})")
+        raise ChannelError(f"{command} failed: {answer.raw} (missing sound file, or recording directory?)")

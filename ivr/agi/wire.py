@@ -1,0 +1,366 @@
+"""The FastAGI wire: the ``agi_*`` header block, command quoting, answers, out-of-band ``HANGUP``.
+
+What res_agi.c (Asterisk 22) puts on the socket, and what this module expects:
+
+* On connect, ``agi_network: yes``, ``agi_network_script: sac?lang=pt_BR``, ``agi_request: agi://...``
+  and the other ``agi_*: value`` lines, then one empty line. Values are raw bytes (a caller-ID name
+  can be anything the far end sent), so they are decoded with replacement, never trusted.
+* Each command is one line, split by ``parse_args()``: blanks separate words, ``"`` toggles quoting,
+  ``\\`` makes the next character literal. Every argument is sent quoted and escaped, and CR, LF and
+  NUL are refused, so caller data can never end a command early and start a second one.
+* Each command gets exactly one answer: ``200 result=N [(data)] [endpos=N]``, optionally preceded by
+  ``100 result=0 Trying...``; ``510 Invalid or unknown command``; ``511 Command Not Permitted on a dead
+  channel``; ``520 ...`` or a ``520-`` line, free usage text, and a closing ``520 End of proper usage.``
+* ``HANGUP`` is written by res_agi's loop *between* commands when the channel goes away, so it may sit
+  in front of the answer to the command we just sent. It is not that answer: it is noted, the real
+  answer is read (keeping the stream in step), and then `CallerHangup` is raised.
+
+Errors (the engine's two exceptions at the root, foreign errors mapped with ``raise ... from``)::
+
+    ChannelError                      (ivr.engine.channel)
+     └── AgiError
+          ├── AgiArgumentError        + ValueError: CR/LF/NUL in an argument, command line too long
+          ├── AgiProtocolError        malformed header block or answer, line or answer too long
+          ├── AgiTimeout              + TimeoutError: no (complete) answer in time
+          └── AgiCommandError         510 / 520 / 503: Asterisk refused the command (.status, .text)
+    CallerHangup                      (ivr.engine.channel)
+     ├── AgiHangup                    HANGUP line or 511 (dead channel)
+     └── AgiConnectionLost            + ConnectionError: Asterisk closed the socket
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from urllib.parse import parse_qsl, urlsplit
+
+from ivr.engine.channel import CallerHangup, ChannelError
+
+#: Longest line we accept from Asterisk (its own buffers are 1-2 KiB; GET VARIABLE values fit in 1 KiB).
+MAX_LINE = 8192
+#: res_agi reads a command into ``char buf[AGI_BUF_LEN]`` (2048): longer lines would be cut in two.
+MAX_COMMAND = 2047
+#: Upper bounds that keep a misbehaving peer from making us read forever.
+MAX_HEADER_LINES = 200
+MAX_USAGE_LINES = 200
+MAX_TRYING = 100
+
+
+class AgiStatus(IntEnum):
+    """Status codes res_agi answers with."""
+
+    TRYING = 100
+    SUCCESS = 200
+    MEMORY_FAILURE = 503
+    INVALID_COMMAND = 510
+    DEAD_CHANNEL = 511
+    USAGE_ERROR = 520
+
+
+class AgiError(ChannelError):
+    """Base of the AGI wire errors."""
+
+
+class AgiArgumentError(AgiError, ValueError):
+    """An argument cannot be sent safely (CR, LF or NUL inside, or the command line is too long)."""
+
+
+class AgiProtocolError(AgiError):
+    """The peer sent something res_agi never sends (malformed or oversized line or header block)."""
+
+
+class AgiTimeout(AgiError, TimeoutError):
+    """No complete answer in time; the connection is closed, since a late answer would desynchronise it."""
+
+
+class AgiCommandError(AgiError):
+    """Asterisk refused the command (510 unknown, 520 usage, 503 memory)."""
+
+    def __init__(self, status: int, text: str, command: str) -> None:
+        super().__init__(f"{command}: Asterisk answered {status} {text}")
+        self.status = status
+        self.text = text
+        self.command = command
+
+
+class AgiHangup(CallerHangup):
+    """Asterisk said the channel hung up (``HANGUP`` line, or ``511`` for a dead channel)."""
+
+
+class AgiConnectionLost(CallerHangup, ConnectionError):
+    """Asterisk closed the FastAGI socket: the call is over for us."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgiRequest:
+    """The header block Asterisk sends when a call reaches ``AGI(agi://host:port/<flow>?<params>)``."""
+
+    headers: Mapping[str, str]
+
+    @property
+    def script(self) -> str:
+        """The request path with its query, e.g. ``sac?lang=pt_BR``."""
+        script = self.headers.get("agi_network_script")
+        if script is not None:
+            return script
+        split = urlsplit(self.headers.get("agi_request", ""))
+        return split.path + (f"?{split.query}" if split.query else "")
+
+    @property
+    def flow(self) -> str:
+        """The flow name the path routes to: ``sac`` for ``agi://127.0.0.1:4574/sac?lang=pt_BR``."""
+        return self.script.partition("?")[0].strip("/")
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The request query as a mapping (last value wins)."""
+        return dict(parse_qsl(self.script.partition("?")[2], keep_blank_values=True))
+
+    def get(self, name: str) -> str | None:
+        """A header value, with Asterisk's ``unknown`` placeholder (and empty) read as missing."""
+        value = self.headers.get(name)
+        return None if value in (None, "", "unknown") else value
+
+
+@dataclass(frozen=True, slots=True)
+class AgiResponse:
+    """One final answer: ``200 result=<result> (<data>) endpos=<endpos>``."""
+
+    status: AgiStatus
+    result: int
+    data: str = ""
+    endpos: int | None = None
+    raw: str = ""
+
+
+_STATUS_LINE = re.compile(r"(?P<code>\d{3})(?P<sep>[ -])(?P<rest>.*)\Z", re.DOTALL)
+_RESULT = re.compile(r"result=(?P<result>-?\d+)(?P<tail>.*)\Z", re.DOTALL)
+_ENDPOS = re.compile(r"(?:^|\s)endpos=(?P<endpos>-?\d+)\s*\Z")
+_COMMAND_WORDS = re.compile(r"[A-Z]+(?: [A-Z]+)*\Z")
+
+
+def quote(argument: str | int) -> str:
+    """One argument, quoted and escaped for res_agi's ``parse_args`` (refuses CR, LF and NUL)."""
+    text = str(argument)
+    for bad, name in (("\r", "CR"), ("\n", "LF"), ("\0", "NUL")):
+        if bad in text:
+            raise AgiArgumentError(f"AGI argument contains {name}; refusing to send it: {text[:40]!r}")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_command(command: str, *arguments: str | int) -> bytes:
+    """``STREAM FILE "sac/pt_BR/welcome" "0123456789*#"`` plus the newline, as bytes."""
+    if not _COMMAND_WORDS.match(command):
+        raise AgiArgumentError(f"not an AGI command name: {command!r}")
+    line = " ".join([command, *(quote(a) for a in arguments)])
+    data = line.encode("utf-8")
+    if len(data) > MAX_COMMAND:
+        raise AgiArgumentError(f"{command}: command line is {len(data)} bytes, res_agi reads at most {MAX_COMMAND}")
+    return data + b"\n"
+
+
+def parse_status_line(line: str) -> tuple[int, bool, str]:
+    """``(code, continues, text)`` of ``200 result=1`` / ``520-Invalid...``; raises AgiProtocolError."""
+    match = _STATUS_LINE.match(line)
+    if not match:
+        raise AgiProtocolError(f"unexpected line from Asterisk: {line[:80]!r}")
+    return int(match["code"]), match["sep"] == "-", match["rest"]
+
+
+def parse_result(code: int, text: str, raw: str) -> AgiResponse:
+    """The ``result=N (data) endpos=N`` part of a 100/200 line."""
+    match = _RESULT.match(text)
+    if not match:
+        raise AgiProtocolError(f"answer without result=: {raw[:80]!r}")
+    tail = match["tail"].strip()
+    endpos: int | None = None
+    found = _ENDPOS.search(tail)
+    if found:
+        endpos = int(found["endpos"])
+        tail = tail[: found.start()].strip()
+    if tail.startswith("(") and tail.endswith(")"):
+        tail = tail[1:-1]  # the value may itself hold parentheses: keep everything between the outer pair
+    return AgiResponse(AgiStatus(code), int(match["result"]), tail, endpos, raw)
+
+
+def _decode(line: bytes) -> str:
+    return line.rstrip(b"\r\n").decode("utf-8", errors="replace")
+
+
+async def read_line(reader: asyncio.StreamReader, timeout: float | None) -> str | None:
+    """One line without its newline; None at a clean EOF. Bounded in size, and in time unless the
+    caller bounds a whole exchange itself (``timeout=None``)."""
+    try:
+        async with asyncio.timeout(timeout):
+            data = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise AgiConnectionLost(f"Asterisk closed the connection inside a line: {_decode(exc.partial)[:80]!r}") from exc
+        return None
+    except asyncio.LimitOverrunError as exc:
+        raise AgiProtocolError(f"line longer than {MAX_LINE} bytes from Asterisk") from exc
+    except TimeoutError as exc:
+        raise AgiTimeout(f"no line from Asterisk within {timeout:g} s") from exc
+    except ConnectionError as exc:
+        raise AgiConnectionLost(f"connection to Asterisk lost: {exc}") from exc
+    return _decode(data)
+
+
+async def read_request(reader: asyncio.StreamReader, *, timeout: float) -> AgiRequest:
+    """Read the ``agi_*`` block up to its empty line. EOF before that is an `AgiProtocolError`."""
+    headers: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_headers(reader, headers)
+    except TimeoutError as exc:
+        raise AgiTimeout(f"no complete agi_* block within {timeout:g} s ({len(headers)} lines read)") from exc
+
+
+async def _read_headers(reader: asyncio.StreamReader, headers: dict[str, str]) -> AgiRequest:
+    for _ in range(MAX_HEADER_LINES):
+        line = await read_line(reader, None)
+        if line is None:
+            raise AgiProtocolError(f"peer closed the connection before the end of the agi_* block ({len(headers)} lines read)")
+        if line == "":
+            return AgiRequest(headers)
+        name, sep, value = line.partition(": ")
+        if not sep or not name.startswith("agi_"):
+            raise AgiProtocolError(f"expected 'agi_<name>: <value>' in the header block, got {line[:80]!r}")
+        headers[name] = value
+    raise AgiProtocolError(f"agi_* block longer than {MAX_HEADER_LINES} lines")
+
+
+class AgiConnection:
+    """One call's socket: sends a command, reads its one answer, notes an out-of-band ``HANGUP``.
+
+    Commands are paired with answers under a lock (one command in flight). After a timeout or a
+    protocol error the connection is closed: a late answer would otherwise be read as the answer to
+    the next command.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: AgiRequest) -> None:
+        self.request = request
+        self._reader = reader
+        self._writer = writer
+        self._lock = asyncio.Lock()
+        self._hangup_seen = False
+        self._broken: AgiError | None = None
+
+    @property
+    def hung_up(self) -> bool:
+        """True once Asterisk said HANGUP or 511, or closed the socket."""
+        return self._hangup_seen
+
+    async def execute(
+        self, command: str, *arguments: str | int, timeout: float, after_hangup: bool = False
+    ) -> AgiResponse:
+        """Send one command and return its final 200 answer.
+
+        Raises `AgiHangup` (HANGUP seen, or 511), `AgiCommandError` (510/520/503), `AgiTimeout`,
+        `AgiProtocolError`, `AgiConnectionLost`, `AgiArgumentError` (nothing sent). With
+        ``after_hangup`` a command res_agi runs on a dead channel (GET VARIABLE) is still sent and
+        answered after a HANGUP, to learn how the call ended.
+        """
+        line = format_command(command, *arguments)
+        async with self._lock:
+            if self._broken is not None:
+                raise AgiConnectionLost(f"{command}: connection already closed after: {self._broken}")
+            if self._hangup_seen and not after_hangup:
+                raise AgiHangup(f"{command}: the caller already hung up")
+            try:
+                answer = await self._exchange(line, command, timeout)
+            except (AgiTimeout, AgiProtocolError) as exc:
+                self._break(exc)
+                raise
+            except CallerHangup:
+                raise
+            except ConnectionError as exc:
+                self._hangup_seen = True
+                raise AgiConnectionLost(f"{command}: connection to Asterisk lost: {exc}") from exc
+        if self._hangup_seen and not after_hangup:
+            raise AgiHangup(f"{command}: the caller hung up ({answer.raw})")
+        return answer
+
+    async def hangup_follows(self, grace_s: float) -> bool:
+        """After a ``result=-1`` answer: does a HANGUP line (or EOF) follow within ``grace_s``?
+
+        res_agi answers an interrupted command first and writes HANGUP on its next loop turn, so a
+        -1 caused by a hang-up is followed by HANGUP at once; a -1 for another reason (a missing sound
+        file) is followed by nothing.
+        """
+        async with self._lock:
+            if self._hangup_seen:
+                return True
+            try:
+                line = await read_line(self._reader, grace_s)
+            except AgiTimeout:
+                return False
+            except AgiConnectionLost:
+                line = None
+            if line is None or line == "HANGUP":
+                self._hangup_seen = True
+                return True
+            error = AgiProtocolError(f"unexpected line between commands: {line[:80]!r}")
+            self._break(error)
+            raise error
+
+    async def close(self) -> None:
+        """Close the socket (Asterisk then continues the dialplan after ``AGI()``)."""
+        if not self._writer.is_closing():
+            self._writer.close()
+        try:
+            await self._writer.wait_closed()
+        except ConnectionError:
+            pass  # the peer went first; the socket is closed either way
+
+    def _break(self, error: AgiError) -> None:
+        self._broken = error
+        self._writer.close()
+
+    async def _exchange(self, line: bytes, command: str, timeout: float) -> AgiResponse:
+        """Write the command and read lines until its final answer, all within one deadline."""
+        try:
+            async with asyncio.timeout(timeout):
+                self._writer.write(line)
+                await self._writer.drain()
+                for _ in range(MAX_TRYING + 2):
+                    answer = await self._next_line(command)
+                    code, continues, text = parse_status_line(answer)
+                    if code == AgiStatus.TRYING:
+                        continue
+                    if code == AgiStatus.SUCCESS:
+                        return parse_result(code, text, answer)
+                    if code == AgiStatus.DEAD_CHANNEL:
+                        self._hangup_seen = True
+                        raise AgiHangup(f"{command}: {answer}")
+                    if continues:
+                        text = await self._read_usage(command, text)
+                    raise AgiCommandError(code, text, command)
+        except TimeoutError as exc:
+            raise AgiTimeout(f"{command}: no answer from Asterisk within {timeout:g} s") from exc
+        raise AgiProtocolError(f"{command}: more than {MAX_TRYING} '100 Trying' lines")
+
+    async def _next_line(self, command: str) -> str:
+        """The next line that is not an out-of-band HANGUP (which is noted)."""
+        for _ in range(3):  # res_agi writes HANGUP when the channel goes, and again as its loop ends
+            line = await read_line(self._reader, None)  # _exchange bounds the whole exchange
+            if line is None:
+                self._hangup_seen = True
+                raise AgiConnectionLost(f"{command}: Asterisk closed the connection before answering")
+            if line != "HANGUP":
+                return line
+            self._hangup_seen = True
+        raise AgiProtocolError(f"{command}: HANGUP repeated instead of an answer")
+
+    async def _read_usage(self, command: str, first: str) -> str:
+        """The rest of a ``520-`` answer, up to the ``520 End of proper usage.`` line."""
+        lines = [first]
+        for _ in range(MAX_USAGE_LINES):
+            line = await self._next_line(command)
+            if line.startswith(f"{AgiStatus.USAGE_ERROR.value} "):
+                return "\n".join(lines)
+            lines.append(line)
+        raise AgiProtocolError(f"{command}: 520 usage text longer than {MAX_USAGE_LINES} lines")

@@ -1,0 +1,133 @@
+"""Render Asterisk's configuration from the templates in ``asterisk_conf/`` and the settings.
+
+One set of templates serves every instance: the shipped one (``/etc/asterisk`` in the root) and the
+throw-away ones the e2e tests start on free ports beside it. An instance differs only by its
+directories (``Layout``) and its settings.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from ivr.config import REPO_ROOT, ConfigError, Settings
+
+TEMPLATES_DIR = REPO_ROOT / "asterisk_conf"
+QUEUES = ("technical", "billing", "commercial")
+# Core subsystems that read these files at start; their defaults suit us, so they are written empty
+# rather than left missing (which Asterisk logs as an error on every start).
+DEFAULTS_ONLY = ("acl.conf", "ccss.conf", "cel.conf", "features.conf", "pjproject.conf", "udptl.conf")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """An instance's directories as Asterisk sees them (absolute paths inside the root)."""
+
+    etc: str
+    run: str
+    log: str
+    spool: str
+    db: str
+    cache: str
+
+    @classmethod
+    def shipped(cls) -> Layout:
+        """Debian's own layout: the instance `ivr asterisk up` runs."""
+        return cls(
+            etc="/etc/asterisk",
+            run="/run/asterisk",
+            log="/var/log/asterisk",
+            spool="/var/spool/asterisk",
+            db="/var/lib/asterisk",
+            cache="/var/cache/asterisk",
+        )
+
+    @classmethod
+    def private(cls, name: str) -> Layout:
+        """A self-contained instance under /srv/sac-ivr/<name>, able to run beside the shipped one."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ValueError(f"instance name {name!r}: expected letters, digits, '.', '_' or '-'")
+        base = f"/srv/sac-ivr/{name}"
+        return cls(*(f"{base}/{part}" for part in ("etc", "run", "log", "spool", "db", "cache")))
+
+    def all(self) -> tuple[str, ...]:
+        return (self.etc, self.run, self.log, self.spool, self.db, self.cache)
+
+
+def _digits(number: str) -> str:
+    return re.sub(r"\D", "", number)
+
+
+def sac_number_forms(number: str) -> list[str]:
+    """Dialplan extensions for every form the SAC number arrives in (national, +55, 55, 0, 0 + carrier)."""
+    national = _digits(number)
+    if not national:
+        raise ConfigError(f"page.sac_number: expected a phone number, got {number!r}")
+    return [national, f"+55{national}", f"55{national}", f"0{national}", f"_0XX{national}"]
+
+
+def render(
+    settings: Settings, layout: Layout, ami_secret: str, moh_dir: str, modules_dir: str
+) -> dict[str, str]:
+    """File name -> text of every configuration file the instance needs."""
+    sip = settings.sip
+    if sip.sbc_address == sip.tester_address:
+        raise ConfigError(
+            "sip.sbc_address and sip.tester_address are both "
+            f"{sip.sbc_address}: PJSIP could not tell the carrier from a local test caller"
+        )
+    if settings.asterisk.fallback_queue not in QUEUES:
+        raise ConfigError(f"asterisk.fallback_queue: expected one of {', '.join(QUEUES)}")
+    if not ami_secret:
+        raise ConfigError("ami.secret is empty: set IVR_AMI__SECRET (or let provisioning generate one)")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # Asterisk configuration, not HTML
+    )
+    context = {
+        "dirs": {**layout.__dict__, "modules": modules_dir},
+        "sip": sip,
+        "agi": settings.agi,
+        "ami": settings.ami,
+        "ami_secret": ami_secret,
+        "agent_channel_vars": settings.asterisk.agent_channel_vars,
+        "moh_dir": moh_dir,
+        "sac_forms": sac_number_forms(settings.page.sac_number),
+        "transfer_numbers": [_digits(settings.page.negotiation_number)],
+        "transfer_ring_s": 60,
+        "max_call_s": settings.asterisk.max_call_s,
+        "fallback_queue": settings.asterisk.fallback_queue,
+        "queue_wait_s": settings.asterisk.queue_wait_s,
+        "queues": QUEUES,
+        "sound_prefix": settings.agi.sound_prefix,
+    }
+    rendered = {name: "; sac-ivr: Asterisk's defaults apply.\n" for name in DEFAULTS_ONLY}
+    for template in sorted(TEMPLATES_DIR.glob("*.conf.j2")):
+        name = template.name.removesuffix(".j2")
+        rendered[name] = env.get_template(template.name).render(context)
+    return rendered
+
+
+def write(etc_dir: Path, files: dict[str, str]) -> None:
+    """Make ``etc_dir`` hold exactly ``files``: the stock samples go, so only our configuration counts."""
+    etc_dir.mkdir(parents=True, exist_ok=True)
+    for entry in etc_dir.iterdir():
+        if entry.name not in files:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    for name, text in files.items():
+        path = etc_dir / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.chmod(0o640)  # manager.conf holds the AMI secret
+        tmp.replace(path)

@@ -1,0 +1,188 @@
+"""One call's state while it walks a flow, and the helpers verbs use to act on the call.
+
+Verbs never touch the channel's type-ahead, the registry or the templates directly: they go through
+`CallContext`, which keeps the caller's keys (DTMF barge-in), who the caller is, the variables gathered,
+the tickets opened and the final outcome in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from integrations.registry import OperationContext, OperationResult, OperationStatus
+from ivr.engine.channel import Channel, Heard
+from ivr.engine.flow import Flow
+from ivr.engine.services import RecognitionError, Services
+from ivr.engine.template import evaluate, render
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(str, Enum):
+    QUEUE = "queue"  # an agent of a queue took the call
+    TRANSFER = "transfer"  # the call went to an outside number
+    HANGUP = "hangup"  # the caller left
+    ENDED = "ended"  # the flow said goodbye and hung up
+    FAILED = "failed"  # the engine could not go on; the dialplan sends the call to the fallback queue
+
+
+class FlowError(Exception):
+    """The flow asked for something that does not exist (a node, a flow); the call fails over."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    type: str  # technical, billing, complaint, cancellation...
+    number: str
+
+
+@dataclass(slots=True)
+class CallContext:
+    channel: Channel
+    services: Services
+    flow: Flow  # the flow being walked (a subflow while it runs)
+    flows: Mapping[str, Flow]
+    protocol: str
+    timezone: str = "America/Sao_Paulo"
+    customer_id: int | None = None
+    account_confirmed: bool = False
+    customer: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
+    path: list[str] = field(default_factory=list)
+    tickets: list[Ticket] = field(default_factory=list)
+    outcome: Outcome | None = None
+    outcome_target: str = ""
+    returning: bool = False  # a `return` node ended the current subflow
+    typeahead: str = ""  # keys pressed during prompts, not yet used
+    visit_input: str = ""
+    visit_outcome: str = ""
+    # Set by the interpreter: walks a flow and says whether it returned (rather than ended the call).
+    walk: Callable[[Flow], Awaitable[bool]] | None = None
+
+    # --- the caller's keys and voice -------------------------------------------------------------
+
+    async def play(self, prompt_ids: Sequence[str], *, interruptible: bool = True) -> None:
+        """Play prompts; a key pressed during them stops them and is kept as type-ahead. Prompts are
+        skipped when the caller has already keyed ahead (they know what they want)."""
+        if not prompt_ids or (interruptible and self.typeahead):
+            return
+        key = await self.channel.play(prompt_ids, interruptible=interruptible)
+        if interruptible and key:
+            self.typeahead += key
+
+    def take_key(self) -> str:
+        """The first key typed ahead, or ""."""
+        key, self.typeahead = self.typeahead[:1], self.typeahead[1:]
+        return key
+
+    def take_keys(self) -> str:
+        keys, self.typeahead = self.typeahead, ""
+        return keys
+
+    async def transcript(self, heard: Heard, hints: Sequence[str] = ()) -> str:
+        """What the caller said, as text ("" when nothing usable was heard)."""
+        if heard.transcript is not None:
+            return heard.transcript.strip()
+        if heard.audio is None:
+            return ""
+        try:
+            recognition = await self.services.recognizer.recognise(heard, phrase_hints=hints)
+        except RecognitionError as exc:
+            log.warning("call %s: speech recognition failed (%s); treating as not understood", self.protocol, exc)
+            return ""
+        return recognition.transcript.strip()
+
+    # --- templates --------------------------------------------------------------------------------
+
+    def template_vars(self) -> dict[str, Any]:
+        info = self.channel.info
+        call = {
+            "protocol": self.protocol,
+            "caller_id": info.caller_id or "",
+            "dialled": info.dialled,
+            "identified": self.customer_id is not None,
+            "confirmed": self.account_confirmed,
+            "customer": dict(self.customer),
+            "path": list(self.path),
+        }
+        return {**self.variables, "call": call}
+
+    def render(self, template: str) -> str:
+        return render(template, self.template_vars())
+
+    def evaluate(self, expression: str) -> Any:
+        return evaluate(expression, self.template_vars())
+
+    # --- operations -------------------------------------------------------------------------------
+
+    async def operate(
+        self, name: str, args: Mapping[str, object], *, into: str | None, timeout_s: float | None = None
+    ) -> OperationResult:
+        """Call a registry operation with templated args; keep its results, the customer it identifies
+        and any ticket it opened."""
+        rendered = {k: self.render(v) if isinstance(v, str) else v for k, v in args.items()}
+        ctx = OperationContext(
+            call_protocol=self.protocol,
+            caller_id=self.channel.info.caller_id,
+            customer_id=self.customer_id,
+            account_confirmed=self.account_confirmed,
+        )
+        result = await self.services.operations.call(name, rendered, ctx, timeout_s=timeout_s)
+        if result.status is OperationStatus.FOUND:
+            spec = self.services.operations.get(name)
+            if spec is not None and spec.identifies and result.data.get("customer_id") is not None:
+                self.customer_id = int(result.data["customer_id"])
+                self.account_confirmed = self.account_confirmed or bool(result.data.get("confirmed"))
+                self.customer = dict(result.data)
+            if result.data.get("ticket_number"):
+                kind = result.data.get("ticket_kind") or rendered.get("kind") or name
+                self.tickets.append(Ticket(type=str(kind), number=str(result.data["ticket_number"])))
+        if into:
+            self.variables[into] = {**result.data, "status": result.status.value}
+        return result
+
+    # --- bookkeeping ------------------------------------------------------------------------------
+
+    def note(self, *, input: str = "", outcome: str = "") -> None:
+        """What the caller gave at this node and how it ended, for the node-visit event."""
+        if input:
+            self.visit_input = input
+        if outcome:
+            self.visit_outcome = outcome
+
+    def finish(self, outcome: Outcome, target: str = "") -> None:
+        self.outcome, self.outcome_target = outcome, target
+
+    def now(self) -> datetime:
+        return self.services.clock().astimezone(ZoneInfo(self.timezone))
+
+    async def run_subflow(self, name: str) -> bool:
+        """Walk another flow; True when it returned here, False when it ended the call."""
+        flow = self.flows.get(name)
+        if flow is None:
+            raise FlowError(f"flow '{name}' is not loaded")
+        if self.walk is None:
+            raise RuntimeError("run_subflow called outside the interpreter")
+        outer = self.flow
+        self.flow = flow
+        try:
+            return await self.walk(flow)
+        finally:
+            self.flow = outer
+
+    def queue_context(self) -> dict[str, str]:
+        """The call's context for agents (channel variables)."""
+        return {
+            "protocol": self.protocol,
+            "caller_id": self.channel.info.caller_id or "",
+            "customer": str(self.customer_id or ""),
+            "customer_name": str(self.customer.get("name", "")),
+            "path": ">".join(self.path),
+            "tickets": ",".join(t.number for t in self.tickets),
+        }

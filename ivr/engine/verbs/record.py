@@ -1,0 +1,50 @@
+"""``record``: let the caller speak freely (a complaint in their own words) and keep it.
+
+    complaint_words:
+      record: {prompt: tell_us_what_happened, into: complaint_text, max_s: 60, transcribe: true}
+      next: open_complaint
+
+Without ``transcribe`` the variable holds the recording's file name; with it, the transcript (the
+recording's file name is then in ``<into>_audio``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from ivr.engine.verbs.base import Continues, Prompts, VarName
+
+if TYPE_CHECKING:
+    from ivr.engine.context import CallContext
+
+
+class Record(Continues):
+    kind = "record"
+    waits_for_caller = True
+
+    prompt: Prompts = Field(min_length=1)
+    into: VarName
+    max_s: float = Field(default=60.0, gt=0, le=300)
+    silence_s: float = Field(default=3.0, gt=0, le=10)
+    beep: bool = True
+    transcribe: bool = False
+
+    def prompt_ids(self) -> list[str]:
+        return list(self.prompt)
+
+    def time_limit_s(self) -> float:
+        return self.max_s + 60.0
+
+    async def run(self, call: CallContext) -> str | None:
+        await call.play(self.prompt, interruptible=False)
+        heard = await call.channel.listen(max_seconds=self.max_s, silence_seconds=self.silence_s, beep=self.beep)
+        audio = str(heard.audio) if heard.audio else ""
+        if self.transcribe:
+            call.variables[self.into] = await call.transcript(heard)
+            call.variables[f"{self.into}_audio"] = audio
+        else:
+            call.variables[self.into] = audio or (heard.transcript or "")
+        call.note(input=f"<{heard.duration_s:.0f} s>", outcome="recorded" if call.variables[self.into] else "silent")
+        return self.next

@@ -1,0 +1,199 @@
+"""Node visits (and call records) written to the store in batches, off the call's path.
+
+`emit` only appends to a bounded in-memory buffer; one background task writes it in batches (one
+transaction each). While the store is down records wait and the task retries with a growing pause;
+when the buffer is full new records are dropped and counted (`dropped`), so a store outage never stops
+or slows a call. Records keep their order: a call's row is written before the call's end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from itertools import islice
+from typing import Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from ivr.engine.services import NodeVisit
+from ivr.store import models
+from ivr.store.db import Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Record(Protocol):
+    def apply(self, session: Session) -> None:
+        """Write this record in the batch's transaction."""
+        ...
+
+
+class _Visit:
+    __slots__ = ("visit",)
+
+    def __init__(self, visit: NodeVisit) -> None:
+        self.visit = visit
+
+    def apply(self, session: Session) -> None:
+        v = self.visit
+        session.add(
+            models.NodeVisit(
+                call_protocol=v.call_protocol[:12],
+                flow=v.flow[:80],
+                flow_version=v.flow_version[:40],
+                node=v.node[:80],
+                verb=v.verb[:40],
+                input=v.input[:200],
+                outcome=v.outcome[:80],
+                started_at=v.started_at,
+                duration_ms=v.duration_ms,
+            )
+        )
+
+
+class StoreEventSink:
+    """`ivr.engine.services.EventSink` over the store. Call `start()` once, `aclose()` on shutdown."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        batch_size: int = 200,
+        flush_interval_s: float = 1.0,
+        max_buffer: int = 20_000,
+        retry_max_s: float = 5.0,
+    ) -> None:
+        self._store = store
+        self._batch_size = batch_size
+        self._flush_interval_s = flush_interval_s
+        self._max_buffer = max_buffer
+        self._retry_max_s = retry_max_s
+        self._buffer: deque[Record] = deque()
+        self._data = asyncio.Event()  # a full batch is waiting, or a flush was asked for
+        self._closing = asyncio.Event()
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._task: asyncio.Task[None] | None = None
+        self._store_down = False
+        self.dropped = 0  # records lost because the buffer was full or the store was down at shutdown
+        self.rejected = 0  # records the store refused (a bug, logged with its traceback)
+        self.written = 0
+
+    @classmethod
+    def from_settings(cls, store: Store) -> StoreEventSink:
+        from ivr.config import settings
+
+        conf = settings().store
+        return cls(
+            store,
+            batch_size=conf.event_batch_size,
+            flush_interval_s=conf.event_flush_interval_s,
+            max_buffer=conf.event_buffer_max,
+            retry_max_s=conf.event_retry_max_s,
+        )
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def emit(self, visit: NodeVisit) -> None:
+        self.record(_Visit(visit))
+
+    def record(self, record: Record) -> None:
+        """Buffer any record (call rows use this too); never blocks, never raises."""
+        if len(self._buffer) >= self._max_buffer:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("event buffer full (%d): %d record(s) dropped so far", self._max_buffer, self.dropped)
+            return
+        self._buffer.append(record)
+        self._empty.clear()
+        if len(self._buffer) >= self._batch_size:
+            self._data.set()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="store-event-writer")
+
+    async def flushed(self) -> None:
+        """Wait until everything buffered so far has been written (the writer is woken now)."""
+        self._data.set()
+        await self._empty.wait()
+
+    async def aclose(self, timeout_s: float = 5.0) -> None:
+        """Write what is buffered (within `timeout_s`), then stop; what could not be written is dropped."""
+        self._closing.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout_s)
+            except TimeoutError:
+                log.warning("event writer did not finish within %.1f s", timeout_s)
+            self._task = None
+        if self._buffer:
+            self.dropped += len(self._buffer)
+            log.warning("store unavailable at shutdown: %d record(s) dropped", len(self._buffer))
+            self._buffer.clear()
+            self._empty.set()
+
+    async def _run(self) -> None:
+        pause = self._flush_interval_s
+        while True:
+            await self._wait(pause, wake_on_data=not self._store_down)
+            if not self._buffer:
+                self._empty.set()
+                if self._closing.is_set():
+                    return
+                pause = self._flush_interval_s
+                continue
+            try:
+                await self._write_batch()
+            except StoreUnavailable as exc:
+                if self._closing.is_set():
+                    return
+                if not self._store_down:
+                    log.warning("store unavailable, %d record(s) waiting: %s", len(self._buffer), exc)
+                    self._store_down = True
+                    pause = min(0.1, self._retry_max_s)
+                else:
+                    pause = min(pause * 2, self._retry_max_s)
+                continue
+            if self._store_down:
+                log.info("store available again; writing %d waiting record(s)", len(self._buffer))
+                self._store_down = False
+            if self._buffer:
+                pause = 0
+            else:
+                self._empty.set()
+                pause = self._flush_interval_s
+
+    async def _wait(self, timeout_s: float, *, wake_on_data: bool) -> None:
+        waiters = [asyncio.ensure_future(self._closing.wait())]
+        if wake_on_data:
+            waiters.append(asyncio.ensure_future(self._data.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        self._data.clear()
+
+    async def _write_batch(self) -> None:
+        batch = list(islice(self._buffer, self._batch_size))
+
+        def write(session: Session) -> None:
+            for record in batch:
+                record.apply(session)
+
+        try:
+            await self._store.write(write)
+        except StoreUnavailable:
+            raise
+        except SQLAlchemyError:
+            log.exception("store refused a batch of %d record(s); they are dropped", len(batch))
+            self.rejected += len(batch)
+        else:
+            self.written += len(batch)
+        for _ in batch:
+            self._buffer.popleft()

@@ -1,0 +1,322 @@
+"""The store's tables (SQLAlchemy 2 declarative). Alembic migrations in ./migrations must match them.
+
+Accounts: customers (CNPJ, customer code), the contacts registered on them, their circuits, tickets,
+invoices with their lines and documents, incidents and planned maintenance per circuit, and leads.
+Calls: one row per call (its protocol, the normalised caller number, Asterisk's linkedid), the node
+visits of each call, named sequences for the numbers we issue, and protocols issued from the local
+fallback range while the store was down.
+
+Times are stored in UTC (`UtcDateTime`); money as `Numeric(12, 2)` read back as `Decimal`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, Numeric, String
+from sqlalchemy import Enum as SqlEnum
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as UTC; SQLite keeps no zone, so it is put back on reading."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _enum(cls: type[Enum]) -> SqlEnum:
+    # Values as plain strings, no CHECK constraint: adding a member needs no migration.
+    return SqlEnum(cls, native_enum=False, create_constraint=False, length=32,
+                   values_callable=lambda members: [m.value for m in members])
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class AccountStatus(str, Enum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # e.g. overdue invoices; reactivated once paid
+    DEACTIVATED = "deactivated"
+
+
+class ContactKind(str, Enum):
+    PHONE = "phone"
+    WHATSAPP = "whatsapp"
+    EMAIL = "email"
+
+
+class TicketKind(str, Enum):
+    TECHNICAL_FAILURE = "technical_failure"
+    SERVICE_REQUEST = "service_request"
+    BILLING_DOUBT = "billing_doubt"
+    BILLING_DISPUTE = "billing_dispute"
+    BOLETO_COPY = "boleto_copy"
+    NOTA_FISCAL_COPY = "nota_fiscal_copy"
+    COMPLAINT = "complaint"
+    CANCELLATION = "cancellation"
+    DUE_DATE_CHANGE = "due_date_change"
+    MAINTENANCE_RESCHEDULE = "maintenance_reschedule"
+    BGP_REQUEST = "bgp_request"
+    CALLBACK_REQUEST = "callback_request"
+
+
+class TicketState(str, Enum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    WAITING_CUSTOMER = "waiting_customer"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class InvoiceStatus(str, Enum):
+    PAID = "paid"
+    OPEN = "open"
+    OVERDUE = "overdue"
+
+
+class InvoiceLineKind(str, Enum):
+    SERVICE = "service"  # the month's recurring charge
+    PARTIAL = "partial"  # pro-rata period between activation/removal and the billing cycle
+    DISCOUNT = "discount"  # commercial discount or removal credit (negative amount)
+    CREDIT = "credit"  # credit from an upheld dispute (negative amount)
+
+
+class DocumentKind(str, Enum):
+    BOLETO = "boleto"
+    NOTA_FISCAL = "nota_fiscal"
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cnpj: Mapped[str] = mapped_column(String(14), unique=True)  # normalised, digits or letters
+    cnpj_root: Mapped[str] = mapped_column(String(8), index=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)  # customer code, digits (keyable)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[AccountStatus] = mapped_column(_enum(AccountStatus), default=AccountStatus.ACTIVE)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+
+    contacts: Mapped[list[Contact]] = relationship(back_populates="customer", cascade="all, delete-orphan")
+    circuits: Mapped[list[Circuit]] = relationship(back_populates="customer", order_by="Circuit.designation")
+
+
+class Contact(Base):
+    """A phone, WhatsApp number or e-mail registered on an account: documents go only to these."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (Index("ix_contacts_kind_value", "kind", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[ContactKind] = mapped_column(_enum(ContactKind))
+    value: Mapped[str] = mapped_column(String(254))  # phones normalised by ivr.phone; e-mails lower-case
+    name: Mapped[str] = mapped_column(String(120), default="")
+
+    customer: Mapped[Customer] = relationship(back_populates="contacts")
+
+
+class Circuit(Base):
+    __tablename__ = "circuits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    designation: Mapped[str] = mapped_column(String(40), unique=True)
+    service: Mapped[str] = mapped_column(String(120), default="")
+    address: Mapped[str] = mapped_column(String(250))
+    city: Mapped[str] = mapped_column(String(80))
+    state: Mapped[str] = mapped_column(String(2))
+    status: Mapped[AccountStatus] = mapped_column(_enum(AccountStatus), default=AccountStatus.ACTIVE)
+
+    customer: Mapped[Customer] = relationship(back_populates="circuits")
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(9), unique=True)  # ivr.protocol_number.make_ticket_number
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    circuit_id: Mapped[int | None] = mapped_column(ForeignKey("circuits.id"))
+    kind: Mapped[TicketKind] = mapped_column(_enum(TicketKind))
+    state: Mapped[TicketState] = mapped_column(_enum(TicketState), default=TicketState.OPEN)
+    symptom: Mapped[str] = mapped_column(String(80), default="")
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    call_protocol: Mapped[str | None] = mapped_column(String(12), index=True)  # the call it was opened on
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now, onupdate=_now)
+    expected_date: Mapped[date | None] = mapped_column(Date)
+
+    circuit: Mapped[Circuit | None] = relationship()
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (Index("ix_invoices_customer_month", "customer_id", "reference_month", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    reference_month: Mapped[date] = mapped_column(Date)  # first day of the month billed
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    due_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus))
+    paid_on: Mapped[date | None] = mapped_column(Date)
+
+    lines: Mapped[list[InvoiceLine]] = relationship(cascade="all, delete-orphan", order_by="InvoiceLine.id")
+    documents: Mapped[list[InvoiceDocument]] = relationship(cascade="all, delete-orphan")
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[InvoiceLineKind] = mapped_column(_enum(InvoiceLineKind))
+    description: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))  # negative for discounts and credits
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)
+
+
+class InvoiceDocument(Base):
+    """A boleto (with its digitable line) or a nota fiscal, kept as a file in the store."""
+
+    __tablename__ = "invoice_documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[DocumentKind] = mapped_column(_enum(DocumentKind))
+    number: Mapped[str] = mapped_column(String(60), default="")  # nota fiscal number
+    digitable_line: Mapped[str] = mapped_column(String(60), default="")  # boleto: 47 digits
+    file_name: Mapped[str] = mapped_column(String(120))
+    content_type: Mapped[str] = mapped_column(String(80))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Incident(Base):
+    """An unplanned outage or degradation affecting a circuit."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id"), index=True)
+    description: Mapped[str] = mapped_column(String(500))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expected_end_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    circuit: Mapped[Circuit] = relationship()
+
+
+class MaintenanceWindow(Base):
+    """Planned maintenance ("atividade programada") on a circuit."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id"), index=True)
+    description: Mapped[str] = mapped_column(String(500))
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    circuit: Mapped[Circuit] = relationship()
+
+
+class Lead(Base):
+    """Someone who is not a customer asking for a quote."""
+
+    __tablename__ = "leads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str] = mapped_column(String(20))
+    call_protocol: Mapped[str | None] = mapped_column(String(12), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    protocol: Mapped[str] = mapped_column(String(12), unique=True)
+    caller_id: Mapped[str | None] = mapped_column(String(20), index=True)  # normalised; masked only in logs
+    dialled: Mapped[str] = mapped_column(String(40), default="")
+    unique_id: Mapped[str] = mapped_column(String(64), default="")
+    linked_id: Mapped[str] = mapped_column(String(64), default="", index=True)  # joins Asterisk's CDR
+    channel: Mapped[str] = mapped_column(String(120), default="")
+    flow: Mapped[str] = mapped_column(String(80), default="")
+    flow_version: Mapped[str] = mapped_column(String(40), default="")
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    outcome: Mapped[str] = mapped_column(String(80), default="")
+    variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class NodeVisit(Base):
+    __tablename__ = "node_visits"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    # No foreign key: visits may reach the store before their call row (outage, fallback protocol).
+    call_protocol: Mapped[str] = mapped_column(String(12), index=True)
+    flow: Mapped[str] = mapped_column(String(80))
+    flow_version: Mapped[str] = mapped_column(String(40))
+    node: Mapped[str] = mapped_column(String(80))
+    verb: Mapped[str] = mapped_column(String(40))
+    input: Mapped[str] = mapped_column(String(200), default="")
+    outcome: Mapped[str] = mapped_column(String(80))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    duration_ms: Mapped[int] = mapped_column()
+
+
+class Sequence(Base):
+    """Named counters (``call_protocol:2026``, ``ticket``), bumped atomically (see ivr.store.sequences)."""
+
+    __tablename__ = "sequences"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class FallbackProtocol(Base):
+    """A call protocol a unit issued from its local range while the store was down, reconciled later."""
+
+    __tablename__ = "fallback_protocols"
+
+    protocol: Mapped[str] = mapped_column(String(12), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(120))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    unique_id: Mapped[str] = mapped_column(String(64), default="")
+    reconciled_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)

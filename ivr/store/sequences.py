@@ -1,0 +1,39 @@
+"""Named counters bumped atomically in the caller's write transaction (safe across processes).
+
+One ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` statement: PostgreSQL's row lock and SQLite's
+``BEGIN IMMEDIATE`` write lock make two processes never read the same value.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ivr.store.models import Sequence
+
+TICKET = "ticket"
+
+
+def call_protocol_sequence(year: int) -> str:
+    return f"call_protocol:{year}"
+
+
+def next_value(session: Session, name: str) -> int:
+    """The next value of sequence `name` (1 for a new sequence)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(Sequence)
+        .values(name=name, value=1)
+        .on_conflict_do_update(index_elements=[Sequence.name], set_={"value": Sequence.value + 1})
+        .returning(Sequence.value)
+    )
+    return int(session.execute(statement).scalar_one())
+
+
+def raise_to(session: Session, name: str, value: int) -> None:
+    """Make sure the next value of `name` is above `value` (numbers issued outside the sequence)."""
+    current = session.get(Sequence, name)
+    if current is None:
+        session.add(Sequence(name=name, value=value))
+    elif current.value < value:
+        current.value = value

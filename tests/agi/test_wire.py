@@ -1,0 +1,133 @@
+"""The AGI wire on its own: quoting against res_agi's parser, answers as res_agi writes them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ivr.agi.wire import (
+    MAX_COMMAND,
+    AgiArgumentError,
+    AgiProtocolError,
+    AgiStatus,
+    AgiTimeout,
+    format_command,
+    parse_result,
+    parse_status_line,
+    read_request,
+)
+from ivr.engine.channel import ChannelError
+
+from .fake_asterisk import header_block, parse_args
+
+HOSTILE_NAMES = [
+    'Evil" "x',
+    "back\\slash\\",
+    '"\\"',
+    "tab\tand  spaces",
+    'HANGUP" EXEC System "rm -rf /',
+    "João da Silva (Matriz)",
+    "",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_any_argument_reaches_asterisk_as_one_word(name: str) -> None:
+    line = format_command("SET VARIABLE", "IVR_CALLER_NAME", name)
+    assert line.count(b"\n") == 1 and line.endswith(b"\n")
+    assert parse_args(line[:-1].decode()) == ["SET", "VARIABLE", "IVR_CALLER_NAME", name]
+
+
+@pytest.mark.parametrize("bad", ["a\nEXEC System x", "a\rb", "nul\0"])
+def test_line_breaks_and_nul_are_refused(bad: str) -> None:
+    with pytest.raises(AgiArgumentError, match="refusing"):
+        format_command("SET VARIABLE", "X", bad)
+
+
+def test_argument_errors_are_channel_errors_and_value_errors() -> None:
+    with pytest.raises(ChannelError):
+        format_command("SET VARIABLE", "X", "\n")
+    with pytest.raises(ValueError, match="res_agi reads at most"):
+        format_command("SET VARIABLE", "X", "x" * MAX_COMMAND)
+    with pytest.raises(ValueError, match="not an AGI command"):
+        format_command("STREAM FILE\nEXEC", "x")
+
+
+@pytest.mark.parametrize(
+    ("line", "result", "data", "endpos"),
+    [
+        ("200 result=0 endpos=11520", 0, "", 11520),
+        ("200 result=49 endpos=3040", 49, "", 3040),
+        ("200 result=-1 endpos=0", -1, "", 0),
+        ("200 result=1 (1764070000.17)", 1, "1764070000.17", None),
+        ("200 result=1 (PJSIP/agent (sala 2))", 1, "PJSIP/agent (sala 2)", None),
+        ("200 result=0", 0, "", None),
+        ("200 result=35 (dtmf) endpos=16000", 35, "dtmf", 16000),
+        ("200 result=-1 (hangup) endpos=800", -1, "hangup", 800),
+        ("200 result=0 (timeout) endpos=40000", 0, "timeout", 40000),
+        ("100 result=0 Trying...", 0, "Trying...", None),
+    ],
+)
+def test_answers_as_res_agi_writes_them(line: str, result: int, data: str, endpos: int | None) -> None:
+    code, continues, text = parse_status_line(line)
+    answer = parse_result(code, text, line)
+    assert (answer.result, answer.data, answer.endpos, continues) == (result, data, endpos, False)
+
+
+def test_usage_answer_continues_and_codes_are_named() -> None:
+    assert parse_status_line("520-Invalid command syntax.  Proper usage follows:") == (
+        AgiStatus.USAGE_ERROR,
+        True,
+        "Invalid command syntax.  Proper usage follows:",
+    )
+    assert AgiStatus(511) is AgiStatus.DEAD_CHANNEL
+    with pytest.raises(AgiProtocolError):
+        parse_status_line("garbage")
+
+
+async def _reader_with(data: bytes, *, eof: bool = True) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader(limit=8192)
+    reader.feed_data(data)
+    if eof:
+        reader.feed_eof()
+    return reader
+
+
+async def test_header_block_is_read_up_to_the_blank_line() -> None:
+    reader = await _reader_with(header_block("sac?lang=pt_BR&x=1") + b"STREAM...")
+    request = await read_request(reader, timeout=1)
+    assert request.flow == "sac"
+    assert request.params == {"lang": "pt_BR", "x": "1"}
+    assert request.get("agi_calleridname") is None  # Asterisk's "unknown"
+    assert await reader.read() == b"STREAM..."  # nothing after the block is eaten
+
+
+async def test_header_values_with_bad_bytes_are_decoded_with_replacement() -> None:
+    reader = await _reader_with(b"agi_network: yes\nagi_calleridname: Jo\xe3o\n\n")
+    request = await read_request(reader, timeout=1)
+    assert request.headers["agi_calleridname"] == "Jo\ufffdo"
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"agi_network: yes\n", b"agi_network: yes\nagi_request: agi://127.0.0.1/sa"]
+)
+async def test_eof_before_the_end_of_the_block_is_an_error_not_a_hang(data: bytes) -> None:
+    with pytest.raises((AgiProtocolError, ConnectionError)):
+        await read_request(await _reader_with(data), timeout=1)
+
+
+async def test_a_silent_peer_times_out() -> None:
+    with pytest.raises(AgiTimeout, match="agi_\\* block"):
+        await read_request(await _reader_with(b"agi_network: yes\n", eof=False), timeout=0.05)
+
+
+async def test_oversized_header_line_is_refused() -> None:
+    with pytest.raises(AgiProtocolError, match="longer than"):
+        await read_request(await _reader_with(b"agi_x: " + b"a" * 9000 + b"\n\n"), timeout=1)
+
+
+async def test_request_path_without_network_script_falls_back_to_agi_request() -> None:
+    reader = await _reader_with(b"agi_request: agi://127.0.0.1:4574/billing?lang=pt_BR\n\n")
+    request = await read_request(reader, timeout=1)
+    assert (request.flow, request.params) == ("billing", {"lang": "pt_BR"})
