@@ -24,11 +24,11 @@ from functools import partial
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-import holidays
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from integrations.builtin_deadlines import add_days, deadlines
 from integrations.registry import (
     Arg,
     BackendError,
@@ -38,7 +38,8 @@ from integrations.registry import (
     OperationSpec,
     OperationStatus,
 )
-from ivr import cnpj, phone
+from ivr import cnpj as cnpj_rules
+from ivr import phone as phones
 from ivr.protocol_number import NumberKind, kind_of, make_ticket_number
 from ivr.store.db import Store, StoreUnavailable
 from ivr.store.models import (
@@ -76,47 +77,14 @@ CONFIRMED_KINDS = frozenset(
 _FACTORS_KEPT = 10_000  # calls whose identification factors are remembered (oldest forgotten first)
 
 
-@dataclass(frozen=True, slots=True)
-class Deadline:
-    days: int
-    business: bool  # business days (national holidays and weekends skipped) or calendar days
-
-
-def deadlines() -> dict[TicketKind, Deadline]:
-    """Answer deadlines by ticket kind; the billing and document ones come from the service page."""
-    from ivr.config import settings
-
-    page = settings().page
-    return {
-        TicketKind.TECHNICAL_FAILURE: Deadline(1, False),
-        TicketKind.SERVICE_REQUEST: Deadline(5, True),
-        TicketKind.BILLING_DOUBT: Deadline(page.billing_adjustment_days, False),
-        TicketKind.BILLING_DISPUTE: Deadline(page.dispute_answer_days, False),
-        TicketKind.BOLETO_COPY: Deadline(page.document_copy_business_days, True),
-        TicketKind.NOTA_FISCAL_COPY: Deadline(page.document_copy_business_days, True),
-        TicketKind.COMPLAINT: Deadline(5, True),  # RGC: complaints answered within 5 business days
-        TicketKind.CANCELLATION: Deadline(2, True),
-        TicketKind.DUE_DATE_CHANGE: Deadline(5, True),
-        TicketKind.MAINTENANCE_RESCHEDULE: Deadline(3, True),
-        TicketKind.BGP_REQUEST: Deadline(3, True),
-        TicketKind.CALLBACK_REQUEST: Deadline(1, True),
-    }
-
-
-def add_days(start: date, deadline: Deadline) -> date:
-    if not deadline.business:
-        return start + timedelta(days=deadline.days)
-    off = holidays.country_holidays("BR", years=range(start.year, start.year + 2))
-    day, left = start, deadline.days
-    while left:  # bounded: at most a few weeks of holidays and weekends per business day
-        day += timedelta(days=1)
-        if day.weekday() < 5 and day not in off:
-            left -= 1
-    return day
-
-
 _SPECS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...], bool], ...] = (
-    ("customer_by_caller_id", "Identify the caller by the number they call from (no input).", (), IDENTITY, True),
+    (
+        "customer_by_caller_id",
+        "Identify the caller by the number they call from (no input).",
+        (),
+        IDENTITY,
+        True,
+    ),
     (
         "customer_by_cnpj",
         "Identify (or confirm) the account by CNPJ, or by its 8-character root once a customer is known.",
@@ -171,7 +139,10 @@ _SPECS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...], bool], ...] = (
         "circuits",
         "How many circuits the caller's account has, and the first few designations and addresses.",
         (),
-        ("count", *(f"{field}_{i}" for i in range(1, LISTED_CIRCUITS + 1) for field in ("designation", "address"))),
+        (
+            "count",
+            *(f"{field}_{i}" for i in range(1, LISTED_CIRCUITS + 1) for field in ("designation", "address")),
+        ),
         False,
     ),
     (
@@ -252,24 +223,24 @@ class BuiltinOperations:
     # --- identification ----------------------------------------------------------------------------
 
     async def customer_by_caller_id(self, ctx: OperationContext) -> OperationResult:
-        number = phone.normalise(ctx.caller_id)
+        number = phones.normalise(ctx.caller_id)
         if number is None:
             return OperationResult.not_found("caller ID withheld or not a number")
         ids = await self._read(partial(_customers_by_phone, number=number))
         if len(ids) != 1:
-            return OperationResult.not_found(f"number {phone.mask(number)} is on {len(ids)} accounts")
+            return OperationResult.not_found(f"number {phones.mask(number)} is on {len(ids)} accounts")
         return await self._identified(ctx, ids[0], "caller_id")
 
     async def customer_by_cnpj(self, ctx: OperationContext, cnpj: str) -> OperationResult:
-        value = globals()["cnpj"].normalise(cnpj)
-        if len(value) == 14 and _cnpj_valid(value):
+        value = cnpj_rules.normalise(cnpj)
+        if len(value) == 14 and cnpj_rules.is_valid(value):
             found = await self._read(lambda s: s.scalar(select(Customer.id).where(Customer.cnpj == value)))
         elif len(value) == 8:
             found = await self._read(partial(_customer_by_root, root=value, known=ctx.customer_id))
         else:
             return OperationResult.not_found("not a valid CNPJ or CNPJ root")
         if found is None:
-            return OperationResult.not_found(f"no account for CNPJ {_cnpj_mask(value)}")
+            return OperationResult.not_found(f"no account for CNPJ {cnpj_rules.mask(value)}")
         return await self._identified(ctx, found, "cnpj")
 
     async def customer_by_code(self, ctx: OperationContext, code: str) -> OperationResult:
@@ -287,7 +258,7 @@ class BuiltinOperations:
         factors = {factor}
         if previous is not None and previous.customer_id == customer_id:
             factors |= previous.factors
-        number = phone.normalise(ctx.caller_id)
+        number = phones.normalise(ctx.caller_id)
         summary = await self._read(partial(_identity_summary, customer_id=customer_id, caller=number))
         if summary.pop("caller_registered"):
             factors.add("caller_id")
@@ -340,7 +311,11 @@ class BuiltinOperations:
             }
 
         data = await self._read(read)
-        return OperationResult.found(**data) if data else OperationResult.not_found("no such ticket on this account")
+        return (
+            OperationResult.found(**data)
+            if data
+            else OperationResult.not_found("no such ticket on this account")
+        )
 
     async def open_ticket(
         self, ctx: OperationContext, kind: str, circuit: str = "", symptom: str = "", description: str = ""
@@ -349,7 +324,9 @@ class BuiltinOperations:
             ticket_kind = TicketKind(kind)
         except ValueError:
             known = ", ".join(k.value for k in TicketKind)
-            return OperationResult(OperationStatus.ERROR, {}, f"unknown ticket kind {kind!r} (expected {known})")
+            return OperationResult(
+                OperationStatus.ERROR, {}, f"unknown ticket kind {kind!r} (expected {known})"
+            )
         if ctx.customer_id is None and ticket_kind not in UNIDENTIFIED_KINDS:
             return OperationResult.not_found("caller not identified")
         if ticket_kind in CONFIRMED_KINDS and not self._confirmed(ctx):
@@ -414,7 +391,9 @@ class BuiltinOperations:
                 "latest_month": latest.reference_month if latest else "",
                 "latest_amount": latest.amount if latest else "",
                 "latest_partial_total": _line_total(latest, {InvoiceLineKind.PARTIAL}),
-                "latest_discount_total": -_line_total(latest, {InvoiceLineKind.DISCOUNT, InvoiceLineKind.CREDIT}),
+                "latest_discount_total": -_line_total(
+                    latest, {InvoiceLineKind.DISCOUNT, InvoiceLineKind.CREDIT}
+                ),
             }
 
         return OperationResult.found(**await self._read(read))
@@ -480,12 +459,14 @@ class BuiltinOperations:
             }
 
         data = await self._read(read)
-        return OperationResult.found(**data) if data else OperationResult.not_found("no incident or maintenance")
+        return (
+            OperationResult.found(**data) if data else OperationResult.not_found("no incident or maintenance")
+        )
 
     # --- leads -------------------------------------------------------------------------------------
 
     async def register_lead(self, ctx: OperationContext, name: str = "", phone: str = "") -> OperationResult:
-        number = globals()["phone"].normalise(phone or ctx.caller_id)
+        number = phones.normalise(phone or ctx.caller_id)
         if number is None:
             return OperationResult.not_found("no phone number to call back")
         lead = Lead(name=name.strip()[:200], phone=number, call_protocol=ctx.call_protocol or None)
@@ -543,7 +524,8 @@ def _identity_summary(session: Session, *, customer_id: int, caller: str | None)
         "customer_name": customer.name,
         "account_status": customer.status.value,
         "circuit_count": int(circuits or 0),
-        "caller_registered": caller is not None and customer_id in _customers_by_phone(session, number=caller),
+        "caller_registered": caller is not None
+        and customer_id in _customers_by_phone(session, number=caller),
     }
 
 
@@ -574,7 +556,3 @@ def _line_total(invoice: Invoice | None, kinds: set[InvoiceLineKind]) -> Decimal
     if invoice is None:
         return Decimal("0.00")
     return sum((line.amount for line in invoice.lines if line.kind in kinds), Decimal("0.00"))
-
-
-_cnpj_valid = cnpj.is_valid
-_cnpj_mask = cnpj.mask

@@ -42,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise
     handler = args.handler
     try:
         result = asyncio.run(handler(args)) if inspect.iscoroutinefunction(handler) else handler(args)

@@ -12,7 +12,6 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from ivr.agi.wire import AgiConnection, AgiConnectionLost, AgiHangup, AgiRequest, AgiResponse
 from ivr.config import Settings
@@ -37,10 +36,13 @@ WAV_SAMPLE_RATE = 8000
 TRANSFER_CONTEXT = "sac-transfer"
 #: Prefix of the call-context variables agents see (AMI AgentCalled shows channel variables).
 CONTEXT_PREFIX = "IVR_"
+#: Set when a flow ends normally; without it the dialplan sends the caller to the fallback queue.
+DONE_VARIABLE = "IVR_DONE"
 
 _PROMPT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_,-]*\))?\Z")
 _QUEUE = re.compile(r"[A-Za-z0-9_-]+\Z")
+_DIALLED = re.compile(r"\+?[0-9]+\Z")
 
 _QUEUE_STATUS = {
     "TIMEOUT": QueueOutcome.TIMEOUT,
@@ -61,10 +63,13 @@ _DIAL_STATUS = {
 def call_info(request: AgiRequest, linked_id: str = "") -> CallInfo:
     """What the header block says about the call (Asterisk's ``unknown`` read as missing)."""
     unique_id = request.get("agi_uniqueid") or ""
+    extension = request.get("agi_extension") or ""
+    # sac-ivr keeps the dialled form as the extension; a call sent to "s" falls back on the DNID.
+    dialled = extension if _DIALLED.match(extension) else request.get("agi_dnid") or ""
     return CallInfo(
         caller_id=request.get("agi_callerid"),
         caller_name=request.get("agi_calleridname"),
-        dialled=request.get("agi_dnid") or request.get("agi_extension") or "",
+        dialled=dialled,
         unique_id=unique_id,
         linked_id=linked_id or unique_id,
         channel_name=request.get("agi_channel") or "",
@@ -81,6 +86,7 @@ class AgiChannel:
         self._agi = settings.agi
         self._record_dir_asterisk = settings.asterisk.recordings_dir_in_asterisk.rstrip("/")
         self._record_dir_local = settings.recordings_path
+        self._hung_up = False  # by us, with HANGUP
 
     @classmethod
     async def open(cls, conn: AgiConnection, settings: Settings) -> AgiChannel:
@@ -175,12 +181,21 @@ class AgiChannel:
         return TransferOutcome.FAILED
 
     async def hangup(self) -> None:
-        if self._conn.hung_up:
+        if self._conn.hung_up or self._hung_up:
             return
         try:
             await self._run("HANGUP")
         except (AgiHangup, AgiConnectionLost):
             pass  # the caller left first: the call is over either way, which is what hangup() wants
+        self._hung_up = True
+
+    async def mark_done(self) -> None:
+        """Tell the dialplan the IVR finished this call itself (no fallback queue after ``AGI()``).
+
+        The server calls it when the flow returns normally; nothing to say once the call is over.
+        """
+        if not (self._conn.hung_up or self._hung_up):
+            await self.set_variable(DONE_VARIABLE, "1")
 
     async def _run(self, command: str, *arguments: str | int, extra_s: float = 0.0) -> AgiResponse:
         """One command; a ``result=-1`` is turned into `AgiHangup` or `ChannelError`."""

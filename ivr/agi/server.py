@@ -3,15 +3,17 @@
 One asyncio task per call (never a process or thread per call), so one process carries thousands of
 concurrent calls. The server knows nothing about flows: it hands an `AgiChannel` and the flow name
 from the request path (``agi://127.0.0.1:4574/sac?lang=pt_BR`` -> ``"sac"``, params in
-``channel.info.params``) to a `CallHandler` that ``ivr.app`` provides.
+``channel.info.params``) to a `CallHandler` that ``ivr.app`` provides. When the handler returns
+normally the server sets ``IVR_DONE=1``; a handler that raises, a timeout or a drain leaves it unset,
+and the dialplan sends the caller to the fallback queue.
 
 Why not panoramisk's FastAGI (``panoramisk/fast_agi.py`` in the 1.4 release installed in our venv):
 
 * ``Application.handler`` reads the header block with ``while b'\\n\\n' not in buffer: buffer += await
   reader.read(self.buf_size)``. At EOF ``StreamReader.read`` returns ``b''`` without suspending, so a
   peer that connects and closes before the blank line spins that loop forever and freezes the whole
-  event loop (every other call with it). It also drops whatever followed the blank line
-  (``buffer[:-2]``).
+  event loop, every other call with it (checked: a peer sending one header line and closing stops a
+  0.2 s ticker task dead). It also drops whatever followed the blank line (``buffer[:-2]``).
 * ``Request.send_command`` reads exactly one line as the answer. An out-of-band ``HANGUP`` (res_agi
   writes it between commands) is taken as the answer (``parse_agi_result`` maps it to
   ``AGIResultHangup``), so the real answer becomes the answer to the *next* command: every answer after
@@ -51,7 +53,9 @@ BACKLOG = 4096
 class AgiServer:
     """Accepts FastAGI connections and runs each call in its own task."""
 
-    def __init__(self, handler: CallHandler, settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, handler: CallHandler, settings: Settings, *, host: str | None = None, port: int | None = None
+    ) -> None:
         self._handler = handler
         self._settings = settings
         self._host = host if host is not None else settings.agi.host
@@ -102,23 +106,24 @@ class AgiServer:
             await self._server.wait_closed()
         return len(left)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Our own task per call (not the one asyncio's stream protocol would make): drain may cancel
+        # it, and Python 3.11's stream callback logs a cancelled connection task as an error.
+        task = asyncio.create_task(self._run_call(reader, writer))
         self._calls.add(task)
         self._calls_done.clear()
-        try:
-            await self._run_call(reader, writer)
-        finally:
-            self._calls.discard(task)
-            if not self._calls:
-                self._calls_done.set()
+        task.add_done_callback(self._call_ended)
+
+    def _call_ended(self, task: asyncio.Task[None]) -> None:
+        self._calls.discard(task)
+        if not self._calls:
+            self._calls_done.set()
 
     async def _run_call(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         try:
             request = await read_request(reader, timeout=self._settings.agi.header_timeout_s)
-        except AgiError as exc:
+        except (AgiError, CallerHangup) as exc:  # CallerHangup: the socket reset before the block ended
             log.warning("FastAGI peer %s: %s", peer, exc)
             writer.close()
             return
@@ -127,6 +132,7 @@ class AgiServer:
         try:
             channel = await AgiChannel.open(conn, self._settings)
             await self._handler(channel, request.flow)
+            await channel.mark_done()  # only a flow that returned normally keeps the caller from the fallback
         except CallerHangup:
             log.info("call %s: caller hung up", call_id)
         except Exception:

@@ -147,7 +147,10 @@ def quote(argument: str | int) -> str:
     text = str(argument)
     for bad, name in (("\r", "CR"), ("\n", "LF"), ("\0", "NUL")):
         if bad in text:
-            raise AgiArgumentError(f"AGI argument contains {name}; refusing to send it: {text[:40]!r}")
+            # The value is often caller data (a caller-ID name): say where, never what.
+            raise AgiArgumentError(
+                f"AGI argument contains {name} at position {text.index(bad)} of {len(text)}; refusing to send it"
+            )
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -198,7 +201,7 @@ async def read_line(reader: asyncio.StreamReader, timeout: float | None) -> str 
             data = await reader.readuntil(b"\n")
     except asyncio.IncompleteReadError as exc:
         if exc.partial:
-            raise AgiConnectionLost(f"Asterisk closed the connection inside a line: {_decode(exc.partial)[:80]!r}") from exc
+            raise AgiConnectionLost(f"Asterisk closed the connection inside a line ({len(exc.partial)} bytes)") from exc
         return None
     except asyncio.LimitOverrunError as exc:
         raise AgiProtocolError(f"line longer than {MAX_LINE} bytes from Asterisk") from exc
@@ -221,9 +224,17 @@ async def read_request(reader: asyncio.StreamReader, *, timeout: float) -> AgiRe
 
 async def _read_headers(reader: asyncio.StreamReader, headers: dict[str, str]) -> AgiRequest:
     for _ in range(MAX_HEADER_LINES):
-        line = await read_line(reader, None)
+        try:
+            line = await read_line(reader, None)  # read_request bounds the whole block
+        except AgiConnectionLost as exc:
+            raise AgiProtocolError(
+                "peer closed the connection before the end of the agi_* block, inside a line "
+                f"({len(headers)} lines read)"
+            ) from exc
         if line is None:
-            raise AgiProtocolError(f"peer closed the connection before the end of the agi_* block ({len(headers)} lines read)")
+            raise AgiProtocolError(
+                f"peer closed the connection before the end of the agi_* block ({len(headers)} lines read)"
+            )
         if line == "":
             return AgiRequest(headers)
         name, sep, value = line.partition(": ")

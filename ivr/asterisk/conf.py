@@ -20,7 +20,9 @@ TEMPLATES_DIR = REPO_ROOT / "asterisk_conf"
 QUEUES = ("technical", "billing", "commercial")
 # Core subsystems that read these files at start; their defaults suit us, so they are written empty
 # rather than left missing (which Asterisk logs as an error on every start).
-DEFAULTS_ONLY = ("acl.conf", "ccss.conf", "cel.conf", "features.conf", "pjproject.conf", "udptl.conf")
+DEFAULTS_ONLY = (
+    "acl.conf", "ccss.conf", "cel.conf", "features.conf", "pjproject.conf", "queuerules.conf", "udptl.conf",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

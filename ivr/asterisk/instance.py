@@ -73,6 +73,8 @@ class Instance:
 
     def start(self, timeout_s: float = 30.0) -> int:
         """Start Asterisk in the background and return once it is fully booted."""
+        if os.geteuid() != 0:
+            raise AsteriskError("starting Asterisk in its root needs root (mount namespace, bind mounts, chroot)")
         if (pid := self.pid()) is not None:
             raise AsteriskError(f"Asterisk is already running (pid {pid}); `ivr asterisk down` first")
         self.host_path(f"{self.layout.run}/asterisk.pid").unlink(missing_ok=True)

@@ -10,6 +10,7 @@ is created where the IVR reads what ``RECORD FILE`` wrote.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -99,6 +100,8 @@ def build(settings: Settings) -> Path:
     root = settings.asterisk_root
     if (root / "usr/sbin/asterisk").exists():
         return root
+    if os.geteuid() != 0:
+        raise RootError(f"building the Asterisk root ({root}) with debootstrap needs root")
     if shutil.which("debootstrap") is None:
         raise RootError("debootstrap is not installed (apt-get install debootstrap)")
     mirror = settings.asterisk.mirror or apt_mirror()
@@ -187,7 +190,7 @@ def install_prompts(settings: Settings) -> int:
 
 
 def install_hold_music(root: Path) -> None:
-    """A soft chime every few seconds for callers waiting in a queue (Debian's MOH is not installed)."""
+    """A soft chime every four seconds, a minute per file for callers waiting in a queue (Debian's MOH is not installed)."""
     moh = root / MOH_DIR.lstrip("/")
     if any(moh.glob("chime.*")):
         return
@@ -196,7 +199,7 @@ def install_hold_music(root: Path) -> None:
         _run([
             "sox", "-n", "-r", "8000", "-c", "1", "-t", "raw", "-e", encoding, str(moh / f"chime.{ext}"),
             "synth", "0.6", "sine", "660", "sine", "880", "remix", "-", "fade", "0.02", "0.6", "0.4",
-            "vol", "0.25", "pad", "0", "3.4", "repeat", "4",
+            "vol", "0.25", "pad", "0", "3.4", "repeat", "14",
         ])  # fmt: skip
 
 

@@ -15,7 +15,9 @@ from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from integrations.registry import OperationContext, OperationResult, OperationStatus
+from jinja2 import TemplateError
+
+from integrations.registry import OperationContext, OperationResult, OperationStatus, UnknownOperation
 from ivr.engine.channel import Channel, Heard
 from ivr.engine.flow import Flow
 from ivr.engine.services import RecognitionError, Services
@@ -49,7 +51,8 @@ class CallContext:
     flow: Flow  # the flow being walked (a subflow while it runs)
     flows: Mapping[str, Flow]
     protocol: str
-    timezone: str = "America/Sao_Paulo"
+    timezone: str  # settings.timezone: opening hours are local time
+    caller_id: str | None = None  # the national number (ivr.phone.normalise), None when withheld
     customer_id: int | None = None
     account_confirmed: bool = False
     customer: dict[str, Any] = field(default_factory=dict)
@@ -104,7 +107,7 @@ class CallContext:
         info = self.channel.info
         call = {
             "protocol": self.protocol,
-            "caller_id": info.caller_id or "",
+            "caller_id": self.caller_id or "",
             "dialled": info.dialled,
             "identified": self.customer_id is not None,
             "confirmed": self.account_confirmed,
@@ -114,10 +117,16 @@ class CallContext:
         return {**self.variables, "call": call}
 
     def render(self, template: str) -> str:
-        return render(template, self.template_vars())
+        try:
+            return render(template, self.template_vars())
+        except (TemplateError, TypeError) as exc:  # e.g. the sandbox refused an attribute
+            raise FlowError(f"flow '{self.flow.name}': template {template!r} failed: {exc}") from exc
 
     def evaluate(self, expression: str) -> Any:
-        return evaluate(expression, self.template_vars())
+        try:
+            return evaluate(expression, self.template_vars())
+        except (TemplateError, TypeError) as exc:
+            raise FlowError(f"flow '{self.flow.name}': condition {expression!r} failed: {exc}") from exc
 
     # --- operations -------------------------------------------------------------------------------
 
@@ -129,16 +138,22 @@ class CallContext:
         rendered = {k: self.render(v) if isinstance(v, str) else v for k, v in args.items()}
         ctx = OperationContext(
             call_protocol=self.protocol,
-            caller_id=self.channel.info.caller_id,
+            caller_id=self.caller_id,
             customer_id=self.customer_id,
             account_confirmed=self.account_confirmed,
         )
-        result = await self.services.operations.call(name, rendered, ctx, timeout_s=timeout_s)
+        try:
+            result = await self.services.operations.call(name, rendered, ctx, timeout_s=timeout_s)
+        except UnknownOperation as exc:
+            raise FlowError(f"flow '{self.flow.name}' calls operation '{name}', which is not registered") from exc
         if result.status is OperationStatus.FOUND:
             spec = self.services.operations.get(name)
             if spec is not None and spec.identifies and result.data.get("customer_id") is not None:
-                self.customer_id = int(result.data["customer_id"])
-                self.account_confirmed = self.account_confirmed or bool(result.data.get("confirmed"))
+                identified = int(result.data["customer_id"])
+                # A confirmation holds for the account it was given for, never for another one.
+                kept = self.account_confirmed and identified == self.customer_id
+                self.customer_id = identified
+                self.account_confirmed = kept or bool(result.data.get("confirmed"))
                 self.customer = dict(result.data)
             if result.data.get("ticket_number"):
                 kind = result.data.get("ticket_kind") or rendered.get("kind") or name
@@ -180,7 +195,7 @@ class CallContext:
         """The call's context for agents (channel variables)."""
         return {
             "protocol": self.protocol,
-            "caller_id": self.channel.info.caller_id or "",
+            "caller_id": self.caller_id or "",
             "customer": str(self.customer_id or ""),
             "customer_name": str(self.customer.get("name", "")),
             "path": ">".join(self.path),

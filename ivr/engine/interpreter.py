@@ -14,11 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ivr.config import Settings, settings as load_settings
+from ivr import phone
+from ivr.config import Settings, settings as configured_settings
 from ivr.engine.channel import CallerHangup, Channel, ChannelError
 from ivr.engine.context import CallContext, FlowError, Outcome, Ticket
 from ivr.engine.flow import Flow
 from ivr.engine.services import NodeVisit, Services
+from ivr.engine.verbs.base import Verb
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ async def run_call(
     settings: Settings | None = None,
 ) -> CallResult:
     """Run a call from answer to end. ``flows`` holds the flows ``subflow:`` nodes may call."""
-    config = settings or load_settings()
+    config = settings or configured_settings()
     try:
         await channel.answer()
         protocol = await services.protocols.allocate(channel.info)
@@ -73,6 +75,7 @@ async def run_call(
         flows={flow.name: flow, **flows},
         protocol=protocol,
         timezone=config.timezone,
+        caller_id=phone.normalise(channel.info.caller_id),
     )
     walker = _Walker(call, config.max_call_steps)
     call.walk = walker.walk
@@ -139,7 +142,7 @@ class _Walker:
         finally:
             self.depth -= 1
 
-    async def _visit(self, flow: Flow, name: str, verb: Any) -> str | None:
+    async def _visit(self, flow: Flow, name: str, verb: Verb) -> str | None:
         call = self.call
         call.visit_input = call.visit_outcome = ""
         started = call.services.clock()

@@ -99,14 +99,14 @@ class ScriptedChannel:
         return keys[:count]
 
     async def answer(self) -> None:
-        await self._peek_hangup_only()
+        await self._hangup_if_next()
 
-    async def _peek_hangup_only(self) -> None:
+    async def _hangup_if_next(self) -> None:
         if self._items and self._items[0] == "hangup":
             await self._peek()
 
     async def play(self, prompt_ids: Sequence[str], *, interruptible: bool = True) -> str:
-        await self._peek_hangup_only()
+        await self._hangup_if_next()
         self.heard.extend(prompt_ids)
         self._record(Event("play", "", tuple(prompt_ids)))
         if self._items and self._items[0].startswith("barge:"):
@@ -155,13 +155,13 @@ class ScriptedChannel:
         self._record(Event("variable", f"{name}={value}"))
 
     async def queue(self, queue: str, *, context: Mapping[str, str], timeout_s: float) -> QueueOutcome:
-        await self._peek_hangup_only()
+        await self._hangup_if_next()
         outcome = self.queue_outcomes.get(queue, QueueOutcome.ANSWERED)
         self._record(Event("queue", f"{queue}: {outcome.value}"))
         return outcome
 
     async def transfer(self, number: str, *, timeout_s: float) -> TransferOutcome:
-        await self._peek_hangup_only()
+        await self._hangup_if_next()
         self._record(Event("transfer", f"{number}: {self.transfer_outcome.value}"))
         return self.transfer_outcome
 

@@ -49,6 +49,16 @@ def load_flow(path: Path) -> Flow:
     return parse_flow(text, path)
 
 
+def flows_beside(flow: Flow) -> dict[str, Flow]:
+    """The other flows in the same directory, by name: those ``subflow:`` nodes may call."""
+    flows = {}
+    for path in sorted(flow.source.parent.glob("*.yaml")):
+        if path != flow.source:
+            other = load_flow(path)
+            flows[other.name] = other
+    return flows
+
+
 def parse_flow(text: str, path: Path) -> Flow:
     """Parse flow YAML text; ``path`` names it in problems and becomes `Flow.source`."""
     try:
@@ -133,13 +143,16 @@ def _validation_problems(
         at = _nearest(positions, key_path, fallback)
         where = _describe(kind, loc[:-1])
         field = loc[-1] if loc else kind
+        message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "missing":
             sentence = f"'{field}' is required"
+        elif err["type"] == "extra_forbidden" and loc == ["next"]:
+            sentence = f"a {kind} node does not take 'next' (it says itself where the call goes)"
         elif err["type"] == "extra_forbidden":
             sentence = f"'{field}' is not a setting of {kind}" + (f" (expected one of: {known})" if len(loc) == 1 else "")
         else:
-            sentence = f"'{field}': {err['msg'][0].lower()}{err['msg'][1:]}" if loc else err["msg"]
-        yield Problem(at, f"node '{node}': {where}: {sentence}")
+            sentence = f"'{field}': {message[0].lower()}{message[1:]}" if loc else message
+        yield Problem(at, f"node '{node}': {sentence}" if loc == ["next"] else f"node '{node}': {where}: {sentence}")
 
 
 def _describe(kind: str, loc: list[str]) -> str:

@@ -12,30 +12,36 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ivr.engine.flow import Flow, Node
+from ivr.engine.verbs.collect import Collect
+from ivr.engine.verbs.menu import Menu
+from ivr.engine.verbs.queue import Queue
+from ivr.engine.verbs.say import Say
+from ivr.engine.verbs.subflow import Return, Subflow
+from ivr.engine.verbs.transfer import Transfer
 
 Vertex = tuple[str, str]  # (flow, node)
 #: Says whether a walk must stop at a node (it is not passed through; the walk notes it as reached).
 Stop = Callable[[Node], bool]
 
-HUMAN_KINDS = frozenset({"queue", "transfer"})
+#: The verbs that put the caller through to a person.
+HUMAN_VERBS = (Queue, Transfer)
 
 
 def is_human(node: Node) -> bool:
-    """Queues and transfers put the caller through to a person."""
-    return node.verb.kind in HUMAN_KINDS
+    return isinstance(node.verb, HUMAN_VERBS)
 
 
 def is_menu(node: Node) -> bool:
-    return node.verb.kind == "menu"
+    return isinstance(node.verb, Menu)
 
 
 def is_collect(node: Node) -> bool:
     """A node that makes the caller key data (a CNPJ, a protocol...)."""
-    return node.verb.kind == "collect"
+    return isinstance(node.verb, Collect)
 
 
 def announces_protocol(node: Node) -> bool:
-    return node.verb.kind == "say" and bool(getattr(node.verb, "announces_protocol", False))
+    return isinstance(node.verb, Say) and node.verb.announces_protocol
 
 
 def waits_for_caller(node: Node) -> bool:
@@ -88,10 +94,9 @@ class CallGraph:
 
     def subflow_of(self, node: Node) -> str | None:
         """The known flow a ``subflow`` node runs, if any."""
-        if node.verb.kind != "subflow":
+        if not isinstance(node.verb, Subflow):
             return None
-        name = str(getattr(node.verb, "flow"))
-        return name if name in self.flows else None
+        return node.verb.flow if node.verb.flow in self.flows else None
 
     def entry_flows(self) -> list[str]:
         """Flows no other flow runs as a subflow: calls begin there."""
@@ -111,7 +116,7 @@ class CallGraph:
         for label, target in node.verb.targets():
             if target not in flow.nodes:
                 continue
-            if node.verb.kind == "subflow" and label == "next" and (sub is None or not self.can_return(sub, stop)):
+            if isinstance(node.verb, Subflow) and label == "next" and (sub is None or not self.can_return(sub, stop)):
                 continue
             yield (vertex[0], target)
 
@@ -144,7 +149,7 @@ class CallGraph:
             self._can_return[key] = False
             walk = self.walk([self.start_of(flow)], stop)
             self._can_return[key] = any(
-                v[0] == flow and self.node(v).verb.kind == "return" for v in walk.passed
+                v[0] == flow and isinstance(self.node(v).verb, Return) for v in walk.passed
             )
         return self._can_return[key]
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from difflib import get_close_matches
 
-from ivr.engine.flow import Node, Position, Problem, Severity
+from ivr.engine.flow import Flow, Node, Position, Problem, Severity
+from ivr.engine.verbs.menu import Menu
+from ivr.engine.verbs.subflow import Subflow
 from ivr.flows.rules_paths import CallGraph, describe, waits_for_caller
 
 
@@ -37,10 +39,10 @@ def unknown_targets(graph: CallGraph) -> Iterator[Problem]:
 
 
 def unknown_flows(graph: CallGraph) -> Iterator[Problem]:
-    for name, flow in graph.flows.items():
+    for flow in graph.flows.values():
         for node in flow.nodes.values():
-            if node.verb.kind == "subflow" and graph.subflow_of(node) is None:
-                wanted = str(getattr(node.verb, "flow"))
+            if isinstance(node.verb, Subflow) and graph.subflow_of(node) is None:
+                wanted = node.verb.flow
                 yield Problem(
                     node.position_of(node.verb.kind),
                     f"node '{node.name}' runs flow '{wanted}', but there is no flow named '{wanted}' among "
@@ -49,8 +51,8 @@ def unknown_flows(graph: CallGraph) -> Iterator[Problem]:
 
 
 def unreachable_nodes(graph: CallGraph) -> Iterator[Problem]:
-    for name, flow in graph.flows.items():
-        seen = _within(graph, name)
+    for flow in graph.flows.values():
+        seen = reachable(flow)
         for node in flow.nodes.values():
             if node.name not in seen:
                 yield Problem(
@@ -61,9 +63,8 @@ def unreachable_nodes(graph: CallGraph) -> Iterator[Problem]:
                 )
 
 
-def _within(graph: CallGraph, name: str) -> set[str]:
-    """Nodes of flow `name` reachable from its start, following edges inside that flow only."""
-    flow = graph.flows[name]
+def reachable(flow: Flow) -> set[str]:
+    """Names of the nodes reachable from the flow's start, following edges inside the flow."""
     seen: set[str] = set()
     todo = [flow.start]
     while todo:  # bounded: each node is added once
@@ -79,18 +80,21 @@ def spinning_loops(graph: CallGraph) -> Iterator[Problem]:
     for cycle in graph.cycles(waits_for_caller):
         home = cycle[0][0]
         first = graph.node(cycle[0])
-        route = " → ".join(describe(v, home) for v in cycle)
+        if len(cycle) == 2:
+            what = f"node '{first.name}' leads back to itself"
+        else:
+            what = f"the nodes {' → '.join(describe(v, home) for v in cycle)} can go round"
         yield Problem(
             first.position,
-            f"the nodes {route} can go round forever without asking the caller anything: put a menu, "
-            f"collect or record in the loop, or let it end",
+            f"{what} forever without asking the caller anything: put a menu, collect or record in the loop, "
+            f"or let it end",
         )
 
 
 def menu_retries(graph: CallGraph) -> Iterator[Problem]:
     for flow in graph.flows.values():
         for node in flow.nodes.values():
-            if node.verb.kind != "menu":
+            if not isinstance(node.verb, Menu):
                 continue
             for key, what in (("no_input", "presses nothing"), ("no_match", "presses a key that is not an option")):
                 if f"menu.{key}" not in node.key_positions:

@@ -47,7 +47,8 @@ class _Visit:
                 verb=v.verb[:40],
                 input=v.input[:200],
                 outcome=v.outcome[:80],
-                started_at=v.started_at,
+                # A naive time is the host's local time (datetime.now()); the store keeps aware times.
+                started_at=v.started_at if v.started_at.tzinfo else v.started_at.astimezone(),
                 duration_ms=v.duration_ms,
             )
         )
@@ -80,6 +81,7 @@ class StoreEventSink:
         self.dropped = 0  # records lost because the buffer was full or the store was down at shutdown
         self.rejected = 0  # records the store refused (a bug, logged with its traceback)
         self.written = 0
+        self.failed_writes = 0  # attempts that found the store unavailable
 
     @classmethod
     def from_settings(cls, store: Store) -> StoreEventSink:
@@ -106,7 +108,9 @@ class StoreEventSink:
         if len(self._buffer) >= self._max_buffer:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning("event buffer full (%d): %d record(s) dropped so far", self._max_buffer, self.dropped)
+                log.warning(
+                    "event buffer full (%d): %d record(s) dropped so far", self._max_buffer, self.dropped
+                )
             return
         self._buffer.append(record)
         self._empty.clear()
@@ -150,6 +154,7 @@ class StoreEventSink:
             try:
                 await self._write_batch()
             except StoreUnavailable as exc:
+                self.failed_writes += 1
                 if self._closing.is_set():
                     return
                 if not self._store_down:
@@ -190,7 +195,7 @@ class StoreEventSink:
             await self._store.write(write)
         except StoreUnavailable:
             raise
-        except SQLAlchemyError:
+        except (SQLAlchemyError, ValueError, TypeError):  # a bad record, not an outage: log it, go on
             log.exception("store refused a batch of %d record(s); they are dropped", len(batch))
             self.rejected += len(batch)
         else:

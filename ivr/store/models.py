@@ -16,7 +16,19 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, Numeric, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+)
 from sqlalchemy import Enum as SqlEnum
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -53,8 +65,13 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def _enum(cls: type[Enum]) -> SqlEnum:
     # Values as plain strings, no CHECK constraint: adding a member needs no migration.
-    return SqlEnum(cls, native_enum=False, create_constraint=False, length=32,
-                   values_callable=lambda members: [m.value for m in members])
+    return SqlEnum(
+        cls,
+        native_enum=False,
+        create_constraint=False,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+    )
 
 
 def _now() -> datetime:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ivr.engine.channel import CallInfo
@@ -63,7 +64,9 @@ class FallbackRange:
                 raise ProtocolRangeExhausted(f"fallback range {self.first}..{self.last} used up for {year}")
             state["last"][str(year)] = used + 1
             protocol = make_call_protocol(year, used + 1)
-            state["pending"].append(asdict(IssuedProtocol(protocol, now.astimezone(UTC).isoformat(), unique_id)))
+            state["pending"].append(
+                asdict(IssuedProtocol(protocol, now.astimezone(UTC).isoformat(), unique_id))
+            )
             return protocol
 
     def pending(self) -> list[IssuedProtocol]:
@@ -98,9 +101,13 @@ class FallbackRange:
         except FileNotFoundError:
             return {"last": {}, "pending": []}
         except ValueError as exc:
-            raise ValueError(f"{self.path}: not a protocol fallback state file (expected JSON): {exc}") from exc
-        if not isinstance(data, dict) or not isinstance(data.get("last"), dict) or not isinstance(
-            data.get("pending"), list
+            raise ValueError(
+                f"{self.path}: not a protocol fallback state file (expected JSON): {exc}"
+            ) from exc
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("last"), dict)
+            or not isinstance(data.get("pending"), list)
         ):
             raise ValueError(f"{self.path}: expected a JSON object with 'last' and 'pending'")
         return data
@@ -143,14 +150,17 @@ class StoreProtocolAllocator:
         year = now.astimezone(self._zone).year
         name = call_protocol_sequence(year)
         attempt = asyncio.ensure_future(self._store.write(lambda session: next_value(session, name)))
-        # Not cancelled on time-out: a late answer only leaves a gap in the sequence, never a duplicate.
-        done, _ = await asyncio.wait({attempt}, timeout=self._timeout_s)
+        # Never cancelled (time-out, caller gone): a late answer only leaves a gap, never a duplicate.
+        try:
+            done, _ = await asyncio.wait({attempt}, timeout=self._timeout_s)
+        finally:
+            if not attempt.done():
+                self._keep(attempt)
         if not done:
-            self._keep(attempt)
             return await self._from_fallback(year, call, now, "no answer in time")
         try:
             sequence = attempt.result()
-        except StoreUnavailable as exc:
+        except (StoreUnavailable, SQLAlchemyError) as exc:  # down, or broken (e.g. not migrated)
             return await self._from_fallback(year, call, now, str(exc))
         if sequence >= self._fallback.first:
             raise ProtocolRangeExhausted(f"sequence {name} reached the fallback range at {sequence}")

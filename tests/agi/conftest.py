@@ -51,9 +51,18 @@ async def outcome(outcomes: asyncio.Queue[Any]) -> Any:
     return await asyncio.wait_for(outcomes.get(), WAIT_S)
 
 
+@pytest.fixture(autouse=True)
+async def close_peers() -> AsyncIterator[None]:
+    yield
+    while FakeAsterisk.opened:  # inside the test's event loop, which closes after this
+        FakeAsterisk.opened.pop().close()
+
+
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[CallRig]:
     rig = CallRig(tmp_path)
     yield rig
+    while FakeAsterisk.opened:  # calls still waiting on their peer end at once (CallerHangup)
+        FakeAsterisk.opened.pop().close()
     for server in rig.servers:
-        await server.drain(1.0)
+        assert await server.drain(1.0) == 0

@@ -87,12 +87,17 @@ class FakeAsterisk:
         self.reader = reader
         self.writer = writer
 
+    #: Every peer made, so a fixture can close the ones a test leaves open.
+    opened: list[FakeAsterisk] = []
+
     @classmethod
     async def call(cls, port: int, block: bytes | None = None, **headers: str) -> FakeAsterisk:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), WAIT_S)
         writer.write(header_block(**headers) if block is None else block)
         await writer.drain()
-        return cls(reader, writer)
+        peer = cls(reader, writer)
+        cls.opened.append(peer)
+        return peer
 
     async def started(self, linked_id: str = "1764070000.17") -> None:
         """The first command of every call: the channel asks for Asterisk's linkedid."""
@@ -117,6 +122,7 @@ class FakeAsterisk:
         """True when the IVR closed the socket (EOF) without sending anything more."""
         rest = await asyncio.wait_for(self.reader.read(), WAIT_S)
         assert rest == b"", f"unexpected bytes before EOF: {rest!r}"
+        self.close()
         return True
 
     def close(self) -> None:

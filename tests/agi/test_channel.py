@@ -36,7 +36,9 @@ async def test_sac_call_start_answer_announce_and_menu_barge_in(rig: CallRig) ->
     await peer.expect('STREAM FILE "sac/pt_BR/digit/0" ""', "200 result=0 endpos=4160")
     await peer.expect(f'STREAM FILE "sac/pt_BR/main_menu" {ALL_KEYS}', "200 result=49 endpos=12000")
     assert await outcome(outcomes) == ("1764070000.17", "", "1")
-    assert await peer.closed_by_ivr()  # main_menu_more never played: the key stopped the prompts
+    # main_menu_more never played: the key stopped the prompts. The flow returned: the dialplan is told.
+    await peer.expect('SET VARIABLE "IVR_DONE" "1"', "200 result=1")
+    assert await peer.closed_by_ivr()
 
 
 async def test_100_trying_comes_before_the_real_answer(rig: CallRig) -> None:
@@ -144,6 +146,7 @@ async def test_caller_id_name_cannot_inject_a_command(rig: CallRig) -> None:
     assert parse_args(line) == ["SET", "VARIABLE", "IVR_CALLER_NAME", name]
     await peer.send("200 result=1")
     assert await outcome(outcomes) == name
+    await peer.expect('SET VARIABLE "IVR_DONE" "1"', "200 result=1")
     assert await peer.closed_by_ivr()
 
 
@@ -163,6 +166,7 @@ async def test_caller_id_name_with_a_carriage_return_is_refused_before_sending(r
     await peer.started()
     await peer.expect("HANGUP", "200 result=1")  # the very next line: nothing was injected before it
     assert "CR" in str(await outcome(outcomes))
+    assert await peer.closed_by_ivr()  # hung up by the flow: no IVR_DONE to set
 
 
 async def test_read_digits_uses_first_then_inter_digit_timeouts(rig: CallRig) -> None:
@@ -263,3 +267,23 @@ async def test_closed_socket_mid_call_is_a_caller_hangup(rig: CallRig) -> None:
     await peer.command()
     peer.close()
     assert isinstance(await outcome(outcomes), CallerHangup)
+
+
+async def test_a_flow_that_fails_leaves_ivr_done_unset_for_the_fallback(rig: CallRig) -> None:
+    async def script(ch: Channel) -> None:
+        await ch.answer()
+        raise RuntimeError("back-end exploded")
+
+    peer, outcomes = await rig.call(script)
+    await peer.expect("ANSWER", "200 result=0")
+    assert isinstance(await outcome(outcomes), RuntimeError)
+    assert await peer.closed_by_ivr()  # no SET VARIABLE IVR_DONE: Asterisk sends the caller to a human
+
+
+def test_dialled_number_comes_from_the_extension_or_else_the_dnid() -> None:
+    from ivr.agi.channel import call_info
+    from ivr.agi.wire import AgiRequest
+
+    assert call_info(AgiRequest({"agi_extension": "+5530033336", "agi_dnid": "30033336"})).dialled == "+5530033336"
+    assert call_info(AgiRequest({"agi_extension": "s", "agi_dnid": "30033336"})).dialled == "30033336"
+    assert call_info(AgiRequest({"agi_extension": "s", "agi_dnid": "unknown"})).dialled == ""

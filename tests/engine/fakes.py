@@ -11,8 +11,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from integrations.registry import Arg, OperationContext, OperationRegistry, OperationResult, OperationSpec
+from ivr.config import load_settings
 from ivr.engine.channel import CallInfo, Heard
 from ivr.engine.flow import Flow
+from ivr.engine.interpreter import CallResult, run_call
+from ivr.engine.scripted import ScriptedChannel
 from ivr.engine.services import NodeVisit, Recognition, Services
 from ivr.flows.loader import parse_flow
 from ivr.protocol_number import make_call_protocol
@@ -92,3 +95,13 @@ def flow(text: str, name: str = "test.yaml") -> Flow:
 
 def caller(number: str | None = "3133334444") -> CallInfo:
     return CallInfo(caller_id=number, dialled="30033336")
+
+
+async def run(
+    text: str, inputs: Sequence[str] = (), *, number: str | None = "3133334444", svc: Services | None = None, **channel: Any
+) -> tuple[CallResult, ScriptedChannel, Services]:
+    """Run a call through a flow written inline, with a scripted caller."""
+    services_ = svc or services()
+    chan = ScriptedChannel(caller(number), list(inputs), **channel)
+    result = await run_call(flow(text), chan, services_, settings=load_settings())
+    return result, chan, services_

@@ -17,10 +17,13 @@ if TYPE_CHECKING:
 
 #: Default bound on one node's run, so a stuck back-end or channel cannot hold a call forever.
 DEFAULT_NODE_TIMEOUT_S = 120.0
+#: Allowance for playing one question's prompts, when a verb sizes its own time limit.
+PROMPT_ALLOWANCE_S = 60.0
 
 #: One prompt id or a list of them; a single id may be written without brackets.
-Prompts = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
-
+Prompts = Annotated[
+    list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v, json_schema_input_type=str | list[str])
+]
 
 
 def _variable_name(name: str) -> str:

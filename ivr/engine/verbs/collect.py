@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from ivr import cnpj
-from ivr.engine.verbs.base import Continues, Prompts, Retry, VarName
+from ivr.engine.verbs.base import PROMPT_ALLOWANCE_S, Continues, Prompts, Retry, VarName
 from ivr.protocol_number import kind_of
 
 if TYPE_CHECKING:
@@ -54,6 +54,14 @@ class Collect(Continues):
             raise ValueError(f"min_digits ({self.min_digits}) is more than max_digits ({self.max_digits})")
         return self
 
+    @property
+    def attempts(self) -> int:
+        return self.no_input.retries + self.invalid.retries + 2
+
+    def time_limit_s(self) -> float:
+        keying = self.first_timeout_s + self.max_digits * self.inter_digit_timeout_s
+        return self.attempts * (PROMPT_ALLOWANCE_S + max(keying, self.speech_max_s))
+
     def targets(self) -> list[tuple[str, str]]:
         return [("next", self.next), ("then", self.then)]
 
@@ -62,7 +70,7 @@ class Collect(Continues):
 
     async def run(self, call: CallContext) -> str | None:
         no_inputs = invalids = 0
-        for _ in range(self.no_input.retries + self.invalid.retries + 2):
+        for _ in range(self.attempts):
             value = await (self._hear(call) if self.speech else self._keys(call))
             if not value:
                 no_inputs += 1

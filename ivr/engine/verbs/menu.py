@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ivr.engine.channel import DTMF_KEYS
-from ivr.engine.verbs.base import Prompts, Retry, Verb
+from ivr.engine.verbs.base import PROMPT_ALLOWANCE_S, Prompts, Retry, Verb
 
 if TYPE_CHECKING:
     from ivr.engine.context import CallContext
@@ -75,6 +75,13 @@ class Menu(Verb):
     def listens(self) -> bool:
         return any(option.say_it for option in self.options.values())
 
+    @property
+    def attempts(self) -> int:
+        return self.no_input.retries + self.no_match.retries + MAX_REPEATS + 2
+
+    def time_limit_s(self) -> float:
+        return self.attempts * (PROMPT_ALLOWANCE_S + self.input_timeout_s + self.speech_max_s)
+
     def targets(self) -> list[tuple[str, str]]:
         edges = [(f"option {key}", option.go) for key, option in self.options.items()]
         edges.append(("then", self.then))
@@ -88,8 +95,7 @@ class Menu(Verb):
 
     async def run(self, call: CallContext) -> str | None:
         no_inputs = no_matches = repeats = 0
-        bound = self.no_input.retries + self.no_match.retries + MAX_REPEATS + 2
-        for _ in range(bound):
+        for _ in range(self.attempts):
             key, said = await self._ask(call)
             if key in self.options:
                 call.note(input=key, outcome=key)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from ivr.engine.verbs.base import Continues, Prompts, VarName
+from ivr.engine.verbs.base import PROMPT_ALLOWANCE_S, Continues, Prompts, VarName
 
 if TYPE_CHECKING:
     from ivr.engine.context import CallContext
@@ -35,7 +35,7 @@ class Record(Continues):
         return list(self.prompt)
 
     def time_limit_s(self) -> float:
-        return self.max_s + 60.0
+        return PROMPT_ALLOWANCE_S + self.max_s
 
     async def run(self, call: CallContext) -> str | None:
         await call.play(self.prompt, interruptible=False)

@@ -9,16 +9,19 @@ The protocol announcement is never interruptible (DECISIONS.md): the caller must
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from pydantic import model_validator
 
 from ivr.engine.template import check_template
 from ivr.engine.verbs.base import Continues, Prompts
-from ivr.voice.speak import SAY_KINDS, say_ids
+from ivr.voice.speak import SAY_KINDS, SayError, say_ids
 
 if TYPE_CHECKING:
     from ivr.engine.context import CallContext
+
+log = logging.getLogger(__name__)
 
 
 class Say(Continues):
@@ -68,7 +71,13 @@ class Say(Continues):
 
     async def run(self, call: CallContext) -> str | None:
         value = call.render(self.template)
-        ids = [*self.before, *say_ids(self.what, value, **self.options), *self.after]
+        try:
+            spoken = say_ids(self.what, value, **self.options)
+        except SayError as exc:
+            # A value the back-end left empty or malformed: the caller still hears the rest.
+            log.error("call %s: cannot say %s here (%s)", call.protocol, self.what, exc)
+            spoken = []
+        ids = [*self.before, *spoken, *self.after]
         interruptible = self.what != "protocol" if self.interruptible is None else self.interruptible
         await call.play(ids, interruptible=interruptible)
         return self.next

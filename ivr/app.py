@@ -1,0 +1,126 @@
+"""Wiring: the store's ports and the operations into `Services`, the published flows into the FastAGI server.
+
+Nothing else in the product builds these objects, so the simulator, the flow tests and a real call run
+the same operations over the same store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from integrations.builtin import build_registry
+from integrations.speech import NoSpeechBackend
+from ivr.config import Settings
+from ivr.engine.channel import Channel
+from ivr.engine.context import Outcome
+from ivr.engine.interpreter import run_call
+from ivr.engine.services import Services
+from ivr.flows.library import FlowLibrary, NothingPublished
+from ivr.store.calls import StoreCallRecorder
+from ivr.store.db import Store
+from ivr.store.events import StoreEventSink
+from ivr.store.migrate import upgrade
+from ivr.store.protocols import FallbackRange, StoreProtocolAllocator
+from ivr.store.seed import seed
+
+log = logging.getLogger(__name__)
+
+
+class CallFailed(Exception):
+    """The engine could not finish the call; the dialplan's fallback queue takes the caller."""
+
+
+@asynccontextmanager
+async def build_services(settings: Settings) -> AsyncIterator[Services]:
+    """Services over the configured store, migrated to the current schema; closed (flushed) on exit."""
+    conf = settings.store
+    store = Store(settings.database_url, busy_timeout_s=conf.busy_timeout_s)
+    try:
+        await upgrade(store)
+        events = StoreEventSink(
+            store,
+            batch_size=conf.event_batch_size,
+            flush_interval_s=conf.event_flush_interval_s,
+            max_buffer=conf.event_buffer_max,
+            retry_max_s=conf.event_retry_max_s,
+        )
+        await events.start()
+        first, last = settings.protocol_fallback_range
+        protocols = StoreProtocolAllocator(
+            store,
+            FallbackRange(settings.var_dir / "protocol_fallback.json", first, last),
+            timeout_s=conf.allocate_timeout_s,
+            timezone=settings.timezone,
+        )
+        try:
+            yield Services(
+                operations=build_registry(store, timezone=settings.timezone),
+                events=events,
+                protocols=protocols,
+                recognizer=NoSpeechBackend(),
+                calls=StoreCallRecorder(events),
+            )
+        finally:
+            await protocols.aclose()
+            await events.aclose()
+    finally:
+        await store.aclose()
+
+
+@asynccontextmanager
+async def demo_services(settings: Settings, directory: Path) -> AsyncIterator[Services]:
+    """Services over a fresh SQLite store in `directory`, seeded with the demo customers: what flow tests
+    run against, so a case sees the same data on every machine and never touches the live store."""
+    demo = settings.model_copy(
+        update={"database_url": f"sqlite+aiosqlite:///{directory / 'demo.sqlite3'}", "var_dir": directory}
+    )
+    store = Store(demo.database_url, busy_timeout_s=demo.store.busy_timeout_s)
+    try:
+        await upgrade(store)
+        await seed(store)
+    finally:
+        await store.aclose()
+    async with build_services(demo) as services:
+        yield services
+
+
+def served_library(settings: Settings) -> FlowLibrary:
+    """The published flows; on a first start with nothing published, the flows directory is checked and
+    published (a broken set is refused and the server does not start)."""
+    library = FlowLibrary(settings.var_dir / "published")
+    try:
+        library.reload()
+    except NothingPublished:
+        log.info("no flows published yet: publishing %s", settings.flows_dir)
+        report = library.publish(settings.flows_dir, who="ivr serve (first start)")
+        if not report.ok:
+            raise SystemExit(f"ivr serve: the flows in {settings.flows_dir} fail their checks:\n{report.render()}")
+    return library
+
+
+async def serve(settings: Settings) -> int:
+    """Run the FastAGI server over the published flows until SIGTERM; SIGHUP re-reads the published release."""
+    from ivr.agi.server import serve as serve_agi
+
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    library = served_library(settings)
+    async with build_services(settings) as services:
+
+        async def handle_call(channel: Channel, flow_name: str) -> None:
+            flows = library.snapshot()  # the call keeps this release until it ends
+            result = await run_call(flows[flow_name], channel, services, flows=flows.flows, settings=settings)
+            if result.outcome is Outcome.FAILED:
+                raise CallFailed(f"call {result.protocol} failed: {result.reason}")
+
+        def reload() -> None:
+            report = library.reload()
+            if not report.ok:
+                log.error("published flows refused; still serving version %s", library.version)
+
+        log.info(
+            "FastAGI on %s:%d serving flows version %s", settings.agi.host, settings.agi.port, library.version
+        )
+        return await serve_agi(handle_call, settings, on_reload=reload)

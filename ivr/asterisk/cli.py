@@ -1,0 +1,200 @@
+"""``ivr asterisk provision|up|down|status|cli|run`` and ``ivr call``: the local Asterisk 22 and
+scripted calls into it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    group = sub.add_parser("asterisk", help="the local Asterisk 22 (chrooted Debian-unstable root)")
+    commands = group.add_subparsers(dest="asterisk_command", required=True, metavar="ACTION")
+    commands.add_parser("provision", help="build or reuse the root, install our config and prompts").set_defaults(
+        handler=_provision
+    )
+    commands.add_parser("up", help="start Asterisk in the background").set_defaults(handler=_up)
+    commands.add_parser("down", help="stop Asterisk").set_defaults(handler=_down)
+    commands.add_parser("status", help="is Asterisk running (exit 0) or not (exit 1)").set_defaults(handler=_status)
+    cli = commands.add_parser("cli", help='run one Asterisk CLI command, e.g. "pjsip show endpoints"')
+    cli.add_argument("command", help="the CLI command, quoted")
+    cli.set_defaults(handler=_cli)
+    commands.add_parser("run", help="provision, start Asterisk and `ivr serve` in the foreground").set_defaults(
+        handler=_run
+    )
+
+    call = sub.add_parser("call", help="place a scripted SIPp call into the local Asterisk")
+    call.add_argument("--keys", default="", help="key groups sent one after the other, e.g. 1,2 or 1122#,0")
+    call.add_argument("--caller", default="3133334444", help="caller ID number (default %(default)s)")
+    call.add_argument("--withheld", action="store_true", help="withhold the caller ID")
+    call.add_argument("--number", help="number dialled (default: the SAC number)")
+    call.add_argument("--speech", help="audio file spoken after the keys (any format sox reads)")
+    call.add_argument("--first", type=float, default=3.0, help="seconds before the first keys (default %(default)s)")
+    call.add_argument("--gap", type=float, default=3.0, help="seconds between key groups (default %(default)s)")
+    call.add_argument("--hold", type=float, default=10.0, help="seconds on the line at the end (default %(default)s)")
+    call.add_argument("--wait-bye", action="store_true", help="stay until Asterisk hangs up instead of --hold")
+    call.add_argument("--timeout", type=float, default=120.0, help="hard bound on the call (default %(default)s)")
+    call.set_defaults(handler=_call)
+
+
+def _fail(message: str) -> int:
+    print(f"ivr asterisk: {message}", file=sys.stderr)
+    return 1
+
+
+def _provision(args: argparse.Namespace) -> int:
+    from ivr.asterisk.root import RootError, provision
+    from ivr.config import settings
+
+    started = time.monotonic()
+    try:
+        done = provision(settings())
+    except RootError as exc:
+        return _fail(str(exc))
+    print(f"{done.version} in {done.root} ({time.monotonic() - started:.1f} s)")
+    print(f"configuration: {done.root / done.layout.etc.lstrip('/')}")
+    if not done.prompts:
+        return _fail("no prompt audio installed: run `ivr prompts build`, then provision again")
+    print(f"prompts: {done.prompts} files")
+    return 0
+
+
+def _shipped_instance() -> Any:
+    from ivr.asterisk.conf import Layout
+    from ivr.asterisk.instance import Instance
+    from ivr.config import settings
+
+    return Instance(settings().asterisk_root, Layout.shipped())
+
+
+def _up(args: argparse.Namespace) -> int:
+    from ivr.asterisk.instance import AsteriskError
+    from ivr.config import settings
+
+    instance = _shipped_instance()
+    if not instance.host_path(f"{instance.conf_file}").exists():
+        return _fail(f"{instance.root} is not provisioned: run `ivr asterisk provision`")
+    started = time.monotonic()
+    try:
+        pid = instance.start()
+    except AsteriskError as exc:
+        return _fail(str(exc))
+    s = settings()
+    print(f"Asterisk up in {time.monotonic() - started:.1f} s (pid {pid})")
+    print(f"  SIP      udp:{s.sip.host}:{s.sip.port}   AMI {s.ami.host}:{s.ami.port}")
+    print(f"  FastAGI  calls go to agi://{s.agi.host}:{s.agi.port}/sac (start it with `ivr serve`)")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from ivr.asterisk.instance import AsteriskError
+
+    try:
+        was_running = _shipped_instance().stop()
+    except AsteriskError as exc:
+        return _fail(str(exc))
+    print("Asterisk stopped" if was_running else "Asterisk was not running")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    status = _shipped_instance().status()
+    if status.running:
+        print(f"Asterisk running (pid {status.pid})\n{status.uptime}")
+    else:
+        print("Asterisk not running")
+    for mount in status.host_mounts:
+        print(f"warning: {mount} is mounted on the host; `ivr asterisk down` removes it", file=sys.stderr)
+    return 0 if status.running else 1
+
+
+def _cli(args: argparse.Namespace) -> int:
+    from ivr.asterisk.instance import AsteriskError
+
+    instance = _shipped_instance()
+    if instance.pid() is None:
+        return _fail("Asterisk is not running: `ivr asterisk up` first")
+    try:
+        print(instance.command(args.command), end="")
+    except AsteriskError as exc:
+        return _fail(str(exc))
+    return 0
+
+
+async def _run(args: argparse.Namespace) -> int:
+    import inspect
+
+    from pydantic import SecretStr
+
+    from ivr.asterisk.instance import AsteriskError
+    from ivr.asterisk.root import ami_secret
+    from ivr.config import settings
+
+    try:
+        from ivr import app
+    except ImportError as exc:
+        return _fail(f"the IVR application is not available ({exc})")
+    if _provision(args) != 0:
+        return 1
+    instance = _shipped_instance()
+    try:
+        instance.start()
+    except AsteriskError as exc:
+        return _fail(str(exc))
+    try:
+        s = settings()
+        # The IVR's AMI client logs in with the secret provisioning wrote into manager.conf.
+        s = s.model_copy(update={"ami": s.ami.model_copy(update={"secret": SecretStr(ami_secret(s))})})
+        number = "".join(ch for ch in s.page.sac_number if ch.isdigit())
+        print(f"Asterisk is up. Call sip:{number}@{s.sip.host}:{s.sip.port} from a softphone on "
+              f"{s.sip.tester_address} (no registration needed),")
+        print("or place a scripted call from another terminal: ivr call --keys 1,2")
+        print("Ctrl-C stops the IVR and Asterisk.")
+        result = app.serve(s)
+        if inspect.isawaitable(result):
+            result = await result
+        return int(result or 0)
+    finally:
+        instance.stop()
+
+
+async def _call(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from ivr.asterisk import sipp
+    from ivr.config import settings
+
+    s = settings()
+    if _shipped_instance().pid() is None:
+        return _fail("Asterisk is not running: `ivr asterisk up` (or `ivr asterisk run`) first")
+    steps: list[sipp.Step] = [sipp.Pause(args.first)]
+    try:
+        for index, group in enumerate(k for k in args.keys.split(",") if k):
+            if index:
+                steps.append(sipp.Pause(args.gap))
+            steps.append(sipp.Keys(group.strip()))
+        with tempfile.TemporaryDirectory(prefix="sac-call-") as tmp:
+            if args.speech:
+                steps.append(sipp.prepare_speech(Path(args.speech), Path(tmp) / "speech"))
+            if not args.wait_bye:
+                steps.append(sipp.Pause(args.hold))
+            number = args.number or "".join(ch for ch in s.page.sac_number if ch.isdigit())
+            script = sipp.CallScript(
+                number=number,
+                caller=None if args.withheld else args.caller,
+                steps=tuple(steps),
+                end="wait_bye" if args.wait_bye else "hangup",
+            )
+            print(f"calling {number} at {s.sip.host}:{s.sip.port} from {script.caller or 'a withheld number'}...")
+            result = await sipp.place_call(
+                script, s.sip.host, s.sip.port, local_ip=s.sip.tester_address, timeout_s=args.timeout
+            )
+    except (ValueError, sipp.SippError) as exc:
+        return _fail(str(exc))
+    print(result.summary())
+    for line in result.received:
+        print(f"  <- {line}")
+    return 0 if result.ok else 1

@@ -1,0 +1,140 @@
+"""The AMI wrapper against a fake AMI server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ivr.ami.client import AmiActionError, AmiClient, AmiLoginError, AmiTimeout
+from ivr.ami.live import LiveState, attach
+from ivr.config import AmiSettings
+
+from .fake_ami import WAIT_S, FakeAmi, Fields, queue_status_reply
+
+
+@pytest.fixture
+async def ami() -> AsyncIterator[FakeAmi]:
+    server = FakeAmi()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def settings_for(port: int, **overrides: object) -> AmiSettings:
+    values: dict[str, object] = {"host": "127.0.0.1", "port": port, "secret": "s3cret", "action_timeout_s": 0.5, "ping_interval_s": 60}
+    values.update(overrides)
+    return AmiSettings.model_validate(values)
+
+
+@pytest.fixture
+async def client(ami: FakeAmi) -> AsyncIterator[AmiClient]:
+    port = ami._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    c = AmiClient(settings_for(port))
+    await c.connect()
+    yield c
+    await c.close()
+
+
+async def test_replies_are_matched_by_action_id_even_when_interleaved(ami: FakeAmi, client: AmiClient) -> None:
+    held: list[Fields] = []
+    ami.responders["queuestatus"] = lambda f: held.append(f) or None  # type: ignore[func-returns-value]
+    first = asyncio.create_task(client.queue_status("technical"))
+    second = asyncio.create_task(client.queue_status("billing"))
+    await ami.next_action("QueueStatus")
+    await ami.next_action("QueueStatus")
+    by_queue = {f["Queue"]: queue_status_reply(f["ActionID"], f["Queue"]) for f in held}
+    # Answer the second request first, its messages interleaved with the first's, and an event in between.
+    tech, billing = by_queue["technical"], by_queue["billing"]
+    for pair in zip(billing, tech, strict=True):
+        for message in pair:
+            ami.send(0, message)
+        ami.send(0, {"Event": "Newchannel", "Channel": "PJSIP/x-1", "Uniqueid": "1.1"})
+    technical = await asyncio.wait_for(first, WAIT_S)
+    assert technical.queue == "technical"
+    assert (technical.logged_in, technical.paused, technical.available) == (2, 1, 1)
+    assert (technical.callers_waiting, technical.average_hold_s, technical.longest_wait_s) == (1, 42, 37)
+    assert (await asyncio.wait_for(second, WAIT_S)).queue == "billing"
+
+
+async def test_every_action_has_our_timeout(ami: FakeAmi, client: AmiClient) -> None:
+    with pytest.raises(AmiTimeout, match="QueueRemove: no reply within 0.5 s"):
+        await client.queue_remove("technical", "PJSIP/agent-101")
+
+
+async def test_queue_add_and_an_error_reply(ami: FakeAmi, client: AmiClient) -> None:
+    ami.responders["queueadd"] = lambda f: [{"Response": "Success", "ActionID": f["ActionID"], "Message": "Added interface to queue"}]
+    ami.responders["queueremove"] = lambda f: [{"Response": "Error", "ActionID": f["ActionID"], "Message": "Unable to remove interface: Not there"}]
+    await client.queue_add("technical", "PJSIP/agent-101", member_name="Agente 101")
+    _, fields = await ami.next_action("QueueAdd")
+    assert (fields["Queue"], fields["Interface"], fields["MemberName"], fields["Paused"]) == ("technical", "PJSIP/agent-101", "Agente 101", "false")
+    with pytest.raises(AmiActionError, match="Not there"):
+        await client.queue_remove("technical", "PJSIP/agent-101")
+
+
+async def test_refused_login_says_which_settings_to_check(ami: FakeAmi) -> None:
+    port = ami._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    c = AmiClient(settings_for(port, secret="wrong"))
+    with pytest.raises(AmiLoginError, match="ami.secret"):
+        await c.connect()
+    await c.close()
+
+
+async def test_watchdog_reconnects_when_asterisk_goes_silent(ami: FakeAmi) -> None:
+    port = ami._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    c = AmiClient(settings_for(port, ping_interval_s=0.05, action_timeout_s=0.2))
+    await c.connect()
+    try:
+        await ami.next_action("Ping")  # the watchdog pings on connection 0
+        ami.answer_pings = False  # Asterisk hangs: the TCP connection stays open, nothing answers
+        connection, _ = await ami.next_action("Login")
+        assert connection == 1 and c.reconnects == 1
+        ami.answer_pings = True
+        await c.wait_logged_in(WAIT_S)
+        ami.responders["queueadd"] = lambda f: [{"Response": "Success", "ActionID": f["ActionID"]}]
+        await c.queue_add("billing", "PJSIP/agent-102")  # usable again
+    finally:
+        await c.close()
+
+
+async def test_originate_is_never_resent_after_a_reconnect(ami: FakeAmi, client: AmiClient) -> None:
+    ami.responders["queuestatus"] = lambda f: None  # connection 0 never answers
+    originate = asyncio.create_task(client.originate("Local/30033336@sac-inbound", context="sac-test", exten="s"))
+    pending = asyncio.create_task(
+        client.action({"Action": "QueueStatus", "Queue": "technical"}, timeout_s=WAIT_S, as_list=True)
+    )
+    await ami.next_action("Originate")
+    await ami.next_action("QueueStatus")
+    ami.responders["queuestatus"] = lambda f: queue_status_reply(f["ActionID"])
+    ami.drop(0)  # Asterisk restarts
+    seen_on_new_connection: list[str] = []
+    async with asyncio.timeout(WAIT_S):
+        while "QueueStatus" not in seen_on_new_connection:  # panoramisk re-sends it after FullyBooted
+            connection, fields = await ami.received.get()
+            assert connection == 1
+            seen_on_new_connection.append(fields["Action"])
+            resent = fields
+    assert seen_on_new_connection == ["Login", "QueueStatus"]  # no second Originate
+    reply = await asyncio.wait_for(pending, WAIT_S)  # the re-sent action's reply still reaches its caller
+    assert isinstance(reply, list) and reply[0]["ActionID"] == resent["ActionID"]
+    originate.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await originate
+
+
+async def test_events_fold_into_live_state(ami: FakeAmi, client: AmiClient) -> None:
+    state = LiveState()
+    attach(client, state)
+    ami.responders["ping"] = lambda f: None
+    for message in (
+        {"Event": "Newchannel", "Channel": "PJSIP/carrier-00000007", "Uniqueid": "1764070000.17", "Linkedid": "1764070000.17", "CallerIDNum": "1133334444"},
+        {"Event": "QueueCallerJoin", "Queue": "technical", "Uniqueid": "1764070000.17", "Position": "1", "Count": "1"},
+        {"Event": "AgentCalled", "Queue": "technical", "Uniqueid": "1764070000.17", "Interface": "PJSIP/agent-102",
+         "ChanVariable": ["IVR_PROTOCOL=202600000017", "IVR_REASON=sem conexão"]},
+    ):
+        ami.send(0, message)
+    await client.ping()  # answered after the events: they have been dispatched by then
+    [call] = state.waiting("technical")
+    assert call.ringing == {"PJSIP/agent-102"}
+    assert call.variables == {"IVR_PROTOCOL": "202600000017", "IVR_REASON": "sem conexão"}

@@ -1,0 +1,96 @@
+"""The rendered Asterisk configuration says what the SAC needs, for any settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr.asterisk import conf
+from ivr.config import ConfigError, Settings, load_settings
+
+SECRET = "test-secret-not-real"
+
+
+def _render(settings: Settings | None = None) -> dict[str, str]:
+    settings = settings or load_settings()
+    return conf.render(settings, conf.Layout.shipped(), SECRET, "/var/lib/asterisk/moh/sac", "/usr/lib/x/modules")
+
+
+def test_every_file_renders_and_nothing_names_localhost() -> None:
+    files = _render()
+    for name in ("asterisk.conf", "pjsip.conf", "extensions.conf", "queues.conf", "manager.conf",
+                 "musiconhold.conf", "modules.conf", "logger.conf", "rtp.conf", "cdr.conf"):  # fmt: skip
+        assert name in files
+    assert not any("localhost" in text for text in files.values())
+
+
+def test_sip_listens_on_loopback_and_tells_the_carrier_from_testers() -> None:
+    settings = load_settings()
+    pjsip = _render(settings)["pjsip.conf"]
+    assert f"bind = 127.0.0.1:{settings.sip.port}" in pjsip
+    assert "allow = alaw,ulaw" in pjsip  # A-law first on the trunk
+    assert "dtmf_mode = rfc4733" in pjsip
+    assert f"match = {settings.sip.sbc_address}" in pjsip and f"match = {settings.sip.tester_address}" in pjsip
+
+
+def test_the_same_address_for_carrier_and_testers_is_refused() -> None:
+    settings = load_settings()
+    clash = settings.model_copy(update={"sip": settings.sip.model_copy(update={"sbc_address": "127.0.0.1"})})
+    with pytest.raises(ConfigError, match="sbc_address"):
+        _render(clash)
+
+
+def test_every_form_of_the_sac_number_goes_to_the_ivr_with_a_fallback() -> None:
+    settings = load_settings()
+    dialplan = _render(settings)["extensions.conf"]
+    for form in ("30033336", "+5530033336", "5530033336", "030033336", "_0XX30033336"):
+        assert f"exten => {form},1,Goto(sac-ivr,${{EXTEN}},1)" in dialplan
+    assert f"AGI(agi://127.0.0.1:{settings.agi.port}/sac)" in dialplan
+    assert "TIMEOUT(absolute)" in dialplan
+    assert '"${AGISTATUS}" = "FAILURE" | "${IVR_DONE}" = ""' in dialplan
+    assert "exten => 31958012,1,Dial(PJSIP/${EXTEN}@carrier" in dialplan
+
+
+def test_queues_never_hold_callers_without_agents() -> None:
+    queues = _render()["queues.conf"]
+    for queue in ("technical", "billing", "commercial"):
+        assert f"[{queue}](sac-queue)" in queues
+    assert "joinempty = paused,penalty,invalid,unavailable" in queues
+    assert "leavewhenempty = paused,penalty,invalid,unavailable" in queues
+
+
+def test_ami_is_loopback_only_with_the_secret_from_settings() -> None:
+    manager = _render()["manager.conf"]
+    assert "bindaddr = 127.0.0.1" in manager
+    assert "deny = 0.0.0.0/0.0.0.0" in manager and "permit = 127.0.0.1/255.255.255.255" in manager
+    assert f"secret = {SECRET}" in manager
+    assert "channelvars = IVR_PROTOCOL" in manager
+
+
+def test_an_empty_ami_secret_is_refused() -> None:
+    with pytest.raises(ConfigError, match="IVR_AMI__SECRET"):
+        conf.render(load_settings(), conf.Layout.shipped(), "", "/moh", "/modules")
+
+
+def test_modules_are_loaded_explicitly() -> None:
+    modules = _render()["modules.conf"]
+    assert "autoload = no" in modules
+    for module in ("chan_pjsip.so", "res_agi.so", "app_queue.so", "app_dial.so", "codec_alaw.so", "cdr_csv.so"):
+        assert f"load = {module}" in modules
+
+
+def test_write_leaves_only_our_files(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    (etc / "manager.d").mkdir(parents=True)
+    (etc / "sip.conf").write_text("; stock sample\n")
+    conf.write(etc, {"pjsip.conf": "; ours\n"})
+    assert sorted(p.name for p in etc.iterdir()) == ["pjsip.conf"]
+    assert (etc / "pjsip.conf").read_text() == "; ours\n"
+
+
+def test_private_instances_get_their_own_directories() -> None:
+    layout = conf.Layout.private("e2e-1")
+    assert all(d.startswith("/srv/sac-ivr/e2e-1/") for d in layout.all())
+    with pytest.raises(ValueError, match="instance name"):
+        conf.Layout.private("../etc")

@@ -1,0 +1,106 @@
+"""SIPp scenarios are valid XML that send what the script says, and SIPp's log reads back right."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from ivr.asterisk import sipp
+
+
+def _actions(xml: str) -> list[dict[str, str]]:
+    return [dict(e.attrib) for e in ET.fromstring(xml).iter("exec")]
+
+
+def test_keys_and_speech_become_rtp_actions_in_order(tmp_path: Path) -> None:
+    speech = sipp.Speech(tmp_path / "hello.ulaw", seconds=2.0)
+    script = sipp.CallScript(steps=(sipp.Pause(1.0), sipp.Keys("1122#"), speech, sipp.Keys("0")))
+    xml = sipp.scenario_xml(script)
+    assert _actions(xml) == [
+        {"play_dtmf": "1122#"},
+        {"rtp_stream": f"{tmp_path / 'hello.ulaw'},1,0"},
+        {"play_dtmf": "0"},
+    ]
+    assert "a=rtpmap:96 telephone-event/8000" in xml  # the payload SIPp's play_dtmf uses
+    assert "RTP/AVP 8 0 96" in xml  # A-law offered first
+
+
+def test_every_wait_can_be_cut_short_by_asterisks_bye() -> None:
+    script = sipp.CallScript(steps=(sipp.Pause(2.0), sipp.Keys("12")), end="hangup")
+    waits = [e.attrib for e in ET.fromstring(sipp.scenario_xml(script)).iter("recv") if "timeout" in e.attrib]
+    assert [(w["timeout"], w["next"]) for w in waits] == [("2000", "bye"), ("600", "bye")]
+
+
+def test_a_withheld_caller_sends_anonymous() -> None:
+    xml = sipp.scenario_xml(sipp.CallScript(caller=None))
+    assert 'From: "Anonymous" <sip:anonymous@anonymous.invalid>' in xml
+
+
+@pytest.mark.parametrize("bad", [dict(number="3003;x"), dict(caller="31 3333")])
+def test_numbers_that_would_break_the_sip_message_are_refused(bad: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        sipp.scenario_xml(sipp.CallScript(**bad))
+
+
+def test_bad_keys_and_unknown_audio_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="keys"):
+        sipp.Keys("12x")
+    with pytest.raises(ValueError, match="ulaw"):
+        sipp.Speech(tmp_path / "speech.wav", seconds=1.0)
+
+
+REJECTED_LOG = """\
+----------------------------------------------- 2026-11-25 13:52:50.443440
+UDP message sent (610 bytes):
+
+INVITE sip:40040000@127.0.0.1:5160 SIP/2.0
+CSeq: 1 INVITE
+
+----------------------------------------------- 2026-11-25 13:52:50.443822
+UDP message received [306] bytes :
+
+SIP/2.0 404 Not Found
+CSeq: 1 INVITE
+Server: sac-ivr
+
+-----------------------------------------------
+Unexpected UDP message received:
+
+SIP/2.0 404 Not Found
+CSeq: 1 INVITE
+"""
+
+HUNG_UP_BY_ASTERISK_LOG = """\
+----------------------------------------------- 1
+UDP message sent (610 bytes):
+
+INVITE sip:30033336@127.0.0.1:5160 SIP/2.0
+CSeq: 1 INVITE
+
+----------------------------------------------- 2
+UDP message received [306] bytes :
+
+SIP/2.0 200 OK
+CSeq: 1 INVITE
+
+----------------------------------------------- 3
+UDP message received [306] bytes :
+
+BYE sip:sipp@127.0.0.1:45000 SIP/2.0
+CSeq: 25283 BYE
+"""
+
+
+def test_a_rejected_call_reads_back_with_its_status() -> None:
+    result = sipp._outcome(1, REJECTED_LOG, "", 0.1)
+    assert (result.answered, result.final_status, result.hung_up_by) == (False, 404, None)
+    assert result.received == ["SIP/2.0 404 Not Found"]
+    assert "rejected with 404" in result.summary()
+
+
+def test_a_call_ended_by_asterisk_reads_back_as_such() -> None:
+    result = sipp._outcome(0, HUNG_UP_BY_ASTERISK_LOG, "", 2.5)
+    assert result.ok and result.answered and result.hung_up_by == "asterisk"
+    assert result.summary() == "call answered, hung up by asterisk after 2.5 s, as scripted"

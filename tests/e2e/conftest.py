@@ -1,0 +1,153 @@
+"""End-to-end harness: one real Asterisk 22 for the whole session, SIPp callers, FastAGI and AMI.
+
+The session's Asterisk is a private instance on free loopback ports (its own etc/run/log directories
+in the shared root), so it runs beside a developer's `ivr asterisk up` without touching it. It fails
+the tests, never skips them, when it cannot start. Everything it starts it stops.
+
+Fixtures:
+  asterisk        session: E2EAsterisk (settings, instance, call(script) -> CallResult)
+  agi             FastAgiStub listening on the instance's FastAGI port (next_session())
+  ami             Ami logged in to the instance (action(), wait_event())
+  queue_agent     a queue member (Local channel that answers) in the fallback queue while the test runs
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from ivr.asterisk import root as asterisk_root
+from ivr.asterisk import sipp
+from ivr.asterisk.conf import Layout
+from ivr.asterisk.instance import Instance
+from ivr.config import Settings, load_settings
+
+from . import fastagi
+from .ami import Ami
+
+AGENT_INTERFACE = "Local/agent@sac-test-agent/n"
+# A stand-in for an agent's phone: answers at once and stays on the line (bounded).
+TEST_EXTENSIONS = """\
+[sac-test-agent]
+exten => agent,1,Answer()
+ same => n,Wait(60)
+ same => n,Hangup()
+"""
+
+_timings: list[tuple[str, float]] = []
+
+
+@dataclass
+class E2EAsterisk:
+    settings: Settings
+    instance: Instance
+
+    async def call(
+        self, script: sipp.CallScript, timeout_s: float = 20.0, from_carrier: bool = False
+    ) -> sipp.CallResult:
+        """A SIPp call into Asterisk, as a local tester or (``from_carrier``) through the carrier's SBC."""
+        sip = self.settings.sip
+        local_ip = sip.sbc_address if from_carrier else sip.tester_address
+        return await sipp.place_call(script, sip.host, sip.port, local_ip=local_ip, timeout_s=timeout_s)
+
+    async def answer_on_trunk(self, timeout_s: float = 20.0) -> sipp.CallResult:
+        """The far end of the carrier trunk (the SBC's address and port) answering one call."""
+        return await sipp.answer_call(self.settings.sip.sbc_address, self.settings.sip.sbc_port, timeout_s=timeout_s)
+
+
+def _free_port(kind: socket.SocketKind) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _e2e_settings() -> Settings:
+    base = load_settings()
+    udp, tcp = socket.SOCK_DGRAM, socket.SOCK_STREAM
+    return base.model_copy(
+        update={
+            "sip": base.sip.model_copy(update={"port": _free_port(udp), "sbc_port": _free_port(udp)}),
+            "ami": base.ami.model_copy(update={"port": _free_port(tcp), "secret": SecretStr(secrets.token_urlsafe(16))}),
+            "agi": base.agi.model_copy(update={"port": _free_port(tcp)}),
+        }
+    )
+
+
+def _reap_stale_instances(root: Path) -> None:
+    """Stop and remove instances left by test sessions that died (their pid is in the name)."""
+    for path in sorted((root / "srv/sac-ivr").glob("e2e-*")):
+        owner = path.name.split("-")[1]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            Instance(root, Layout.private(path.name)).stop()
+            shutil.rmtree(path)
+
+
+@pytest.fixture(scope="session")
+def asterisk() -> Iterator[E2EAsterisk]:
+    settings = _e2e_settings()
+    _reap_stale_instances(settings.asterisk_root)
+    layout = Layout.private(f"e2e-{os.getpid()}-{secrets.token_hex(3)}")
+    instance = Instance(settings.asterisk_root, layout)
+    started = time.monotonic()
+    try:
+        asterisk_root.provision(settings, layout, extra={"extensions_local.conf": TEST_EXTENSIONS})
+        instance.start()
+    except Exception as exc:  # noqa: BLE001 - any reason is reported, and the session fails, never skips
+        instance.stop()
+        pytest.fail(f"cannot provision/start Asterisk for the e2e tests: {exc}", pytrace=False)
+    _timings.append(("Asterisk provision + start", time.monotonic() - started))
+    try:
+        yield E2EAsterisk(settings, instance)
+    finally:
+        instance.stop()
+        shutil.rmtree(instance.host_path(layout.etc).parent, ignore_errors=False)
+
+
+@pytest.fixture
+async def agi(asterisk: E2EAsterisk) -> AsyncIterator[fastagi.FastAgiStub]:
+    async with fastagi.serve(asterisk.settings.agi.host, asterisk.settings.agi.port) as stub:
+        yield stub
+
+
+@pytest.fixture
+async def ami(asterisk: E2EAsterisk) -> AsyncIterator[Ami]:
+    s = asterisk.settings.ami
+    client = await Ami.connect(s.host, s.port, s.username, s.secret.get_secret_value())
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def queue_agent(asterisk: E2EAsterisk, ami: Ami) -> AsyncIterator[str]:
+    queue = asterisk.settings.asterisk.fallback_queue
+    added = await ami.action("QueueAdd", Queue=queue, Interface=AGENT_INTERFACE, MemberName="e2e agent")
+    assert added.get("Response") == "Success", added
+    try:
+        yield AGENT_INTERFACE
+    finally:
+        await ami.action("QueueRemove", Queue=queue, Interface=AGENT_INTERFACE)
+
+
+@pytest.fixture(autouse=True)
+def _timed(request: pytest.FixtureRequest) -> Iterator[None]:
+    started = time.monotonic()
+    yield
+    _timings.append((request.node.name, time.monotonic() - started))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _timings:
+        terminalreporter.section("e2e timings")
+        for name, seconds in _timings:
+            terminalreporter.write_line(f"{seconds:6.2f} s  {name}")

@@ -1,0 +1,170 @@
+"""The walk as a whole: protocol first, events per node, hang-ups anywhere, and the bounds."""
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from ivr.config import load_settings
+from ivr.engine.channel import CallerHangup, ChannelError
+from ivr.engine.context import Outcome
+from ivr.engine.interpreter import run_call
+from ivr.engine.scripted import ScriptedChannel
+from ivr.engine.verbs.play import Play
+
+from .fakes import caller, flow, run, services
+
+JOURNEY = """
+flow: j
+start: greet
+nodes:
+  greet:
+    play: welcome
+    next: announce
+  announce:
+    say: {before: your_protocol_is, protocol: "{{ call.protocol }}"}
+    next: who
+  who:
+    lookup: {operation: customer_by_caller_id, into: me, found: menu, not_found: menu, error: menu}
+  menu:
+    menu:
+      prompt: main_menu
+      options: {"1": {go: ask}, "0": {go: person, role: human}}
+      then: person
+  ask:
+    collect: {prompt: type_customer_code, into: code, max_digits: 6, then: person}
+    next: open
+  open:
+    action: {operation: open_ticket, args: {kind: complaint}, into: t, error: person}
+    next: person
+  person:
+    queue: {name: technical, no_agents: bye, timeout: bye}
+  bye:
+    hangup: goodbye
+"""
+FULL_PATH = ["greet", "announce", "who", "menu", "ask", "open", "person"]
+
+
+async def test_a_call_gets_its_protocol_first_and_one_event_per_node() -> None:
+    result, chan, svc = await run(JOURNEY, ["1", "123456"])
+    assert result.path == FULL_PATH
+    assert result.summary == "queue:technical"
+    assert svc.calls.started == [(result.protocol, "j")]
+    assert [v.node for v in svc.events.visits] == FULL_PATH
+    assert {v.call_protocol for v in svc.events.visits} == {result.protocol}
+    assert [v.outcome for v in svc.events.visits] == [
+        "announce", "who", "found", "1", "collected", "found", "answered:technical"
+    ]  # fmt: skip
+    assert svc.calls.ended == [(result.protocol, "queue:technical", result.variables)]
+
+
+@pytest.mark.parametrize("keys_before_hangup", [1, 2])
+async def test_a_hangup_anywhere_keeps_what_was_gathered(keys_before_hangup: int) -> None:
+    inputs = ["1", "123456"][:keys_before_hangup] + ["hangup"]
+    result, chan, svc = await run(JOURNEY, inputs, queue_outcomes={})
+    assert result.outcome is Outcome.HANGUP
+    assert result.variables["me"]["name"] == "Padaria Pão Quente"  # gathered before the hang-up
+    assert svc.calls.ended[0][1] == "hangup"
+    assert svc.events.visits[-1].outcome == "hangup"
+    if keys_before_hangup == 2:
+        assert result.variables["code"] == "123456"
+
+
+class HangsUpAt(ScriptedChannel):
+    """A caller who leaves at the n-th thing the IVR does, whatever it is."""
+
+    def __init__(self, at: int, inputs: Sequence[str]) -> None:
+        super().__init__(caller(), inputs)
+        self.left = at
+
+    def _tick(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise CallerHangup()
+
+    async def play(self, prompt_ids, *, interruptible=True):  # type: ignore[no-untyped-def]
+        self._tick()
+        return await super().play(prompt_ids, interruptible=interruptible)
+
+    async def read_digits(self, **kw):  # type: ignore[no-untyped-def]
+        self._tick()
+        return await super().read_digits(**kw)
+
+    async def queue(self, queue, *, context, timeout_s):  # type: ignore[no-untyped-def]
+        self._tick()
+        return await super().queue(queue, context=context, timeout_s=timeout_s)
+
+
+@pytest.mark.parametrize("at", range(7))
+async def test_every_channel_operation_may_be_the_hangup(at: int) -> None:
+    svc = services()
+    result = await run_call(flow(JOURNEY), HangsUpAt(at, ["1", "123456"]), svc, settings=load_settings())
+    assert result.outcome is Outcome.HANGUP
+    assert len(svc.calls.ended) == 1 and svc.calls.ended[0][1] == "hangup"
+    assert len(svc.events.visits) == len(result.path)  # the node in progress is recorded too
+
+
+async def test_a_hangup_while_answering_ends_quietly() -> None:
+    result, _, svc = await run(JOURNEY, ["hangup"])
+    assert result.outcome is Outcome.HANGUP and result.path == []
+    assert svc.calls.started == []
+
+
+async def test_the_step_limit_stops_a_looping_flow() -> None:
+    looping = """
+flow: loop
+start: a
+nodes:
+  a:
+    goto: b
+  b:
+    set: {n: "{{ (n or 0) | int + 1 }}"}
+    next: a
+"""
+    result = await run_call(flow(looping), ScriptedChannel(caller()), services(), settings=load_settings(max_call_steps=21))
+    assert result.outcome is Outcome.FAILED
+    assert len(result.path) == 21
+    assert result.variables["n"] == "10"
+    assert "more than 21 steps" in result.reason
+
+
+async def test_a_node_past_its_time_limit_fails_the_call_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    stuck = asyncio.Event()
+
+    class Stuck(ScriptedChannel):
+        async def play(self, prompt_ids, *, interruptible=True):  # type: ignore[no-untyped-def]
+            stuck.set()
+            await asyncio.Event().wait()
+
+    monkeypatch.setattr(Play, "time_limit_s", lambda self: 0.05)
+    svc = services()
+    result = await run_call(flow(JOURNEY), Stuck(caller()), svc, settings=load_settings())
+    assert stuck.is_set()
+    assert result.outcome is Outcome.FAILED and "greet" in result.reason
+    assert svc.events.visits[0].outcome == "timeout"
+
+
+async def test_a_channel_error_fails_the_call_over() -> None:
+    class Broken(ScriptedChannel):
+        async def play(self, prompt_ids, *, interruptible=True):  # type: ignore[no-untyped-def]
+            raise ChannelError("510 invalid command")
+
+    result = await run_call(flow(JOURNEY), Broken(caller()), services(), settings=load_settings())
+    assert (result.outcome, result.reason) == (Outcome.FAILED, "510 invalid command")
+
+
+async def test_cancelling_a_call_cancels_its_work_and_still_records_the_end() -> None:
+    started = asyncio.Event()
+
+    class Waits(ScriptedChannel):
+        async def play(self, prompt_ids, *, interruptible=True):  # type: ignore[no-untyped-def]
+            started.set()
+            await asyncio.Event().wait()
+
+    svc = services()
+    task = asyncio.create_task(run_call(flow(JOURNEY), Waits(caller()), svc, settings=load_settings()))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert svc.calls.ended[0][1] == "failed"

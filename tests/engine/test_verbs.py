@@ -1,0 +1,334 @@
+"""The other verbs, each through a real call walk with a scripted caller."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ivr.config import load_settings
+from ivr.engine.channel import QueueOutcome, TransferOutcome
+from ivr.engine.context import Outcome
+from ivr.engine.interpreter import run_call
+from ivr.engine.scripted import ScriptedChannel
+from ivr.flows.loader import FlowLoadError
+
+from .fakes import caller, flow, run, services
+
+SP = ZoneInfo("America/Sao_Paulo")
+VALID_CNPJ = "11222333000181"
+
+
+def wrap(nodes: str, start: str = "first") -> str:
+    """A flow around some nodes, with the usual endings."""
+    return f"""
+flow: t
+start: {start}
+nodes:
+{nodes}
+  person:
+    queue: {{name: technical, no_agents: bye, timeout: bye}}
+  done:
+    queue: {{name: billing, no_agents: bye, timeout: bye}}
+  bye:
+    hangup: goodbye
+"""
+
+
+COLLECT = wrap("""
+  first:
+    collect:
+      prompt: type_cnpj
+      into: cnpj
+      min_digits: 14
+      max_digits: 14
+      validator: cnpj
+      invalid: {retries: 1, prompt: cnpj_invalid}
+      no_input: {retries: 1, prompt: didnt_hear}
+      then: person
+    next: done
+""")
+
+
+async def test_collect_keeps_valid_digits_and_masks_them_in_events() -> None:
+    result, chan, svc = await run(COLLECT, [VALID_CNPJ])
+    assert result.target == "billing"
+    assert result.variables["cnpj"] == VALID_CNPJ
+    visit = svc.events.visits[0]
+    assert (visit.input, visit.outcome) == ("11.***.***/****-81", "collected")
+    assert VALID_CNPJ not in repr(svc.events.visits)
+
+
+async def test_collect_asks_again_after_an_invalid_value_then_gives_up_to_then() -> None:
+    result, chan, _ = await run(COLLECT, ["11222333000182", "11222333000100#"])
+    assert result.target == "technical"
+    assert chan.heard == ["type_cnpj", "cnpj_invalid", "type_cnpj"]
+    assert "cnpj" not in result.variables
+
+
+async def test_collect_stops_at_the_terminator_and_keeps_keys_typed_during_the_prompt() -> None:
+    text = COLLECT.replace("min_digits: 14", "min_digits: 1").replace("validator: cnpj", "validator: none")
+    result, chan, _ = await run(text, ["barge:4", "21#"])
+    assert result.variables["cnpj"] == "421"
+    assert chan.heard == ["type_cnpj"]
+
+
+async def test_collect_protocol_validator_tells_ticket_from_call_protocol() -> None:
+    text = wrap("""
+  first:
+    collect: {prompt: type_ticket_number, into: number, min_digits: 9, max_digits: 12, validator: protocol, then: person}
+    next: done
+""")
+    result, _, _ = await run(text, ["800001028#"])
+    assert (result.variables["number"], result.variables["number_kind"]) == ("800001028", "ticket")
+    result, _, _ = await run(text, ["202600000014"])
+    assert result.variables["number_kind"] == "call_protocol"
+
+
+async def test_collect_by_speech_keeps_the_transcript() -> None:
+    text = wrap("""
+  first:
+    collect: {prompt: tell_us, into: words, speech: true, then: person}
+    next: done
+""")
+    result, _, _ = await run(text, ["say:meu link caiu"])
+    assert result.variables["words"] == "meu link caiu"
+
+
+LOOKUP = wrap("""
+  first:
+    lookup:
+      operation: customer_by_caller_id
+      into: who
+      found: known
+      not_found: unknown
+      error: person
+  known:
+    branch:
+      when:
+        - {if: "call.identified and who.name.startswith('Padaria')", go: done}
+      else: person
+  unknown:
+    set: {greeting: "cliente {{ call.caller_id or 'anônimo' }}"}
+    next: person
+""")
+
+
+async def test_an_identifying_lookup_sets_the_customer_and_its_results() -> None:
+    result, _, _ = await run(LOOKUP)
+    assert result.customer_id == 7
+    assert result.variables["who"]["name"] == "Padaria Pão Quente"
+    assert result.target == "billing"
+
+
+async def test_operations_see_the_caller_id_normalised_once() -> None:
+    result, _, _ = await run(LOOKUP, number="+55 (31) 3333-4444")
+    assert result.customer_id == 7
+
+
+async def test_a_lookup_that_finds_nothing_takes_not_found() -> None:
+    result, _, svc = await run(LOOKUP, number=None)
+    assert result.customer_id is None
+    assert result.path == ["first", "unknown", "person"]
+    assert result.variables["greeting"] == "cliente anônimo"
+    assert svc.events.visits[0].outcome == "not_found"
+
+
+async def test_an_action_records_the_ticket_it_opened_and_branches_on_failure() -> None:
+    text = wrap("""
+  first:
+    action: {operation: open_ticket, args: {kind: complaint, description: "{{ call.caller_id }}"}, into: t, error: person}
+    next: say_it
+  say_it:
+    say: {before: ticket_opened, protocol: "{{ t.ticket_number }}"}
+    next: done
+""")
+    result, chan, _ = await run(text)
+    assert [(t.type, t.number) for t in result.tickets] == [("complaint", "800000014")]
+    assert chan.heard[:2] == ["ticket_opened", "digit/8"]
+
+
+async def test_a_flow_calling_an_unregistered_operation_fails_over() -> None:
+    text = wrap("""
+  first:
+    lookup: {operation: no_such_thing, found: done, not_found: done, error: done}
+""")
+    result, _, svc = await run(text)
+    assert result.outcome is Outcome.FAILED
+    assert "no_such_thing" in result.reason
+    assert svc.calls.ended[0][1] == "failed"
+
+
+HOURS = wrap("""
+  first:
+    hours:
+      schedule: {weekdays: "08:00-12:00, 13:00-18:00", sat: "09:00-13:00"}
+      open: done
+      closed: person
+      holiday: bye
+""")
+
+
+@pytest.mark.parametrize(
+    ("moment", "path_end"),
+    [
+        (datetime(2026, 11, 25, 10, 0, tzinfo=SP), "done"),  # Wednesday morning
+        (datetime(2026, 11, 25, 12, 30, tzinfo=SP), "person"),  # lunch break
+        (datetime(2026, 11, 28, 12, 59, tzinfo=SP), "done"),  # Saturday
+        (datetime(2026, 11, 29, 10, 0, tzinfo=SP), "person"),  # Sunday: not in the schedule
+        (datetime(2026, 11, 20, 10, 0, tzinfo=SP), "bye"),  # Consciência Negra, a national holiday
+        (datetime(2026, 11, 25, 13, 30, tzinfo=ZoneInfo("UTC")), "done"),  # 10:30 in São Paulo
+    ],
+)
+async def test_hours_follow_the_schedule_holidays_and_timezone(moment: datetime, path_end: str) -> None:
+    result, _, _ = await run(HOURS, svc=services(now=moment))
+    assert result.path[1] == path_end
+
+
+def test_hours_refuse_a_span_that_ends_before_it_starts() -> None:
+    with pytest.raises(FlowLoadError, match="ends before it starts"):
+        flow(HOURS.replace("08:00-12:00", "12:00-08:00"))
+
+
+QUEUE = wrap("""
+  first:
+    set: {journey: billing}
+    next: q
+  q:
+    queue: {name: billing, no_agents: bye, timeout: person, context: {journey: "{{ journey }}"}}
+""")
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [
+        (QueueOutcome.ANSWERED, ["first", "q"]),
+        (QueueOutcome.NO_AGENTS, ["first", "q", "bye"]),
+        (QueueOutcome.TIMEOUT, ["first", "q", "person"]),
+    ],
+)
+async def test_queue_outcomes_lead_where_the_flow_says(outcome: QueueOutcome, expected: list[str]) -> None:
+    result, _, _ = await run(QUEUE, queue_outcomes={"billing": outcome})
+    assert result.path == expected
+
+
+async def test_the_agent_gets_the_call_context() -> None:
+    seen: dict[str, str] = {}
+
+    class Recording(ScriptedChannel):
+        async def queue(self, queue, *, context, timeout_s):  # type: ignore[no-untyped-def]
+            seen.update(context)
+            return QueueOutcome.ANSWERED
+
+    result = await run_call(flow(QUEUE), Recording(caller()), services(), settings=load_settings())
+    assert seen["protocol"] == result.protocol
+    assert seen["caller_id"] == "3133334444"
+    assert seen["path"] == "first>q"
+    assert seen["journey"] == "billing"
+
+
+async def test_transfer_ends_the_call_or_takes_failed() -> None:
+    text = wrap("""
+  first:
+    transfer: {number: "3195-8012", failed: person}
+""")
+    result, chan, _ = await run(text)
+    assert result.summary == "transfer:3195-8012"
+    assert [e.detail for e in chan.events if e.kind == "transfer"] == ["31958012: answered"]
+    result, _, _ = await run(text, transfer_outcome=TransferOutcome.BUSY)
+    assert result.target == "technical"
+
+
+async def test_record_with_transcription_keeps_the_callers_words() -> None:
+    text = wrap("""
+  first:
+    record: {prompt: tell_us, into: words, transcribe: true}
+    next: done
+""")
+    result, chan, _ = await run(text, ["barge:1", "say:o técnico não apareceu"])
+    assert result.variables["words"] == "o técnico não apareceu"
+    assert "ignored" in [e.detail for e in chan.events if e.kind == "keys"][0]  # recording prompt not interruptible
+
+
+async def test_the_protocol_announcement_cannot_be_interrupted() -> None:
+    text = wrap("""
+  first:
+    say: {before: your_protocol_is, protocol: "{{ call.protocol }}"}
+    next: m
+  m:
+    menu: {prompt: main_menu, options: {"1": {go: done}, "0": {go: person}}, then: person}
+""")
+    result, chan, _ = await run(text, ["barge:1", "0"])
+    assert result.target == "technical"  # the 1 was lost; the 0 after the menu prompt counted
+    assert chan.heard[0] == "your_protocol_is" and chan.heard[-1] == "main_menu"
+    assert len(chan.heard) > 10  # the whole number was said
+
+
+def test_a_protocol_announcement_marked_interruptible_is_refused() -> None:
+    with pytest.raises(FlowLoadError, match="never interruptible"):
+        flow(wrap("""
+  first:
+    say: {protocol: "{{ call.protocol }}", interruptible: true}
+    next: done
+"""))
+
+
+async def test_say_money_and_dates_in_portuguese() -> None:
+    text = wrap("""
+  first:
+    set: {amount: "1234.50", due: "2026-12-01"}
+    next: s1
+  s1:
+    say: {money: "{{ amount }}"}
+    next: s2
+  s2:
+    say: {date: "{{ due }}"}
+    next: done
+""")
+    _, chan, _ = await run(text)
+    assert chan.heard == [
+        "num/mil", "num/200", "word/e", "num/30", "word/e", "num/4", "money/reais", "word/e", "num/50",
+        "money/centavos", "date/first", "word/de", "month/12",
+    ]  # fmt: skip
+
+
+async def test_templates_cannot_reach_python() -> None:
+    text = wrap("""
+  first:
+    set: {leak: "{{ call.__class__.__mro__ }}"}
+    next: done
+""")
+    result, _, _ = await run(text)
+    assert result.outcome is Outcome.FAILED
+    assert "unsafe" in result.reason and "leak" not in result.variables
+
+
+async def test_subflow_runs_another_flow_and_comes_back() -> None:
+    sub = flow("""
+flow: ask
+start: q
+nodes:
+  q:
+    collect: {prompt: type_customer_code, into: code, then: out}
+    next: out
+  out:
+    return:
+""")
+    main = flow(wrap("""
+  first:
+    subflow: ask
+    next: done
+"""))
+    result = await run_call(main, ScriptedChannel(caller(), ["100200#"]), services(), flows={"ask": sub}, settings=load_settings())
+    assert result.path == ["first", "ask/q", "ask/out", "done"]
+    assert result.variables["code"] == "100200"
+    assert result.target == "billing"
+
+
+async def test_goto_and_hangup() -> None:
+    text = wrap("""
+  first:
+    goto: bye
+""")
+    result, chan, _ = await run(text)
+    assert result.outcome is Outcome.ENDED
+    assert chan.heard == ["goodbye"] and chan.hung_up

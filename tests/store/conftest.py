@@ -1,0 +1,46 @@
+"""A fresh SQLite store per test, migrated, and optionally seeded at a fixed moment."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ivr.store.db import Store
+from ivr.store.migrate import upgrade
+from ivr.store.seed import seed
+
+NOW = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)  # a Tuesday, 10:00 in São Paulo
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(autouse=True)
+async def _sqlite_threads_finish() -> AsyncIterator[None]:
+    """Let aiosqlite's worker threads finish while the loop still runs: after a failed connect
+    (our "store down"), aiosqlite stops its thread with a future nobody awaits, and the thread
+    would otherwise report to a closed loop during a later test."""
+    yield
+    for thread in threading.enumerate():
+        if "_connection_worker_thread" in thread.name:
+            await asyncio.to_thread(thread.join, 5)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    db = Store(sqlite_url(tmp_path / "ivr.sqlite3"), busy_timeout_s=10)
+    await upgrade(db)
+    yield db
+    await db.aclose()
+
+
+@pytest.fixture
+async def seeded(store: Store) -> Store:
+    await seed(store, now=NOW)
+    return store

@@ -1,0 +1,69 @@
+"""The SQLite setup must not lose updates under asyncio, and outages must surface as StoreUnavailable."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from ivr.store.db import Store, StoreUnavailable
+from ivr.store.models import Sequence
+
+from .conftest import sqlite_url
+
+
+def _read_then_write(session: Session) -> None:
+    row = session.scalars(select(Sequence).where(Sequence.name == "counter")).one()
+    session.execute(text("SELECT count(*) FROM customers"))  # more reading between read and write
+    row.value = row.value + 1
+
+
+async def test_concurrent_read_then_write_transactions_lose_no_update(store: Store) -> None:
+    await store.write(lambda s: s.add(Sequence(name="counter", value=0)))
+    await asyncio.gather(*(store.write(_read_then_write) for _ in range(20)))
+    assert await store.read(lambda s: s.get_one(Sequence, "counter").value) == 20
+
+
+async def test_two_engines_on_one_file_lose_no_update(store: Store) -> None:
+    other = Store(store.url, busy_timeout_s=10)
+    try:
+        await store.write(lambda s: s.add(Sequence(name="counter", value=0)))
+        await asyncio.gather(*(db.write(_read_then_write) for _ in range(10) for db in (store, other)))
+        assert await other.read(lambda s: s.get_one(Sequence, "counter").value) == 20
+    finally:
+        await other.aclose()
+
+
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(store: Store) -> None:
+    assert await store.read(lambda s: s.execute(text("PRAGMA journal_mode")).scalar()) == "wal"
+    assert await store.read(lambda s: s.execute(text("PRAGMA busy_timeout")).scalar()) == 10_000
+
+
+async def test_a_failed_write_is_rolled_back(store: Store) -> None:
+    def add_then_fail(session: Session) -> None:
+        session.add(Sequence(name="half", value=1))
+        session.flush()
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await store.write(add_then_fail)
+    assert await store.read(lambda s: s.get(Sequence, "half")) is None
+
+
+async def test_unreachable_store_raises_store_unavailable(tmp_path: Path) -> None:
+    down = Store(sqlite_url(tmp_path / "missing-dir" / "ivr.sqlite3"))
+    try:
+        with pytest.raises(StoreUnavailable):
+            await down.read(lambda s: s.execute(text("SELECT 1")).scalar())
+        with pytest.raises(StoreUnavailable):
+            await down.write(lambda s: s.execute(text("SELECT 1")).scalar())
+    finally:
+        await down.aclose()
+
+
+def test_in_memory_sqlite_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(ValueError, match="in-memory"):
+        Store("sqlite+aiosqlite://")

@@ -1,0 +1,109 @@
+"""Call protocols: unique across processes from the store; from the local fallback range when it is down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ivr.engine.channel import CallInfo
+from ivr.protocol_number import NumberKind, kind_of, make_call_protocol
+from ivr.store.db import Store
+from ivr.store.migrate import upgrade
+from ivr.store.models import FallbackProtocol, Sequence
+from ivr.store.protocols import FallbackRange, ProtocolRangeExhausted, StoreProtocolAllocator
+from ivr.store.sequences import call_protocol_sequence
+
+from .conftest import NOW, sqlite_url
+
+CALL = CallInfo(caller_id="3133334444", unique_id="1700000000.1", linked_id="1700000000.1")
+RANGE = (9_000_000, 9_000_004)
+
+
+def allocator(store: Store, tmp_path: Path, *, timeout_s: float = 2.0) -> StoreProtocolAllocator:
+    fallback = FallbackRange(tmp_path / "var" / "protocol_fallback.json", *RANGE)
+    return StoreProtocolAllocator(store, fallback, timeout_s=timeout_s, unit="ivr-test", clock=lambda: NOW)
+
+
+async def test_protocols_are_unique_across_two_engines_on_one_file(store: Store, tmp_path: Path) -> None:
+    other = Store(store.url, busy_timeout_s=10)
+    first, second = allocator(store, tmp_path), allocator(other, tmp_path)
+    try:
+        numbers = await asyncio.gather(*(a.allocate(CALL) for _ in range(25) for a in (first, second)))
+    finally:
+        await first.aclose()
+        await second.aclose()
+        await other.aclose()
+    assert len(set(numbers)) == 50
+    assert all(kind_of(n) is NumberKind.CALL_PROTOCOL and n.startswith("2026") for n in numbers)
+    assert sorted(numbers) == sorted(make_call_protocol(2026, seq) for seq in range(1, 51))
+
+
+async def test_store_down_gives_fallback_numbers_that_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "db" / "ivr.sqlite3"  # the directory does not exist yet: the store is down
+    store = Store(sqlite_url(path))
+    try:
+        before_restart = allocator(store, tmp_path)
+        first = [await before_restart.allocate(CALL) for _ in range(2)]
+        after_restart = allocator(store, tmp_path)  # a new process reads the same local file
+        second = await after_restart.allocate(CALL)
+        assert [int(n[4:11]) for n in [*first, second]] == [9_000_000, 9_000_001, 9_000_002]
+        assert all(kind_of(n) is NumberKind.CALL_PROTOCOL for n in [*first, second])
+
+        path.parent.mkdir()  # the store comes back
+        await upgrade(store)
+        from_store = await after_restart.allocate(CALL)
+        await after_restart.aclose()  # waits for the reconciliation it started
+        assert from_store == make_call_protocol(2026, 1)
+        rows = await store.read(lambda s: s.scalars(select(FallbackProtocol)).all())
+        assert sorted(r.protocol for r in rows) == sorted([*first, second])
+        assert {r.unit for r in rows} == {"ivr-test"} and {r.unique_id for r in rows} == {CALL.unique_id}
+        state = json.loads((tmp_path / "var" / "protocol_fallback.json").read_text())
+        assert state["pending"] == [] and state["last"] == {"2026": 9_000_002}
+    finally:
+        await store.aclose()
+
+
+async def test_a_store_holding_its_lock_too_long_gives_a_fallback_number(
+    store: Store, tmp_path: Path
+) -> None:
+    database = store.url.split("///", 1)[1]
+    blocker = sqlite3.connect(database, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    slow = allocator(store, tmp_path, timeout_s=0.2)
+    try:
+        number = await slow.allocate(CALL)
+        assert int(number[4:11]) == RANGE[0]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await slow.aclose()
+    # The late store answer only left a gap: the next number is new.
+    assert await slow.allocate(CALL) == make_call_protocol(2026, 2)
+    await slow.aclose()
+
+
+async def test_the_store_sequence_never_enters_the_fallback_range(store: Store, tmp_path: Path) -> None:
+    await store.write(lambda s: s.add(Sequence(name=call_protocol_sequence(2026), value=RANGE[0] - 1)))
+    with pytest.raises(ProtocolRangeExhausted):
+        await allocator(store, tmp_path).allocate(CALL)
+
+
+def test_an_exhausted_fallback_range_is_an_error(tmp_path: Path) -> None:
+    fallback = FallbackRange(tmp_path / "state.json", 10, 11)
+    fallback.issue(2026, "a", NOW)
+    fallback.issue(2026, "b", NOW)
+    with pytest.raises(ProtocolRangeExhausted):
+        fallback.issue(2026, "c", NOW)
+    assert int(fallback.issue(2027, "d", NOW)[4:11]) == 10  # a new year starts the range again
+
+
+def test_a_corrupt_state_file_is_reported_with_its_path(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text("{not json")
+    with pytest.raises(ValueError, match=r"state\.json"):
+        FallbackRange(state, 10, 20).issue(2026, "", NOW)
