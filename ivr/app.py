@@ -89,15 +89,16 @@ async def demo_services(settings: Settings, directory: Path) -> AsyncIterator[Se
 
 def served_library(settings: Settings) -> FlowLibrary:
     """The published flows; on a first start with nothing published, the flows directory is checked and
-    published (a broken set is refused and the server does not start)."""
+    published. A release that fails its checks stops the start: a server with nothing to serve would
+    send every caller to the fallback queue."""
     library = FlowLibrary(settings.var_dir / "published")
     try:
-        library.reload()
+        report = library.reload()
     except NothingPublished:
         log.info("no flows published yet: publishing %s", settings.flows_dir)
         report = library.publish(settings.flows_dir, who="ivr serve (first start)")
-        if not report.ok:
-            raise SystemExit(f"ivr serve: the flows in {settings.flows_dir} fail their checks:\n{report.render()}")
+    if not report.ok:
+        raise SystemExit(f"ivr serve: the flows to serve fail their checks:\n{report.render()}")
     return library
 
 

@@ -12,18 +12,17 @@ from typing import Any
 def register(sub: Any) -> None:
     group = sub.add_parser("asterisk", help="the local Asterisk 22 (chrooted Debian-unstable root)")
     commands = group.add_subparsers(dest="asterisk_command", required=True, metavar="ACTION")
-    commands.add_parser("provision", help="build or reuse the root, install our config and prompts").set_defaults(
-        handler=_provision
-    )
-    commands.add_parser("up", help="start Asterisk in the background").set_defaults(handler=_up)
-    commands.add_parser("down", help="stop Asterisk").set_defaults(handler=_down)
-    commands.add_parser("status", help="is Asterisk running (exit 0) or not (exit 1)").set_defaults(handler=_status)
+    for name, handler, help_text in (
+        ("provision", _provision, "build or reuse the root, install our configuration and prompts"),
+        ("up", _up, "start Asterisk in the background"),
+        ("down", _down, "stop Asterisk"),
+        ("status", _status, "is Asterisk running (exit 0) or not (exit 1)"),
+        ("run", _run, "provision, start Asterisk and `ivr serve` in the foreground; Ctrl-C stops both"),
+    ):
+        commands.add_parser(name, help=help_text).set_defaults(handler=handler)
     cli = commands.add_parser("cli", help='run one Asterisk CLI command, e.g. "pjsip show endpoints"')
     cli.add_argument("command", help="the CLI command, quoted")
     cli.set_defaults(handler=_cli)
-    commands.add_parser("run", help="provision, start Asterisk and `ivr serve` in the foreground").set_defaults(
-        handler=_run
-    )
 
     call = sub.add_parser("call", help="place a scripted SIPp call into the local Asterisk")
     call.add_argument("--keys", default="", help="key groups sent one after the other, e.g. 1,2 or 1122#,0")
@@ -31,9 +30,9 @@ def register(sub: Any) -> None:
     call.add_argument("--withheld", action="store_true", help="withhold the caller ID")
     call.add_argument("--number", help="number dialled (default: the SAC number)")
     call.add_argument("--speech", help="audio file spoken after the keys (any format sox reads)")
-    call.add_argument("--first", type=float, default=3.0, help="seconds before the first keys (default %(default)s)")
-    call.add_argument("--gap", type=float, default=3.0, help="seconds between key groups (default %(default)s)")
-    call.add_argument("--hold", type=float, default=10.0, help="seconds on the line at the end (default %(default)s)")
+    call.add_argument("--first", type=float, default=3.0, help="seconds before the first keys (%(default)s)")
+    call.add_argument("--gap", type=float, default=3.0, help="seconds between key groups (%(default)s)")
+    call.add_argument("--hold", type=float, default=10.0, help="seconds on the line at the end (%(default)s)")
     call.add_argument("--wait-bye", action="store_true", help="stay until Asterisk hangs up instead of --hold")
     call.add_argument("--timeout", type=float, default=120.0, help="hard bound on the call (default %(default)s)")
     call.set_defaults(handler=_call)
@@ -74,8 +73,6 @@ def _up(args: argparse.Namespace) -> int:
     from ivr.config import settings
 
     instance = _shipped_instance()
-    if not instance.host_path(f"{instance.conf_file}").exists():
-        return _fail(f"{instance.root} is not provisioned: run `ivr asterisk provision`")
     started = time.monotonic()
     try:
         pid = instance.start()
@@ -124,18 +121,14 @@ def _cli(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    import inspect
-
     from pydantic import SecretStr
 
+    from ivr import app
+    from ivr.asterisk.conf import digits
     from ivr.asterisk.instance import AsteriskError
     from ivr.asterisk.root import ami_secret
     from ivr.config import settings
 
-    try:
-        from ivr import app
-    except ImportError as exc:
-        return _fail(f"the IVR application is not available ({exc})")
     if _provision(args) != 0:
         return 1
     instance = _shipped_instance()
@@ -147,15 +140,12 @@ async def _run(args: argparse.Namespace) -> int:
         s = settings()
         # The IVR's AMI client logs in with the secret provisioning wrote into manager.conf.
         s = s.model_copy(update={"ami": s.ami.model_copy(update={"secret": SecretStr(ami_secret(s))})})
-        number = "".join(ch for ch in s.page.sac_number if ch.isdigit())
+        number = digits(s.page.sac_number)
         print(f"Asterisk is up. Call sip:{number}@{s.sip.host}:{s.sip.port} from a softphone on "
               f"{s.sip.tester_address} (no registration needed),")
         print("or place a scripted call from another terminal: ivr call --keys 1,2")
         print("Ctrl-C stops the IVR and Asterisk.")
-        result = app.serve(s)
-        if inspect.isawaitable(result):
-            result = await result
-        return int(result or 0)
+        return await app.serve(s)
     finally:
         instance.stop()
 
@@ -165,6 +155,7 @@ async def _call(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ivr.asterisk import sipp
+    from ivr.asterisk.conf import digits
     from ivr.config import settings
 
     s = settings()
@@ -181,7 +172,7 @@ async def _call(args: argparse.Namespace) -> int:
                 steps.append(sipp.prepare_speech(Path(args.speech), Path(tmp) / "speech"))
             if not args.wait_bye:
                 steps.append(sipp.Pause(args.hold))
-            number = args.number or "".join(ch for ch in s.page.sac_number if ch.isdigit())
+            number = args.number or digits(s.page.sac_number)
             script = sipp.CallScript(
                 number=number,
                 caller=None if args.withheld else args.caller,

@@ -7,6 +7,7 @@ directories (``Layout``) and its settings.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
 from dataclasses import dataclass
@@ -60,23 +61,31 @@ class Layout:
         return (self.etc, self.run, self.log, self.spool, self.db, self.cache)
 
 
-def _digits(number: str) -> str:
+def digits(number: str) -> str:
+    """A phone number as dialled: its digits only ("3195-8012" -> "31958012")."""
     return re.sub(r"\D", "", number)
 
 
 def sac_number_forms(number: str) -> list[str]:
     """Dialplan extensions for every form the SAC number arrives in (national, +55, 55, 0, 0 + carrier)."""
-    national = _digits(number)
+    national = digits(number)
     if not national:
         raise ConfigError(f"page.sac_number: expected a phone number, got {number!r}")
     return [national, f"+55{national}", f"55{national}", f"0{national}", f"_0XX{national}"]
 
 
-def render(
-    settings: Settings, layout: Layout, ami_secret: str, moh_dir: str, modules_dir: str
-) -> dict[str, str]:
-    """File name -> text of every configuration file the instance needs."""
+def _check(settings: Settings, ami_secret: str) -> None:
+    """Refuse values that would render into a wrong or ambiguous configuration."""
     sip = settings.sip
+    addresses = {
+        "sip.host": sip.host, "sip.sbc_address": sip.sbc_address, "sip.tester_address": sip.tester_address,
+        "agi.host": settings.agi.host, "ami.host": settings.ami.host,
+    }  # fmt: skip
+    for name, value in addresses.items():
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ConfigError(f"{name}: expected an IP address (such as 127.0.0.1), got {value!r}") from None
     if sip.sbc_address == sip.tester_address:
         raise ConfigError(
             "sip.sbc_address and sip.tester_address are both "
@@ -86,6 +95,17 @@ def render(
         raise ConfigError(f"asterisk.fallback_queue: expected one of {', '.join(QUEUES)}")
     if not ami_secret:
         raise ConfigError("ami.secret is empty: set IVR_AMI__SECRET (or let provisioning generate one)")
+    # ';' starts a comment in Asterisk's files and a line break would start a new setting.
+    for name, value in (("ami.secret", ami_secret), ("ami.username", settings.ami.username)):
+        if re.search(r"[;\r\n\[\]]", value) or value != value.strip():
+            raise ConfigError(f"{name}: must not contain ';', brackets, line breaks or edge spaces")
+
+
+def render(
+    settings: Settings, layout: Layout, ami_secret: str, moh_dir: str, modules_dir: str
+) -> dict[str, str]:
+    """File name -> text of every configuration file the instance needs."""
+    _check(settings, ami_secret)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         undefined=jinja2.StrictUndefined,
@@ -94,6 +114,7 @@ def render(
         lstrip_blocks=True,
         autoescape=False,  # Asterisk configuration, not HTML
     )
+    sip = settings.sip
     context = {
         "dirs": {**layout.__dict__, "modules": modules_dir},
         "sip": sip,
@@ -103,7 +124,7 @@ def render(
         "agent_channel_vars": settings.asterisk.agent_channel_vars,
         "moh_dir": moh_dir,
         "sac_forms": sac_number_forms(settings.page.sac_number),
-        "transfer_numbers": [_digits(settings.page.negotiation_number)],
+        "transfer_numbers": [digits(settings.page.negotiation_number)],
         "transfer_ring_s": 60,
         "max_call_s": settings.asterisk.max_call_s,
         "fallback_queue": settings.asterisk.fallback_queue,

@@ -75,6 +75,9 @@ class Instance:
         """Start Asterisk in the background and return once it is fully booted."""
         if os.geteuid() != 0:
             raise AsteriskError("starting Asterisk in its root needs root (mount namespace, bind mounts, chroot)")
+        if not self.host_path(self.conf_file).is_file():
+            # Asterisk would fall back to its built-in defaults: the stock /etc/asterisk and its ports.
+            raise AsteriskError(f"{self.host_path(self.conf_file)} is missing: run `ivr asterisk provision`")
         if (pid := self.pid()) is not None:
             raise AsteriskError(f"Asterisk is already running (pid {pid}); `ivr asterisk down` first")
         self.host_path(f"{self.layout.run}/asterisk.pid").unlink(missing_ok=True)
@@ -92,7 +95,14 @@ class Instance:
             )
         # The launcher returns once Asterisk has daemonised; wait for it to finish booting.
         remaining = timeout_s - (time.monotonic() - started)
-        self._wait_booted(max(remaining, 1.0))
+        try:
+            self._wait_booted(max(remaining, 1.0))
+            # Asterisk boots even when its SIP port is taken; without a transport it takes no calls.
+            if "No objects found" in self.command("pjsip show transports"):
+                raise AsteriskError(f"Asterisk started without its SIP transport (port in use?){self._log_tail()}")
+        except AsteriskError:
+            self.stop()  # a half-started Asterisk must not linger
+            raise
         pid = self.pid()
         if pid is None:
             raise AsteriskError(f"Asterisk stopped right after booting{self._log_tail()}")

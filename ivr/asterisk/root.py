@@ -110,7 +110,8 @@ def build(settings: Settings) -> Path:
         shutil.rmtree(partial)
     root.parent.mkdir(parents=True, exist_ok=True)
     log_path = root.with_name(root.name + ".debootstrap.log")
-    log.info("building the Asterisk root in %s from %s (%s); log: %s", root, mirror, settings.asterisk.suite, log_path)
+    log.info("building the Asterisk root in %s from %s (%s); log: %s", root, mirror, settings.asterisk.suite,
+             log_path)
     command = [
         "debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
         settings.asterisk.suite, str(partial), mirror,
@@ -190,7 +191,7 @@ def install_prompts(settings: Settings) -> int:
 
 
 def install_hold_music(root: Path) -> None:
-    """A soft chime every four seconds, a minute per file for callers waiting in a queue (Debian's MOH is not installed)."""
+    """Hold music: a soft chime every four seconds, a minute per file (Debian's MOH files are not installed)."""
     moh = root / MOH_DIR.lstrip("/")
     if any(moh.glob("chime.*")):
         return
@@ -234,5 +235,6 @@ def _run(command: list[str]) -> str:
     except FileNotFoundError as exc:
         raise RootError(f"{command[0]} is not installed") from exc
     if done.returncode != 0:
-        raise RootError(f"{' '.join(command[:3])}... failed (exit {done.returncode}): {done.stderr.strip()[-400:]}")
+        detail = done.stderr.strip()[-400:]
+        raise RootError(f"{' '.join(command[:3])}... failed (exit {done.returncode}): {detail}")
     return done.stdout

@@ -313,7 +313,9 @@ async def answer_call(local_ip: str, port: int, *, timeout_s: float = 30.0) -> C
     return await _run_sipp(ANSWER_SCENARIO, [], local_ip, port, timeout_s)
 
 
-async def _run_sipp(scenario: str, target: list[str], local_ip: str, sip_port: int, timeout_s: float) -> CallResult:
+async def _run_sipp(
+    scenario: str, target: list[str], local_ip: str, sip_port: int, timeout_s: float
+) -> CallResult:
     sipp = shutil.which("sipp")
     if sipp is None:
         raise SippError("sipp is not installed (apt-get install sip-tester)")

@@ -4,7 +4,7 @@ Each problem points at a file, line and column and says, in one sentence, what a
 Errors stop a flow set from being published; warnings do not. The rules live beside this module:
 
 - ``rules_structure``: unknown nodes and flows, unreachable nodes, loops that spin without the caller,
-  menus without no-input/no-match handling;
+  menus without no-input/no-match handling or using the keys kept for repeat (*) and back (#);
 - ``rules_resources``: prompts missing from the catalogue, unknown operations and their arguments;
 - ``rules_sac``: Brazil's customer-service rules (protocol first, a human from every menu, no data
   before a human, complaints and cancellation in the first menu).
@@ -39,6 +39,7 @@ GRAPH_RULES: tuple[Rule, ...] = (
     rules_structure.unreachable_nodes,
     rules_structure.spinning_loops,
     rules_structure.menu_retries,
+    rules_structure.menu_keys,
     rules_sac.protocol_before_menus,
     rules_sac.first_menu_rights,
     rules_sac.menus_offer_humans,

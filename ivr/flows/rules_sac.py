@@ -2,7 +2,8 @@
 every path a caller can take, read strictly even though our callers are businesses:
 
 - the call's protocol number is announced before the first menu;
-- every menu offers a way to a human agent, and that way never asks the caller to key data;
+- every menu offers a way to a human agent, and that way never asks the caller to key data (on key "0",
+  the house convention: a warning otherwise);
 - no caller is asked to key data before being offered a human agent;
 - the first menu offers complaints ("reclamação") and cancellation.
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ivr.engine.flow import Node, Problem
+from ivr.engine.flow import Node, Problem, Severity
 from ivr.engine.verbs.menu import Menu
 from ivr.flows.rules_paths import (
     CallGraph,
@@ -90,6 +91,8 @@ def menus_offer_humans(graph: CallGraph) -> Iterator[Problem]:
         if not is_menu(node):
             continue
         options = _menu(node).options
+        known = graph.flows[vertex[0]].nodes  # an unknown target is reported once, as such
+        zero = options.get("0")
         if not ways.offers_human(vertex):
             after_data = any(ways.option_reaches_human(vertex, o.go, stop_at_collect=False) for o in options.values())
             why = (
@@ -102,8 +105,14 @@ def menus_offer_humans(graph: CallGraph) -> Iterator[Problem]:
                 f"menu '{node.name}' offers no way to a human agent ({why}): add an option, usually '0', that "
                 f"goes to a queue or transfer without asking for data ({DECREE})",
             )
-        known = graph.flows[vertex[0]].nodes
-        for key, option in options.items():  # an unknown target is reported once, as such
+        elif zero is None or (zero.go in known and not ways.option_reaches_human(vertex, zero.go)):
+            yield Problem(
+                node.position_of("menu.options"),
+                f"menu '{node.name}' puts callers through to a person, but not on key '0', which callers use in "
+                f"every other menu",
+                Severity.WARNING,
+            )
+        for key, option in options.items():
             if option.role == "human" and option.go in known and not ways.option_reaches_human(vertex, option.go):
                 yield Problem(
                     node.position_of(f"menu.options.{key}"),

@@ -106,6 +106,23 @@ def menu_retries(graph: CallGraph) -> Iterator[Problem]:
                     )
 
 
+#: Keys every menu keeps for itself (DECISIONS.md): "*" repeats the prompt, "#" goes back.
+RESERVED_KEYS = {"*": "repeat the menu", "#": "go back"}
+
+
+def menu_keys(graph: CallGraph) -> Iterator[Problem]:
+    for flow in graph.flows.values():
+        for node in flow.nodes.values():
+            if isinstance(node.verb, Menu):
+                for key in sorted(RESERVED_KEYS.keys() & node.verb.options.keys()):
+                    yield Problem(
+                        node.position_of(f"menu.options.{key}"),
+                        f"option '{key}' of menu '{node.name}' hides the key callers press to "
+                        f"{RESERVED_KEYS[key]} (the same in every menu): use another key",
+                        Severity.WARNING,
+                    )
+
+
 def _suggestion(wrong: str, known: Iterable[str]) -> str:
     close = get_close_matches(wrong, list(known), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""

@@ -94,3 +94,24 @@ def test_private_instances_get_their_own_directories() -> None:
     assert all(d.startswith("/srv/sac-ivr/e2e-1/") for d in layout.all())
     with pytest.raises(ValueError, match="instance name"):
         conf.Layout.private("../etc")
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value", "message"),
+    [
+        ("sip", "host", "localhost", "sip.host: expected an IP address"),
+        ("ami", "username", "sac;ivr", "ami.username: must not contain"),
+    ],
+)
+def test_values_that_would_corrupt_the_configuration_are_refused(
+    section: str, field: str, value: str, message: str
+) -> None:
+    settings = load_settings()
+    part = getattr(settings, section).model_copy(update={field: value})
+    with pytest.raises(ConfigError, match=message):
+        _render(settings.model_copy(update={section: part}))
+
+
+def test_a_secret_with_a_comment_sign_is_refused() -> None:
+    with pytest.raises(ConfigError, match="ami.secret"):
+        conf.render(load_settings(), conf.Layout.shipped(), "abc;def", "/moh", "/modules")

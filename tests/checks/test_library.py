@@ -134,6 +134,7 @@ def test_a_file_saved_while_publishing_is_not_published(
 
     monkeypatch.setattr(library, "_check", check_then_save)
     report = library.publish(flows_dir)
-    assert [p.message for p in report.errors] == ["the flow files changed while they were being published: publish again"]
+    [problem] = report.errors
+    assert problem.message == "the flow files changed while they were being published: publish again"
     assert library.published_version() is None
     assert list((library.root / RELEASES).iterdir()) == []

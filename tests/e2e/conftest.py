@@ -61,7 +61,8 @@ class E2EAsterisk:
 
     async def answer_on_trunk(self, timeout_s: float = 20.0) -> sipp.CallResult:
         """The far end of the carrier trunk (the SBC's address and port) answering one call."""
-        return await sipp.answer_call(self.settings.sip.sbc_address, self.settings.sip.sbc_port, timeout_s=timeout_s)
+        sip = self.settings.sip
+        return await sipp.answer_call(sip.sbc_address, sip.sbc_port, timeout_s=timeout_s)
 
 
 def _free_port(kind: socket.SocketKind) -> int:
@@ -76,7 +77,9 @@ def _e2e_settings() -> Settings:
     return base.model_copy(
         update={
             "sip": base.sip.model_copy(update={"port": _free_port(udp), "sbc_port": _free_port(udp)}),
-            "ami": base.ami.model_copy(update={"port": _free_port(tcp), "secret": SecretStr(secrets.token_urlsafe(16))}),
+            "ami": base.ami.model_copy(
+                update={"port": _free_port(tcp), "secret": SecretStr(secrets.token_urlsafe(16))}
+            ),
             "agi": base.agi.model_copy(update={"port": _free_port(tcp)}),
         }
     )

@@ -10,6 +10,7 @@ import asyncio
 import secrets
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,11 @@ from .conftest import E2EAsterisk
 from .fastagi import AgiSession, FastAgiStub
 
 pytestmark = pytest.mark.e2e
+
+
+def event(name: str, **fields: str) -> Callable[[dict[str, str]], bool]:
+    """Matches an AMI event by name and exact field values."""
+    return lambda e: e.get("Event") == name and all(e.get(k) == v for k, v in fields.items())
 
 
 async def _finish(session: AgiSession) -> None:
@@ -83,15 +89,11 @@ async def test_a_dead_ivr_puts_the_caller_in_the_fallback_queue_within_5_s(
     died = time.monotonic()
     await session.close()  # the IVR crashes mid-call: the connection closes without IVR_DONE
 
-    joined = await ami.wait_event(
-        lambda e: e.get("Event") == "QueueCallerJoin" and e.get("Channel") == channel, timeout_s=5
-    )
+    joined = await ami.wait_event(event("QueueCallerJoin", Channel=channel), timeout_s=5)
     assert time.monotonic() - died < 5
     assert joined["Queue"] == queue
     # The caller reaches the agent, not an empty line.
-    connected = await ami.wait_event(
-        lambda e: e.get("Event") == "AgentConnect" and e.get("Channel") == channel, timeout_s=5
-    )
+    connected = await ami.wait_event(event("AgentConnect", Channel=channel), timeout_s=5)
     assert connected["Interface"] == queue_agent
 
     await ami.action("Hangup", Channel=channel)
@@ -109,15 +111,9 @@ async def test_fallback_without_agents_does_not_leave_the_caller_waiting(
     await session.close()
 
     # No agent logged in: Queue refuses the caller at once (joinempty), who is told and let go.
-    left = await ami.wait_event(
-        lambda e: e.get("Event") == "VarSet" and e.get("Channel") == channel and e.get("Variable") == "QUEUESTATUS",
-        timeout_s=5,
-    )
+    left = await ami.wait_event(event("VarSet", Channel=channel, Variable="QUEUESTATUS"), timeout_s=5)
     assert left["Value"] == "JOINEMPTY"
-    told = await ami.wait_event(
-        lambda e: e.get("Event") == "Newexten" and e.get("Channel") == channel and e.get("Application") == "Playback",
-        timeout_s=5,
-    )
+    told = await ami.wait_event(event("Newexten", Channel=channel, Application="Playback"), timeout_s=5)
     assert told["AppData"].endswith("/no_agents_available")
     await ami.action("Hangup", Channel=channel)
     result = await call
