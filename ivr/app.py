@@ -71,12 +71,14 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
 
 
 @asynccontextmanager
-async def demo_services(settings: Settings, directory: Path) -> AsyncIterator[Services]:
-    """Services over a fresh SQLite store in `directory`, seeded with the demo customers: what flow tests
-    run against, so a case sees the same data on every machine and never touches the live store."""
-    demo = settings.model_copy(
-        update={"database_url": f"sqlite+aiosqlite:///{directory / 'demo.sqlite3'}", "var_dir": directory}
-    )
+async def demo_services(
+    settings: Settings, directory: Path, *, database_url: str | None = None
+) -> AsyncIterator[Services]:
+    """Services over a fresh store (SQLite in `directory` unless an empty database is given), seeded with
+    the demo customers: what flow tests run against, so a case sees the same data on every machine and
+    never touches the live store."""
+    url = database_url or f"sqlite+aiosqlite:///{directory / 'demo.sqlite3'}"
+    demo = settings.model_copy(update={"database_url": url, "var_dir": directory})
     store = Store(demo.database_url, busy_timeout_s=demo.store.busy_timeout_s)
     try:
         await upgrade(store)

@@ -70,7 +70,10 @@ class AsteriskSettings(BaseModel):
     fallback_queue: str = "technical"
     queue_wait_s: int = 900
     # Channel variables shown to agents in AMI events (AgentCalled); set by the IVR before queueing.
-    agent_channel_vars: tuple[str, ...] = ("IVR_PROTOCOL", "IVR_JOURNEY", "IVR_CUSTOMER", "IVR_CALL_ID")
+    # (the engine's queue context, as ivr/agi sets it: IVR_ + the key in upper case).
+    agent_channel_vars: tuple[str, ...] = (
+        "IVR_PROTOCOL", "IVR_CALLER_ID", "IVR_CUSTOMER", "IVR_CUSTOMER_NAME", "IVR_PATH", "IVR_TICKETS",
+    )  # fmt: skip
     # RECORD FILE's directory as Asterisk names it (inside its chroot), and the same directory as the
     # IVR reads it; None = the first one under the Asterisk root.
     recordings_dir_in_asterisk: str = "/var/spool/asterisk/sac-recordings"

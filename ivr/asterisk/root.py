@@ -209,7 +209,7 @@ def install_config(settings: Settings, layout: conf.Layout, extra: dict[str, str
     root = settings.asterisk_root
     files = conf.render(settings, layout, ami_secret(settings), MOH_DIR, modules_dir(root))
     files.update(extra or {})
-    for directory in layout.all():
+    for directory in (*layout.all(), f"{layout.log}/cdr-custom"):
         (root / directory.lstrip("/")).mkdir(parents=True, exist_ok=True)
     conf.write(root / layout.etc.lstrip("/"), files)
 

@@ -210,7 +210,7 @@ def scenario_xml(script: CallScript) -> str:
       Content-Length: 0
 """
     parts += ['  <label id="bye"/>', f"  <send><![CDATA[{ok}]]></send>", '  <label id="end"/>']
-    parts += ['  <ResponseTimeRepartition value="100, 1000"/>', "</scenario>", ""]
+    parts += ["</scenario>", ""]
     return "\n".join(parts)
 
 

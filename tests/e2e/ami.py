@@ -62,7 +62,9 @@ class Ami:
             text = line.decode(errors="replace").rstrip("\r\n")
             if text:
                 key, _, value = text.partition(":")
-                message[key.strip()] = value.strip()
+                key, value = key.strip(), value.strip()
+                # Repeated keys (one ChanVariable line per channel variable) are kept, one per line.
+                message[key] = f"{message[key]}\n{value}" if key in message else value
                 continue
             if "Event" in message:
                 async with self._changed:

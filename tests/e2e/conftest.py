@@ -9,6 +9,7 @@ Fixtures:
   agi             FastAgiStub listening on the instance's FastAGI port (next_session())
   ami             Ami logged in to the instance (action(), wait_event())
   queue_agent     a queue member (Local channel that answers) in the fallback queue while the test runs
+  record_timing   record_timing(name, seconds): listed with the test durations at the end
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import secrets
 import shutil
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ exten => agent,1,Answer()
 """
 
 _timings: list[tuple[str, float]] = []
+RecordTiming = Callable[[str, float], None]
 
 
 @dataclass
@@ -112,7 +114,7 @@ def asterisk() -> Iterator[E2EAsterisk]:
         yield E2EAsterisk(settings, instance)
     finally:
         instance.stop()
-        shutil.rmtree(instance.host_path(layout.etc).parent, ignore_errors=False)
+        shutil.rmtree(instance.host_path(layout.etc).parent)
 
 
 @pytest.fixture
@@ -140,6 +142,12 @@ async def queue_agent(asterisk: E2EAsterisk, ami: Ami) -> AsyncIterator[str]:
         yield AGENT_INTERFACE
     finally:
         await ami.action("QueueRemove", Queue=queue, Interface=AGENT_INTERFACE)
+
+
+@pytest.fixture
+def record_timing() -> RecordTiming:
+    """Report a measured duration in the session's "e2e timings" summary."""
+    return lambda name, seconds: _timings.append((name, seconds))
 
 
 @pytest.fixture(autouse=True)

@@ -18,15 +18,25 @@ import pytest
 from ivr.asterisk.sipp import CallScript, Keys, Pause, prepare_speech
 
 from .ami import Ami
-from .conftest import E2EAsterisk
+from .conftest import E2EAsterisk, RecordTiming
 from .fastagi import AgiSession, FastAgiStub
 
 pytestmark = pytest.mark.e2e
 
 
-def event(name: str, **fields: str) -> Callable[[dict[str, str]], bool]:
+def _event(name: str, **fields: str) -> Callable[[dict[str, str]], bool]:
     """Matches an AMI event by name and exact field values."""
     return lambda e: e.get("Event") == name and all(e.get(k) == v for k, v in fields.items())
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
+    """Wait for a condition Asterisk makes true in a file (no event tells us); bounded."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not condition():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"no {what} within {timeout_s} s") from None
 
 
 async def _finish(session: AgiSession) -> None:
@@ -68,6 +78,10 @@ async def test_calls_to_the_sac_number_reach_fastagi_with_number_and_caller(
     for result in await asyncio.gather(national, international, carrier):
         assert result.ok, result.summary()
         assert result.answered and result.hung_up_by == "asterisk", result.summary()
+    # Each call leaves a CDR line keyed by its linkedid (the first channel's uniqueid) once it is gone.
+    cdr = asterisk.instance.host_path(f"{asterisk.instance.layout.log}/cdr-custom/Master.csv")
+    keys = [f'"{s.env["agi_uniqueid"]}","{s.env["agi_uniqueid"]}"' for s in (first, second, third)]
+    await _until(lambda: cdr.exists() and all(key in cdr.read_text() for key in keys), "CDR lines")
 
 
 async def test_unknown_numbers_are_refused_without_reaching_the_ivr(
@@ -79,21 +93,26 @@ async def test_unknown_numbers_are_refused_without_reaching_the_ivr(
 
 
 async def test_a_dead_ivr_puts_the_caller_in_the_fallback_queue_within_5_s(
-    asterisk: E2EAsterisk, agi: FastAgiStub, ami: Ami, queue_agent: str
+    asterisk: E2EAsterisk, agi: FastAgiStub, ami: Ami, queue_agent: str, record_timing: RecordTiming
 ) -> None:
     queue = asterisk.settings.asterisk.fallback_queue
     call = asyncio.create_task(asterisk.call(CallScript("30033336", "3133334444", end="wait_bye")))
     session = await agi.next_session()
     channel = session.env["agi_channel"]
     await session.command("ANSWER")
+    await session.command("SET VARIABLE IVR_PROTOCOL 202600000017")  # allocated when answered
     died = time.monotonic()
     await session.close()  # the IVR crashes mid-call: the connection closes without IVR_DONE
 
-    joined = await ami.wait_event(event("QueueCallerJoin", Channel=channel), timeout_s=5)
-    assert time.monotonic() - died < 5
+    joined = await ami.wait_event(_event("QueueCallerJoin", Channel=channel), timeout_s=5)
+    latency = time.monotonic() - died
+    record_timing("  fallback: IVR connection lost -> QueueCallerJoin", latency)
+    assert latency < 5
     assert joined["Queue"] == queue
-    # The caller reaches the agent, not an empty line.
-    connected = await ami.wait_event(event("AgentConnect", Channel=channel), timeout_s=5)
+    # The agent's phone rings with the call's context, and the caller reaches the agent.
+    called = await ami.wait_event(_event("AgentCalled", Channel=channel), timeout_s=5)
+    assert "IVR_PROTOCOL=202600000017" in called["ChanVariable"].splitlines()
+    connected = await ami.wait_event(_event("AgentConnect", Channel=channel), timeout_s=5)
     assert connected["Interface"] == queue_agent
 
     await ami.action("Hangup", Channel=channel)
@@ -111,9 +130,9 @@ async def test_fallback_without_agents_does_not_leave_the_caller_waiting(
     await session.close()
 
     # No agent logged in: Queue refuses the caller at once (joinempty), who is told and let go.
-    left = await ami.wait_event(event("VarSet", Channel=channel, Variable="QUEUESTATUS"), timeout_s=5)
+    left = await ami.wait_event(_event("VarSet", Channel=channel, Variable="QUEUESTATUS"), timeout_s=5)
     assert left["Value"] == "JOINEMPTY"
-    told = await ami.wait_event(event("Newexten", Channel=channel, Application="Playback"), timeout_s=5)
+    told = await ami.wait_event(_event("Newexten", Channel=channel, Application="Playback"), timeout_s=5)
     assert told["AppData"].endswith("/no_agents_available")
     await ami.action("Hangup", Channel=channel)
     result = await call

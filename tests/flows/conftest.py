@@ -1,4 +1,5 @@
-"""Services for flow tests: `ivr.app.demo_services`, the real operations over a fresh seeded SQLite store."""
+"""Services for flow tests: `ivr.app.demo_services`, the real operations over a fresh seeded store,
+on the embedded SQLite default and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from ivr.config import settings
 from ivr.engine.services import Services
 
 
-@pytest.fixture
-def seeded_services(tmp_path: Path) -> Callable[[], AbstractAsyncContextManager[Services]]:
-    return lambda: demo_services(settings(), tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def seeded_services(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Callable[[], AbstractAsyncContextManager[Services]]:
+    url = await request.getfixturevalue("postgres").fresh_database() if request.param == "postgresql" else None
+    return lambda: demo_services(settings(), tmp_path, database_url=url)

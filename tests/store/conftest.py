@@ -33,8 +33,22 @@ async def _sqlite_threads_finish() -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    """For what is about SQLite itself (its locking, its file)."""
     db = Store(sqlite_url(tmp_path / "ivr.sqlite3"), busy_timeout_s=10)
+    await upgrade(db)
+    yield db
+    await db.aclose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The embedded default and the scale path: every store test runs on both."""
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path / "ivr.sqlite3")
+    else:
+        url = await request.getfixturevalue("postgres").fresh_database()
+    db = Store(url, busy_timeout_s=10)
     await upgrade(db)
     yield db
     await db.aclose()

@@ -21,25 +21,25 @@ def _read_then_write(session: Session) -> None:
     row.value = row.value + 1
 
 
-async def test_concurrent_read_then_write_transactions_lose_no_update(store: Store) -> None:
-    await store.write(lambda s: s.add(Sequence(name="counter", value=0)))
-    await asyncio.gather(*(store.write(_read_then_write) for _ in range(20)))
-    assert await store.read(lambda s: s.get_one(Sequence, "counter").value) == 20
+async def test_concurrent_read_then_write_transactions_lose_no_update(sqlite_store: Store) -> None:
+    await sqlite_store.write(lambda s: s.add(Sequence(name="counter", value=0)))
+    await asyncio.gather(*(sqlite_store.write(_read_then_write) for _ in range(20)))
+    assert await sqlite_store.read(lambda s: s.get_one(Sequence, "counter").value) == 20
 
 
-async def test_two_engines_on_one_file_lose_no_update(store: Store) -> None:
-    other = Store(store.url, busy_timeout_s=10)
+async def test_two_engines_on_one_file_lose_no_update(sqlite_store: Store) -> None:
+    other = Store(sqlite_store.url, busy_timeout_s=10)
     try:
-        await store.write(lambda s: s.add(Sequence(name="counter", value=0)))
-        await asyncio.gather(*(db.write(_read_then_write) for _ in range(10) for db in (store, other)))
+        await sqlite_store.write(lambda s: s.add(Sequence(name="counter", value=0)))
+        await asyncio.gather(*(db.write(_read_then_write) for _ in range(10) for db in (sqlite_store, other)))
         assert await other.read(lambda s: s.get_one(Sequence, "counter").value) == 20
     finally:
         await other.aclose()
 
 
-async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(store: Store) -> None:
-    assert await store.read(lambda s: s.execute(text("PRAGMA journal_mode")).scalar()) == "wal"
-    assert await store.read(lambda s: s.execute(text("PRAGMA busy_timeout")).scalar()) == 10_000
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(sqlite_store: Store) -> None:
+    assert await sqlite_store.read(lambda s: s.execute(text("PRAGMA journal_mode")).scalar()) == "wal"
+    assert await sqlite_store.read(lambda s: s.execute(text("PRAGMA busy_timeout")).scalar()) == 10_000
 
 
 async def test_a_failed_write_is_rolled_back(store: Store) -> None:

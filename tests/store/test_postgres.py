@@ -1,15 +1,13 @@
-"""The same store on PostgreSQL, when a server is given (``IVR_TEST_POSTGRES_URL``, an empty database,
-e.g. ``postgresql+asyncpg://postgres@127.0.0.1:5432/ivr_test``); skipped otherwise."""
+"""What only PostgreSQL shows: several engines (processes) sharing one database. The rest of the store
+tests run on both SQLite and PostgreSQL through the parametrised `store` fixture."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from integrations.builtin import build_registry
 from integrations.registry import OperationContext, OperationStatus
@@ -17,25 +15,16 @@ from ivr.engine.channel import CallInfo
 from ivr.protocol_number import NumberKind, kind_of, make_call_protocol
 from ivr.store.db import Store
 from ivr.store.migrate import pending_changes, upgrade
-from ivr.store.models import Base
 from ivr.store.protocols import FallbackRange, StoreProtocolAllocator
 from ivr.store.seed import KNOWN_CALLER, seed
 
+from tests.postgres import PostgresServer
+
 from .conftest import NOW
 
-URL = os.environ.get("IVR_TEST_POSTGRES_URL", "")
-pytestmark = pytest.mark.skipif(not URL, reason="IVR_TEST_POSTGRES_URL not set")
-
-
 @pytest.fixture
-async def pg() -> AsyncIterator[Store]:
-    store = Store(URL)
-
-    def reset(connection) -> None:
-        Base.metadata.drop_all(connection)
-        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-
-    await store.run_with_connection(reset)
+async def pg(postgres: PostgresServer) -> AsyncIterator[Store]:
+    store = Store(await postgres.fresh_database())
     await upgrade(store)
     yield store
     await store.aclose()
@@ -47,7 +36,7 @@ async def test_postgres_schema_matches_and_seed_is_idempotent(pg: Store) -> None
 
 
 async def test_postgres_protocols_are_unique_across_two_engines(pg: Store, tmp_path: Path) -> None:
-    other = Store(URL)
+    other = Store(pg.url)
     allocators = [
         StoreProtocolAllocator(db, FallbackRange(tmp_path / "fb.json", 9_000_000, 9_000_009), timeout_s=5)
         for db in (pg, other)

@@ -69,12 +69,12 @@ async def test_store_down_gives_fallback_numbers_that_survive_a_restart(tmp_path
 
 
 async def test_a_store_holding_its_lock_too_long_gives_a_fallback_number(
-    store: Store, tmp_path: Path
+    sqlite_store: Store, tmp_path: Path
 ) -> None:
-    database = store.url.split("///", 1)[1]
+    database = sqlite_store.url.split("///", 1)[1]
     blocker = sqlite3.connect(database, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-    slow = allocator(store, tmp_path, timeout_s=0.2)
+    slow = allocator(sqlite_store, tmp_path, timeout_s=0.2)
     try:
         number = await slow.allocate(CALL)
         assert int(number[4:11]) == RANGE[0]

@@ -1,0 +1,23 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.postgres import PostgresServer
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (the scale path of the store). Its directory is not under
+    pytest's per-user temporary folder, which the `postgres` system user cannot enter."""
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="ivr-postgres-")))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
