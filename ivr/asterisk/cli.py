@@ -57,6 +57,8 @@ def _provision(args: argparse.Namespace) -> int:
     if not done.prompts:
         return _fail("no prompt audio installed: run `ivr prompts build`, then provision again")
     print(f"prompts: {done.prompts} files")
+    if _shipped_instance().pid() is not None:
+        print("Asterisk is running: `ivr asterisk cli \"core reload\"` applies the new configuration")
     return 0
 
 
