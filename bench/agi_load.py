@@ -1,104 +1,226 @@
-"""FastAGI load: N concurrent calls through our AGI server, beside a raw-asyncio floor.
+"""FastAGI load: N concurrent calls through ``ivr serve``, beside the AGI wire alone and a raw-asyncio floor.
 
-The load generator plays Asterisk's side over loopback: it sends the ``agi_*`` block, then answers
-each command the way res_agi answers a real call on the sac flow (ANSWER, the protocol announcement,
-the main menu with a key pressed, a sub-menu, WAIT FOR DIGIT, the queue, goodbye, HANGUP). Every
-call is held at ``EXEC Queue`` until all N calls have reached it, so N calls are truly in progress at
-once; the server process's RSS is sampled then.
+The load generator plays Asterisk's side over loopback (bench/asterisk_side.py): for each call it sends
+the ``agi_*`` block, then answers every command the way res_agi answers a real call, as a known caller
+who asks for a ticket's status, keys its number, then asks for a person and talks to an agent. Every
+call is held at ``EXEC Queue`` (the agent talking) until all N calls have reached it, so N calls are
+truly in progress at once; the server process's RSS is read then.
 
-Two servers run in their own processes, one at a time, on the same load:
+Three servers take the same load, each in its own process (so its RSS is its own):
 
-* ``ivr``: ``ivr.agi.server.AgiServer`` + ``AgiChannel`` (wire parsing, quoting, timeouts, hang-up
-  handling) with a flow-less handler that issues the sac call's commands through the `Channel` API.
-  (The LEAD's ``ivr.app`` needs a database and flows; this bench measures the AGI layer alone.)
-* ``floor``: the least an asyncio AGI responder can do: read the block, write the same command lines,
-  read one line per answer. No parsing, no timeouts, no safety.
+* ``ivr``: the product. ``python -m ivr.cli serve`` over a demo-seeded SQLite store in a temporary
+  directory: it publishes ``flows/`` (with their checks) on first start, allocates each call's protocol
+  in the store, walks the sac flow through the engine, runs the store's lookups and writes node visits
+  and call rows through the event buffer. Its first call (a warm-up) is recorded: the floor and the
+  wire replay that transcript.
+* ``wire``: ``ivr.agi.wire`` alone replaying the recorded commands (quoting, answer parsing, timeouts,
+  out-of-band HANGUP): no engine, no store. The gap between it and ``ivr`` is the engine and the store.
+* ``floor``: the least an asyncio AGI responder can do: write the recorded lines, read the answers'
+  lines. No parsing, no timeouts, no safety.
 
-Run from the repo root:  .venv/bin/python bench/agi_load.py [--calls 100 1000]
+Then, on ``ivr serve`` at the largest N, the IVR's part of "the caller lands in the fallback queue":
+how long after a failure the FastAGI socket closes without ``IVR_DONE`` (Asterisk then continues the
+dialplan into the fallback queue; tests/e2e measures that part with a real Asterisk).
+
+Run from the repo root:  .venv/bin/python bench/agi_load.py [--calls 100 1000] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
+import resource
+import shutil
+import signal
+import sqlite3
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asterisk_side import MAIN_MENU_MISSING, TICKET_STATUS_THEN_AGENT, Caller, Script, header, split_command
+
+REPO = Path(__file__).resolve().parent.parent
 #: Every run is bounded: a wedged server fails the bench instead of hanging it.
-RUN_TIMEOUT_S = 180.0
-PROTOCOL = "202600000017"
-HEADER = (
-    "agi_network: yes\nagi_network_script: sac?lang=pt_BR\nagi_request: agi://127.0.0.1/sac?lang=pt_BR\n"
-    "agi_channel: PJSIP/carrier-{n:08x}\nagi_language: pt_BR\nagi_type: PJSIP\nagi_uniqueid: 1764070000.{n}\n"
-    "agi_version: 22.6.0\nagi_callerid: 1133334444\nagi_calleridname: unknown\nagi_dnid: 30033336\n"
-    "agi_context: sac-inbound\nagi_extension: 30033336\nagi_priority: 3\nagi_enhanced: 0.0\n\n"
-)
-KEYS = '"0123456789*#"'
+RUN_TIMEOUT_S = 60.0
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 30.0
+#: No call of the script sends more commands than this; more means the flow loops.
+MAX_COMMANDS = 400
+#: The fallback range's first sequence number (ivr/config.py protocol_fallback_range).
+FALLBACK_FIRST = 9_000_000
+#: The bench's copy of the flows (taken at its start), which every `ivr serve` run publishes.
+FLOWS = "flows"
+#: What the IVR plays when an operation is slow (ivr/config.py HoldSettings.prompt).
+HOLD_PROMPT = "one_moment"
+#: The answer lines of one recorded command: what the floor writes and how many lines it reads back.
+Transcript = list[tuple[str, list[str]]]
 
 
-def sac_command_lines() -> list[str]:
-    """The command lines of one sac call, as our AgiChannel writes them (the floor writes these too)."""
-    lines = ['GET VARIABLE "CHANNEL(linkedid)"', "ANSWER", f'SET VARIABLE "IVR_PROTOCOL" "{PROTOCOL}"']
-    lines.append('STREAM FILE "sac/pt_BR/welcome" ""')
-    lines.append('STREAM FILE "sac/pt_BR/your_protocol_is" ""')
-    lines += [f'STREAM FILE "sac/pt_BR/digit/{d}" ""' for d in PROTOCOL]
-    lines.append(f'STREAM FILE "sac/pt_BR/main_menu" {KEYS}')  # the caller presses 1
-    lines.append(f'STREAM FILE "sac/pt_BR/technical_menu" {KEYS}')
-    lines.append('WAIT FOR DIGIT "5000"')  # the caller presses 2
-    lines.append(f'SET VARIABLE "IVR_PROTOCOL" "{PROTOCOL}"')
-    lines.append('EXEC "Queue" "technical,,,,120"')
-    lines.append('GET VARIABLE "QUEUESTATUS"')
-    lines.append('STREAM FILE "sac/pt_BR/goodbye" ""')
-    lines.append("HANGUP")
-    return lines
+# ---------------------------------------------------------------- the servers
 
 
-async def sac_call(channel: object) -> None:
-    """The same call through the Channel API (the ivr server's handler)."""
-    from ivr.engine.channel import Channel
+class Server:
+    """A server under load in its own process."""
 
-    assert isinstance(channel, Channel)
-    await channel.answer()
-    await channel.set_variable("IVR_PROTOCOL", PROTOCOL)
-    await channel.play(["welcome", "your_protocol_is", *(f"digit/{d}" for d in PROTOCOL)], interruptible=False)
-    if await channel.play(["main_menu"]) == "1" and not await channel.play(["technical_menu"]):
-        await channel.read_digits(max_digits=1, first_timeout_s=5, inter_digit_timeout_s=3)
-    await channel.queue("technical", context={"protocol": PROTOCOL}, timeout_s=120)
-    await channel.play(["goodbye"], interruptible=False)
-    await channel.hangup()
+    name = ""
 
+    def __init__(self) -> None:
+        self.process: asyncio.subprocess.Process | None = None
+        self.port = 0
 
-# ---------------------------------------------------------------- servers (run in a child process)
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
+    async def start(self) -> None:
+        raise NotImplementedError
 
-async def serve_ivr() -> None:
-    from ivr.agi.server import AgiServer
-    from ivr.config import load_settings
-
-    async def handler(channel: object, flow: str) -> None:
-        await sac_call(channel)
-
-    server = AgiServer(handler, load_settings(), host="127.0.0.1", port=0)
-    await server.start()
-    await _announce_and_wait(server.port)
+    async def stop(self) -> None:
+        raise NotImplementedError
 
 
-async def serve_floor() -> None:
-    lines = [f"{line}\n".encode() for line in sac_command_lines()]
+class ReplayServer(Server):
+    """The floor or the wire (this script's ``--serve`` child), replaying a recorded transcript."""
+
+    def __init__(self, name: str, transcript: Path) -> None:
+        super().__init__()
+        self.name = name
+        self._transcript = transcript
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--serve", self.name, "--transcript", str(self._transcript),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        self.port = int(await asyncio.wait_for(self.process.stdout.readline(), START_TIMEOUT_S))
+
+    async def stop(self) -> None:
+        assert self.process is not None and self.process.stdin is not None
+        self.process.stdin.close()  # the child serves until its stdin closes
+        await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_S)
+
+
+class IvrServe(Server):
+    """``ivr serve`` over a copy of the demo-seeded store, in its own temporary directory."""
+
+    name = "ivr"
+    _LISTENING = re.compile(r"FastAGI listening on [^ ]+:(\d+)")
+
+    def __init__(self, directory: Path, template: Path) -> None:
+        super().__init__()
+        self.directory = directory
+        self.database = directory / "ivr.sqlite3"
+        directory.mkdir(parents=True)
+        shutil.copy(template, self.database)
+        self.log: list[str] = []
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ivr.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+            cwd=REPO, env=_ivr_env(self.directory, self.database), stderr=subprocess.PIPE,
+        )  # fmt: skip
+        listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.create_task(self._read_log(listening))
+        self.port = await asyncio.wait_for(listening, START_TIMEOUT_S)
+
+    async def stop(self) -> None:
+        """SIGTERM: the server drains its calls and flushes the event buffer to the store."""
+        assert self.process is not None and self._reader is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        status = await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_S)
+        await self._reader
+        if status not in (0, -signal.SIGKILL):
+            raise RuntimeError(f"ivr serve exited with status {status}:\n" + "\n".join(self.log[-20:]))
+
+    def problems(self) -> list[str]:
+        """The server's WARNING/ERROR lines, one per kind with its count (the time stamp dropped)."""
+        kinds: dict[str, int] = {}
+        for line in self.log:
+            match = re.match(r"\S+ \S+ (WARNING|ERROR|CRITICAL) (.*)", line)
+            if match:
+                kind = re.sub(r"\d+", "N", f"{match[1]} {match[2]}")[:140]
+                kinds[kind] = kinds.get(kind, 0) + 1
+        return [f"{count:>6} x {kind}" for kind, count in kinds.items()]
+
+    async def _read_log(self, listening: asyncio.Future[int]) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        async for raw in self.process.stderr:  # ends at EOF, when the server exits
+            line = raw.decode(errors="replace").rstrip()
+            self.log.append(line)
+            match = self._LISTENING.search(line)
+            if match and not listening.done():
+                listening.set_result(int(match[1]))
+        if not listening.done():
+            listening.set_exception(RuntimeError("ivr serve exited before listening:\n" + "\n".join(self.log[-20:])))
+
+
+def _ivr_env(directory: Path, database: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}  # the bench's settings only
+    env.update(
+        IVR_VAR_DIR=str(directory),
+        IVR_DATABASE_URL=f"sqlite+aiosqlite:///{database}",
+        IVR_FLOWS_DIR=str(directory.parent / FLOWS),
+    )
+    return env
+
+
+def seed_template(directory: Path) -> Path:
+    """A migrated store with the demo accounts (``ivr db seed``), copied for every ``ivr serve`` run."""
+    database = directory / "template.sqlite3"
+    subprocess.run(
+        [sys.executable, "-m", "ivr.cli", "db", "seed"],
+        cwd=REPO, env=_ivr_env(directory, database), check=True, capture_output=True, timeout=START_TIMEOUT_S,
+    )  # fmt: skip
+    with sqlite3.connect(database) as db:  # one file, no -wal beside it, so a plain copy is the whole store
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return database
+
+
+# ---------------------------------------------------------------- the replaying children
+
+
+async def serve_floor(transcript: Transcript) -> None:
+    steps = [(f"{line}\n".encode(), len(answer)) for line, answer in transcript]
 
     async def call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\n\n")
-        for line in lines:
+        for line, answer_lines in steps:
             writer.write(line)
-            await reader.readline()
+            for _ in range(answer_lines):
+                await reader.readline()
         writer.close()
 
     server = await asyncio.start_server(call, "127.0.0.1", 0, backlog=4096)
+    await _announce_and_wait(server.sockets[0].getsockname()[1])
+
+
+async def serve_wire(transcript: Transcript) -> None:
+    from ivr.agi.wire import MAX_LINE, AgiConnection, read_request
+
+    commands = [split_command(line) for line, _ in transcript]
+
+    async def call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = AgiConnection(reader, writer, await read_request(reader, timeout=5))
+        try:
+            for command, args in commands:  # after_hangup: the recorded call reads variables after it
+                await conn.execute(command, *args, timeout=30, after_hangup=True)
+        finally:
+            await conn.close()
+
+    server = await asyncio.start_server(call, "127.0.0.1", 0, limit=MAX_LINE, backlog=4096)
     await _announce_and_wait(server.sockets[0].getsockname()[1])
 
 
@@ -110,43 +232,116 @@ async def _announce_and_wait(port: int) -> None:
 # ---------------------------------------------------------------- Asterisk's side (the parent)
 
 
-def answer_for(line: str) -> str:
-    """res_agi's answer to one command of the sac call."""
-    if line.startswith('GET VARIABLE "CHANNEL'):
-        return "200 result=1 (1764070000.1)"
-    if line.startswith('GET VARIABLE "QUEUESTATUS"'):
-        return "200 result=1 (TIMEOUT)"
-    if line.startswith("STREAM FILE") and "main_menu" in line:
-        return "200 result=49 endpos=4000"
-    if line.startswith("STREAM FILE"):
-        return "200 result=0 endpos=8000"
-    if line.startswith("WAIT FOR DIGIT"):
-        return "200 result=50"
-    if line.startswith(("SET VARIABLE", "HANGUP")):
-        return "200 result=1"
-    return "200 result=0"  # ANSWER, EXEC Queue
+class Hold:
+    """Holds every call at the first command `matches` accepts until all N calls are there."""
+
+    def __init__(self, calls: int, matches: Callable[[str], bool]) -> None:
+        self.matches = matches
+        self._left = calls
+        self.all_here = asyncio.Event()
+        self.released = asyncio.Event()
+
+    async def arrive(self) -> None:
+        self._left -= 1
+        if self._left == 0:
+            self.all_here.set()
+        await self.released.wait()
+
+
+def at_queue(line: str) -> bool:
+    return line.startswith('EXEC "Queue"')
+
+
+def at_main_menu(line: str) -> bool:
+    return line.startswith("STREAM FILE") and '/main_menu"' in line
+
+
+@dataclass
+class CallRecord:
+    caller: Caller
+    transcript: Transcript = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)  # answer written -> next command read
+    allocation_s: float = 0.0  # ANSWER answered -> next command (the protocol is allocated in between)
+    last_answer_at: float = 0.0
+    closed_at: float = 0.0
+
+
+async def one_call(port: int, caller: Caller, hold: Hold | None) -> CallRecord:
+    record = CallRecord(caller)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(header(caller.n).encode())
+    record.last_answer_at = time.perf_counter()
+    held = False
+    previous = ""
+    try:
+        for _ in range(MAX_COMMANDS):
+            try:
+                data = await reader.readline()
+            except ConnectionResetError:
+                data = b""
+            now = time.perf_counter()
+            if not data.endswith(b"\n"):  # the server closed the call
+                record.closed_at = now
+                return record
+            line = data.decode().rstrip("\n")
+            record.latencies_s.append(now - record.last_answer_at)
+            if previous == "ANSWER":
+                record.allocation_s = now - record.last_answer_at
+            if hold is not None and not held and hold.matches(line):
+                held = True
+                await hold.arrive()
+            answer = caller.answer(line)
+            record.transcript.append((line, answer))
+            writer.write("".join(f"{a}\n" for a in answer).encode())
+            record.last_answer_at = time.perf_counter()
+            previous = line
+        raise AssertionError(f"call {caller.n}: more than {MAX_COMMANDS} commands (does the flow loop?)")
+    finally:
+        writer.close()
 
 
 @dataclass
 class Run:
     server: str
     calls: int
-    elapsed_s: float = 0.0
-    latencies_s: list[float] = field(default_factory=list)
-    rss_idle_kib: int = 0
-    rss_busy_kib: int = 0
+    records: list[CallRecord]
+    elapsed_s: float
+    rss_idle_kib: int
+    rss_busy_kib: int
+    store: StoreFigures | None = None
 
     @property
     def calls_per_s(self) -> float:
         return self.calls / self.elapsed_s
 
-    def pct_ms(self, q: float) -> float:
-        ordered = sorted(self.latencies_s)
-        return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    @property
+    def latencies_s(self) -> list[float]:
+        return [s for r in self.records for s in r.latencies_s]
 
     @property
     def kib_per_call(self) -> float:
         return (self.rss_busy_kib - self.rss_idle_kib) / self.calls
+
+    def off_script(self, scripted: str) -> Counter[str]:
+        """Paths (``IVR_PATH``, from where they leave the scripted one) of the calls that left it."""
+        way = scripted.split(">")
+        paths: Counter[str] = Counter()
+        for r in self.records:
+            path = r.caller.variables.get("IVR_PATH", "")
+            if path != scripted:
+                nodes = path.split(">")
+                same = next((i for i, (a, b) in enumerate(zip(nodes, way)) if a != b), min(len(nodes), len(way)))
+                paths["...>" + ">".join(nodes[max(same - 1, 0) :])] += 1
+        return paths
+
+    def heard(self, prompt: str) -> int:
+        """Calls that heard `prompt` (e.g. the hold prompt of a slow operation)."""
+        return sum(any(line.startswith("STREAM FILE") and f'/{prompt}"' in line for line, _ in r.transcript) for r in self.records)
+
+
+def pct_ms(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def rss_kib(pid: int) -> int:
@@ -156,88 +351,268 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-async def one_call(port: int, n: int, run: Run, expected: list[str], at_queue: asyncio.Queue[int], release: asyncio.Event) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(HEADER.format(n=n).encode())
-    answered_at = time.perf_counter()
-    for want in expected:
-        line = (await reader.readline()).decode().rstrip("\n")
-        run.latencies_s.append(time.perf_counter() - answered_at)
-        if line != want:
-            raise AssertionError(f"call {n}: expected {want!r}, got {line!r}")
-        if line.startswith('EXEC "Queue"'):
-            at_queue.put_nowait(n)
-            await release.wait()
-        writer.write(f"{answer_for(line)}\n".encode())
-        answered_at = time.perf_counter()
-    if await reader.read() != b"":
-        raise AssertionError(f"call {n}: bytes after HANGUP")
-    writer.close()
+async def warm_up(server: Server) -> CallRecord:
+    """One call before measuring (lazy imports, caches); on ``ivr serve`` its transcript is the recording."""
+    record = await asyncio.wait_for(one_call(server.port, Caller(0, TICKET_STATUS_THEN_AGENT), None), RUN_TIMEOUT_S)
+    check_completed([record])
+    if record.caller.keys_left:
+        raise AssertionError(f"the warm-up call left keys {record.caller.keys_left!r}: the flow changed under the bench")
+    return record
 
 
-async def load(server: str, calls: int) -> Run:
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve", server, stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    assert child.stdin is not None and child.stdout is not None
+def check_completed(records: Sequence[CallRecord]) -> None:
+    """Every call reached a person in the technical queue (by the scripted way or another one)."""
+    for r in records:
+        if r.caller.queued != "technical":
+            lines = "\n".join(f"  {line} -> {' / '.join(a)}" for line, a in r.transcript[-8:])
+            raise AssertionError(
+                f"call {r.caller.n} never reached the technical queue (keys left {r.caller.keys_left!r}); "
+                f"its last commands:\n{lines}"
+            )
+
+
+async def load(server: Server, calls: int) -> Run:
+    """N calls at once; all held at the queue while the server's RSS is read."""
+    idle = rss_kib(server.pid)
+    hold = Hold(calls, at_queue)
+    started = time.perf_counter()
+    async with asyncio.timeout(RUN_TIMEOUT_S):
+        tasks = [asyncio.create_task(one_call(server.port, Caller(n, TICKET_STATUS_THEN_AGENT), hold)) for n in range(1, calls + 1)]
+        await _until_held(hold, tasks)
+        busy = rss_kib(server.pid)  # all N calls are in progress right now
+        hold.released.set()
+        records = await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    check_completed(records)
+    return Run(server.name, calls, records, elapsed, idle, busy)
+
+
+async def _until_held(hold: Hold, tasks: Sequence[asyncio.Task[CallRecord]]) -> None:
+    """Wait for every call to reach the hold point; a call that fails first fails the run."""
+    waiter = asyncio.create_task(hold.all_here.wait())
     try:
-        port = int(await asyncio.wait_for(child.stdout.readline(), 30))
-        run = Run(server, calls, rss_idle_kib=rss_kib(child.pid))
-        at_queue: asyncio.Queue[int] = asyncio.Queue()
-        release = asyncio.Event()
-        expected = sac_command_lines()
-        started = time.perf_counter()
-        async with asyncio.timeout(RUN_TIMEOUT_S):
-            tasks = [asyncio.create_task(one_call(port, n, run, expected, at_queue, release)) for n in range(calls)]
-            for _ in range(calls):
-                await at_queue.get()
-            run.rss_busy_kib = rss_kib(child.pid)  # all N calls are in progress right now
-            release.set()
-            await asyncio.gather(*tasks)
-        run.elapsed_s = time.perf_counter() - started
-        return run
+        while not hold.all_here.is_set():
+            await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task.done() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
     finally:
-        child.stdin.close()
-        await asyncio.wait_for(child.wait(), 30)
+        waiter.cancel()
 
 
-def report(runs: Sequence[Run]) -> None:
-    per_call = len(sac_command_lines())
-    print(f"handler: flow-less sac call through the Channel API ({per_call} AGI commands per call); ivr.app not used")
-    print(f"{'server':<7}{'calls':>7}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'KiB/call':>10}")
+# ---------------------------------------------------------------- the store after a run
+
+
+@dataclass
+class StoreFigures:
+    calls: int  # calls the run made (the warm-up included)
+    call_rows: int
+    ended_rows: int  # call rows with their outcome (the end record written)
+    visits_expected: int  # nodes the calls walked (their IVR_PATH)
+    visit_rows: int
+    from_fallback: int  # protocols the store did not give in time
+    problems: list[str]
+
+    @property
+    def records_expected(self) -> int:
+        return self.visits_expected + 2 * self.calls  # a call's start and end records
+
+    @property
+    def records_lost(self) -> int:
+        return self.records_expected - self.visit_rows - self.call_rows - self.ended_rows
+
+
+def store_figures(server: IvrServe, records: Sequence[CallRecord]) -> StoreFigures:
+    """What reached the store, read once `ivr serve` has drained and flushed its event buffer."""
+    with sqlite3.connect(server.database) as db:
+        call_rows, ended = db.execute("SELECT count(*), count(NULLIF(outcome, '')) FROM calls").fetchone()
+        (visits,) = db.execute("SELECT count(*) FROM node_visits").fetchone()
+        protocols = [p for (p,) in db.execute("SELECT protocol FROM calls")]
+    return StoreFigures(
+        calls=len(records),
+        call_rows=call_rows,
+        ended_rows=ended,
+        visits_expected=sum(len(r.caller.variables["IVR_PATH"].split(">")) for r in records),
+        visit_rows=visits,
+        from_fallback=sum(int(p[4:11]) >= FALLBACK_FIRST for p in protocols),
+        problems=server.problems(),
+    )
+
+
+async def measure(server: Server, calls: int) -> tuple[Run, CallRecord]:
+    """Start the server, warm it up with one call (the recording), load it, stop it."""
+    await server.start()
+    try:
+        recording = await warm_up(server)
+        run = await load(server, calls)
+    finally:
+        await server.stop()
+    if isinstance(server, IvrServe):
+        run.store = store_figures(server, [recording, *run.records])
+    return run, recording
+
+
+# ---------------------------------------------------------------- the fallback queue
+
+
+@dataclass
+class Failover:
+    what: str
+    calls: int
+    closed_after_s: list[float]  # failure -> FastAGI socket closed, per call
+    done_by_ivr: int  # calls that got IVR_DONE anyway (must be 0: they would skip the fallback queue)
+
+
+async def failover_missing_prompt(server: IvrServe, calls: int) -> Failover:
+    """The main menu's sound file is missing on the Asterisk host: N calls get ``result=-1`` at once."""
+    hold = Hold(calls, at_main_menu)
+    async with asyncio.timeout(RUN_TIMEOUT_S):
+        tasks = [asyncio.create_task(one_call(server.port, Caller(n, MAIN_MENU_MISSING), hold)) for n in range(1, calls + 1)]
+        await _until_held(hold, tasks)
+        hold.released.set()
+        records = await asyncio.gather(*tasks)
+    return Failover(
+        "main menu sound file missing (result=-1, no HANGUP) -> socket closed",
+        calls,
+        [r.closed_at - r.last_answer_at for r in records],
+        sum(r.caller.done_by_ivr for r in records),
+    )
+
+
+async def failover_killed(server: IvrServe, calls: int) -> Failover:
+    """``ivr serve`` is killed (SIGKILL) while N calls are at the main menu."""
+    assert server.process is not None
+    hold = Hold(calls, at_main_menu)
+    async with asyncio.timeout(RUN_TIMEOUT_S):
+        tasks = [asyncio.create_task(one_call(server.port, Caller(n, TICKET_STATUS_THEN_AGENT), hold)) for n in range(1, calls + 1)]
+        await _until_held(hold, tasks)
+        server.process.kill()
+        killed_at = time.perf_counter()
+        hold.released.set()
+        records = await asyncio.gather(*tasks)
+    return Failover(
+        "ivr serve killed (SIGKILL) -> socket closed",
+        calls,
+        [r.closed_at - killed_at for r in records],
+        sum(r.caller.done_by_ivr for r in records),
+    )
+
+
+async def measure_failovers(directory: Path, template: Path, calls: int) -> list[Failover]:
+    results = []
+    for index, scenario in enumerate((failover_missing_prompt, failover_killed)):
+        server = IvrServe(directory / f"failover-{index}", template)
+        await server.start()
+        try:
+            await warm_up(server)
+            results.append(await scenario(server, calls))
+        finally:
+            await server.stop()
+    return results
+
+
+# ---------------------------------------------------------------- report
+
+
+def report(runs: Sequence[Run], failovers: Sequence[Failover], recording: CallRecord, rounds: int) -> None:
+    transcript = recording.transcript
+    scripted = recording.caller.variables["IVR_PATH"]
+    print(
+        f"call: known caller, ticket status (3, ticket number keyed), then a person (0) who answers in the "
+        f"technical queue: {len(transcript)} AGI commands, {len(scripted.split('>'))} node visits"
+    )
+    print(f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, loopback; median of {rounds} round(s) by calls/s")
+    print(f"{'server':<7}{'calls':>7}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'alloc p50/p99 ms':>18}{'KiB/call':>10}")
     for r in runs:
-        print(f"{r.server:<7}{r.calls:>7}{r.calls_per_s:>10.0f}{r.pct_ms(0.50):>9.2f}{r.pct_ms(0.99):>9.2f}{r.kib_per_call:>10.1f}")
-    for calls in sorted({r.calls for r in runs}):
-        ivr = next(r for r in runs if r.server == "ivr" and r.calls == calls)
-        floor = next(r for r in runs if r.server == "floor" and r.calls == calls)
-        print(
-            f"ivr/floor at {calls}: calls/s x{ivr.calls_per_s / floor.calls_per_s:.2f}, "
-            f"p50 x{ivr.pct_ms(0.5) / floor.pct_ms(0.5):.2f}, p99 x{ivr.pct_ms(0.99) / floor.pct_ms(0.99):.2f}, "
-            f"memory x{ivr.kib_per_call / max(floor.kib_per_call, 0.1):.2f}"
+        alloc = (
+            f"{pct_ms([c.allocation_s for c in r.records], 0.5):.1f}/{pct_ms([c.allocation_s for c in r.records], 0.99):.1f}"
+            if r.server == "ivr"
+            else "-"
         )
+        print(
+            f"{r.server:<7}{r.calls:>7}{r.calls_per_s:>9.0f}{pct_ms(r.latencies_s, 0.5):>9.2f}"
+            f"{pct_ms(r.latencies_s, 0.99):>9.2f}{alloc:>18}{r.kib_per_call:>10.1f}"
+        )
+    for calls in sorted({r.calls for r in runs}):
+        floor = next(r for r in runs if r.server == "floor" and r.calls == calls)
+        for other in (r for r in runs if r.calls == calls and r.server != "floor"):
+            print(
+                f"{other.server}/floor at {calls}: calls/s x{other.calls_per_s / floor.calls_per_s:.2f}, "
+                f"p50 x{pct_ms(other.latencies_s, 0.5) / pct_ms(floor.latencies_s, 0.5):.1f}, "
+                f"p99 x{pct_ms(other.latencies_s, 0.99) / pct_ms(floor.latencies_s, 0.99):.1f}, "
+                f"memory x{other.kib_per_call / max(floor.kib_per_call, 0.1):.1f}"
+            )
+    for r in runs:
+        if r.store is None:
+            continue
+        s = r.store
+        print(
+            f"store at {r.calls} (SQLite, {s.calls} calls with the warm-ups): call rows {s.call_rows} "
+            f"({s.ended_rows} ended), node visits {s.visit_rows}/{s.visits_expected}, "
+            f"records lost {s.records_lost}/{s.records_expected}; protocols from the fallback range {s.from_fallback}"
+        )
+        for line in s.problems:
+            print(f"  server log: {line}")
+        off = r.off_script(scripted)
+        print(f"  {sum(off.values())} call(s) left the scripted path; {r.heard(HOLD_PROMPT)} heard the hold prompt")
+        for path, count in off.most_common(5):
+            print(f"  {count:>6} x {path}")
+    for f in failovers:
+        print(
+            f"fallback queue, IVR's part, {f.calls} calls: {f.what}: p50 {pct_ms(f.closed_after_s, 0.5):.0f} ms, "
+            f"p99 {pct_ms(f.closed_after_s, 0.99):.0f} ms, max {max(f.closed_after_s) * 1000:.0f} ms; "
+            f"IVR_DONE set on {f.done_by_ivr}"
+        )
+    print("(latency = Asterisk's answer written -> next command read; alloc = ANSWER answered -> next command,")
+    print(" the protocol allocation the call waits for; KiB/call = (RSS with N calls at the queue - idle RSS) / N)")
 
 
-async def main(calls: Sequence[int], rounds: int) -> None:
-    runs = []
-    for n in calls:
-        by_server: dict[str, list[Run]] = {"floor": [], "ivr": []}
-        for _ in range(rounds):  # alternate the two servers so drift hits both alike
-            for server, done in by_server.items():
-                done.append(await load(server, n))
-        for done in by_server.values():  # the median round by calls/s
-            runs.append(sorted(done, key=lambda r: r.calls_per_s)[len(done) // 2])
-    report(runs)
-    print(f"(median of {rounds} rounds per row)")
-    print(f"(command latency = Asterisk's answer written -> next command read; CPU: {os.cpu_count()} cores; loopback only)")
+async def main(calls: Sequence[int], rounds: int, flows: Path) -> None:
+    _check_descriptors(max(calls))
+    started, load_before = time.monotonic(), os.getloadavg()[0]
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="sac-ivr-bench-") as tmp:
+        directory = Path(tmp)
+        shutil.copytree(flows, directory / FLOWS)  # one release for the whole bench, even if flows/ is edited meanwhile
+        template = seed_template(directory)
+        transcript_file = directory / "transcript.json"
+        for n in calls:
+            by_server: dict[str, list[Run]] = {"floor": [], "wire": [], "ivr": []}
+            for index in range(rounds):  # the three servers in turn, so drift on the machine hits all alike
+                run, recording = await measure(IvrServe(directory / f"ivr-{n}-{index}", template), n)
+                by_server["ivr"].append(run)
+                transcript_file.write_text(json.dumps(recording.transcript))
+                for name in ("floor", "wire"):
+                    by_server[name].append((await measure(ReplayServer(name, transcript_file), n))[0])
+            for done in by_server.values():
+                runs.append(sorted(done, key=lambda r: r.calls_per_s)[len(done) // 2])
+        failovers = await measure_failovers(directory, template, max(calls))
+    report(runs, failovers, recording, rounds)
+    print(
+        f"bench took {time.monotonic() - started:.0f} s; load average {load_before:.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after (other work on the machine moves the figures)"
+    )
+
+
+def _check_descriptors(calls: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = calls + 256  # one socket per call in the generator, and in the server
+    if soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            raise SystemExit(f"bench: {calls} calls need {needed} file descriptors; `ulimit -n` allows {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, nargs="+", default=[100, 1000], help="concurrent calls per run")
-    parser.add_argument("--rounds", type=int, default=5, help="runs per row; the median is shown")
-    parser.add_argument("--serve", choices=("ivr", "floor"), help=argparse.SUPPRESS)  # the child process
+    parser.add_argument("--rounds", type=int, default=3, help="runs per row; the median is shown")
+    parser.add_argument("--flows", type=Path, default=REPO / "flows", help="the flows directory to serve (default: flows/)")
+    parser.add_argument("--serve", choices=("floor", "wire"), help=argparse.SUPPRESS)  # a replaying child
+    parser.add_argument("--transcript", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(serve_ivr() if args.serve == "ivr" else serve_floor())
+        recorded = [(line, answer) for line, answer in json.loads(args.transcript.read_text())]
+        asyncio.run(serve_floor(recorded) if args.serve == "floor" else serve_wire(recorded))
     else:
-        asyncio.run(main(args.calls, args.rounds))
+        asyncio.run(main(args.calls, args.rounds, args.flows))

@@ -81,6 +81,17 @@ class OperationRegistry:
     def __init__(self, default_timeout_s: float = 3.0) -> None:
         self._specs: dict[str, OperationSpec] = {}
         self.default_timeout_s = default_timeout_s
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run `closer` at `aclose()`: an adapter holding connections (an HTTP session) releases them."""
+        self._closers.append(closer)
+
+    async def aclose(self) -> None:
+        """Release the adapters' connections, last registered first."""
+        closers, self._closers = self._closers[::-1], []
+        for closer in closers:
+            await closer()
 
     def register(self, spec: OperationSpec) -> None:
         if spec.name in self._specs:

@@ -9,11 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
-from integrations.builtin import build_registry
+from integrations.catalog import build_registry
+from integrations.email import SmtpSender
+from integrations.outbox import Outbox, Sender
+from integrations.google_speech import GoogleRecognizer
 from integrations.speech import NoSpeechBackend
-from ivr.config import Settings
+from ivr.config import EmailSettings, Settings, SpeechSettings
 from ivr.engine.channel import Channel
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
@@ -23,6 +27,7 @@ from ivr.store.calls import StoreCallRecorder
 from ivr.store.db import Store
 from ivr.store.events import StoreEventSink
 from ivr.store.migrate import upgrade
+from ivr.store.models import OutboxChannel
 from ivr.store.protocols import FallbackRange, StoreProtocolAllocator
 from ivr.store.seed import seed
 
@@ -37,6 +42,7 @@ class CallFailed(Exception):
 async def build_services(settings: Settings) -> AsyncIterator[Services]:
     """Services over the configured store, migrated to the current schema; closed (flushed) on exit."""
     conf = settings.store
+    recognizer = _recognizer(settings.speech)
     store = Store(settings.database_url, busy_timeout_s=conf.busy_timeout_s)
     try:
         await upgrade(store)
@@ -55,38 +61,62 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             timeout_s=conf.allocate_timeout_s,
             timezone=settings.timezone,
         )
+        outbox = Outbox(store, _senders(settings), conf=settings.outbox)
+        operations = build_registry(store, outbox=outbox, settings=settings)
+        await outbox.start()
         try:
             yield Services(
-                operations=build_registry(store, timezone=settings.timezone),
+                operations=operations,
                 events=events,
                 protocols=protocols,
-                recognizer=NoSpeechBackend(),
+                recognizer=recognizer,
                 calls=StoreCallRecorder(events),
             )
         finally:
+            await operations.aclose()  # the carrier API's connections, with `backend: http`
             await protocols.aclose()
             await events.aclose()
+            await outbox.aclose()
     finally:
         await store.aclose()
+        await recognizer.aclose()
+
+
+def _recognizer(conf: SpeechSettings) -> GoogleRecognizer | NoSpeechBackend:
+    """Google Speech-to-Text when an endpoint is configured; otherwise spoken answers go unheard and
+    menus fall back to their keys."""
+    if conf.endpoint is None:
+        return NoSpeechBackend()
+    log.info("speech recognition: %s (%s, model %s)", conf.endpoint, conf.language_code, conf.model)
+    return GoogleRecognizer(conf)
 
 
 @asynccontextmanager
 async def demo_services(
-    settings: Settings, directory: Path, *, database_url: str | None = None
+    settings: Settings, directory: Path, *, database_url: str | None = None, now: datetime | None = None
 ) -> AsyncIterator[Services]:
     """Services over a fresh store (SQLite in `directory` unless an empty database is given), seeded with
     the demo customers: what flow tests run against, so a case sees the same data on every machine and
-    never touches the live store."""
+    never touches the live store. It sends no e-mail: the demo accounts' addresses are not ours to write
+    to, so messages stay in the demo store's outbox."""
     url = database_url or f"sqlite+aiosqlite:///{directory / 'demo.sqlite3'}"
-    demo = settings.model_copy(update={"database_url": url, "var_dir": directory})
+    demo = settings.model_copy(update={"database_url": url, "var_dir": directory, "email": EmailSettings()})
     store = Store(demo.database_url, busy_timeout_s=demo.store.busy_timeout_s)
     try:
         await upgrade(store)
-        await seed(store)
+        await seed(store, now=now, timezone=settings.timezone)
     finally:
         await store.aclose()
     async with build_services(demo) as services:
         yield services
+
+
+def _senders(settings: Settings) -> dict[OutboxChannel, Sender]:
+    """The outbox channels this process sends; an unconfigured one leaves its messages waiting."""
+    if not settings.email.host:
+        log.warning("e-mail not configured (IVR_EMAIL__HOST): e-mails wait in the outbox")
+        return {}
+    return {OutboxChannel.EMAIL: SmtpSender(settings.email)}
 
 
 def served_library(settings: Settings) -> FlowLibrary:

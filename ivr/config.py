@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -99,6 +99,31 @@ class VoiceSettings(BaseModel):
     build_workers: int = 2
 
 
+class SpeechSettings(BaseModel):
+    """The speech back-end (Google Cloud Speech-to-Text v1). Without an endpoint the IVR listens to no
+    one: spoken answers count as not understood and every menu falls back to its keys."""
+
+    endpoint: str | None = None  # host:port, e.g. speech.googleapis.com:443
+    # Plaintext gRPC, for a local fake only; production uses TLS with the credentials of
+    # GOOGLE_APPLICATION_CREDENTIALS.
+    insecure: bool = False
+    timeout_s: float = Field(default=4.0, gt=0, le=30)  # the caller is waiting in silence meanwhile
+    # Below this confidence a spoken menu choice is not acted on: the caller is asked to use the keys.
+    min_confidence: float = Field(default=0.6, ge=0, le=1)
+    language_code: str = "pt-BR"
+    model: str = "telephony"
+
+    @field_validator("endpoint")
+    @classmethod
+    def _host_port(cls, endpoint: str | None) -> str | None:
+        if endpoint is None:
+            return None
+        host, _, port = endpoint.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"expected host:port (e.g. speech.googleapis.com:443), got {endpoint!r}")
+        return endpoint
+
+
 class ServicePage(BaseModel):
     """Numbers, mailboxes and deadlines from the carrier's service page (shared/SEED.md)."""
 
@@ -111,6 +136,73 @@ class ServicePage(BaseModel):
     billing_adjustment_days: int = 10  # calendar days
     dispute_answer_days: int = 10  # calendar days
     document_copy_business_days: int = 3
+
+
+class EmailSettings(BaseModel):
+    """The SMTP server e-mails leave through (integrations/email.py). The password comes from the
+    environment (IVR_EMAIL__PASSWORD) or the IVR_CONFIG file, never from the repo."""
+
+    host: str = ""  # "" = not configured: messages wait in the outbox until it is
+    port: int = 587
+    username: str = ""  # "" = no AUTH
+    password: SecretStr = SecretStr("")
+    security: Literal["starttls", "tls", "none"] = "starttls"  # tls = implicit TLS (port 465)
+    validate_certs: bool = True
+    ca_file: Path | None = None  # a private CA bundle for the server's certificate (else the system's)
+    from_address: str = "atendimento.fibra@americantower.com"
+    from_name: str = "American Tower Fibra"
+    timeout_s: float = 30.0  # per SMTP command
+
+
+class OutboxSettings(BaseModel):
+    """How the outbox drainer sends (integrations/outbox.py)."""
+
+    concurrency: int = Field(default=4, ge=1)  # messages in flight per process
+    poll_interval_s: float = Field(default=5.0, gt=0)  # looks for rows other processes wrote
+    retry_first_s: float = Field(default=30.0, gt=0)  # pause after a first failure, doubled each time
+    retry_max_s: float = Field(default=1800.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)  # then the message is `failed`, for an operator
+    lease_s: float = Field(default=300.0, gt=0)  # a claimed row is re-claimed only after this
+    send_timeout_s: float = Field(default=120.0, gt=0)  # one whole delivery; must be under lease_s
+    shutdown_timeout_s: float = Field(default=10.0, gt=0)  # in-flight deliveries finish within this
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_send(self) -> OutboxSettings:
+        if self.send_timeout_s >= self.lease_s:
+            raise ValueError(
+                f"send_timeout_s ({self.send_timeout_s}) must be below lease_s ({self.lease_s}): "
+                "a slow send would be claimed again and sent twice"
+            )
+        return self
+
+
+class CarrierApiSettings(BaseModel):
+    """The carrier's systems over HTTP (integrations/http_backend.py; the contract is
+    integrations/carrier_api.openapi.yaml). The token comes from the environment
+    (IVR_CARRIER_API__TOKEN) or the IVR_CONFIG file, never from the repo."""
+
+    base_url: str = "http://127.0.0.1:8480/v1"  # loopback default; the real address comes from IVR_CONFIG
+    token: SecretStr = SecretStr("")  # sent as "Authorization: Bearer <token>"; "" = no header
+    # A lookup never keeps the caller waiting longer than this, retries included.
+    read_deadline_s: float = Field(default=2.5, gt=0, le=30)
+    write_deadline_s: float = Field(default=4.0, gt=0, le=30)  # opening a ticket, registering a lead
+    attempt_timeout_s: float = Field(default=1.0, gt=0, le=30)  # one request, so a slow one can be retried
+    connect_timeout_s: float = Field(default=0.5, gt=0, le=30)
+    read_retries: int = Field(default=2, ge=0, le=5)  # extra attempts for reads; writes are never retried
+    backoff_first_s: float = Field(default=0.1, gt=0)  # doubled per retry, with full jitter
+    backoff_max_s: float = Field(default=0.8, gt=0)
+    breaker_failures: int = Field(default=5, ge=1)  # consecutive failed requests that open the breaker
+    breaker_reset_s: float = Field(default=10.0, gt=0)  # then one probe request is let through
+    cache_ttl_s: float = Field(default=60.0, ge=0)  # customer and circuit reads; 0 = no cache
+    cache_entries: int = Field(default=2000, ge=1)
+    max_response_bytes: int = Field(default=1_000_000, ge=1024)
+
+
+class HoldSettings(BaseModel):
+    """What a caller hears while an operation is slow (ivr/engine/context.py operate())."""
+
+    prompt: str = "one_moment"  # played once, if the operation takes longer than after_s
+    after_s: float = Field(default=1.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -131,6 +223,13 @@ class Settings(BaseSettings):
     page: ServicePage = Field(default_factory=ServicePage)
     store: StoreSettings = Field(default_factory=StoreSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
+    # Who answers the flows' operations: our own store, or the carrier's systems over HTTP.
+    backend: Literal["builtin", "http"] = "builtin"
+    carrier_api: CarrierApiSettings = Field(default_factory=CarrierApiSettings)
+    hold: HoldSettings = Field(default_factory=HoldSettings)
+    speech: SpeechSettings = Field(default_factory=SpeechSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
 
     @classmethod
     def settings_customise_sources(

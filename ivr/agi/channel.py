@@ -131,7 +131,7 @@ class AgiChannel:
             "RECORD FILE",
             f"{self._record_dir_asterisk}/{name}",
             "wav",
-            "#",
+            DTMF_KEYS,  # any key ends the recording and counts as the answer (a menu chosen by key)
             round(max_seconds * 1000),
             *options,
             f"s={silence}",

@@ -1,5 +1,5 @@
 """``ivr asterisk provision|up|down|status|cli|run`` and ``ivr call``: the local Asterisk 22 and
-scripted calls into it."""
+scripted calls into it (``ivr call`` then says what the IVR stored about the call)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,10 @@ def register(sub: Any) -> None:
     call.add_argument("--withheld", action="store_true", help="withhold the caller ID")
     call.add_argument("--number", help="number dialled (default: the SAC number)")
     call.add_argument("--speech", help="audio file spoken after the keys (any format sox reads)")
-    call.add_argument("--first", type=float, default=3.0, help="seconds before the first keys (%(default)s)")
+    call.add_argument(
+        "--first", type=float,
+        help="seconds before the first keys (default: the greeting and protocol announcement, as built, plus a margin)",
+    )  # fmt: skip
     call.add_argument("--gap", type=float, default=3.0, help="seconds between key groups (%(default)s)")
     call.add_argument("--hold", type=float, default=10.0, help="seconds on the line at the end (%(default)s)")
     call.add_argument("--wait-bye", action="store_true", help="stay until Asterisk hangs up instead of --hold")
@@ -133,6 +136,9 @@ async def _run(args: argparse.Namespace) -> int:
 
     if _provision(args) != 0:
         return 1
+    if not await _has_customers():
+        print("warning: the database has no customer accounts, so no caller will be recognised; "
+              "`ivr db seed` adds the demo accounts (`./dev up` does)", file=sys.stderr)  # fmt: skip
     instance = _shipped_instance()
     try:
         instance.start()
@@ -152,18 +158,44 @@ async def _run(args: argparse.Namespace) -> int:
         instance.stop()
 
 
+async def _has_customers() -> bool:
+    """Whether the configured store holds any account (migrated first, as `ivr serve` does it anyway)."""
+    from sqlalchemy import func, select
+
+    from ivr.store.db import open_store
+    from ivr.store.migrate import upgrade
+    from ivr.store.models import Customer
+
+    store = open_store()
+    try:
+        await upgrade(store)
+        count = await store.read(lambda session: session.scalar(select(func.count()).select_from(Customer)))
+    finally:
+        await store.aclose()
+    return bool(count)
+
+
 async def _call(args: argparse.Namespace) -> int:
     import tempfile
+    from datetime import UTC, datetime
     from pathlib import Path
 
     from ivr.asterisk import sipp
     from ivr.asterisk.conf import digits
+    from ivr.asterisk.timing import first_keys_s
     from ivr.config import settings
+    from ivr.flows.loader import FlowLoadError
+    from ivr.voice.build import MissingAudio
 
     s = settings()
     if _shipped_instance().pid() is None:
         return _fail("Asterisk is not running: `ivr asterisk up` (or `ivr asterisk run`) first")
-    steps: list[sipp.Step] = [sipp.Pause(args.first)]
+    try:
+        # Keys during the protocol announcement are lost (it cannot be interrupted): wait it out.
+        first = args.first if args.first is not None else first_keys_s(s)
+    except (FlowLoadError, MissingAudio) as exc:
+        return _fail(f"cannot time the first keys ({exc}); give --first SECONDS")
+    steps: list[sipp.Step] = [sipp.Pause(first)]
     try:
         for index, group in enumerate(k for k in args.keys.split(",") if k):
             if index:
@@ -182,6 +214,7 @@ async def _call(args: argparse.Namespace) -> int:
                 end="wait_bye" if args.wait_bye else "hangup",
             )
             print(f"calling {number} at {s.sip.host}:{s.sip.port} from {script.caller or 'a withheld number'}...")
+            placed = datetime.now(UTC)
             result = await sipp.place_call(
                 script, s.sip.host, s.sip.port, local_ip=s.sip.tester_address, timeout_s=args.timeout
             )
@@ -190,4 +223,21 @@ async def _call(args: argparse.Namespace) -> int:
     print(result.summary())
     for line in result.received:
         print(f"  <- {line}")
+    if result.answered:
+        found = await _stored_call(script.caller, placed)
+        print(found or "the IVR stored no call from this number since it was placed: is `ivr serve` running "
+              "on this database (IVR_DATABASE_URL)?")  # fmt: skip
     return 0 if result.ok else 1
+
+
+async def _stored_call(caller: str | None, placed: Any) -> str | None:
+    """What the store says about the call just placed, rendered for the terminal."""
+    from ivr.asterisk.report import find_call
+    from ivr.store.db import open_store
+
+    store = open_store()
+    try:
+        report = await find_call(store, caller, placed)
+    finally:
+        await store.aclose()
+    return report.render() if report else None

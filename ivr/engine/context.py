@@ -7,6 +7,7 @@ the tickets opened and the final outcome in one place.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from jinja2 import TemplateError
 from integrations.registry import OperationContext, OperationResult, OperationStatus, UnknownOperation
 from ivr.engine.channel import Channel, Heard
 from ivr.engine.flow import Flow
+from ivr.engine.intents import Said
 from ivr.engine.services import RecognitionError, Services
 from ivr.engine.template import evaluate, render
 
@@ -52,6 +54,9 @@ class CallContext:
     flows: Mapping[str, Flow]
     protocol: str
     timezone: str  # settings.timezone: opening hours are local time
+    # settings.hold: played once when an operation is slow, so the caller does not think the line is dead.
+    hold_prompt: str = ""
+    hold_after_s: float = 1.0
     caller_id: str | None = None  # the national number (ivr.phone.normalise), None when withheld
     customer_id: int | None = None
     account_confirmed: bool = False
@@ -63,6 +68,7 @@ class CallContext:
     outcome_target: str = ""
     returning: bool = False  # a `return` node ended the current subflow
     typeahead: str = ""  # keys pressed during prompts, not yet used
+    speech_min_confidence: float = 0.6  # settings.speech.min_confidence
     visit_input: str = ""
     visit_outcome: str = ""
     # Set by the interpreter: walks a flow and says whether it returned (rather than ended the call).
@@ -88,18 +94,24 @@ class CallContext:
         keys, self.typeahead = self.typeahead, ""
         return keys
 
-    async def transcript(self, heard: Heard, hints: Sequence[str] = ()) -> str:
-        """What the caller said, as text ("" when nothing usable was heard)."""
+    async def hear(self, heard: Heard, hints: Sequence[str] = ()) -> Said:
+        """What the caller said. Typed words (simulator, flow tests) are taken as said; audio goes to the
+        recogniser with `hints` (the words the question expects). A recogniser failure, or a confidence
+        under `speech_min_confidence`, makes the answer unclear: the question then asks for keys."""
         if heard.transcript is not None:
-            return heard.transcript.strip()
+            return Said(heard.transcript.strip())
         if heard.audio is None:
-            return ""
+            return Said("")
         try:
             recognition = await self.services.recognizer.recognise(heard, phrase_hints=hints)
         except RecognitionError as exc:
-            log.warning("call %s: speech recognition failed (%s); treating as not understood", self.protocol, exc)
-            return ""
-        return recognition.transcript.strip()
+            log.warning("call %s: speech recognition failed (%s)", self.protocol, exc)
+            return Said("", unclear=True)
+        text = recognition.transcript.strip()
+        if text and recognition.confidence < self.speech_min_confidence:
+            log.info("call %s: speech confidence %.2f is too low to act on", self.protocol, recognition.confidence)
+            return Said(text, unclear=True)
+        return Said(text)
 
     # --- templates --------------------------------------------------------------------------------
 
@@ -143,7 +155,7 @@ class CallContext:
             account_confirmed=self.account_confirmed,
         )
         try:
-            result = await self.services.operations.call(name, rendered, ctx, timeout_s=timeout_s)
+            result = await self._call_with_hold(name, rendered, ctx, timeout_s)
         except UnknownOperation as exc:
             raise FlowError(f"flow '{self.flow.name}' calls operation '{name}', which is not registered") from exc
         if result.status is OperationStatus.FOUND:
@@ -161,6 +173,23 @@ class CallContext:
         if into:
             self.variables[into] = {**result.data, "status": result.status.value}
         return result
+
+    async def _call_with_hold(
+        self, name: str, args: Mapping[str, object], ctx: OperationContext, timeout_s: float | None
+    ) -> OperationResult:
+        """Run the operation; past `hold_after_s` the caller hears the hold prompt once while it goes on.
+        The prompt is the only channel command meanwhile and ends before the result is used; the
+        operation stays bounded by its own deadline (the registry's time-out)."""
+        operation = asyncio.ensure_future(self.services.operations.call(name, args, ctx, timeout_s=timeout_s))
+        try:
+            done, _ = await asyncio.wait({operation}, timeout=self.hold_after_s)
+            if not done and self.hold_prompt:
+                await self.play([self.hold_prompt])
+            return await operation
+        finally:
+            if not operation.done():  # the caller hung up, or the node ran out of time, during the prompt
+                operation.cancel()
+                await asyncio.wait({operation})
 
     # --- bookkeeping ------------------------------------------------------------------------------
 

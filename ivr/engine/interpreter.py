@@ -75,7 +75,10 @@ async def run_call(
         flows={flow.name: flow, **flows},
         protocol=protocol,
         timezone=config.timezone,
+        hold_prompt=config.hold.prompt,
+        hold_after_s=config.hold.after_s,
         caller_id=phone.normalise(channel.info.caller_id),
+        speech_min_confidence=config.speech.min_confidence,
     )
     walker = _Walker(call, config.max_call_steps)
     call.walk = walker.walk

@@ -100,7 +100,7 @@ def check_paths(
     if catalogue is None:
         catalogue = _configured_catalogue(problems)
     if registry is None:
-        from integrations.builtin import declared_registry
+        from integrations.catalog import declared_registry
 
         registry = declared_registry()
 

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from ivr.engine.services import Services
 
 
@@ -212,9 +214,9 @@ async def _test(args: argparse.Namespace) -> int:
     paths = args.paths or [Path(config.flows_dir) / "tests"]
 
     @contextlib.asynccontextmanager
-    async def fresh_demo() -> AsyncIterator[Services]:
+    async def fresh_demo(at: datetime | None) -> AsyncIterator[Services]:
         with tempfile.TemporaryDirectory(prefix="ivr-flow-test-") as directory:
-            async with demo_services(config, Path(directory)) as services:
+            async with demo_services(config, Path(directory), now=at) as services:
                 yield services
 
     try:

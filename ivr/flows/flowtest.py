@@ -7,6 +7,7 @@
         caller: "3133334444"               # null for a withheld number
         inputs: ["1", "1"]                 # keys, barge:1, say:<words>, silence, hangup
         queues: {technical: answered}      # how queues answer (default: answered)
+        operations: {open_ticket: error}   # back-ends that fail on this call: error, timeout, not_found
         at: "2026-11-28 21:00"             # this case's local time (opening hours, holidays)
         expect:
           path: [main_menu, technical_queue]   # these nodes, in this order (others may come between)
@@ -26,12 +27,14 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from integrations.registry import OperationContext, OperationRegistry, OperationResult, OperationStatus
 from ivr.config import Settings
 from ivr.engine.channel import CallInfo, QueueOutcome, TransferOutcome
 from ivr.engine.flow import Flow
@@ -41,7 +44,9 @@ from ivr.engine.services import Services
 from ivr.flows.loader import flows_beside, load_flow
 from ivr.voice.catalogue import Catalogue
 
-ServicesFactory = Callable[[], AbstractAsyncContextManager[Services]]
+#: Services over a store seeded as of the given moment (the test file's `at`; None: now), so the demo
+#: data (invoices due, maintenance in two days) sits where the cases expect it on any day they run.
+ServicesFactory = Callable[[datetime | None], AbstractAsyncContextManager[Services]]
 
 
 class FlowTestError(ValueError):
@@ -66,6 +71,7 @@ class Case(BaseModel):
     inputs: list[str] = []
     queues: dict[str, QueueOutcome] = {}
     transfer: TransferOutcome = TransferOutcome.ANSWERED
+    operations: dict[str, Literal["error", "timeout", "not_found"]] = {}
     at: datetime | None = None
     expect: Expect
 
@@ -129,8 +135,10 @@ async def run_case(
     flows: Mapping[str, Flow] = {}, at: datetime | None = None,
 ) -> CaseResult:
     when = case.at or at
+    if case.operations:
+        services = dataclasses.replace(services, operations=_failing(services.operations, case.operations))
     if when is not None:
-        moment = when if when.tzinfo else when.replace(tzinfo=ZoneInfo(settings.timezone))
+        moment = _aware(when, settings)
         services = dataclasses.replace(services, clock=lambda: moment)
     channel = ScriptedChannel(
         CallInfo(caller_id=case.caller, dialled=settings.page.sac_number, unique_id=f"flowtest-{case.name}"),
@@ -141,6 +149,24 @@ async def run_case(
     result = await run_call(flow, channel, services, flows=flows, settings=settings)
     heard_text = catalogue.render_text(channel.heard)
     return CaseResult(file, case, result, heard_text, _differences(case.expect, result, heard_text))
+
+
+def _failing(registry: OperationRegistry, failing: Mapping[str, str]) -> OperationRegistry:
+    """The same operations, but those named answer with the given status (a back-end down or slow)."""
+    unknown = sorted(set(failing) - {spec.name for spec in registry})
+    if unknown:
+        raise FlowTestError(f"operations: {', '.join(unknown)} not registered")
+    changed = OperationRegistry(registry.default_timeout_s)
+    for spec in registry:
+        if spec.name in failing:
+            status = OperationStatus(failing[spec.name])
+
+            async def answer(ctx: OperationContext, _status: OperationStatus = status, **args: object) -> OperationResult:
+                return OperationResult(_status, {}, "failed on purpose by the flow test")
+
+            spec = dataclasses.replace(spec, handler=answer)
+        changed.register(spec)
+    return changed
 
 
 def _differences(expect: Expect, result: CallResult, heard: str) -> list[str]:
@@ -186,14 +212,19 @@ async def run_files(
     catalogue = Catalogue.load(Path(settings.prompts_dir))
     loaded = [(path, *read_test_file(path)) for path in find_test_files(paths)]
     results: list[CaseResult] = []
-    async with make_services() as services:
-        for path, spec, flow in loaded:
-            flows = flows_beside(flow)
+    for path, spec, flow in loaded:
+        flows = flows_beside(flow)
+        seeded_at = _aware(spec.at, settings) if spec.at else None
+        async with make_services(seeded_at) as services:
             for case in spec.cases:
                 results.append(
                     await run_case(case, flow, services, settings, catalogue, file=path, flows=flows, at=spec.at)
                 )
     return results
+
+
+def _aware(moment: datetime, settings: Settings) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(settings.timezone))
 
 
 def report(results: Sequence[CaseResult], *, verbose: bool = False) -> str:

@@ -4,7 +4,8 @@ Accounts: customers (CNPJ, customer code), the contacts registered on them, thei
 invoices with their lines and documents, incidents and planned maintenance per circuit, and leads.
 Calls: one row per call (its protocol, the normalised caller number, Asterisk's linkedid), the node
 visits of each call, named sequences for the numbers we issue, and protocols issued from the local
-fallback range while the store was down.
+fallback range while the store was down. Messages: the outbox of e-mails and WhatsApp messages waiting to
+be sent (integrations.outbox), so a call never waits for a mail server.
 
 Times are stored in UTC (`UtcDateTime`); money as `Numeric(12, 2)` read back as `Decimal`.
 """
@@ -28,6 +29,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Text,
 )
 from sqlalchemy import Enum as SqlEnum
 from sqlalchemy.engine import Dialect
@@ -337,3 +339,44 @@ class FallbackProtocol(Base):
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
     unique_id: Mapped[str] = mapped_column(String(64), default="")
     reconciled_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+
+
+class OutboxChannel(str, Enum):
+    EMAIL = "email"
+    WHATSAPP = "whatsapp"
+
+
+class OutboxState(str, Enum):
+    PENDING = "pending"  # waiting for its next attempt (or being sent, while leased)
+    SENT = "sent"
+    FAILED = "failed"  # gave up (permanent refusal or attempts exhausted): an operator looks at it
+
+
+class OutboxMessage(Base):
+    """One message to one recipient, written when a call asks for it and sent by the outbox drainer.
+
+    A drainer claims a row by setting `lease_owner`/`lease_until` (and counting the attempt) in a single
+    conditional UPDATE; a row whose lease has expired (its drainer died) is claimed again. Attachments are
+    `invoice_documents` ids: the document is read when the message is sent, never copied here.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[OutboxChannel] = mapped_column(_enum(OutboxChannel))
+    recipient: Mapped[str] = mapped_column(String(254))  # an e-mail or phone registered on the account
+    template: Mapped[str] = mapped_column(String(80))  # what this message is (call_protocol, boleto...)
+    subject: Mapped[str] = mapped_column(String(250), default="")
+    body: Mapped[str] = mapped_column(Text)
+    attachments: Mapped[list[int]] = mapped_column(JSON, default=list)  # invoice_documents ids
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    call_protocol: Mapped[str | None] = mapped_column(String(12), index=True)  # the call that asked for it
+    state: Mapped[OutboxState] = mapped_column(_enum(OutboxState), default=OutboxState.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    lease_owner: Mapped[str] = mapped_column(String(120), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -197,12 +197,23 @@ async def test_listen_records_where_asterisk_sees_it_and_returns_the_local_path(
     peer, outcomes = await rig.call(script)
     line = await peer.command()
     argv = parse_args(line)
-    assert argv[:2] == ["RECORD", "FILE"] and argv[3:] == ["wav", "#", "10000", "BEEP", "s=2"]
+    assert argv[:2] == ["RECORD", "FILE"] and argv[3:] == ["wav", "0123456789*#", "10000", "BEEP", "s=2"]
     assert argv[2].startswith("/var/spool/asterisk/sac-recordings/")
     await peer.send("200 result=0 (timeout) endpos=24000")
     heard = await outcome(outcomes)
     assert heard.audio == tmp_path / (argv[2].rsplit("/", 1)[1] + ".wav")
     assert heard.duration_s == 3.0 and heard.interrupted_by == ""
+
+
+async def test_a_key_pressed_while_listening_is_the_answer(rig: CallRig) -> None:
+    async def script(ch: Channel) -> Heard:
+        return await ch.listen(max_seconds=5, silence_seconds=1)
+
+    peer, outcomes = await rig.call(script)
+    await peer.command()
+    await peer.send("200 result=50 (dtmf) endpos=3200")  # the caller pressed 2 instead of speaking
+    heard = await outcome(outcomes)
+    assert heard.interrupted_by == "2"
 
 
 async def test_listen_hangup_while_recording(rig: CallRig) -> None:

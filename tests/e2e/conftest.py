@@ -9,6 +9,9 @@ Fixtures:
   agi             FastAgiStub listening on the instance's FastAGI port (next_session())
   ami             Ami logged in to the instance (action(), wait_event())
   queue_agent     a queue member (Local channel that answers) in the fallback queue while the test runs
+  ivr             module: the real IVR (`ivr serve` subprocess, IvrProcess) on a demo-seeded store; a
+                  module using it must not use `agi` (both listen on the instance's FastAGI port)
+  stored          StoreReader over that IVR's store
   record_timing   record_timing(name, seconds): listed with the test durations at the end
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 import shutil
 import socket
 import time
@@ -31,9 +35,13 @@ from ivr.asterisk import sipp
 from ivr.asterisk.conf import Layout
 from ivr.asterisk.instance import Instance
 from ivr.config import Settings, load_settings
+from ivr.voice.build import build_prompts
+from ivr.voice.catalogue import Catalogue
 
 from . import fastagi
 from .ami import Ami
+from .ivr_process import IvrProcess
+from .store import StoreReader
 
 AGENT_INTERFACE = "Local/agent@sac-test-agent/n"
 # A stand-in for an agent's phone: answers at once and stays on the line (bounded).
@@ -104,6 +112,12 @@ def asterisk() -> Iterator[E2EAsterisk]:
     instance = Instance(settings.asterisk_root, layout)
     started = time.monotonic()
     try:
+        voice = settings.voice
+        built = build_prompts(  # incremental: only prompts whose text changed are synthesised again
+            Catalogue.load(settings.prompts_dir), settings.prompts_dir,
+            voice=voice.espeak_voice, words_per_minute=voice.words_per_minute, workers=voice.build_workers,
+        )  # fmt: skip
+        _timings.append((f"prompts build ({len(built.built)} built)", built.seconds))
         asterisk_root.provision(settings, layout, extra={"extensions_local.conf": TEST_EXTENSIONS})
         instance.start()
     except Exception as exc:  # noqa: BLE001 - any reason is reported, and the session fails, never skips
@@ -142,6 +156,31 @@ async def queue_agent(asterisk: E2EAsterisk, ami: Ami) -> AsyncIterator[str]:
         yield AGENT_INTERFACE
     finally:
         await ami.action("QueueRemove", Queue=queue, Interface=AGENT_INTERFACE)
+
+
+@pytest.fixture(scope="module")
+def ivr(asterisk: E2EAsterisk) -> Iterator[IvrProcess]:
+    directory = Path(tempfile.mkdtemp(prefix="sac-e2e-ivr-"))
+    process = IvrProcess(asterisk.settings, directory)
+    try:
+        process.seed()
+        _timings.append(("ivr serve start (publishes the flows)", process.start()))
+    except Exception as exc:  # noqa: BLE001 - any reason is reported, and the tests fail, never skip
+        process.kill()
+        pytest.fail(f"cannot start the IVR for the e2e tests: {exc}", pytrace=False)
+    try:
+        yield process
+    finally:
+        try:
+            status = process.stop()
+        finally:
+            shutil.rmtree(directory)
+        assert status == 0, f"`ivr serve` exited with {status} on SIGTERM"
+
+
+@pytest.fixture(scope="module")
+def stored(ivr: IvrProcess) -> StoreReader:
+    return StoreReader(ivr.database)
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -19,4 +21,8 @@ async def seeded_services(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Callable[[], AbstractAsyncContextManager[Services]]:
     url = await request.getfixturevalue("postgres").fresh_database() if request.param == "postgresql" else None
-    return lambda: demo_services(settings(), tmp_path, database_url=url)
+    def fresh(at: datetime | None) -> AbstractAsyncContextManager[Services]:
+        # A directory per test file: each is seeded as of its own `at`.
+        return demo_services(settings(), Path(tempfile.mkdtemp(dir=tmp_path)), database_url=url, now=at)
+
+    return fresh

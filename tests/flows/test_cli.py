@@ -32,7 +32,7 @@ async def seeded_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_simulate_prints_what_the_caller_hears_in_portuguese(capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["flow", "simulate", str(REPO_ROOT / "flows/sac.yaml"), "--caller", "3133334444", "--input", "2,11222333,4"])
+    status = main(["flow", "simulate", str(REPO_ROOT / "flows/sac.yaml"), "--caller", "3133334444", "--input", "2,11222333,7"])
     out = capsys.readouterr().out
     assert status == 0
     assert "IVR: Olá! Você ligou para a American Tower Fibra." in out
@@ -40,7 +40,8 @@ def test_simulate_prints_what_the_caller_hears_in_portuguese(capsys: pytest.Capt
     assert "caller (keys): 11222333" in out
     assert "reais" in out  # the overdue amount, said in words
     assert ": transfer:3195-8012" in out
-    assert "path: greet > announce_protocol > identify_by_caller > main_menu > billing" in out
+    assert "path: greet > identify_by_caller > announce_protocol > mail_protocol_or_not > mail_protocol" in out
+    assert "main_menu > billing" in out
 
 
 def test_simulate_refuses_an_action_it_does_not_know(capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,7 +53,7 @@ def test_simulate_refuses_an_action_it_does_not_know(capsys: pytest.CaptureFixtu
 def test_flow_test_reports_each_case(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["flow", "test"]) == 0
     out = capsys.readouterr().out
-    assert "ok    a withheld caller presses 0 and reaches a person without keying any data" in out
+    assert "ok    J18 a withheld caller presses 0 and reaches a person without keying any data" in out
     assert " 0 failed" in out
 
 
@@ -64,7 +65,7 @@ def test_flow_test_shows_what_differs(tmp_path: Path, capsys: pytest.CaptureFixt
         "cases:\n"
         "  - name: expects billing but presses 1\n"
         "    caller: '3133334444'\n"
-        "    inputs: ['1', '2']\n"
+        "    inputs: ['1', '0']\n"
         "    expect: {outcome: 'queue:billing', tickets: [complaint], heard: [pizza]}\n",
         encoding="utf-8",
     )
@@ -97,3 +98,46 @@ def test_a_bad_caller_action_in_a_test_file_is_named(tmp_path: Path, capsys: pyt
     )
     assert main(["flow", "test", str(case)]) == 2
     assert "case 'typo': inputs: 'hang up' is not a caller action" in capsys.readouterr().err
+
+
+def test_a_flow_test_can_make_a_back_end_fail(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case = tmp_path / "down.yaml"
+    case.write_text(
+        f"flow: {REPO_ROOT / 'flows/sac.yaml'}\n"
+        "at: '2026-11-25 10:00'\n"
+        "cases:\n"
+        "  - name: the store is down when a call back is asked\n"
+        "    caller: null\n"
+        "    queues: {technical: no_agents}\n"
+        "    operations: {open_ticket: error}\n"
+        "    inputs: ['0', '1']\n"
+        "    expect: {outcome: ended, tickets: [callback_request]}\n"
+        "  - name: an operation that does not exist\n"
+        "    caller: null\n"
+        "    operations: {teleport: error}\n"
+        "    expect: {}\n",
+        encoding="utf-8",
+    )
+    assert main(["flow", "test", str(case)]) == 2
+    captured = capsys.readouterr()
+    assert "operations: teleport not registered" in captured.err
+
+
+def test_a_flow_test_with_a_failing_back_end_reports_the_difference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = tmp_path / "down.yaml"
+    case.write_text(
+        f"flow: {REPO_ROOT / 'flows/sac.yaml'}\n"
+        "at: '2026-11-25 10:00'\n"
+        "cases:\n"
+        "  - name: the store is down when a call back is asked\n"
+        "    caller: null\n"
+        "    queues: {technical: no_agents}\n"
+        "    operations: {open_ticket: error}\n"
+        "    inputs: ['0', '1']\n"
+        "    expect: {outcome: ended, tickets: [callback_request]}\n",
+        encoding="utf-8",
+    )
+    assert main(["flow", "test", str(case)]) == 1
+    assert "tickets: expected callback_request; opened none" in capsys.readouterr().out

@@ -14,6 +14,11 @@
 
 With ``validator: protocol`` the kind of number is kept too (``<into>_kind``: call_protocol or ticket).
 Values keyed here are caller data: node-visit events only carry them masked.
+
+With ``speech: true`` the caller answers aloud. Without a validator the transcript is kept as said (a
+description in their own words). With one, the number is taken from the words ("um dois três",
+"cento e vinte e três": `ivr.engine.intents.spoken_digits`); a key pressed while listening, or words
+the recogniser could not make out (the caller is then told to use the keys), turn the question to keys.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from ivr import cnpj
+from ivr.engine.intents import USE_KEYS_PROMPT, Said, spoken_digits
 from ivr.engine.verbs.base import PROMPT_ALLOWANCE_S, Continues, Prompts, Retry, VarName
 from ivr.protocol_number import kind_of
 
@@ -56,7 +62,8 @@ class Collect(Continues):
 
     @property
     def attempts(self) -> int:
-        return self.no_input.retries + self.invalid.retries + 2
+        # + 1 for the one time unclear speech turns the question to keys.
+        return self.no_input.retries + self.invalid.retries + 2 + self.speech
 
     def time_limit_s(self) -> float:
         keying = self.first_timeout_s + self.max_digits * self.inter_digit_timeout_s
@@ -65,13 +72,31 @@ class Collect(Continues):
     def targets(self) -> list[tuple[str, str]]:
         return [("next", self.next), ("then", self.then)]
 
+    @property
+    def keys_allowed(self) -> bool:
+        """A number can be keyed instead of said; free words cannot."""
+        return not self.speech or self.validator != "none"
+
     def prompt_ids(self) -> list[str]:
-        return [*self.prompt, *(r.prompt for r in (self.no_input, self.invalid) if r.prompt)]
+        extra = [USE_KEYS_PROMPT] if self.speech and self.keys_allowed else []
+        return [*self.prompt, *(r.prompt for r in (self.no_input, self.invalid) if r.prompt), *extra]
 
     async def run(self, call: CallContext) -> str | None:
         no_inputs = invalids = 0
+        by_voice = self.speech
         for _ in range(self.attempts):
-            value = await (self._hear(call) if self.speech else self._keys(call))
+            if by_voice:
+                said = await self._hear(call)
+                if said is None or (said.unclear and self.keys_allowed):
+                    # The caller keyed instead of speaking, or could not be understood (then told to
+                    # use the keys): the question takes keys from now on.
+                    by_voice = False
+                    if said is not None:
+                        await call.play([USE_KEYS_PROMPT])
+                    continue
+                value = said.text if self.validator == "none" else spoken_digits(said.text)
+            else:
+                value = await self._keys(call)
             if not value:
                 no_inputs += 1
                 if no_inputs > self.no_input.retries:
@@ -110,20 +135,21 @@ class Collect(Continues):
             call.typeahead += ahead
         return keyed[: self.max_digits]
 
-    async def _hear(self, call: CallContext) -> str:
+    async def _hear(self, call: CallContext) -> Said | None:
+        """What the caller said; None when they pressed a key instead (kept as type-ahead)."""
         await call.play(self.prompt, interruptible=False)
         heard = await call.channel.listen(max_seconds=self.speech_max_s, silence_seconds=2.0)
-        said = await call.transcript(heard)
-        if self.validator == "none":
-            return said
-        return "".join(ch for ch in said if ch.isalnum())  # "12.345.678/0001-95" said or typed as text
+        if heard.interrupted_by and self.keys_allowed:
+            call.typeahead += heard.interrupted_by
+            return None
+        return await call.hear(heard)
 
     def _valid(self, value: str) -> bool:
         if self.validator == "cnpj":
             return cnpj.is_valid(value)
         if self.validator == "protocol":
             return kind_of(value) is not None
-        return self.speech or (value.isdigit() and self.min_digits <= len(value) <= self.max_digits)
+        return not self.keys_allowed or (value.isdigit() and self.min_digits <= len(value) <= self.max_digits)
 
     def _masked(self, value: str) -> str:
         if self.validator == "cnpj":

@@ -13,18 +13,20 @@
 
 A key pressed during the prompt stops it and counts as the choice (DTMF barge-in); keys pressed earlier
 are used first. ``*`` repeats the prompt, ``#`` goes back when ``back:`` is set. When any option has
-``say_it`` words, the menu listens after its prompt and matches what the caller says against them.
+``say_it`` words, the menu listens after its prompt and matches what the caller says against them
+(`ivr.engine.intents.choose`). Words the recogniser could not make out (it failed, or was unsure) get
+one more try by keys: the caller hears ``speech/use_keys`` and the prompt again, and the menu stops
+listening.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ivr.engine.channel import DTMF_KEYS
+from ivr.engine.intents import USE_KEYS_PROMPT, Said, choose
 from ivr.engine.verbs.base import PROMPT_ALLOWANCE_S, Prompts, Retry, Verb
 
 if TYPE_CHECKING:
@@ -77,7 +79,8 @@ class Menu(Verb):
 
     @property
     def attempts(self) -> int:
-        return self.no_input.retries + self.no_match.retries + MAX_REPEATS + 2
+        # + 1 for the one time unclear speech turns the menu to keys.
+        return self.no_input.retries + self.no_match.retries + MAX_REPEATS + 2 + self.listens
 
     def time_limit_s(self) -> float:
         return self.attempts * (PROMPT_ALLOWANCE_S + self.input_timeout_s + self.speech_max_s)
@@ -91,12 +94,13 @@ class Menu(Verb):
 
     def prompt_ids(self) -> list[str]:
         extra = [r.prompt for r in (self.no_input, self.no_match) if r.prompt]
-        return [*self.prompt, *extra]
+        return [*self.prompt, *extra, *([USE_KEYS_PROMPT] if self.listens else [])]
 
     async def run(self, call: CallContext) -> str | None:
         no_inputs = no_matches = repeats = 0
+        by_voice = self.listens
         for _ in range(self.attempts):
-            key, said = await self._ask(call)
+            key, said = await self._ask(call, by_voice=by_voice)
             if key in self.options:
                 call.note(input=key, outcome=key)
                 return self.options[key].go
@@ -106,10 +110,15 @@ class Menu(Verb):
             if key == "*" and repeats < MAX_REPEATS:
                 repeats += 1
                 continue
-            if said and (chosen := self._match(said)) is not None:
-                call.note(input=said, outcome=chosen)
+            if said.unclear:
+                # Asked once more, by keys only: the caller is told to use them.
+                by_voice = False
+                await call.play([USE_KEYS_PROMPT])
+                continue
+            if said.text and (chosen := choose(said.text, self.synonyms)) is not None:
+                call.note(input=said.for_the_record, outcome=chosen)
                 return self.options[chosen].go
-            if not key and not said:
+            if not key and said.nothing:
                 no_inputs += 1
                 if no_inputs > self.no_input.retries:
                     call.note(outcome="no_input")
@@ -118,42 +127,33 @@ class Menu(Verb):
             else:
                 no_matches += 1
                 if no_matches > self.no_match.retries:
-                    call.note(input=key or said, outcome="no_match")
+                    call.note(input=key or said.for_the_record, outcome="no_match")
                     return self.then
                 await call.play(_prompts(self.no_match.prompt))
         call.note(outcome="no_match")
         return self.then
 
-    async def _ask(self, call: CallContext) -> tuple[str, str]:
+    @property
+    def synonyms(self) -> dict[str, list[str]]:
+        """Every option's words (any option can also be chosen by saying its key)."""
+        return {key: option.say_it for key, option in self.options.items()}
+
+    async def _ask(self, call: CallContext, *, by_voice: bool) -> tuple[str, Said]:
         """Play the prompt unless keys were typed ahead; return (key, words said)."""
         await call.play(self.prompt)
         if key := call.take_key():
-            return key, ""
-        if self.listens:
+            return key, Said("")
+        if by_voice:
             heard = await call.channel.listen(max_seconds=self.speech_max_s, silence_seconds=1.5)
             if heard.interrupted_by:
                 call.typeahead += heard.interrupted_by[1:]
-                return heard.interrupted_by[:1], ""
-            hints = [word for option in self.options.values() for word in option.say_it]
-            return "", await call.transcript(heard, hints)
+                return heard.interrupted_by[:1], Said("")
+            hints = [word for words in self.synonyms.values() for word in words]
+            return "", await call.hear(heard, hints)
         digits = await call.channel.read_digits(
             max_digits=1, first_timeout_s=self.input_timeout_s, inter_digit_timeout_s=self.input_timeout_s, terminator=""
         )
-        return digits.digits[:1], ""
-
-    def _match(self, said: str) -> str | None:
-        """The option whose words appear in what the caller said (accents and case ignored)."""
-        text = f" {_plain(said)} "
-        for key, option in self.options.items():
-            if any(f" {_plain(word)} " in text for word in option.say_it):
-                return key
-        return None
-
-
-def _plain(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    letters = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(re.findall(r"[a-z0-9]+", letters))
+        return digits.digits[:1], Said("")
 
 
 def _prompts(prompt: str | None) -> list[str]:

@@ -1,0 +1,151 @@
+"""Asterisk's side of one FastAGI call: res_agi's answer to each command, for a scripted caller.
+
+The load generator uses it to answer ``ivr serve`` the way Asterisk 22 answers a real call on the
+published sac flow, without knowing the flow: it reads each command line and answers what res_agi
+would for a caller who keys what the `Script` says when the named prompt plays.
+
+What res_agi does that is copied here (res_agi.c, Asterisk 22):
+
+* ``STREAM FILE <file> <escape digits>``: ``200 result=0 endpos=<samples>`` when played to the end,
+  ``result=<ASCII code>`` when a key in the escape digits stopped it; a missing file is
+  ``200 result=-1 endpos=0`` with no HANGUP after it.
+* ``WAIT FOR DIGIT``: ``result=<ASCII code>``, or ``result=0`` at the time-out. Keys typed ahead (during
+  an earlier prompt) are read first, like Asterisk's DTMF queue on the channel.
+* ``EXEC Queue``: while an agent talks the command does not answer; when the caller hangs up on the
+  agent, ``200 result=-1`` then ``HANGUP`` on its own line. app_queue set ``MEMBERINTERFACE`` (an agent
+  answered) and left ``QUEUESTATUS`` unset (it is only set when the caller leaves unanswered).
+* After the hang-up, only commands allowed on a dead channel answer (``GET VARIABLE``); others get
+  ``511 Command Not Permitted on a dead channel or intercept routine``.
+
+The bench answers at once where a caller would take seconds (a prompt's length, a time-out): the
+figures are the IVR's cost per command, not a call's length.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+#: The demo account's caller (ivr/store/seed.py KNOWN_CALLER) and its ticket that is in progress.
+CALLER = "3133334444"
+TICKET = "800001028"
+AGENT = "PJSIP/agent-7001"
+DEAD_CHANNEL = "511 Command Not Permitted on a dead channel or intercept routine"
+#: res_agi reports how far a file played, in 8 kHz samples (one second here).
+PLAYED = 8000
+
+
+_ARGUMENT = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
+_ESCAPED = re.compile(r"\\(.)")
+
+
+class UnexpectedCommand(AssertionError):
+    """The IVR sent something the scripted caller has no answer for (the flow changed under the bench)."""
+
+
+@dataclass(frozen=True)
+class Script:
+    """The caller's keys: ``(prompt id, keys)`` pairs, each keyed when that prompt plays."""
+
+    keys: tuple[tuple[str, str], ...]
+    #: A prompt missing on the Asterisk host (``result=-1``, no HANGUP): the IVR must give up on the call.
+    missing_prompt: str = ""
+
+
+#: A known caller asks for a ticket's status (3), keys the ticket number, hears it is in progress, then
+#: asks for a person (0) and talks to an agent of the technical queue until hanging up.
+TICKET_STATUS_THEN_AGENT = Script((("main_menu", "3"), ("type_ticket_number", f"{TICKET}#"), ("anything_else", "0")))
+#: The same caller, on an Asterisk host where the main menu's sound file is missing.
+MAIN_MENU_MISSING = Script((), missing_prompt="main_menu")
+
+
+def header(n: int, flow: str = "sac") -> str:
+    """The ``agi_*`` block res_agi sends when call `n` reaches ``AGI(agi://127.0.0.1:4574/<flow>?lang=pt_BR)``."""
+    return (
+        f"agi_network: yes\nagi_network_script: {flow}?lang=pt_BR\nagi_request: agi://127.0.0.1/{flow}?lang=pt_BR\n"
+        f"agi_channel: PJSIP/carrier-{n:08x}\nagi_language: pt_BR\nagi_type: PJSIP\nagi_uniqueid: {unique_id(n)}\n"
+        f"agi_version: 22.6.0\nagi_callerid: {CALLER}\nagi_calleridname: unknown\nagi_callingpres: 0\n"
+        "agi_dnid: 30033336\nagi_context: sac-inbound\nagi_extension: 30033336\nagi_priority: 3\n"
+        "agi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 140000000000\n\n"
+    )
+
+
+def unique_id(n: int) -> str:
+    return f"1764070000.{n}"
+
+
+def split_command(line: str) -> tuple[str, list[str]]:
+    """``STREAM FILE "a" ""`` -> ``("STREAM FILE", ["a", ""])``: the words before the first quoted argument,
+    then the arguments unquoted as res_agi's ``parse_args`` does (``\\`` makes the next character literal).
+    A regular expression, not `shlex`: the generator parses ~50,000 lines a run and shlex's lexer was a
+    third of its time."""
+    command, quote, rest = line.partition('"')
+    args = [bare or _unescape(quoted) for quoted, bare in _ARGUMENT.findall(quote + rest)]
+    return command.strip(), args
+
+
+def _unescape(quoted: str) -> str:
+    return _ESCAPED.sub(r"\1", quoted) if "\\" in quoted else quoted
+
+
+@dataclass
+class Caller:
+    """One call's Asterisk side. `answer` returns the lines res_agi writes for one command."""
+
+    n: int
+    script: Script
+    variables: dict[str, str] = field(default_factory=dict)
+    hung_up: bool = False
+    queued: str = ""  # the queue an agent answered in
+    _steps: deque[tuple[str, str]] = field(init=False)
+    _typed: deque[str] = field(default_factory=deque)  # keys pressed and not read yet
+
+    def __post_init__(self) -> None:
+        self._steps = deque(self.script.keys)
+        self.variables["CHANNEL(linkedid)"] = unique_id(self.n)
+
+    @property
+    def done_by_ivr(self) -> bool:
+        """The IVR finished the call itself (``IVR_DONE``): the dialplan skips the fallback queue."""
+        return self.variables.get("IVR_DONE") == "1"
+
+    @property
+    def keys_left(self) -> str:
+        return "".join(self._typed) + "".join(keys for _, keys in self._steps)
+
+    def answer(self, line: str) -> list[str]:
+        command, args = split_command(line)
+        if self.hung_up and command != "GET VARIABLE":
+            return [DEAD_CHANNEL]
+        match command, args:
+            case "ANSWER", []:
+                return ["200 result=0"]
+            case "GET VARIABLE", [name]:
+                value = self.variables.get(name)
+                return ["200 result=0"] if value is None else [f"200 result=1 ({value})"]
+            case "SET VARIABLE", [name, value]:
+                self.variables[name] = value
+                return ["200 result=1"]
+            case "STREAM FILE", [path, escape]:
+                return [self._stream(path, escape)]
+            case "WAIT FOR DIGIT", [_]:
+                return [f"200 result={ord(self._typed.popleft()) if self._typed else 0}"]
+            case "EXEC", ["Queue", data]:
+                self.queued = data.partition(",")[0]
+                self.variables["MEMBERINTERFACE"] = AGENT
+                self.hung_up = True
+                return ["200 result=-1", "HANGUP"]
+            case "HANGUP", []:
+                self.hung_up = True
+                return ["200 result=1", "HANGUP"]
+        raise UnexpectedCommand(f"call {self.n}: the scripted caller has no answer for {line!r}")
+
+    def _stream(self, path: str, escape: str) -> str:
+        if self.script.missing_prompt and path.endswith(f"/{self.script.missing_prompt}"):
+            return "200 result=-1 endpos=0"
+        if escape and self._steps and path.endswith(f"/{self._steps[0][0]}"):
+            self._typed.extend(self._steps.popleft()[1])
+        if escape and self._typed and self._typed[0] in escape:
+            return f"200 result={ord(self._typed.popleft())} endpos={PLAYED // 4}"
+        return f"200 result=0 endpos={PLAYED}"

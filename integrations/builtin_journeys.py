@@ -1,0 +1,224 @@
+"""Store operations some caller journeys need beyond the account reads every adapter shares.
+
+- ``attach_to_incident``: a caller reporting a failure on a circuit with a known outage joins the open
+  failure ticket of that circuit (opened once for the first caller, never duplicated) (J4);
+- ``latest_ticket(kind)``: the caller's latest request of a kind, e.g. a BGP request (J8);
+- ``suspension_status``: whether a suspended service is a financial matter (overdue invoices) or a
+  technical one (an open outage), with the overdue amount and due dates once the account is confirmed
+  (J15).
+
+Like `integrations.builtin`, who the caller is comes only from `OperationContext`; every query is
+filtered by the identified customer. Store failures become `BackendError`. `specs()` declares the
+operations for the catalogue (integrations/catalog.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from integrations.answers import SUSPENSION_RESULTS, local_date, suspension
+from integrations.registry import (
+    Arg,
+    BackendError,
+    Handler,
+    OperationContext,
+    OperationResult,
+    OperationSpec,
+    OperationStatus,
+)
+from ivr.protocol_number import make_ticket_number
+from ivr.store.db import Store, StoreUnavailable
+from ivr.store.models import (
+    AccountStatus,
+    Circuit,
+    Customer,
+    Incident,
+    Invoice,
+    InvoiceStatus,
+    Ticket,
+    TicketKind,
+    TicketState,
+)
+from ivr.store.sequences import TICKET, next_value
+
+T = TypeVar("T")
+
+#: A failure ticket in these states is still being worked on: a new call joins it.
+OPEN_STATES = (TicketState.OPEN, TicketState.IN_PROGRESS, TicketState.WAITING_CUSTOMER)
+
+SPECS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...]], ...] = (
+    (
+        "attach_to_incident",
+        "Attach the caller to the known outage on their circuits: the open failure ticket of that circuit "
+        "(opened for the first caller, never duplicated) records this call; not_found if no outage.",
+        (),
+        ("number", "circuit", "expected_date", "attached", "ticket_number", "ticket_kind"),
+    ),
+    (
+        "latest_ticket",
+        "The caller's most recent ticket of one kind (e.g. bgp_request): its number and where it stands.",
+        (Arg("kind", str, description="ticket kind, e.g. bgp_request"),),
+        ("number", "state", "opened_on", "updated_on", "expected_date"),
+    ),
+    (
+        "suspension_status",
+        "Why the caller's service is suspended: financial (overdue invoices; amounts only once the account "
+        "is confirmed), technical (an open outage) or none.",
+        (),
+        SUSPENSION_RESULTS,
+    ),
+)
+
+
+def specs(handler_for: Callable[[str], Handler]) -> Iterator[OperationSpec]:
+    for name, description, args, results in SPECS:
+        yield OperationSpec(name, description, args, results, handler_for(name))
+
+
+class JourneyOperations:
+    def __init__(
+        self, store: Store, *, timezone: str, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self._store = store
+        self._zone = ZoneInfo(timezone)
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    async def attach_to_incident(self, ctx: OperationContext) -> OperationResult:
+        if ctx.customer_id is None:
+            return OperationResult.not_found("caller not identified")
+        customer_id = ctx.customer_id
+        now = self._clock()
+
+        def write(session: Session) -> dict[str, Any] | None:
+            incident = _first_open_incident(session, customer_id)
+            if incident is None:
+                return None
+            expected: date | str = local_date(incident.expected_end_at, self._zone) if incident.expected_end_at else ""
+            ticket = session.scalars(
+                select(Ticket)
+                .where(
+                    Ticket.customer_id == customer_id,
+                    Ticket.circuit_id == incident.circuit_id,
+                    Ticket.kind == TicketKind.TECHNICAL_FAILURE,
+                    Ticket.state.in_(OPEN_STATES),
+                )
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                .limit(1)
+            ).first()
+            opened = ticket is None
+            if ticket is None:
+                ticket = Ticket(
+                    number=make_ticket_number(next_value(session, TICKET)),
+                    customer_id=customer_id,
+                    circuit_id=incident.circuit_id,
+                    kind=TicketKind.TECHNICAL_FAILURE,
+                    symptom="no_connection",
+                    description=f"Falha conhecida: {incident.description}",
+                    call_protocol=ctx.call_protocol or None,
+                    created_at=now,
+                    expected_date=expected or None,
+                )
+                session.add(ticket)
+            note = f"Cliente ligou sobre esta falha (protocolo {ctx.call_protocol})."
+            ticket.description = f"{ticket.description}\n{note}".strip()[-2000:]
+            ticket.updated_at = now
+            return {
+                "number": ticket.number,
+                "circuit": incident.circuit.designation,
+                "expected_date": expected,
+                "attached": "new" if opened else "existing",
+                # Only a ticket opened on this call is listed for the agent as opened here.
+                "ticket_number": ticket.number if opened else "",
+                "ticket_kind": TicketKind.TECHNICAL_FAILURE.value if opened else "",
+            }
+
+        data = await self._write(write)
+        return OperationResult.found(**data) if data else OperationResult.not_found("no outage on the account")
+
+    async def latest_ticket(self, ctx: OperationContext, kind: str) -> OperationResult:
+        try:
+            ticket_kind = TicketKind(kind)
+        except ValueError:
+            return OperationResult(OperationStatus.ERROR, {}, f"unknown ticket kind {kind!r}")
+        if ctx.customer_id is None:
+            return OperationResult.not_found("caller not identified")
+        query = (
+            select(Ticket)
+            .where(Ticket.customer_id == ctx.customer_id, Ticket.kind == ticket_kind)
+            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+            .limit(1)
+        )
+
+        def read(session: Session) -> dict[str, Any] | None:
+            ticket = session.scalars(query).first()
+            if ticket is None:
+                return None
+            return {
+                "number": ticket.number,
+                "state": ticket.state.value,
+                "opened_on": local_date(ticket.created_at, self._zone),
+                "updated_on": local_date(ticket.updated_at, self._zone),
+                "expected_date": ticket.expected_date or "",
+            }
+
+        data = await self._read(read)
+        return OperationResult.found(**data) if data else OperationResult.not_found(f"no {kind} ticket")
+
+    async def suspension_status(self, ctx: OperationContext) -> OperationResult:
+        if ctx.customer_id is None:
+            return OperationResult.not_found("caller not identified")
+        customer_id = ctx.customer_id
+        today = local_date(self._clock(), self._zone)
+
+        def read(session: Session) -> dict[str, Any]:
+            customer = session.get_one(Customer, customer_id)
+            suspended = customer.status is AccountStatus.SUSPENDED or any(
+                c.status is AccountStatus.SUSPENDED for c in customer.circuits
+            )
+            overdue = session.scalars(
+                select(Invoice)
+                .where(
+                    Invoice.customer_id == customer_id,
+                    Invoice.status != InvoiceStatus.PAID,
+                    Invoice.due_date < today,
+                )
+                .order_by(Invoice.due_date)
+            ).all()
+            incident = _first_open_incident(session, customer_id)
+            return suspension(
+                suspended=suspended,
+                overdue=[(i.due_date, i.amount) for i in overdue],
+                incident_circuit=incident.circuit.designation if incident else "",
+                confirmed=ctx.account_confirmed,
+            )
+
+        return OperationResult.found(**await self._read(read))
+
+    async def _read(self, fn: Callable[[Session], T]) -> T:
+        try:
+            return await self._store.read(fn)
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            raise BackendError(f"store: {exc}") from exc
+
+    async def _write(self, fn: Callable[[Session], T]) -> T:
+        try:
+            return await self._store.write(fn)
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            raise BackendError(f"store: {exc}") from exc
+
+
+def _first_open_incident(session: Session, customer_id: int) -> Incident | None:
+    return session.scalars(
+        select(Incident)
+        .join(Circuit)
+        .where(Circuit.customer_id == customer_id, Incident.resolved_at.is_(None))
+        .order_by(Incident.started_at, Incident.id)
+        .limit(1)
+    ).first()

@@ -1,0 +1,347 @@
+"""Flow operations that send e-mail: the call's protocol, a boleto or nota fiscal, a request to a team.
+
+Each one writes to the outbox (integrations.outbox) and returns at once; the drainer sends later. Mail
+to a customer goes only to the e-mail contacts registered on the identified account, never to an address
+said on the call; documents need a confirmed account. Team requests go to the service page's mailboxes
+(settings().page). Texts are in Portuguese, as the customer and the teams read them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from integrations import email_address
+from integrations.outbox import NewMessage, Outbox
+from integrations.registry import (
+    Arg,
+    BackendError,
+    Handler,
+    OperationContext,
+    OperationResult,
+    OperationSpec,
+    OperationStatus,
+)
+from ivr.config import ServicePage
+from ivr.store import boleto
+from ivr.store.db import Store, StoreUnavailable
+from ivr.store.models import (
+    Contact,
+    ContactKind,
+    Customer,
+    DocumentKind,
+    Invoice,
+    InvoiceDocument,
+    InvoiceStatus,
+    OutboxChannel,
+    Ticket,
+    TicketKind,
+)
+
+T = TypeVar("T")
+
+TEAMS = ("scheduled_activity", "bgp")
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+MONTHS = (
+    "janeiro", "fevereiro", "março", "abril", "maio", "junho",
+    "julho", "agosto", "setembro", "outubro", "novembro", "dezembro",
+)  # fmt: skip
+TICKET_LABELS = {
+    TicketKind.TECHNICAL_FAILURE: "Falha técnica",
+    TicketKind.SERVICE_REQUEST: "Solicitação de serviço",
+    TicketKind.BILLING_DOUBT: "Dúvida de faturamento",
+    TicketKind.BILLING_DISPUTE: "Contestação de cobrança",
+    TicketKind.BOLETO_COPY: "Segunda via de boleto",
+    TicketKind.NOTA_FISCAL_COPY: "Cópia de nota fiscal",
+    TicketKind.COMPLAINT: "Reclamação",
+    TicketKind.CANCELLATION: "Cancelamento",
+    TicketKind.DUE_DATE_CHANGE: "Alteração de vencimento",
+    TicketKind.MAINTENANCE_RESCHEDULE: "Reagendamento de atividade programada",
+    TicketKind.BGP_REQUEST: "Solicitação BGP",
+    TicketKind.CALLBACK_REQUEST: "Pedido de retorno",
+}
+DOCUMENT_LABELS = {DocumentKind.BOLETO: "segunda via do boleto", DocumentKind.NOTA_FISCAL: "cópia da nota fiscal"}
+TEAM_LABELS = {"scheduled_activity": "Atividade programada", "bgp": "BGP"}
+SIGNATURE = (
+    "Atenciosamente,\n"
+    "SAC American Tower Fibra - {sac}\n"
+    "Esta é uma mensagem automática; para falar conosco, ligue para o SAC."
+)
+
+SPECS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...]], ...] = (
+    (
+        "email_protocol",
+        "E-mail this call's protocol (and the tickets opened on it) to the account's registered e-mails.",
+        (),
+        ("protocol", "sent_to_masked"),
+    ),
+    (
+        "send_document",
+        "E-mail the boleto or nota fiscal of a month (latest if none) to the confirmed account's e-mails.",
+        (
+            Arg("kind", str, description="boleto or nota_fiscal"),
+            Arg("month", str, required=False, description="YYYY-MM; empty for the latest invoice"),
+        ),
+        ("month", "sent_to_masked", "kind"),
+    ),
+    (
+        "email_team",
+        "Send a request with this call's protocol, customer and details to a team's mailbox.",
+        (
+            Arg("team", str, description="scheduled_activity or bgp"),
+            Arg("subject", str, description="what the caller asks for"),
+            Arg("details", str, required=False, description="the caller's words"),
+        ),
+        ("queued", "team"),
+    ),
+)
+
+
+def specs(handler_for: Callable[[str], Handler]) -> Iterator[OperationSpec]:
+    for name, description, args, results in SPECS:
+        yield OperationSpec(name, description, args, results, handler_for(name))
+
+
+@dataclass(frozen=True, slots=True)
+class _Account:
+    name: str
+    cnpj: str
+    code: str
+    emails: tuple[str, ...]
+
+
+class EmailOperations:
+    def __init__(
+        self,
+        store: Store,
+        outbox: Outbox,
+        *,
+        page: ServicePage,
+        timezone: str,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._store = store
+        self._outbox = outbox
+        self._page = page
+        self._zone = ZoneInfo(timezone)
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    async def email_protocol(self, ctx: OperationContext) -> OperationResult:
+        if ctx.customer_id is None:
+            return OperationResult.not_found("caller not identified")
+        customer_id = ctx.customer_id
+
+        def read(session: Session) -> tuple[_Account, list[Ticket]]:
+            return _account(session, customer_id), _call_tickets(session, ctx.call_protocol)
+
+        account, tickets = await self._read(read)
+        if not account.emails:
+            return OperationResult.not_found("no e-mail registered on the account")
+        lines = [
+            f"Olá, {account.name}.",
+            "",
+            f"Este é o registro da sua ligação de {self._when()} para o SAC American Tower Fibra.",
+            "",
+            f"Protocolo de atendimento: {ctx.call_protocol}",
+        ]
+        if tickets:
+            lines += ["", "Chamados abertos nesta ligação:"]
+            lines += [f"- {_ticket_line(ticket)}" for ticket in tickets]
+        lines += [
+            "",
+            "Guarde este número: com ele você acompanha o seu atendimento pelo SAC ou pelo Meu Portal Fibra.",
+        ]
+        subject = f"Protocolo de atendimento {ctx.call_protocol} - American Tower Fibra"
+        masked = await self._to_account(ctx, account, "call_protocol", subject, lines)
+        return OperationResult.found(protocol=ctx.call_protocol, sent_to_masked=masked)
+
+    async def send_document(self, ctx: OperationContext, kind: str, month: str = "") -> OperationResult:
+        try:
+            document_kind = DocumentKind(kind)
+        except ValueError:
+            known = ", ".join(k.value for k in DocumentKind)
+            return OperationResult(OperationStatus.ERROR, {}, f"unknown document kind {kind!r} ({known})")
+        if ctx.customer_id is None or not ctx.account_confirmed:
+            return OperationResult.not_found("account not confirmed")
+        wanted: date | None = None
+        if month.strip():
+            match = _MONTH.fullmatch(month.strip())
+            if match is None or not 1 <= int(match[2]) <= 12:
+                return OperationResult.not_found(f"month {month!r} is not YYYY-MM")
+            wanted = date(int(match[1]), int(match[2]), 1)
+        customer_id = ctx.customer_id
+
+        def read(session: Session) -> tuple[_Account, Invoice | None, InvoiceDocument | None]:
+            query = select(Invoice).where(Invoice.customer_id == customer_id)
+            if wanted is not None:
+                query = query.where(Invoice.reference_month == wanted)
+            invoice = session.scalars(query.order_by(Invoice.reference_month.desc()).limit(1)).first()
+            document = None
+            if invoice is not None:
+                document = next((d for d in invoice.documents if d.kind is document_kind), None)
+            return _account(session, customer_id), invoice, document
+
+        account, invoice, document = await self._read(read)
+        if invoice is None or document is None:
+            return OperationResult.not_found(f"no {document_kind.value} for {month or 'the latest invoice'}")
+        if not account.emails:
+            return OperationResult.not_found("no e-mail registered on the account")
+        reference = f"{MONTHS[invoice.reference_month.month - 1]} de {invoice.reference_month.year}"
+        label = DOCUMENT_LABELS[document_kind]
+        lines = [
+            f"Olá, {account.name}.",
+            "",
+            f"Conforme pedido na sua ligação de {self._when()} para o SAC American Tower Fibra "
+            f"(protocolo {ctx.call_protocol}), segue anexa a {label} referente a {reference}.",
+            "",
+        ]
+        if document_kind is DocumentKind.BOLETO:
+            lines += [
+                f"Vencimento: {invoice.due_date:%d/%m/%Y}",
+                f"Valor: {_reais(invoice.amount)}",
+                f"Linha digitável: {boleto.formatted(document.digitable_line)}",
+            ]
+            if invoice.status is InvoiceStatus.OVERDUE:
+                lines += [
+                    "",
+                    "Esta fatura está vencida: o pagamento pode ser feito por transferência ou com um boleto de "
+                    f"valor atualizado, pedido ao SAC. Depois de pagar, envie o comprovante para "
+                    f"{self._page.receivables_email}.",
+                ]
+        else:
+            lines += [f"Nota fiscal nº {document.number}", f"Valor total: {_reais(invoice.amount)}"]
+        subject = f"{label[0].upper()}{label[1:]} - {reference} - American Tower Fibra"
+        masked = await self._to_account(ctx, account, document_kind.value, subject, lines, (document.id,))
+        return OperationResult.found(
+            month=f"{invoice.reference_month:%Y-%m}", sent_to_masked=masked, kind=document_kind.value
+        )
+
+    async def email_team(
+        self, ctx: OperationContext, team: str, subject: str, details: str = ""
+    ) -> OperationResult:
+        mailboxes = {"scheduled_activity": self._page.scheduled_activity_email, "bgp": self._page.bgp_email}
+        if team not in mailboxes:
+            return OperationResult(OperationStatus.ERROR, {}, f"unknown team {team!r} ({', '.join(TEAMS)})")
+        customer_id = ctx.customer_id
+
+        def read(session: Session) -> tuple[_Account | None, list[Ticket]]:
+            account = _account(session, customer_id) if customer_id is not None else None
+            return account, _call_tickets(session, ctx.call_protocol)
+
+        account, tickets = await self._read(read)
+        lines = [
+            f"Pedido recebido pelo SAC {self._sac()} em {self._when()}.",
+            "",
+            f"Assunto: {subject}",
+            f"Protocolo da ligação: {ctx.call_protocol}",
+            f"Telefone de origem: {ctx.caller_id or 'não identificado'}",
+        ]
+        if account is None:
+            lines.append("Cliente: não identificado na ligação")
+        else:
+            confirmed = "confirmado" if ctx.account_confirmed else "identificado pelo telefone, não confirmado"
+            lines += [
+                f"Cliente: {account.name} ({confirmed})",
+                f"CNPJ: {account.cnpj}",
+                f"Código do cliente: {account.code}",
+            ]
+        lines += [f"Chamado aberto na ligação: {_ticket_line(t)}" for t in tickets]
+        lines += ["", "Detalhes ditos pelo cliente:", details.strip() or "(nenhum)"]
+        message = NewMessage(
+            channel=OutboxChannel.EMAIL,
+            recipient=mailboxes[team],
+            template=f"team_{team}",
+            subject=f"[SAC {TEAM_LABELS[team]}] {subject} - protocolo {ctx.call_protocol}",
+            body="\n".join(lines) + "\n",
+            customer_id=customer_id,
+            call_protocol=ctx.call_protocol or None,
+        )
+        await self._enqueue(message)
+        return OperationResult.found(queued=True, team=team)
+
+    # --- plumbing ----------------------------------------------------------------------------------
+
+    async def _to_account(
+        self,
+        ctx: OperationContext,
+        account: _Account,
+        template: str,
+        subject: str,
+        lines: list[str],
+        attachments: tuple[int, ...] = (),
+    ) -> str:
+        """Queue one message per registered e-mail; returns the addresses, masked."""
+        body = "\n".join([*lines, "", SIGNATURE.format(sac=self._sac())]) + "\n"
+        await self._enqueue(
+            *(
+                NewMessage(
+                    channel=OutboxChannel.EMAIL,
+                    recipient=address,
+                    template=template,
+                    subject=subject,
+                    body=body,
+                    attachments=attachments,
+                    customer_id=ctx.customer_id,
+                    call_protocol=ctx.call_protocol or None,
+                )
+                for address in account.emails
+            )
+        )
+        return ", ".join(email_address.mask(address) for address in account.emails)
+
+    def _when(self) -> str:
+        now = self._clock().astimezone(self._zone)
+        return f"{now:%d/%m/%Y} às {now:%H:%M}"
+
+    def _sac(self) -> str:
+        digits = self._page.sac_number
+        return f"{digits[:4]}-{digits[4:]}" if len(digits) == 8 else digits
+
+    async def _read(self, fn: Callable[[Session], T]) -> T:
+        try:
+            return await self._store.read(fn)
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            raise BackendError(f"store: {exc}") from exc
+
+    async def _enqueue(self, *messages: NewMessage) -> None:
+        try:
+            await self._outbox.enqueue(*messages)
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            raise BackendError(f"outbox: {exc}") from exc
+
+
+def _account(session: Session, customer_id: int) -> _Account:
+    customer = session.get_one(Customer, customer_id)
+    emails = session.scalars(
+        select(Contact.value)
+        .where(Contact.customer_id == customer_id, Contact.kind == ContactKind.EMAIL)
+        .order_by(Contact.id)
+    ).all()
+    return _Account(customer.name, customer.cnpj, customer.code, tuple(dict.fromkeys(emails)))
+
+
+def _call_tickets(session: Session, call_protocol: str) -> list[Ticket]:
+    if not call_protocol:
+        return []
+    return list(session.scalars(select(Ticket).where(Ticket.call_protocol == call_protocol).order_by(Ticket.id)))
+
+
+def _ticket_line(ticket: Ticket) -> str:
+    expected = f", previsão {ticket.expected_date:%d/%m/%Y}" if ticket.expected_date else ""
+    return f"{TICKET_LABELS.get(ticket.kind, ticket.kind.value)} nº {ticket.number}{expected}"
+
+
+def _reais(amount: Decimal) -> str:
+    """R$ 1.234,56"""
+    text = f"{amount:,.2f}"
+    return "R$ " + text.replace(",", "_").replace(".", ",").replace("_", ".")
+

@@ -1,0 +1,401 @@
+"""The HTTP adapter: the flows' operations answered by the carrier's systems (settings ``backend: http``).
+
+The same operations, arguments and results as the built-in adapter (`integrations.builtin.OPERATIONS` and
+the journeys' `integrations.builtin_journeys.SPECS`),
+the same identification and confirmation rules (`integrations.accounts`) and result shapes
+(`integrations.answers`); only the source differs: the API described in carrier_api.openapi.yaml,
+reached through `CarrierClient` (retries, breaker, cache, validation). Each operation runs under a
+deadline (`carrier_api.read_deadline_s` for look-ups, `write_deadline_s` for the two writes), so a
+caller never waits longer than configured; past it the flow takes its ``timeout`` branch.
+
+    async with HttpOperations(settings.carrier_api, timezone=settings.timezone) as operations:
+        registry = operations.registry()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from types import TracebackType
+from typing import Any, Self
+from zoneinfo import ZoneInfo
+
+from integrations import answers, builtin_journeys
+from integrations.accounts import AccountSummary, Identification, pick_circuit
+from integrations.builtin import MAINTENANCE_HORIZON, declare
+from integrations.http_client import CarrierClient, NotFound
+from integrations.http_contract import day, instant, money
+from integrations.registry import (
+    BackendError,
+    Handler,
+    OperationContext,
+    OperationRegistry,
+    OperationResult,
+    OperationStatus,
+)
+from ivr import phone as phones
+from ivr.config import CarrierApiSettings
+from ivr.protocol_number import NumberKind, kind_of
+from ivr.store.models import InvoiceLineKind, InvoiceStatus, TicketKind
+
+log = logging.getLogger(__name__)
+
+#: Operations that change something in the carrier's systems: one attempt, the write deadline.
+WRITES = frozenset({"open_ticket", "register_lead", "attach_to_incident"})
+_NATIONAL = re.compile(r"^(\d{10,11}|0[3589]00\d{7}|[34]00\d{5})$")  # the contract's NationalNumber
+_CODE = re.compile(r"^[0-9A-Za-z]{1,16}$")  # the contract's customer code
+
+
+class HttpOperations:
+    """The operations over the carrier API, and the account `Directory` identification asks."""
+
+    def __init__(
+        self,
+        conf: CarrierApiSettings,
+        *,
+        timezone: str,
+        clock: Callable[[], datetime] | None = None,
+        client: CarrierClient | None = None,
+    ) -> None:
+        self._conf = conf
+        self.client = client or CarrierClient(conf)
+        self._zone = ZoneInfo(timezone)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._identification = Identification(self)
+        identify = self._identification
+        self._operations: dict[str, Handler] = {
+            "customer_by_caller_id": identify.customer_by_caller_id,
+            "customer_by_cnpj": identify.customer_by_cnpj,
+            "customer_by_code": identify.customer_by_code,
+            "ticket_status": self.ticket_status,
+            "open_ticket": self.open_ticket,
+            "invoice_summary": self.invoice_summary,
+            "circuits": self.circuits,
+            "open_incidents": self.open_incidents,
+            "register_lead": self.register_lead,
+            # integrations.builtin_journeys
+            "attach_to_incident": self.attach_to_incident,
+            "latest_ticket": self.latest_ticket,
+            "suspension_status": self.suspension_status,
+        }
+
+    def registry(self) -> OperationRegistry:
+        """The built-in adapter's operations and the journeys' ones, each bounded by its deadline."""
+        longest = max(self._conf.read_deadline_s, self._conf.write_deadline_s)
+        registry = declare(self.handler_for, default_timeout_s=longest)
+        for spec in builtin_journeys.specs(self.handler_for):
+            registry.register(spec)
+        return registry
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def handler_for(self, name: str) -> Handler:
+        """The handler of operation `name`, under its deadline; one raising `BackendError` (the flow's
+        ``error`` branch) for an operation the carrier API adapter does not offer."""
+        handler = self._operations.get(name)
+        if handler is None:
+            log.warning("the carrier API adapter does not offer %s: flows calling it take their error branch", name)
+            return partial(_unsupported, name)
+        deadline = self._conf.write_deadline_s if name in WRITES else self._conf.read_deadline_s
+
+        async def bounded(ctx: OperationContext, **args: Any) -> OperationResult:
+            async with asyncio.timeout(deadline):  # TimeoutError: the registry's `timeout` result
+                result: OperationResult = await handler(ctx, **args)
+                return result
+
+        return bounded
+
+    # --- the account directory (integrations.accounts.Directory) ------------------------------------
+
+    async def by_phone(self, number: str) -> list[int]:
+        if not _NATIONAL.match(number):  # a number from abroad is on no account
+            return []
+        return await self._search("phone", number)
+
+    async def by_cnpj(self, cnpj: str) -> int | None:
+        ids = await self._search("cnpj", cnpj)
+        return ids[0] if len(ids) == 1 else None
+
+    async def by_cnpj_root(self, root: str) -> list[int]:
+        return await self._search("cnpj_root", root)
+
+    async def by_code(self, code: str) -> int | None:
+        if not _CODE.match(code):
+            return None
+        ids = await self._search("code", code)
+        return ids[0] if len(ids) == 1 else None
+
+    async def summary(self, customer_id: int, caller: str | None) -> AccountSummary:
+        customer = await self.client.read(f"/customers/{customer_id}", "Customer", cached=True)
+        return AccountSummary(
+            name=customer["name"],
+            status=customer["status"],
+            circuit_count=customer["circuit_count"],
+            caller_registered=caller is not None and caller in customer["phones"],
+        )
+
+    async def _search(self, key: str, value: str) -> list[int]:
+        found = await self.client.read("/customers", "CustomerList", {key: value}, cached=True)
+        for customer in found["customers"]:  # identification asks for the summary next
+            self.client.remember(f"/customers/{customer['id']}", customer)
+        return [customer["id"] for customer in found["customers"]]
+
+    # --- tickets -----------------------------------------------------------------------------------
+
+    async def ticket_status(self, ctx: OperationContext, number: str) -> OperationResult:
+        digits = re.sub(r"\D", "", number)
+        kind = kind_of(digits)
+        if kind is None:
+            return OperationResult.not_found("not a valid ticket or protocol number")
+        if ctx.customer_id is None:
+            return OperationResult.not_found("caller not identified")
+        ticket: dict[str, Any] | None
+        if kind is NumberKind.TICKET:
+            try:
+                ticket = await self.client.read(f"/tickets/{digits}", "Ticket")
+            except NotFound:
+                ticket = None
+            if ticket is not None and ticket["customer_id"] != ctx.customer_id:
+                ticket = None  # another account's ticket does not exist for this caller
+        else:
+            ticket = await self._newest_ticket(ctx.customer_id, call_protocol=digits)
+        if ticket is None:
+            return OperationResult.not_found("no such ticket on this account")
+        what = f"ticket {ticket['number']}"
+        return OperationResult.found(
+            number=ticket["number"],
+            kind=ticket["kind"],
+            state=ticket["state"],
+            circuit=ticket["circuit"] or "",
+            opened_on=answers.local_date(instant(ticket["opened_at"], what), self._zone),
+            updated_on=answers.local_date(instant(ticket["updated_at"], what), self._zone),
+            expected_date=day(ticket["expected_date"], what) if ticket["expected_date"] else "",
+            call_protocol=ticket["call_protocol"] or "",
+        )
+
+    async def open_ticket(
+        self, ctx: OperationContext, kind: str, circuit: str = "", symptom: str = "", description: str = ""
+    ) -> OperationResult:
+        ticket_kind = self._identification.ticket_kind(ctx, kind)
+        if isinstance(ticket_kind, OperationResult):
+            return ticket_kind
+        designation = None
+        if ctx.customer_id is not None:
+            chosen = pick_circuit(await self._circuit_rows(ctx.customer_id), circuit, lambda row: row.designation)
+            if circuit and chosen is None:
+                return OperationResult.not_found("no such circuit on this account")
+            designation = chosen.designation if chosen else None
+        body = {
+            "customer_id": ctx.customer_id,
+            "kind": ticket_kind.value,
+            "circuit": designation,
+            "symptom": symptom[:80],
+            "description": description[:2000],
+            "call_protocol": ctx.call_protocol or None,
+        }
+        ticket = await self.client.write("/tickets", "Ticket", body, idempotency_key=idempotency_key(ctx, body))
+        expected = day(ticket["expected_date"], f"ticket {ticket['number']}") if ticket["expected_date"] else ""
+        # ticket_number/ticket_kind: the engine lists tickets opened during the call for the agent.
+        return OperationResult.found(
+            number=ticket["number"],
+            kind=ticket["kind"],
+            expected_date=expected,
+            ticket_number=ticket["number"],
+            ticket_kind=ticket["kind"],
+        )
+
+    async def latest_ticket(self, ctx: OperationContext, kind: str) -> OperationResult:
+        try:
+            TicketKind(kind)
+        except ValueError:
+            return OperationResult(OperationStatus.ERROR, {}, f"unknown ticket kind {kind!r}")
+        if ctx.customer_id is None:
+            return OperationResult.not_found("caller not identified")
+        ticket = await self._newest_ticket(ctx.customer_id, kind=kind)
+        if ticket is None:
+            return OperationResult.not_found(f"no {kind} ticket")
+        what = f"ticket {ticket['number']}"
+        return OperationResult.found(
+            number=ticket["number"],
+            state=ticket["state"],
+            opened_on=answers.local_date(instant(ticket["opened_at"], what), self._zone),
+            updated_on=answers.local_date(instant(ticket["updated_at"], what), self._zone),
+            expected_date=day(ticket["expected_date"], what) if ticket["expected_date"] else "",
+        )
+
+    async def attach_to_incident(self, ctx: OperationContext) -> OperationResult:
+        """The caller joins the open failure ticket of the circuit with a known outage (opened for the
+        first caller), and the call is recorded on the incident."""
+        if ctx.customer_id is None:
+            return OperationResult.not_found("caller not identified")
+        incident = await self._first_open_incident(ctx.customer_id)
+        if incident is None:
+            return OperationResult.not_found("no outage on the account")
+        circuit = incident["circuit"]
+        failure = TicketKind.TECHNICAL_FAILURE.value
+        ticket = await self._newest_ticket(ctx.customer_id, kind=failure, circuit=circuit, state="open")
+        opened = ticket is None
+        if ticket is None:
+            body = {
+                "customer_id": ctx.customer_id,
+                "kind": failure,
+                "circuit": circuit,
+                "symptom": "no_connection",
+                "description": f"Falha conhecida: {incident['description']}"[:2000],
+                "call_protocol": ctx.call_protocol or None,
+            }
+            ticket = await self.client.write("/tickets", "Ticket", body, idempotency_key=idempotency_key(ctx, body))
+        attach = {"ticket_number": ticket["number"], "call_protocol": ctx.call_protocol or None}
+        await self.client.write(
+            f"/incidents/{incident['id']}/tickets", "IncidentTicket", attach, idempotency_key=idempotency_key(ctx, attach)
+        )
+        end = incident["expected_end_at"]
+        return OperationResult.found(
+            number=ticket["number"],
+            circuit=circuit,
+            expected_date=answers.local_date(instant(end, f"incident {incident['id']}"), self._zone) if end else "",
+            attached="new" if opened else "existing",
+            # Only a ticket opened on this call is listed for the agent as opened here.
+            ticket_number=ticket["number"] if opened else "",
+            ticket_kind=failure if opened else "",
+        )
+
+    async def _newest_ticket(self, customer_id: int, **filters: str) -> dict[str, Any] | None:
+        query = {"customer_id": str(customer_id), **filters}
+        tickets = (await self.client.read("/tickets", "TicketList", query))["tickets"]
+        return next((t for t in tickets if t["customer_id"] == customer_id), None)
+
+    # --- billing -----------------------------------------------------------------------------------
+
+    async def invoice_summary(self, ctx: OperationContext) -> OperationResult:
+        if ctx.customer_id is None or not self._identification.confirmed(ctx):
+            return OperationResult.not_found("account not confirmed")
+        found = await self.client.read(f"/customers/{ctx.customer_id}/invoices", "InvoiceList")
+        rows = sorted((_invoice_row(invoice) for invoice in found["invoices"]), key=lambda row: row.reference_month)
+        today = answers.local_date(self._clock(), self._zone)
+        return OperationResult.found(**answers.invoice_summary(rows, today))
+
+    async def suspension_status(self, ctx: OperationContext) -> OperationResult:
+        if ctx.customer_id is None:
+            return OperationResult.not_found("caller not identified")
+        base = f"/customers/{ctx.customer_id}"
+        customer = await self.client.read(base, "Customer", cached=True)
+        circuits = await self.client.read(f"{base}/circuits", "CircuitList", cached=True)
+        suspended = customer["status"] == "suspended" or any(c["status"] == "suspended" for c in circuits["circuits"])
+        today = answers.local_date(self._clock(), self._zone)
+        invoices = (await self.client.read(f"{base}/invoices", "InvoiceList"))["invoices"]
+        overdue = sorted(
+            (row.due_date, row.amount)
+            for row in map(_invoice_row, invoices)
+            if row.status is not InvoiceStatus.PAID and row.due_date < today
+        )
+        incident = await self._first_open_incident(ctx.customer_id)
+        return OperationResult.found(
+            **answers.suspension(
+                suspended=suspended,
+                overdue=overdue,
+                incident_circuit=incident["circuit"] if incident else "",
+                confirmed=self._identification.confirmed(ctx),
+            )
+        )
+
+    # --- circuits and incidents --------------------------------------------------------------------
+
+    async def circuits(self, ctx: OperationContext) -> OperationResult:
+        if ctx.customer_id is None:
+            return OperationResult.not_found("caller not identified")
+        return OperationResult.found(**answers.circuits(await self._circuit_rows(ctx.customer_id)))
+
+    async def open_incidents(self, ctx: OperationContext) -> OperationResult:
+        if ctx.customer_id is None:
+            return OperationResult.not_found("caller not identified")
+        now = self._clock()
+        unresolved = await self._open_incidents(ctx.customer_id)
+        span = {"from": now.isoformat(), "to": (now + MAINTENANCE_HORIZON).isoformat()}
+        planned = await self.client.read(f"/customers/{ctx.customer_id}/maintenance", "MaintenanceList", span)
+        incidents = [
+            answers.IncidentRow(
+                i["circuit"],
+                i["description"],
+                instant(i["expected_end_at"], f"incident {i['id']}") if i["expected_end_at"] else None,
+            )
+            for i in unresolved
+        ]
+        windows = sorted(
+            (
+                answers.WindowRow(
+                    w["circuit"], instant(w["starts_at"], f"window {w['id']}"), instant(w["ends_at"], f"window {w['id']}")
+                )
+                for w in planned["windows"]
+            ),
+            key=lambda w: w.starts,
+        )
+        data = answers.incidents(incidents, windows, self._zone)
+        return OperationResult.found(**data) if data else OperationResult.not_found("no incident or maintenance")
+
+    async def _open_incidents(self, customer_id: int) -> list[dict[str, Any]]:
+        """Unresolved incidents on the account's circuits, oldest first."""
+        found = await self.client.read(f"/customers/{customer_id}/incidents", "IncidentList", {"state": "open"})
+        return sorted(
+            (i for i in found["incidents"] if i["resolved_at"] is None),
+            key=lambda i: (instant(i["started_at"], f"incident {i['id']}"), i["id"]),
+        )
+
+    async def _first_open_incident(self, customer_id: int) -> dict[str, Any] | None:
+        incidents = await self._open_incidents(customer_id)
+        return incidents[0] if incidents else None
+
+    async def _circuit_rows(self, customer_id: int) -> list[answers.CircuitRow]:
+        found = await self.client.read(f"/customers/{customer_id}/circuits", "CircuitList", cached=True)
+        rows = [answers.CircuitRow(c["designation"], c["address"], c["city"]) for c in found["circuits"]]
+        return sorted(rows, key=lambda row: row.designation)
+
+    # --- leads -------------------------------------------------------------------------------------
+
+    async def register_lead(self, ctx: OperationContext, name: str = "", phone: str = "") -> OperationResult:
+        number = phones.normalise(phone or ctx.caller_id)
+        if number is None or not _NATIONAL.match(number):
+            return OperationResult.not_found("no phone number to call back")
+        body = {"name": name.strip()[:200], "phone": number, "call_protocol": ctx.call_protocol or None}
+        lead = await self.client.write("/leads", "Lead", body, idempotency_key=idempotency_key(ctx, body))
+        return OperationResult.found(lead_id=lead["id"], phone=lead["phone"])
+
+
+async def _unsupported(name: str, ctx: OperationContext, **args: Any) -> OperationResult:
+    raise BackendError(f"{name}: not offered by the carrier API adapter (backend: http)")
+
+
+def idempotency_key(ctx: OperationContext, body: dict[str, Any]) -> str:
+    """The same key for the same request on the same call: a flow that repeats an ``open_ticket`` after a
+    time-out gets the ticket already opened, never a second one. Without a call protocol (no call to
+    tie a repeat to) every request is new."""
+    if not ctx.call_protocol:
+        return f"sac-ivr-{uuid.uuid4().hex}"
+    seed = repr((ctx.call_protocol, sorted(body.items())))
+    return "sac-ivr-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
+
+
+def _invoice_row(invoice: dict[str, Any]) -> answers.InvoiceRow:
+    what = f"invoice {invoice['id']}"
+    return answers.InvoiceRow(
+        reference_month=day(invoice["reference_month"], what),
+        amount=money(invoice["amount"], what),
+        due_date=day(invoice["due_date"], what),
+        status=InvoiceStatus(invoice["status"]),
+        lines=tuple((InvoiceLineKind(line["kind"]), money(line["amount"], what)) for line in invoice["lines"]),
+    )

@@ -1,0 +1,267 @@
+"""Callers' journeys through the real IVR: SIPp -> Asterisk 22 -> `ivr serve` -> the demo-seeded store.
+
+Outcomes are read from the store (calls, node visits, tickets) and from AMI, never from logs. Keys are
+sent after the protocol announcement (measured, see timing.py), then one group per prompt the caller
+can interrupt, GAP_S apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+
+from ivr import phone
+from ivr.asterisk.sipp import CallResult, CallScript, Keys, Pause, Step
+from ivr.asterisk.timing import MARGIN_S, said_s, until_protocol_said_s
+from ivr.engine.verbs.say import Say
+from ivr.flows.loader import load_flow
+from ivr.protocol_number import make_ticket_number
+from ivr.store.seed import KNOWN_CALLER
+
+from .ami import Ami
+from .conftest import AGENT_INTERFACE, E2EAsterisk, RecordTiming
+from .ivr_process import IvrProcess
+from .store import StoreReader, StoredCall, wait_for
+
+
+pytestmark = pytest.mark.e2e
+
+# --- the journeys: keys per prompt, and the nodes (flows/sac.yaml, flows/identify.yaml) they answer ---
+UNKNOWN_CALLER = "3199990000"
+OWN_TICKET = make_ticket_number(102)  # Transportes Serra Azul's ticket in progress (ivr/store/seed.py)
+OTHERS_TICKET = make_ticket_number(201)  # Hospital Vale do Aço's ticket: not the known caller's
+CNPJ = "11222333000181"  # Transportes Serra Azul
+CNPJ_ROOT = CNPJ[:8]
+
+# main_menu 3 -> ticket_status (number #) -> status_lookup -> status_* -> anything_else 1 -> goodbye
+TICKET_STATUS = ("3", f"{OWN_TICKET}#", "1")
+TICKET_STATUS_OTHERS = ("3", f"{OTHERS_TICKET}#", "1")
+# main_menu 1 -> technical -> technical_menu 1 -> failure -> identify/ask_cnpj (14 digits)
+# -> open_failure -> failure_opened (ticket number said: not interruptible) -> after_failure 1 -> goodbye
+TECHNICAL_TICKET = ("1", "1", CNPJ)
+TECHNICAL_TICKET_END = ("1",)
+# main_menu 2 -> billing -> identify/ask_cnpj_root (8 digits) -> invoice_lookup -> say_overdue
+# -> billing_menu 0 -> billing_hours (open) -> billing_queue
+BILLING_AGENT = ("2", CNPJ_ROOT, "0")
+# main_menu 1 -> technical (the technical menu): the caller hangs up there
+HANGING_UP_CALLER = "3198887777"
+HANG_UP_IN_MENU = ("1",)
+
+GAP_S = 1.5  # after a key group: the next prompt has begun (keys between prompts are not heard)
+
+
+def _event(name: str, **fields: str) -> Callable[[dict[str, str]], bool]:
+    return lambda e: e.get("Event") == name and all(e.get(k) == v for k, v in fields.items())
+
+
+class Journeys:
+    """Call scripts timed against the flows the IVR serves and their built prompts."""
+
+    def __init__(self, ivr: IvrProcess) -> None:
+        self.flow = load_flow(ivr.settings.flows_dir / "sac.yaml")
+        self.greeting_s = until_protocol_said_s(self.flow, ivr.moment.year)
+
+    def script(self, caller: str | None, *groups: str | float, end: str = "wait_bye") -> CallScript:
+        """Keys after the protocol announcement; a number in `groups` is an extra wait (an announcement
+        that cannot be interrupted)."""
+        steps: list[Step] = [Pause(self.greeting_s + MARGIN_S)]
+        for group in groups:
+            steps += [Keys(group), Pause(GAP_S)] if isinstance(group, str) else [Pause(group)]
+        return CallScript(caller=caller, steps=tuple(steps), end=end)  # type: ignore[arg-type]
+
+    def ticket_said_s(self, node: str) -> float:
+        """How long `node` takes to say a ticket number (9 digits) with its prompts."""
+        verb = self.flow.nodes[node].verb
+        assert isinstance(verb, Say), f"{self.flow.source}: {node} is no `say` node"
+        return said_s(verb, 9)
+
+
+@pytest.fixture(scope="module")
+def journeys(ivr: IvrProcess) -> Journeys:
+    return Journeys(ivr)
+
+
+async def _call(asterisk: E2EAsterisk, call: CallScript, timeout_s: float = 60.0) -> CallResult:
+    result = await asterisk.call(call, timeout_s=timeout_s)
+    assert result.answered, result.summary()
+    return result
+
+
+@asynccontextmanager
+async def _agent(ami: Ami, queue: str) -> AsyncIterator[None]:
+    added = await ami.action("QueueAdd", Queue=queue, Interface=AGENT_INTERFACE, MemberName="e2e agent")
+    assert added.get("Response") == "Success", added
+    try:
+        yield
+    finally:
+        await ami.action("QueueRemove", Queue=queue, Interface=AGENT_INTERFACE)
+
+
+def _visit(call: StoredCall, node: str) -> tuple[str, str, str]:
+    found = [v for v in call.visits if v[0] == node]
+    assert found, f"call {call.protocol} never visited {node}: {call.path}"
+    return found[0]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def in_flight(
+    asterisk: E2EAsterisk, journeys: Journeys, stored: StoreReader
+) -> AsyncIterator[InFlight]:
+    """The journeys that need nothing but a caller, all placed at once: each test awaits its own."""
+    before = stored.protocols()
+    scripts = {
+        "own_ticket": journeys.script(KNOWN_CALLER, *TICKET_STATUS),
+        "others_ticket": journeys.script(KNOWN_CALLER, *TICKET_STATUS_OTHERS),
+        "technical_ticket": journeys.script(
+            UNKNOWN_CALLER, *TECHNICAL_TICKET, journeys.ticket_said_s("failure_opened") + MARGIN_S,
+            *TECHNICAL_TICKET_END,
+        ),
+        "hang_up_in_menu": journeys.script(HANGING_UP_CALLER, *HANG_UP_IN_MENU, end="hangup"),
+    }  # fmt: skip
+    tasks = {name: asyncio.create_task(_call(asterisk, call)) for name, call in scripts.items()}
+    try:
+        yield InFlight(before, tasks)
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+
+@dataclass
+class InFlight:
+    before: set[str]  # the store's protocols before these calls
+    calls: dict[str, asyncio.Task[CallResult]]
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_known_caller_hears_the_status_of_their_ticket_and_nothing_of_another_customers(
+    in_flight: InFlight, stored: StoreReader
+) -> None:
+    for name in ("own_ticket", "others_ticket"):
+        result = await in_flight.calls[name]
+        assert result.ok and result.hung_up_by == "asterisk", result.summary()
+    calls = await stored.ended_calls(in_flight.before, 2, caller=KNOWN_CALLER)
+    own = next(c for c in calls if "status_not_found" not in c.path)
+    other = next(c for c in calls if c is not own)
+
+    assert own.path[:2] == ["greet", "identify_by_caller"] and "announce_protocol" in own.path, own.path
+    assert _visit(own, "ticket_status")[1] == OWN_TICKET
+    assert _visit(own, "status_lookup")[2] == "found"
+    assert "status_in_progress" in own.path, own.path  # the ticket's state said to the caller
+    assert own.outcome == "ended" and own.path[-1] == "goodbye", own
+    # The other customer's ticket exists, but this caller hears only that it is not on their account.
+    assert stored.ticket_owner(OTHERS_TICKET) is not None
+    assert _visit(other, "status_lookup")[2] == "not_found"
+    assert not {"status_in_progress", "status_resolved", "status_say"} & set(other.path), other.path
+    assert own.tickets == other.tickets == []
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_an_unknown_caller_gives_the_cnpj_and_opens_a_technical_ticket(
+    in_flight: InFlight, stored: StoreReader
+) -> None:
+    result = await in_flight.calls["technical_ticket"]
+    assert result.ok and result.hung_up_by == "asterisk", result.summary()
+    (call,) = await stored.ended_calls(in_flight.before, 1, caller=phone.normalise(UNKNOWN_CALLER))
+
+    assert _visit(call, "identify_by_caller")[2] == "not_found"
+    assert "identify/ask_cnpj" in call.path and "identify/find_by_cnpj" in call.path, call.path
+    assert _visit(call, "identify/ask_cnpj")[1] != CNPJ  # masked in the store's visits
+    ((number, kind),) = call.tickets
+    assert kind == "technical_failure" and len(number) == 9
+    assert call.path[-2:] == ["after_failure", "goodbye"] and call.outcome == "ended", call
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_caller_who_hangs_up_in_a_menu_leaves_the_partial_call_stored(
+    in_flight: InFlight, stored: StoreReader
+) -> None:
+    result = await in_flight.calls["hang_up_in_menu"]
+    assert result.ok and result.hung_up_by == "caller", result.summary()
+    (call,) = await stored.ended_calls(in_flight.before, 1, caller=phone.normalise(HANGING_UP_CALLER))
+
+    assert call.path[:2] == ["greet", "identify_by_caller"], call.path
+    assert call.path[-2:] == ["main_menu", "technical"], call.path  # the menu the caller left
+    assert call.visits[-1][2] == "hangup"
+    assert call.outcome == "hangup" and call.tickets == []
+
+
+async def test_a_caller_reaches_the_billing_queue_and_the_agent_sees_the_call(
+    asterisk: E2EAsterisk, journeys: Journeys, stored: StoreReader, ami: Ami
+) -> None:
+    before = stored.protocols()
+    async with _agent(ami, "billing"):
+        call = asyncio.create_task(_call(asterisk, journeys.script(KNOWN_CALLER, *BILLING_AGENT)))
+        joined = await ami.wait_event(_event("QueueCallerJoin", Queue="billing"), timeout_s=40)
+        channel = joined["Channel"]
+        called = await ami.wait_event(_event("AgentCalled", Channel=channel), timeout_s=10)
+        await ami.wait_event(_event("AgentConnect", Channel=channel), timeout_s=10)
+        await ami.action("Hangup", Channel=channel)
+        result = await call
+    assert result.hung_up_by == "asterisk", result.summary()
+    (stored_call,) = await stored.ended_calls(before, 1)
+
+    context = dict(line.split("=", 1) for line in called["ChanVariable"].splitlines() if "=" in line)
+    assert context["IVR_PROTOCOL"] == stored_call.protocol
+    assert context["IVR_CALLER_ID"] == KNOWN_CALLER
+    assert context["IVR_CUSTOMER_NAME"]  # the agent knows who is calling
+    assert stored_call.linked_id == joined["Linkedid"]  # the CDR line and the IVR record join
+    assert "identify/check_cnpj_root" in stored_call.path and stored_call.path[-1] == "billing_queue"
+    assert _visit(stored_call, "billing_hours")[2] == "open"
+    assert stored_call.outcome == "queue:billing", stored_call
+
+
+async def test_a_killed_ivr_sends_its_caller_to_the_fallback_queue(
+    asterisk: E2EAsterisk, ivr: IvrProcess, stored: StoreReader, ami: Ami, queue_agent: str,
+    record_timing: RecordTiming,
+) -> None:  # fmt: skip
+    before = stored.protocols()
+    call = asyncio.create_task(_call(asterisk, CallScript(caller=KNOWN_CALLER, steps=(Pause(40),), end="wait_bye")))
+
+    def in_menu() -> StoredCall | None:  # the announcement is over: the IVR holds the call in its menu
+        calls = [stored.call(p) for p in stored.protocols() - before]
+        return next((c for c in calls if "announce_protocol" in c.path), None)
+
+    mid_call = await wait_for(in_menu, "call past its protocol announcement", timeout_s=30)
+    killed = time.monotonic()
+    ivr.kill()
+    joined = await ami.wait_event(
+        _event("QueueCallerJoin", Queue=asterisk.settings.asterisk.fallback_queue, CallerIDNum=KNOWN_CALLER),
+        timeout_s=10,
+    )
+    latency = time.monotonic() - killed
+    record_timing("  IVR SIGKILL -> QueueCallerJoin (fallback)", latency)
+    print(f"\nIVR killed mid-call: the caller joined the fallback queue after {latency:.3f} s")
+    assert latency < 5
+    assert joined["Linkedid"] == mid_call.linked_id
+    await ami.wait_event(_event("AgentCalled", Channel=joined["Channel"]), timeout_s=10)  # a person answers
+
+    record_timing("  ivr serve restart", ivr.start())
+    await ami.action("Hangup", Channel=joined["Channel"])
+    result = await call
+    assert result.hung_up_by == "asterisk", result.summary()
+
+
+async def test_twenty_simultaneous_calls_each_get_their_own_protocol_and_record(
+    asterisk: E2EAsterisk, journeys: Journeys, stored: StoreReader, record_timing: RecordTiming
+) -> None:
+    before = stored.protocols()
+    started = time.monotonic()
+    results = await asyncio.gather(
+        *(_call(asterisk, journeys.script(KNOWN_CALLER, *TICKET_STATUS), timeout_s=90) for _ in range(20))
+    )
+    record_timing("  20 simultaneous calls", time.monotonic() - started)
+    for result in results:
+        assert result.ok and result.hung_up_by == "asterisk", result.summary()
+    calls = await stored.ended_calls(before, 20, timeout_s=20)
+
+    assert len({c.protocol for c in calls}) == 20
+    assert len({c.unique_id for c in calls}) == 20
+    for call in calls:
+        assert call.outcome == "ended" and "status_in_progress" in call.path, call

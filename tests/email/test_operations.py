@@ -1,0 +1,253 @@
+"""The e-mail operations, called as the engine calls them, down to what the SMTP server receives."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, func, select
+
+from integrations.catalog import build_registry, declared_registry
+from integrations.email import SmtpSender
+from integrations.outbox import Outbox
+from integrations.registry import OperationContext, OperationRegistry, OperationResult, OperationStatus
+from ivr.config import load_settings
+from ivr.protocol_number import make_call_protocol
+from ivr.store.db import Store
+from ivr.store.models import (
+    Contact,
+    ContactKind,
+    Customer,
+    DocumentKind,
+    Invoice,
+    InvoiceDocument,
+    OutboxChannel,
+    OutboxMessage,
+)
+from ivr.store.seed import KNOWN_CALLER
+
+from .conftest import FAST, NOW, SmtpServer, email_conf
+
+PROTOCOL = make_call_protocol(2026, 4242)
+SERRA_AZUL = ("financeiro@serraazul.com.br", "ti@serraazul.com.br")
+
+
+class Caller:
+    """One call's view of the registry, keeping who the caller is as the engine's CallContext does."""
+
+    def __init__(self, registry: OperationRegistry, caller_id: str | None = KNOWN_CALLER) -> None:
+        self.registry, self.caller_id = registry, caller_id
+        self.customer_id: int | None = None
+        self.confirmed = False
+
+    async def op(self, name: str, /, **args: Any) -> OperationResult:
+        ctx = OperationContext(PROTOCOL, self.caller_id, self.customer_id, self.confirmed)
+        result = await self.registry.call(name, args, ctx)
+        spec = self.registry.get(name)
+        assert spec is not None
+        if result.status is OperationStatus.FOUND:
+            assert set(result.data) == set(spec.results), name
+            if spec.identifies:
+                self.customer_id = int(result.data["customer_id"])
+                self.confirmed = self.confirmed or bool(result.data["confirmed"])
+        return result
+
+    async def confirmed_account(self) -> Caller:
+        await self.op("customer_by_caller_id")
+        assert (await self.op("customer_by_cnpj", cnpj="11222333")).data["confirmed"] is True
+        return self
+
+
+@pytest.fixture
+async def registry(store: Store, smtp: SmtpServer, outboxes: list[Outbox]) -> AsyncIterator[OperationRegistry]:
+    box = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(email_conf(smtp))}, conf=FAST)
+    outboxes.append(box)
+    await box.start()
+    yield build_registry(store, outbox=box, settings=load_settings(), clock=lambda: NOW)
+
+
+def attachments(message: EmailMessage) -> list[tuple[str, str, bytes]]:
+    return [
+        (part.get_filename() or "", part.get_content_type(), part.get_content())
+        for part in message.iter_attachments()
+    ]
+
+
+async def registered_emails(store: Store, cnpj: str) -> set[str]:
+    return set(
+        await store.read(
+            lambda s: s.scalars(
+                select(Contact.value)
+                .join(Customer)
+                .where(Customer.cnpj == cnpj, Contact.kind == ContactKind.EMAIL)
+            ).all()
+        )
+    )
+
+
+async def queued(store: Store) -> int:
+    return await store.read(lambda s: s.scalar(select(func.count()).select_from(OutboxMessage)))
+
+
+async def test_the_protocol_and_the_calls_tickets_go_to_every_registered_email(
+    registry: OperationRegistry, store: Store, smtp: SmtpServer
+) -> None:
+    caller = Caller(registry)
+    await caller.op("customer_by_caller_id")
+    ticket = await caller.op("open_ticket", kind="technical_failure", circuit="1")
+    result = await caller.op("email_protocol")
+    assert result.status is OperationStatus.FOUND
+    assert result.data == {"protocol": PROTOCOL, "sent_to_masked": "f***@serraazul.com.br, t***@serraazul.com.br"}
+
+    received = await smtp.messages(2)
+    assert {r.rcpt_tos for r in received} == {(a,) for a in await registered_emails(store, "11222333000181")}
+    message = received[0].message
+    assert message["Subject"] == f"Protocolo de atendimento {PROTOCOL} - American Tower Fibra"
+    assert message["From"] == "American Tower Fibra <atendimento.fibra@americantower.com>"
+    assert message["X-SAC-Protocolo"] == PROTOCOL
+    body = message.get_body().get_content()
+    assert message.get_body().get_content_charset() == "utf-8"
+    assert "Olá, Transportes Serra Azul Ltda." in body
+    assert "ligação de 10/03/2026 às 10:00" in body
+    assert f"Protocolo de atendimento: {PROTOCOL}" in body
+    assert f"- Falha técnica nº {ticket.data['number']}, previsão 11/03/2026" in body
+
+
+async def test_no_protocol_mail_without_an_account_or_a_registered_email(
+    registry: OperationRegistry, store: Store, smtp: SmtpServer
+) -> None:
+    assert (await Caller(registry, None).op("email_protocol")).status is OperationStatus.NOT_FOUND
+    await store.write(lambda s: s.execute(delete(Contact).where(Contact.kind == ContactKind.EMAIL)))
+    caller = Caller(registry)
+    await caller.op("customer_by_caller_id")
+    assert (await caller.op("email_protocol")).status is OperationStatus.NOT_FOUND
+    assert await queued(store) == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "month", "reference", "file_name", "says"),
+    [
+        ("boleto", "", "2026-03", "boleto-100200-2026-03.pdf", "Linha digitável: "),
+        ("boleto", "2026-02", "2026-02", "boleto-100200-2026-02.pdf", "Esta fatura está vencida"),
+        ("nota_fiscal", "2026-01", "2026-01", "nota-fiscal-100200-2026-01.pdf", "Nota fiscal nº "),
+    ],
+)
+async def test_a_document_goes_attached_to_the_registered_emails(
+    registry: OperationRegistry,
+    store: Store,
+    smtp: SmtpServer,
+    kind: str,
+    month: str,
+    reference: str,
+    file_name: str,
+    says: str,
+) -> None:
+    caller = await Caller(registry).confirmed_account()
+    result = await caller.op("send_document", kind=kind, month=month)
+    assert result.status is OperationStatus.FOUND
+    assert result.data == {
+        "month": reference,
+        "kind": kind,
+        "sent_to_masked": "f***@serraazul.com.br, t***@serraazul.com.br",
+    }
+    year, number = map(int, reference.split("-"))
+
+    def stored(session: Any) -> bytes:
+        return session.scalars(
+            select(InvoiceDocument.content)
+            .join(Invoice)
+            .join(Customer)
+            .where(
+                Customer.code == "100200",
+                Invoice.reference_month == date(year, number, 1),
+                InvoiceDocument.kind == DocumentKind(kind),
+            )
+        ).one()
+
+    pdf = await store.read(stored)
+    received = await smtp.messages(2)
+    assert {r.rcpt_tos for r in received} == {(a,) for a in SERRA_AZUL}
+    for r in received:
+        assert attachments(r.message) == [(file_name, "application/pdf", pdf)]
+        assert pdf.startswith(b"%PDF-1.4")
+    message = received[0].message
+    month_name = {"2026-01": "janeiro", "2026-02": "fevereiro", "2026-03": "março"}[reference]
+    label = "Segunda via do boleto" if kind == "boleto" else "Cópia da nota fiscal"
+    assert message["Subject"] == f"{label} - {month_name} de 2026 - American Tower Fibra"
+    headers = received[0].raw.split(b"\r\n\r\n")[0]
+    assert headers.isascii()  # accents travel encoded (RFC 2047), readable by any mail client
+    body = message.get_body().get_content()
+    assert f"(protocolo {PROTOCOL})" in body and f"referente a {month_name} de 2026" in body and says in body
+
+
+@pytest.mark.parametrize(
+    ("confirm", "args", "status"),
+    [
+        (False, {"kind": "boleto"}, OperationStatus.NOT_FOUND),  # caller ID alone confirms nothing
+        (True, {"kind": "boleto", "month": "2025-01"}, OperationStatus.NOT_FOUND),  # no invoice that month
+        (True, {"kind": "nota_fiscal", "month": "março"}, OperationStatus.NOT_FOUND),
+        (True, {"kind": "contrato"}, OperationStatus.ERROR),
+    ],
+)
+async def test_no_document_mail_when_it_cannot_be_sent(
+    registry: OperationRegistry, store: Store, confirm: bool, args: dict[str, str], status: OperationStatus
+) -> None:
+    caller = Caller(registry)
+    if confirm:
+        await caller.confirmed_account()
+    else:
+        await caller.op("customer_by_caller_id")
+    assert (await caller.op("send_document", **args)).status is status
+    assert await queued(store) == 0
+
+
+async def test_a_missing_document_is_not_found(registry: OperationRegistry, store: Store) -> None:
+    nota_fiscal = InvoiceDocument.kind == DocumentKind.NOTA_FISCAL
+    await store.write(lambda s: s.execute(delete(InvoiceDocument).where(nota_fiscal)))
+    caller = await Caller(registry).confirmed_account()
+    assert (await caller.op("send_document", kind="nota_fiscal")).status is OperationStatus.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("team", "mailbox"),
+    [("bgp", "bgp.fibra@americantower.com"), ("scheduled_activity", "sir.fibra@americantower.com")],
+)
+async def test_a_team_request_goes_to_the_teams_mailbox_with_the_call(
+    registry: OperationRegistry, smtp: SmtpServer, team: str, mailbox: str
+) -> None:
+    caller = Caller(registry)
+    await caller.op("customer_by_caller_id")
+    result = await caller.op(
+        "email_team",
+        team=team,
+        subject="Solicitação de alteração",
+        details="Trocar a janela para sábado à noite",
+    )
+    assert result.status is OperationStatus.FOUND and result.data == {"queued": True, "team": team}
+    received = await smtp.next()
+    assert received.rcpt_tos == (mailbox,)
+    assert received.message["Subject"].endswith(f"Solicitação de alteração - protocolo {PROTOCOL}")
+    body = received.message.get_body().get_content()
+    for text in (
+        f"Protocolo da ligação: {PROTOCOL}",
+        f"Telefone de origem: {KNOWN_CALLER}",
+        "Cliente: Transportes Serra Azul Ltda (identificado pelo telefone, não confirmado)",
+        "CNPJ: 11222333000181",
+        "Trocar a janela para sábado à noite",
+    ):
+        assert text in body
+
+
+async def test_an_unknown_team_is_an_error(registry: OperationRegistry) -> None:
+    result = await Caller(registry).op("email_team", team="noc", subject="x")
+    assert result.status is OperationStatus.ERROR
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_the_checker_knows_every_operation_a_call_can_run(registry: OperationRegistry) -> None:
+    declared = {spec.name: (spec.args, spec.results, spec.identifies) for spec in declared_registry()}
+    assert declared == {spec.name: (spec.args, spec.results, spec.identifies) for spec in registry}
+    assert {"email_protocol", "send_document", "email_team", "open_ticket"} <= set(declared)

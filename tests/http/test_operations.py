@@ -1,0 +1,103 @@
+"""The HTTP adapter gives flows the same operations, rules and results as the built-in one."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from integrations.builtin import declared_registry
+from integrations.registry import OperationRegistry, OperationResult, OperationStatus
+from ivr.protocol_number import make_call_protocol
+
+from .carrier_fake import KNOWN_CALLER, PROTOCOL, SHARED_CALLER, TICKET, CarrierFake
+from .conftest import Caller
+
+
+def assert_declared_fields(registry: OperationRegistry, name: str, result: OperationResult) -> None:
+    spec = registry.get(name)
+    assert spec is not None and result.status is OperationStatus.FOUND, result
+    assert set(result.data) == set(spec.results)
+
+
+async def test_same_operations_as_the_builtin_adapter(registry: OperationRegistry) -> None:
+    ours = {(s.name, s.args, s.results, s.identifies) for s in registry}
+    assert ours == {(s.name, s.args, s.results, s.identifies) for s in declared_registry()}
+
+
+async def test_caller_id_identifies_and_the_cnpj_root_confirms(registry: OperationRegistry) -> None:
+    caller = Caller(registry, KNOWN_CALLER)
+    found = await caller.op("customer_by_caller_id")
+    assert_declared_fields(registry, "customer_by_caller_id", found)
+    assert found.data["customer_id"] == 1 and found.data["confirmed"] is False
+    assert found.data["customer_name"] == "Padaria Pão Quente Ltda" and found.data["circuit_count"] == 2
+    assert (await caller.op("invoice_summary")).status is OperationStatus.NOT_FOUND  # not confirmed yet
+    confirmed = await caller.op("customer_by_cnpj", cnpj="11.222.333")
+    assert confirmed.data["confirmed"] is True
+    summary = await caller.op("invoice_summary")
+    assert_declared_fields(registry, "invoice_summary", summary)
+    assert summary.data["overdue_count"] == 1 and summary.data["overdue_total"] == Decimal("1000.00")
+    assert summary.data["next_due_date"] == date(2026, 12, 10)
+    assert summary.data["latest_month"] == date(2026, 11, 1)
+    assert summary.data["latest_partial_total"] == Decimal("50.00")
+    assert summary.data["latest_discount_total"] == Decimal("100.00")
+
+
+async def test_cnpj_keyed_twice_confirms_nothing_but_cnpj_plus_code_does(registry: OperationRegistry) -> None:
+    caller = Caller(registry, None)
+    assert (await caller.op("customer_by_cnpj", cnpj="11.444.777/0001-61")).data["confirmed"] is False
+    assert (await caller.op("customer_by_cnpj", cnpj="11444777000161")).data["confirmed"] is False
+    assert (await caller.op("customer_by_code", code="100-300")).data["confirmed"] is True
+
+
+async def test_a_shared_withheld_or_foreign_number_identifies_nobody(registry: OperationRegistry) -> None:
+    for number in (SHARED_CALLER, None, "+4930123456"):
+        result = await Caller(registry, number).op("customer_by_caller_id")
+        assert result.status is OperationStatus.NOT_FOUND
+
+
+async def test_ticket_status_by_number_or_protocol_only_on_the_callers_account(registry: OperationRegistry) -> None:
+    caller = Caller(registry, KNOWN_CALLER)
+    await caller.op("customer_by_caller_id")
+    by_number = await caller.op("ticket_status", number=TICKET)
+    assert_declared_fields(registry, "ticket_status", by_number)
+    assert by_number.data["state"] == "in_progress" and by_number.data["opened_on"] == date(2026, 11, 23)
+    by_protocol = await caller.op("ticket_status", number=PROTOCOL)
+    assert by_protocol.data["number"] == TICKET
+    stranger = Caller(registry, None)
+    await stranger.op("customer_by_cnpj", cnpj="12345678000195")
+    assert (await stranger.op("ticket_status", number=TICKET)).status is OperationStatus.NOT_FOUND
+
+
+async def test_a_ticket_missing_in_the_back_end_is_not_found(registry: OperationRegistry) -> None:
+    caller = Caller(registry, KNOWN_CALLER)
+    await caller.op("customer_by_caller_id")
+    result = await caller.op("ticket_status", number="800000021")
+    assert result.status is OperationStatus.NOT_FOUND
+
+
+async def test_open_ticket_on_a_circuit_by_position(registry: OperationRegistry, carrier: CarrierFake) -> None:
+    caller = Caller(registry, KNOWN_CALLER, protocol=make_call_protocol(2026, 7))
+    await caller.op("customer_by_caller_id")
+    opened = await caller.op("open_ticket", kind="technical_failure", circuit="2", symptom="slow")
+    assert_declared_fields(registry, "open_ticket", opened)
+    assert opened.data["ticket_kind"] == "technical_failure" and opened.data["expected_date"] == date(2026, 11, 26)
+    path, headers, body = carrier.posts[-1]
+    assert path == "/tickets" and body["circuit"] == "BHZ-0002-FO"  # sorted by designation: 2nd
+    assert headers["Idempotency-Key"].startswith("sac-ivr-")
+    assert (await caller.op("open_ticket", kind="technical_failure", circuit="9")).status is OperationStatus.NOT_FOUND
+    assert (await caller.op("open_ticket", kind="cancellation")).data == {}  # needs a confirmed account
+
+
+async def test_circuits_incidents_and_leads(registry: OperationRegistry) -> None:
+    caller = Caller(registry, KNOWN_CALLER)
+    await caller.op("customer_by_caller_id")
+    circuits = await caller.op("circuits")
+    assert_declared_fields(registry, "circuits", circuits)
+    assert circuits.data["designation_1"] == "BHZ-0001-FO" and circuits.data["address_1"] == "Rua A, 10, Belo Horizonte"
+    incidents = await caller.op("open_incidents")
+    assert_declared_fields(registry, "open_incidents", incidents)
+    assert incidents.data["circuit"] == "BHZ-0001-FO" and incidents.data["expected_time"] == "18:00"
+    assert incidents.data["maintenance_date"] == date(2026, 11, 27) and incidents.data["maintenance_start"] == "01:00"
+    lead = await Caller(registry, "(31) 98888-7777").op("register_lead", name=" Ana ")
+    assert_declared_fields(registry, "register_lead", lead)
+    assert lead.data["phone"] == "31988887777"
