@@ -18,11 +18,11 @@ Three servers take the same load, each in its own process (so its RSS is its own
 * ``floor``: the least an asyncio AGI responder can do: write the recorded lines, read the answers'
   lines. No parsing, no timeouts, no safety.
 
-Then, on ``ivr serve`` at the largest N, the IVR's part of "the caller lands in the fallback queue":
-how long after a failure the FastAGI socket closes without ``IVR_DONE`` (Asterisk then continues the
-dialplan into the fallback queue; tests/e2e measures that part with a real Asterisk).
+Then, on one more ``ivr serve``, the IVR's part of "the caller lands in the fallback queue": how long
+after a failure, with N calls failing at once, the FastAGI socket closes without ``IVR_DONE`` (Asterisk
+then continues the dialplan into the fallback queue; tests/e2e measures that part with a real Asterisk).
 
-Run from the repo root:  .venv/bin/python bench/agi_load.py [--calls 100 1000] [--rounds 3]
+Run from the repo root:  .venv/bin/python bench/agi_load.py [--calls 100 1000] [--rounds 3]  (see bench/README.md)
 """
 
 from __future__ import annotations
@@ -36,17 +36,19 @@ import resource
 import shutil
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asterisk_side import MAIN_MENU_MISSING, TICKET_STATUS_THEN_AGENT, Caller, Script, header, split_command
+from asterisk_side import MAIN_MENU_MISSING, TICKET_STATUS_THEN_AGENT, Caller, header, split_command
+
+from ivr.config import HoldSettings, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 #: Every run is bounded: a wedged server fails the bench instead of hanging it.
@@ -55,20 +57,20 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 #: No call of the script sends more commands than this; more means the flow loops.
 MAX_COMMANDS = 400
-#: The fallback range's first sequence number (ivr/config.py protocol_fallback_range).
-FALLBACK_FIRST = 9_000_000
+#: `ivr serve` runs on the default settings (the bench passes no IVR_* variable but its own directories):
+#: the fallback range's first sequence number, and what the IVR plays when an operation is slow.
+FALLBACK_FIRST: int = Settings.model_fields["protocol_fallback_range"].default[0]
+HOLD_PROMPT = HoldSettings().prompt
 #: The bench's copy of the flows (taken at its start), which every `ivr serve` run publishes.
 FLOWS = "flows"
-#: What the IVR plays when an operation is slow (ivr/config.py HoldSettings.prompt).
-HOLD_PROMPT = "one_moment"
-#: The answer lines of one recorded command: what the floor writes and how many lines it reads back.
+#: A recorded call: each command line with the answer lines Asterisk's side wrote back.
 Transcript = list[tuple[str, list[str]]]
 
 
 # ---------------------------------------------------------------- the servers
 
 
-class Server:
+class Server(ABC):
     """A server under load in its own process."""
 
     name = ""
@@ -82,11 +84,13 @@ class Server:
         assert self.process is not None
         return self.process.pid
 
+    @abstractmethod
     async def start(self) -> None:
-        raise NotImplementedError
+        """Start the process; `port` is where it listens once this returns."""
 
+    @abstractmethod
     async def stop(self) -> None:
-        raise NotImplementedError
+        """Stop the process and wait for it."""
 
 
 class ReplayServer(Server):
@@ -233,7 +237,7 @@ async def _announce_and_wait(port: int) -> None:
 
 
 class Hold:
-    """Holds every call at the first command `matches` accepts until all N calls are there."""
+    """Holds every call at the first command `matches` accepts until all N calls are there (or over)."""
 
     def __init__(self, calls: int, matches: Callable[[str], bool]) -> None:
         self.matches = matches
@@ -242,10 +246,14 @@ class Hold:
         self.released = asyncio.Event()
 
     async def arrive(self) -> None:
+        self.passed()
+        await self.released.wait()
+
+    def passed(self) -> None:
+        """A call arrived, or ended without coming here (it is checked afterwards)."""
         self._left -= 1
         if self._left == 0:
             self.all_here.set()
-        await self.released.wait()
 
 
 def at_queue(line: str) -> bool:
@@ -267,12 +275,18 @@ class CallRecord:
 
 
 async def one_call(port: int, caller: Caller, hold: Hold | None) -> CallRecord:
+    """Asterisk's side of one call, from the ``agi_*`` block until the IVR closes the socket."""
     record = CallRecord(caller)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(header(caller.n).encode())
-    record.last_answer_at = time.perf_counter()
     held = False
     previous = ""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except BaseException:
+        if hold is not None:
+            hold.passed()
+        raise
+    writer.write(header(caller.n).encode())
+    record.last_answer_at = time.perf_counter()
     try:
         for _ in range(MAX_COMMANDS):
             try:
@@ -298,6 +312,19 @@ async def one_call(port: int, caller: Caller, hold: Hold | None) -> CallRecord:
         raise AssertionError(f"call {caller.n}: more than {MAX_COMMANDS} commands (does the flow loop?)")
     finally:
         writer.close()
+        if hold is not None and not held:
+            hold.passed()
+
+
+async def run_calls(port: int, callers: Sequence[Caller], hold: Hold, when_held: Callable[[], None]) -> list[CallRecord]:
+    """All the calls at once; `when_held` runs once every call is at the hold point, then they go on.
+    A call that fails fails the run (the task group cancels the others)."""
+    async with asyncio.timeout(RUN_TIMEOUT_S), asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one_call(port, caller, hold)) for caller in callers]
+        await hold.all_here.wait()
+        when_held()
+        hold.released.set()
+    return [task.result() for task in tasks]
 
 
 @dataclass
@@ -374,30 +401,13 @@ def check_completed(records: Sequence[CallRecord]) -> None:
 async def load(server: Server, calls: int) -> Run:
     """N calls at once; all held at the queue while the server's RSS is read."""
     idle = rss_kib(server.pid)
-    hold = Hold(calls, at_queue)
+    busy: list[int] = []
     started = time.perf_counter()
-    async with asyncio.timeout(RUN_TIMEOUT_S):
-        tasks = [asyncio.create_task(one_call(server.port, Caller(n, TICKET_STATUS_THEN_AGENT), hold)) for n in range(1, calls + 1)]
-        await _until_held(hold, tasks)
-        busy = rss_kib(server.pid)  # all N calls are in progress right now
-        hold.released.set()
-        records = await asyncio.gather(*tasks)
+    callers = [Caller(n, TICKET_STATUS_THEN_AGENT) for n in range(1, calls + 1)]
+    records = await run_calls(server.port, callers, Hold(calls, at_queue), lambda: busy.append(rss_kib(server.pid)))
     elapsed = time.perf_counter() - started
     check_completed(records)
-    return Run(server.name, calls, records, elapsed, idle, busy)
-
-
-async def _until_held(hold: Hold, tasks: Sequence[asyncio.Task[CallRecord]]) -> None:
-    """Wait for every call to reach the hold point; a call that fails first fails the run."""
-    waiter = asyncio.create_task(hold.all_here.wait())
-    try:
-        while not hold.all_here.is_set():
-            await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            for task in tasks:
-                if task.done() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-    finally:
-        waiter.cancel()
+    return Run(server.name, calls, records, elapsed, idle, busy[0])
 
 
 # ---------------------------------------------------------------- the store after a run
@@ -410,7 +420,7 @@ class StoreFigures:
     ended_rows: int  # call rows with their outcome (the end record written)
     visits_expected: int  # nodes the calls walked (their IVR_PATH)
     visit_rows: int
-    from_fallback: int  # protocols the store did not give in time
+    from_fallback: int  # calls whose protocol the store did not give in time
     problems: list[str]
 
     @property
@@ -427,14 +437,13 @@ def store_figures(server: IvrServe, records: Sequence[CallRecord]) -> StoreFigur
     with sqlite3.connect(server.database) as db:
         call_rows, ended = db.execute("SELECT count(*), count(NULLIF(outcome, '')) FROM calls").fetchone()
         (visits,) = db.execute("SELECT count(*) FROM node_visits").fetchone()
-        protocols = [p for (p,) in db.execute("SELECT protocol FROM calls")]
     return StoreFigures(
         calls=len(records),
         call_rows=call_rows,
         ended_rows=ended,
         visits_expected=sum(len(r.caller.variables["IVR_PATH"].split(">")) for r in records),
         visit_rows=visits,
-        from_fallback=sum(int(p[4:11]) >= FALLBACK_FIRST for p in protocols),
+        from_fallback=sum(int(r.caller.variables["IVR_PROTOCOL"][4:11]) >= FALLBACK_FIRST for r in records),
         problems=server.problems(),
     )
 
@@ -465,12 +474,8 @@ class Failover:
 
 async def failover_missing_prompt(server: IvrServe, calls: int) -> Failover:
     """The main menu's sound file is missing on the Asterisk host: N calls get ``result=-1`` at once."""
-    hold = Hold(calls, at_main_menu)
-    async with asyncio.timeout(RUN_TIMEOUT_S):
-        tasks = [asyncio.create_task(one_call(server.port, Caller(n, MAIN_MENU_MISSING), hold)) for n in range(1, calls + 1)]
-        await _until_held(hold, tasks)
-        hold.released.set()
-        records = await asyncio.gather(*tasks)
+    callers = [Caller(n, MAIN_MENU_MISSING) for n in range(1, calls + 1)]
+    records = await run_calls(server.port, callers, Hold(calls, at_main_menu), lambda: None)
     return Failover(
         "main menu sound file missing (result=-1, no HANGUP) -> socket closed",
         calls,
@@ -481,34 +486,33 @@ async def failover_missing_prompt(server: IvrServe, calls: int) -> Failover:
 
 async def failover_killed(server: IvrServe, calls: int) -> Failover:
     """``ivr serve`` is killed (SIGKILL) while N calls are at the main menu."""
-    assert server.process is not None
-    hold = Hold(calls, at_main_menu)
-    async with asyncio.timeout(RUN_TIMEOUT_S):
-        tasks = [asyncio.create_task(one_call(server.port, Caller(n, TICKET_STATUS_THEN_AGENT), hold)) for n in range(1, calls + 1)]
-        await _until_held(hold, tasks)
-        server.process.kill()
-        killed_at = time.perf_counter()
-        hold.released.set()
-        records = await asyncio.gather(*tasks)
+    process = server.process
+    assert process is not None
+    killed_at: list[float] = []
+
+    def kill() -> None:
+        process.kill()
+        killed_at.append(time.perf_counter())
+
+    callers = [Caller(n, TICKET_STATUS_THEN_AGENT) for n in range(1, calls + 1)]
+    records = await run_calls(server.port, callers, Hold(calls, at_main_menu), kill)
     return Failover(
         "ivr serve killed (SIGKILL) -> socket closed",
         calls,
-        [r.closed_at - killed_at for r in records],
+        [r.closed_at - killed_at[0] for r in records],
         sum(r.caller.done_by_ivr for r in records),
     )
 
 
 async def measure_failovers(directory: Path, template: Path, calls: int) -> list[Failover]:
-    results = []
-    for index, scenario in enumerate((failover_missing_prompt, failover_killed)):
-        server = IvrServe(directory / f"failover-{index}", template)
-        await server.start()
-        try:
-            await warm_up(server)
-            results.append(await scenario(server, calls))
-        finally:
-            await server.stop()
-    return results
+    """Both failures on one ``ivr serve``: the missing prompt first (the server survives it), then the kill."""
+    server = IvrServe(directory / "failover", template)
+    await server.start()
+    try:
+        await warm_up(server)
+        return [await failover_missing_prompt(server, calls), await failover_killed(server, calls)]
+    finally:
+        await server.stop()
 
 
 # ---------------------------------------------------------------- report
@@ -567,8 +571,8 @@ def report(runs: Sequence[Run], failovers: Sequence[Failover], recording: CallRe
     print(" the protocol allocation the call waits for; KiB/call = (RSS with N calls at the queue - idle RSS) / N)")
 
 
-async def main(calls: Sequence[int], rounds: int, flows: Path) -> None:
-    _check_descriptors(max(calls))
+async def main(calls: Sequence[int], rounds: int, flows: Path, failover_calls: int) -> None:
+    _check_descriptors(max(*calls, failover_calls))
     started, load_before = time.monotonic(), os.getloadavg()[0]
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="sac-ivr-bench-") as tmp:
@@ -586,7 +590,7 @@ async def main(calls: Sequence[int], rounds: int, flows: Path) -> None:
                     by_server[name].append((await measure(ReplayServer(name, transcript_file), n))[0])
             for done in by_server.values():
                 runs.append(sorted(done, key=lambda r: r.calls_per_s)[len(done) // 2])
-        failovers = await measure_failovers(directory, template, max(calls))
+        failovers = await measure_failovers(directory, template, failover_calls)
     report(runs, failovers, recording, rounds)
     print(
         f"bench took {time.monotonic() - started:.0f} s; load average {load_before:.2f} before, "
@@ -606,7 +610,10 @@ def _check_descriptors(calls: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, nargs="+", default=[100, 1000], help="concurrent calls per run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs per row; the median is shown")
+    parser.add_argument("--rounds", type=int, default=1, help="runs per row; the median is shown")
+    parser.add_argument(
+        "--failover-calls", type=int, help="calls failing at once in the fallback-queue runs (default: the smallest --calls)"
+    )
     parser.add_argument("--flows", type=Path, default=REPO / "flows", help="the flows directory to serve (default: flows/)")
     parser.add_argument("--serve", choices=("floor", "wire"), help=argparse.SUPPRESS)  # a replaying child
     parser.add_argument("--transcript", type=Path, help=argparse.SUPPRESS)
@@ -615,4 +622,4 @@ if __name__ == "__main__":
         recorded = [(line, answer) for line, answer in json.loads(args.transcript.read_text())]
         asyncio.run(serve_floor(recorded) if args.serve == "floor" else serve_wire(recorded))
     else:
-        asyncio.run(main(args.calls, args.rounds, args.flows))
+        asyncio.run(main(args.calls, args.rounds, args.flows, args.failover_calls or min(args.calls)))

@@ -11,6 +11,9 @@ What res_agi does that is copied here (res_agi.c, Asterisk 22):
   ``200 result=-1 endpos=0`` with no HANGUP after it.
 * ``WAIT FOR DIGIT``: ``result=<ASCII code>``, or ``result=0`` at the time-out. Keys typed ahead (during
   an earlier prompt) are read first, like Asterisk's DTMF queue on the channel.
+* ``RECORD FILE``: ``result=<ASCII code> (dtmf)`` when a key ends it; this caller never speaks, so
+  otherwise ``result=0 (timeout) endpos=0`` (nothing recorded). Calls reach it only off the script,
+  e.g. when a slow store left the caller unidentified and the flow asks who is calling.
 * ``EXEC Queue``: while an agent talks the command does not answer; when the caller hangs up on the
   agent, ``200 result=-1`` then ``HANGUP`` on its own line. app_queue set ``MEMBERINTERFACE`` (an agent
   answered) and left ``QUEUESTATUS`` unset (it is only set when the caller leaves unanswered).
@@ -129,6 +132,10 @@ class Caller:
                 return ["200 result=1"]
             case "STREAM FILE", [path, escape]:
                 return [self._stream(path, escape)]
+            case "RECORD FILE", [_, _, escape, *_]:  # the caller keys, or says nothing at all
+                if escape and self._typed and self._typed[0] in escape:
+                    return [f"200 result={ord(self._typed.popleft())} (dtmf) endpos={PLAYED // 4}"]
+                return ["200 result=0 (timeout) endpos=0"]
             case "WAIT FOR DIGIT", [_]:
                 return [f"200 result={ord(self._typed.popleft()) if self._typed else 0}"]
             case "EXEC", ["Queue", data]:

@@ -280,7 +280,7 @@ class BuiltinOperations:
             ).all()
             return [
                 answers.InvoiceRow(
-                    i.reference_month, i.amount, i.due_date, i.status, tuple((line.kind, line.amount) for line in i.lines)
+                    i.reference_month, i.amount, i.due_date, i.status, tuple((ln.kind, ln.amount) for ln in i.lines)
                 )
                 for i in invoices
             ]

@@ -7,8 +7,10 @@ always agree on the names, arguments and results.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from integrations import builtin, builtin_journeys, email_operations
@@ -18,9 +20,14 @@ from integrations.registry import BackendError, OperationContext, OperationRegis
 from ivr.config import Settings
 from ivr.store.db import Store
 
+log = logging.getLogger(__name__)
 
-async def _unbound(ctx: OperationContext, **args: Any) -> OperationResult:
-    raise BackendError("declared_registry() has no back-ends; calls use build_registry(...)")
+
+async def _unavailable(reason: str, ctx: OperationContext, **args: Any) -> OperationResult:
+    raise BackendError(reason)
+
+
+_unbound = partial(_unavailable, "declared_registry() has no back-ends; calls use build_registry(...)")
 
 
 def declared_registry() -> OperationRegistry:
@@ -51,6 +58,15 @@ def build_registry(
         journeys = builtin_journeys.JourneyOperations(store, timezone=settings.timezone, clock=clock)
         for spec in builtin_journeys.specs(lambda name: getattr(journeys, name)):
             registry.register(spec)
+    if settings.backend == "http":
+        # The e-mail operations read the account's registered e-mails and documents from the store; with
+        # the carrier's systems the same customer id is another account. They take the flow's error
+        # branch until the carrier API offers contacts and documents to them.
+        log.warning("backend: http: email_protocol, send_document and email_team are not available")
+        unavailable = partial(_unavailable, "e-mail operations need the store's accounts (backend: store)")
+        for spec in email_operations.specs(lambda name: unavailable):
+            registry.register(spec)
+        return registry
     emails = email_operations.EmailOperations(
         store, outbox, page=settings.page, timezone=settings.timezone, clock=clock
     )

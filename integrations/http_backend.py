@@ -261,9 +261,8 @@ class HttpOperations:
             }
             ticket = await self.client.write("/tickets", "Ticket", body, idempotency_key=idempotency_key(ctx, body))
         attach = {"ticket_number": ticket["number"], "call_protocol": ctx.call_protocol or None}
-        await self.client.write(
-            f"/incidents/{incident['id']}/tickets", "IncidentTicket", attach, idempotency_key=idempotency_key(ctx, attach)
-        )
+        path = f"/incidents/{incident['id']}/tickets"
+        await self.client.write(path, "IncidentTicket", attach, idempotency_key=idempotency_key(ctx, attach))
         end = incident["expected_end_at"]
         return OperationResult.found(
             number=ticket["number"],
@@ -336,15 +335,7 @@ class HttpOperations:
             )
             for i in unresolved
         ]
-        windows = sorted(
-            (
-                answers.WindowRow(
-                    w["circuit"], instant(w["starts_at"], f"window {w['id']}"), instant(w["ends_at"], f"window {w['id']}")
-                )
-                for w in planned["windows"]
-            ),
-            key=lambda w: w.starts,
-        )
+        windows = sorted(map(_window_row, planned["windows"]), key=lambda row: row.starts)
         data = answers.incidents(incidents, windows, self._zone)
         return OperationResult.found(**data) if data else OperationResult.not_found("no incident or maintenance")
 
@@ -399,3 +390,8 @@ def _invoice_row(invoice: dict[str, Any]) -> answers.InvoiceRow:
         status=InvoiceStatus(invoice["status"]),
         lines=tuple((InvoiceLineKind(line["kind"]), money(line["amount"], what)) for line in invoice["lines"]),
     )
+
+
+def _window_row(window: dict[str, Any]) -> answers.WindowRow:
+    what = f"maintenance window {window['id']}"
+    return answers.WindowRow(window["circuit"], instant(window["starts_at"], what), instant(window["ends_at"], what))

@@ -119,32 +119,18 @@ class CarrierClient:
     ) -> Any:
         what = f"carrier API {method} {path}"
         self.breaker.allow(what)
-        settled = False
         try:
-            try:
-                async with asyncio.timeout(self._conf.attempt_timeout_s):
-                    async with self._session().request(
-                        method, self._base + path, params=params, json=json_body, headers=headers
-                    ) as response:
-                        status = response.status
-                        raw = await self._body(response, what)
-            except TimeoutError as exc:
-                self.breaker.failed()
-                settled = True
-                raise CarrierUnavailable(f"{what}: no answer within {self._conf.attempt_timeout_s:g} s") from exc
-            except aiohttp.ClientError as exc:
-                self.breaker.failed()
-                settled = True
-                raise CarrierUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
-            if status in TRANSIENT_STATUSES:
-                self.breaker.failed()
-                settled = True
-                raise CarrierUnavailable(f"{what}: HTTP {status}{_problem(raw)}")
-            self.breaker.succeeded()
-            settled = True
-        finally:
-            if not settled:
-                self.breaker.abandoned()
+            status, raw = await self._exchange(method, path, what, params, json_body, headers)
+        except CarrierUnavailable:
+            self.breaker.failed()
+            raise
+        except BaseException:  # cancelled (the operation's deadline, a hang-up) or a body too large
+            self.breaker.abandoned()
+            raise
+        if status in TRANSIENT_STATUSES:
+            self.breaker.failed()
+            raise CarrierUnavailable(f"{what}: HTTP {status}{_problem(raw)}")
+        self.breaker.succeeded()
         if status == 404:
             raise NotFound(f"{what}: HTTP 404{_problem(raw)}", status)
         if status >= 400 or status < 200:
@@ -155,6 +141,27 @@ class CarrierClient:
             raise BadResponse(f"{what}: the answer is not JSON ({exc})") from exc
         check(schema, body, what)
         return body
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        params: Mapping[str, str] | None,
+        json_body: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[int, bytes]:
+        """One request and its whole answer, within the attempt's bound."""
+        try:
+            async with asyncio.timeout(self._conf.attempt_timeout_s):
+                async with self._session().request(
+                    method, self._base + path, params=params, json=json_body, headers=headers
+                ) as response:
+                    return response.status, await self._body(response, what)
+        except TimeoutError as exc:
+            raise CarrierUnavailable(f"{what}: no answer within {self._conf.attempt_timeout_s:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise CarrierUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
 
     async def _body(self, response: aiohttp.ClientResponse, what: str) -> bytes:
         limit = self._conf.max_response_bytes

@@ -100,7 +100,10 @@ async def demo_services(
     never touches the live store. It sends no e-mail: the demo accounts' addresses are not ours to write
     to, so messages stay in the demo store's outbox."""
     url = database_url or f"sqlite+aiosqlite:///{directory / 'demo.sqlite3'}"
-    demo = settings.model_copy(update={"database_url": url, "var_dir": directory, "email": EmailSettings()})
+    # The seeded store answers every operation: a flow test never reaches the carrier's live systems.
+    demo = settings.model_copy(
+        update={"database_url": url, "var_dir": directory, "email": EmailSettings(), "backend": "builtin"}
+    )
     store = Store(demo.database_url, busy_timeout_s=demo.store.busy_timeout_s)
     try:
         await upgrade(store)

@@ -197,6 +197,13 @@ class CarrierApiSettings(BaseModel):
     cache_entries: int = Field(default=2000, ge=1)
     max_response_bytes: int = Field(default=1_000_000, ge=1024)
 
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")) or "?" in url or "#" in url:
+            raise ValueError(f"expected an http:// or https:// base URL without query (https://host/v1), got {url!r}")
+        return url
+
 
 class HoldSettings(BaseModel):
     """What a caller hears while an operation is slow (ivr/engine/context.py operate())."""

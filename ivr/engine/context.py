@@ -226,7 +226,7 @@ class CallContext:
             "protocol": self.protocol,
             "caller_id": self.caller_id or "",
             "customer": str(self.customer_id or ""),
-            "customer_name": str(self.customer.get("name", "")),
+            "customer_name": str(self.customer.get("customer_name", "")),  # integrations.accounts.IDENTITY
             "path": ">".join(self.path),
             "tickets": ",".join(t.number for t in self.tickets),
         }

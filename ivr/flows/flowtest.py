@@ -136,7 +136,8 @@ async def run_case(
 ) -> CaseResult:
     when = case.at or at
     if case.operations:
-        services = dataclasses.replace(services, operations=_failing(services.operations, case.operations))
+        failing = _failing(services.operations, case.operations, where=f"{file}: case '{case.name}'")
+        services = dataclasses.replace(services, operations=failing)
     if when is not None:
         moment = _aware(when, settings)
         services = dataclasses.replace(services, clock=lambda: moment)
@@ -151,17 +152,19 @@ async def run_case(
     return CaseResult(file, case, result, heard_text, _differences(case.expect, result, heard_text))
 
 
-def _failing(registry: OperationRegistry, failing: Mapping[str, str]) -> OperationRegistry:
+def _failing(registry: OperationRegistry, failing: Mapping[str, str], *, where: str) -> OperationRegistry:
     """The same operations, but those named answer with the given status (a back-end down or slow)."""
     unknown = sorted(set(failing) - {spec.name for spec in registry})
     if unknown:
-        raise FlowTestError(f"operations: {', '.join(unknown)} not registered")
+        raise FlowTestError(f"{where}: operations: {', '.join(unknown)} not registered")
     changed = OperationRegistry(registry.default_timeout_s)
     for spec in registry:
         if spec.name in failing:
             status = OperationStatus(failing[spec.name])
 
-            async def answer(ctx: OperationContext, _status: OperationStatus = status, **args: object) -> OperationResult:
+            async def answer(
+                ctx: OperationContext, _status: OperationStatus = status, **args: object
+            ) -> OperationResult:
                 return OperationResult(_status, {}, "failed on purpose by the flow test")
 
             spec = dataclasses.replace(spec, handler=answer)

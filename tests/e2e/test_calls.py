@@ -33,24 +33,29 @@ from .store import StoreReader, StoredCall, wait_for
 pytestmark = pytest.mark.e2e
 
 # --- the journeys: keys per prompt, and the nodes (flows/sac.yaml, flows/identify.yaml) they answer ---
+# Demo accounts (ivr/store/seed.py): KNOWN_CALLER is Transportes Serra Azul, CNPJ 11.222.333/0001-81;
+# Hospital Vale do Aço (CNPJ 45.263.816/0001-46) has one circuit and no outage.
 UNKNOWN_CALLER = "3199990000"
-OWN_TICKET = make_ticket_number(102)  # Transportes Serra Azul's ticket in progress (ivr/store/seed.py)
+HANGING_UP_CALLER = "3198887777"
+OWN_TICKET = make_ticket_number(102)  # Serra Azul's ticket in progress
 OTHERS_TICKET = make_ticket_number(201)  # Hospital Vale do Aço's ticket: not the known caller's
-CNPJ = "11222333000181"  # Transportes Serra Azul
-CNPJ_ROOT = CNPJ[:8]
+SERRA_AZUL_CNPJ_ROOT = "11222333"
+HOSPITAL_CNPJ = "45263816000146"
 
-# main_menu 3 -> ticket_status (number #) -> status_lookup -> status_* -> anything_else 1 -> goodbye
+# main_menu 3 -> ticket_status (number #) -> status_who -> status_lookup -> status_in_progress
+# (status_not_found for another customer's ticket) -> ... -> anything_else 1 -> goodbye
 TICKET_STATUS = ("3", f"{OWN_TICKET}#", "1")
 TICKET_STATUS_OTHERS = ("3", f"{OTHERS_TICKET}#", "1")
-# main_menu 1 -> technical -> technical_menu 1 -> failure -> identify/ask_cnpj (14 digits)
-# -> open_failure -> failure_opened (ticket number said: not interruptible) -> after_failure 1 -> goodbye
-TECHNICAL_TICKET = ("1", "1", CNPJ)
+# main_menu 1 -> technical 1 -> failure -> identify/ask_cnpj (14 digits) -> identify/find_by_cnpj
+# -> failure_check (no outage) -> failure_symptom 1 -> open_failure -> failure_opened (the ticket
+# number, not interruptible: the script waits it out) -> failure_deadline -> after_failure 1 -> goodbye
+TECHNICAL_TICKET = ("1", "1", HOSPITAL_CNPJ, "1")
+TECHNICAL_TICKET_ANNOUNCED = "failure_opened"
 TECHNICAL_TICKET_END = ("1",)
-# main_menu 2 -> billing -> identify/ask_cnpj_root (8 digits) -> invoice_lookup -> say_overdue
-# -> billing_menu 0 -> billing_hours (open) -> billing_queue
-BILLING_AGENT = ("2", CNPJ_ROOT, "0")
+# main_menu 2 -> billing -> identify/ask_cnpj_root (8 digits) -> identify/check_cnpj_root
+# -> invoice_lookup -> say_overdue -> billing_menu 0 -> billing_hours (open) -> billing_queue
+BILLING_AGENT = ("2", SERRA_AZUL_CNPJ_ROOT, "0")
 # main_menu 1 -> technical (the technical menu): the caller hangs up there
-HANGING_UP_CALLER = "3198887777"
 HANG_UP_IN_MENU = ("1",)
 
 GAP_S = 1.5  # after a key group: the next prompt has begun (keys between prompts are not heard)
@@ -119,7 +124,7 @@ async def in_flight(
         "own_ticket": journeys.script(KNOWN_CALLER, *TICKET_STATUS),
         "others_ticket": journeys.script(KNOWN_CALLER, *TICKET_STATUS_OTHERS),
         "technical_ticket": journeys.script(
-            UNKNOWN_CALLER, *TECHNICAL_TICKET, journeys.ticket_said_s("failure_opened") + MARGIN_S,
+            UNKNOWN_CALLER, *TECHNICAL_TICKET, journeys.ticket_said_s(TECHNICAL_TICKET_ANNOUNCED) + MARGIN_S,
             *TECHNICAL_TICKET_END,
         ),
         "hang_up_in_menu": journeys.script(HANGING_UP_CALLER, *HANG_UP_IN_MENU, end="hangup"),
@@ -171,10 +176,11 @@ async def test_an_unknown_caller_gives_the_cnpj_and_opens_a_technical_ticket(
     (call,) = await stored.ended_calls(in_flight.before, 1, caller=phone.normalise(UNKNOWN_CALLER))
 
     assert _visit(call, "identify_by_caller")[2] == "not_found"
-    assert "identify/ask_cnpj" in call.path and "identify/find_by_cnpj" in call.path, call.path
-    assert _visit(call, "identify/ask_cnpj")[1] != CNPJ  # masked in the store's visits
+    assert "identify/ask_cnpj" in call.path and _visit(call, "identify/find_by_cnpj")[2] == "found", call.path
+    assert _visit(call, "identify/ask_cnpj")[1] != HOSPITAL_CNPJ  # caller data is masked in the store
     ((number, kind),) = call.tickets
     assert kind == "technical_failure" and len(number) == 9
+    assert "open_failure" in call.path and "failure_opened" in call.path, call.path
     assert call.path[-2:] == ["after_failure", "goodbye"] and call.outcome == "ended", call
 
 
@@ -210,7 +216,7 @@ async def test_a_caller_reaches_the_billing_queue_and_the_agent_sees_the_call(
     context = dict(line.split("=", 1) for line in called["ChanVariable"].splitlines() if "=" in line)
     assert context["IVR_PROTOCOL"] == stored_call.protocol
     assert context["IVR_CALLER_ID"] == KNOWN_CALLER
-    assert context["IVR_CUSTOMER_NAME"]  # the agent knows who is calling
+    assert context["IVR_CUSTOMER_NAME"] == "Transportes Serra Azul Ltda"  # the agent knows who calls
     assert stored_call.linked_id == joined["Linkedid"]  # the CDR line and the IVR record join
     assert "identify/check_cnpj_root" in stored_call.path and stored_call.path[-1] == "billing_queue"
     assert _visit(stored_call, "billing_hours")[2] == "open"

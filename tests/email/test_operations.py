@@ -251,3 +251,16 @@ def test_the_checker_knows_every_operation_a_call_can_run(registry: OperationReg
     declared = {spec.name: (spec.args, spec.results, spec.identifies) for spec in declared_registry()}
     assert declared == {spec.name: (spec.args, spec.results, spec.identifies) for spec in registry}
     assert {"email_protocol", "send_document", "email_team", "open_ticket"} <= set(declared)
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+async def test_with_the_carrier_api_no_mail_goes_to_the_stores_account_of_the_same_id(store: Store) -> None:
+    """The carrier's customer 1 is not the store's customer 1: the e-mail operations refuse to guess."""
+    registry = build_registry(store, outbox=Outbox(store), settings=load_settings(backend="http"))
+    try:
+        ctx = OperationContext(PROTOCOL, KNOWN_CALLER, 1, True)
+        for name, args in (("email_protocol", {}), ("send_document", {"kind": "boleto"})):
+            assert (await registry.call(name, args, ctx)).status is OperationStatus.ERROR
+        assert await queued(store) == 0
+    finally:
+        await registry.aclose()

@@ -120,7 +120,7 @@ def test_a_flow_test_can_make_a_back_end_fail(tmp_path: Path, capsys: pytest.Cap
     )
     assert main(["flow", "test", str(case)]) == 2
     captured = capsys.readouterr()
-    assert "operations: teleport not registered" in captured.err
+    assert "case 'an operation that does not exist': operations: teleport not registered" in captured.err
 
 
 def test_a_flow_test_with_a_failing_back_end_reports_the_difference(

@@ -27,6 +27,7 @@ SHARED_CALLER = "1140041234"  # on accounts 2 and 3
 TOKEN = "test-token"
 PROTOCOL = make_call_protocol(2026, 1)
 TICKET = make_ticket_number(1)
+OPEN_STATES = ("open", "in_progress", "waiting_customer")
 
 
 class Fault(str, Enum):
@@ -45,7 +46,7 @@ def _customer(cid: int, code: str, name: str, cnpj: str, phones: list[str], circ
 
 CUSTOMERS = [
     _customer(1, "100200", "Padaria Pão Quente Ltda", "11222333000181", [KNOWN_CALLER], 2),
-    _customer(2, "100300", "Contabilidade Alfa", "11444777000161", [SHARED_CALLER], 0),
+    {**_customer(2, "100300", "Contabilidade Alfa", "11444777000161", [SHARED_CALLER], 0), "status": "suspended"},
     _customer(3, "100400", "Mercado Beta", "12345678000195", [SHARED_CALLER], 0),
 ]
 CIRCUITS = {
@@ -73,6 +74,10 @@ INVOICES = {
                  [("service", "1000.00"), ("partial", "50.00"), ("discount", "-100.00")]),
         _invoice(11, "2026-10-01", "1000.00", "2026-11-10", "overdue", [("service", "1000.00")]),
     ],
+    2: [
+        _invoice(22, "2026-10-01", "300.00", "2026-11-05", "overdue", [("service", "300.00")]),
+        _invoice(21, "2026-09-01", "300.00", "2026-10-05", "overdue", [("service", "300.00")]),
+    ],
 }  # fmt: skip
 INCIDENTS = {
     1: [{"id": 5, "circuit": "BHZ-0001-FO", "description": "fibra rompida", "started_at": _at(-1),
@@ -91,6 +96,7 @@ class CarrierFake:
     hits: Counter[str] = field(default_factory=Counter)
     posts: list[tuple[str, dict[str, str], dict[str, Any]]] = field(default_factory=list)
     tickets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attached: list[tuple[int, str, str | None]] = field(default_factory=list)  # (incident, ticket, call)
     released: asyncio.Event = field(default_factory=asyncio.Event)  # ends every slow answer
     _faults: dict[str, tuple[Fault, int | None]] = field(default_factory=dict)
     _keys: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
@@ -122,6 +128,7 @@ class CarrierFake:
         app.router.add_get("/v1/tickets/{number}", self.ticket)
         app.router.add_post("/v1/tickets", self.open_ticket)
         app.router.add_post("/v1/leads", self.register_lead)
+        app.router.add_post("/v1/incidents/{iid}/tickets", self.attach)
         return app
 
     @web.middleware
@@ -193,9 +200,23 @@ class CarrierFake:
         return web.json_response({"windows": windows})
 
     async def search_tickets(self, request: web.Request) -> web.Response:
-        cid, protocol = int(request.query["customer_id"]), request.query["call_protocol"]
-        found = [t for t in self.tickets.values() if t["customer_id"] == cid and t["call_protocol"] == protocol]
+        query = request.query
+        found = [
+            t for t in self.tickets.values()
+            if t["customer_id"] == int(query["customer_id"])
+            and all(t[k] == query[k] for k in ("call_protocol", "kind", "circuit") if k in query)
+            and (query.get("state", "all") == "all" or t["state"] in OPEN_STATES)
+        ]  # fmt: skip
         return web.json_response({"tickets": found[::-1]})
+
+    async def attach(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        replay = self._replay(request, body)
+        if replay is not None:
+            return replay
+        incident_id = int(request.match_info["iid"])
+        self.attached.append((incident_id, body["ticket_number"], body["call_protocol"]))
+        return self._created(request, body, {"incident_id": incident_id, "ticket_number": body["ticket_number"]})
 
     async def ticket(self, request: web.Request) -> web.Response:
         found = self.tickets.get(request.match_info["number"])

@@ -65,7 +65,8 @@ def clock() -> Clock:
 
 def adapter(carrier: CarrierFake, clock: Clock, **overrides: Any) -> HttpOperations:
     conf = CarrierApiSettings(base_url=carrier.base_url, **{**TIMINGS, **overrides})
-    return HttpOperations(conf, timezone="America/Sao_Paulo", clock=lambda: NOW, client=CarrierClient(conf, monotonic=clock))
+    client = CarrierClient(conf, monotonic=clock)
+    return HttpOperations(conf, timezone="America/Sao_Paulo", clock=lambda: NOW, client=client)
 
 
 @pytest.fixture
@@ -92,7 +93,8 @@ class Caller:
         if spec is not None and spec.identifies and result.data.get("customer_id") is not None:
             same = result.data["customer_id"] == self.ctx.customer_id
             confirmed = (self.ctx.account_confirmed and same) or bool(result.data["confirmed"])
-            self.ctx = OperationContext(self.ctx.call_protocol, self.ctx.caller_id, result.data["customer_id"], confirmed)
+            who = result.data["customer_id"]
+            self.ctx = OperationContext(self.ctx.call_protocol, self.ctx.caller_id, who, confirmed)
         return result
 
 

@@ -87,7 +87,8 @@ class SlowLookup:
 async def call(channel: Watched, lookup: SlowLookup, within_s: float = 5.0) -> CallResult:
     settings = load_settings(hold={"prompt": HOLD, "after_s": 0.05})
     text = FLOW.replace("WITHIN", str(within_s))
-    return await run_call(flow(text), channel, services(operations=lookup.registry()), settings=settings)  # type: ignore[arg-type]
+    svc = services(operations=lookup.registry())
+    return await run_call(flow(text), channel, svc, settings=settings)  # type: ignore[arg-type]
 
 
 async def test_a_slow_lookup_plays_the_hold_prompt_once_and_nothing_overlaps() -> None:

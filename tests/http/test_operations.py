@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from integrations import builtin_journeys
 from integrations.builtin import declared_registry
 from integrations.registry import OperationRegistry, OperationResult, OperationStatus
 from ivr.protocol_number import make_call_protocol
@@ -19,9 +20,10 @@ def assert_declared_fields(registry: OperationRegistry, name: str, result: Opera
     assert set(result.data) == set(spec.results)
 
 
-async def test_same_operations_as_the_builtin_adapter(registry: OperationRegistry) -> None:
-    ours = {(s.name, s.args, s.results, s.identifies) for s in registry}
-    assert ours == {(s.name, s.args, s.results, s.identifies) for s in declared_registry()}
+async def test_same_operations_as_the_builtin_adapters(registry: OperationRegistry) -> None:
+    theirs = {(s.name, s.args, s.results, s.identifies) for s in declared_registry()}
+    theirs |= {(name, args, results, False) for name, _, args, results in builtin_journeys.SPECS}
+    assert {(s.name, s.args, s.results, s.identifies) for s in registry} == theirs
 
 
 async def test_caller_id_identifies_and_the_cnpj_root_confirms(registry: OperationRegistry) -> None:
@@ -101,3 +103,55 @@ async def test_circuits_incidents_and_leads(registry: OperationRegistry) -> None
     lead = await Caller(registry, "(31) 98888-7777").op("register_lead", name=" Ana ")
     assert_declared_fields(registry, "register_lead", lead)
     assert lead.data["phone"] == "31988887777"
+
+
+async def test_latest_ticket_of_a_kind(registry: OperationRegistry) -> None:
+    caller = Caller(registry, KNOWN_CALLER)
+    await caller.op("customer_by_caller_id")
+    latest = await caller.op("latest_ticket", kind="technical_failure")
+    assert_declared_fields(registry, "latest_ticket", latest)
+    assert latest.data["number"] == TICKET and latest.data["expected_date"] == date(2026, 11, 26)
+    assert (await caller.op("latest_ticket", kind="bgp_request")).status is OperationStatus.NOT_FOUND
+    assert (await caller.op("latest_ticket", kind="bgp")).status is OperationStatus.ERROR
+
+
+async def test_callers_join_the_open_ticket_of_a_known_outage(
+    registry: OperationRegistry, carrier: CarrierFake
+) -> None:
+    first = Caller(registry, KNOWN_CALLER, protocol=make_call_protocol(2026, 21))
+    await first.op("customer_by_caller_id")
+    joined = await first.op("attach_to_incident")
+    assert_declared_fields(registry, "attach_to_incident", joined)
+    assert (joined.data["number"], joined.data["attached"], joined.data["ticket_number"]) == (TICKET, "existing", "")
+    assert joined.data["expected_date"] == date(2026, 11, 25)
+    carrier.tickets[TICKET]["state"] = "resolved"  # that ticket was closed: the next caller opens one
+    second = Caller(registry, KNOWN_CALLER, protocol=make_call_protocol(2026, 22))
+    await second.op("customer_by_caller_id")
+    opened = await second.op("attach_to_incident")
+    assert opened.data["attached"] == "new" and opened.data["ticket_number"] == opened.data["number"] != TICKET
+    third = Caller(registry, KNOWN_CALLER, protocol=make_call_protocol(2026, 23))
+    await third.op("customer_by_caller_id")
+    assert (await third.op("attach_to_incident")).data["number"] == opened.data["number"]
+    assert carrier.hits["POST /tickets"] == 1
+    assert [(incident, call) for incident, _, call in carrier.attached] == [
+        (5, make_call_protocol(2026, n)) for n in (21, 22, 23)
+    ]
+    no_outage = Caller(registry, None)
+    await no_outage.op("customer_by_cnpj", cnpj="12345678000195")
+    assert (await no_outage.op("attach_to_incident")).status is OperationStatus.NOT_FOUND
+
+
+async def test_suspension_amounts_only_once_confirmed(registry: OperationRegistry) -> None:
+    caller = Caller(registry, None)
+    await caller.op("customer_by_cnpj", cnpj="11444777000161")
+    unconfirmed = await caller.op("suspension_status")
+    assert_declared_fields(registry, "suspension_status", unconfirmed)
+    assert unconfirmed.data["cause"] == "financial" and unconfirmed.data["overdue_total"] == ""
+    await caller.op("customer_by_code", code="100300")
+    confirmed = await caller.op("suspension_status")
+    assert confirmed.data["overdue_count"] == 2 and confirmed.data["overdue_total"] == Decimal("600.00")
+    assert confirmed.data["oldest_due_date"] == date(2026, 10, 5)
+    active = Caller(registry, KNOWN_CALLER)
+    await active.op("customer_by_caller_id")
+    technical = await active.op("suspension_status")
+    assert (technical.data["cause"], technical.data["incident_circuit"]) == ("technical", "BHZ-0001-FO")

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from integrations.catalog import build_registry
+from integrations.http_backend import HttpOperations
 from integrations.outbox import Outbox
-from integrations.registry import OperationContext, OperationStatus
+from integrations.registry import BackendError, OperationContext, OperationStatus
+from ivr.app import demo_services
 from ivr.config import load_settings
+from ivr.store import seed
 from ivr.store.db import Store
 from ivr.voice.catalogue import Catalogue
 
@@ -24,8 +29,8 @@ async def test_the_catalogue_sends_account_operations_to_the_carrier_api(tmp_pat
         assert found.status is OperationStatus.FOUND and found.data["customer_name"] == "Padaria Pão Quente Ltda"
         assert carrier.hits["GET /customers"] == 1
         known = OperationContext(PROTOCOL, KNOWN_CALLER, 1, False)
-        other = await registry.call("latest_ticket", {"kind": "bgp_request"}, known)
-        assert other.status is OperationStatus.ERROR and "not offered by the carrier API" in other.message
+        latest = await registry.call("latest_ticket", {"kind": "technical_failure"}, known)  # a journey's
+        assert latest.status is OperationStatus.FOUND and carrier.hits["GET /tickets"] == 1
     finally:
         await registry.aclose()
         await store.aclose()
@@ -34,3 +39,20 @@ async def test_the_catalogue_sends_account_operations_to_the_carrier_api(tmp_pat
 def test_the_hold_prompt_is_in_the_catalogue() -> None:
     settings = load_settings()
     assert Catalogue.load(settings.prompts_dir).has(settings.hold.prompt)
+
+
+async def test_an_operation_the_adapter_does_not_offer_answers_error(http_ops: HttpOperations) -> None:
+    handler = http_ops.handler_for("added_later")
+    with pytest.raises(BackendError, match="added_later: not offered by the carrier API adapter"):
+        await handler(OperationContext(PROTOCOL, KNOWN_CALLER, 1, False))
+
+
+async def test_flow_tests_answer_from_the_seeded_store_even_with_the_http_backend(
+    tmp_path: Path, carrier: CarrierFake
+) -> None:
+    settings = load_settings(backend="http", carrier_api={"base_url": carrier.base_url, "token": TOKEN})
+    async with demo_services(settings, tmp_path) as services:
+        ctx = OperationContext(PROTOCOL, seed.KNOWN_CALLER, None, False)
+        found = await services.operations.call("customer_by_caller_id", {}, ctx)
+    assert found.status is OperationStatus.FOUND
+    assert sum(carrier.hits.values()) == 0
