@@ -100,6 +100,7 @@ class ReplayServer(Server):
         super().__init__()
         self.name = name
         self._transcript = transcript
+        self.commands = len(json.loads(transcript.read_text()))
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
@@ -213,14 +214,22 @@ async def serve_floor(transcript: Transcript) -> None:
 
 async def serve_wire(transcript: Transcript) -> None:
     from ivr.agi.wire import MAX_LINE, AgiConnection, read_request
+    from ivr.config import AgiSettings
 
+    agi = AgiSettings()
     commands = [split_command(line) for line, _ in transcript]
 
+    def timeout_s(command: str, args: list[str]) -> float:
+        """As AgiChannel bounds them: EXEC Queue by the queue's own wait plus a margin."""
+        if command == "EXEC":
+            return float(args[1].rpartition(",")[2]) + agi.exec_margin_s
+        return agi.command_timeout_s
+
     async def call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = AgiConnection(reader, writer, await read_request(reader, timeout=5))
+        conn = AgiConnection(reader, writer, await read_request(reader, timeout=agi.header_timeout_s))
         try:
             for command, args in commands:  # after_hangup: the recorded call reads variables after it
-                await conn.execute(command, *args, timeout=30, after_hangup=True)
+                await conn.execute(command, *args, timeout=timeout_s(command, args), after_hangup=True)
         finally:
             await conn.close()
 
@@ -274,12 +283,14 @@ class CallRecord:
     closed_at: float = 0.0
 
 
-async def one_call(port: int, caller: Caller, hold: Hold | None) -> CallRecord:
+async def one_call(port: int, caller: Caller, hold: Hold | None, start_after_s: float = 0.0) -> CallRecord:
     """Asterisk's side of one call, from the ``agi_*`` block until the IVR closes the socket."""
     record = CallRecord(caller)
     held = False
     previous = ""
     try:
+        if start_after_s:
+            await asyncio.sleep(start_after_s)  # the call's arrival time in a ramp
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
     except BaseException:
         if hold is not None:
@@ -316,11 +327,16 @@ async def one_call(port: int, caller: Caller, hold: Hold | None) -> CallRecord:
             hold.passed()
 
 
-async def run_calls(port: int, callers: Sequence[Caller], hold: Hold, when_held: Callable[[], None]) -> list[CallRecord]:
-    """All the calls at once; `when_held` runs once every call is at the hold point, then they go on.
-    A call that fails fails the run (the task group cancels the others)."""
-    async with asyncio.timeout(RUN_TIMEOUT_S), asyncio.TaskGroup() as group:
-        tasks = [group.create_task(one_call(port, caller, hold)) for caller in callers]
+async def run_calls(
+    port: int, callers: Sequence[Caller], hold: Hold, when_held: Callable[[], None], ramp_s: float = 0.0
+) -> list[CallRecord]:
+    """The calls at once (or arriving evenly over `ramp_s`); `when_held` runs once every call is at the
+    hold point, then they go on. A call that fails fails the run (the task group cancels the others)."""
+    async with asyncio.timeout(RUN_TIMEOUT_S + ramp_s), asyncio.TaskGroup() as group:
+        tasks = [
+            group.create_task(one_call(port, caller, hold, ramp_s * index / len(callers)))
+            for index, caller in enumerate(callers)
+        ]
         await hold.all_here.wait()
         when_held()
         hold.released.set()
@@ -335,6 +351,7 @@ class Run:
     elapsed_s: float
     rss_idle_kib: int
     rss_busy_kib: int
+    cpu_s: float  # the server's CPU time during the run
     store: StoreFigures | None = None
 
     @property
@@ -348,6 +365,10 @@ class Run:
     @property
     def kib_per_call(self) -> float:
         return (self.rss_busy_kib - self.rss_idle_kib) / self.calls
+
+    @property
+    def cpu_ms_per_call(self) -> float:
+        return 1000 * self.cpu_s / self.calls
 
     def off_script(self, scripted: str) -> Counter[str]:
         """Paths (``IVR_PATH``, from where they leave the scripted one) of the calls that left it."""
@@ -369,6 +390,12 @@ class Run:
 def pct_ms(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU time the process has used (``/proc/<pid>/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:
@@ -398,16 +425,24 @@ def check_completed(records: Sequence[CallRecord]) -> None:
             )
 
 
-async def load(server: Server, calls: int) -> Run:
-    """N calls at once; all held at the queue while the server's RSS is read."""
+async def load(server: Server, calls: int, ramp_s: float) -> Run:
+    """N calls at once (or over `ramp_s`); all held at the queue while the server's RSS is read."""
     idle = rss_kib(server.pid)
     busy: list[int] = []
+    cpu_before = cpu_s(server.pid)
     started = time.perf_counter()
     callers = [Caller(n, TICKET_STATUS_THEN_AGENT) for n in range(1, calls + 1)]
-    records = await run_calls(server.port, callers, Hold(calls, at_queue), lambda: busy.append(rss_kib(server.pid)))
+    records = await run_calls(
+        server.port, callers, Hold(calls, at_queue), lambda: busy.append(rss_kib(server.pid)), ramp_s
+    )
     elapsed = time.perf_counter() - started
+    cpu = cpu_s(server.pid) - cpu_before
     check_completed(records)
-    return Run(server.name, calls, records, elapsed, idle, busy[0])
+    if isinstance(server, ReplayServer):
+        cut = [r.caller.n for r in records if len(r.transcript) != server.commands]
+        if cut:
+            raise AssertionError(f"{server.name}: {len(cut)} call(s) did not replay all {server.commands} commands")
+    return Run(server.name, calls, records, elapsed, idle, busy[0], cpu)
 
 
 # ---------------------------------------------------------------- the store after a run
@@ -429,6 +464,7 @@ class StoreFigures:
 
     @property
     def records_lost(self) -> int:
+        """At least this many: a call row whose start record was lost still counts as written."""
         return self.records_expected - self.visit_rows - self.call_rows - self.ended_rows
 
 
@@ -448,12 +484,12 @@ def store_figures(server: IvrServe, records: Sequence[CallRecord]) -> StoreFigur
     )
 
 
-async def measure(server: Server, calls: int) -> tuple[Run, CallRecord]:
+async def measure(server: Server, calls: int, ramp_s: float) -> tuple[Run, CallRecord]:
     """Start the server, warm it up with one call (the recording), load it, stop it."""
     await server.start()
     try:
         recording = await warm_up(server)
-        run = await load(server, calls)
+        run = await load(server, calls, ramp_s)
     finally:
         await server.stop()
     if isinstance(server, IvrServe):
@@ -518,15 +554,22 @@ async def measure_failovers(directory: Path, template: Path, calls: int) -> list
 # ---------------------------------------------------------------- report
 
 
-def report(runs: Sequence[Run], failovers: Sequence[Failover], recording: CallRecord, rounds: int) -> None:
+def report(runs: Sequence[Run], failovers: Sequence[Failover], recording: CallRecord, rounds: int, ramp_s: float) -> None:
     transcript = recording.transcript
     scripted = recording.caller.variables["IVR_PATH"]
     print(
         f"call: known caller, ticket status (3, ticket number keyed), then a person (0) who answers in the "
         f"technical queue: {len(transcript)} AGI commands, {len(scripted.split('>'))} node visits"
     )
-    print(f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, loopback; median of {rounds} round(s) by calls/s")
-    print(f"{'server':<7}{'calls':>7}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'alloc p50/p99 ms':>18}{'KiB/call':>10}")
+    arrivals = f"arriving evenly over {ramp_s:g} s" if ramp_s else "arriving at once"
+    print(
+        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, loopback; N calls {arrivals}; "
+        f"median of {rounds} round(s) by calls/s"
+    )
+    print(
+        f"{'server':<7}{'calls':>7}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'alloc p50/p99 ms':>18}"
+        f"{'KiB/call':>10}{'CPU ms/call':>13}"
+    )
     for r in runs:
         alloc = (
             f"{pct_ms([c.allocation_s for c in r.records], 0.5):.1f}/{pct_ms([c.allocation_s for c in r.records], 0.99):.1f}"
@@ -535,7 +578,7 @@ def report(runs: Sequence[Run], failovers: Sequence[Failover], recording: CallRe
         )
         print(
             f"{r.server:<7}{r.calls:>7}{r.calls_per_s:>9.0f}{pct_ms(r.latencies_s, 0.5):>9.2f}"
-            f"{pct_ms(r.latencies_s, 0.99):>9.2f}{alloc:>18}{r.kib_per_call:>10.1f}"
+            f"{pct_ms(r.latencies_s, 0.99):>9.2f}{alloc:>18}{r.kib_per_call:>10.1f}{r.cpu_ms_per_call:>13.2f}"
         )
     for calls in sorted({r.calls for r in runs}):
         floor = next(r for r in runs if r.server == "floor" and r.calls == calls)
@@ -544,7 +587,8 @@ def report(runs: Sequence[Run], failovers: Sequence[Failover], recording: CallRe
                 f"{other.server}/floor at {calls}: calls/s x{other.calls_per_s / floor.calls_per_s:.2f}, "
                 f"p50 x{pct_ms(other.latencies_s, 0.5) / pct_ms(floor.latencies_s, 0.5):.1f}, "
                 f"p99 x{pct_ms(other.latencies_s, 0.99) / pct_ms(floor.latencies_s, 0.99):.1f}, "
-                f"memory x{other.kib_per_call / max(floor.kib_per_call, 0.1):.1f}"
+                f"memory x{other.kib_per_call / max(floor.kib_per_call, 0.1):.1f}, "
+                f"CPU x{other.cpu_ms_per_call / max(floor.cpu_ms_per_call, 0.01):.1f}"
             )
     for r in runs:
         if r.store is None:
@@ -553,7 +597,7 @@ def report(runs: Sequence[Run], failovers: Sequence[Failover], recording: CallRe
         print(
             f"store at {r.calls} (SQLite, {s.calls} calls with the warm-ups): call rows {s.call_rows} "
             f"({s.ended_rows} ended), node visits {s.visit_rows}/{s.visits_expected}, "
-            f"records lost {s.records_lost}/{s.records_expected}; protocols from the fallback range {s.from_fallback}"
+            f"records lost >= {s.records_lost}/{s.records_expected}; protocols from the fallback range {s.from_fallback}"
         )
         for line in s.problems:
             print(f"  server log: {line}")
@@ -568,10 +612,11 @@ def report(runs: Sequence[Run], failovers: Sequence[Failover], recording: CallRe
             f"IVR_DONE set on {f.done_by_ivr}"
         )
     print("(latency = Asterisk's answer written -> next command read; alloc = ANSWER answered -> next command,")
-    print(" the protocol allocation the call waits for; KiB/call = (RSS with N calls at the queue - idle RSS) / N)")
+    print(" the protocol allocation the call waits for; KiB/call = (RSS with N calls at the queue - idle RSS) / N;")
+    print(" CPU ms/call = the server's user + system CPU time during the run / N)")
 
 
-async def main(calls: Sequence[int], rounds: int, flows: Path, failover_calls: int) -> None:
+async def main(calls: Sequence[int], rounds: int, ramp_s: float, flows: Path, failover_calls: int) -> None:
     _check_descriptors(max(*calls, failover_calls))
     started, load_before = time.monotonic(), os.getloadavg()[0]
     runs: list[Run] = []
@@ -583,15 +628,15 @@ async def main(calls: Sequence[int], rounds: int, flows: Path, failover_calls: i
         for n in calls:
             by_server: dict[str, list[Run]] = {"floor": [], "wire": [], "ivr": []}
             for index in range(rounds):  # the three servers in turn, so drift on the machine hits all alike
-                run, recording = await measure(IvrServe(directory / f"ivr-{n}-{index}", template), n)
+                run, recording = await measure(IvrServe(directory / f"ivr-{n}-{index}", template), n, ramp_s)
                 by_server["ivr"].append(run)
                 transcript_file.write_text(json.dumps(recording.transcript))
                 for name in ("floor", "wire"):
-                    by_server[name].append((await measure(ReplayServer(name, transcript_file), n))[0])
+                    by_server[name].append((await measure(ReplayServer(name, transcript_file), n, ramp_s))[0])
             for done in by_server.values():
                 runs.append(sorted(done, key=lambda r: r.calls_per_s)[len(done) // 2])
         failovers = await measure_failovers(directory, template, failover_calls)
-    report(runs, failovers, recording, rounds)
+    report(runs, failovers, recording, rounds, ramp_s)
     print(
         f"bench took {time.monotonic() - started:.0f} s; load average {load_before:.2f} before, "
         f"{os.getloadavg()[0]:.2f} after (other work on the machine moves the figures)"
@@ -611,6 +656,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, nargs="+", default=[100, 1000], help="concurrent calls per run")
     parser.add_argument("--rounds", type=int, default=1, help="runs per row; the median is shown")
+    parser.add_argument("--ramp", type=float, default=0.0, help="seconds over which the N calls arrive (default: all at once)")
     parser.add_argument(
         "--failover-calls", type=int, help="calls failing at once in the fallback-queue runs (default: the smallest --calls)"
     )
@@ -622,4 +668,4 @@ if __name__ == "__main__":
         recorded = [(line, answer) for line, answer in json.loads(args.transcript.read_text())]
         asyncio.run(serve_floor(recorded) if args.serve == "floor" else serve_wire(recorded))
     else:
-        asyncio.run(main(args.calls, args.rounds, args.flows, args.failover_calls or min(args.calls)))
+        asyncio.run(main(args.calls, args.rounds, args.ramp, args.flows, args.failover_calls or min(args.calls)))

@@ -30,14 +30,14 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-#: The demo account's caller (ivr/store/seed.py KNOWN_CALLER) and its ticket that is in progress.
-CALLER = "3133334444"
+from ivr.store.seed import KNOWN_CALLER as CALLER
+
+#: The demo account's ticket that is in progress (flows/tests/sac.yaml uses it too).
 TICKET = "800001028"
 AGENT = "PJSIP/agent-7001"
 DEAD_CHANNEL = "511 Command Not Permitted on a dead channel or intercept routine"
 #: res_agi reports how far a file played, in 8 kHz samples (one second here).
 PLAYED = 8000
-
 
 _ARGUMENT = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
 _ESCAPED = re.compile(r"\\(.)")

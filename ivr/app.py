@@ -15,9 +15,10 @@ from pathlib import Path
 from integrations.catalog import build_registry
 from integrations.email import SmtpSender
 from integrations.outbox import Outbox, Sender
+from integrations.whatsapp import WhatsAppSender
 from integrations.google_speech import GoogleRecognizer
 from integrations.speech import NoSpeechBackend
-from ivr.config import EmailSettings, Settings, SpeechSettings
+from ivr.config import EmailSettings, Settings, SpeechSettings, WhatsAppSettings
 from ivr.engine.channel import Channel
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
@@ -97,12 +98,18 @@ async def demo_services(
 ) -> AsyncIterator[Services]:
     """Services over a fresh store (SQLite in `directory` unless an empty database is given), seeded with
     the demo customers: what flow tests run against, so a case sees the same data on every machine and
-    never touches the live store. It sends no e-mail: the demo accounts' addresses are not ours to write
-    to, so messages stay in the demo store's outbox."""
+    never touches the live store. It sends no e-mail or WhatsApp: the demo accounts' addresses and numbers
+    are not ours to write to, so messages stay in the demo store's outbox."""
     url = database_url or f"sqlite+aiosqlite:///{directory / 'demo.sqlite3'}"
     # The seeded store answers every operation: a flow test never reaches the carrier's live systems.
     demo = settings.model_copy(
-        update={"database_url": url, "var_dir": directory, "email": EmailSettings(), "backend": "builtin"}
+        update={
+            "database_url": url,
+            "var_dir": directory,
+            "email": EmailSettings(),
+            "whatsapp": WhatsAppSettings(),
+            "backend": "builtin",
+        }
     )
     store = Store(demo.database_url, busy_timeout_s=demo.store.busy_timeout_s)
     try:
@@ -116,10 +123,16 @@ async def demo_services(
 
 def _senders(settings: Settings) -> dict[OutboxChannel, Sender]:
     """The outbox channels this process sends; an unconfigured one leaves its messages waiting."""
-    if not settings.email.host:
+    senders: dict[OutboxChannel, Sender] = {}
+    if settings.email.host:
+        senders[OutboxChannel.EMAIL] = SmtpSender(settings.email)
+    else:
         log.warning("e-mail not configured (IVR_EMAIL__HOST): e-mails wait in the outbox")
-        return {}
-    return {OutboxChannel.EMAIL: SmtpSender(settings.email)}
+    if settings.whatsapp.configured:
+        senders[OutboxChannel.WHATSAPP] = WhatsAppSender(settings.whatsapp)
+    else:
+        log.warning("WhatsApp not configured (IVR_WHATSAPP__PHONE_NUMBER_ID, IVR_WHATSAPP__TOKEN): messages wait")
+    return senders
 
 
 def served_library(settings: Settings) -> FlowLibrary:

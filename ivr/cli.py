@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "ivr.store.cli",  # ivr db upgrade|seed
     "ivr.agi.cli",  # ivr serve
     "ivr.asterisk.cli",  # ivr asterisk up|down|status|cli, ivr call
+    "ivr.doctor_cli",  # ivr doctor
 )
 
 

@@ -9,11 +9,12 @@ addresses on ports that cannot collide with a system SIP/AMI/AGI service.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +24,13 @@ class ConfigError(ValueError):
     """The configuration is unusable; the message names the file or variable and what was expected."""
 
 
-class AgiSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings section: an unknown key (a typo such as ``ami: {prot: 5039}``) is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 4574
     command_timeout_s: float = 30.0
@@ -33,7 +40,7 @@ class AgiSettings(BaseModel):
     exec_margin_s: float = 15.0  # EXEC Queue/Dial are bounded by their own timeout plus this
 
 
-class AmiSettings(BaseModel):
+class AmiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 5039
     username: str = "sac-ivr"
@@ -42,7 +49,7 @@ class AmiSettings(BaseModel):
     ping_interval_s: float = 10.0
 
 
-class SipSettings(BaseModel):
+class SipSettings(_Section):
     """Where the shipped Asterisk listens for SIP (loopback; the carrier trunk comes from an SBC)."""
 
     host: str = "127.0.0.1"
@@ -56,7 +63,7 @@ class SipSettings(BaseModel):
     tester_address: str = "127.0.0.1"
 
 
-class AsteriskSettings(BaseModel):
+class AsteriskSettings(_Section):
     # Root of the Debian-unstable tree Asterisk runs in; None means the per-user cache.
     root: Path | None = None
     sounds_subdir: str = "sac"
@@ -80,7 +87,7 @@ class AsteriskSettings(BaseModel):
     recordings_dir: Path | None = None
 
 
-class StoreSettings(BaseModel):
+class StoreSettings(_Section):
     """The store's timings and bounds (see ivr/store)."""
 
     busy_timeout_s: float = 5.0  # SQLite: how long a writer waits for the write lock
@@ -91,7 +98,7 @@ class StoreSettings(BaseModel):
     event_retry_max_s: float = 5.0  # longest pause between write attempts while the store is down
 
 
-class VoiceSettings(BaseModel):
+class VoiceSettings(_Section):
     """How prompt audio is synthesised (ivr prompts build)."""
 
     espeak_voice: str = "pt-br"  # espeak-ng's Brazilian Portuguese voice
@@ -99,7 +106,7 @@ class VoiceSettings(BaseModel):
     build_workers: int = 2
 
 
-class SpeechSettings(BaseModel):
+class SpeechSettings(_Section):
     """The speech back-end (Google Cloud Speech-to-Text v1). Without an endpoint the IVR listens to no
     one: spoken answers count as not understood and every menu falls back to its keys."""
 
@@ -124,7 +131,7 @@ class SpeechSettings(BaseModel):
         return endpoint
 
 
-class ServicePage(BaseModel):
+class ServicePage(_Section):
     """Numbers, mailboxes and deadlines from the carrier's service page (shared/SEED.md)."""
 
     sac_number: str = "30033336"
@@ -138,7 +145,7 @@ class ServicePage(BaseModel):
     document_copy_business_days: int = 3
 
 
-class EmailSettings(BaseModel):
+class EmailSettings(_Section):
     """The SMTP server e-mails leave through (integrations/email.py). The password comes from the
     environment (IVR_EMAIL__PASSWORD) or the IVR_CONFIG file, never from the repo."""
 
@@ -154,7 +161,49 @@ class EmailSettings(BaseModel):
     timeout_s: float = 30.0  # per SMTP command
 
 
-class OutboxSettings(BaseModel):
+class WhatsAppSettings(_Section):
+    """The WhatsApp Business Cloud API (integrations/whatsapp.py): template messages sent from the SAC's
+    business number. The access token comes from the environment (IVR_WHATSAPP__TOKEN) or the IVR_CONFIG
+    file, never from the repo. The templates are approved in WhatsApp Manager with the body parameters
+    listed in integrations/whatsapp_operations.py."""
+
+    base_url: str = "https://graph.facebook.com"
+    api_version: str = "v21.0"
+    phone_number_id: str = ""  # the business number's id; "" = not configured: messages wait in the outbox
+    token: SecretStr = SecretStr("")  # sent as "Authorization: Bearer <token>"
+    language: str = "pt_BR"  # the templates' language code
+    protocol_template: str = "sac_protocolo"
+    digitable_line_template: str = "sac_linha_digitavel"
+    timeout_s: float = Field(default=15.0, gt=0, le=60)  # one request (the outbox bounds the whole send too)
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")) or "?" in url or "#" in url:
+            raise ValueError(f"expected an http:// or https:// URL without query (https://host), got {url!r}")
+        return url.rstrip("/")
+
+    @field_validator("api_version")
+    @classmethod
+    def _version(cls, version: str) -> str:
+        if not re.fullmatch(r"v\d+\.\d+", version):
+            raise ValueError(f"expected a Graph API version like v21.0, got {version!r}")
+        return version
+
+    @field_validator("phone_number_id")
+    @classmethod
+    def _number_id(cls, number_id: str) -> str:
+        if number_id and not number_id.isdigit():
+            raise ValueError(f"expected the numeric phone number id from WhatsApp Manager, got {number_id!r}")
+        return number_id
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.phone_number_id and self.token.get_secret_value())
+
+
+class OutboxSettings(_Section):
     """How the outbox drainer sends (integrations/outbox.py)."""
 
     concurrency: int = Field(default=4, ge=1)  # messages in flight per process
@@ -176,7 +225,7 @@ class OutboxSettings(BaseModel):
         return self
 
 
-class CarrierApiSettings(BaseModel):
+class CarrierApiSettings(_Section):
     """The carrier's systems over HTTP (integrations/http_backend.py; the contract is
     integrations/carrier_api.openapi.yaml). The token comes from the environment
     (IVR_CARRIER_API__TOKEN) or the IVR_CONFIG file, never from the repo."""
@@ -205,7 +254,7 @@ class CarrierApiSettings(BaseModel):
         return url
 
 
-class HoldSettings(BaseModel):
+class HoldSettings(_Section):
     """What a caller hears while an operation is slow (ivr/engine/context.py operate())."""
 
     prompt: str = "one_moment"  # played once, if the operation takes longer than after_s
@@ -237,6 +286,7 @@ class Settings(BaseSettings):
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    whatsapp: WhatsAppSettings = Field(default_factory=WhatsAppSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -297,9 +347,24 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            _where(err["loc"], overrides)
+            + (": no such setting (a typo?)" if err["type"] == "extra_forbidden" else f": {err['msg']}")
+            for err in exc.errors()
         )
-        raise ConfigError(f"invalid configuration (IVR_* environment or IVR_CONFIG file): {problems}") from exc
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+
+
+def _where(loc: tuple[int | str, ...], overrides: dict[str, Any]) -> str:
+    """Where a bad value came from: the environment variable that set it, else the IVR_CONFIG file
+    (the key's dotted path in it), else the caller's overrides."""
+    dotted = ".".join(str(part) for part in loc)
+    variable = "IVR_" + "__".join(str(part) for part in loc).upper()
+    if variable in {name.upper() for name in os.environ}:
+        return f"environment variable {variable}"
+    if loc and loc[0] in overrides:
+        return dotted
+    config = os.environ.get("IVR_CONFIG")
+    return f"{config}: {dotted}" if config else f"{dotted} (set as {variable})"
 
 
 @lru_cache(maxsize=1)

@@ -49,6 +49,8 @@ def _fail(message: str) -> int:
 def _provision(args: argparse.Namespace) -> int:
     from ivr.asterisk.root import RootError, provision
     from ivr.config import settings
+    from ivr.voice.build import BuildError
+    from ivr.voice.catalogue import CatalogueError
 
     started = time.monotonic()
     try:
@@ -59,10 +61,29 @@ def _provision(args: argparse.Namespace) -> int:
     print(f"configuration: {done.root / done.layout.etc.lstrip('/')}")
     if not done.prompts:
         return _fail("no prompt audio installed: run `ivr prompts build`, then provision again")
+    try:
+        missing = _prompts_without_audio()
+    except (BuildError, CatalogueError) as exc:
+        return _fail(str(exc))
+    if missing:
+        # Asterisk would fail the STREAM FILE of each: the call drops to the fallback queue.
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        return _fail(f"{len(missing)} prompt(s) of the catalogue have no built audio ({', '.join(missing[:5])}"
+                     f"{more}): run `ivr prompts build`, then provision again")  # fmt: skip
     print(f"prompts: {done.prompts} files")
     if _shipped_instance().pid() is not None:
         print("Asterisk is running: `ivr asterisk cli \"core reload\"` applies the new configuration")
     return 0
+
+
+def _prompts_without_audio() -> list[str]:
+    from ivr.config import settings
+    from ivr.voice.build import AUDIO_SUBDIR, read_manifest
+    from ivr.voice.catalogue import Catalogue
+
+    conf = settings()
+    built = read_manifest(conf.prompts_dir / AUDIO_SUBDIR)
+    return [prompt_id for prompt_id in Catalogue.load(conf.prompts_dir).ids() if prompt_id not in built]
 
 
 def _shipped_instance() -> Any:

@@ -204,6 +204,20 @@ def install_hold_music(root: Path) -> None:
         ])  # fmt: skip
 
 
+def install_beep(root: Path) -> None:
+    """The tone RECORD FILE's BEEP option plays ("beep" in the call's language): Debian ships it only
+    among the English GSM sounds, which pt_BR calls do not reach. Ours sits at the top of the sounds
+    directory, where every language falls back to."""
+    sounds = root / SOUNDS_DIR
+    if any(sounds.glob("beep.*")):
+        return
+    for ext, encoding in (("alaw", "a-law"), ("ulaw", "u-law")):
+        _run([
+            "sox", "-n", "-r", "8000", "-c", "1", "-t", "raw", "-e", encoding, str(sounds / f"beep.{ext}"),
+            "synth", "0.25", "sine", "1000", "fade", "0.01", "0.25", "0.01", "vol", "0.5",
+        ])  # fmt: skip
+
+
 def install_config(settings: Settings, layout: conf.Layout, extra: dict[str, str] | None = None) -> None:
     """Render our configuration into the instance's etc directory and create its other directories."""
     root = settings.asterisk_root
@@ -224,6 +238,7 @@ def provision(
     install_config(settings, layout, extra)
     prompts = install_prompts(settings)
     install_hold_music(root)
+    install_beep(root)
     # RECORD FILE writes here; the IVR reads the same files through settings.recordings_path.
     (root / settings.asterisk.recordings_dir_in_asterisk.lstrip("/")).mkdir(parents=True, exist_ok=True)
     return Provisioned(root=root, version=version, layout=layout, prompts=prompts)

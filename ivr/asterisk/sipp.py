@@ -24,8 +24,9 @@ from xml.sax.saxutils import quoteattr
 
 # SIPp 3.6 sends play_dtmf events with payload type 96 whatever the SDP says, so the offer maps 96.
 DTMF_PAYLOAD = 96
-# SIPp plays each key for a fixed time with a gap; steps after keys wait this long per key.
-KEY_TIME_S = 0.3
+# SIPp 3.6 plays each key for 200 ms, then 200 ms of silence (measured), and a second play_dtmf cuts
+# the keys still queued: steps after keys wait this long per key, with slack for the last one.
+KEY_TIME_S = 0.45
 KEYS = re.compile(r"[0-9*#A-D]+")
 PAYLOAD_BY_SUFFIX = {".ulaw": 0, ".alaw": 8}
 

@@ -11,59 +11,80 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import Any, ClassVar
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Executable
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ivr import phone
 from ivr.engine.channel import CallInfo
-from ivr.store.events import StoreEventSink
+from ivr.store.events import Rank, RecordKind, StoreEventSink
 from ivr.store.models import Call
+
+_STARTED = ("caller_id", "dialled", "unique_id", "linked_id", "channel", "flow", "flow_version", "started_at")
+_ENDED = ("ended_at", "outcome", "variables")
+
+
+@cache
+def _upsert(dialect: str, columns: tuple[str, ...]) -> Executable:
+    """Insert a call's row, or set `columns` on the row its protocol already has."""
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Call)
+    return statement.on_conflict_do_update(
+        index_elements=[Call.protocol], set_={name: statement.excluded[name] for name in columns}
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class _CallStarted:
+    kind: ClassVar[RecordKind] = RecordKind("call start", Rank.CALL_START, lambda d: _upsert(d, _STARTED))
     protocol: str
     call: CallInfo
     flow: str
     flow_version: str
     at: datetime
 
-    def apply(self, session: Session) -> None:
-        row = _row(session, self.protocol)
-        row.caller_id = phone.normalise(self.call.caller_id)
-        row.dialled = self.call.dialled[:40]
-        row.unique_id = self.call.unique_id[:64]
-        row.linked_id = self.call.linked_id[:64]
-        row.channel = self.call.channel_name[:120]
-        row.flow = self.flow[:80]
-        row.flow_version = self.flow_version[:40]
-        row.started_at = self.at
+    def row(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "caller_id": phone.normalise(self.call.caller_id),
+            "dialled": self.call.dialled[:40],
+            "unique_id": self.call.unique_id[:64],
+            "linked_id": self.call.linked_id[:64],
+            "channel": self.call.channel_name[:120],
+            "flow": self.flow[:80],
+            "flow_version": self.flow_version[:40],
+            "started_at": self.at,
+            "ended_at": None,
+            "outcome": "",
+            "variables": {},
+        }
 
 
 @dataclass(frozen=True, slots=True)
 class _CallEnded:
+    kind: ClassVar[RecordKind] = RecordKind("call end", Rank.CALL_END, lambda d: _upsert(d, _ENDED))
     protocol: str
     outcome: str
     variables: dict[str, Any]
     at: datetime
 
-    def apply(self, session: Session) -> None:
-        row = _row(session, self.protocol)
-        if row.started_at is None:  # the start record was dropped: keep what we know
-            row.started_at = self.at
-        row.ended_at = self.at
-        row.outcome = self.outcome[:80]
-        row.variables = self.variables
-
-
-def _row(session: Session, protocol: str) -> Call:
-    row = session.scalars(select(Call).where(Call.protocol == protocol)).one_or_none()
-    if row is None:
-        row = Call(protocol=protocol, variables={})
-        session.add(row)
-    return row
+    def row(self) -> dict[str, Any]:
+        # A new row only when the start record was dropped: keep what we know, started_at included.
+        return {
+            "protocol": self.protocol,
+            "caller_id": None,
+            "dialled": "",
+            "unique_id": "",
+            "linked_id": "",
+            "channel": "",
+            "flow": "",
+            "flow_version": "",
+            "started_at": self.at,
+            "ended_at": self.at,
+            "outcome": self.outcome[:80],
+            "variables": self.variables,
+        }
 
 
 class StoreCallRecorder:

@@ -8,13 +8,18 @@ SQLite (the default, through aiosqlite) needs care under asyncio: pysqlite's imp
 ``BEGIN`` lets two connections read the same row and both write it (a lost update; 20 concurrent
 read-then-write transactions left a counter at 1). Here the driver's own transaction handling is off,
 writes start with ``BEGIN IMMEDIATE`` (the write lock is taken before the first read), the journal is
-WAL (readers never block the writer) and a busy timeout makes a second writer wait instead of
-failing. PostgreSQL URLs (asyncpg) work unchanged; the SQL is kept portable.
+WAL (readers never block the writer) and a busy timeout makes a writer of another process wait
+instead of failing. SQLite has one writer at a time anyway, so writers of this process queue on an
+`asyncio.Lock` before taking a pooled connection: waiting in SQLite's busy handler instead would sleep
+(leaving the lock idle) while holding connections that reads (the caller-ID lookup) need. PostgreSQL
+URLs (asyncpg) work unchanged, without the lock; the SQL is kept portable.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, TypeVar
 
 from sqlalchemy import event
@@ -37,6 +42,8 @@ class Store:
         self.url = url
         self.engine: AsyncEngine = _make_engine(url, busy_timeout_s)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        # SQLite: this process's writers take turns here, not in the busy handler (see the module's doc).
+        self._write_turn: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -53,7 +60,7 @@ class Store:
     async def write(self, fn: Callable[[Session], T]) -> T:
         """Run `fn` in a write transaction (``BEGIN IMMEDIATE`` on SQLite) and commit it."""
         try:
-            async with self._sessions() as session:
+            async with self._writer(), self._sessions() as session:
                 await session.connection(execution_options={_WRITE: True})
                 result = await session.run_sync(fn)
                 await session.commit()
@@ -64,7 +71,7 @@ class Store:
     async def run_with_connection(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn` on a plain connection inside one write transaction (migrations, DDL)."""
         try:
-            async with self.engine.connect() as conn:
+            async with self._writer(), self.engine.connect() as conn:
                 await conn.execution_options(**{_WRITE: True})
                 async with conn.begin():
                     return await conn.run_sync(fn)
@@ -73,6 +80,9 @@ class Store:
 
     async def aclose(self) -> None:
         await self.engine.dispose()
+
+    def _writer(self) -> AbstractAsyncContextManager[object]:
+        return self._write_turn if self._write_turn is not None else nullcontext()
 
 
 def open_store(url: str | None = None) -> Store:

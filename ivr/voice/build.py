@@ -291,6 +291,19 @@ def _run(job: _Job, command: list[str], *, stdin: str | None = None) -> None:
 # --- manifest --------------------------------------------------------------------------------------
 
 
+def out_of_date(catalogue: Catalogue, prompts_dir: Path, *, voice: str, words_per_minute: int) -> list[str]:
+    """Ids whose audio a build would (re)make: never built, files missing, or text/recording changed."""
+    audio_dir = prompts_dir / AUDIO_SUBDIR
+    manifest = read_manifest(audio_dir)
+    stale = []
+    for prompt_id in catalogue.ids():
+        job = _job(prompt_id, catalogue.text(prompt_id), prompts_dir / RECORDED_SUBDIR, voice, words_per_minute)
+        entry = manifest.get(prompt_id)
+        if entry is None or entry.hash != job.hash or not _outputs_exist(audio_dir, prompt_id):
+            stale.append(prompt_id)
+    return stale
+
+
 def read_manifest(audio_dir: Path) -> dict[str, ManifestEntry]:
     path = audio_dir / MANIFEST
     try:

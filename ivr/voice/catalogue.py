@@ -96,7 +96,9 @@ class Catalogue:
             if is_pause(text):
                 out = out.rstrip() + text.strip()
             elif out:
-                out += " " + text
+                # A sentence that starts after spoken fragments ("... quatro" + "Anote...") needs its stop.
+                ends_open = out.rstrip()[-1:].isalnum()
+                out += (". " if ends_open and text[:1].isupper() else " ") + text
             else:
                 out = text
         return " ".join(out.split())

@@ -163,19 +163,17 @@ def ivr(asterisk: E2EAsterisk) -> Iterator[IvrProcess]:
     directory = Path(tempfile.mkdtemp(prefix="sac-e2e-ivr-"))
     process = IvrProcess(asterisk.settings, directory)
     try:
-        process.seed()
-        _timings.append(("ivr serve start (publishes the flows)", process.start()))
-    except Exception as exc:  # noqa: BLE001 - any reason is reported, and the tests fail, never skip
-        process.kill()
-        pytest.fail(f"cannot start the IVR for the e2e tests: {exc}", pytrace=False)
-    try:
-        yield process
-    finally:
         try:
-            status = process.stop()
-        finally:
-            pass  # DEBUG shutil.rmtree(directory)
-        assert status == 0, f"`ivr serve` exited with {status} on SIGTERM"
+            process.seed()
+            _timings.append(("ivr serve start (publishes the flows)", process.start()))
+        except Exception as exc:  # noqa: BLE001 - any reason is reported, and the tests fail, never skip
+            pytest.fail(f"cannot start the IVR for the e2e tests: {exc}", pytrace=False)
+        yield process
+        status = process.stop()  # SIGTERM: it drains its calls (none should be left) and exits
+        assert status == 0, f"`ivr serve` exited with {status} on SIGTERM (calls cut by the drain)"
+    finally:
+        process.kill()  # nothing left to kill once it has stopped
+        shutil.rmtree(directory)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ class StoredCall:
     outcome: str
     ended: bool
     path: list[str]  # node names in visit order; subflow nodes as "flow/node"
-    visits: list[tuple[str, str, str]]  # (node, input, outcome) in visit order
+    visits: list[tuple[str, str, str]]  # (node as in `path`, input, outcome) in visit order
     tickets: list[tuple[str, str]]  # (number, kind) opened on the call
 
 
@@ -52,6 +52,7 @@ class StoreReader:
         visits = self._query(
             "SELECT flow, node, input, outcome FROM node_visits WHERE call_protocol = ? ORDER BY id", protocol
         )
+        named = [(node if f == flow else f"{f}/{node}", given, result) for f, node, given, result in visits]
         tickets = self._query("SELECT number, kind FROM tickets WHERE call_protocol = ? ORDER BY id", protocol)
         return StoredCall(
             protocol=protocol,
@@ -61,8 +62,8 @@ class StoreReader:
             linked_id=linked_id,
             outcome=outcome,
             ended=ended_at is not None,
-            path=[node if visit_flow == flow else f"{visit_flow}/{node}" for visit_flow, node, _, _ in visits],
-            visits=[(node, given, result) for _, node, given, result in visits],
+            path=[name for name, _, _ in named],
+            visits=named,
             tickets=[(number, kind) for number, kind in tickets],
         )
 

@@ -1,8 +1,10 @@
 """Callers' journeys through the real IVR: SIPp -> Asterisk 22 -> `ivr serve` -> the demo-seeded store.
 
 Outcomes are read from the store (calls, node visits, tickets) and from AMI, never from logs. Keys are
-sent after the protocol announcement (measured, see timing.py), then one group per prompt the caller
-can interrupt, GAP_S apart.
+sent after the protocol announcement (its measured length, ivr/asterisk/timing.py), then one group per
+prompt the caller can interrupt, GAP_S apart. The journeys that need only a caller are placed at once
+when the module starts (`in_flight`); the queue, kill and load tests run on their own after them.
+When the menus change, update the key sequences below (one per journey, with the nodes they answer).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 import pytest
 import pytest_asyncio
@@ -28,7 +31,6 @@ from .ami import Ami
 from .conftest import AGENT_INTERFACE, E2EAsterisk, RecordTiming
 from .ivr_process import IvrProcess
 from .store import StoreReader, StoredCall, wait_for
-
 
 pytestmark = pytest.mark.e2e
 
@@ -72,13 +74,15 @@ class Journeys:
         self.flow = load_flow(ivr.settings.flows_dir / "sac.yaml")
         self.greeting_s = until_protocol_said_s(self.flow, ivr.moment.year)
 
-    def script(self, caller: str | None, *groups: str | float, end: str = "wait_bye") -> CallScript:
+    def script(
+        self, caller: str | None, *groups: str | float, end: Literal["hangup", "wait_bye"] = "wait_bye"
+    ) -> CallScript:
         """Keys after the protocol announcement; a number in `groups` is an extra wait (an announcement
         that cannot be interrupted)."""
         steps: list[Step] = [Pause(self.greeting_s + MARGIN_S)]
         for group in groups:
             steps += [Keys(group), Pause(GAP_S)] if isinstance(group, str) else [Pause(group)]
-        return CallScript(caller=caller, steps=tuple(steps), end=end)  # type: ignore[arg-type]
+        return CallScript(caller=caller, steps=tuple(steps), end=end)
 
     def ticket_said_s(self, node: str) -> float:
         """How long `node` takes to say a ticket number (9 digits) with its prompts."""
@@ -204,7 +208,9 @@ async def test_a_caller_reaches_the_billing_queue_and_the_agent_sees_the_call(
     before = stored.protocols()
     async with _agent(ami, "billing"):
         call = asyncio.create_task(_call(asterisk, journeys.script(KNOWN_CALLER, *BILLING_AGENT)))
-        joined = await ami.wait_event(_event("QueueCallerJoin", Queue="billing"), timeout_s=40)
+        joined = await ami.wait_event(
+            _event("QueueCallerJoin", Queue="billing", CallerIDNum=KNOWN_CALLER), timeout_s=40
+        )
         channel = joined["Channel"]
         called = await ami.wait_event(_event("AgentCalled", Channel=channel), timeout_s=10)
         await ami.wait_event(_event("AgentConnect", Channel=channel), timeout_s=10)
@@ -217,6 +223,7 @@ async def test_a_caller_reaches_the_billing_queue_and_the_agent_sees_the_call(
     assert context["IVR_PROTOCOL"] == stored_call.protocol
     assert context["IVR_CALLER_ID"] == KNOWN_CALLER
     assert context["IVR_CUSTOMER_NAME"] == "Transportes Serra Azul Ltda"  # the agent knows who calls
+    assert "billing_menu" in context["IVR_PATH"].split(">")  # and what they did in the IVR
     assert stored_call.linked_id == joined["Linkedid"]  # the CDR line and the IVR record join
     assert "identify/check_cnpj_root" in stored_call.path and stored_call.path[-1] == "billing_queue"
     assert _visit(stored_call, "billing_hours")[2] == "open"
@@ -237,18 +244,19 @@ async def test_a_killed_ivr_sends_its_caller_to_the_fallback_queue(
     mid_call = await wait_for(in_menu, "call past its protocol announcement", timeout_s=30)
     killed = time.monotonic()
     ivr.kill()
-    joined = await ami.wait_event(
-        _event("QueueCallerJoin", Queue=asterisk.settings.asterisk.fallback_queue, CallerIDNum=KNOWN_CALLER),
-        timeout_s=10,
-    )
-    latency = time.monotonic() - killed
+    try:
+        joined = await ami.wait_event(
+            _event("QueueCallerJoin", Queue=asterisk.settings.asterisk.fallback_queue, CallerIDNum=KNOWN_CALLER),
+            timeout_s=10,
+        )
+        latency = time.monotonic() - killed
+    finally:
+        record_timing("  ivr serve restart", ivr.start())  # the next tests need it
     record_timing("  IVR SIGKILL -> QueueCallerJoin (fallback)", latency)
     print(f"\nIVR killed mid-call: the caller joined the fallback queue after {latency:.3f} s")
     assert latency < 5
-    assert joined["Linkedid"] == mid_call.linked_id
-    await ami.wait_event(_event("AgentCalled", Channel=joined["Channel"]), timeout_s=10)  # a person answers
+    assert joined["Channel"] == mid_call.channel and joined["Linkedid"] == mid_call.linked_id
 
-    record_timing("  ivr serve restart", ivr.start())
     await ami.action("Hangup", Channel=joined["Channel"])
     result = await call
     assert result.hung_up_by == "asterisk", result.summary()

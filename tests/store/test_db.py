@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,20 @@ async def test_unreachable_store_raises_store_unavailable(tmp_path: Path) -> Non
 def test_in_memory_sqlite_is_refused_with_a_clear_message() -> None:
     with pytest.raises(ValueError, match="in-memory"):
         Store("sqlite+aiosqlite://")
+
+
+async def test_reads_are_not_kept_waiting_by_writers_queued_behind_another_process(sqlite_store: Store) -> None:
+    await sqlite_store.write(lambda s: s.add(Sequence(name="counter", value=0)))
+    database = sqlite_store.url.split("///", 1)[1]
+    blocker = sqlite3.connect(database, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    writes = [asyncio.ensure_future(sqlite_store.write(_read_then_write)) for _ in range(40)]  # > the pool
+    try:
+        # The writers queue in-process, holding no pooled connection: a read still gets one at once.
+        value = await asyncio.wait_for(sqlite_store.read(lambda s: s.get_one(Sequence, "counter").value), 5)
+        assert value == 0 and not any(w.done() for w in writes)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    await asyncio.wait_for(asyncio.gather(*writes), 20)
+    assert await sqlite_store.read(lambda s: s.get_one(Sequence, "counter").value) == 40

@@ -6,14 +6,14 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from ivr.engine.channel import CallInfo
 from ivr.engine.services import NodeVisit
 from ivr.protocol_number import make_call_protocol
 from ivr.store.calls import StoreCallRecorder
 from ivr.store.db import Store
-from ivr.store.events import StoreEventSink
+from ivr.store.events import Rank, RecordKind, StoreEventSink
 from ivr.store.migrate import upgrade
 from ivr.store.models import Call
 from ivr.store.models import NodeVisit as VisitRow
@@ -117,7 +117,9 @@ async def test_a_call_end_without_its_start_still_makes_a_row(store: Store) -> N
 
 async def test_a_record_the_store_refuses_is_counted_and_later_ones_still_written(store: Store) -> None:
     class Broken:
-        def apply(self, session) -> None:
+        kind = RecordKind("broken", Rank.VISIT, lambda dialect: insert(VisitRow))
+
+        def row(self) -> dict[str, object]:
             raise ValueError("not a valid record")
 
     sink = StoreEventSink(store, batch_size=1, flush_interval_s=30)
@@ -127,3 +129,45 @@ async def test_a_record_the_store_refuses_is_counted_and_later_ones_still_writte
     await sink.aclose()
     assert (sink.rejected, sink.written, sink.dropped) == (1, 1, 0)
     assert await count_visits(store) == 1
+
+
+async def test_interleaved_calls_keep_each_call_start_before_its_visits_and_end(store: Store) -> None:
+    sink = StoreEventSink(store, flush_interval_s=30)
+    recorder = StoreCallRecorder(sink, clock=lambda: NOW)
+    await sink.start()
+    first, second = make_call_protocol(2026, 1), make_call_protocol(2026, 2)
+    await recorder.call_started(first, CallInfo(caller_id="3133334444"), "sac", "v3")
+    sink.emit(visit(1, first))
+    await recorder.call_started(second, CallInfo(caller_id="3122223333"), "sac", "v3")
+    await recorder.call_ended(first, "hangup", {"n": 1})
+    sink.emit(visit(2, second))
+    await recorder.call_ended(second, "queued:billing", {"n": 2})
+    await sink.aclose()  # one batch holds all of it
+    rows = await store.read(lambda s: s.scalars(select(Call).order_by(Call.protocol)).all())
+    assert [(r.protocol, r.caller_id, r.outcome, r.variables, r.ended_at) for r in rows] == [
+        (first, "3133334444", "hangup", {"n": 1}, NOW),
+        (second, "3122223333", "queued:billing", {"n": 2}, NOW),
+    ]
+    assert await count_visits(store) == 2 and (sink.written, sink.dropped) == (6, 0)
+
+
+async def test_the_shutdown_flush_writes_a_full_buffer_within_its_bound(store: Store) -> None:
+    sink = StoreEventSink(store, flush_interval_s=30, max_buffer=20_000)
+    await sink.start()
+    for i in range(20_000):
+        sink.emit(visit(i))
+    started = asyncio.get_running_loop().time()
+    await sink.aclose(timeout_s=5)
+    elapsed = asyncio.get_running_loop().time() - started
+    assert (sink.written, sink.dropped) == (20_000, 0) and await count_visits(store) == 20_000
+    assert elapsed < 5, f"flushing 20,000 records took {elapsed:.1f} s"
+
+
+async def test_a_shutdown_flush_out_of_time_counts_exactly_what_it_did_not_write(store: Store) -> None:
+    sink = StoreEventSink(store, batch_size=50, flush_interval_s=30)
+    await sink.start()
+    for i in range(20_000):
+        sink.emit(visit(i))
+    await sink.aclose(timeout_s=0.05)  # too short for 400 transactions
+    written = await count_visits(store)
+    assert 0 < sink.dropped and sink.written == written and written + sink.dropped == 20_000

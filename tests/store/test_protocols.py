@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -49,6 +50,7 @@ async def test_store_down_gives_fallback_numbers_that_survive_a_restart(tmp_path
     try:
         before_restart = allocator(store, tmp_path)
         first = [await before_restart.allocate(CALL) for _ in range(2)]
+        await before_restart.aclose()  # a clean stop gives back what it reserved but did not issue
         after_restart = allocator(store, tmp_path)  # a new process reads the same local file
         second = await after_restart.allocate(CALL)
         assert [int(n[4:11]) for n in [*first, second]] == [9_000_000, 9_000_001, 9_000_002]
@@ -63,7 +65,8 @@ async def test_store_down_gives_fallback_numbers_that_survive_a_restart(tmp_path
         assert sorted(r.protocol for r in rows) == sorted([*first, second])
         assert {r.unit for r in rows} == {"ivr-test"} and {r.unique_id for r in rows} == {CALL.unique_id}
         state = json.loads((tmp_path / "var" / "protocol_fallback.json").read_text())
-        assert state["pending"] == [] and state["last"] == {"2026": 9_000_002}
+        assert state["last"] == {"2026": 9_000_002}
+        assert FallbackRange(tmp_path / "var" / "protocol_fallback.json", *RANGE).pending() == []
     finally:
         await store.aclose()
 
@@ -107,3 +110,90 @@ def test_a_corrupt_state_file_is_reported_with_its_path(tmp_path: Path) -> None:
     state.write_text("{not json")
     with pytest.raises(ValueError, match=r"state\.json"):
         FallbackRange(state, 10, 20).issue(2026, "", NOW)
+
+
+def test_a_crashed_process_leaves_a_gap_never_a_reused_number(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    crashed = FallbackRange(state, 10, 1000, block=100)
+    first = [crashed.issue(2026, f"a{i}", NOW) for i in range(2)]  # then the process dies: no release
+    restarted = FallbackRange(state, 10, 1000, block=100)
+    after = restarted.issue(2026, "b", NOW)
+    assert [int(n[4:11]) for n in [*first, after]] == [10, 11, 110]
+    assert [p.protocol for p in restarted.pending()] == [*first, after]  # all wait for reconciliation
+
+
+def test_processes_sharing_the_file_get_disjoint_blocks_with_one_durable_write_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
+    units = [FallbackRange(tmp_path / "state.json", 1, 1000, block=50) for _ in range(2)]
+    numbers = [unit.issue(2026, str(i), NOW) for i in range(150) for unit in units]
+    assert len(set(numbers)) == 300 and max(int(n[4:11]) for n in numbers) == 300
+    assert len(fsyncs) <= 6 * 2  # 3 blocks per unit, each: the state file and the journal
+    assert len(units[0].pending()) == 300
+
+
+async def test_a_burst_falling_back_gets_its_numbers_near_the_time_out(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    database = sqlite_store.url.split("///", 1)[1]
+    blocker = sqlite3.connect(database, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the time-out
+    burst = StoreProtocolAllocator(
+        sqlite_store,
+        FallbackRange(tmp_path / "fb.json", 9_000_000, 9_999_999),
+        timeout_s=0.2,
+        unit="ivr-test",
+        clock=lambda: NOW,
+    )
+    try:
+        started = asyncio.get_running_loop().time()
+        numbers = await asyncio.wait_for(asyncio.gather(*(burst.allocate(CALL) for _ in range(1000))), 10)
+        elapsed = asyncio.get_running_loop().time() - started
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert len(set(numbers)) == 1000 and all(int(n[4:11]) >= 9_000_000 for n in numbers)
+    assert elapsed < 1.5, f"1,000 fallback numbers took {elapsed:.2f} s with a 0.2 s time-out"
+    assert await burst.reconcile() == 1000  # the store is back: every number is recorded
+    await burst.aclose()  # the late store answers
+    recorded = await sqlite_store.read(lambda s: s.scalars(select(FallbackProtocol.protocol)).all())
+    assert sorted(recorded) == sorted(numbers)
+
+
+async def test_a_burst_of_calls_shares_a_few_store_writes(store: Store, tmp_path: Path) -> None:
+    writes = 0
+    real_write = store.write
+
+    async def counted(fn):  # type: ignore[no-untyped-def]
+        nonlocal writes
+        writes += 1
+        return await real_write(fn)
+
+    store.write = counted  # type: ignore[method-assign]
+    burst = allocator(store, tmp_path)
+    numbers = await asyncio.gather(*(burst.allocate(CALL) for _ in range(300)))
+    await burst.aclose()
+    assert sorted(numbers) == sorted(make_call_protocol(2026, seq) for seq in range(1, 301))
+    assert writes <= 5, f"{writes} store writes for 300 calls"
+
+
+async def test_calls_that_gave_up_before_their_turn_use_no_store_number(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    database = sqlite_store.url.split("///", 1)[1]
+    blocker = sqlite3.connect(database, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    slow = allocator(sqlite_store, tmp_path, timeout_s=0.2)
+    try:
+        first = await slow.allocate(CALL)  # its write waits for the lock past the time-out
+        second = await slow.allocate(CALL)  # asks while that write is under way, gives up before its turn
+        assert [int(n[4:11]) for n in (first, second)] == [RANGE[0], RANGE[0] + 1]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    # The first write ended after its call gave up: a gap of one; the second call's turn never came.
+    assert await slow.allocate(CALL) == make_call_protocol(2026, 2)
+    await slow.aclose()
