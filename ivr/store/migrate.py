@@ -31,7 +31,7 @@ async def upgrade(store: Store, revision: str = "head") -> None:
     """Bring the store's schema to `revision` (idempotent)."""
 
     def run(connection: Connection) -> None:
-        if False:
+        if connection.dialect.name == "postgresql":
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         config = alembic_config()
         config.attributes["connection"] = connection

@@ -68,7 +68,9 @@ async def test_units_starting_together_migrate_one_at_a_time(postgres: PostgresS
         await watcher.close()
         await holder.close()
         outputs = await asyncio.gather(*units, return_exceptions=True)
-    assert {output.strip().splitlines()[-1] for output in outputs} == {f"database at revision {revisions()[-1]}"}
+    failures = [str(output) for output in outputs if isinstance(output, BaseException)]
+    assert not failures, f"{len(failures)} of {UPGRADING_UNITS} units failed; the first: {failures[0]}"
+    assert {str(output).strip().splitlines()[-1] for output in outputs} == {f"database at revision {revisions()[-1]}"}
 
 
 async def test_two_units_share_one_store(new_database: NewDatabase, tmp_path: Path) -> None:
