@@ -92,7 +92,7 @@ class StoreSettings(_Section):
 
     busy_timeout_s: float = 5.0  # SQLite: how long a writer waits for the write lock
     allocate_timeout_s: float = 1.5  # past this, a call takes a protocol from the local fallback range
-    event_batch_size: int = 200
+    event_batch_size: int = 1000  # records per transaction (a burst queues many writers: take few turns)
     event_flush_interval_s: float = 1.0
     event_buffer_max: int = 20_000  # records waiting for the store; beyond this new ones are dropped
     event_retry_max_s: float = 5.0  # longest pause between write attempts while the store is down

@@ -91,7 +91,7 @@ class StoreEventSink:
         self,
         store: Store,
         *,
-        batch_size: int = 200,
+        batch_size: int = 1000,
         flush_interval_s: float = 1.0,
         max_buffer: int = 20_000,
         retry_max_s: float = 5.0,
@@ -109,7 +109,7 @@ class StoreEventSink:
         self._task: asyncio.Task[None] | None = None
         self._store_down = False
         self._deadline = 0.0  # loop time after which the shutdown flush starts no new batch
-        self.dropped = 0  # records lost because the buffer was full or the store was down at shutdown
+        self.dropped = 0  # records lost: the buffer was full, or not written by the end of the shutdown flush
         self.rejected = 0  # records the store refused (a bug, logged with its traceback)
         self.written = 0
         self.failed_writes = 0  # attempts that found the store unavailable
@@ -170,7 +170,11 @@ class StoreEventSink:
                 if done:
                     task.result()  # a bug in the writer surfaces here
                 else:
-                    log.warning("event writer still writing %.1f s after the flush's end: cancelled", timeout_s)
+                    log.warning(
+                        "event writer still writing %.1f s after the flush's end: cancelled; its batch is"
+                        " counted as dropped though it may have reached the store",
+                        timeout_s,
+                    )
                     task.cancel()
                     await asyncio.wait({task})
         finally:

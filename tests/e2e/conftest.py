@@ -23,7 +23,8 @@ import tempfile
 import shutil
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,8 +161,15 @@ async def queue_agent(asterisk: E2EAsterisk, ami: Ami) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="module")
 def ivr(asterisk: E2EAsterisk) -> Iterator[IvrProcess]:
+    with serve_ivr(asterisk) as process:
+        yield process
+
+
+@contextmanager
+def serve_ivr(asterisk: E2EAsterisk, env: Mapping[str, str] | None = None) -> Iterator[IvrProcess]:
+    """`ivr serve` (with extra IVR_ settings `env`) for the e2e Asterisk; stopped cleanly at the end."""
     directory = Path(tempfile.mkdtemp(prefix="sac-e2e-ivr-"))
-    process = IvrProcess(asterisk.settings, directory)
+    process = IvrProcess(asterisk.settings, directory, env)
     try:
         try:
             process.seed()

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
@@ -49,11 +50,13 @@ def business_morning(timezone: str, today: date | None = None) -> datetime:
 
 
 class IvrProcess:
-    """`ivr serve` over a store and var directory in `directory`."""
+    """`ivr serve` over a store and var directory in `directory`; `env` adds IVR_ settings (back-ends the
+    test session fakes on loopback, say)."""
 
-    def __init__(self, settings: Settings, directory: Path) -> None:
+    def __init__(self, settings: Settings, directory: Path, env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.directory = directory
+        self.extra_env = dict(env or {})
         self.var_dir = directory / "var"
         self.database = directory / "ivr.sqlite3"
         self.output = directory / "ivr-serve.log"
@@ -96,6 +99,7 @@ class IvrProcess:
             IVR_AMI__SECRET=s.ami.secret.get_secret_value(),
             IVR_STORE__EVENT_FLUSH_INTERVAL_S="0.2",  # rows reach the store sooner: shorter waits
         )
+        env.update(self.extra_env)
         return env
 
     @property

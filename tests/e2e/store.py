@@ -9,6 +9,8 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
@@ -67,6 +69,35 @@ class StoreReader:
             tickets=[(number, kind) for number, kind in tickets],
         )
 
+    def ticket_description(self, number: str) -> str:
+        rows = self._query("SELECT description FROM tickets WHERE number = ?", number)
+        if not rows:
+            raise LookupError(f"no ticket {number} in the store")
+        return str(rows[0][0])
+
+    def started_at(self, protocol: str) -> datetime:
+        """When the call was answered (its protocol allocated), UTC."""
+        (started,), = self._query("SELECT started_at FROM calls WHERE protocol = ?", protocol)
+        return _utc(started)
+
+    def timeline(self, protocol: str) -> list[tuple[str, datetime, float]]:
+        """(node, started UTC, seconds spent) per node visit, in visit order (nodes named as in `path`)."""
+        (flow,), = self._query("SELECT flow FROM calls WHERE protocol = ?", protocol)
+        rows = self._query(
+            "SELECT flow, node, started_at, duration_ms FROM node_visits WHERE call_protocol = ? ORDER BY id",
+            protocol,
+        )
+        return [(node if f == flow else f"{f}/{node}", _utc(at), ms / 1000) for f, node, at, ms in rows]
+
+    def overdue(self, cnpj: str) -> tuple[Decimal, date]:
+        """An account's overdue total and the oldest overdue due date."""
+        (total, oldest), = self._query(
+            "SELECT sum(i.amount), min(i.due_date) FROM invoices i JOIN customers c ON c.id = i.customer_id "
+            "WHERE c.cnpj = ? AND lower(i.status) = 'overdue'",
+            cnpj,
+        )
+        return Decimal(str(total)).quantize(Decimal("0.01")), date.fromisoformat(oldest)
+
     def ticket_owner(self, number: str) -> int | None:
         rows = self._query("SELECT customer_id FROM tickets WHERE number = ?", number)
         return rows[0][0] if rows else None
@@ -96,3 +127,8 @@ async def wait_for(probe: Callable[[], T | None], what: str, timeout_s: float) -
             return found
     except TimeoutError:
         raise AssertionError(f"no {what} within {timeout_s} s") from None
+
+
+def _utc(stored: str) -> datetime:
+    """SQLite keeps the store's UTC datetimes without a zone (ivr.store.models.UtcDateTime)."""
+    return datetime.fromisoformat(stored).replace(tzinfo=UTC)

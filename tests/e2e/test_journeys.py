@@ -1,0 +1,326 @@
+"""Issue 4's journeys with real back-ends on loopback: SIPp -> Asterisk 22 -> `ivr serve`, which sends its
+e-mails to an SMTP server and its recordings to a Speech-to-Text fake, both run by this module
+(tests/e2e/loopback.py). J3, J4, J6 and J18 are in test_calls.py.
+
+Every call is placed at once when the module starts (`in_flight`); each test awaits its own. Keys are
+timed as in test_calls.py: after the protocol announcement, one group per prompt the caller can
+interrupt, GAP_S apart, and a wait the measured length of an announcement that cannot be interrupted.
+When the menus change, update the key sequences below (one per journey, with the nodes they answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import wave
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import date
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from google.cloud import speech_v1
+
+from ivr import phone
+from ivr.asterisk.sipp import CallResult, CallScript, Keys, Pause, Speech, prepare_speech
+from ivr.asterisk.timing import MARGIN_S, said_s
+from ivr.engine.verbs.say import Say
+from ivr.store.seed import KNOWN_CALLER
+from ivr.voice.build import prompt_duration, total_duration
+from ivr.voice.speak import say_ids
+
+from . import audio
+from .conftest import E2EAsterisk, serve_ivr
+from .ivr_process import IvrProcess
+from .loopback import Loopback, loopback_servers
+from .store import StoreReader, StoredCall, wait_for
+from .test_calls import GAP_S, SERRA_AZUL_CNPJ_ROOT, Journeys, _call, _visit
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+# Demo accounts (ivr/store/seed.py): KNOWN_CALLER is Transportes Serra Azul (code 100200, e-mails
+# financeiro@ and ti@serraazul.com.br, an outage on one circuit); Comercial Ipê (3132221111, CNPJ
+# 60.394.672/0001-50) is suspended for two overdue invoices.
+SERRA_AZUL_EMAILS = {"financeiro@serraazul.com.br", "ti@serraazul.com.br"}
+SUSPENDED_CALLER = "3132221111"
+SUSPENDED_CNPJ = "60394672000150"
+RECEIVABLES_EMAIL = "br.contas.receber.fibra@americantower.com"
+NEGOTIATION_DIALLED = "31958012"  # 3195-8012 as the trunk sees it
+SPOKEN = "preciso liberar um bloco adicional de endereços no circuito de Contagem"
+TRANSCRIPT = "preciso liberar um bloco adicional de endereços no circuito de Contagem"  # the fake's answer
+MAIL_WAIT_S = 15.0
+
+# main_menu 9 -> repeat_protocol (the number again, not interruptible) -> main_menu: the caller hangs up
+PROTOCOL_AGAIN = ("9",)
+# main_menu 1 -> technical 2 -> service_request -> identify (caller ID is enough) -> service_words: the
+# prompt and beep, then the caller speaks (RECORD FILE until 3 s of silence) -> open_service ->
+# service_opened (the ticket number, waited out) -> say_deadline -> anything_else 1 -> goodbye
+SERVICE_REQUEST = ("1", "2")
+SERVICE_REQUEST_END = ("1",)
+# main_menu 2 -> billing -> identify/ask_cnpj_root -> say_overdue (1 barges in) -> billing_menu 1
+# -> boleto_copy -> document_month 2 -> ask_month (MMAAAA) -> send_document -> document_sent
+# -> line_offer 2 -> anything_else 1 -> goodbye
+def boleto_of(month: date) -> tuple[str, ...]:
+    return ("2", SERRA_AZUL_CNPJ_ROOT, "1", "2", f"{month:%m%Y}", "2", "1")
+
+
+# main_menu 2 -> billing -> identify/ask_cnpj_root -> say_overdue (7 barges in) -> billing_menu 7
+# -> negotiation (the receivables e-mail said) -> negotiation_transfer: out through the carrier trunk
+NEGOTIATE = ("2", SERRA_AZUL_CNPJ_ROOT, "7")
+# main_menu 1 -> technical 5 -> suspended -> identify/ask_cnpj_root -> suspension_lookup -> (financial)
+# suspended_amount -> suspended_due -> payment_proof, all heard in full -> overdue_menu: hangs up there
+SUSPENDED_FINANCIAL = ("1", "5", SUSPENDED_CNPJ[:8])
+# ... (technical: an open outage) failure_check -> outage_said (1 barges in) -> outage_menu 1
+# -> attach_incident -> attached_said (waited out) -> after_failure 1 -> goodbye
+SUSPENDED_TECHNICAL = ("1", "5", SERRA_AZUL_CNPJ_ROOT, "1")
+SUSPENDED_TECHNICAL_END = ("1",)
+
+
+@pytest.fixture(scope="module")
+def loopback() -> Iterator[Loopback]:
+    with loopback_servers(TRANSCRIPT) as servers:
+        yield servers
+
+
+@pytest.fixture(scope="module")
+def ivr(asterisk: E2EAsterisk, loopback: Loopback) -> Iterator[IvrProcess]:
+    """This module's IVR sends e-mail and speech to the loopback fakes."""
+    with serve_ivr(asterisk, loopback.ivr_env()) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def journeys(ivr: IvrProcess) -> Journeys:
+    return Journeys(ivr)
+
+
+@dataclass(frozen=True)
+class SpokenRequest:
+    source: Path  # the mu-law stream SIPp plays
+    speech: Speech
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory: pytest.TempPathFactory) -> SpokenRequest:
+    """SPOKEN in pt-BR by espeak-ng, as SIPp streams it, with silence after it to end the recording."""
+    folder = tmp_path_factory.mktemp("spoken")
+    wav = folder / "said.wav"
+    subprocess.run(["espeak-ng", "-v", "pt-br", "-w", str(wav), SPOKEN], check=True, timeout=30)
+    speech = prepare_speech(wav, folder / "said", trailing_silence_s=4.0)  # the record node stops after 3 s
+    return SpokenRequest(speech.path, speech)
+
+
+def _say_node(journeys: Journeys, node: str) -> Say:
+    verb = journeys.flow.nodes[node].verb
+    assert isinstance(verb, Say), f"{journeys.flow.source}: {node} is no `say` node"
+    return verb
+
+
+def _said_s(say: Say, value: object) -> float:
+    return total_duration([*say.before, *say_ids(say.what, value, **say.options), *say.after])
+
+
+@dataclass
+class Expected:
+    month: date  # the boleto's month (J10)
+    suspended_said_s: float  # the overdue amount, its date and where to send the proof (J15)
+
+
+@dataclass
+class InFlight:
+    before: set[str]  # the store's protocols before these calls
+    calls: dict[str, asyncio.Task[CallResult]]
+    far_end: asyncio.Task[CallResult]  # the negotiation line on the carrier trunk
+    expected: Expected
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def in_flight(
+    asterisk: E2EAsterisk, ivr: IvrProcess, journeys: Journeys, stored: StoreReader, spoken: SpokenRequest
+) -> AsyncIterator[InFlight]:
+    before = stored.protocols()
+    month = ivr.moment.date().replace(day=1)
+    overdue_month = (month.replace(year=month.year - 1, month=12) if month.month == 1 else
+                     month.replace(month=month.month - 1))  # fmt: skip
+    total, oldest = stored.overdue(SUSPENDED_CNPJ)
+    suspended_said = (
+        _said_s(_say_node(journeys, "suspended_amount"), str(total))
+        + _said_s(_say_node(journeys, "suspended_due"), oldest.isoformat())
+        + prompt_duration("payment_proof")
+    )
+    # The record prompt (not interruptible) and its beep, then speech; the ticket number waited out.
+    before_speech = prompt_duration("describe_request") + 1.0
+    speech_steps = (Pause(before_speech), spoken.speech, Pause(journeys.ticket_said_s("service_opened") + MARGIN_S))
+    service = journeys.script(KNOWN_CALLER, *SERVICE_REQUEST)
+    technical = journeys.script(
+        KNOWN_CALLER, *SUSPENDED_TECHNICAL, journeys.ticket_said_s("attached_said") + MARGIN_S, *SUSPENDED_TECHNICAL_END
+    )
+    scripts = {
+        "protocol": journeys.script(
+            KNOWN_CALLER, *PROTOCOL_AGAIN, said_s(_say_node(journeys, "repeat_protocol"), 12, ivr.moment.year) + MARGIN_S,
+            end="hangup",
+        ),
+        "service_request": CallScript(
+            caller=KNOWN_CALLER,
+            steps=(*service.steps, *speech_steps, *(Keys(k) for k in SERVICE_REQUEST_END), Pause(GAP_S)),
+            end="wait_bye",
+        ),
+        "boleto": journeys.script(KNOWN_CALLER, *boleto_of(overdue_month)),
+        "negotiate": journeys.script(
+            KNOWN_CALLER, *NEGOTIATE, prompt_duration("negotiation_info") + 8.0, end="hangup"
+        ),
+        "suspended_financial": journeys.script(
+            SUSPENDED_CALLER, *SUSPENDED_FINANCIAL, suspended_said + MARGIN_S, end="hangup"
+        ),
+        "suspended_technical": technical,
+    }  # fmt: skip
+    far_end = asyncio.create_task(asterisk.answer_on_trunk(timeout_s=90))
+    tasks = {name: asyncio.create_task(_call(asterisk, call, timeout_s=90)) for name, call in scripts.items()}
+    try:
+        yield InFlight(before, tasks, far_end, Expected(overdue_month, suspended_said))
+    finally:
+        for task in (*tasks.values(), far_end):
+            task.cancel()
+        await asyncio.gather(*tasks.values(), far_end, return_exceptions=True)
+
+
+async def _the_call(
+    in_flight: InFlight, stored: StoreReader, name: str, node: str, caller: str = KNOWN_CALLER
+) -> StoredCall:
+    """The journey's call, once SIPp is done with it and the store has it ended: of the calls from
+    `caller`, the one that visited `node`."""
+    result = await in_flight.calls[name]
+    assert result.ok, result.summary()
+    number = phone.normalise(caller)
+
+    def found() -> StoredCall | None:
+        calls = [stored.call(p) for p in stored.protocols() - in_flight.before]
+        return next((c for c in calls if c.caller_id == number and node in c.path and c.ended), None)
+
+    return await wait_for(found, f"ended call through {node}", timeout_s=15)
+
+
+async def _mail(loopback: Loopback, protocol: str, template_subject: str, count: int) -> list[EmailMessage]:
+    """The `count` messages about the call `protocol` whose subject starts with `template_subject`."""
+
+    def arrived() -> list[EmailMessage] | None:
+        mails = [
+            r.message
+            for r in list(loopback.smtp.received)
+            if r.message["X-SAC-Protocolo"] == protocol and str(r.message["Subject"]).startswith(template_subject)
+        ]
+        return mails if len(mails) >= count else None
+
+    mails = await wait_for(arrived, f"{count} e-mail(s) '{template_subject}...' for call {protocol}", MAIL_WAIT_S)
+    assert len(mails) == count, [str(m["To"]) for m in mails]
+    return mails
+
+
+async def test_j1_the_protocol_is_said_before_the_first_menu_and_mailed_to_the_known_caller(
+    in_flight: InFlight, stored: StoreReader, loopback: Loopback, journeys: Journeys, ivr: IvrProcess
+) -> None:
+    call = await _the_call(in_flight, stored, "protocol", "repeat_protocol")
+    assert call.path[:3] == ["greet", "identify_by_caller", "announce_protocol"], call.path
+    timeline = stored.timeline(call.protocol)
+    announced = next(t for t in timeline if t[0] == "announce_protocol")
+    first_menu = next(t for t in timeline if t[0] == "main_menu")
+    # The call (and its protocol) exists from the answer; the number is said in full before the menu.
+    assert stored.started_at(call.protocol) <= announced[1] < first_menu[1]
+    announcement_s = said_s(_say_node(journeys, "announce_protocol"), 12, ivr.moment.year)
+    assert announced[2] >= 0.8 * announcement_s, f"announcement lasted {announced[2]:.1f} s of {announcement_s:.1f}"
+    assert call.outcome == "hangup" and call.path[-2:] == ["repeat_protocol", "main_menu"], call
+
+    mails = await _mail(loopback, call.protocol, f"Protocolo de atendimento {call.protocol}", len(SERRA_AZUL_EMAILS))
+    assert {str(m["To"]) for m in mails} == SERRA_AZUL_EMAILS
+    for mail in mails:
+        body = mail.get_body(("plain",))
+        assert body is not None and f"Protocolo de atendimento: {call.protocol}" in body.get_content()
+
+
+async def test_j5_a_spoken_service_request_is_recorded_transcribed_and_ticketed(
+    in_flight: InFlight, stored: StoreReader, loopback: Loopback, spoken: SpokenRequest, asterisk: E2EAsterisk
+) -> None:
+    call = await _the_call(in_flight, stored, "service_request", "service_words")
+    assert _visit(call, "service_words")[2] == "recorded"
+    ((number, kind),) = call.tickets
+    assert kind == "service_request", call.tickets
+    description = stored.ticket_description(number)
+    assert description.startswith(TRANSCRIPT), description  # the recogniser's words, in the ticket
+    assert call.path[-2:] == ["anything_else", "goodbye"] and call.outcome == "ended", call
+
+    # The words went to Speech-to-Text as the IVR recorded them: a request with no menu hints...
+    requests = [r for r in list(loopback.speech.requests) if not r.config.speech_contexts]
+    assert len(requests) == 1, f"{len(requests)} free-speech recognitions (one expected)"
+    (request,) = requests
+    assert request.config.language_code == "pt-BR" and request.config.sample_rate_hertz == 8000
+    assert request.config.encoding == speech_v1.RecognitionConfig.AudioEncoding.LINEAR16
+    # ...carrying exactly the recording named in the ticket...
+    recording = asterisk.settings.recordings_path / Path(description.rsplit("[gravação: ", 1)[1].rstrip("]")).name
+    with wave.open(str(recording), "rb") as wav:
+        assert request.audio.content == wav.readframes(wav.getnframes())
+    # ...which is the speech SIPp streamed: same loudness contour, same length of voice.
+    source = audio.envelope(audio.ulaw_to_linear(spoken.source.read_bytes()))
+    heard = audio.envelope(audio.linear16(request.audio.content))
+    correlation = audio.best_correlation(source, heard)
+    print(f"\nJ5: {len(request.audio.content) / 16000:.2f} s sent to Speech, envelope correlation {correlation:.3f}")
+    assert correlation > 0.8, f"the recording does not follow the streamed speech (r = {correlation:.2f})"
+    assert abs(audio.voiced_s(heard) - audio.voiced_s(source)) < 0.5
+
+
+async def test_j10_the_confirmed_caller_gets_the_boleto_of_the_month_by_email(
+    in_flight: InFlight, stored: StoreReader, loopback: Loopback
+) -> None:
+    call = await _the_call(in_flight, stored, "boleto", "send_document")
+    month = in_flight.expected.month
+    assert _visit(call, "identify/check_cnpj_root")[2] == "found"  # caller ID + CNPJ root: confirmed
+    assert _visit(call, "send_document")[2] == "found"
+    assert "document_sent" in call.path and call.tickets == [], call
+    assert call.outcome == "ended", call
+
+    mails = await _mail(loopback, call.protocol, "Segunda via do boleto", len(SERRA_AZUL_EMAILS))
+    assert {str(m["To"]) for m in mails} == SERRA_AZUL_EMAILS
+    for mail in mails:
+        (pdf,) = list(mail.iter_attachments())
+        assert pdf.get_content_type() == "application/pdf"
+        assert pdf.get_filename() == f"boleto-100200-{month:%Y-%m}.pdf"
+        assert pdf.get_content().startswith(b"%PDF")
+        body = mail.get_body(("plain",))
+        assert body is not None and f"protocolo {call.protocol}" in body.get_content()
+
+
+async def test_j14_negotiation_transfers_the_call_to_3195_8012_on_the_carrier_trunk(
+    in_flight: InFlight, stored: StoreReader
+) -> None:
+    far_end = await in_flight.far_end
+    assert far_end.received[0].startswith(f"INVITE sip:{NEGOTIATION_DIALLED}@"), far_end.received
+    assert far_end.ok and far_end.answered and far_end.hung_up_by == "asterisk", far_end.summary()
+    call = await _the_call(in_flight, stored, "negotiate", "negotiation_transfer")
+    assert call.path[-3:] == ["billing_menu", "negotiation", "negotiation_transfer"], call.path
+    assert call.outcome == "transfer:3195-8012", call
+
+
+async def test_j15_a_financial_suspension_says_the_overdue_amount_and_where_to_send_the_proof(
+    in_flight: InFlight, stored: StoreReader
+) -> None:
+    call = await _the_call(in_flight, stored, "suspended_financial", "suspension_lookup", SUSPENDED_CALLER)
+    assert _visit(call, "suspension_lookup")[2] == "found"
+    said = ["suspended_amount", "suspended_due", "payment_proof"]
+    assert call.path[-4:] == [*said, "overdue_menu"], call.path
+    # Each was heard in full (none cut by a key): the amount, its date and the receivables mailbox.
+    spent = sum(seconds for node, _, seconds in stored.timeline(call.protocol) if node in said)
+    assert spent >= 0.9 * in_flight.expected.suspended_said_s, f"{spent:.1f} s of {in_flight.expected.suspended_said_s:.1f}"
+    assert call.outcome == "hangup" and call.tickets == [], call
+
+
+async def test_j15_a_technical_suspension_goes_to_the_failure_journey(
+    in_flight: InFlight, stored: StoreReader
+) -> None:
+    call = await _the_call(in_flight, stored, "suspended_technical", "suspension_lookup")
+    path = call.path
+    journey = ["suspension_lookup", "suspension_cause", "failure_check", "outage_said", "outage_menu",
+               "attach_incident", "attached_said", "after_failure", "goodbye"]  # fmt: skip
+    assert path[path.index("suspension_lookup") :] == journey, path
+    assert not {"suspended_amount", "payment_proof"} & set(path), path
+    assert call.outcome == "ended", call
