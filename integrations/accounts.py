@@ -14,11 +14,12 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from integrations.registry import OperationContext, OperationResult, OperationStatus
 from ivr import cnpj as cnpj_rules
 from ivr import phone as phones
+from ivr.protocol_number import NumberKind, kind_of
 from ivr.store.models import TicketKind
 
 T = TypeVar("T")
@@ -160,6 +161,25 @@ class Identification:
         if ticket_kind in CONFIRMED_KINDS and not self.confirmed(ctx):
             return OperationResult.not_found("account not confirmed")
         return ticket_kind
+
+
+class TicketReference(NamedTuple):
+    """The ticket an identified caller asks about: theirs, by ticket number or by call protocol."""
+
+    customer_id: int
+    digits: str
+    kind: NumberKind
+
+
+def ticket_reference(ctx: OperationContext, number: str) -> TicketReference | OperationResult:
+    """What `number` refers to for this caller, or the result refusing it."""
+    digits = re.sub(r"\D", "", number)
+    kind = kind_of(digits)
+    if kind is None:
+        return OperationResult.not_found("not a valid ticket or protocol number")
+    if ctx.customer_id is None:
+        return OperationResult.not_found("caller not identified")
+    return TicketReference(ctx.customer_id, digits, kind)
 
 
 def pick_circuit(rows: Sequence[T], ref: str, designation: Callable[[T], str]) -> T | None:

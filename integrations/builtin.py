@@ -13,24 +13,22 @@ every adapter registers. Store failures become `BackendError` (the flow's ``erro
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from integrations import answers
-from integrations.accounts import IDENTITY, AccountSummary, Identification, pick_circuit
+from integrations.accounts import IDENTITY, AccountSummary, Identification, pick_circuit, ticket_reference
 from integrations.builtin_deadlines import add_days, deadlines
 from integrations.registry import Arg, BackendError, OperationContext, OperationRegistry, OperationResult, OperationSpec
+from integrations.store_operations import StoreOperations
 from ivr import phone as phones
-from ivr.protocol_number import NumberKind, kind_of, make_ticket_number
-from ivr.store.db import Store, StoreUnavailable
+from ivr.protocol_number import NumberKind, make_ticket_number
+from ivr.store.db import Store
 from ivr.store.models import (
     Circuit,
     Contact,
@@ -44,8 +42,6 @@ from ivr.store.models import (
     TicketKind,
 )
 from ivr.store.sequences import TICKET, next_value
-
-T = TypeVar("T")
 
 MAINTENANCE_HORIZON = timedelta(days=7)
 
@@ -152,7 +148,7 @@ def declare(
     return registry
 
 
-class BuiltinOperations:
+class BuiltinOperations(StoreOperations):
     def __init__(
         self, store: Store, *, clock: Callable[[], datetime] | None = None, timezone: str | None = None
     ) -> None:
@@ -160,9 +156,7 @@ class BuiltinOperations:
             from ivr.config import settings
 
             timezone = settings().timezone
-        self._store = store
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._zone = ZoneInfo(timezone)
+        super().__init__(store, timezone=timezone, clock=clock)
         self._deadlines = deadlines()
         self._identification = Identification(self)
         self.customer_by_caller_id = self._identification.customer_by_caller_id
@@ -189,22 +183,13 @@ class BuiltinOperations:
     # --- tickets -----------------------------------------------------------------------------------
 
     async def ticket_status(self, ctx: OperationContext, number: str) -> OperationResult:
-        digits = re.sub(r"\D", "", number)
-        kind = kind_of(digits)
-        if kind is None:
-            return OperationResult.not_found("not a valid ticket or protocol number")
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
-        column = Ticket.number if kind is NumberKind.TICKET else Ticket.call_protocol
-        query = (
-            select(Ticket)
-            .where(column == digits, Ticket.customer_id == ctx.customer_id)
-            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-            .limit(1)
-        )
+        reference = ticket_reference(ctx, number)
+        if isinstance(reference, OperationResult):
+            return reference
+        column = Ticket.number if reference.kind is NumberKind.TICKET else Ticket.call_protocol
 
         def read(session: Session) -> dict[str, Any] | None:
-            ticket = session.scalars(query).first()
+            ticket = newest_ticket(session, reference.customer_id, column == reference.digits)
             if ticket is None:
                 return None
             return {
@@ -352,22 +337,15 @@ class BuiltinOperations:
 
         return OperationResult.found(lead_id=await self._write(write), phone=number)
 
-    # --- plumbing ----------------------------------------------------------------------------------
 
-    def _local_date(self, moment: datetime) -> date:
-        return answers.local_date(moment, self._zone)
-
-    async def _read(self, fn: Callable[[Session], T]) -> T:
-        try:
-            return await self._store.read(fn)
-        except (StoreUnavailable, SQLAlchemyError) as exc:
-            raise BackendError(f"store: {exc}") from exc
-
-    async def _write(self, fn: Callable[[Session], T]) -> T:
-        try:
-            return await self._store.write(fn)
-        except (StoreUnavailable, SQLAlchemyError) as exc:
-            raise BackendError(f"store: {exc}") from exc
+def newest_ticket(session: Session, customer_id: int, *criteria: ColumnElement[bool]) -> Ticket | None:
+    """The customer's most recently opened ticket meeting `criteria`."""
+    return session.scalars(
+        select(Ticket)
+        .where(Ticket.customer_id == customer_id, *criteria)
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .limit(1)
+    ).first()
 
 
 def _customers_by_phone(session: Session, *, number: str) -> list[int]:

@@ -15,18 +15,16 @@ operations for the catalogue (integrations/catalog.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
+from datetime import date
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from integrations.answers import SUSPENSION_RESULTS, local_date, suspension
+from integrations.answers import SUSPENSION_RESULTS, suspension
+from integrations.builtin import newest_ticket
 from integrations.registry import (
     Arg,
-    BackendError,
     Handler,
     OperationContext,
     OperationResult,
@@ -34,7 +32,7 @@ from integrations.registry import (
     OperationStatus,
 )
 from ivr.protocol_number import make_ticket_number
-from ivr.store.db import Store, StoreUnavailable
+from integrations.store_operations import StoreOperations
 from ivr.store.models import (
     AccountStatus,
     Circuit,
@@ -47,8 +45,6 @@ from ivr.store.models import (
     TicketState,
 )
 from ivr.store.sequences import TICKET, next_value
-
-T = TypeVar("T")
 
 #: A failure ticket in these states is still being worked on: a new call joins it.
 OPEN_STATES = (TicketState.OPEN, TicketState.IN_PROGRESS, TicketState.WAITING_CUSTOMER)
@@ -82,14 +78,7 @@ def specs(handler_for: Callable[[str], Handler]) -> Iterator[OperationSpec]:
         yield OperationSpec(name, description, args, results, handler_for(name))
 
 
-class JourneyOperations:
-    def __init__(
-        self, store: Store, *, timezone: str, clock: Callable[[], datetime] | None = None
-    ) -> None:
-        self._store = store
-        self._zone = ZoneInfo(timezone)
-        self._clock = clock or (lambda: datetime.now(UTC))
-
+class JourneyOperations(StoreOperations):
     async def attach_to_incident(self, ctx: OperationContext) -> OperationResult:
         if ctx.customer_id is None:
             return OperationResult.not_found("caller not identified")
@@ -100,18 +89,14 @@ class JourneyOperations:
             incident = _first_open_incident(session, customer_id)
             if incident is None:
                 return None
-            expected: date | str = local_date(incident.expected_end_at, self._zone) if incident.expected_end_at else ""
-            ticket = session.scalars(
-                select(Ticket)
-                .where(
-                    Ticket.customer_id == customer_id,
-                    Ticket.circuit_id == incident.circuit_id,
-                    Ticket.kind == TicketKind.TECHNICAL_FAILURE,
-                    Ticket.state.in_(OPEN_STATES),
-                )
-                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                .limit(1)
-            ).first()
+            expected: date | str = self._local_date(incident.expected_end_at) if incident.expected_end_at else ""
+            ticket = newest_ticket(
+                session,
+                customer_id,
+                Ticket.circuit_id == incident.circuit_id,
+                Ticket.kind == TicketKind.TECHNICAL_FAILURE,
+                Ticket.state.in_(OPEN_STATES),
+            )
             opened = ticket is None
             if ticket is None:
                 ticket = Ticket(
@@ -149,22 +134,17 @@ class JourneyOperations:
             return OperationResult(OperationStatus.ERROR, {}, f"unknown ticket kind {kind!r}")
         if ctx.customer_id is None:
             return OperationResult.not_found("caller not identified")
-        query = (
-            select(Ticket)
-            .where(Ticket.customer_id == ctx.customer_id, Ticket.kind == ticket_kind)
-            .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-            .limit(1)
-        )
+        customer_id = ctx.customer_id
 
         def read(session: Session) -> dict[str, Any] | None:
-            ticket = session.scalars(query).first()
+            ticket = newest_ticket(session, customer_id, Ticket.kind == ticket_kind)
             if ticket is None:
                 return None
             return {
                 "number": ticket.number,
                 "state": ticket.state.value,
-                "opened_on": local_date(ticket.created_at, self._zone),
-                "updated_on": local_date(ticket.updated_at, self._zone),
+                "opened_on": self._local_date(ticket.created_at),
+                "updated_on": self._local_date(ticket.updated_at),
                 "expected_date": ticket.expected_date or "",
             }
 
@@ -175,7 +155,7 @@ class JourneyOperations:
         if ctx.customer_id is None:
             return OperationResult.not_found("caller not identified")
         customer_id = ctx.customer_id
-        today = local_date(self._clock(), self._zone)
+        today = self._local_date(self._clock())
 
         def read(session: Session) -> dict[str, Any]:
             customer = session.get_one(Customer, customer_id)
@@ -200,18 +180,6 @@ class JourneyOperations:
             )
 
         return OperationResult.found(**await self._read(read))
-
-    async def _read(self, fn: Callable[[Session], T]) -> T:
-        try:
-            return await self._store.read(fn)
-        except (StoreUnavailable, SQLAlchemyError) as exc:
-            raise BackendError(f"store: {exc}") from exc
-
-    async def _write(self, fn: Callable[[Session], T]) -> T:
-        try:
-            return await self._store.write(fn)
-        except (StoreUnavailable, SQLAlchemyError) as exc:
-            raise BackendError(f"store: {exc}") from exc
 
 
 def _first_open_incident(session: Session, customer_id: int) -> Incident | None:

@@ -8,23 +8,19 @@ said on the call; documents need a confirmed account. Team requests go to the se
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from integrations import email_address
+from integrations.messages import MessageOperations, latest_invoice, month_label, parse_month
 from integrations.outbox import NewMessage, Outbox
 from integrations.registry import (
     Arg,
-    BackendError,
     Handler,
     OperationContext,
     OperationResult,
@@ -33,7 +29,7 @@ from integrations.registry import (
 )
 from ivr.config import ServicePage
 from ivr.store import boleto
-from ivr.store.db import Store, StoreUnavailable
+from ivr.store.db import Store
 from ivr.store.models import (
     Contact,
     ContactKind,
@@ -47,14 +43,7 @@ from ivr.store.models import (
     TicketKind,
 )
 
-T = TypeVar("T")
-
 TEAMS = ("scheduled_activity", "bgp")
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
-MONTHS = (
-    "janeiro", "fevereiro", "março", "abril", "maio", "junho",
-    "julho", "agosto", "setembro", "outubro", "novembro", "dezembro",
-)  # fmt: skip
 TICKET_LABELS = {
     TicketKind.TECHNICAL_FAILURE: "Falha técnica",
     TicketKind.SERVICE_REQUEST: "Solicitação de serviço",
@@ -119,7 +108,7 @@ class _Account:
     emails: tuple[str, ...]
 
 
-class EmailOperations:
+class EmailOperations(MessageOperations):
     def __init__(
         self,
         store: Store,
@@ -129,11 +118,8 @@ class EmailOperations:
         timezone: str,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self._store = store
-        self._outbox = outbox
+        super().__init__(store, outbox, timezone=timezone, clock=clock)
         self._page = page
-        self._zone = ZoneInfo(timezone)
-        self._clock = clock or (lambda: datetime.now(UTC))
 
     async def email_protocol(self, ctx: OperationContext) -> OperationResult:
         if ctx.customer_id is None:
@@ -172,19 +158,14 @@ class EmailOperations:
             return OperationResult(OperationStatus.ERROR, {}, f"unknown document kind {kind!r} ({known})")
         if ctx.customer_id is None or not ctx.account_confirmed:
             return OperationResult.not_found("account not confirmed")
-        wanted: date | None = None
-        if month.strip():
-            match = _MONTH.fullmatch(month.strip())
-            if match is None or not 1 <= int(match[2]) <= 12:
-                return OperationResult.not_found(f"month {month!r} is not YYYY-MM")
-            wanted = date(int(match[1]), int(match[2]), 1)
+        try:
+            wanted = parse_month(month)
+        except ValueError as exc:
+            return OperationResult.not_found(str(exc))
         customer_id = ctx.customer_id
 
         def read(session: Session) -> tuple[_Account, Invoice | None, InvoiceDocument | None]:
-            query = select(Invoice).where(Invoice.customer_id == customer_id)
-            if wanted is not None:
-                query = query.where(Invoice.reference_month == wanted)
-            invoice = session.scalars(query.order_by(Invoice.reference_month.desc()).limit(1)).first()
+            invoice = latest_invoice(session, customer_id, wanted)
             document = None
             if invoice is not None:
                 document = next((d for d in invoice.documents if d.kind is document_kind), None)
@@ -195,7 +176,7 @@ class EmailOperations:
             return OperationResult.not_found(f"no {document_kind.value} for {month or 'the latest invoice'}")
         if not account.emails:
             return OperationResult.not_found("no e-mail registered on the account")
-        reference = f"{MONTHS[invoice.reference_month.month - 1]} de {invoice.reference_month.year}"
+        reference = month_label(invoice.reference_month)
         label = DOCUMENT_LABELS[document_kind]
         lines = [
             f"Olá, {account.name}.",
@@ -298,25 +279,9 @@ class EmailOperations:
         )
         return ", ".join(email_address.mask(address) for address in account.emails)
 
-    def _when(self) -> str:
-        now = self._clock().astimezone(self._zone)
-        return f"{now:%d/%m/%Y} às {now:%H:%M}"
-
     def _sac(self) -> str:
         digits = self._page.sac_number
         return f"{digits[:4]}-{digits[4:]}" if len(digits) == 8 else digits
-
-    async def _read(self, fn: Callable[[Session], T]) -> T:
-        try:
-            return await self._store.read(fn)
-        except (StoreUnavailable, SQLAlchemyError) as exc:
-            raise BackendError(f"store: {exc}") from exc
-
-    async def _enqueue(self, *messages: NewMessage) -> None:
-        try:
-            await self._outbox.enqueue(*messages)
-        except (StoreUnavailable, SQLAlchemyError) as exc:
-            raise BackendError(f"outbox: {exc}") from exc
 
 
 def _account(session: Session, customer_id: int) -> _Account:

@@ -27,7 +27,7 @@ from typing import Any, Self
 from zoneinfo import ZoneInfo
 
 from integrations import answers, builtin_journeys
-from integrations.accounts import AccountSummary, Identification, pick_circuit
+from integrations.accounts import AccountSummary, Identification, pick_circuit, ticket_reference
 from integrations.builtin import MAINTENANCE_HORIZON, declare
 from integrations.http_client import CarrierClient, NotFound
 from integrations.http_contract import day, instant, money
@@ -41,7 +41,7 @@ from integrations.registry import (
 )
 from ivr import phone as phones
 from ivr.config import CarrierApiSettings
-from ivr.protocol_number import NumberKind, kind_of
+from ivr.protocol_number import NumberKind
 from ivr.store.models import InvoiceLineKind, InvoiceStatus, TicketKind
 
 log = logging.getLogger(__name__)
@@ -158,22 +158,20 @@ class HttpOperations:
     # --- tickets -----------------------------------------------------------------------------------
 
     async def ticket_status(self, ctx: OperationContext, number: str) -> OperationResult:
-        digits = re.sub(r"\D", "", number)
-        kind = kind_of(digits)
-        if kind is None:
-            return OperationResult.not_found("not a valid ticket or protocol number")
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
+        reference = ticket_reference(ctx, number)
+        if isinstance(reference, OperationResult):
+            return reference
+        customer_id, digits, kind = reference
         ticket: dict[str, Any] | None
         if kind is NumberKind.TICKET:
             try:
                 ticket = await self.client.read(f"/tickets/{digits}", "Ticket")
             except NotFound:
                 ticket = None
-            if ticket is not None and ticket["customer_id"] != ctx.customer_id:
+            if ticket is not None and ticket["customer_id"] != customer_id:
                 ticket = None  # another account's ticket does not exist for this caller
         else:
-            ticket = await self._newest_ticket(ctx.customer_id, call_protocol=digits)
+            ticket = await self._newest_ticket(customer_id, call_protocol=digits)
         if ticket is None:
             return OperationResult.not_found("no such ticket on this account")
         what = f"ticket {ticket['number']}"

@@ -18,25 +18,21 @@ The templates, approved in WhatsApp Manager in pt_BR (names from settings().what
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import TypeVar
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from integrations.email_operations import MONTHS
+from integrations.messages import MessageOperations, latest_invoice, month_label, parse_month
 from integrations.outbox import NewMessage, Outbox
-from integrations.registry import Arg, BackendError, Handler, OperationContext, OperationResult, OperationSpec
+from integrations.registry import Arg, Handler, OperationContext, OperationResult, OperationSpec
 from integrations.whatsapp import recipient, template_body
 from ivr import phone
 from ivr.config import WhatsAppSettings
 from ivr.store import boleto
-from ivr.store.db import Store, StoreUnavailable
+from ivr.store.db import Store
 from ivr.store.models import (
     Contact,
     ContactKind,
@@ -46,10 +42,6 @@ from ivr.store.models import (
     InvoiceStatus,
     OutboxChannel,
 )
-
-T = TypeVar("T")
-
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 SPECS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...]], ...] = (
     (
@@ -79,7 +71,7 @@ class _Account:
     numbers: tuple[str, ...]  # recipients, +<country><number>
 
 
-class WhatsAppOperations:
+class WhatsAppOperations(MessageOperations):
     def __init__(
         self,
         store: Store,
@@ -89,11 +81,8 @@ class WhatsAppOperations:
         timezone: str,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self._store = store
-        self._outbox = outbox
+        super().__init__(store, outbox, timezone=timezone, clock=clock)
         self._conf = conf
-        self._zone = ZoneInfo(timezone)
-        self._clock = clock or (lambda: datetime.now(UTC))
 
     async def whatsapp_protocol(self, ctx: OperationContext) -> OperationResult:
         if ctx.customer_id is None:
@@ -102,27 +91,21 @@ class WhatsAppOperations:
         account = await self._read(lambda session: _account(session, customer_id))
         if not account.numbers:
             return OperationResult.not_found("no WhatsApp number registered on the account")
-        now = self._clock().astimezone(self._zone)
-        parameters = (account.name, f"{now:%d/%m/%Y} às {now:%H:%M}", ctx.call_protocol)
+        parameters = (account.name, self._when(), ctx.call_protocol)
         masked = await self._send(ctx, account, self._conf.protocol_template, parameters)
         return OperationResult.found(protocol=ctx.call_protocol, sent_to_masked=masked)
 
     async def whatsapp_digitable_line(self, ctx: OperationContext, month: str = "") -> OperationResult:
         if ctx.customer_id is None or not ctx.account_confirmed:
             return OperationResult.not_found("account not confirmed")
-        wanted: date | None = None
-        if month.strip():
-            match = _MONTH.fullmatch(month.strip())
-            if match is None or not 1 <= int(match[2]) <= 12:
-                return OperationResult.not_found(f"month {month!r} is not YYYY-MM")
-            wanted = date(int(match[1]), int(match[2]), 1)
+        try:
+            wanted = parse_month(month)
+        except ValueError as exc:
+            return OperationResult.not_found(str(exc))
         customer_id = ctx.customer_id
 
         def read(session: Session) -> tuple[_Account, Invoice | None, str]:
-            query = select(Invoice).where(Invoice.customer_id == customer_id)
-            if wanted is not None:
-                query = query.where(Invoice.reference_month == wanted)
-            invoice = session.scalars(query.order_by(Invoice.reference_month.desc()).limit(1)).first()
+            invoice = latest_invoice(session, customer_id, wanted)
             boletos = [d for d in invoice.documents if d.kind is DocumentKind.BOLETO] if invoice else []
             line = boletos[0].digitable_line if boletos else ""
             return _account(session, customer_id), invoice, line
@@ -139,7 +122,7 @@ class WhatsAppOperations:
         parameters = (
             account.name,
             ctx.call_protocol,
-            f"{MONTHS[reference.month - 1]} de {reference.year}",
+            month_label(reference),
             f"{invoice.due_date:%d/%m/%Y}",
             boleto.formatted(line),
         )
@@ -164,17 +147,8 @@ class WhatsAppOperations:
             )
             for number in account.numbers
         ]
-        try:
-            await self._outbox.enqueue(*messages)
-        except (StoreUnavailable, SQLAlchemyError) as exc:
-            raise BackendError(f"outbox: {exc}") from exc
+        await self._enqueue(*messages)
         return ", ".join(phone.mask(number) for number in account.numbers)
-
-    async def _read(self, fn: Callable[[Session], T]) -> T:
-        try:
-            return await self._store.read(fn)
-        except (StoreUnavailable, SQLAlchemyError) as exc:
-            raise BackendError(f"store: {exc}") from exc
 
 
 def _account(session: Session, customer_id: int) -> _Account:

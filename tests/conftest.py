@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from integrations.outbox import Outbox
 from tests.postgres import PostgresServer
 
 
@@ -21,3 +22,12 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def outboxes() -> AsyncIterator[list[Outbox]]:
+    """Outboxes a test starts (e-mail, WhatsApp); each is closed at the end, whatever happened."""
+    started: list[Outbox] = []
+    yield started
+    for outbox in started:
+        await outbox.aclose()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,10 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from integrations.outbox import Outbox
-from ivr.config import EmailSettings, OutboxSettings
+from ivr.config import EmailSettings
 from ivr.store.db import Store
-from ivr.store.migrate import upgrade
-from ivr.store.seed import seed
+from tests.outbox_support import WAIT_S, seeded_store
 
-NOW = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)  # a Tuesday, 10:00 in São Paulo
-WAIT_S = 10.0  # the longest any test waits for a message or a drainer
 
 
 @dataclass(frozen=True)
@@ -92,20 +89,22 @@ async def smtp() -> AsyncIterator[SmtpServer]:
     await server.stop()
 
 
+def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A relay's TLS context with a fresh self-signed certificate for 127.0.0.1, and the certificate's
+    file (the CA file a client trusts)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context, cert
+
+
 def email_conf(server: SmtpServer) -> EmailSettings:
     return EmailSettings(host="127.0.0.1", port=server.port, security="none", timeout_s=5)
-
-
-# Quick retries so an outage test takes a fraction of a second; the lease outlives any send.
-FAST = OutboxSettings(
-    poll_interval_s=0.5,
-    retry_first_s=0.02,
-    retry_max_s=0.1,
-    max_attempts=1000,
-    lease_s=30,
-    send_timeout_s=10,
-    shutdown_timeout_s=5,
-)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -114,17 +113,5 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         url = f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}"
     else:
         url = await request.getfixturevalue("postgres").fresh_database()
-    db = Store(url, busy_timeout_s=10)
-    await upgrade(db)
-    await seed(db, now=NOW)
-    yield db
-    await db.aclose()
-
-
-@pytest.fixture
-async def outboxes() -> AsyncIterator[list[Outbox]]:
-    """Outboxes a test starts; each is closed at the end, whatever happened."""
-    started: list[Outbox] = []
-    yield started
-    for outbox in started:
-        await outbox.aclose()
+    async with seeded_store(url) as db:
+        yield db

@@ -13,8 +13,9 @@ from ivr.store import cli
 from ivr.store.db import Store
 from ivr.store.migrate import upgrade
 from ivr.store.models import OutboxChannel
+from tests.outbox_support import FAST, WAIT_S
 
-from .conftest import FAST, WAIT_S, SmtpServer, email_conf
+from .conftest import SmtpServer, email_conf
 
 
 async def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

@@ -18,8 +18,9 @@ from ivr.store.db import Store
 from ivr.store.migrate import upgrade
 from ivr.store.models import Customer, DocumentKind, Invoice, InvoiceDocument, OutboxMessage, OutboxState
 from ivr.store.seed import KNOWN_CALLER, seed
+from tests.outbox_support import FAST
 
-from .conftest import FAST, SmtpServer, email_conf
+from .conftest import SmtpServer, email_conf
 
 FLOW = """
 flow: boleto_by_mail

@@ -13,9 +13,8 @@ from sqlalchemy import delete, func, select
 from integrations.catalog import build_registry, declared_registry
 from integrations.email import SmtpSender
 from integrations.outbox import Outbox
-from integrations.registry import OperationContext, OperationRegistry, OperationResult, OperationStatus
+from integrations.registry import OperationContext, OperationRegistry, OperationStatus
 from ivr.config import load_settings
-from ivr.protocol_number import make_call_protocol
 from ivr.store.db import Store
 from ivr.store.models import (
     Contact,
@@ -28,37 +27,11 @@ from ivr.store.models import (
     OutboxMessage,
 )
 from ivr.store.seed import KNOWN_CALLER
+from tests.outbox_support import FAST, NOW, PROTOCOL, Caller
 
-from .conftest import FAST, NOW, SmtpServer, email_conf
+from .conftest import SmtpServer, email_conf
 
-PROTOCOL = make_call_protocol(2026, 4242)
 SERRA_AZUL = ("financeiro@serraazul.com.br", "ti@serraazul.com.br")
-
-
-class Caller:
-    """One call's view of the registry, keeping who the caller is as the engine's CallContext does."""
-
-    def __init__(self, registry: OperationRegistry, caller_id: str | None = KNOWN_CALLER) -> None:
-        self.registry, self.caller_id = registry, caller_id
-        self.customer_id: int | None = None
-        self.confirmed = False
-
-    async def op(self, name: str, /, **args: Any) -> OperationResult:
-        ctx = OperationContext(PROTOCOL, self.caller_id, self.customer_id, self.confirmed)
-        result = await self.registry.call(name, args, ctx)
-        spec = self.registry.get(name)
-        assert spec is not None
-        if result.status is OperationStatus.FOUND:
-            assert set(result.data) == set(spec.results), name
-            if spec.identifies:
-                self.customer_id = int(result.data["customer_id"])
-                self.confirmed = self.confirmed or bool(result.data["confirmed"])
-        return result
-
-    async def confirmed_account(self) -> Caller:
-        await self.op("customer_by_caller_id")
-        assert (await self.op("customer_by_cnpj", cnpj="11222333")).data["confirmed"] is True
-        return self
 
 
 @pytest.fixture

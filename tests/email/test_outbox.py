@@ -13,8 +13,9 @@ from ivr.config import OutboxSettings
 from ivr.store.db import Store
 from ivr.store.migrate import upgrade
 from ivr.store.models import OutboxChannel, OutboxMessage, OutboxState
+from tests.outbox_support import FAST, WAIT_S
 
-from .conftest import FAST, WAIT_S, SmtpServer, email_conf
+from .conftest import SmtpServer, email_conf
 
 CUSTOMER = "financeiro@serraazul.com.br"
 

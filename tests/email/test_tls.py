@@ -3,8 +3,6 @@ file, the password from the settings; a wrong password keeps the message waiting
 
 from __future__ import annotations
 
-import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,9 @@ from integrations.outbox import NewMessage, Outbox
 from ivr.config import EmailSettings
 from ivr.store.db import Store
 from ivr.store.models import OutboxChannel, OutboxMessage, OutboxState
+from tests.outbox_support import FAST, WAIT_S
 
-from .conftest import FAST, WAIT_S, SmtpServer
+from .conftest import SmtpServer, self_signed_tls
 
 USER, PASSWORD = "sac-ivr", "s3nha-do-relay"
 pytestmark = pytest.mark.parametrize("store", ["sqlite"], indirect=True)  # TLS is no concern of the database
@@ -34,14 +33,7 @@ def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data
 @pytest.fixture
 async def relay(tmp_path: Path) -> AsyncIterator[tuple[SmtpServer, Path]]:
     """A relay that requires STARTTLS then AUTH, with a self-signed certificate for 127.0.0.1."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    context, cert = self_signed_tls(tmp_path)
     server = SmtpServer(tls_context=context, require_starttls=True, auth_required=True, authenticator=_authenticate)
     await server.start()
     yield server, cert

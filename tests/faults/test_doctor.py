@@ -4,8 +4,6 @@ warn naming the fix when one is broken."""
 from __future__ import annotations
 
 import asyncio
-import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from ivr.flows.library import FlowLibrary
 from ivr.voice.build import build_prompts
 from ivr.voice.catalogue import Catalogue
 from tests.ami.fake_ami import FakeAmi
+from tests.email.conftest import self_signed_tls
 from tests.http.carrier_fake import TOKEN, CarrierFake, Fault
 from tests.speech.fake_speech import FakeSpeech
 
@@ -260,14 +259,7 @@ async def test_smtp_down_or_not_configured(healthy: dict[str, Any]) -> None:
 
 
 async def test_smtp_starttls_and_login(healthy: dict[str, Any], tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    context, cert = self_signed_tls(tmp_path)
 
     def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         return AuthResult(success=isinstance(data, LoginPassword) and data.password == b"right", handled=False)

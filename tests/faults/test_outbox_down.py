@@ -20,7 +20,8 @@ from ivr.store.db import Store
 from ivr.store.models import OutboxChannel, OutboxMessage, OutboxState
 from ivr.store.seed import KNOWN_CALLER
 from ivr.voice.catalogue import Catalogue
-from tests.email.conftest import FAST, email_conf
+from tests.email.conftest import email_conf
+from tests.outbox_support import FAST
 from tests.whatsapp.conftest import CloudApi
 
 from .conftest import SmtpServer, call, seeded_sqlite, words

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,17 +17,6 @@ NOW = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)  # a Tuesday, 10:00 in São Paulo
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
-
-
-@pytest.fixture(autouse=True)
-async def _sqlite_threads_finish() -> AsyncIterator[None]:
-    """Let aiosqlite's worker threads finish while the loop still runs: after a failed connect
-    (our "store down"), aiosqlite stops its thread with a future nobody awaits, and the thread
-    would otherwise report to a closed loop during a later test."""
-    yield
-    for thread in threading.enumerate():
-        if "_connection_worker_thread" in thread.name:
-            await asyncio.to_thread(thread.join, 5)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,29 +14,14 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from integrations.outbox import Outbox
-from ivr.config import OutboxSettings, WhatsAppSettings
+from ivr.config import WhatsAppSettings
 from ivr.store.db import Store
-from ivr.store.migrate import upgrade
-from ivr.store.seed import seed
+from tests.outbox_support import WAIT_S, seeded_store
 
-NOW = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)  # a Tuesday, 10:00 in São Paulo
-WAIT_S = 10.0  # the longest any test waits for a message or a drainer
 TOKEN = "test-token-not-secret"
 NUMBER_ID = "123456789012345"
 VERSION = "v21.0"
 TEMPLATES = {"sac_protocolo": 3, "sac_linha_digitavel": 5}  # approved templates and their parameter counts
-
-# Quick retries so an outage test takes a fraction of a second; the lease outlives any send.
-FAST = OutboxSettings(
-    poll_interval_s=0.5,
-    retry_first_s=0.02,
-    retry_max_s=0.1,
-    max_attempts=1000,
-    lease_s=30,
-    send_timeout_s=10,
-    shutdown_timeout_s=5,
-)
 
 
 @dataclass(frozen=True)
@@ -177,17 +161,5 @@ async def cloud() -> AsyncIterator[CloudApi]:
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     """SQLite with the demo accounts (the outbox itself is tested on PostgreSQL too, in tests/email)."""
-    db = Store(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}", busy_timeout_s=10)
-    await upgrade(db)
-    await seed(db, now=NOW)
-    yield db
-    await db.aclose()
-
-
-@pytest.fixture
-async def outboxes() -> AsyncIterator[list[Outbox]]:
-    """Outboxes a test starts; each is closed at the end, whatever happened."""
-    started: list[Outbox] = []
-    yield started
-    for outbox in started:
-        await outbox.aclose()
+    async with seeded_store(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}") as db:
+        yield db

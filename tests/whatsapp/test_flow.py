@@ -17,8 +17,9 @@ from ivr.store.db import Store
 from ivr.store.migrate import upgrade
 from ivr.store.models import InvoiceDocument, OutboxChannel, OutboxMessage, OutboxState
 from ivr.store.seed import KNOWN_CALLER, seed
+from tests.outbox_support import FAST, NOW
 
-from .conftest import FAST, NOW, CloudApi, Sent
+from .conftest import CloudApi, Sent
 
 SAC = load_flow(REPO_ROOT / "flows" / "sac.yaml")
 MARTA = "5531988887777"  # Transportes Serra Azul's registered WhatsApp; the caller's line is a landline

@@ -12,10 +12,9 @@ from sqlalchemy import select
 from integrations import whatsapp_operations
 from integrations.catalog import build_registry, declared_registry
 from integrations.outbox import NewMessage, Outbox
-from integrations.registry import OperationContext, OperationRegistry, OperationResult, OperationStatus
+from integrations.registry import OperationRegistry, OperationStatus
 from integrations.whatsapp import WhatsAppSender
 from ivr.config import load_settings
-from ivr.protocol_number import make_call_protocol
 from ivr.store import boleto
 from ivr.store.db import Store, StoreUnavailable
 from ivr.store.models import (
@@ -29,34 +28,12 @@ from ivr.store.models import (
     OutboxChannel,
     OutboxMessage,
 )
-from ivr.store.seed import KNOWN_CALLER
+from tests.outbox_support import FAST, NOW, PROTOCOL, WAIT_S, Caller
 
-from .conftest import FAST, NOW, WAIT_S, CloudApi
+from .conftest import CloudApi
 
-PROTOCOL = make_call_protocol(2026, 4242)
 MARTA = "5531988887777"  # Serra Azul's registered WhatsApp
 HOSPITAL_CNPJ = "45263816000146"  # Hospital Vale do Aço: landlines only
-
-
-class Caller:
-    """One call's view of the registry, keeping who the caller is as the engine's CallContext does."""
-
-    def __init__(self, registry: OperationRegistry, caller_id: str | None = KNOWN_CALLER) -> None:
-        self.registry, self.caller_id = registry, caller_id
-        self.customer_id: int | None = None
-        self.confirmed = False
-
-    async def op(self, name: str, /, **args: Any) -> OperationResult:
-        ctx = OperationContext(PROTOCOL, self.caller_id, self.customer_id, self.confirmed)
-        result = await self.registry.call(name, args, ctx)
-        spec = self.registry.get(name)
-        assert spec is not None
-        if result.status is OperationStatus.FOUND:
-            assert set(result.data) == set(spec.results), name
-            if spec.identifies:
-                self.customer_id = int(result.data["customer_id"])
-                self.confirmed = self.confirmed or bool(result.data["confirmed"])
-        return result
 
 
 @pytest.fixture
@@ -170,9 +147,7 @@ async def test_the_confirmed_caller_gets_the_latest_open_boletos_digitable_line(
 ) -> None:
     invoice, line = await latest_boleto(store, "11222333000181")
     assert invoice.status is InvoiceStatus.OPEN  # the seed's latest invoice is due next month
-    caller = Caller(registry)
-    await caller.op("customer_by_caller_id")
-    await caller.op("customer_by_cnpj", cnpj="11222333")
+    caller = await Caller(registry).confirmed_account()
     result = await caller.op("whatsapp_digitable_line")
     assert result.status is OperationStatus.FOUND
     assert result.data == {"month": f"{invoice.reference_month:%Y-%m}", "sent_to_masked": "55*********77"}
@@ -198,9 +173,7 @@ async def test_no_line_is_sent_for_a_missing_month_or_an_invoice_not_open(
 ) -> None:
     invoice, _ = await latest_boleto(store, "11222333000181")
     await store.write(lambda s: s.get_one(Invoice, invoice.id).__setattr__("status", status))
-    caller = Caller(registry)
-    await caller.op("customer_by_caller_id")
-    await caller.op("customer_by_cnpj", cnpj="11222333")
+    caller = await Caller(registry).confirmed_account()
     result = await caller.op("whatsapp_digitable_line", month=month)
     assert result.status is OperationStatus.NOT_FOUND and why in result.message
     assert await queued(store) == []

@@ -14,8 +14,9 @@ from integrations.whatsapp import WhatsAppSender, template_body
 from ivr.config import WhatsAppSettings
 from ivr.store.db import Store
 from ivr.store.models import OutboxChannel, OutboxMessage, OutboxState
+from tests.outbox_support import FAST, WAIT_S
 
-from .conftest import FAST, TOKEN, WAIT_S, CloudApi
+from .conftest import TOKEN, CloudApi
 
 MARTA = "+5531988887777"
 PARAMETERS = ("Transportes Serra Azul Ltda", "10/03/2026 às 10:00", "202600042424")

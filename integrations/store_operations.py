@@ -1,0 +1,40 @@
+"""The base of every operation class answered from our own store (ivr/store): the store, the carrier's
+time zone and clock, and store failures turned into `BackendError` (the flow's ``error`` branch)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from integrations import answers
+from integrations.registry import BackendError
+from ivr.store.db import Store, StoreUnavailable
+
+T = TypeVar("T")
+
+
+class StoreOperations:
+    def __init__(self, store: Store, *, timezone: str, clock: Callable[[], datetime] | None = None) -> None:
+        self._store = store
+        self._zone = ZoneInfo(timezone)
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def _local_date(self, moment: datetime) -> date:
+        return answers.local_date(moment, self._zone)
+
+    async def _read(self, fn: Callable[[Session], T]) -> T:
+        try:
+            return await self._store.read(fn)
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            raise BackendError(f"store: {exc}") from exc
+
+    async def _write(self, fn: Callable[[Session], T]) -> T:
+        try:
+            return await self._store.write(fn)
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            raise BackendError(f"store: {exc}") from exc
