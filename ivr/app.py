@@ -55,7 +55,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             retry_max_s=conf.event_retry_max_s,
         )
         await events.start()
-        first, last = settings.protocol_fallback_range
+        first, last = settings.unit_fallback_range
         protocols = StoreProtocolAllocator(
             store,
             FallbackRange(settings.var_dir / "protocol_fallback.json", first, last),

@@ -271,7 +271,10 @@ class Settings(BaseSettings):
     language: str = "pt_BR"
     timezone: str = "America/Sao_Paulo"
     max_call_steps: int = 500
+    # Sequence numbers kept for protocols issued while the store is down; each unit (an IVR host
+    # sharing the database with others) takes its own tenth, so two units never issue the same number.
     protocol_fallback_range: tuple[int, int] = (9_000_000, 9_999_999)
+    unit_id: int = Field(default=0, ge=0, le=9)
     agi: AgiSettings = Field(default_factory=AgiSettings)
     ami: AmiSettings = Field(default_factory=AmiSettings)
     sip: SipSettings = Field(default_factory=SipSettings)
@@ -298,6 +301,14 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _YamlFileSource(settings_cls), file_secret_settings)
+
+    @property
+    def unit_fallback_range(self) -> tuple[int, int]:
+        """This unit's share of `protocol_fallback_range`."""
+        first, last = self.protocol_fallback_range
+        share = (last - first + 1) // 10
+        start = first + self.unit_id * share
+        return start, start + share - 1
 
     @property
     def asterisk_root(self) -> Path:
