@@ -49,8 +49,9 @@ SUSPENDED_CALLER = "3132221111"
 SUSPENDED_CNPJ = "60394672000150"
 RECEIVABLES_EMAIL = "br.contas.receber.fibra@americantower.com"
 NEGOTIATION_DIALLED = "31958012"  # 3195-8012 as the trunk sees it
-SPOKEN = "preciso liberar um bloco adicional de endereços no circuito de Contagem"
-TRANSCRIPT = "preciso liberar um bloco adicional de endereços no circuito de Contagem"  # the fake's answer
+SPOKEN = "preciso liberar um bloco barra vinte e nove adicional no circuito de Contagem"
+# What the Speech fake answers, written as a recogniser would: the ticket must hold these words.
+TRANSCRIPT = "preciso liberar um bloco /29 adicional no circuito de Contagem"
 MAIL_WAIT_S = 15.0
 
 # main_menu 9 -> repeat_protocol (the number again, not interruptible) -> main_menu: the caller hangs up
