@@ -14,22 +14,20 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal
 
 import pytest
 import pytest_asyncio
 
 from ivr import phone
-from ivr.asterisk.sipp import CallResult, CallScript, Keys, Pause, Step
-from ivr.asterisk.timing import MARGIN_S, said_s, until_protocol_said_s
-from ivr.engine.verbs.say import Say
-from ivr.flows.loader import load_flow
+from ivr.asterisk.sipp import CallResult, CallScript, Pause
+from ivr.asterisk.timing import MARGIN_S
 from ivr.protocol_number import make_ticket_number
 from ivr.store.seed import KNOWN_CALLER
 
 from .ami import Ami
 from .conftest import AGENT_INTERFACE, E2EAsterisk, RecordTiming
 from .ivr_process import IvrProcess
+from .scripts import SERRA_AZUL_CNPJ_ROOT, Journeys, answered_call, visit_of
 from .store import StoreReader, StoredCall, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -41,7 +39,6 @@ UNKNOWN_CALLER = "3199990000"
 HANGING_UP_CALLER = "3198887777"
 OWN_TICKET = make_ticket_number(102)  # Serra Azul's ticket in progress
 OTHERS_TICKET = make_ticket_number(201)  # Hospital Vale do Aço's ticket: not the known caller's
-SERRA_AZUL_CNPJ_ROOT = "11222333"
 HOSPITAL_CNPJ = "45263816000146"
 
 # main_menu 3 -> ticket_status (number #) -> status_who -> status_lookup -> status_in_progress
@@ -60,46 +57,16 @@ BILLING_AGENT = ("2", SERRA_AZUL_CNPJ_ROOT, "0")
 # main_menu 1 -> technical (the technical menu): the caller hangs up there
 HANG_UP_IN_MENU = ("1",)
 
-GAP_S = 1.5  # after a key group: the next prompt has begun (keys between prompts are not heard)
+
 
 
 def _event(name: str, **fields: str) -> Callable[[dict[str, str]], bool]:
     return lambda e: e.get("Event") == name and all(e.get(k) == v for k, v in fields.items())
 
 
-class Journeys:
-    """Call scripts timed against the flows the IVR serves and their built prompts."""
-
-    def __init__(self, ivr: IvrProcess) -> None:
-        self.flow = load_flow(ivr.settings.flows_dir / "sac.yaml")
-        self.greeting_s = until_protocol_said_s(self.flow, ivr.moment.year)
-
-    def script(
-        self, caller: str | None, *groups: str | float, end: Literal["hangup", "wait_bye"] = "wait_bye"
-    ) -> CallScript:
-        """Keys after the protocol announcement; a number in `groups` is an extra wait (an announcement
-        that cannot be interrupted)."""
-        steps: list[Step] = [Pause(self.greeting_s + MARGIN_S)]
-        for group in groups:
-            steps += [Keys(group), Pause(GAP_S)] if isinstance(group, str) else [Pause(group)]
-        return CallScript(caller=caller, steps=tuple(steps), end=end)
-
-    def ticket_said_s(self, node: str) -> float:
-        """How long `node` takes to say a ticket number (9 digits) with its prompts."""
-        verb = self.flow.nodes[node].verb
-        assert isinstance(verb, Say), f"{self.flow.source}: {node} is no `say` node"
-        return said_s(verb, 9)
-
-
 @pytest.fixture(scope="module")
 def journeys(ivr: IvrProcess) -> Journeys:
     return Journeys(ivr)
-
-
-async def _call(asterisk: E2EAsterisk, call: CallScript, timeout_s: float = 60.0) -> CallResult:
-    result = await asterisk.call(call, timeout_s=timeout_s)
-    assert result.answered, result.summary()
-    return result
 
 
 @asynccontextmanager
@@ -110,12 +77,6 @@ async def _agent(ami: Ami, queue: str) -> AsyncIterator[None]:
         yield
     finally:
         await ami.action("QueueRemove", Queue=queue, Interface=AGENT_INTERFACE)
-
-
-def _visit(call: StoredCall, node: str) -> tuple[str, str, str]:
-    found = [v for v in call.visits if v[0] == node]
-    assert found, f"call {call.protocol} never visited {node}: {call.path}"
-    return found[0]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -133,7 +94,7 @@ async def in_flight(
         ),
         "hang_up_in_menu": journeys.script(HANGING_UP_CALLER, *HANG_UP_IN_MENU, end="hangup"),
     }  # fmt: skip
-    tasks = {name: asyncio.create_task(_call(asterisk, call)) for name, call in scripts.items()}
+    tasks = {name: asyncio.create_task(answered_call(asterisk, call)) for name, call in scripts.items()}
     try:
         yield InFlight(before, tasks)
     finally:
@@ -160,13 +121,13 @@ async def test_a_known_caller_hears_the_status_of_their_ticket_and_nothing_of_an
     other = next(c for c in calls if c is not own)
 
     assert own.path[:2] == ["greet", "identify_by_caller"] and "announce_protocol" in own.path, own.path
-    assert _visit(own, "ticket_status")[1] == OWN_TICKET
-    assert _visit(own, "status_lookup")[2] == "found"
+    assert visit_of(own, "ticket_status")[1] == OWN_TICKET
+    assert visit_of(own, "status_lookup")[2] == "found"
     assert "status_in_progress" in own.path, own.path  # the ticket's state said to the caller
     assert own.outcome == "ended" and own.path[-1] == "goodbye", own
     # The other customer's ticket exists, but this caller hears only that it is not on their account.
     assert stored.ticket_owner(OTHERS_TICKET) is not None
-    assert _visit(other, "status_lookup")[2] == "not_found"
+    assert visit_of(other, "status_lookup")[2] == "not_found"
     assert not {"status_in_progress", "status_resolved", "status_say"} & set(other.path), other.path
     assert own.tickets == other.tickets == []
 
@@ -179,9 +140,9 @@ async def test_an_unknown_caller_gives_the_cnpj_and_opens_a_technical_ticket(
     assert result.ok and result.hung_up_by == "asterisk", result.summary()
     (call,) = await stored.ended_calls(in_flight.before, 1, caller=phone.normalise(UNKNOWN_CALLER))
 
-    assert _visit(call, "identify_by_caller")[2] == "not_found"
-    assert "identify/ask_cnpj" in call.path and _visit(call, "identify/find_by_cnpj")[2] == "found", call.path
-    assert _visit(call, "identify/ask_cnpj")[1] != HOSPITAL_CNPJ  # caller data is masked in the store
+    assert visit_of(call, "identify_by_caller")[2] == "not_found"
+    assert "identify/ask_cnpj" in call.path and visit_of(call, "identify/find_by_cnpj")[2] == "found", call.path
+    assert visit_of(call, "identify/ask_cnpj")[1] != HOSPITAL_CNPJ  # caller data is masked in the store
     ((number, kind),) = call.tickets
     assert kind == "technical_failure" and len(number) == 9
     assert "open_failure" in call.path and "failure_opened" in call.path, call.path
@@ -207,7 +168,7 @@ async def test_a_caller_reaches_the_billing_queue_and_the_agent_sees_the_call(
 ) -> None:
     before = stored.protocols()
     async with _agent(ami, "billing"):
-        call = asyncio.create_task(_call(asterisk, journeys.script(KNOWN_CALLER, *BILLING_AGENT)))
+        call = asyncio.create_task(answered_call(asterisk, journeys.script(KNOWN_CALLER, *BILLING_AGENT)))
         joined = await ami.wait_event(
             _event("QueueCallerJoin", Queue="billing", CallerIDNum=KNOWN_CALLER), timeout_s=40
         )
@@ -226,7 +187,7 @@ async def test_a_caller_reaches_the_billing_queue_and_the_agent_sees_the_call(
     assert "billing_menu" in context["IVR_PATH"].split(">")  # and what they did in the IVR
     assert stored_call.linked_id == joined["Linkedid"]  # the CDR line and the IVR record join
     assert "identify/check_cnpj_root" in stored_call.path and stored_call.path[-1] == "billing_queue"
-    assert _visit(stored_call, "billing_hours")[2] == "open"
+    assert visit_of(stored_call, "billing_hours")[2] == "open"
     assert stored_call.outcome == "queue:billing", stored_call
 
 
@@ -235,7 +196,7 @@ async def test_a_killed_ivr_sends_its_caller_to_the_fallback_queue(
     record_timing: RecordTiming,
 ) -> None:  # fmt: skip
     before = stored.protocols()
-    call = asyncio.create_task(_call(asterisk, CallScript(caller=KNOWN_CALLER, steps=(Pause(40),), end="wait_bye")))
+    call = asyncio.create_task(answered_call(asterisk, CallScript(caller=KNOWN_CALLER, steps=(Pause(40),), end="wait_bye")))
 
     def in_menu() -> StoredCall | None:  # the announcement is over: the IVR holds the call in its menu
         calls = [stored.call(p) for p in stored.protocols() - before]
@@ -268,7 +229,7 @@ async def test_twenty_simultaneous_calls_each_get_their_own_protocol_and_record(
     before = stored.protocols()
     started = time.monotonic()
     results = await asyncio.gather(
-        *(_call(asterisk, journeys.script(KNOWN_CALLER, *TICKET_STATUS), timeout_s=90) for _ in range(20))
+        *(answered_call(asterisk, journeys.script(KNOWN_CALLER, *TICKET_STATUS), timeout_s=90) for _ in range(20))
     )
     record_timing("  20 simultaneous calls", time.monotonic() - started)
     for result in results:

@@ -37,7 +37,7 @@ from .conftest import E2EAsterisk, serve_ivr
 from .ivr_process import IvrProcess
 from .loopback import Loopback, loopback_servers
 from .store import StoreReader, StoredCall, wait_for
-from .test_calls import GAP_S, SERRA_AZUL_CNPJ_ROOT, Journeys, _call, _visit
+from .scripts import GAP_S, SERRA_AZUL_CNPJ_ROOT, Journeys, answered_call, visit_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -177,7 +177,7 @@ async def in_flight(
         "suspended_technical": technical,
     }  # fmt: skip
     far_end = asyncio.create_task(asterisk.answer_on_trunk(timeout_s=90))
-    tasks = {name: asyncio.create_task(_call(asterisk, call, timeout_s=90)) for name, call in scripts.items()}
+    tasks = {name: asyncio.create_task(answered_call(asterisk, call, timeout_s=90)) for name, call in scripts.items()}
     try:
         yield InFlight(before, tasks, far_end, Expected(overdue_month, suspended_said))
     finally:
@@ -244,7 +244,7 @@ async def test_j5_a_spoken_service_request_is_recorded_transcribed_and_ticketed(
     in_flight: InFlight, stored: StoreReader, loopback: Loopback, spoken: SpokenRequest, asterisk: E2EAsterisk
 ) -> None:
     call = await _the_call(in_flight, stored, "service_request", "service_words")
-    assert _visit(call, "service_words")[2] == "recorded"
+    assert visit_of(call, "service_words")[2] == "recorded"
     ((number, kind),) = call.tickets
     assert kind == "service_request", call.tickets
     description = stored.ticket_description(number)
@@ -275,8 +275,8 @@ async def test_j10_the_confirmed_caller_gets_the_boleto_of_the_month_by_email(
 ) -> None:
     call = await _the_call(in_flight, stored, "boleto", "send_document")
     month = in_flight.expected.month
-    assert _visit(call, "identify/check_cnpj_root")[2] == "found"  # caller ID + CNPJ root: confirmed
-    assert _visit(call, "send_document")[2] == "found"
+    assert visit_of(call, "identify/check_cnpj_root")[2] == "found"  # caller ID + CNPJ root: confirmed
+    assert visit_of(call, "send_document")[2] == "found"
     assert "document_sent" in call.path and call.tickets == [], call
     assert call.outcome == "ended", call
 
@@ -306,7 +306,7 @@ async def test_j15_a_financial_suspension_says_the_overdue_amount_and_where_to_s
     in_flight: InFlight, stored: StoreReader, ivr: IvrProcess
 ) -> None:
     call = await _the_call(in_flight, stored, "suspended_financial", "suspension_lookup", SUSPENDED_CALLER)
-    assert _visit(call, "suspension_lookup")[2] == "found"
+    assert visit_of(call, "suspension_lookup")[2] == "found"
     said = ["suspended_amount", "suspended_due", "payment_proof"]
     assert call.path[-4:] == [*said, "overdue_menu"], call.path
     # Each was heard in full (none cut by a key): the overdue amount in the store, its date and the
