@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "ivr.doctor_cli",  # ivr doctor
 )
 
+QUIET_COMMANDS = {"flow", "prompts"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="sac-ivr: the 3003-3336 phone IVR")
@@ -39,8 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # A supervisor's commands print their own report; the services' INFO lines would drown it.
+    quiet = args.command in QUIET_COMMANDS and not args.verbose
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:
