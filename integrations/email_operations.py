@@ -9,16 +9,19 @@ said on the call; documents need a confirmed account. Team requests go to the se
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from integrations import email_address
-from integrations.messages import MessageOperations, latest_invoice, month_label, parse_month
-from integrations.outbox import NewMessage, Outbox
+from integrations.messages import (
+    Account,
+    MessageOperations,
+    MessagingSource,
+    TicketLine,
+    month_label,
+    parse_month,
+)
+from integrations.outbox import Attachment, NewMessage, Outbox
 from integrations.registry import (
     Arg,
     Handler,
@@ -29,19 +32,7 @@ from integrations.registry import (
 )
 from ivr.config import ServicePage
 from ivr.store import boleto
-from ivr.store.db import Store
-from ivr.store.models import (
-    Contact,
-    ContactKind,
-    Customer,
-    DocumentKind,
-    Invoice,
-    InvoiceDocument,
-    InvoiceStatus,
-    OutboxChannel,
-    Ticket,
-    TicketKind,
-)
+from ivr.store.models import DocumentKind, InvoiceStatus, OutboxChannel, TicketKind
 
 TEAMS = ("scheduled_activity", "bgp")
 TICKET_LABELS = {
@@ -100,36 +91,24 @@ def specs(handler_for: Callable[[str], Handler]) -> Iterator[OperationSpec]:
         yield OperationSpec(name, description, args, results, handler_for(name))
 
 
-@dataclass(frozen=True, slots=True)
-class _Account:
-    name: str
-    cnpj: str
-    code: str
-    emails: tuple[str, ...]
-
-
 class EmailOperations(MessageOperations):
     def __init__(
         self,
-        store: Store,
+        source: MessagingSource,
         outbox: Outbox,
         *,
         page: ServicePage,
         timezone: str,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        super().__init__(store, outbox, timezone=timezone, clock=clock)
+        super().__init__(source, outbox, timezone=timezone, clock=clock)
         self._page = page
 
     async def email_protocol(self, ctx: OperationContext) -> OperationResult:
         if ctx.customer_id is None:
             return OperationResult.not_found("caller not identified")
-        customer_id = ctx.customer_id
-
-        def read(session: Session) -> tuple[_Account, list[Ticket]]:
-            return _account(session, customer_id), _call_tickets(session, ctx.call_protocol)
-
-        account, tickets = await self._read(read)
+        account = await self._source.account(ctx.customer_id)
+        tickets = await self._source.call_tickets(ctx.customer_id, ctx.call_protocol)
         if not account.emails:
             return OperationResult.not_found("no e-mail registered on the account")
         lines = [
@@ -162,20 +141,13 @@ class EmailOperations(MessageOperations):
             wanted = parse_month(month)
         except ValueError as exc:
             return OperationResult.not_found(str(exc))
-        customer_id = ctx.customer_id
-
-        def read(session: Session) -> tuple[_Account, Invoice | None, InvoiceDocument | None]:
-            invoice = latest_invoice(session, customer_id, wanted)
-            document = None
-            if invoice is not None:
-                document = next((d for d in invoice.documents if d.kind is document_kind), None)
-            return _account(session, customer_id), invoice, document
-
-        account, invoice, document = await self._read(read)
-        if invoice is None or document is None:
-            return OperationResult.not_found(f"no {document_kind.value} for {month or 'the latest invoice'}")
+        account = await self._source.account(ctx.customer_id)
         if not account.emails:
             return OperationResult.not_found("no e-mail registered on the account")
+        invoice = await self._source.invoice(ctx.customer_id, wanted)
+        document = await self._source.document(invoice, document_kind) if invoice is not None else None
+        if invoice is None or document is None:
+            return OperationResult.not_found(f"no {document_kind.value} for {month or 'the latest invoice'}")
         reference = month_label(invoice.reference_month)
         label = DOCUMENT_LABELS[document_kind]
         lines = [
@@ -201,7 +173,7 @@ class EmailOperations(MessageOperations):
         else:
             lines += [f"Nota fiscal nº {document.number}", f"Valor total: {_reais(invoice.amount)}"]
         subject = f"{label[0].upper()}{label[1:]} - {reference} - American Tower Fibra"
-        masked = await self._to_account(ctx, account, document_kind.value, subject, lines, (document.id,))
+        masked = await self._to_account(ctx, account, document_kind.value, subject, lines, (document.attachment,))
         return OperationResult.found(
             month=f"{invoice.reference_month:%Y-%m}", sent_to_masked=masked, kind=document_kind.value
         )
@@ -213,12 +185,8 @@ class EmailOperations(MessageOperations):
         if team not in mailboxes:
             return OperationResult(OperationStatus.ERROR, {}, f"unknown team {team!r} ({', '.join(TEAMS)})")
         customer_id = ctx.customer_id
-
-        def read(session: Session) -> tuple[_Account | None, list[Ticket]]:
-            account = _account(session, customer_id) if customer_id is not None else None
-            return account, _call_tickets(session, ctx.call_protocol)
-
-        account, tickets = await self._read(read)
+        account = await self._source.account(customer_id) if customer_id is not None else None
+        tickets = await self._source.call_tickets(customer_id, ctx.call_protocol)
         lines = [
             f"Pedido recebido pelo SAC {self._sac()} em {self._when()}.",
             "",
@@ -243,7 +211,7 @@ class EmailOperations(MessageOperations):
             template=f"team_{team}",
             subject=f"[SAC {TEAM_LABELS[team]}] {subject} - protocolo {ctx.call_protocol}",
             body="\n".join(lines) + "\n",
-            customer_id=customer_id,
+            customer_id=self._source.outbox_customer(customer_id),
             call_protocol=ctx.call_protocol or None,
         )
         await self._enqueue(message)
@@ -254,11 +222,11 @@ class EmailOperations(MessageOperations):
     async def _to_account(
         self,
         ctx: OperationContext,
-        account: _Account,
+        account: Account,
         template: str,
         subject: str,
         lines: list[str],
-        attachments: tuple[int, ...] = (),
+        attachments: tuple[int | Attachment, ...] = (),
     ) -> str:
         """Queue one message per registered e-mail; returns the addresses, masked."""
         body = "\n".join([*lines, "", SIGNATURE.format(sac=self._sac())]) + "\n"
@@ -271,7 +239,7 @@ class EmailOperations(MessageOperations):
                     subject=subject,
                     body=body,
                     attachments=attachments,
-                    customer_id=ctx.customer_id,
+                    customer_id=self._source.outbox_customer(ctx.customer_id),
                     call_protocol=ctx.call_protocol or None,
                 )
                 for address in account.emails
@@ -284,23 +252,7 @@ class EmailOperations(MessageOperations):
         return f"{digits[:4]}-{digits[4:]}" if len(digits) == 8 else digits
 
 
-def _account(session: Session, customer_id: int) -> _Account:
-    customer = session.get_one(Customer, customer_id)
-    emails = session.scalars(
-        select(Contact.value)
-        .where(Contact.customer_id == customer_id, Contact.kind == ContactKind.EMAIL)
-        .order_by(Contact.id)
-    ).all()
-    return _Account(customer.name, customer.cnpj, customer.code, tuple(dict.fromkeys(emails)))
-
-
-def _call_tickets(session: Session, call_protocol: str) -> list[Ticket]:
-    if not call_protocol:
-        return []
-    return list(session.scalars(select(Ticket).where(Ticket.call_protocol == call_protocol).order_by(Ticket.id)))
-
-
-def _ticket_line(ticket: Ticket) -> str:
+def _ticket_line(ticket: TicketLine) -> str:
     expected = f", previsão {ticket.expected_date:%d/%m/%Y}" if ticket.expected_date else ""
     return f"{TICKET_LABELS.get(ticket.kind, ticket.kind.value)} nº {ticket.number}{expected}"
 

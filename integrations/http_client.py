@@ -79,18 +79,28 @@ class CarrierClient:
         key = _cache_key(path, query)
         if cached and (hit := self.cache.get(key)) is not None:
             return hit
-        body = await self._get(path, schema, query)
+        body = await self._get(path, query, schema)
         if cached:
             self.cache.put(key, body)
         return body
 
-    async def _get(self, path: str, schema: str, query: Mapping[str, str]) -> Any:
+    async def read_pdf(self, path: str) -> bytes:
+        """GET a PDF document at `path` (never cached: documents are fetched once, for the outbox)."""
+        raw = await self._get(path, {}, accept="application/pdf")
+        if not raw.startswith(b"%PDF-"):
+            raise BadResponse(f"carrier API GET {path}: the answer is not a PDF")
+        return raw
+
+    async def _get(
+        self, path: str, query: Mapping[str, str], schema: str | None = None, *, accept: str = "application/json"
+    ) -> Any:
+        headers = {"Accept": accept}
         for attempt in range(self._conf.read_retries):
             try:
-                return await self._attempt("GET", path, schema, params=query)
+                return await self._attempt("GET", path, schema, params=query, headers=headers)
             except CarrierUnavailable:  # not BreakerOpen: with the breaker open, retrying is pointless
                 await asyncio.sleep(self._backoff(attempt))
-        return await self._attempt("GET", path, schema, params=query)
+        return await self._attempt("GET", path, schema, params=query, headers=headers)
 
     def remember(self, path: str, body: Any, params: Mapping[str, str] | None = None) -> None:
         """Put a body obtained otherwise (e.g. a search's records) in the cache for `path`."""
@@ -111,7 +121,7 @@ class CarrierClient:
         self,
         method: str,
         path: str,
-        schema: str,
+        schema: str | None,
         *,
         params: Mapping[str, str] | None = None,
         json_body: Mapping[str, Any] | None = None,
@@ -135,6 +145,8 @@ class CarrierClient:
             raise NotFound(f"{what}: HTTP 404{_problem(raw)}", status)
         if status >= 400 or status < 200:
             raise CarrierRefused(f"{what}: HTTP {status}{_problem(raw)}", status)
+        if schema is None:  # a document, not JSON
+            return raw
         try:
             body = json.loads(raw)
         except ValueError as exc:  # includes UnicodeDecodeError

@@ -1,22 +1,38 @@
 """What the operations that message a customer (integrations.email_operations, whatsapp_operations)
-share: the outbox they write to, the call's moment and an invoice's month as the customer reads them,
-and the invoice a caller asks for by month."""
+share: where the account's registered contacts, invoices and documents come from (`MessagingSource`:
+`StoreSource` here, `integrations.http_messaging.CarrierSource` for ``backend: http``), the outbox they
+write to, the call's moment and an invoice's month as the customer reads them."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from datetime import date, datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from integrations.outbox import NewMessage, Outbox
+from integrations.outbox import Attachment, NewMessage, Outbox
 from integrations.registry import BackendError
 from integrations.store_operations import StoreOperations
+from integrations.whatsapp import recipient
+from ivr import phone
 from ivr.store.db import Store, StoreUnavailable
-from ivr.store.models import Invoice
+from ivr.store.models import (
+    Contact,
+    ContactKind,
+    Customer,
+    DocumentKind,
+    Invoice,
+    InvoiceStatus,
+    Ticket,
+    TicketKind,
+)
 
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 MONTHS = (
@@ -25,14 +41,164 @@ MONTHS = (
 )  # fmt: skip
 
 
-class MessageOperations(StoreOperations):
-    """Reads the account from the store and queues its messages in the outbox; the drainer sends later."""
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The identified account and the contacts registered on it: the only places messages go."""
+
+    name: str
+    cnpj: str
+    code: str
+    emails: tuple[str, ...]
+    whatsapp: tuple[str, ...]  # recipients (+<country><number>): WhatsApp numbers, else mobile phones
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRef:
+    id: int  # the source's own id (the store's, or the carrier's)
+    reference_month: date
+    due_date: date
+    amount: Decimal
+    status: InvoiceStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A boleto or nota fiscal, and what the outbox attaches: a store document id (read when sent) or
+    the file itself."""
+
+    number: str  # nota fiscal number
+    digitable_line: str  # boleto: 47 digits
+    attachment: int | Attachment
+
+
+@dataclass(frozen=True, slots=True)
+class TicketLine:
+    kind: TicketKind
+    number: str
+    expected_date: date | None
+
+
+class MessagingSource(Protocol):
+    """Where the messaging operations read the account's contacts and documents; every failure is a
+    `BackendError` (the flow's ``error`` branch)."""
+
+    async def account(self, customer_id: int) -> Account: ...
+
+    async def call_tickets(self, customer_id: int | None, call_protocol: str) -> list[TicketLine]:
+        """The tickets opened on the call, oldest first."""
+        ...
+
+    async def invoice(self, customer_id: int, month: date | None) -> InvoiceRef | None:
+        """The invoice of `month` (from parse_month), or the latest one when it is None."""
+        ...
+
+    async def document(self, invoice: InvoiceRef, kind: DocumentKind) -> Document | None: ...
+
+    async def digitable_line(self, invoice: InvoiceRef) -> str:
+        """The boleto's digitable line; empty when the invoice has no boleto."""
+        ...
+
+    def outbox_customer(self, customer_id: int | None) -> int | None:
+        """The id the outbox row refers to: a customer of our store, or None for another system's."""
+        ...
+
+
+class StoreSource(StoreOperations):
+    """The accounts and documents of our own store (``backend: builtin``)."""
+
+    def __init__(self, store: Store, *, timezone: str) -> None:
+        super().__init__(store, timezone=timezone)
+
+    async def account(self, customer_id: int) -> Account:
+        def read(session: Session) -> Account:
+            customer = session.get_one(Customer, customer_id)
+            contacts = session.scalars(
+                select(Contact).where(Contact.customer_id == customer_id).order_by(Contact.id)
+            ).all()
+            return account_of(customer.name, customer.cnpj, customer.code, ((c.kind, c.value) for c in contacts))
+
+        return await self._read(read)
+
+    async def call_tickets(self, customer_id: int | None, call_protocol: str) -> list[TicketLine]:
+        if not call_protocol:
+            return []
+        tickets = await self._read(
+            lambda session: list(
+                session.scalars(select(Ticket).where(Ticket.call_protocol == call_protocol).order_by(Ticket.id))
+            )
+        )
+        return [TicketLine(t.kind, t.number, t.expected_date) for t in tickets]
+
+    async def invoice(self, customer_id: int, month: date | None) -> InvoiceRef | None:
+        def read(session: Session) -> InvoiceRef | None:
+            query = select(Invoice).where(Invoice.customer_id == customer_id)
+            if month is not None:
+                query = query.where(Invoice.reference_month == month)
+            found = session.scalars(query.order_by(Invoice.reference_month.desc()).limit(1)).first()
+            if found is None:
+                return None
+            return InvoiceRef(found.id, found.reference_month, found.due_date, found.amount, found.status)
+
+        return await self._read(read)
+
+    async def document(self, invoice: InvoiceRef, kind: DocumentKind) -> Document | None:
+        def read(session: Session) -> Document | None:
+            found = session.get_one(Invoice, invoice.id)
+            document = next((d for d in found.documents if d.kind is kind), None)
+            return Document(document.number, document.digitable_line, document.id) if document else None
+
+        return await self._read(read)
+
+    async def digitable_line(self, invoice: InvoiceRef) -> str:
+        document = await self.document(invoice, DocumentKind.BOLETO)
+        return document.digitable_line if document else ""
+
+    def outbox_customer(self, customer_id: int | None) -> int | None:
+        return customer_id
+
+
+def account_of(name: str, cnpj: str, code: str, contacts: Iterable[tuple[ContactKind, str]]) -> Account:
+    """The account's e-mails, and its WhatsApp numbers (without any, its registered mobile phones), in
+    registration order without repeats."""
+    emails: list[str] = []
+    whatsapp: list[str] = []
+    mobiles: list[str] = []
+    for kind, value in contacts:
+        if kind is ContactKind.EMAIL:
+            emails.append(value)
+            continue
+        national = phone.normalise(value)
+        number = recipient(national) if national else None
+        if number is None:
+            continue
+        if kind is ContactKind.WHATSAPP:
+            whatsapp.append(number)
+        elif kind is ContactKind.PHONE and _is_mobile(national or ""):
+            mobiles.append(number)
+    chosen = whatsapp or mobiles
+    return Account(name, cnpj, code, tuple(dict.fromkeys(emails)), tuple(dict.fromkeys(chosen)))
+
+
+def _is_mobile(national: str) -> bool:
+    """A Brazilian mobile (area code + 9 digits starting with 9): the phones WhatsApp is used on."""
+    return len(national) == 11 and national.isdigit() and national[2] == "9"
+
+
+class MessageOperations:
+    """Reads the account from its source and queues its messages in the outbox; the drainer sends later."""
 
     def __init__(
-        self, store: Store, outbox: Outbox, *, timezone: str, clock: Callable[[], datetime] | None = None
+        self,
+        source: MessagingSource,
+        outbox: Outbox,
+        *,
+        timezone: str,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
-        super().__init__(store, timezone=timezone, clock=clock)
+        self._source = source
         self._outbox = outbox
+        self._zone = ZoneInfo(timezone)
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     def _when(self) -> str:
         """Now, as the message says it: 10/03/2026 às 10:00."""
@@ -55,14 +221,6 @@ def parse_month(month: str) -> date | None:
     if match is None or not 1 <= int(match[2]) <= 12:
         raise ValueError(f"month {month!r} is not YYYY-MM")
     return date(int(match[1]), int(match[2]), 1)
-
-
-def latest_invoice(session: Session, customer_id: int, month: date | None) -> Invoice | None:
-    """The customer's invoice of `month` (from parse_month), or their latest one when it is None."""
-    query = select(Invoice).where(Invoice.customer_id == customer_id)
-    if month is not None:
-        query = query.where(Invoice.reference_month == month)
-    return session.scalars(query.order_by(Invoice.reference_month.desc()).limit(1)).first()
 
 
 def month_label(month: date) -> str:

@@ -10,6 +10,11 @@ lease never taken or expired), which only one process can win: SQLite serialises
 IMMEDIATE``, see ivr.store.db) and PostgreSQL re-checks the condition on the locked row. The attempt is
 counted when the row is claimed, so a message that crashes its process still runs out of attempts.
 
+Attachments are either a store document id (``invoice_documents``, read when the message is sent) or,
+for a document of another system (the carrier API), the file itself, captured when the call asked for
+it: the row then holds everything its sender needs, so neither a restart nor the other system being
+down (or changing the document) later can lose or alter what the caller was told was sent.
+
 Delivery is at least once: a process killed while sending leaves its lease to expire and the row is
 sent again later (with the same Message-ID, so mail clients show it once).
 """
@@ -17,6 +22,7 @@ sent again later (with the same Message-ID, so mail clients show it once).
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import socket
@@ -44,22 +50,22 @@ _MIN_PAUSE_S = 0.05  # rows due but claimed by another process a moment ago: loo
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    file_name: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class NewMessage:
     channel: OutboxChannel
     recipient: str  # a contact registered on the account, or one of our own mailboxes
     template: str  # what the message is, for operators and channels with templates (WhatsApp)
     body: str
     subject: str = ""
-    attachments: tuple[int, ...] = ()  # invoice_documents ids, read when the message is sent
+    attachments: tuple[int | Attachment, ...] = ()  # invoice_documents ids (read when sent), or files
     customer_id: int | None = None
     call_protocol: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    file_name: str
-    content_type: str
-    content: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +150,7 @@ class Outbox:
                     template=m.template,
                     subject=m.subject[:_SUBJECT_CHARS],
                     body=m.body,
-                    attachments=list(m.attachments),
+                    attachments=[_stored(a) for a in m.attachments],
                     customer_id=m.customer_id,
                     call_protocol=m.call_protocol,
                     created_at=now,
@@ -361,13 +367,25 @@ async def requeue(store: Store, ids: list[int], *, now: datetime | None = None) 
     return await store.write(write)
 
 
+def _stored(attachment: int | Attachment) -> int | dict[str, str]:
+    """An attachment as the row's JSON keeps it."""
+    if isinstance(attachment, int):
+        return attachment
+    return {
+        "file_name": attachment.file_name,
+        "content_type": attachment.content_type,
+        "content_b64": base64.b64encode(attachment.content).decode("ascii"),
+    }
+
+
 def _load(session: Session, *, message_id: int) -> Delivery:
     row = session.get_one(OutboxMessage, message_id)
+    ids = [a for a in row.attachments if isinstance(a, int)]
     documents = {
-        doc.id: doc
-        for doc in session.scalars(select(InvoiceDocument).where(InvoiceDocument.id.in_(row.attachments)))
+        doc.id: Attachment(doc.file_name, doc.content_type, doc.content)
+        for doc in session.scalars(select(InvoiceDocument).where(InvoiceDocument.id.in_(ids)))
     }
-    missing = [doc_id for doc_id in row.attachments if doc_id not in documents]
+    missing = [doc_id for doc_id in ids if doc_id not in documents]
     if missing:
         raise DeliveryError(f"attached document(s) {missing} no longer in the store", permanent=True)
     return Delivery(
@@ -378,8 +396,10 @@ def _load(session: Session, *, message_id: int) -> Delivery:
         subject=row.subject,
         body=row.body,
         attachments=tuple(
-            Attachment(documents[i].file_name, documents[i].content_type, documents[i].content)
-            for i in row.attachments
+            documents[a]
+            if isinstance(a, int)
+            else Attachment(a["file_name"], a["content_type"], base64.b64decode(a["content_b64"]))
+            for a in row.attachments
         ),
         call_protocol=row.call_protocol or "",
         created_at=row.created_at,

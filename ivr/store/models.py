@@ -357,7 +357,8 @@ class OutboxMessage(Base):
 
     A drainer claims a row by setting `lease_owner`/`lease_until` (and counting the attempt) in a single
     conditional UPDATE; a row whose lease has expired (its drainer died) is claimed again. Attachments are
-    `invoice_documents` ids: the document is read when the message is sent, never copied here.
+    `invoice_documents` ids (read when the message is sent), or, for another system's document (the
+    carrier API's), the file itself as {file_name, content_type, content_b64} (integrations.outbox).
     """
 
     __tablename__ = "outbox"
@@ -369,7 +370,7 @@ class OutboxMessage(Base):
     template: Mapped[str] = mapped_column(String(80))  # what this message is (call_protocol, boleto...)
     subject: Mapped[str] = mapped_column(String(250), default="")
     body: Mapped[str] = mapped_column(Text)
-    attachments: Mapped[list[int]] = mapped_column(JSON, default=list)  # invoice_documents ids
+    attachments: Mapped[list[int | dict[str, str]]] = mapped_column(JSON, default=list)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     call_protocol: Mapped[str | None] = mapped_column(String(12), index=True)  # the call that asked for it
     state: Mapped[OutboxState] = mapped_column(_enum(OutboxState), default=OutboxState.PENDING)

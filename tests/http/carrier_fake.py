@@ -39,6 +39,27 @@ class Fault(str, Enum):
     NOT_FOUND = "404"
 
 
+#: Account 1's registered contacts: the addresses its messages go to (never the caller's own number).
+EMAIL = "financeiro@padariapaoquente.com.br"
+WHATSAPP = "31988887777"
+CONTACTS = {
+    1: [
+        {"kind": "phone", "value": KNOWN_CALLER},
+        {"kind": "email", "value": EMAIL},
+        {"kind": "whatsapp", "value": WHATSAPP},
+    ],
+}
+
+
+def pdf(kind: str, invoice_id: int) -> bytes:
+    """A small PDF whose bytes say which document it is, so a test can tell the one delivered."""
+    return f"%PDF-1.4\n% {kind} da fatura {invoice_id}\n%%EOF\n".encode()
+
+
+def digitable_line(invoice_id: int) -> str:
+    return f"{invoice_id:047d}"
+
+
 def _customer(cid: int, code: str, name: str, cnpj: str, phones: list[str], circuits: int) -> dict[str, Any]:
     return {"id": cid, "code": code, "name": name, "cnpj": cnpj, "status": "active", "phones": phones,
             "circuit_count": circuits}  # fmt: skip
@@ -65,7 +86,8 @@ def _at(days: float, hour: int = 10) -> str:
 
 def _invoice(iid: int, month: str, amount: str, due: str, status: str, lines: list[tuple[str, str]]) -> dict[str, Any]:
     return {"id": iid, "reference_month": month, "amount": amount, "due_date": due, "status": status,
-            "paid_on": None, "lines": [{"kind": k, "description": k, "amount": a} for k, a in lines]}  # fmt: skip
+            "paid_on": None, "nota_fiscal_number": f"NF-{iid}",
+            "lines": [{"kind": k, "description": k, "amount": a} for k, a in lines]}  # fmt: skip
 
 
 INVOICES = {
@@ -120,10 +142,14 @@ class CarrierFake:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get("/v1/customers", self.search_customers)
         app.router.add_get("/v1/customers/{cid}", self.customer)
+        app.router.add_get("/v1/customers/{cid}/contacts", self.contacts)
         app.router.add_get("/v1/customers/{cid}/circuits", self.circuits)
         app.router.add_get("/v1/customers/{cid}/invoices", self.invoices)
         app.router.add_get("/v1/customers/{cid}/incidents", self.incidents)
         app.router.add_get("/v1/customers/{cid}/maintenance", self.maintenance)
+        app.router.add_get("/v1/invoices/{iid}/boleto.pdf", self.document)
+        app.router.add_get("/v1/invoices/{iid}/nota-fiscal.pdf", self.document)
+        app.router.add_get("/v1/invoices/{iid}/digitable-line", self.digitable_line)
         app.router.add_get("/v1/tickets", self.search_tickets)
         app.router.add_get("/v1/tickets/{number}", self.ticket)
         app.router.add_post("/v1/tickets", self.open_ticket)
@@ -181,6 +207,27 @@ class CarrierFake:
         cid = int(request.match_info["cid"])
         found = next((c for c in CUSTOMERS if c["id"] == cid), None)
         return web.json_response(found) if found else _problem(404, "no such customer")
+
+    async def contacts(self, request: web.Request) -> web.Response:
+        return web.json_response({"contacts": CONTACTS.get(int(request.match_info["cid"]), [])})
+
+    def _invoice(self, request: web.Request) -> dict[str, Any] | None:
+        iid = int(request.match_info["iid"])
+        return next((i for invoices in INVOICES.values() for i in invoices if i["id"] == iid), None)
+
+    async def document(self, request: web.Request) -> web.Response:
+        invoice = self._invoice(request)
+        if invoice is None:
+            return _problem(404, "no such invoice")
+        kind = request.path.rsplit("/", 1)[1].removesuffix(".pdf")
+        return web.Response(body=pdf(kind, invoice["id"]), content_type="application/pdf")
+
+    async def digitable_line(self, request: web.Request) -> web.Response:
+        invoice = self._invoice(request)
+        if invoice is None:
+            return _problem(404, "no such invoice")
+        return web.json_response({"invoice_id": invoice["id"], "digitable_line": digitable_line(invoice["id"]),
+                                  "due_date": invoice["due_date"], "amount": invoice["amount"]})  # fmt: skip
 
     async def circuits(self, request: web.Request) -> web.Response:
         return web.json_response({"circuits": CIRCUITS.get(int(request.match_info["cid"]), [])})

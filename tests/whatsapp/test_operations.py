@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from integrations import whatsapp_operations
 from integrations.catalog import build_registry, declared_registry
+from integrations.messages import StoreSource
 from integrations.outbox import NewMessage, Outbox
 from integrations.registry import OperationRegistry, OperationStatus
 from integrations.whatsapp import WhatsAppSender
@@ -186,7 +187,10 @@ class DownOutbox(Outbox):
 
 async def test_an_outbox_that_cannot_be_written_is_the_flows_error_branch(store: Store) -> None:
     operations = whatsapp_operations.WhatsAppOperations(
-        store, DownOutbox(store), conf=load_settings().whatsapp, timezone="America/Sao_Paulo"
+        StoreSource(store, timezone="America/Sao_Paulo"),
+        DownOutbox(store),
+        conf=load_settings().whatsapp,
+        timezone="America/Sao_Paulo",
     )
     registry = OperationRegistry()
     for spec in whatsapp_operations.specs(lambda name: getattr(operations, name)):
