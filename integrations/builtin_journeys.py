@@ -25,11 +25,13 @@ from integrations.answers import SUSPENSION_RESULTS, suspension
 from integrations.builtin import newest_ticket
 from integrations.registry import (
     Arg,
+    Declaration,
     Handler,
     OperationContext,
     OperationResult,
     OperationSpec,
     OperationStatus,
+    bind,
 )
 from ivr.protocol_number import make_ticket_number
 from integrations.store_operations import StoreOperations
@@ -49,7 +51,7 @@ from ivr.store.sequences import TICKET, next_value
 #: A failure ticket in these states is still being worked on: a new call joins it.
 OPEN_STATES = (TicketState.OPEN, TicketState.IN_PROGRESS, TicketState.WAITING_CUSTOMER)
 
-SPECS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...]], ...] = (
+SPECS: tuple[Declaration, ...] = (
     (
         "attach_to_incident",
         "Attach the caller to the known outage on their circuits: the open failure ticket of that circuit "
@@ -74,8 +76,7 @@ SPECS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...]], ...] = (
 
 
 def specs(handler_for: Callable[[str], Handler]) -> Iterator[OperationSpec]:
-    for name, description, args, results in SPECS:
-        yield OperationSpec(name, description, args, results, handler_for(name))
+    return bind(SPECS, handler_for)
 
 
 class JourneyOperations(StoreOperations):

@@ -24,11 +24,13 @@ from integrations.messages import (
 from integrations.outbox import Attachment, NewMessage, Outbox
 from integrations.registry import (
     Arg,
+    Declaration,
     Handler,
     OperationContext,
     OperationResult,
     OperationSpec,
     OperationStatus,
+    bind,
 )
 from ivr.config import ServicePage
 from ivr.store import boleto
@@ -57,7 +59,7 @@ SIGNATURE = (
     "Esta é uma mensagem automática; para falar conosco, ligue para o SAC."
 )
 
-SPECS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...]], ...] = (
+SPECS: tuple[Declaration, ...] = (
     (
         "email_protocol",
         "E-mail this call's protocol (and the tickets opened on it) to the account's registered e-mails.",
@@ -87,8 +89,7 @@ SPECS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...]], ...] = (
 
 
 def specs(handler_for: Callable[[str], Handler]) -> Iterator[OperationSpec]:
-    for name, description, args, results in SPECS:
-        yield OperationSpec(name, description, args, results, handler_for(name))
+    return bind(SPECS, handler_for)
 
 
 class EmailOperations(MessageOperations):

@@ -9,7 +9,7 @@ flow passes as arguments.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -66,6 +66,16 @@ class OperationSpec:
     # On FOUND, `data` carries `customer_id` and `confirmed`: the engine records who the caller is, and
     # later operations see it in `OperationContext`.
     identifies: bool = False
+
+
+#: How an adapter module declares its operations: name, description, arguments, result fields.
+Declaration = tuple[str, str, tuple[Arg, ...], tuple[str, ...]]
+
+
+def bind(declarations: Iterable[Declaration], handler_for: Callable[[str], Handler]) -> Iterator[OperationSpec]:
+    """The specs of `declarations`, each answered by ``handler_for(name)``."""
+    for name, description, args, results in declarations:
+        yield OperationSpec(name, description, args, results, handler_for(name))
 
 
 class UnknownOperation(KeyError):

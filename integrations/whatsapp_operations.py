@@ -23,14 +23,14 @@ from datetime import datetime
 
 from integrations.messages import Account, MessageOperations, MessagingSource, month_label, parse_month
 from integrations.outbox import NewMessage, Outbox
-from integrations.registry import Arg, Handler, OperationContext, OperationResult, OperationSpec
+from integrations.registry import Arg, Declaration, Handler, OperationContext, OperationResult, OperationSpec, bind
 from integrations.whatsapp import template_body
 from ivr import phone
 from ivr.config import WhatsAppSettings
 from ivr.store import boleto
 from ivr.store.models import InvoiceStatus, OutboxChannel
 
-SPECS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...]], ...] = (
+SPECS: tuple[Declaration, ...] = (
     (
         "whatsapp_protocol",
         "Send this call's protocol by WhatsApp to the account's registered WhatsApp numbers.",
@@ -48,8 +48,7 @@ SPECS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...]], ...] = (
 
 
 def specs(handler_for: Callable[[str], Handler]) -> Iterator[OperationSpec]:
-    for name, description, args, results in SPECS:
-        yield OperationSpec(name, description, args, results, handler_for(name))
+    return bind(SPECS, handler_for)
 
 
 class WhatsAppOperations(MessageOperations):
