@@ -29,7 +29,7 @@ def fixture_registry() -> OperationRegistry:
             "open_ticket",
             (Arg("kind", str), Arg("description", str, required=False), Arg("priority", int, required=False)),
         ),
-        ("notify", (Arg("via", str), Arg("template", str), Arg("invoice", str, required=False))),
+        ("send_document", (Arg("kind", str), Arg("month", str, required=False))),
     ):
         registry.register(OperationSpec(name, f"fixture {name}", args, (), _never_called))
     return registry

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from integrations.registry import Arg, OperationContext, OperationResult, OperationSpec
 from ivr.config import load_settings
 from ivr.engine.channel import QueueOutcome, TransferOutcome
 from ivr.engine.context import Outcome
@@ -12,7 +13,7 @@ from ivr.engine.interpreter import run_call
 from ivr.engine.scripted import ScriptedChannel
 from ivr.flows.loader import FlowLoadError
 
-from .fakes import caller, flow, run, services
+from .fakes import caller, flow, registry, run, services
 
 SP = ZoneInfo("America/Sao_Paulo")
 VALID_CNPJ = "11222333000181"
@@ -332,3 +333,34 @@ async def test_goto_and_hangup() -> None:
     result, chan, _ = await run(text)
     assert result.outcome is Outcome.ENDED
     assert chan.heard == ["goodbye"] and chan.hung_up
+
+
+async def test_notify_sends_through_the_operation_of_its_channel_and_template() -> None:
+    sent: list[dict[str, object]] = []
+
+    async def send_document(ctx: OperationContext, kind: str, month: str = "") -> OperationResult:
+        sent.append({"kind": kind, "month": month})
+        return OperationResult.found() if month == "2026-10" else OperationResult.not_found()
+
+    operations = registry()
+    operations.register(
+        OperationSpec("send_document", "", (Arg("kind", str), Arg("month", str, required=False)), (), send_document)
+    )
+    text = wrap("""
+  first:
+    notify: {via: email, template: boleto, args: {month: "{{ month }}"}, error: person}
+    next: done
+""")
+    for month, path_end in (("2026-10", "done"), ("2025-01", "person")):
+        result, _, _ = await run(text.replace("{{ month }}", month), svc=services(operations=operations))
+        assert result.path[-1] == path_end
+    assert sent == [{"kind": "boleto", "month": "2026-10"}, {"kind": "boleto", "month": "2025-01"}]
+
+
+def test_notify_refuses_a_message_its_channel_cannot_carry() -> None:
+    with pytest.raises(FlowLoadError, match="there is no 'boleto' message by whatsapp"):
+        flow(wrap("""
+  first:
+    notify: {via: whatsapp, template: boleto, error: done}
+    next: done
+"""))
