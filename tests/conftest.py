@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from integrations.outbox import Outbox
+from tests.email.conftest import SmtpServer
 from tests.postgres import PostgresServer
+from tests.whatsapp.conftest import CloudApi
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +33,21 @@ async def outboxes() -> AsyncIterator[list[Outbox]]:
     yield started
     for outbox in started:
         await outbox.aclose()
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[SmtpServer]:
+    """A real aiosmtpd server on 127.0.0.1 that keeps what arrives."""
+    server = SmtpServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def cloud() -> AsyncIterator[CloudApi]:
+    """A local fake of the WhatsApp Cloud API that checks each request."""
+    api = CloudApi()
+    await api.start()
+    yield api
+    await api.stop()

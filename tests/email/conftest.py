@@ -81,14 +81,6 @@ class SmtpServer:
         return "250 OK"
 
 
-@pytest.fixture
-async def smtp() -> AsyncIterator[SmtpServer]:
-    server = SmtpServer()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
     """A relay's TLS context with a fresh self-signed certificate for 127.0.0.1, and the certificate's
     file (the CA file a client trusts)."""

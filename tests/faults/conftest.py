@@ -24,7 +24,7 @@ from ivr.store.migrate import upgrade
 from ivr.store.seed import seed
 from ivr.voice.catalogue import Catalogue
 from tests.ami.fake_ami import FakeAmi
-from tests.email.conftest import SmtpServer, smtp  # noqa: F401  (fixture)
+from tests.email.conftest import SmtpServer
 from tests.http.conftest import carrier  # noqa: F401  (fixture)
 from tests.speech.fake_speech import FakeSpeech
 

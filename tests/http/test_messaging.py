@@ -78,22 +78,6 @@ def http_settings(carrier: CarrierFake, tmp_path: Path, **changes: Any) -> Setti
 
 
 @pytest.fixture
-async def smtp() -> AsyncIterator[SmtpServer]:
-    server = SmtpServer()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def cloud() -> AsyncIterator[CloudApi]:
-    api = CloudApi()
-    await api.start()
-    yield api
-    await api.stop()
-
-
-@pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     """Our own store: only the outbox; the accounts are the carrier's."""
     db = Store(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}")

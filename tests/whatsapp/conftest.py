@@ -151,14 +151,6 @@ def _error(status: int, code: int, message: str) -> web.Response:
 
 
 @pytest.fixture
-async def cloud() -> AsyncIterator[CloudApi]:
-    api = CloudApi()
-    await api.start()
-    yield api
-    await api.stop()
-
-
-@pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     """SQLite with the demo accounts (the outbox itself is tested on PostgreSQL too, in tests/email)."""
     async with seeded_store(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}") as db:
