@@ -163,6 +163,32 @@ class Identification:
         return ticket_kind
 
 
+class Callback(NamedTuple):
+    """A call back a caller may ask for: the ticket kind, the number to call and the request's words."""
+
+    kind: TicketKind
+    number: str
+    description: str
+
+
+#: The teams a caller may ask to be called back by, as the request names them.
+CALLBACK_TEAMS = {"technical": "técnica", "billing": "financeira", "commercial": "comercial"}
+
+
+def callback(identification: Identification, ctx: OperationContext, team: str, phone: str) -> Callback | OperationResult:
+    """The call back asked for (the number keyed, else the caller's own), or the result refusing it: a
+    call back needs a Brazilian landline or mobile to call, never a withheld, foreign or 0800 number."""
+    if team not in CALLBACK_TEAMS:
+        return OperationResult(OperationStatus.ERROR, {}, f"unknown team {team!r} ({', '.join(CALLBACK_TEAMS)})")
+    number = phones.callback_number(phone or ctx.caller_id)
+    if number is None:
+        return OperationResult.not_found("no Brazilian landline or mobile to call back")
+    kind = identification.ticket_kind(ctx, TicketKind.CALLBACK_REQUEST.value)
+    if isinstance(kind, OperationResult):
+        return kind
+    return Callback(kind, number, f"Retorno pedido para a equipe {CALLBACK_TEAMS[team]}: ligar para {number}.")
+
+
 class TicketReference(NamedTuple):
     """The ticket an identified caller asks about: theirs, by ticket number or by call protocol."""
 

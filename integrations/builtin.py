@@ -13,8 +13,8 @@ every adapter registers. Store failures become `BackendError` (the flow's ``erro
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -22,11 +22,27 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from integrations import answers
-from integrations.accounts import IDENTITY, AccountSummary, Identification, pick_circuit, ticket_reference
-from integrations.builtin_deadlines import add_days, deadlines
-from integrations.registry import Arg, BackendError, OperationContext, OperationRegistry, OperationResult, OperationSpec
+from integrations.accounts import (
+    IDENTITY,
+    AccountSummary,
+    Identification,
+    callback,
+    pick_circuit,
+    ticket_reference,
+)
+from integrations.builtin_deadlines import add_days
+from integrations.builtin_deadlines import deadlines as answer_deadlines
+from integrations.registry import (
+    Arg,
+    BackendError,
+    OperationContext,
+    OperationRegistry,
+    OperationResult,
+    OperationSpec,
+)
 from integrations.store_operations import StoreOperations
 from ivr import phone as phones
+from ivr.config import Deadline, DeadlineSettings, ServicePage
 from ivr.protocol_number import NumberKind, make_ticket_number
 from ivr.store.db import Store
 from ivr.store.models import (
@@ -109,6 +125,17 @@ OPERATIONS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...], bool], ...] 
         False,
     ),
     (
+        "request_callback",
+        "Ask a team to call the caller back: a callback request (a ticket) with the number to call, "
+        "the caller's own when it is a Brazilian landline or mobile; not_found when there is none.",
+        (
+            Arg("team", str, description="technical, billing or commercial"),
+            Arg("phone", str, required=False, description="number keyed for the call back (area code + number)"),
+        ),
+        ("number", "kind", "expected_date", "phone", "ticket_number", "ticket_kind"),
+        False,
+    ),
+    (
         "register_lead",
         "Record a prospective customer for the commercial team to call back (default: the caller's number).",
         (
@@ -131,10 +158,16 @@ def declared_registry() -> OperationRegistry:
 
 
 def build_registry(
-    store: Store, *, clock: Callable[[], datetime] | None = None, timezone: str | None = None
+    store: Store,
+    *,
+    deadlines: Mapping[TicketKind, Deadline | None] | None = None,
+    clock: Callable[[], datetime] | None = None,
+    timezone: str | None = None,
 ) -> OperationRegistry:
-    """The built-in operations answered from `store`."""
-    operations = BuiltinOperations(store, clock=clock, timezone=timezone)
+    """The built-in operations answered from `store`; tickets get the answer `deadlines` of their kind
+    (default: the service page's and the regulation's, as the settings' defaults give them)."""
+    due = deadlines if deadlines is not None else answer_deadlines(ServicePage(), DeadlineSettings())
+    operations = BuiltinOperations(store, deadlines=due, clock=clock, timezone=timezone)
     return declare(lambda name: getattr(operations, name))
 
 
@@ -150,14 +183,19 @@ def declare(
 
 class BuiltinOperations(StoreOperations):
     def __init__(
-        self, store: Store, *, clock: Callable[[], datetime] | None = None, timezone: str | None = None
+        self,
+        store: Store,
+        *,
+        deadlines: Mapping[TicketKind, Deadline | None],
+        clock: Callable[[], datetime] | None = None,
+        timezone: str | None = None,
     ) -> None:
         if timezone is None:
             from ivr.config import settings
 
             timezone = settings().timezone
         super().__init__(store, timezone=timezone, clock=clock)
-        self._deadlines = deadlines()
+        self._deadlines = deadlines
         self._identification = Identification(self)
         self.customer_by_caller_id = self._identification.customer_by_caller_id
         self.customer_by_cnpj = self._identification.customer_by_cnpj
@@ -216,6 +254,25 @@ class BuiltinOperations(StoreOperations):
         ticket_kind = self._identification.ticket_kind(ctx, kind)
         if isinstance(ticket_kind, OperationResult):
             return ticket_kind
+        return await self._open(ctx, ticket_kind, circuit=circuit, symptom=symptom, description=description)
+
+    async def request_callback(self, ctx: OperationContext, team: str, phone: str = "") -> OperationResult:
+        asked = callback(self._identification, ctx, team, phone)
+        if isinstance(asked, OperationResult):
+            return asked
+        result = await self._open(ctx, asked.kind, description=asked.description, callback_number=asked.number)
+        return OperationResult.found(**result.data, phone=asked.number)
+
+    async def _open(
+        self,
+        ctx: OperationContext,
+        ticket_kind: TicketKind,
+        *,
+        circuit: str = "",
+        symptom: str = "",
+        description: str = "",
+        callback_number: str | None = None,
+    ) -> OperationResult:
         now = self._clock()
         today = self._local_date(now)
 
@@ -225,11 +282,12 @@ class BuiltinOperations(StoreOperations):
                 circuit_row = _circuit_of(session, ctx.customer_id, circuit)
                 if circuit and circuit_row is None:
                     return None
-            expected = add_days(today, self._deadlines[ticket_kind])
+            deadline = self._deadlines[ticket_kind]
+            expected = add_days(today, deadline) if deadline else None
             if ticket_kind is TicketKind.TECHNICAL_FAILURE and circuit_row is not None:
                 outage_end = _open_incident_end(session, circuit_row.id)
-                if outage_end is not None:
-                    expected = max(expected, self._local_date(outage_end))
+                if outage_end is not None:  # the outage's own forecast: the repair comes no sooner
+                    expected = max(expected or date.min, self._local_date(outage_end))
             ticket = Ticket(
                 number=make_ticket_number(next_value(session, TICKET)),
                 customer_id=ctx.customer_id,
@@ -238,12 +296,13 @@ class BuiltinOperations(StoreOperations):
                 symptom=symptom[:80],
                 description=description[:2000],
                 call_protocol=ctx.call_protocol or None,
+                callback_number=callback_number,
                 created_at=now,
                 updated_at=now,
                 expected_date=expected,
             )
             session.add(ticket)
-            return {"number": ticket.number, "kind": ticket_kind.value, "expected_date": expected}
+            return {"number": ticket.number, "kind": ticket_kind.value, "expected_date": expected or ""}
 
         data = await self._write(write)
         if data is None:

@@ -1,43 +1,30 @@
-"""When a ticket of each kind is due: the answer deadlines the caller is told.
+"""When a ticket of each kind is due: the answer deadlines the caller is told and the summary writes.
 
-Billing and document deadlines come from the carrier's service page (settings().page); business days
-skip weekends and Brazil's national holidays.
+Billing adjustments, disputes and copies take the service page's deadlines (`settings.page`); complaints,
+cancellation and the rest come from `settings.deadlines`, where a kind left unset has no deadline: the
+ticket gets no expected date and nothing is promised. Business days skip weekends and Brazil's national
+holidays.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 import holidays
 
+from ivr.config import Deadline, DeadlineSettings, ServicePage
 from ivr.store.models import TicketKind
 
 
-@dataclass(frozen=True, slots=True)
-class Deadline:
-    days: int
-    business: bool  # business days (national holidays and weekends skipped) or calendar days
-
-
-def deadlines() -> dict[TicketKind, Deadline]:
-    """Answer deadlines by ticket kind; the billing and document ones come from the service page."""
-    from ivr.config import settings
-
-    page = settings().page
+def deadlines(page: ServicePage, configured: DeadlineSettings) -> dict[TicketKind, Deadline | None]:
+    """The answer deadline of every ticket kind (None: none is promised)."""
+    copies = Deadline(days=page.document_copy_business_days)
     return {
-        TicketKind.TECHNICAL_FAILURE: Deadline(1, False),
-        TicketKind.SERVICE_REQUEST: Deadline(5, True),
-        TicketKind.BILLING_DOUBT: Deadline(page.billing_adjustment_days, False),
-        TicketKind.BILLING_DISPUTE: Deadline(page.dispute_answer_days, False),
-        TicketKind.BOLETO_COPY: Deadline(page.document_copy_business_days, True),
-        TicketKind.NOTA_FISCAL_COPY: Deadline(page.document_copy_business_days, True),
-        TicketKind.COMPLAINT: Deadline(5, True),  # RGC: complaints answered within 5 business days
-        TicketKind.CANCELLATION: Deadline(2, True),
-        TicketKind.DUE_DATE_CHANGE: Deadline(5, True),
-        TicketKind.MAINTENANCE_RESCHEDULE: Deadline(3, True),
-        TicketKind.BGP_REQUEST: Deadline(3, True),
-        TicketKind.CALLBACK_REQUEST: Deadline(1, True),
+        **{TicketKind(kind): deadline for kind, deadline in configured},
+        TicketKind.BILLING_DOUBT: Deadline(days=page.billing_adjustment_days, business=False),
+        TicketKind.BILLING_DISPUTE: Deadline(days=page.dispute_answer_days, business=False),
+        TicketKind.BOLETO_COPY: copies,
+        TicketKind.NOTA_FISCAL_COPY: copies,
     }
 
 

@@ -13,6 +13,8 @@ from functools import partial
 from typing import Any
 
 from integrations import builtin, builtin_journeys, email_operations, whatsapp_operations
+from integrations.builtin_deadlines import deadlines
+from integrations.call_summary import CallSummaries
 from integrations.http_backend import HttpOperations
 from integrations.http_messaging import CarrierSource
 from integrations.messages import MessagingSource, StoreSource
@@ -47,9 +49,22 @@ def build_registry(
     settings: Settings,
     clock: Callable[[], datetime] | None = None,
 ) -> OperationRegistry:
+    """All operations bound to their back-ends (see `build_operations`)."""
+    registry, _ = build_operations(store, outbox=outbox, settings=settings, clock=clock)
+    return registry
+
+
+def build_operations(
+    store: Store,
+    *,
+    outbox: Outbox,
+    settings: Settings,
+    clock: Callable[[], datetime] | None = None,
+) -> tuple[OperationRegistry, CallSummaries]:
     """All operations bound to their back-ends: the store, or with ``backend: http`` the carrier's
     systems (accounts, tickets, and the contacts and documents the messaging operations read); and the
-    outbox for e-mail and WhatsApp. Close it with ``aclose()``."""
+    outbox for e-mail and WhatsApp. Close the registry with ``aclose()``. Beside it, the sender of the
+    written summary each call ends with, over the same messaging."""
     source: MessagingSource
     if settings.backend == "http":
         carrier = HttpOperations(settings.carrier_api, timezone=settings.timezone, clock=clock)
@@ -57,7 +72,8 @@ def build_registry(
         registry.on_close(carrier.aclose)
         source = CarrierSource(carrier.client)
     else:
-        registry = builtin.build_registry(store, clock=clock, timezone=settings.timezone)
+        due = deadlines(settings.page, settings.deadlines)
+        registry = builtin.build_registry(store, deadlines=due, clock=clock, timezone=settings.timezone)
         journeys = builtin_journeys.JourneyOperations(store, timezone=settings.timezone, clock=clock)
         for spec in builtin_journeys.specs(lambda name: getattr(journeys, name)):
             registry.register(spec)
@@ -72,4 +88,4 @@ def build_registry(
     )
     for spec in whatsapp_operations.specs(lambda name: getattr(whatsapp, name)):
         registry.register(spec)
-    return registry
+    return registry, CallSummaries(source, emails, whatsapp)

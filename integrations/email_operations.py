@@ -32,6 +32,7 @@ from integrations.registry import (
     OperationStatus,
     bind,
 )
+from ivr import phone
 from ivr.config import ServicePage
 from ivr.store import boleto
 from ivr.store.models import DocumentKind, InvoiceStatus, OutboxChannel, TicketKind
@@ -121,7 +122,7 @@ class EmailOperations(MessageOperations):
         ]
         if tickets:
             lines += ["", "Chamados abertos nesta ligação:"]
-            lines += [f"- {_ticket_line(ticket)}" for ticket in tickets]
+            lines += [f"- {ticket_line(ticket)}" for ticket in tickets]
         lines += [
             "",
             "Guarde este número: com ele você acompanha o seu atendimento pelo SAC ou pelo Meu Portal Fibra.",
@@ -129,6 +130,30 @@ class EmailOperations(MessageOperations):
         subject = f"Protocolo de atendimento {ctx.call_protocol} - American Tower Fibra"
         masked = await self._to_account(ctx, account, "call_protocol", subject, lines)
         return OperationResult.found(protocol=ctx.call_protocol, sent_to_masked=masked)
+
+    async def email_summary(self, ctx: OperationContext, tickets: list[TicketLine]) -> bool:
+        """The summary of what the call opened, to the account's registered e-mails; False when the
+        caller is not identified or the account has no e-mail."""
+        if ctx.customer_id is None:
+            return False
+        account = await self._source.account(ctx.customer_id)
+        if not account.emails:
+            return False
+        lines = [
+            f"Olá, {account.name}.",
+            "",
+            f"Este é o resumo da sua ligação de {self._when()} para o SAC American Tower Fibra.",
+            "",
+            f"Protocolo de atendimento: {ctx.call_protocol}",
+            "",
+            "Aberto nesta ligação:",
+            *(f"- {ticket_line(ticket)}" for ticket in tickets),
+            "",
+            f"Com estes números você acompanha cada pedido pelo SAC {self._sac()} ou pelo Meu Portal Fibra.",
+        ]
+        subject = f"Resumo da ligação {ctx.call_protocol} - American Tower Fibra"
+        await self._to_account(ctx, account, "call_summary", subject, lines)
+        return True
 
     async def send_document(self, ctx: OperationContext, kind: str, month: str = "") -> OperationResult:
         try:
@@ -204,7 +229,7 @@ class EmailOperations(MessageOperations):
                 f"CNPJ: {account.cnpj}",
                 f"Código do cliente: {account.code}",
             ]
-        lines += [f"Chamado aberto na ligação: {_ticket_line(t)}" for t in tickets]
+        lines += [f"Chamado aberto na ligação: {ticket_line(t)}" for t in tickets]
         lines += ["", "Detalhes ditos pelo cliente:", details.strip() or "(nenhum)"]
         message = NewMessage(
             channel=OutboxChannel.EMAIL,
@@ -249,12 +274,14 @@ class EmailOperations(MessageOperations):
         return ", ".join(email_address.mask(address) for address in account.emails)
 
     def _sac(self) -> str:
-        digits = self._page.sac_number
-        return f"{digits[:4]}-{digits[4:]}" if len(digits) == 8 else digits
+        """3003-3336, as callers dial it."""
+        dialled = phone.normalise(self._page.sac_number) or self._page.sac_number
+        return f"{dialled[:4]}-{dialled[4:]}" if len(dialled) == 8 else dialled
 
 
-def _ticket_line(ticket: TicketLine) -> str:
-    expected = f", previsão {ticket.expected_date:%d/%m/%Y}" if ticket.expected_date else ""
+def ticket_line(ticket: TicketLine) -> str:
+    """Reclamação nº 800000123, prazo 11/12/2026"""
+    expected = f", prazo {ticket.expected_date:%d/%m/%Y}" if ticket.expected_date else ""
     return f"{TICKET_LABELS.get(ticket.kind, ticket.kind.value)} nº {ticket.number}{expected}"
 
 

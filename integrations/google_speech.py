@@ -39,6 +39,8 @@ MAX_PHRASE_CHARS = 100
 class GoogleRecognizer:
     """Sends recordings to Speech-to-Text. Build it inside the running event loop; `aclose` it."""
 
+    listens = True
+
     def __init__(self, settings: SpeechSettings) -> None:
         if settings.endpoint is None:
             raise ConfigError("speech.endpoint is not set: there is no speech back-end to talk to")

@@ -27,7 +27,7 @@ from typing import Any, Self
 from zoneinfo import ZoneInfo
 
 from integrations import answers, builtin_journeys
-from integrations.accounts import AccountSummary, Identification, pick_circuit, ticket_reference
+from integrations.accounts import AccountSummary, Identification, callback, pick_circuit, ticket_reference
 from integrations.builtin import MAINTENANCE_HORIZON, declare
 from integrations.http_client import CarrierClient, NotFound
 from integrations.http_contract import day, instant, money
@@ -47,7 +47,7 @@ from ivr.store.models import InvoiceLineKind, InvoiceStatus, TicketKind
 log = logging.getLogger(__name__)
 
 #: Operations that change something in the carrier's systems: one attempt, the write deadline.
-WRITES = frozenset({"open_ticket", "register_lead", "attach_to_incident"})
+WRITES = frozenset({"open_ticket", "request_callback", "register_lead", "attach_to_incident"})
 _NATIONAL = re.compile(r"^(\d{10,11}|0[3589]00\d{7}|[34]00\d{5})$")  # the contract's NationalNumber
 _CODE = re.compile(r"^[0-9A-Za-z]{1,16}$")  # the contract's customer code
 
@@ -75,6 +75,7 @@ class HttpOperations:
             "customer_by_code": identify.customer_by_code,
             "ticket_status": self.ticket_status,
             "open_ticket": self.open_ticket,
+            "request_callback": self.request_callback,
             "invoice_summary": self.invoice_summary,
             "circuits": self.circuits,
             "open_incidents": self.open_incidents,
@@ -206,6 +207,23 @@ class HttpOperations:
             "description": description[:2000],
             "call_protocol": ctx.call_protocol or None,
         }
+        return await self._open(ctx, body)
+
+    async def request_callback(self, ctx: OperationContext, team: str, phone: str = "") -> OperationResult:
+        asked = callback(self._identification, ctx, team, phone)
+        if isinstance(asked, OperationResult):
+            return asked
+        body = {
+            "customer_id": ctx.customer_id,
+            "kind": asked.kind.value,
+            "description": asked.description,
+            "call_protocol": ctx.call_protocol or None,
+            "callback_number": asked.number,
+        }
+        result = await self._open(ctx, body)
+        return OperationResult.found(**result.data, phone=asked.number)
+
+    async def _open(self, ctx: OperationContext, body: dict[str, Any]) -> OperationResult:
         ticket = await self.client.write("/tickets", "Ticket", body, idempotency_key=idempotency_key(ctx, body))
         expected = day(ticket["expected_date"], f"ticket {ticket['number']}") if ticket["expected_date"] else ""
         # ticket_number/ticket_kind: the engine lists tickets opened during the call for the agent.

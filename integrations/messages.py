@@ -173,15 +173,10 @@ def account_of(name: str, cnpj: str, code: str, contacts: Iterable[tuple[Contact
             continue
         if kind is ContactKind.WHATSAPP:
             whatsapp.append(number)
-        elif kind is ContactKind.PHONE and _is_mobile(national or ""):
+        elif kind is ContactKind.PHONE and phone.is_mobile(national or ""):
             mobiles.append(number)
     chosen = whatsapp or mobiles
     return Account(name, cnpj, code, tuple(dict.fromkeys(emails)), tuple(dict.fromkeys(chosen)))
-
-
-def _is_mobile(national: str) -> bool:
-    """A Brazilian mobile (area code + 9 digits starting with 9): the phones WhatsApp is used on."""
-    return len(national) == 11 and national.isdigit() and national[2] == "9"
 
 
 class MessageOperations:

@@ -21,6 +21,8 @@ SAMPLE_WIDTH_BYTES = 2
 
 
 class NoSpeechBackend:
+    listens = False
+
     async def recognise(self, heard: Heard, *, phrase_hints: Sequence[str] = ()) -> Recognition:
         raise RecognitionError("no speech back-end is configured")
 

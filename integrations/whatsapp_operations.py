@@ -14,6 +14,10 @@ The templates, approved in WhatsApp Manager in pt_BR (names from settings().what
     digitable_line_template (sac_linha_digitavel), 5 body parameters:
         "Olá, {{1}}. Conforme pedido na ligação de protocolo {{2}}, segue a linha digitável do boleto de
          {{3}}, com vencimento em {{4}}: {{5}}"
+    summary_template (sac_resumo), 3 body parameters (numbers and deadlines only: it may go to a caller
+    who was not identified):
+        "Resumo da sua ligação de {{1}} para o SAC American Tower Fibra. Protocolo de atendimento: {{2}}.
+         Aberto nesta ligação: {{3}}. Acompanhe pelo SAC 3003-3336 ou pelo Meu Portal Fibra."
 """
 
 from __future__ import annotations
@@ -21,10 +25,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from integrations.messages import Account, MessageOperations, MessagingSource, month_label, parse_month
+from integrations.email_operations import ticket_line
+from integrations.messages import (
+    MessageOperations,
+    MessagingSource,
+    TicketLine,
+    month_label,
+    parse_month,
+)
 from integrations.outbox import NewMessage, Outbox
 from integrations.registry import Arg, Declaration, Handler, OperationContext, OperationResult, OperationSpec, bind
-from integrations.whatsapp import template_body
+from integrations.whatsapp import recipient, template_body
 from ivr import phone
 from ivr.config import WhatsAppSettings
 from ivr.store import boleto
@@ -71,7 +82,7 @@ class WhatsAppOperations(MessageOperations):
         if not account.whatsapp:
             return OperationResult.not_found("no WhatsApp number registered on the account")
         parameters = (account.name, self._when(), ctx.call_protocol)
-        masked = await self._send(ctx, account, self._conf.protocol_template, parameters)
+        masked = await self._send(ctx, account.whatsapp, self._conf.protocol_template, parameters)
         return OperationResult.found(protocol=ctx.call_protocol, sent_to_masked=masked)
 
     async def whatsapp_digitable_line(self, ctx: OperationContext, month: str = "") -> OperationResult:
@@ -101,15 +112,29 @@ class WhatsAppOperations(MessageOperations):
             f"{invoice.due_date:%d/%m/%Y}",
             boleto.formatted(line),
         )
-        masked = await self._send(ctx, account, self._conf.digitable_line_template, parameters)
+        masked = await self._send(ctx, account.whatsapp, self._conf.digitable_line_template, parameters)
         return OperationResult.found(month=f"{reference:%Y-%m}", sent_to_masked=masked)
+
+    async def whatsapp_summary(self, ctx: OperationContext, tickets: list[TicketLine], *, to_caller: bool) -> bool:
+        """The summary of what the call opened: to the account's registered WhatsApp numbers, or (an
+        unidentified caller who accepted it) to the mobile calling. False when there is nowhere to send it."""
+        if ctx.customer_id is not None:
+            numbers = (await self._source.account(ctx.customer_id)).whatsapp
+        else:
+            calling = ctx.caller_id if to_caller and ctx.caller_id and phone.is_mobile(ctx.caller_id) else None
+            numbers = tuple(n for n in [recipient(calling)] if n) if calling else ()
+        if not numbers:
+            return False
+        opened = "; ".join(ticket_line(ticket) for ticket in tickets)
+        await self._send(ctx, numbers, self._conf.summary_template, (self._when(), ctx.call_protocol, opened))
+        return True
 
     # --- plumbing ----------------------------------------------------------------------------------
 
     async def _send(
-        self, ctx: OperationContext, account: Account, template: str, parameters: tuple[str, ...]
+        self, ctx: OperationContext, numbers: tuple[str, ...], template: str, parameters: tuple[str, ...]
     ) -> str:
-        """Queue the template to each registered number; returns the numbers, masked."""
+        """Queue the template to each number; returns the numbers, masked."""
         body = template_body(parameters)
         messages = [
             NewMessage(
@@ -120,7 +145,7 @@ class WhatsAppOperations(MessageOperations):
                 customer_id=self._source.outbox_customer(ctx.customer_id),
                 call_protocol=ctx.call_protocol or None,
             )
-            for number in account.whatsapp
+            for number in numbers
         ]
         await self._enqueue(*messages)
-        return ", ".join(phone.mask(number) for number in account.whatsapp)
+        return ", ".join(phone.mask(number) for number in numbers)

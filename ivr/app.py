@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
-from integrations.catalog import build_registry
+from integrations.catalog import build_operations
 from integrations.email import SmtpSender
 from integrations.outbox import Outbox, Sender
 from integrations.whatsapp import WhatsAppSender
@@ -63,7 +63,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             timezone=settings.timezone,
         )
         outbox = Outbox(store, _senders(settings), conf=settings.outbox)
-        operations = build_registry(store, outbox=outbox, settings=settings)
+        operations, summaries = build_operations(store, outbox=outbox, settings=settings)
         await outbox.start()
         try:
             yield Services(
@@ -72,6 +72,7 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
                 protocols=protocols,
                 recognizer=recognizer,
                 calls=StoreCallRecorder(events),
+                summaries=summaries,
             )
         finally:
             await operations.aclose()  # the carrier API's connections, with `backend: http`

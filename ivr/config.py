@@ -61,6 +61,9 @@ class SipSettings(_Section):
     sbc_address: str = "127.0.0.2"
     sbc_port: int = 5060
     tester_address: str = "127.0.0.1"
+    # How the carrier trunk takes a number we dial: "national" (area code + number, 3131958012) or
+    # "e164" (+553131958012). Settings and flows keep E.164; ivr.phone.for_trunk converts at the edge.
+    trunk_number_format: Literal["national", "e164"] = "national"
 
 
 class AsteriskSettings(_Section):
@@ -132,10 +135,11 @@ class SpeechSettings(_Section):
 
 
 class ServicePage(_Section):
-    """Numbers, mailboxes and deadlines from the carrier's service page (shared/SEED.md)."""
+    """Numbers, mailboxes and deadlines from the carrier's service page (shared/SEED.md). Numbers are
+    E.164; the trunk's form is made at the edge (`ivr.phone.for_trunk`)."""
 
-    sac_number: str = "30033336"
-    negotiation_number: str = "3195-8012"
+    sac_number: str = "+553130033336"
+    negotiation_number: str = "+553131958012"
     attendance_email: str = "atendimento.fibra@americantower.com"
     scheduled_activity_email: str = "sir.fibra@americantower.com"
     bgp_email: str = "bgp.fibra@americantower.com"
@@ -143,6 +147,48 @@ class ServicePage(_Section):
     billing_adjustment_days: int = 10  # calendar days
     dispute_answer_days: int = 10  # calendar days
     document_copy_business_days: int = 3
+
+    @field_validator("sac_number", "negotiation_number")
+    @classmethod
+    def _e164(cls, number: str) -> str:
+        if not re.fullmatch(r"\+55\d{10,11}", number):
+            raise ValueError(f"expected a Brazilian number in E.164 form (+55 area code number), got {number!r}")
+        return number
+
+
+class Deadline(_Section):
+    days: int = Field(ge=1, le=365)
+    business: bool = True  # business days (weekends and national holidays skipped), else calendar days
+
+
+class DeadlineSettings(_Section):
+    """Answer deadlines said to callers and written in the call's summary, per kind of request. Billing
+    adjustments, disputes and copies take the service page's (`page`); complaints and cancellation the
+    regulation's (Anatel RGC). Any other kind has the deadline the operator sets here; a kind left unset
+    gets none, and nothing is promised for it."""
+
+    complaint: Deadline | None = Deadline(days=5)  # RGC: a complaint is answered within 5 business days
+    cancellation: Deadline | None = Deadline(days=2)  # RGC: a cancellation takes effect within 2 business days
+    technical_failure: Deadline | None = None
+    service_request: Deadline | None = None
+    due_date_change: Deadline | None = None
+    maintenance_reschedule: Deadline | None = None
+    bgp_request: Deadline | None = None
+    callback_request: Deadline | None = None
+
+
+class BillingSettings(_Section):
+    """What the billing journeys offer that the service page leaves to the contract."""
+
+    # The days of the month an invoice can fall due (J17): set to what the carrier's contracts offer.
+    due_days: tuple[int, ...] = (5, 10, 15, 20, 25)
+
+    @field_validator("due_days")
+    @classmethod
+    def _days_of_month(cls, days: tuple[int, ...]) -> tuple[int, ...]:
+        if not days or any(not 1 <= day <= 28 for day in days):
+            raise ValueError(f"expected days of the month from 1 to 28 (every month has them), got {list(days)}")
+        return tuple(sorted(set(days)))
 
 
 class EmailSettings(_Section):
@@ -174,6 +220,7 @@ class WhatsAppSettings(_Section):
     language: str = "pt_BR"  # the templates' language code
     protocol_template: str = "sac_protocolo"
     digitable_line_template: str = "sac_linha_digitavel"
+    summary_template: str = "sac_resumo"
     timeout_s: float = Field(default=15.0, gt=0, le=60)  # one request (the outbox bounds the whole send too)
     connect_timeout_s: float = Field(default=5.0, gt=0, le=60)
 
@@ -280,6 +327,8 @@ class Settings(BaseSettings):
     sip: SipSettings = Field(default_factory=SipSettings)
     asterisk: AsteriskSettings = Field(default_factory=AsteriskSettings)
     page: ServicePage = Field(default_factory=ServicePage)
+    deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
+    billing: BillingSettings = Field(default_factory=BillingSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     # Who answers the flows' operations: our own store, or the carrier's systems over HTTP.

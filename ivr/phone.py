@@ -77,6 +77,32 @@ def _national(digits: str) -> str | None:
     return None
 
 
+def callback_number(raw: str | None) -> str | None:
+    """The national number of a Brazilian landline or mobile we can call back, or None: withheld,
+    foreign, toll-free or premium (0800, 0300...) and shared (3003, 4004) numbers cannot be."""
+    national = normalise(raw)
+    if national is None or not national.isdigit() or len(national) not in (10, 11):
+        return None
+    return national if int(national[:2]) in AREA_CODES else None
+
+
+def is_mobile(national: str) -> bool:
+    """A Brazilian mobile (area code + 9 digits starting with 9): the phones WhatsApp is used on."""
+    return len(national) == 11 and national.isdigit() and national[2] == "9"
+
+
+def for_trunk(e164: str, number_format: str) -> str:
+    """A Brazilian E.164 number (+553131958012) as the carrier trunk dials it: ``national`` (area code +
+    number, 3131958012) or ``e164``. ValueError for anything else."""
+    if not re.fullmatch(r"\+55\d{10,11}", e164):
+        raise ValueError(f"expected a Brazilian E.164 number (+55...), got {e164!r}")
+    if number_format == "e164":
+        return e164
+    if number_format == "national":
+        return e164[3:]
+    raise ValueError(f"unknown trunk number format {number_format!r} (national or e164)")
+
+
 def mask(number: str | None) -> str:
     """For logs: the area code and the last two digits only ("31******44"); "withheld" for None."""
     if not number:

@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 
+from ivr import phone
 from ivr.agi.wire import AgiConnection, AgiConnectionLost, AgiHangup, AgiRequest, AgiResponse
 from ivr.config import Settings
 from ivr.engine.channel import (
@@ -80,12 +81,15 @@ def call_info(request: AgiRequest, linked_id: str = "") -> CallInfo:
 class AgiChannel:
     """A `Channel` over one FastAGI connection."""
 
+    hears_words = False  # words come as recordings, for the recogniser
+
     def __init__(self, conn: AgiConnection, info: CallInfo, settings: Settings) -> None:
         self.info = info
         self._conn = conn
         self._agi = settings.agi
         self._record_dir_asterisk = settings.asterisk.recordings_dir_in_asterisk.rstrip("/")
         self._record_dir_local = settings.recordings_path
+        self._trunk_number_format = settings.sip.trunk_number_format
         self._hung_up = False  # by us, with HANGUP
 
     @classmethod
@@ -117,11 +121,15 @@ class AgiChannel:
             if answer.result == 0:
                 return Digits(digits, DigitsEnd.TIMEOUT)
             key = chr(answer.result)
-            if terminator and key == terminator:
-                return Digits(digits, DigitsEnd.TERMINATOR)
+            if key in terminator:
+                return Digits(digits, DigitsEnd.TERMINATOR, key)
             digits += key
             wait_s = inter_digit_timeout_s
         return Digits(digits, DigitsEnd.MAX_LENGTH)
+
+    async def late_key(self, expected: str, *, within_s: float) -> str:
+        answer = await self._run("WAIT FOR DIGIT", round(within_s * 1000), extra_s=within_s)
+        return chr(answer.result) if answer.result > 0 else ""
 
     async def listen(self, *, max_seconds: float, silence_seconds: float, beep: bool = False) -> Heard:
         name = uuid.uuid4().hex
@@ -168,11 +176,12 @@ class AgiChannel:
         return QueueOutcome.FAILED
 
     async def transfer(self, number: str, *, timeout_s: float) -> TransferOutcome:
-        digits = re.sub(r"[\s().-]", "", number)
-        if not digits.isdigit() or not 3 <= len(digits) <= 20:
-            raise ChannelError(f"not a number to transfer to: {number!r}")
+        try:
+            dialled = phone.for_trunk(number, self._trunk_number_format)
+        except ValueError as exc:
+            raise ChannelError(f"not a number to transfer to: {exc}") from exc
         seconds = max(1, round(timeout_s))
-        hung_up = await self._exec("Dial", f"Local/{digits}@{TRANSFER_CONTEXT},{seconds}", timeout_s)
+        hung_up = await self._exec("Dial", f"Local/{dialled}@{TRANSFER_CONTEXT},{seconds}", timeout_s)
         status = await self._variable("DIALSTATUS")
         if status in _DIAL_STATUS:
             return _DIAL_STATUS[status]

@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from ivr import phone
+
 
 def register(sub: Any) -> None:
     group = sub.add_parser("asterisk", help="the local Asterisk 22 (chrooted Debian-unstable root)")
@@ -150,7 +152,6 @@ async def _run(args: argparse.Namespace) -> int:
     from pydantic import SecretStr
 
     from ivr import app
-    from ivr.asterisk.conf import digits
     from ivr.asterisk.instance import AsteriskError
     from ivr.asterisk.root import ami_secret
     from ivr.config import settings
@@ -169,7 +170,7 @@ async def _run(args: argparse.Namespace) -> int:
         s = settings()
         # The IVR's AMI client logs in with the secret provisioning wrote into manager.conf.
         s = s.model_copy(update={"ami": s.ami.model_copy(update={"secret": SecretStr(ami_secret(s))})})
-        number = digits(s.page.sac_number)
+        number = phone.normalise(s.page.sac_number)
         print(f"Asterisk is up. Call sip:{number}@{s.sip.host}:{s.sip.port} from a softphone on "
               f"{s.sip.tester_address} (no registration needed),")
         print("or place a scripted call from another terminal: ivr call --keys 1,2")
@@ -202,7 +203,6 @@ async def _call(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ivr.asterisk import sipp
-    from ivr.asterisk.conf import digits
     from ivr.asterisk.timing import first_keys_s
     from ivr.config import settings
     from ivr.flows.loader import FlowLoadError
@@ -227,7 +227,7 @@ async def _call(args: argparse.Namespace) -> int:
                 steps.append(sipp.prepare_speech(Path(args.speech), Path(tmp) / "speech"))
             if not args.wait_bye:
                 steps.append(sipp.Pause(args.hold))
-            number = args.number or digits(s.page.sac_number)
+            number = args.number or phone.normalise(s.page.sac_number) or ""
             script = sipp.CallScript(
                 number=number,
                 caller=None if args.withheld else args.caller,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jinja2
 
+from ivr import phone
 from ivr.config import REPO_ROOT, ConfigError, Settings
 
 TEMPLATES_DIR = REPO_ROOT / "asterisk_conf"
@@ -61,17 +62,16 @@ class Layout:
         return (self.etc, self.run, self.log, self.spool, self.db, self.cache)
 
 
-def digits(number: str) -> str:
-    """A phone number as dialled: its digits only ("3195-8012" -> "31958012")."""
-    return re.sub(r"\D", "", number)
-
-
-def sac_number_forms(number: str) -> list[str]:
-    """Dialplan extensions for every form the SAC number arrives in (national, +55, 55, 0, 0 + carrier)."""
-    national = digits(number)
-    if not national:
-        raise ConfigError(f"page.sac_number: expected a phone number, got {number!r}")
-    return [national, f"+55{national}", f"55{national}", f"0{national}", f"_0XX{national}"]
+def sac_number_forms(e164: str) -> list[str]:
+    """Dialplan extensions for every form the SAC number arrives in: as callers dial it (3003-3336 needs
+    no area code), with its area code, and each with +55, 55, 0 and 0 + carrier code in front."""
+    dialled = phone.normalise(e164)
+    if dialled is None or not e164.startswith("+55"):
+        raise ConfigError(f"page.sac_number: expected a Brazilian number in E.164 form, got {e164!r}")
+    forms: list[str] = []
+    for national in dict.fromkeys((dialled, e164[3:])):
+        forms += [national, f"+55{national}", f"55{national}", f"0{national}", f"_0XX{national}"]
+    return forms
 
 
 def _check(settings: Settings, ami_secret: str) -> None:
@@ -124,7 +124,7 @@ def render(
         "agent_channel_vars": settings.asterisk.agent_channel_vars,
         "moh_dir": moh_dir,
         "sac_forms": sac_number_forms(settings.page.sac_number),
-        "transfer_numbers": [digits(settings.page.negotiation_number)],
+        "transfer_numbers": [phone.for_trunk(settings.page.negotiation_number, sip.trunk_number_format)],
         "transfer_ring_s": 60,
         "max_call_s": settings.asterisk.max_call_s,
         "fallback_queue": settings.asterisk.fallback_queue,

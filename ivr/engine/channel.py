@@ -40,7 +40,7 @@ class CallInfo:
 
 
 class DigitsEnd(str, Enum):
-    TERMINATOR = "terminator"  # the caller pressed the terminator key (not included in digits)
+    TERMINATOR = "terminator"  # the caller pressed a terminator key (in `Digits.key`, not in digits)
     MAX_LENGTH = "max_length"
     TIMEOUT = "timeout"  # inter-digit or first-digit timeout
 
@@ -49,6 +49,7 @@ class DigitsEnd(str, Enum):
 class Digits:
     digits: str
     ended_by: DigitsEnd
+    key: str = ""  # the terminator pressed, when ended_by is TERMINATOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,8 @@ class TransferOutcome(str, Enum):
 @runtime_checkable
 class Channel(Protocol):
     info: CallInfo
+    #: The caller's words arrive as text (the simulator, flow tests): no recogniser is needed to hear them.
+    hears_words: bool
 
     async def answer(self) -> None: ...
 
@@ -94,7 +97,12 @@ class Channel(Protocol):
     async def read_digits(
         self, *, max_digits: int, first_timeout_s: float, inter_digit_timeout_s: float, terminator: str = "#"
     ) -> Digits:
-        """Wait for keys (no prompt playing)."""
+        """Wait for keys (no prompt playing); any key of `terminator` ends the entry ("" for none)."""
+        ...
+
+    async def late_key(self, expected: str, *, within_s: float) -> str:
+        """A key pressed within `within_s` (e.g. the "#" a caller adds after a full-length number), or
+        "". A scripted caller presses it only when its next action starts with `expected`."""
         ...
 
     async def listen(self, *, max_seconds: float, silence_seconds: float, beep: bool = False) -> Heard:

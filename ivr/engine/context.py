@@ -22,7 +22,7 @@ from integrations.registry import OperationContext, OperationResult, OperationSt
 from ivr.engine.channel import Channel, Heard
 from ivr.engine.flow import Flow
 from ivr.engine.intents import Said
-from ivr.engine.services import RecognitionError, Services
+from ivr.engine.services import RecognitionError, Services, Ticket
 from ivr.engine.template import evaluate, render
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,6 @@ class Outcome(str, Enum):
 
 class FlowError(Exception):
     """The flow asked for something that does not exist (a node, a flow); the call fails over."""
-
-
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    type: str  # technical, billing, complaint, cancellation...
-    number: str
 
 
 @dataclass(slots=True)
@@ -69,6 +63,8 @@ class CallContext:
     returning: bool = False  # a `return` node ended the current subflow
     typeahead: str = ""  # keys pressed during prompts, not yet used
     speech_min_confidence: float = 0.6  # settings.speech.min_confidence
+    due_days: tuple[int, ...] = ()  # settings.billing.due_days: the days an invoice may fall due
+    said_once: set[str] = field(default_factory=set)  # hints a call hears only once (prompt ids)
     visit_input: str = ""
     visit_outcome: str = ""
     # Set by the interpreter: walks a flow and says whether it returned (rather than ended the call).
@@ -84,6 +80,19 @@ class CallContext:
         key = await self.channel.play(prompt_ids, interruptible=interruptible)
         if interruptible and key:
             self.typeahead += key
+
+    def once(self, prompt_id: str) -> list[str]:
+        """[prompt_id] the first time a call asks for it, then []: a hint is said once per call."""
+        if prompt_id in self.said_once:
+            return []
+        self.said_once.add(prompt_id)
+        return [prompt_id]
+
+    @property
+    def listening(self) -> bool:
+        """Whether questions listen for words: a recogniser is configured, or the caller's words arrive as
+        text (simulator, flow tests). Otherwise they wait for keys only, recording nothing."""
+        return self.channel.hears_words or self.services.recognizer.listens
 
     def take_key(self) -> str:
         """The first key typed ahead, or ""."""

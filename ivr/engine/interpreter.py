@@ -14,12 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from integrations.registry import BackendError
 from ivr import phone
 from ivr.config import Settings, settings as configured_settings
 from ivr.engine.channel import CallerHangup, Channel, ChannelError
-from ivr.engine.context import CallContext, FlowError, Outcome, Ticket
+from ivr.engine.context import CallContext, FlowError, Outcome
 from ivr.engine.flow import Flow
-from ivr.engine.services import NodeVisit, Services
+from ivr.engine.services import CallSummary, NodeVisit, Services, Ticket
 from ivr.engine.verbs.base import Verb
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class CallResult:
     variables: dict[str, Any] = field(default_factory=dict)
     customer_id: int | None = None
     reason: str = ""  # why a call failed
+    summary_sent_by: tuple[str, ...] = ()  # channels the written summary of what was opened went by
 
     @property
     def summary(self) -> str:
@@ -79,6 +81,7 @@ async def run_call(
         hold_after_s=config.hold.after_s,
         caller_id=phone.normalise(channel.info.caller_id),
         speech_min_confidence=config.speech.min_confidence,
+        due_days=config.billing.due_days,
     )
     walker = _Walker(call, config.max_call_steps)
     call.walk = walker.walk
@@ -111,7 +114,31 @@ async def run_call(
             reason=reason,
         )
         await services.calls.call_ended(protocol, result.summary, result.variables)
+        result.summary_sent_by = await _send_summary(call)
     return result
+
+
+#: The call variable a flow sets to "whatsapp" when an unidentified mobile caller accepts the summary of
+#: what the call opened on the number calling (the account's registered contacts get it anyway).
+SUMMARY_TO_CALLER = "summary_to_caller"
+
+
+async def _send_summary(call: CallContext) -> tuple[str, ...]:
+    """One written summary of everything the call opened (nothing opened, nothing sent)."""
+    if not call.tickets:
+        return ()
+    summary = CallSummary(
+        protocol=call.protocol,
+        customer_id=call.customer_id,
+        caller_id=call.caller_id,
+        tickets=tuple(call.tickets),
+        to_caller_by_whatsapp=call.variables.get(SUMMARY_TO_CALLER) == "whatsapp",
+    )
+    try:
+        return await call.services.summaries.send(summary)
+    except BackendError as exc:  # the call is over: a summary the outbox cannot take now is logged
+        log.error("call %s: the summary of what it opened could not be queued (%s)", call.protocol, exc)
+        return ()
 
 
 class _Walker:

@@ -69,6 +69,7 @@ class ScriptedChannel:
     heard: list[str] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
     hung_up: bool = False
+    hears_words: bool = True  # "say:<words>" items are already transcripts
 
     def __post_init__(self) -> None:
         self._items: deque[str] = deque(parse_item(i) for i in self.script)
@@ -126,14 +127,22 @@ class ScriptedChannel:
             self._record(Event("silence", "no keys"))
             return Digits("", DigitsEnd.TIMEOUT)
         keys = item.removeprefix("barge:")
-        if terminator and terminator in keys[: max_digits + 1]:
-            upto = keys.index(terminator)
-            taken = self._take(upto + 1)
+        ends = [i for i, key in enumerate(keys[: max_digits + 1]) if key in terminator] if terminator else []
+        if ends:
+            taken = self._take(ends[0] + 1)
             self._record(Event("keys", taken))
-            return Digits(taken[:-1], DigitsEnd.TERMINATOR)
+            return Digits(taken[:-1], DigitsEnd.TERMINATOR, taken[-1])
         taken = self._take(max_digits)
         self._record(Event("keys", taken))
         return Digits(taken, DigitsEnd.MAX_LENGTH if len(taken) == max_digits else DigitsEnd.TIMEOUT)
+
+    async def late_key(self, expected: str, *, within_s: float) -> str:
+        item = self._items[0] if self._items else ""
+        if not item.removeprefix("barge:").startswith(expected):
+            return ""
+        key = self._take(1)
+        self._record(Event("keys", key))
+        return key
 
     async def listen(self, *, max_seconds: float, silence_seconds: float, beep: bool = False) -> Heard:
         item = await self._peek()

@@ -49,6 +49,9 @@ class Recognition:
 
 
 class Recognizer(Protocol):
+    #: False when no speech back-end is configured: questions then wait for keys and record nothing.
+    listens: bool
+
     async def recognise(self, heard: Heard, *, phrase_hints: Sequence[str] = ()) -> Recognition:
         """Turn what the caller said into text; raises `RecognitionError` on back-end failure."""
         ...
@@ -66,6 +69,34 @@ class CallRecorder(Protocol):
     async def call_ended(self, protocol: str, outcome: str, variables: dict[str, Any]) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A ticket opened on the call: its kind (technical_failure, complaint, cancellation...) and number."""
+
+    type: str
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallSummary:
+    """What a call opened, sent in writing when it ends (whatever the ending: goodbye, queue, transfer or
+    hang-up)."""
+
+    protocol: str
+    customer_id: int | None  # the identified account: the summary goes to its registered contacts
+    caller_id: str | None  # the national number calling; None when withheld
+    tickets: tuple[Ticket, ...]  # the tickets, requests, complaints... opened on the call
+    to_caller_by_whatsapp: bool  # an unidentified mobile caller accepted it by WhatsApp on that number
+
+
+class SummarySender(Protocol):
+    async def send(self, summary: CallSummary) -> tuple[str, ...]:
+        """Queue the summary (through the durable outbox); the channels it went by ("email",
+        "whatsapp"), empty when there was nowhere to send it. A back-end failure raises `BackendError`,
+        which the engine logs: the call is over either way."""
+        ...
+
+
 @dataclass(slots=True)
 class Services:
     operations: OperationRegistry
@@ -73,4 +104,5 @@ class Services:
     protocols: ProtocolAllocator
     recognizer: Recognizer
     calls: CallRecorder
+    summaries: SummarySender
     clock: Callable[[], datetime] = field(default=lambda: datetime.now().astimezone())

@@ -195,6 +195,7 @@ class Ticket(Base):
     symptom: Mapped[str] = mapped_column(String(80), default="")
     description: Mapped[str] = mapped_column(String(2000), default="")
     call_protocol: Mapped[str | None] = mapped_column(String(12), index=True)  # the call it was opened on
+    callback_number: Mapped[str | None] = mapped_column(String(11))  # a call back's national number to dial
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now, onupdate=_now)
     expected_date: Mapped[date | None] = mapped_column(Date)

@@ -6,8 +6,10 @@ Values may be Python objects or the strings a flow template produces ("1234.50",
 
     number   1101                 mil cento e um          (gender="f": duas mil, duzentas, uma)
     money    Decimal("1.50")      um real e cinquenta centavos
-    date     2026-12-01           primeiro de dezembro    (weekday=True, year=True add the rest)
+    date     2026-12-01           primeiro de dezembro    (weekday=True, year=True add the rest; on=True:
+                                  "na terça-feira, dia primeiro de dezembro"; day=False: "dezembro")
     time     14:30                às quatorze horas e trinta minutos   (at=False drops "às")
+    period   00:00-04:00          da meia-noite às quatro horas
     digits   "0451"               zero quatro cinco um
     protocol "202600012347"       dois mil e vinte e seis, zero zero zero, um dois três quatro, sete
     phone    "3003-3336"          três zero zero três, três três três seis
@@ -150,13 +152,23 @@ def _cents(value: object) -> int:
 # --- dates and times -------------------------------------------------------------------------------
 
 
-def _say_date(value: object, *, weekday: bool = False, year: bool = False) -> list[str]:
-    day = _as_date(value)
-    ids = [f"weekday/{_WEEKDAYS[day.weekday()]}", PAUSE] if weekday else []
-    ids += ["date/first"] if day.day == 1 else cardinal_ids(day.day)
-    ids += [_OF, f"month/{day.month}"]
+def _say_date(
+    value: object, *, weekday: bool = False, year: bool = False, on: bool = False, day: bool = True
+) -> list[str]:
+    when = _as_date(value)
+    ids: list[str] = []
+    if on:  # "na terça-feira, dia dez", "no sábado, dia dez", "no dia dez": the preposition agrees
+        ids.append("date/na" if weekday and when.weekday() < 5 else "date/no")
+    if weekday:
+        ids += [f"weekday/{_WEEKDAYS[when.weekday()]}", PAUSE]
+    if day:
+        if on:
+            ids.append("date/dia")
+        ids += ["date/first"] if when.day == 1 else cardinal_ids(when.day)
+        ids.append(_OF)
+    ids.append(f"month/{when.month}")
     if year:
-        ids += [_OF, *cardinal_ids(day.year)]
+        ids += [_OF, *cardinal_ids(when.year)]
     return ids
 
 
@@ -179,12 +191,33 @@ def _as_date(value: object) -> date:
 def _say_time(value: object, *, at: bool = True) -> list[str]:
     """Hours and minutes (seconds are not said). Hours are feminine: "à uma hora", "às duas horas"."""
     moment = _as_time(value)
+    return [*(_at_hour(moment.hour) if at else []), *_clock_words(moment)]
+
+
+def _say_period(value: object) -> list[str]:
+    """A span of the day, "00:00-04:00": "da meia-noite às quatro horas", "das dez à uma hora"."""
+    if not isinstance(value, str) or not re.fullmatch(r"[^-]+-[^-]+", value.strip()):
+        raise SayError(f"period: expected a span such as 00:00-04:00, got {value!r}")
+    start, end = (_as_time(part) for part in value.split("-"))
+    return [_from_hour(start.hour), *_clock_words(start), *_at_hour(end.hour), *_clock_words(end)]
+
+
+def _at_hour(hour: int) -> list[str]:
+    """The "at" before an hour: "à meia-noite", "à uma hora", "às duas horas"."""
+    return ["time/a" if hour in (0, 1) else "time/as"]
+
+
+def _from_hour(hour: int) -> str:
+    """The "from" before an hour: "da meia-noite", "da uma hora", "das duas horas"."""
+    return "time/da" if hour in (0, 1) else "time/das"
+
+
+def _clock_words(moment: time) -> list[str]:
     hour, minute = moment.hour, moment.minute
     if hour == 0:
-        ids = [*(["time/a"] if at else []), "time/meia_noite"]
+        ids = ["time/meia_noite"]
     else:
-        ids = [*(["time/a" if hour == 1 else "time/as"] if at else []), *cardinal_ids(hour, feminine=True)]
-        ids.append("time/hora" if hour == 1 else "time/horas")
+        ids = [*cardinal_ids(hour, feminine=True), "time/hora" if hour == 1 else "time/horas"]
     if minute:
         ids += [_AND, *cardinal_ids(minute), "time/minuto" if minute == 1 else "time/minutos"]
     return ids
@@ -269,6 +302,7 @@ _SAYERS: dict[str, Callable[..., list[str]]] = {
     "money": _say_money,
     "date": _say_date,
     "time": _say_time,
+    "period": _say_period,
     "digits": _say_digits,
     "protocol": _say_protocol,
     "phone": _say_phone,
@@ -290,7 +324,7 @@ def say_ids(kind: str, value: object, **options: object) -> list[str]:
     if unknown:
         allowed = ", ".join(SAY_KINDS[kind]) or "no options"
         raise SayError(f"{kind}: unknown option {', '.join(unknown)} (it takes {allowed})")
-    for name in ("weekday", "year", "at"):
+    for name in ("weekday", "year", "at", "on", "day"):
         if name in options and not isinstance(options[name], bool):
             raise SayError(f"{kind}: option {name} must be true or false, got {options[name]!r}")
     return sayer(value, **options)

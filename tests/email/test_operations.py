@@ -70,7 +70,7 @@ async def test_the_protocol_and_the_calls_tickets_go_to_every_registered_email(
 ) -> None:
     caller = Caller(registry)
     await caller.op("customer_by_caller_id")
-    ticket = await caller.op("open_ticket", kind="technical_failure", circuit="1")
+    ticket = await caller.op("open_ticket", kind="complaint", description="atendimento demorado")
     result = await caller.op("email_protocol")
     assert result.status is OperationStatus.FOUND
     assert result.data == {"protocol": PROTOCOL, "sent_to_masked": "f***@serraazul.com.br, t***@serraazul.com.br"}
@@ -86,7 +86,8 @@ async def test_the_protocol_and_the_calls_tickets_go_to_every_registered_email(
     assert "Olá, Transportes Serra Azul Ltda." in body
     assert "ligação de 10/03/2026 às 10:00" in body
     assert f"Protocolo de atendimento: {PROTOCOL}" in body
-    assert f"- Falha técnica nº {ticket.data['number']}, previsão 11/03/2026" in body
+    # A complaint's answer deadline is the regulation's: 5 business days after Tuesday 10 March 2026.
+    assert f"- Reclamação nº {ticket.data['number']}, prazo 17/03/2026" in body
 
 
 async def test_no_protocol_mail_without_an_account_or_a_registered_email(

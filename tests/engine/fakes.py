@@ -16,7 +16,7 @@ from ivr.engine.channel import CallInfo, Heard
 from ivr.engine.flow import Flow
 from ivr.engine.interpreter import CallResult, run_call
 from ivr.engine.scripted import ScriptedChannel
-from ivr.engine.services import NodeVisit, Recognition, Services
+from ivr.engine.services import CallSummary, NodeVisit, Recognition, Services
 from ivr.flows.loader import parse_flow
 from ivr.protocol_number import make_call_protocol
 
@@ -38,6 +38,8 @@ class Protocols:
 
 
 class Recognizer:
+    listens = True
+
     async def recognise(self, heard: Heard, *, phrase_hints: Sequence[str] = ()) -> Recognition:
         return Recognition(transcript="", confidence=0.0)
 
@@ -52,6 +54,15 @@ class Calls:
 
     async def call_ended(self, protocol: str, outcome: str, variables: dict[str, Any]) -> None:
         self.ended.append((protocol, outcome, variables))
+
+
+class Summaries:
+    def __init__(self) -> None:
+        self.sent: list[CallSummary] = []
+
+    async def send(self, summary: CallSummary) -> tuple[str, ...]:
+        self.sent.append(summary)
+        return ("email",) if summary.customer_id is not None else ()
 
 
 CUSTOMERS = {"3133334444": {"customer_id": 7, "name": "Padaria Pão Quente", "confirmed": False}}
@@ -85,6 +96,7 @@ def services(now: datetime | None = None, operations: OperationRegistry | None =
         protocols=Protocols(),
         recognizer=Recognizer(),
         calls=Calls(),
+        summaries=Summaries(),
         clock=lambda: moment,
     )
 

@@ -1,8 +1,15 @@
 """The menu: keys, barge-in and type-ahead, repeats, going back, retries and spoken choices."""
 
+from ivr.config import REPO_ROOT
 from ivr.engine.context import Outcome
+from ivr.engine.verbs.menu import SPEECH_HINT_PROMPT as HINT
+from ivr.voice.catalogue import Catalogue
 
-from .fakes import run
+from .fakes import flow, run, services
+
+CATALOGUE = Catalogue.load(REPO_ROOT / "prompts" / "pt_BR")
+#: What to press, for the menu below (1, 2 and 0).
+KEYS = ["menu/press", "digit/1", "word/ou", "digit/2", "pause/short", "menu/or_zero_person", "menu/star_repeats"]
 
 MENU = """
 flow: t
@@ -37,13 +44,13 @@ async def test_a_key_chooses_its_option() -> None:
     result, chan, _ = await run(MENU, ["2"])
     assert (result.outcome, result.target) == (Outcome.QUEUE, "technical")
     assert result.path == ["greet", "main", "two"]
-    assert chan.heard == ["welcome", "main_menu"]
+    assert chan.heard == ["welcome", "main_menu", HINT]
 
 
 async def test_a_key_pressed_during_the_menu_prompt_stops_it_and_counts() -> None:
     result, chan, _ = await run(MENU.replace("start: greet", "start: main"), ["barge:2"])
     assert result.target == "technical"
-    assert chan.heard == ["main_menu"]
+    assert chan.heard == ["main_menu", HINT]
     assert [e.detail for e in chan.events if e.kind == "keys"] == ["2 (during the prompt)"]
 
 
@@ -67,7 +74,27 @@ async def test_each_key_pressed_during_a_prompt_answers_the_next_question() -> N
 async def test_star_repeats_the_prompt_without_counting_as_a_mistake() -> None:
     result, chan, _ = await run(MENU, ["*", "*", "1"])
     assert result.target == "billing"
-    assert chan.heard == ["welcome", "main_menu", "main_menu", "main_menu"]
+    assert chan.heard == ["welcome", "main_menu", HINT, "main_menu", "main_menu"]
+
+
+async def test_a_menu_that_listens_says_so_once_per_call() -> None:
+    text = MENU.replace('"1": {go: one', '"1": {go: main2').replace(
+        "  one:\n",
+        "  main2:\n    menu: {prompt: sub_menu, options: {'3': {go: one, say_it: [três]}, '0': {go: person}},"
+        " then: person}\n  one:\n",
+    )
+    result, chan, _ = await run(text, ["1", "3"])
+    assert result.target == "billing"
+    assert chan.heard == ["welcome", "main_menu", HINT, "sub_menu"]
+
+
+async def test_without_a_recogniser_a_menu_neither_listens_nor_says_it_does() -> None:
+    svc = services()
+    svc.recognizer.listens = False
+    result, chan, _ = await run(MENU, ["say:boleto", "2"], svc=svc, hears_words=False)
+    assert result.target == "technical"
+    assert HINT not in chan.heard
+    assert [e.kind for e in chan.events if e.kind in ("keys", "say", "silence")] == ["silence", "keys"]
 
 
 async def test_hash_goes_back_where_back_is_set() -> None:
@@ -78,7 +105,9 @@ async def test_hash_goes_back_where_back_is_set() -> None:
 async def test_silence_is_asked_again_with_its_own_prompt_then_goes_to_then() -> None:
     result, chan, services = await run(MENU, ["silence", "silence", "silence"])
     assert result.path == ["greet", "main", "person"]
-    assert chan.heard == ["welcome", "main_menu", "didnt_hear", "main_menu", "didnt_hear", "main_menu"]
+    # After the first time, only the retry prompt and what to press: not the whole menu again.
+    assert chan.heard == ["welcome", "main_menu", HINT, "didnt_hear", *KEYS, "didnt_hear", *KEYS]
+    assert CATALOGUE.render_text(KEYS) == "Digite um ou dois, ou zero para falar com um atendente. Asterisco repete as opções."
     visit = next(v for v in services.events.visits if v.node == "main")
     assert visit.outcome == "no_input"
 
@@ -86,7 +115,7 @@ async def test_silence_is_asked_again_with_its_own_prompt_then_goes_to_then() ->
 async def test_wrong_keys_have_their_own_retry_count() -> None:
     result, chan, services = await run(MENU, ["7", "silence", "9"])
     assert result.path == ["greet", "main", "person"]
-    assert chan.heard == ["welcome", "main_menu", "invalid_option", "main_menu", "didnt_hear", "main_menu"]
+    assert chan.heard == ["welcome", "main_menu", HINT, "invalid_option", *KEYS, "didnt_hear", *KEYS]
     assert next(v for v in services.events.visits if v.node == "main").outcome == "no_match"
 
 
@@ -108,3 +137,13 @@ async def test_a_menu_without_spoken_options_reads_one_key() -> None:
     result, chan, _ = await run(text, ["2"])
     assert result.target == "technical"
     assert [e.kind for e in chan.events if e.kind in ("keys", "say")] == ["keys"]
+
+
+def test_what_to_press_names_a_run_of_keys_as_a_span() -> None:
+    menu = flow(MENU).nodes["main"].verb
+    five = menu.model_copy(update={"options": {k: menu.options["1"] for k in "123450"}})
+    assert CATALOGUE.render_text(five.keys_hint()) == (
+        "Digite de um a cinco, ou zero para falar com um atendente. Asterisco repete as opções."
+    )
+    three = menu.model_copy(update={"options": {k: menu.options["1"] for k in "129"}})
+    assert CATALOGUE.render_text(three.keys_hint()) == "Digite um, dois ou nove. Asterisco repete as opções."

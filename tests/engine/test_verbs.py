@@ -85,6 +85,84 @@ async def test_collect_protocol_validator_tells_ticket_from_call_protocol() -> N
     assert result.variables["number_kind"] == "call_protocol"
 
 
+async def test_collect_takes_a_hash_after_a_full_length_entry_as_its_end_not_the_next_answer() -> None:
+    text = COLLECT.replace("next: done", "next: after") + """
+  after:
+    menu: {prompt: main_menu, options: {"1": {go: done}, "0": {go: person}}, then: person}
+"""
+    result, chan, _ = await run(text, [VALID_CNPJ, "#", "1"])
+    assert result.target == "billing"
+    assert "invalid_option" not in chan.heard
+    # A key other than "#" is the next answer, typed ahead.
+    result, _, _ = await run(text, [VALID_CNPJ, "barge:1"])
+    assert result.target == "billing"
+
+
+PERSON = COLLECT.replace("then: person", "then: bye\n      person: person")
+
+
+async def test_star_in_a_data_prompt_leaves_to_a_person_and_is_announced_once() -> None:
+    result, chan, svc = await run(PERSON, ["11*"])
+    assert result.target == "technical"
+    assert chan.heard == ["type_cnpj", "data/star_for_person"]
+    assert svc.events.visits[0].outcome == "person"
+    twice = PERSON.replace("next: done", "next: again").replace("  person:\n    queue", "  again:\n    collect:"
+        " {prompt: type_customer_code, into: code, then: bye, person: person}\n    next: done\n  person:\n    queue")
+    result, chan, _ = await run(twice, [VALID_CNPJ, "*"])
+    assert result.target == "technical"
+    assert chan.heard == ["type_cnpj", "data/star_for_person", "type_customer_code"]
+
+
+async def test_zero_is_a_digit_in_a_data_prompt() -> None:
+    text = PERSON.replace("min_digits: 14", "min_digits: 1").replace("validator: cnpj", "validator: none")
+    result, _, _ = await run(text, ["0#"])
+    assert (result.target, result.variables["cnpj"]) == ("billing", "0")
+
+
+def _collect(validator: str, max_digits: int) -> str:
+    return wrap(f"""
+  first:
+    collect: {{prompt: type_month, into: value, min_digits: 1, max_digits: {max_digits}, validator: {validator},
+              invalid: {{retries: 1, prompt: number_invalid}}, then: bye, person: person}}
+    next: done
+""")
+
+
+@pytest.mark.parametrize(
+    ("keyed", "kept"),
+    [("10", "2026-10"), ("11", "2026-11"), ("12", "2025-12"), ("1#", "2026-01"), ("01", "2026-01")],
+)
+async def test_a_month_is_the_latest_of_that_name_never_a_future_one(keyed: str, kept: str) -> None:
+    result, _, _ = await run(_collect("month", 2), [keyed])  # the fake clock says 25 November 2026
+    assert result.variables["value"] == kept
+
+
+async def test_a_month_that_does_not_exist_is_asked_again() -> None:
+    result, chan, _ = await run(_collect("month", 2), ["13", "00"])
+    assert result.path[-1] == "bye"
+    assert chan.heard.count("number_invalid") == 1
+
+
+async def test_a_due_day_must_be_one_the_carrier_offers() -> None:
+    offered = load_settings().billing.due_days
+    wrong = next(day for day in range(1, 29) if day not in offered)
+    result, chan, _ = await run(_collect("due_day", 2), [f"{wrong}#", f"{offered[0]}#"])
+    assert result.variables["value"] == str(offered[0])
+    assert chan.heard.count("number_invalid") == 1
+
+
+@pytest.mark.parametrize(
+    ("keyed", "kept"),
+    [("31999998888", "31999998888"), ("3133334444#", "3133334444"), ("08001234567", None), ("30033336#", None),
+     ("0031999998888", None), ("11123456789", None)],
+)
+async def test_a_number_to_call_back_is_a_brazilian_landline_or_mobile(keyed: str, kept: str | None) -> None:
+    result, _, svc = await run(_collect("phone", 11), [keyed, "silence"])
+    assert result.variables.get("value") == kept
+    if kept:
+        assert kept not in repr(svc.events.visits)  # masked
+
+
 async def test_collect_by_speech_keeps_the_transcript() -> None:
     text = wrap("""
   first:
@@ -230,11 +308,11 @@ async def test_the_agent_gets_the_call_context() -> None:
 async def test_transfer_ends_the_call_or_takes_failed() -> None:
     text = wrap("""
   first:
-    transfer: {number: "3195-8012", failed: person}
+    transfer: {number: "+553131958012", failed: person}
 """)
     result, chan, _ = await run(text)
-    assert result.summary == "transfer:3195-8012"
-    assert [e.detail for e in chan.events if e.kind == "transfer"] == ["31958012: answered"]
+    assert result.summary == "transfer:+553131958012"
+    assert [e.detail for e in chan.events if e.kind == "transfer"] == ["+553131958012: answered"]
     result, _, _ = await run(text, transfer_outcome=TransferOutcome.BUSY)
     assert result.target == "technical"
 

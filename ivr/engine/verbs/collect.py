@@ -1,4 +1,4 @@
-"""``collect``: ask for data by keys (a CNPJ, a protocol number) or as free speech, and keep it.
+"""``collect``: ask for data by keys (a CNPJ, a protocol number, a month) or as free speech, and keep it.
 
     ask_cnpj:
       collect:
@@ -6,13 +6,29 @@
         into: cnpj
         min_digits: 14
         max_digits: 14
-        validator: cnpj              # cnpj | protocol | none
-        invalid: {retries: 2, prompt: cnpj_invalid}
-        no_input: {retries: 2, prompt: didnt_hear}
+        validator: cnpj              # cnpj | protocol | month | due_day | phone | none
+        invalid: {retries: 1, prompt: cnpj_invalid}
+        no_input: {retries: 1, prompt: didnt_hear}
         then: agent                  # when the retries run out
+        person: agent                # "*": the caller leaves to a person at once
       next: find_by_cnpj
 
-With ``validator: protocol`` the kind of number is kept too (``<into>_kind``: call_protocol or ticket).
+``0`` is a digit inside a CNPJ, a month or a ticket number, so in data prompts ``*`` leaves to a person and
+``#`` ends the entry. The first data prompt of a call says so (once per call); a ``#`` pressed right after
+an entry that filled ``max_digits`` only ends it and is not taken as the next answer.
+
+What the validators keep in ``into``:
+
+- ``cnpj``: the 14 digits (check digits verified);
+- ``protocol``: a ticket (9 digits) or call protocol (12), check digit verified; ``<into>_kind`` says
+  which (call_protocol or ticket);
+- ``month``: a month keyed as 1 or 2 digits (10 = October), kept as ``YYYY-MM`` of the latest such month
+  that is not in the future (in December 2026, 12 is December 2026 and 1 is January 2026);
+- ``due_day``: a day of the month the carrier offers for invoices to fall due (settings
+  ``billing.due_days``);
+- ``phone``: a Brazilian landline or mobile with its area code (``3133334444``, ``31999998888``), not
+  toll-free, premium or shared (0800, 0300, 3003...): a number someone can call back.
+
 Values keyed here are caller data: node-visit events only carry them masked.
 
 With ``speech: true`` the caller answers aloud. Without a validator the transcript is kept as said (a
@@ -23,17 +39,27 @@ the recogniser could not make out (the caller is then told to use the keys), tur
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from ivr import cnpj
+from ivr import cnpj, phone
 from ivr.engine.intents import USE_KEYS_PROMPT, Said, spoken_digits
 from ivr.engine.verbs.base import PROMPT_ALLOWANCE_S, Continues, Prompts, Retry, VarName
 from ivr.protocol_number import kind_of
 
 if TYPE_CHECKING:
     from ivr.engine.context import CallContext
+
+#: The key that leaves a data prompt for a person (0 is a digit there).
+PERSON_KEY = "*"
+#: Said once per call, with the first data prompt that has a way to a person.
+PERSON_HINT_PROMPT = "data/star_for_person"
+#: How long a "#" may take to follow an entry that already filled max_digits.
+TERMINATOR_GRACE_S = 1.5
+
+Validator = Literal["cnpj", "protocol", "month", "due_day", "phone", "none"]
 
 
 class Collect(Continues):
@@ -44,15 +70,16 @@ class Collect(Continues):
     into: VarName
     min_digits: int = Field(default=1, ge=1, le=40)
     max_digits: int = Field(default=20, ge=1, le=40)
-    terminator: Literal["#", "*", ""] = "#"
+    terminator: Literal["#", ""] = "#"
     first_timeout_s: float = Field(default=8.0, gt=0, le=60)
     inter_digit_timeout_s: float = Field(default=4.0, gt=0, le=30)
-    validator: Literal["cnpj", "protocol", "none"] = "none"
+    validator: Validator = "none"
     speech: bool = False  # take a free transcript instead of keys
     speech_max_s: float = Field(default=15.0, gt=0, le=120)
     no_input: Retry = Retry()
     invalid: Retry = Retry()
     then: str
+    person: str | None = None  # where "*" goes: a person, without any data
 
     @model_validator(mode="after")
     def _lengths(self) -> Collect:
@@ -66,11 +93,12 @@ class Collect(Continues):
         return self.no_input.retries + self.invalid.retries + 2 + self.speech
 
     def time_limit_s(self) -> float:
-        keying = self.first_timeout_s + self.max_digits * self.inter_digit_timeout_s
+        keying = self.first_timeout_s + self.max_digits * self.inter_digit_timeout_s + TERMINATOR_GRACE_S
         return self.attempts * (PROMPT_ALLOWANCE_S + max(keying, self.speech_max_s))
 
     def targets(self) -> list[tuple[str, str]]:
-        return [("next", self.next), ("then", self.then)]
+        edges = [("next", self.next), ("then", self.then)]
+        return edges + ([("person", self.person)] if self.person else [])
 
     @property
     def keys_allowed(self) -> bool:
@@ -79,6 +107,7 @@ class Collect(Continues):
 
     def prompt_ids(self) -> list[str]:
         extra = [USE_KEYS_PROMPT] if self.speech and self.keys_allowed else []
+        extra += [PERSON_HINT_PROMPT] if self.person else []
         return [*self.prompt, *(r.prompt for r in (self.no_input, self.invalid) if r.prompt), *extra]
 
     async def run(self, call: CallContext) -> str | None:
@@ -97,43 +126,66 @@ class Collect(Continues):
                 value = said.text if self.validator == "none" else spoken_digits(said.text)
             else:
                 value = await self._keys(call)
+                if self.person and PERSON_KEY in value:
+                    call.note(outcome="person")
+                    return self.person
             if not value:
                 no_inputs += 1
                 if no_inputs > self.no_input.retries:
                     call.note(outcome="no_input")
                     return self.then
                 await call.play([self.no_input.prompt] if self.no_input.prompt else [])
-            elif not self._valid(value):
+                continue
+            kept = self._parse(value, call)
+            if kept is None:
                 invalids += 1
                 if invalids > self.invalid.retries:
                     call.note(input=self._masked(value), outcome="invalid")
                     return self.then
                 await call.play([self.invalid.prompt] if self.invalid.prompt else [])
-            else:
-                call.variables[self.into] = value
-                if self.validator == "protocol":
-                    call.variables[f"{self.into}_kind"] = kind_of(value).value  # type: ignore[union-attr]
-                call.note(input=self._masked(value), outcome="collected")
-                return self.next
+                continue
+            call.variables[self.into] = kept
+            if self.validator == "protocol":
+                call.variables[f"{self.into}_kind"] = kind_of(kept).value  # type: ignore[union-attr]
+            call.note(input=self._masked(kept), outcome="collected")
+            return self.next
         call.note(outcome="invalid")
         return self.then
 
     async def _keys(self, call: CallContext) -> str:
-        await call.play(self.prompt)
+        """The keys of one entry, without its terminator; "*" in it when the caller asked for a person."""
+        hint = call.once(PERSON_HINT_PROMPT) if self.person else []
+        await call.play([*self.prompt, *hint])
         keyed = call.take_keys()
-        done = (self.terminator and self.terminator in keyed) or len(keyed) >= self.max_digits
+        ends = self.terminator + (PERSON_KEY if self.person else "")
+        done = any(key in keyed for key in ends) or len(keyed) >= self.max_digits
         if not done:
             digits = await call.channel.read_digits(
                 max_digits=self.max_digits - len(keyed),
                 first_timeout_s=self.first_timeout_s if not keyed else self.inter_digit_timeout_s,
                 inter_digit_timeout_s=self.inter_digit_timeout_s,
-                terminator=self.terminator,
+                terminator=ends,
             )
-            keyed += digits.digits
-        if self.terminator:
+            keyed += digits.digits + digits.key
+        if PERSON_KEY in ends and PERSON_KEY in keyed:
+            return PERSON_KEY
+        if self.terminator and self.terminator in keyed:
             keyed, _, ahead = keyed.partition(self.terminator)
             call.typeahead += ahead
+        elif self.terminator and len(keyed) >= self.max_digits:
+            call.typeahead += keyed[self.max_digits :]
+            keyed = keyed[: self.max_digits]
+            await self._swallow_terminator(call)
         return keyed[: self.max_digits]
+
+    async def _swallow_terminator(self, call: CallContext) -> None:
+        """After a full-length entry, a "#" the prompt asked for ends it and is not the next answer."""
+        if call.typeahead:
+            call.typeahead = call.typeahead.removeprefix(self.terminator)
+            return
+        late = await call.channel.late_key(self.terminator, within_s=TERMINATOR_GRACE_S)
+        if late != self.terminator:
+            call.typeahead += late
 
     async def _hear(self, call: CallContext) -> Said | None:
         """What the caller said; None when they pressed a key instead (kept as type-ahead)."""
@@ -144,16 +196,38 @@ class Collect(Continues):
             return None
         return await call.hear(heard)
 
-    def _valid(self, value: str) -> bool:
-        if self.validator == "cnpj":
-            return cnpj.is_valid(value)
-        if self.validator == "protocol":
-            return kind_of(value) is not None
-        return not self.keys_allowed or (value.isdigit() and self.min_digits <= len(value) <= self.max_digits)
+    def _parse(self, value: str, call: CallContext) -> str | None:
+        """What `into` keeps for a valid answer, or None when it is not one."""
+        match self.validator:
+            case "cnpj":
+                return value if cnpj.is_valid(value) else None
+            case "protocol":
+                return value if kind_of(value) is not None else None
+            case "month":
+                return latest_month(value, call.now()) if value.isdigit() else None
+            case "due_day":
+                return str(int(value)) if value.isdigit() and int(value) in call.due_days else None
+            case "phone":
+                return phone.callback_number(value) if value.isdigit() else None
+        if not self.keys_allowed:
+            return value
+        return value if value.isdigit() and self.min_digits <= len(value) <= self.max_digits else None
 
     def _masked(self, value: str) -> str:
-        if self.validator == "cnpj":
-            return cnpj.mask(value)
-        if self.validator == "protocol":
-            return value  # our own numbers, not personal data
+        match self.validator:
+            case "cnpj":
+                return cnpj.mask(value)
+            case "protocol" | "month" | "due_day":
+                return value  # our own numbers and calendar values, not personal data
+            case "phone":
+                return phone.mask(value)
         return f"<{len(value)} chars>"
+
+
+def latest_month(keyed: str, now: datetime) -> str | None:
+    """ "10" -> "2026-10" in December 2026; "12" in March 2027 -> "2026-12" (never a future month)."""
+    month = int(keyed)
+    if not 1 <= month <= 12:
+        return None
+    year = now.year if month <= now.month else now.year - 1
+    return f"{year:04d}-{month:02d}"

@@ -12,11 +12,15 @@
         back: main_menu       # where "#" goes (optional)
 
 A key pressed during the prompt stops it and counts as the choice (DTMF barge-in); keys pressed earlier
-are used first. ``*`` repeats the prompt, ``#`` goes back when ``back:`` is set. When any option has
-``say_it`` words, the menu listens after its prompt and matches what the caller says against them
-(`ivr.engine.intents.choose`). Words the recogniser could not make out (it failed, or was unsure) get
-one more try by keys: the caller hears ``speech/use_keys`` and the prompt again, and the menu stops
-listening.
+are used first. ``*`` repeats the prompt, ``#`` goes back when ``back:`` is set. After no answer or a
+wrong one the caller hears the retry prompt and, instead of the whole menu again, only what to press
+("Digite de 1 a 5, ou 0 para falar com um atendente. Asterisco repete as opções.").
+
+When any option has ``say_it`` words and speech can be heard (a recogniser is configured), the menu listens
+after its prompt and matches what the caller says against them (`ivr.engine.intents.choose`); the first
+menu of a call that listens says so, once. Words the recogniser could not make out (it failed, or was
+unsure) get one more try by keys: the caller hears ``speech/use_keys`` and the prompt again, and the menu
+stops listening. Without a recogniser a menu waits for keys only and records nothing.
 """
 
 from __future__ import annotations
@@ -28,12 +32,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ivr.engine.channel import DTMF_KEYS
 from ivr.engine.intents import USE_KEYS_PROMPT, Said, choose
 from ivr.engine.verbs.base import PROMPT_ALLOWANCE_S, Prompts, Retry, Verb
+from ivr.voice.speak import PAUSE
 
 if TYPE_CHECKING:
     from ivr.engine.context import CallContext
 
 #: How often "*" may replay the prompt before it counts as a wrong key (keeps the loop bounded).
 MAX_REPEATS = 3
+#: Said once per call, after the first menu that listens for words.
+SPEECH_HINT_PROMPT = "speech/you_can_say"
+#: The fixed words of `Menu.keys_hint` (digits come from the fragments).
+KEYS_HINT_PROMPTS = ["menu/press", "menu/from", "menu/to", "menu/or_zero_person", "menu/zero_person", "menu/star_repeats"]
 
 
 class MenuOption(BaseModel):
@@ -94,13 +103,16 @@ class Menu(Verb):
 
     def prompt_ids(self) -> list[str]:
         extra = [r.prompt for r in (self.no_input, self.no_match) if r.prompt]
-        return [*self.prompt, *extra, *([USE_KEYS_PROMPT] if self.listens else [])]
+        speech = [USE_KEYS_PROMPT, SPEECH_HINT_PROMPT] if self.listens else []
+        return [*self.prompt, *extra, *speech, *KEYS_HINT_PROMPTS]
 
     async def run(self, call: CallContext) -> str | None:
         no_inputs = no_matches = repeats = 0
-        by_voice = self.listens
+        by_voice = self.listens and call.listening
+        whole = True  # the whole prompt, or (after a retry) only what to press
         for _ in range(self.attempts):
-            key, said = await self._ask(call, by_voice=by_voice)
+            key, said = await self._ask(call, by_voice=by_voice, whole=whole)
+            whole = False
             if key in self.options:
                 call.note(input=key, outcome=key)
                 return self.options[key].go
@@ -109,10 +121,12 @@ class Menu(Verb):
                 return self.back
             if key == "*" and repeats < MAX_REPEATS:
                 repeats += 1
+                whole = True
                 continue
             if said.unclear:
                 # Asked once more, by keys only: the caller is told to use them.
                 by_voice = False
+                whole = True
                 await call.play([USE_KEYS_PROMPT])
                 continue
             if said.text and (chosen := choose(said.text, self.synonyms)) is not None:
@@ -123,13 +137,13 @@ class Menu(Verb):
                 if no_inputs > self.no_input.retries:
                     call.note(outcome="no_input")
                     return self.then
-                await call.play(_prompts(self.no_input.prompt))
+                await call.play([*_prompts(self.no_input.prompt), *self.keys_hint()])
             else:
                 no_matches += 1
                 if no_matches > self.no_match.retries:
                     call.note(input=key or said.for_the_record, outcome="no_match")
                     return self.then
-                await call.play(_prompts(self.no_match.prompt))
+                await call.play([*_prompts(self.no_match.prompt), *self.keys_hint()])
         call.note(outcome="no_match")
         return self.then
 
@@ -138,9 +152,26 @@ class Menu(Verb):
         """Every option's words (any option can also be chosen by saying its key)."""
         return {key: option.say_it for key, option in self.options.items()}
 
-    async def _ask(self, call: CallContext, *, by_voice: bool) -> tuple[str, Said]:
-        """Play the prompt unless keys were typed ahead; return (key, words said)."""
-        await call.play(self.prompt)
+    def keys_hint(self) -> list[str]:
+        """What to press, said after a retry prompt: "Digite de 1 a 5, ou 0 para falar com um atendente.
+        Asterisco repete as opções." (keys in a run from 1 as a span, others listed)."""
+        keys = sorted(key for key in self.options if key.isdigit() and key != "0")
+        ids = ["menu/press"]
+        if len(keys) >= 3 and keys == [str(n) for n in range(1, len(keys) + 1)]:
+            ids += ["menu/from", f"digit/{keys[0]}", "menu/to", f"digit/{keys[-1]}"]
+        elif keys:  # "1", "1 ou 2", "1, 2 ou 9"
+            *first, last = keys
+            for index, key in enumerate(first):
+                ids += [f"digit/{key}", *([PAUSE] if index < len(first) - 1 else [])]
+            ids += ["word/ou", f"digit/{last}"] if first else [f"digit/{last}"]
+        if "0" in self.options:
+            ids += [PAUSE, "menu/or_zero_person"] if keys else ["menu/zero_person"]
+        return [*ids, "menu/star_repeats"]
+
+    async def _ask(self, call: CallContext, *, by_voice: bool, whole: bool) -> tuple[str, Said]:
+        """Play the prompt (when `whole`) unless keys were typed ahead; return (key, words said)."""
+        if whole:
+            await call.play([*self.prompt, *(call.once(SPEECH_HINT_PROMPT) if by_voice else [])])
         if key := call.take_key():
             return key, Said("")
         if by_voice:

@@ -1,7 +1,10 @@
-"""``transfer``: send the call to an outside number (e.g. the negotiation line 3195-8012).
+"""``transfer``: send the call to an outside number (e.g. the negotiation line +55 31 3195-8012).
 
     negotiation:
-      transfer: {number: "3195-8012", failed: negotiation_unavailable}
+      transfer: {number: "+553131958012", failed: negotiation_unavailable}
+
+The number is written in E.164, as the settings keep it; the channel dials it in the form the carrier
+trunk takes (settings ``sip.trunk_number_format``).
 """
 
 from __future__ import annotations
@@ -24,14 +27,10 @@ class Transfer(Verb):
 
     @field_validator("number")
     @classmethod
-    def _dialable(cls, number: str) -> str:
-        if not re.fullmatch(r"\+?[\d\s().-]{4,20}", number) or sum(ch.isdigit() for ch in number) < 4:
-            raise ValueError(f"'{number}' is not a phone number")
+    def _e164(cls, number: str) -> str:
+        if not re.fullmatch(r"\+55\d{10,11}", number):
+            raise ValueError(f"'{number}' is not a Brazilian number in E.164 form, e.g. +553131958012")
         return number
-
-    @property
-    def digits(self) -> str:
-        return "".join(ch for ch in self.number if ch.isdigit())
 
     def targets(self) -> list[tuple[str, str]]:
         return [("failed", self.failed)]
@@ -40,7 +39,7 @@ class Transfer(Verb):
         return self.ring_s + 60.0
 
     async def run(self, call: CallContext) -> str | None:
-        outcome = await call.channel.transfer(self.digits, timeout_s=self.ring_s)
+        outcome = await call.channel.transfer(self.number, timeout_s=self.ring_s)
         call.note(outcome=outcome.value)
         if outcome is TransferOutcome.ANSWERED:
             call.finish(Outcome.TRANSFER, self.number)
