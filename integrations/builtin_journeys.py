@@ -66,6 +66,13 @@ SPECS: tuple[Declaration, ...] = (
         ("number", "state", "opened_on", "updated_on", "expected_date"),
     ),
     (
+        "latest_open_ticket",
+        "The caller's most recent ticket still being worked on (open, in progress or waiting for the "
+        "customer), of any kind but a call back: what a known caller is most likely calling about.",
+        (),
+        ("number", "kind", "state", "updated_on", "expected_date"),
+    ),
+    (
         "suspension_status",
         "Why the caller's service is suspended: financial (overdue invoices; amounts only once the account "
         "is confirmed), technical (an open outage) or none.",
@@ -151,6 +158,28 @@ class JourneyOperations(StoreOperations):
 
         data = await self._read(read)
         return OperationResult.found(**data) if data else OperationResult.not_found(f"no {kind} ticket")
+
+    async def latest_open_ticket(self, ctx: OperationContext) -> OperationResult:
+        if ctx.customer_id is None:
+            return OperationResult.not_found("caller not identified")
+        customer_id = ctx.customer_id
+
+        def read(session: Session) -> dict[str, Any] | None:
+            ticket = newest_ticket(
+                session, customer_id, Ticket.state.in_(OPEN_STATES), Ticket.kind != TicketKind.CALLBACK_REQUEST
+            )
+            if ticket is None:
+                return None
+            return {
+                "number": ticket.number,
+                "kind": ticket.kind.value,
+                "state": ticket.state.value,
+                "updated_on": self._local_date(ticket.updated_at),
+                "expected_date": ticket.expected_date or "",
+            }
+
+        data = await self._read(read)
+        return OperationResult.found(**data) if data else OperationResult.not_found("no open ticket")
 
     async def suspension_status(self, ctx: OperationContext) -> OperationResult:
         if ctx.customer_id is None:

@@ -83,6 +83,7 @@ class HttpOperations:
             # integrations.builtin_journeys
             "attach_to_incident": self.attach_to_incident,
             "latest_ticket": self.latest_ticket,
+            "latest_open_ticket": self.latest_open_ticket,
             "suspension_status": self.suspension_status,
         }
 
@@ -250,6 +251,30 @@ class HttpOperations:
             number=ticket["number"],
             state=ticket["state"],
             opened_on=answers.local_date(instant(ticket["opened_at"], what), self._zone),
+            updated_on=answers.local_date(instant(ticket["updated_at"], what), self._zone),
+            expected_date=day(ticket["expected_date"], what) if ticket["expected_date"] else "",
+        )
+
+    async def latest_open_ticket(self, ctx: OperationContext) -> OperationResult:
+        if ctx.customer_id is None:
+            return OperationResult.not_found("caller not identified")
+        query = {"customer_id": str(ctx.customer_id), "state": "open"}
+        tickets = (await self.client.read("/tickets", "TicketList", query))["tickets"]
+        ticket = next(
+            (
+                t
+                for t in tickets
+                if t["customer_id"] == ctx.customer_id and t["kind"] != TicketKind.CALLBACK_REQUEST.value
+            ),
+            None,
+        )
+        if ticket is None:
+            return OperationResult.not_found("no open ticket")
+        what = f"ticket {ticket['number']}"
+        return OperationResult.found(
+            number=ticket["number"],
+            kind=ticket["kind"],
+            state=ticket["state"],
             updated_on=answers.local_date(instant(ticket["updated_at"], what), self._zone),
             expected_date=day(ticket["expected_date"], what) if ticket["expected_date"] else "",
         )

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import TemplateError
 
 from integrations.registry import OperationContext, OperationResult, OperationStatus, UnknownOperation
+from ivr import phone
 from ivr.engine.channel import Channel, Heard
 from ivr.engine.flow import Flow
 from ivr.engine.intents import Said
@@ -134,6 +135,11 @@ class CallContext:
             "confirmed": self.account_confirmed,
             "customer": dict(self.customer),
             "path": list(self.path),
+            "tickets": [ticket.number for ticket in self.tickets],  # opened on this call
+            "listening": self.listening,  # spoken answers can be heard on this call
+            # The number calling can be called back (a Brazilian landline or mobile), and is a mobile.
+            "callable": phone.callback_number(self.caller_id) is not None,
+            "caller_mobile": phone.is_mobile(self.caller_id or ""),
         }
         return {**self.variables, "call": call}
 

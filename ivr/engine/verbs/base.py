@@ -90,3 +90,4 @@ class Retry(BaseModel):
 
     retries: int = Field(default=2, ge=0, le=5)
     prompt: str | None = None  # played before asking again
+    go: str | None = None  # where to go when the retries run out (default: the verb's `then`)

@@ -35,6 +35,8 @@ With ``speech: true`` the caller answers aloud. Without a validator the transcri
 description in their own words). With one, the number is taken from the words ("um dois três",
 "cento e vinte e três": `ivr.engine.intents.spoken_digits`); a key pressed while listening, or words
 the recogniser could not make out (the caller is then told to use the keys), turn the question to keys.
+Where no speech can be heard (no recogniser), a number is asked by keys at once, and a question of free
+words is skipped as unanswered (to ``no_input.go``, else ``then``).
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class Collect(Continues):
 
     def targets(self) -> list[tuple[str, str]]:
         edges = [("next", self.next), ("then", self.then)]
+        edges += [(f"{name} retries", retry.go) for name, retry in (("no_input", self.no_input), ("invalid", self.invalid)) if retry.go]
         return edges + ([("person", self.person)] if self.person else [])
 
     @property
@@ -112,7 +115,10 @@ class Collect(Continues):
 
     async def run(self, call: CallContext) -> str | None:
         no_inputs = invalids = 0
-        by_voice = self.speech
+        if self.speech and not (call.listening or self.keys_allowed):
+            call.note(outcome="no_speech")  # free words, and nothing on this call can hear them
+            return self.no_input.go or self.then
+        by_voice = self.speech and call.listening
         for _ in range(self.attempts):
             if by_voice:
                 said = await self._hear(call)
@@ -133,7 +139,7 @@ class Collect(Continues):
                 no_inputs += 1
                 if no_inputs > self.no_input.retries:
                     call.note(outcome="no_input")
-                    return self.then
+                    return self.no_input.go or self.then
                 await call.play([self.no_input.prompt] if self.no_input.prompt else [])
                 continue
             kept = self._parse(value, call)
@@ -141,7 +147,7 @@ class Collect(Continues):
                 invalids += 1
                 if invalids > self.invalid.retries:
                     call.note(input=self._masked(value), outcome="invalid")
-                    return self.then
+                    return self.invalid.go or self.then
                 await call.play([self.invalid.prompt] if self.invalid.prompt else [])
                 continue
             call.variables[self.into] = kept

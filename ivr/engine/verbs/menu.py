@@ -97,6 +97,7 @@ class Menu(Verb):
     def targets(self) -> list[tuple[str, str]]:
         edges = [(f"option {key}", option.go) for key, option in self.options.items()]
         edges.append(("then", self.then))
+        edges += [(f"{name} retries", retry.go) for name, retry in (("no_input", self.no_input), ("no_match", self.no_match)) if retry.go]
         if self.back:
             edges.append(("back", self.back))
         return edges
@@ -136,13 +137,13 @@ class Menu(Verb):
                 no_inputs += 1
                 if no_inputs > self.no_input.retries:
                     call.note(outcome="no_input")
-                    return self.then
+                    return self.no_input.go or self.then
                 await call.play([*_prompts(self.no_input.prompt), *self.keys_hint()])
             else:
                 no_matches += 1
                 if no_matches > self.no_match.retries:
                     call.note(input=key or said.for_the_record, outcome="no_match")
-                    return self.then
+                    return self.no_match.go or self.then
                 await call.play([*_prompts(self.no_match.prompt), *self.keys_hint()])
         call.note(outcome="no_match")
         return self.then

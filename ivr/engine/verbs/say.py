@@ -32,9 +32,10 @@ class Say(Continues):
     money: str | None = None
     date: str | None = None
     time: str | None = None
+    period: str | None = None  # "00:00-04:00": "da meia-noite às quatro horas"
     protocol: str | None = None
     phone: str | None = None
-    options: dict[str, str | bool] = {}  # e.g. {weekday: true} for dates, {gender: f} for numbers
+    options: dict[str, str | bool] = {}  # e.g. {weekday: true, on: true} for dates, {gender: f} for numbers
     before: Prompts = []
     after: Prompts = []
     interruptible: bool | None = None  # default: yes, except for protocols
