@@ -168,3 +168,23 @@ async def test_cancelling_a_call_cancels_its_work_and_still_records_the_end() ->
     with pytest.raises(asyncio.CancelledError):
         await task
     assert svc.calls.ended[0][1] == "failed"
+
+
+async def test_what_the_call_opened_is_summarised_once_when_it_ends_even_by_a_hang_up() -> None:
+    result, _, svc = await run(JOURNEY, ["1", "123456", "hangup"])
+    [summary] = svc.summaries.sent
+    assert (summary.protocol, summary.tickets) == (result.protocol, tuple(result.tickets))
+    assert (summary.customer_id, summary.caller_id, summary.to_caller_by_whatsapp) == (7, "3133334444", False)
+    assert result.summary_sent_by == ("email",)
+
+
+async def test_a_call_that_opened_nothing_sends_no_summary() -> None:
+    result, _, svc = await run(JOURNEY, ["0"])
+    assert svc.summaries.sent == [] and result.summary_sent_by == ()
+
+
+async def test_a_caller_who_accepted_it_by_whatsapp_gets_the_summary_on_the_number_calling() -> None:
+    text = JOURNEY.replace("    next: person\n  person:", "    next: accept\n  accept:\n    set: {summary_to_caller: whatsapp}\n    next: person\n  person:")
+    _, _, svc = await run(text, ["1", "123456"], number="31999990000")
+    [summary] = svc.summaries.sent
+    assert (summary.customer_id, summary.to_caller_by_whatsapp) == (None, True)

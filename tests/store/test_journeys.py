@@ -159,3 +159,45 @@ def test_a_circuit_is_picked_by_position_designation_as_said_or_its_last_digits(
 ) -> None:
     rows = ["BHZ-FO-10021", "CTG-FO-10022"]
     assert pick_circuit(rows, said, lambda row: row) == expected
+
+
+async def test_a_known_caller_is_called_back_on_the_number_calling(registry: OperationRegistry, seeded: Store) -> None:
+    caller = Caller(registry, KNOWN_CALLER)
+    await caller.op("customer_by_caller_id")
+    result = await caller.op("request_callback", team="billing")
+    assert result.status is OperationStatus.FOUND
+    assert (result.data["phone"], result.data["kind"]) == (KNOWN_CALLER, "callback_request")
+    row = await seeded.read(lambda s: s.scalars(select(Ticket).where(Ticket.number == result.data["number"])).one())
+    assert (row.callback_number, row.call_protocol) == (KNOWN_CALLER, caller.protocol)
+    assert "equipe financeira" in row.description
+
+
+async def test_a_withheld_caller_is_called_back_only_on_a_number_given(registry: OperationRegistry) -> None:
+    caller = Caller(registry, None)
+    assert (await caller.op("request_callback", team="technical")).status is OperationStatus.NOT_FOUND
+    given = await caller.op("request_callback", team="technical", phone="31988776655")
+    assert (given.status, given.data["phone"]) == (OperationStatus.FOUND, "31988776655")
+
+
+@pytest.mark.parametrize("number", ["08001234567", "30033336", "+14155550100", "123"])
+async def test_no_call_back_to_a_number_nobody_can_be_called_back_on(registry: OperationRegistry, number: str) -> None:
+    result = await Caller(registry, number).op("request_callback", team="technical")
+    assert result.status is OperationStatus.NOT_FOUND
+
+
+async def test_a_call_back_names_a_team_we_have(registry: OperationRegistry) -> None:
+    result = await Caller(registry, KNOWN_CALLER).op("request_callback", team="sales")
+    assert result.status is OperationStatus.ERROR
+
+
+async def test_the_latest_open_ticket_is_the_callers_newest_still_worked_on(registry: OperationRegistry) -> None:
+    caller = Caller(registry, KNOWN_CALLER)
+    await caller.op("customer_by_caller_id")
+    await caller.op("request_callback", team="technical")  # a call back is not what the caller calls about
+    found = await caller.op("latest_open_ticket")
+    assert found.status is OperationStatus.FOUND
+    assert found.data["state"] in ("open", "in_progress", "waiting_customer")
+    assert found.data["kind"] != "callback_request"
+    hospital = Caller(registry, HOSPITAL_CALLER)  # its only ticket is resolved
+    await hospital.op("customer_by_caller_id")
+    assert (await hospital.op("latest_open_ticket")).status is OperationStatus.NOT_FOUND

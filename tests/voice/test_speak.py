@@ -250,7 +250,7 @@ def test_unknown_kind_and_options() -> None:
         say_ids("colour", 1)
     with pytest.raises(SayError, match=r"money: unknown option gender \(it takes no options\)"):
         say_ids("money", 1, gender="f")
-    with pytest.raises(SayError, match=r"date: unknown option colour \(it takes weekday, year\)"):
+    with pytest.raises(SayError, match=r"date: unknown option colour \(it takes weekday, year, on, day\)"):
         say_ids("date", "2026-12-01", colour=True)
     with pytest.raises(SayError, match="gender must be"):
         say_ids("number", 1, gender="x")
@@ -264,6 +264,7 @@ def test_every_id_said_is_in_the_catalogue() -> None:
         "money": [Decimal(n) / 100 for n in range(0, 100_000, 37)],
         "date": [date(2026, m, d) for m in range(1, 13) for d in (1, 2, 15, 28)],
         "time": [time(h, m) for h in range(24) for m in (0, 1, 2, 21, 59)],
+        "period": [f"{h:02d}:{m:02d}-{(h + 4) % 24:02d}:00" for h in range(24) for m in (0, 30)],
         "digits": ["0123456789"],
         "protocol": [make_call_protocol(2026, 9_999_999), make_ticket_number(1)],
         "phone": ["0800 123 4567", "0500 123 4567", "0900 123 4567", "11987654321"],
@@ -278,3 +279,51 @@ def test_every_id_said_is_in_the_catalogue() -> None:
     }
     missing |= {p for n in range(0, 1000) for p in say_ids("number", n, gender="f") if not CATALOGUE.has(p)}
     assert not missing
+
+
+def _hours(hour: int) -> str:
+    """The words of an hour of the day, as both phrases below end them."""
+    return "meia-noite" if hour == 0 else "uma hora" if hour == 1 else f"{said('number', hour, gender='f')} horas"
+
+
+@pytest.mark.parametrize("hour", range(24))
+def test_a_period_agrees_with_every_hour_it_starts_and_ends_at(hour: int) -> None:
+    # "da meia-noite", "da uma hora", "das duas horas"; "à meia-noite", "à uma hora", "às duas horas"
+    end = (hour + 1) % 24
+    start_words = ("da " if hour in (0, 1) else "das ") + _hours(hour)
+    end_words = ("à " if end in (0, 1) else "às ") + _hours(end)
+    assert said("period", f"{hour:02d}:00-{end:02d}:00") == f"{start_words} {end_words}"
+    assert said("time", f"{hour:02d}:00") == ("à " if hour in (0, 1) else "às ") + _hours(hour)
+
+
+def test_a_period_with_minutes() -> None:
+    assert said("period", "22:30-01:15") == (
+        "das vinte e duas horas e trinta minutos à uma hora e quinze minutos"
+    )
+
+
+@pytest.mark.parametrize(
+    ("day", "text"),
+    [
+        (date(2026, 11, 30), "na segunda-feira, dia trinta de novembro"),
+        (date(2026, 12, 1), "na terça-feira, dia primeiro de dezembro"),
+        (date(2026, 12, 2), "na quarta-feira, dia dois de dezembro"),
+        (date(2026, 12, 3), "na quinta-feira, dia três de dezembro"),
+        (date(2026, 12, 4), "na sexta-feira, dia quatro de dezembro"),
+        (date(2026, 12, 5), "no sábado, dia cinco de dezembro"),
+        (date(2026, 12, 6), "no domingo, dia seis de dezembro"),
+    ],
+)
+def test_on_a_weekday_the_preposition_agrees(day: date, text: str) -> None:
+    assert said("date", day, weekday=True, on=True) == text
+
+
+def test_on_a_date_and_a_month_alone() -> None:
+    assert said("date", "2026-12-08", on=True) == "no dia oito de dezembro"
+    assert said("date", "2026-10-01", day=False, year=True) == "outubro de dois mil e vinte e seis"
+
+
+@pytest.mark.parametrize("value", ["04:00", "00:00-", "25:00-04:00", "a-b"])
+def test_a_period_refused(value: str) -> None:
+    with pytest.raises(SayError):
+        say_ids("period", value)
