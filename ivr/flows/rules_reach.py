@@ -66,6 +66,9 @@ class Reach:
     def _solve(self) -> None:
         states = [(vertex, returning) for vertex in self.graph.vertices() for returning in (False, True)]
         self._gets = dict.fromkeys(states, False)
+        # Flows are written top-down (a node's targets mostly below it): from the bottom up, most states
+        # settle in the first pass (sac.yaml: 5 passes instead of 16).
+        states.reverse()
         changed = True
         while changed:  # bounded: each pass turns at least one of the finitely many states true
             changed = False

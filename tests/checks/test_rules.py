@@ -269,3 +269,27 @@ def test_prompts_last_as_built_when_their_audio_is_up_to_date(
 )
 def test_keys_are_announced_as_numerals_or_named(text: str, keys: list[str]) -> None:
     assert announced_keys(text) == keys
+
+
+def test_a_data_prompt_counts_as_a_way_to_a_person_by_its_person_exit(
+    tmp_path: Path, catalogue: Catalogue, registry: OperationRegistry
+) -> None:
+    """Pressing "*" in a data prompt is not data: its `person:` counts, when it is sure to reach one."""
+    ask = "  ask: {collect: {prompt: type_cnpj, into: cnpj, person: PERSON, then: agent}, next: agent}\n"
+    menu = MAIN_MENU.replace('"0": {go: agent}', '"0": {go: ask}')
+    (tmp_path / "sure").mkdir()
+    sure = check(
+        tmp_path / "sure", catalogue, registry,
+        main=PROTOCOL + "  one: {play: sent, next: agent}\n" + ask.replace("PERSON", "agent") + menu,
+    )  # fmt: skip
+    assert messages(sure) == []
+    (tmp_path / "ends").mkdir()
+    ends = check(
+        tmp_path / "ends", catalogue, registry,
+        main=PROTOCOL + "  one: {play: sent, next: agent}\n" + ask.replace("PERSON", "goodbye") + menu,
+    )  # fmt: skip
+    assert [m.split(": '0' must")[0] for m in messages(ends)] == [
+        "main:6: node 'ask' asks the caller to key data before any way to a person is offered (path: protocol → "
+        "main_menu → ask): offer one first, e.g. option '0' in an earlier menu (Decreto 11.034/2022)",
+        "main:15: option '0' of menu 'main_menu' goes to 'ask' → 'goodbye', which ends the call",
+    ]
