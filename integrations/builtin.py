@@ -35,10 +35,11 @@ from integrations.builtin_deadlines import deadlines as answer_deadlines
 from integrations.registry import (
     Arg,
     BackendError,
+    Declaration,
     OperationContext,
     OperationRegistry,
     OperationResult,
-    OperationSpec,
+    bind,
 )
 from integrations.store_operations import StoreOperations
 from ivr import phone as phones
@@ -61,37 +62,36 @@ from ivr.store.sequences import TICKET, next_value
 
 MAINTENANCE_HORIZON = timedelta(days=7)
 
-#: Every adapter's operations: (name, description, args, results, identifies).
-OPERATIONS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...], bool], ...] = (
-    (
+#: Every adapter's operations.
+OPERATIONS: tuple[Declaration, ...] = (
+    Declaration(
         "customer_by_caller_id",
         "Identify the caller by the number they call from (no input).",
         (),
         IDENTITY,
-        True,
+        identifies=True,
     ),
-    (
+    Declaration(
         "customer_by_cnpj",
         "Identify (or confirm) the account by CNPJ, or by its 8-character root once a customer is known.",
         (Arg("cnpj", str, description="CNPJ (digits or letters) or its root"),),
         IDENTITY,
-        True,
+        identifies=True,
     ),
-    (
+    Declaration(
         "customer_by_code",
         "Identify (or confirm) the account by customer code.",
         (Arg("code", str, description="customer code, digits"),),
         IDENTITY,
-        True,
+        identifies=True,
     ),
-    (
+    Declaration(
         "ticket_status",
         "State of one of the caller's tickets, by ticket number or by the call protocol it was opened on.",
         (Arg("number", str, description="ticket number (9 digits) or call protocol (12 digits)"),),
         ("number", "kind", "state", "circuit", "opened_on", "updated_on", "expected_date", "call_protocol"),
-        False,
     ),
-    (
+    Declaration(
         "open_ticket",
         "Open a ticket of the given kind on the caller's account, linked to this call's protocol.",
         (
@@ -101,30 +101,27 @@ OPERATIONS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...], bool], ...] 
             Arg("description", str, required=False, description="the caller's words"),
         ),
         ("number", "kind", "expected_date", "ticket_number", "ticket_kind"),
-        False,
+        opens=True,
     ),
-    (
+    Declaration(
         "invoice_summary",
         "Open and overdue invoices of the confirmed account, the next due date and the latest invoice.",
         (),
         answers.INVOICE_RESULTS,
-        False,
     ),
-    (
+    Declaration(
         "circuits",
         "How many circuits the caller's account has, and the first few designations and addresses.",
         (),
         answers.CIRCUIT_RESULTS,
-        False,
     ),
-    (
+    Declaration(
         "open_incidents",
         "Known outages and planned maintenance (next days) on the caller's circuits; not_found if none.",
         (),
         answers.INCIDENT_RESULTS,
-        False,
     ),
-    (
+    Declaration(
         "request_callback",
         "Ask a team to call the caller back: a callback request (a ticket) with the number to call, "
         "the caller's own when it is a Brazilian landline or mobile; not_found when there is none.",
@@ -133,9 +130,9 @@ OPERATIONS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...], bool], ...] 
             Arg("phone", str, required=False, description="number keyed for the call back (area code + number)"),
         ),
         ("number", "kind", "expected_date", "phone", "ticket_number", "ticket_kind"),
-        False,
+        opens=True,
     ),
-    (
+    Declaration(
         "register_lead",
         "Record a prospective customer for the commercial team to call back (default: the caller's number).",
         (
@@ -143,7 +140,7 @@ OPERATIONS: tuple[tuple[str, str, tuple[Arg, ...], tuple[str, ...], bool], ...] 
             Arg("phone", str, required=False, description="number to call back"),
         ),
         ("lead_id", "phone"),
-        False,
+        opens=True,
     ),
 )
 
@@ -176,8 +173,8 @@ def declare(
 ) -> OperationRegistry:
     """A registry of `OPERATIONS`, each answered by ``handler_for(name)``."""
     registry = OperationRegistry(default_timeout_s)
-    for name, description, args, results, identifies in OPERATIONS:
-        registry.register(OperationSpec(name, description, args, results, handler_for(name), identifies))
+    for spec in bind(OPERATIONS, handler_for):
+        registry.register(spec)
     return registry
 
 

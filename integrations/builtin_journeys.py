@@ -52,27 +52,28 @@ from ivr.store.sequences import TICKET, next_value
 OPEN_STATES = (TicketState.OPEN, TicketState.IN_PROGRESS, TicketState.WAITING_CUSTOMER)
 
 SPECS: tuple[Declaration, ...] = (
-    (
+    Declaration(
         "attach_to_incident",
         "Attach the caller to the known outage on their circuits: the open failure ticket of that circuit "
         "(opened for the first caller, never duplicated) records this call; not_found if no outage.",
         (),
         ("number", "circuit", "expected_date", "attached", "ticket_number", "ticket_kind"),
+        opens=True,
     ),
-    (
+    Declaration(
         "latest_ticket",
         "The caller's most recent ticket of one kind (e.g. bgp_request): its number and where it stands.",
         (Arg("kind", str, description="ticket kind, e.g. bgp_request"),),
         ("number", "state", "opened_on", "updated_on", "expected_date"),
     ),
-    (
+    Declaration(
         "latest_open_ticket",
         "The caller's most recent ticket still being worked on (open, in progress or waiting for the "
         "customer), of any kind but a call back: what a known caller is most likely calling about.",
         (),
         ("number", "kind", "state", "updated_on", "expected_date"),
     ),
-    (
+    Declaration(
         "suspension_status",
         "Why the caller's service is suspended: financial (overdue invoices; amounts only once the account "
         "is confirmed), technical (an open outage) or none.",

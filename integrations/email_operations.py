@@ -61,13 +61,13 @@ SIGNATURE = (
 )
 
 SPECS: tuple[Declaration, ...] = (
-    (
+    Declaration(
         "email_protocol",
         "E-mail this call's protocol (and the tickets opened on it) to the account's registered e-mails.",
         (),
         ("protocol", "sent_to_masked"),
     ),
-    (
+    Declaration(
         "send_document",
         "E-mail the boleto or nota fiscal of a month (latest if none) to the confirmed account's e-mails.",
         (
@@ -76,7 +76,7 @@ SPECS: tuple[Declaration, ...] = (
         ),
         ("month", "sent_to_masked", "kind"),
     ),
-    (
+    Declaration(
         "email_team",
         "Send a request with this call's protocol, customer and details to a team's mailbox.",
         (

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from integrations import answers, builtin_journeys
 from integrations.accounts import AccountSummary, Identification, callback, pick_circuit, ticket_reference
-from integrations.builtin import MAINTENANCE_HORIZON, declare
+from integrations.builtin import MAINTENANCE_HORIZON, OPERATIONS, declare
 from integrations.http_client import CarrierClient, NotFound
 from integrations.http_contract import day, instant, money
 from integrations.registry import (
@@ -46,8 +46,9 @@ from ivr.store.models import InvoiceLineKind, InvoiceStatus, TicketKind
 
 log = logging.getLogger(__name__)
 
-#: Operations that change something in the carrier's systems: one attempt, the write deadline.
-WRITES = frozenset({"open_ticket", "request_callback", "register_lead", "attach_to_incident"})
+#: Operations that change something in the carrier's systems (those declared as opening something for the
+#: caller): one attempt, the write deadline.
+WRITES = frozenset(d.name for d in (*OPERATIONS, *builtin_journeys.SPECS) if d.opens)
 _NATIONAL = re.compile(r"^(\d{10,11}|0[3589]00\d{7}|[34]00\d{5})$")  # the contract's NationalNumber
 _CODE = re.compile(r"^[0-9A-Za-z]{1,16}$")  # the contract's customer code
 

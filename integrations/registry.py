@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class OperationStatus(str, Enum):
@@ -66,16 +66,26 @@ class OperationSpec:
     # On FOUND, `data` carries `customer_id` and `confirmed`: the engine records who the caller is, and
     # later operations see it in `OperationContext`.
     identifies: bool = False
+    # It opens something for the caller (a ticket, a request, a call back, a lead): `ivr flow check` refuses
+    # a flow that can reach it when the caller said nothing (silence never consents).
+    opens: bool = False
 
 
-#: How an adapter module declares its operations: name, description, arguments, result fields.
-Declaration = tuple[str, str, tuple[Arg, ...], tuple[str, ...]]
+class Declaration(NamedTuple):
+    """How an adapter module declares an operation: an `OperationSpec` without its handler."""
+
+    name: str
+    description: str
+    args: tuple[Arg, ...]
+    results: tuple[str, ...]
+    identifies: bool = False
+    opens: bool = False
 
 
 def bind(declarations: Iterable[Declaration], handler_for: Callable[[str], Handler]) -> Iterator[OperationSpec]:
     """The specs of `declarations`, each answered by ``handler_for(name)``."""
-    for name, description, args, results in declarations:
-        yield OperationSpec(name, description, args, results, handler_for(name))
+    for d in declarations:
+        yield OperationSpec(d.name, d.description, d.args, d.results, handler_for(d.name), d.identifies, d.opens)
 
 
 class UnknownOperation(KeyError):

@@ -42,13 +42,13 @@ from ivr.store import boleto
 from ivr.store.models import InvoiceStatus, OutboxChannel
 
 SPECS: tuple[Declaration, ...] = (
-    (
+    Declaration(
         "whatsapp_protocol",
         "Send this call's protocol by WhatsApp to the account's registered WhatsApp numbers.",
         (),
         ("protocol", "sent_to_masked"),
     ),
-    (
+    Declaration(
         "whatsapp_digitable_line",
         "Send the digitable line of a month's boleto (latest if none) by WhatsApp to the confirmed "
         "account's registered WhatsApp numbers; not for paid or overdue invoices.",

@@ -4,13 +4,18 @@ Each problem points at a file, line and column and says, in one sentence, what a
 Errors stop a flow set from being published; warnings do not. The rules live beside this module:
 
 - ``rules_structure``: unknown nodes and flows, unreachable nodes, loops that spin without the caller,
-  menus without no-input/no-match handling or using the keys kept for repeat (*) and back (#);
+  menus without no-input/no-match handling, using the keys kept for repeat (*) and back (#), or
+  offering more than five choices;
 - ``rules_resources``: prompts missing from the catalogue, unknown operations and their arguments;
-- ``rules_sac``: Brazil's customer-service rules (protocol first, a human from every menu, no data
-  before a human, complaints and cancellation in the first menu).
+- ``rules_prompts``: menus announce exactly their keys, the first menu says "0" first, prompts that are
+  too long to follow;
+- ``rules_sac``: Brazil's customer-service rules (protocol first, a person on "0" in every menu, no data
+  before a person, complaints and cancellation in the first menu, silence never consents), on what a
+  caller is sure to reach (``rules_reach``).
 
 Flows call each other (``subflow``), so a check always sees the whole directory a file lives in, and
-reports only the files it was asked about.
+reports only the files it was asked about. A file that does not load is reported once: nothing is
+guessed about it, and each flow it kept from being checked in full says so in one warning.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from types import MappingProxyType
 
 from integrations.registry import OperationRegistry
 from ivr.engine.flow import Flow, Position, Problem, Severity
-from ivr.flows import rules_resources, rules_sac, rules_structure
+from ivr.flows import rules_prompts, rules_resources, rules_sac, rules_structure
 from ivr.flows.loader import FlowLoadError, load_flow
-from ivr.flows.rules_paths import CallGraph
+from ivr.flows.rules_paths import BrokenFlow, CallGraph
+from ivr.flows.rules_prompts import PromptLengths
+from ivr.voice.build import AUDIO_SUBDIR, BuildError, ManifestEntry, read_manifest
 from ivr.voice.catalogue import Catalogue, CatalogueError
 
 FLOW_GLOB = "*.yaml"
@@ -40,10 +47,12 @@ GRAPH_RULES: tuple[Rule, ...] = (
     rules_structure.spinning_loops,
     rules_structure.menu_retries,
     rules_structure.menu_keys,
+    rules_structure.menu_size,
+    rules_structure.broken_flow_effects,
     rules_sac.protocol_before_menus,
     rules_sac.first_menu_rights,
-    rules_sac.menus_offer_humans,
-    rules_sac.no_data_before_human,
+    rules_sac.menus_offer_persons,
+    rules_sac.no_data_before_person,
 )
 
 
@@ -91,14 +100,21 @@ def check_paths(
     *,
     catalogue: Catalogue | None = None,
     registry: OperationRegistry | None = None,
+    built_audio: Mapping[str, ManifestEntry] | None = None,
 ) -> Report:
-    """Check flow files (or directories of them); the catalogue and registry default to the configured ones."""
+    """Check flow files (or directories of them); the catalogue and registry default to the configured ones.
+
+    `built_audio` (the audio manifest's entries) gives prompts' lengths; it defaults to the configured
+    prompts' audio with the configured catalogue, and to none (lengths estimated from words) with another.
+    """
     wanted = flow_files(paths)
     problems: list[Problem] = []
     if not wanted:
         return Report((), MappingProxyType({}))
     if catalogue is None:
         catalogue = _configured_catalogue(problems)
+        if built_audio is None:
+            built_audio = _configured_audio()
     if registry is None:
         from integrations.catalog import declared_registry
 
@@ -106,12 +122,14 @@ def check_paths(
 
     context = [f for f in flow_files(sorted({f.parent for f in wanted})) if f not in wanted]
     flows: dict[str, Flow] = {}
+    broken: list[BrokenFlow] = []
     checked: set[Path] = set()
     for file in [*wanted, *context]:
         try:
             flow = load_flow(file)
         except FlowLoadError as exc:
             problems.extend(exc.problems)
+            broken.append(_broken(file))
             continue
         if flow.name in flows:
             first = flows[flow.name].source
@@ -126,8 +144,8 @@ def check_paths(
         if file in wanted:
             checked.add(file)
 
-    graph = CallGraph(flows)
-    problems.extend(_run(graph, catalogue, registry))
+    graph = CallGraph(flows, broken)
+    problems.extend(_run(graph, catalogue, registry, built_audio or {}))
     others = set(context)  # loaded to follow subflows; their own problems are not what was asked about
     reported = sorted(
         {p for p in problems if p.position.file not in others},
@@ -137,12 +155,49 @@ def check_paths(
     return Report(tuple(reported), loaded)
 
 
-def _run(graph: CallGraph, catalogue: Catalogue | None, registry: OperationRegistry) -> Iterator[Problem]:
+def _run(
+    graph: CallGraph,
+    catalogue: Catalogue | None,
+    registry: OperationRegistry,
+    built_audio: Mapping[str, ManifestEntry],
+) -> Iterator[Problem]:
+    from ivr.config import settings
+
     for rule in GRAPH_RULES:
         yield from rule(graph)
     if catalogue is not None:
+        lengths = PromptLengths(catalogue, built_audio, settings().voice.words_per_minute)
         yield from rules_resources.missing_prompts(graph, catalogue)
+        yield from rules_prompts.announced_keys_are_real_keys(graph, catalogue)
+        yield from rules_prompts.first_menu_says_person_first(graph, catalogue)
+        yield from rules_prompts.long_menu_prompts(graph, catalogue, lengths)
     yield from rules_resources.operation_calls(graph, registry)
+    yield from rules_sac.silence_never_consents(graph, registry)
+
+
+_FLOW_NAME = re.compile(r"^flow:\s*[\"']?([\w-]+)", re.MULTILINE)
+_WORD = re.compile(r"[\w-]+")
+
+
+def _broken(file: Path) -> BrokenFlow:
+    """What a flow file that does not load still says: its name and the flows it may run (any word)."""
+    try:
+        text = file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    name = _FLOW_NAME.search(text)
+    return BrokenFlow(name[1] if name else file.stem, file, frozenset(_WORD.findall(text)))
+
+
+def _configured_audio() -> Mapping[str, ManifestEntry]:
+    """The configured prompts' built audio; none when it is not built or its manifest is unreadable (the
+    lengths are then estimated, and `ivr doctor` and `ivr prompts build` say what is wrong)."""
+    from ivr.config import settings
+
+    try:
+        return read_manifest(settings().prompts_dir / AUDIO_SUBDIR)
+    except BuildError:
+        return {}
 
 
 _CATALOGUE_PROBLEM = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<message>.*)$")

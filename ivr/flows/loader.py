@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -148,8 +148,11 @@ def _validation_problems(
             sentence = f"'{field}' is required"
         elif err["type"] == "extra_forbidden" and loc == ["next"]:
             sentence = f"a {kind} node does not take 'next' (it says itself where the call goes)"
+        elif err["type"] == "extra_forbidden" and len(loc) == 1:
+            sentence = f"'{field}' is not a setting of {kind} (expected one of: {known})"
         elif err["type"] == "extra_forbidden":
-            sentence = f"'{field}' is not a setting of {kind}" + (f" (expected one of: {known})" if len(loc) == 1 else "")
+            settings = _settings_at(VERBS[kind], loc[:-1])
+            sentence = f"'{field}' is not one of its settings" + (f" ({', '.join(settings)})" if settings else "")
         else:
             sentence = f"'{field}': {message[0].lower()}{message[1:]}" if loc else message
         yield Problem(at, f"node '{node}': {sentence}" if loc == ["next"] else f"node '{node}': {where}: {sentence}")
@@ -163,6 +166,24 @@ def _describe(kind: str, loc: list[str]) -> str:
     for part in loc:
         words.append(f"#{int(part) + 1}" if part.isdigit() and kind != "menu" else part)
     return " ".join(words)
+
+
+def _settings_at(model: type[BaseModel], loc: list[str]) -> list[str]:
+    """The settings of the part of a verb at `loc` (e.g. a menu option's: go, say_it); [] if not a model."""
+    annotation: Any = model
+    for part in loc:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part)
+            if field is None:
+                return []
+            annotation = field.annotation
+        elif get_origin(annotation) in (dict, list):
+            annotation = get_args(annotation)[-1]  # past a mapping's key or a list's index
+        else:
+            return []
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [field.alias or name for name, field in annotation.model_fields.items()]
+    return []
 
 
 def _is_pydantic_tag(part: Any) -> bool:

@@ -4,12 +4,18 @@ A vertex is ``(flow name, node name)``. A node's edges go to the nodes its verb 
 a ``subflow`` node also enters the start of the flow it runs, and continues to its ``next`` only if that
 flow can come back (reach a ``return`` node) on the walk being made. Edges to nodes or flows that do not
 exist are left out here: the structure rules report them.
+
+A flow file that does not load is a `BrokenFlow`: its load problems are reported once, and nothing is
+guessed about it. Calls into it are not followed, and the flows it may run (those its text names) are
+not taken for flows a call starts in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
 from ivr.engine.flow import Flow, Node
 from ivr.engine.verbs.collect import Collect
@@ -22,6 +28,7 @@ from ivr.engine.verbs.transfer import Transfer
 Vertex = tuple[str, str]  # (flow, node)
 #: Says whether a walk must stop at a node (it is not passed through; the walk notes it as reached).
 Stop = Callable[[Node], bool]
+Analysis = TypeVar("Analysis")
 
 #: The verbs that put the caller through to a person.
 HUMAN_VERBS = (Queue, Transfer)
@@ -33,6 +40,11 @@ def is_human(node: Node) -> bool:
 
 def is_menu(node: Node) -> bool:
     return isinstance(node.verb, Menu)
+
+
+def menu_of(node: Node) -> Menu:
+    assert isinstance(node.verb, Menu), f"node '{node.name}' is not a menu"
+    return node.verb
 
 
 def is_collect(node: Node) -> bool:
@@ -76,10 +88,29 @@ class Walk:
         return path[::-1]
 
 
+@dataclass(frozen=True, slots=True)
+class BrokenFlow:
+    """A flow file that did not load: the name it gives itself (or its file's stem) and every word in it,
+    a superset of the flows it runs."""
+
+    name: str
+    source: Path
+    words: frozenset[str]
+
+
 class CallGraph:
-    def __init__(self, flows: Mapping[str, Flow]) -> None:
+    def __init__(self, flows: Mapping[str, Flow], broken: Iterable[BrokenFlow] = ()) -> None:
         self.flows = flows
+        self.broken = {b.name: b for b in broken if b.name not in flows}
         self._can_return: dict[tuple[str, Stop], bool] = {}
+        self._analyses: dict[Callable[[CallGraph], Any], Any] = {}
+
+    def analysis(self, build: Callable[[CallGraph], Analysis]) -> Analysis:
+        """What `build` works out about this graph, built once however many rules ask for it."""
+        if build not in self._analyses:
+            self._analyses[build] = build(self)
+        result: Analysis = self._analyses[build]
+        return result
 
     def node(self, vertex: Vertex) -> Node:
         return self.flows[vertex[0]].nodes[vertex[1]]
@@ -98,14 +129,39 @@ class CallGraph:
             return None
         return node.verb.flow if node.verb.flow in self.flows else None
 
-    def entry_flows(self) -> list[str]:
-        """Flows no other flow runs as a subflow: calls begin there."""
-        called = {
+    def runs_broken(self, node: Node) -> bool:
+        """Whether `node` runs a flow whose file did not load."""
+        return isinstance(node.verb, Subflow) and node.verb.flow in self.broken
+
+    def run_by_broken(self, flow: str) -> list[BrokenFlow]:
+        """The files that did not load and may run `flow` (their text names it)."""
+        return [b for b in self.broken.values() if flow in b.words]
+
+    def called_flows(self) -> set[str]:
+        """Flows another flow runs as a subflow."""
+        return {
             sub
             for vertex in self.vertices()
             if (sub := self.subflow_of(self.node(vertex))) is not None and sub != vertex[0]
         }
-        return [name for name in self.flows if name not in called]
+
+    def entry_flows(self) -> list[str]:
+        """Flows no other flow runs as a subflow: calls begin there. A flow a broken file may run is not
+        one: whether it is cannot be known until that file loads."""
+        called = self.called_flows()
+        return [name for name in self.flows if name not in called and not self.run_by_broken(name)]
+
+    def first_menus(self) -> list[Vertex]:
+        """The menus a caller can hear first, from the start of any entry flow."""
+        firsts: list[Vertex] = []
+        for entry in self.entry_flows():
+            walk = self.walk([self.start_of(entry)], is_menu)
+            firsts.extend(v for v in walk.stopped if v not in firsts)
+        return firsts
+
+    def predecessors(self, vertex: Vertex) -> list[Vertex]:
+        """The nodes of the same flow with an edge to `vertex` (a subflow node's edge is to its ``next``)."""
+        return self.analysis(_predecessors).get(vertex, [])
 
     def successors(self, vertex: Vertex, stop: Stop = never) -> Iterator[Vertex]:
         flow = self.flows[vertex[0]]
@@ -219,3 +275,12 @@ class CallGraph:
                         following.append(child)
             frontier = following
         raise AssertionError("a strongly connected group always has a cycle through its members")
+
+
+def _predecessors(graph: CallGraph) -> dict[Vertex, list[Vertex]]:
+    found: dict[Vertex, list[Vertex]] = {}
+    for vertex in graph.vertices():
+        for _, target in graph.node(vertex).verb.targets():
+            if target in graph.flows[vertex[0]].nodes:
+                found.setdefault((vertex[0], target), []).append(vertex)
+    return found

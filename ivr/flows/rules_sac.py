@@ -2,10 +2,12 @@
 every path a caller can take, read strictly even though our callers are businesses:
 
 - the call's protocol number is announced before the first menu;
-- every menu offers a way to a human agent, and that way never asks the caller to key data (on key "0",
-  the house convention: a warning otherwise);
-- no caller is asked to key data before being offered a human agent;
-- the first menu offers complaints ("reclamação") and cancellation.
+- every menu's option ``0`` is sure to reach a person without asking for data (`rules_reach.PersonReach`);
+- no caller is asked to key data before a way to a person is offered;
+- the first menu has an option that leads to opening a complaint, and one that leads to opening a
+  cancellation (by where the options lead, `rules_reach.OpensReach`, not by what they are called);
+- silence never consents: when a caller says nothing (or only presses wrong keys), a menu's or
+  collect's ``then`` never leads to an operation that opens something (`OperationSpec.opens`).
 
 Calls begin in the *entry flows* (those no other flow runs as a subflow); a subflow is followed into.
 """
@@ -14,20 +16,32 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ivr.engine.flow import Node, Problem, Severity
+from jinja2 import Environment, nodes
+from jinja2.parser import Parser
+
+from integrations.registry import OperationRegistry
+from ivr.engine.flow import Node, Problem
+from ivr.engine.verbs.branch import Branch
+from ivr.engine.verbs.collect import Collect
 from ivr.engine.verbs.menu import Menu
+from ivr.engine.verbs.record import Record
+from ivr.engine.verbs.set import Set
 from ivr.flows.rules_paths import (
     CallGraph,
     Vertex,
+    Walk,
     announces_protocol,
     describe,
     is_collect,
-    is_human,
     is_menu,
+    menu_of,
 )
+from ivr.flows.rules_reach import PERSON_KEY, TICKET_OPERATION, OpensReach, PersonReach
 
 DECREE = "Decreto 11.034/2022"
 PROTOCOL_HINT = "announce it first with a node like 'say: {protocol: \"{{ call.protocol }}\"}'"
+#: The ticket kinds the first menu must lead to, as a supervisor reads them.
+FIRST_MENU_KINDS = {"complaint": 'complaint ("reclamação")', "cancellation": "cancellation"}
 
 
 def protocol_before_menus(graph: CallGraph) -> Iterator[Problem]:
@@ -39,110 +53,173 @@ def protocol_before_menus(graph: CallGraph) -> Iterator[Problem]:
                 yield Problem(
                     node.position,
                     f"a caller can reach menu '{node.name}' before hearing the call's protocol number "
-                    f"({_route(walk.path_to(vertex), entry)}): {PROTOCOL_HINT} ({DECREE} and Anatel RGC)",
+                    f"({_route(walk, vertex, entry)}): {PROTOCOL_HINT} ({DECREE} and Anatel RGC)",
                 )
 
 
 def first_menu_rights(graph: CallGraph) -> Iterator[Problem]:
-    firsts: list[Vertex] = []
-    for entry in graph.entry_flows():
-        walk = graph.walk([graph.start_of(entry)], is_menu)
-        firsts.extend(v for v in walk.stopped if v not in firsts)
-    for vertex in firsts:
-        node = graph.node(vertex)
-        roles = {option.role for option in _menu(node).options.values()}
-        for role, words in (("complaint", 'complaints ("reclamação")'), ("cancellation", "cancellation")):
-            if role not in roles:
+    firsts = graph.first_menus()
+    if not firsts:
+        return
+    for kind, words in FIRST_MENU_KINDS.items():
+        reach = OpensReach(graph, kind)
+        for vertex in firsts:
+            node = graph.node(vertex)
+            options = menu_of(node).options.values()
+            if not any(reach.target_holds(vertex[0], option.go, False) for option in options):
                 yield Problem(
                     node.position_of("menu.options"),
-                    f"menu '{node.name}' is the first menu callers hear, so it must offer {words}: add an "
-                    f"option with 'role: {role}' ({DECREE})",
+                    f"menu '{node.name}' is the first menu callers hear, so one of its options must lead to "
+                    f"opening a {words}: add one that goes to '{TICKET_OPERATION}' with 'kind: {kind}' (a menu "
+                    f"on the way counts when all its options lead there) ({DECREE})",
                 )
 
 
-class HumanWays:
-    """Which menus offer a human agent, and how (computed once per check)."""
-
-    def __init__(self, graph: CallGraph) -> None:
-        self.graph = graph
-        self._offers: dict[Vertex, bool] = {}
-
-    def option_reaches_human(self, vertex: Vertex, target: str, stop_at_collect: bool = True) -> bool:
-        """Whether choosing an option that goes to `target` puts the caller through to a person without
-        another menu (and, by default, without keying data)."""
-        flow = self.graph.flows[vertex[0]]
-        if target not in flow.nodes:
-            return False
-        stop = _menu_or_collect if stop_at_collect else is_menu
-        walk = self.graph.walk([(vertex[0], target)], stop)
-        return any(is_human(self.graph.node(v)) for v in walk.passed)
-
-    def offers_human(self, vertex: Vertex) -> bool:
-        if vertex not in self._offers:
-            options = _menu(self.graph.node(vertex)).options.values()
-            self._offers[vertex] = any(self.option_reaches_human(vertex, o.go) for o in options)
-        return self._offers[vertex]
-
-
-def menus_offer_humans(graph: CallGraph) -> Iterator[Problem]:
-    ways = HumanWays(graph)
+def menus_offer_persons(graph: CallGraph) -> Iterator[Problem]:
+    reach = graph.analysis(PersonReach)
     for vertex in graph.vertices():
         node = graph.node(vertex)
-        if not is_menu(node):
+        if not is_menu(node) or reach.holds(vertex):
             continue
-        options = _menu(node).options
-        known = graph.flows[vertex[0]].nodes  # an unknown target is reported once, as such
-        zero = options.get("0")
-        if not ways.offers_human(vertex):
-            after_data = any(ways.option_reaches_human(vertex, o.go, stop_at_collect=False) for o in options.values())
-            why = (
-                "its options reach an agent only after the caller keys data"
-                if after_data
-                else "none of its options leads to a queue or transfer"
-            )
+        zero = menu_of(node).options.get(PERSON_KEY)
+        if zero is None:
             yield Problem(
                 node.position_of("menu.options"),
-                f"menu '{node.name}' offers no way to a human agent ({why}): add an option, usually '0', that "
-                f"goes to a queue or transfer without asking for data ({DECREE})",
+                f"menu '{node.name}' has no option '{PERSON_KEY}': callers press 0 for a person in every menu, "
+                f"so add '{PERSON_KEY}' going to a queue or transfer ({DECREE})",
             )
-        elif zero is None or (zero.go in known and not ways.option_reaches_human(vertex, zero.go)):
-            yield Problem(
-                node.position_of("menu.options"),
-                f"menu '{node.name}' puts callers through to a person, but not on key '0', which callers use in "
-                f"every other menu",
-                Severity.WARNING,
-            )
-        for key, option in options.items():
-            if option.role == "human" and option.go in known and not ways.option_reaches_human(vertex, option.go):
-                yield Problem(
-                    node.position_of(f"menu.options.{key}"),
-                    f"option '{key}' of menu '{node.name}' is marked 'role: human' but does not lead to a queue "
-                    f"or transfer without another menu or asking for data",
-                )
+            continue
+        miss = reach.miss((vertex[0], zero.go))
+        if miss is None:
+            continue  # '0' goes to a node or flow that does not exist, reported as such
+        route = " → ".join(f"'{describe(v, vertex[0])}'" for v in miss.path)
+        yield Problem(
+            node.position_of(f"menu.options.{PERSON_KEY}"),
+            f"option '{PERSON_KEY}' of menu '{node.name}' goes to {route}, which {miss.why}: '0' must reach a "
+            f"person whatever happens, without asking for data ({DECREE})",
+        )
 
 
-def no_data_before_human(graph: CallGraph) -> Iterator[Problem]:
-    ways = HumanWays(graph)
+def no_data_before_person(graph: CallGraph) -> Iterator[Problem]:
+    reach = graph.analysis(PersonReach)
     # Nodes are told apart by where they are written: a node's position is unique in the set.
-    offering = {graph.node(v).position for v in graph.vertices() if is_menu(graph.node(v)) and ways.offers_human(v)}
+    offering = {graph.node(v).position for v in graph.vertices() if reach.offers_person(v)}
+
+    def stop(node: Node) -> bool:
+        # A flow that did not load may offer a person: nothing after it is judged.
+        return node.position in offering or graph.runs_broken(node)
+
     for entry in graph.entry_flows():
-        walk = graph.walk([graph.start_of(entry)], lambda n: is_human(n) or n.position in offering)
+        walk = graph.walk([graph.start_of(entry)], stop)
         asking = [v for v in walk.passed if is_collect(graph.node(v))]
         for vertex in asking:
             node = graph.node(vertex)
             yield Problem(
                 node.position,
-                f"node '{node.name}' asks the caller to key data before any way to a human agent is offered "
-                f"({_route(walk.path_to(vertex), entry)}): offer an agent first, e.g. option '0' in an earlier "
-                f"menu ({DECREE})",
+                f"node '{node.name}' asks the caller to key data before any way to a person is offered "
+                f"({_route(walk, vertex, entry)}): offer one first, e.g. option '0' in an earlier menu ({DECREE})",
             )
         if not asking and not walk.stopped:
             flow = graph.flows[entry]
             yield Problem(
                 flow.key_positions.get("start", flow.start_node.position),
-                f"no path from the start of flow '{entry}' reaches a human agent (a queue or transfer) "
-                f"({DECREE})",
+                f"no path from the start of flow '{entry}' reaches a person (a queue or transfer) ({DECREE})",
             )
+
+
+def silence_never_consents(graph: CallGraph, registry: OperationRegistry) -> Iterator[Problem]:
+    for vertex in graph.vertices():
+        node = graph.node(vertex)
+        verb = node.verb
+        if not isinstance(verb, Menu | Collect) or verb.then not in graph.flows[vertex[0]].nodes:
+            continue
+        unanswered = frozenset({verb.into}) if isinstance(verb, Collect) else frozenset()
+        found = _opener_in_silence(graph, registry, (vertex[0], verb.then), unanswered)
+        if found is None:
+            continue
+        path, operation = found
+        route = " → ".join(describe(v, vertex[0]) for v in path)
+        yield Problem(
+            node.position_of(f"{verb.kind}.then"),
+            f"a caller who presses nothing (or only wrong keys) at {verb.kind} '{node.name}' is taken by its "
+            f"'then' to '{describe(path[-1], vertex[0])}', which opens something ('{operation}') they never "
+            f"asked for (path: {route}): silence never consents, so let 'then' reach a person or say goodbye",
+        )
+
+
+def _opener_in_silence(
+    graph: CallGraph, registry: OperationRegistry, start: Vertex, unanswered: frozenset[str]
+) -> tuple[list[Vertex], str] | None:
+    """The nearest node from `start` that opens something, on a path where the caller says nothing; with
+    the path there. A ``record`` goes on in silence, leaving its transcript empty: a branch that needs
+    it is not taken. `unanswered` names the variables left empty so far."""
+    if _waits_with_words(graph.node(start)):
+        return None  # the caller is asked again
+    parents: dict[tuple[Vertex, frozenset[str]], tuple[Vertex, frozenset[str]] | None] = {(start, unanswered): None}
+    frontier = [(start, unanswered)]
+    while frontier:  # bounded: each (node, empty variables) pair is queued once
+        following = []
+        for state in frontier:
+            vertex, empty = state
+            node = graph.node(vertex)
+            for name, _ in node.verb.operations():
+                spec = registry.get(name)
+                if spec is not None and spec.opens:
+                    path = [vertex]
+                    step = parents[state]
+                    while step is not None:
+                        path.append(step[0])
+                        step = parents[step]
+                    return path[::-1], name
+            for successor in _silent_successors(graph, vertex, empty):
+                if successor not in parents:
+                    parents[successor] = state
+                    following.append(successor)
+        frontier = following
+    return None
+
+
+def _waits_with_words(node: Node) -> bool:
+    """A node that needs the caller to answer to go on (a record goes on in silence)."""
+    return node.verb.waits_for_caller and not isinstance(node.verb, Record)
+
+
+def _silent_successors(
+    graph: CallGraph, vertex: Vertex, empty: frozenset[str]
+) -> Iterator[tuple[Vertex, frozenset[str]]]:
+    verb = graph.node(vertex).verb
+    if isinstance(verb, Record) and verb.transcribe:
+        empty = empty | {verb.into}
+    elif isinstance(verb, Set):
+        empty = empty.difference(verb.values)
+    if isinstance(verb, Branch):
+        known = graph.flows[vertex[0]].nodes
+        targets = [case.go for case in verb.when if not _false_when_empty(case.condition, empty)] + [verb.otherwise]
+        yield from (((vertex[0], t), empty) for t in targets if t in known)
+        return
+    for successor in graph.successors(vertex, _waits_with_words):
+        if not _waits_with_words(graph.node(successor)):
+            yield successor, empty
+
+
+_CONDITIONS = Environment()
+
+
+def _false_when_empty(condition: str, empty: frozenset[str]) -> bool:
+    """Whether `condition` is false whatever the call holds, given that the variables `empty` are empty."""
+    return _surely_false(Parser(_CONDITIONS, condition, state="variable").parse_expression(), empty)
+
+
+def _surely_false(expression: nodes.Node, empty: frozenset[str]) -> bool:
+    if isinstance(expression, nodes.Name):
+        return expression.name in empty
+    if isinstance(expression, nodes.Getattr | nodes.Getitem):  # a part of an empty text is undefined: false
+        return _surely_false(expression.node, empty)
+    if isinstance(expression, nodes.And):
+        return _surely_false(expression.left, empty) or _surely_false(expression.right, empty)
+    if isinstance(expression, nodes.Or):
+        return _surely_false(expression.left, empty) and _surely_false(expression.right, empty)
+    return False
 
 
 # Stops for walks, defined once so the graph's memory of which subflows can return is reused.
@@ -150,14 +227,5 @@ def _announces_or_menu(node: Node) -> bool:
     return announces_protocol(node) or is_menu(node)
 
 
-def _menu_or_collect(node: Node) -> bool:
-    return is_menu(node) or is_collect(node)
-
-
-def _menu(node: Node) -> Menu:
-    assert isinstance(node.verb, Menu), f"node '{node.name}' is not a menu"
-    return node.verb
-
-
-def _route(path: list[Vertex], home: str) -> str:
-    return "path: " + " → ".join(describe(v, home) for v in path)
+def _route(walk: Walk, vertex: Vertex, home: str) -> str:
+    return "path: " + " → ".join(describe(v, home) for v in walk.path_to(vertex))

@@ -1,5 +1,7 @@
 """Rules about a flow's shape: every edge lands somewhere, every node can be reached, no loop spins without
-the caller, and every menu says what happens when the caller is silent or presses a wrong key."""
+the caller, every menu says what happens when the caller is silent or presses a wrong key and offers at
+most five choices besides the keys every menu has; and what a flow file that did not load kept from
+being checked."""
 
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ def unknown_targets(graph: CallGraph) -> Iterator[Problem]:
 def unknown_flows(graph: CallGraph) -> Iterator[Problem]:
     for flow in graph.flows.values():
         for node in flow.nodes.values():
-            if isinstance(node.verb, Subflow) and graph.subflow_of(node) is None:
+            if isinstance(node.verb, Subflow) and graph.subflow_of(node) is None and not graph.runs_broken(node):
                 wanted = node.verb.flow
                 yield Problem(
                     node.position_of(node.verb.kind),
@@ -121,6 +123,59 @@ def menu_keys(graph: CallGraph) -> Iterator[Problem]:
                         f"{RESERVED_KEYS[key]} (the same in every menu): use another key",
                         Severity.WARNING,
                     )
+
+
+#: Keys every menu has whatever its size: "0" a person, "*" repeat, "#" back.
+CONVENTION_KEYS = {"0", *RESERVED_KEYS}
+MAX_CHOICES = 5
+
+
+def menu_size(graph: CallGraph) -> Iterator[Problem]:
+    for flow in graph.flows.values():
+        for node in flow.nodes.values():
+            if not isinstance(node.verb, Menu):
+                continue
+            choices = [key for key in node.verb.options if key not in CONVENTION_KEYS]
+            if len(choices) > MAX_CHOICES:
+                yield Problem(
+                    node.position_of("menu.options"),
+                    f"menu '{node.name}' offers {len(choices)} choices besides '0' ({', '.join(choices)}); callers "
+                    f"keep at most {MAX_CHOICES} in mind: move some to where callers look for them",
+                )
+
+
+def broken_flow_effects(graph: CallGraph) -> Iterator[Problem]:
+    """One line per flow that a flow file that does not load kept from being checked in full."""
+    called = graph.called_flows()
+    for flow in graph.flows.values():
+        skipped = []
+        callers = sorted(b.source.name for b in graph.run_by_broken(flow.name))
+        if callers and flow.name not in called:
+            skipped.append(
+                f"not checked as a flow a call starts in (protocol first, the first menu, no data before a "
+                f"person), as {_and(callers)}, which may run it, {_do(callers)} not load"
+            )
+        runs = sorted(
+            {node.verb.flow for node in flow.nodes.values() if isinstance(node.verb, Subflow)} & graph.broken.keys()
+        )
+        if runs:
+            files = sorted(graph.broken[name].source.name for name in runs)
+            skipped.append(
+                f"the calls into {_and([repr(r) for r in runs])} are not followed, as {_and(files)} {_do(files)} "
+                f"not load"
+            )
+        if skipped:
+            yield Problem(
+                flow.key_positions.get("flow", Position(flow.source, 1, 1)), "; ".join(skipped), Severity.WARNING
+            )
+
+
+def _do(things: list[str]) -> str:
+    return "does" if len(things) == 1 else "do"
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _suggestion(wrong: str, known: Iterable[str]) -> str:

@@ -73,6 +73,6 @@ def test_good_fixture_has_no_problem(path: Path, catalogue: Catalogue, registry:
 def test_good_directory_checks_clean_as_a_set(catalogue: Catalogue, registry: OperationRegistry) -> None:
     report = check_paths([GOOD], catalogue=catalogue, registry=registry)
     assert report.problems == ()
-    assert sorted(report.flows) == ["journeys", "journeys_identify", "minimal"]
-    assert report.summary() == "0 errors, 0 warnings in 3 flows"
+    assert sorted(report.flows) == ["conventions", "journeys", "journeys_identify", "minimal"]
+    assert report.summary() == "0 errors, 0 warnings in 4 flows"
 

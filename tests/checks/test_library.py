@@ -40,7 +40,7 @@ def test_publish_serves_the_checked_copy(library: FlowLibrary, flows_dir: Path) 
 def test_broken_set_is_refused_and_the_previous_version_keeps_serving(library: FlowLibrary, flows_dir: Path) -> None:
     library.publish(flows_dir, who="ana")
     served, flow = library.version, library.current("minimal")
-    edit(flows_dir, '"0": {go: agent, role: human}', '"0": {go: agnet, role: human}')
+    edit(flows_dir, '"0": {go: agent}', '"0": {go: agnet}')
 
     report = library.publish(flows_dir, who="bruno")
 

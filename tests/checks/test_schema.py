@@ -71,7 +71,7 @@ def test_short_forms_are_valid(validator: Draft202012Validator) -> None:
         "{play: welcome}",  # play goes on: needs next
         "{play: welcome, menu: {prompt: x, options: {'1': {go: a}}, then: a}, next: b}",  # two verbs
         "{menu: {prompt: x, options: {'1': {go: a}}}}",  # menu without then
-        "{menu: {prompt: x, options: {'1': {go: a, role: boss}}, then: a}}",  # not a role
+        "{menu: {prompt: x, options: {'1': {go: a, role: complaint}}, then: a}}",  # options are not labelled
         "{queue: {name: technical, no_agents: a, timeout: a, colour: red}}",  # unknown setting
         "{goto: b, next: c}",  # goto does not go on
     ],

@@ -29,7 +29,7 @@ nodes:
   menu:
     menu:
       prompt: main_menu
-      options: {"1": {go: ask}, "0": {go: person, role: human}}
+      options: {"1": {go: ask}, "0": {go: person}}
       then: person
   ask:
     collect: {prompt: type_customer_code, into: code, max_digits: 6, then: person}

@@ -19,7 +19,7 @@ nodes:
       prompt: main_menu
       options:
         1: {go: greet, say_it: [suporte]}
-        "0": {go: agent, role: human}
+        "0": {go: agent}
       then: agent
   agent:
     queue: {name: technical, no_agents: bye, timeout: bye}
@@ -43,7 +43,6 @@ def test_a_good_flow_keeps_the_position_of_every_node_and_key() -> None:
     assert menu.key_positions["menu.options.0.go"] == Position(Path("flows/demo.yaml"), 12, 15)
     assert menu.position_of("menu.options.1.say_it.0").line == 11
     assert set(menu.verb.options) == {"1", "0"}  # an unquoted YAML key is still the phone key "1"
-    assert menu.verb.options["0"].role == "human"
     assert menu.verb.targets() == [("option 1", "greet"), ("option 0", "agent"), ("then", "agent")]
 
 
@@ -53,7 +52,7 @@ def test_the_version_is_a_hash_of_the_text() -> None:
 
 
 def test_a_missing_go_is_reported_at_the_option_with_a_plain_sentence() -> None:
-    text = GOOD.replace('"0": {go: agent, role: human}', '"3": {say_it: [x]}')
+    text = GOOD.replace('"0": {go: agent}', '"3": {say_it: [x]}')
     [problem] = problems_of(text)
     assert problem == "f.yaml:12:9: error: node 'main_menu': menu option '3': 'go' is required"
 

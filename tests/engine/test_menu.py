@@ -24,7 +24,7 @@ nodes:
       options:
         "1": {go: one, say_it: [segunda via, boleto]}
         "2": {go: two, say_it: [suporte técnico]}
-        "0": {go: person, role: human}
+        "0": {go: person}
       no_input: {retries: 2, prompt: didnt_hear}
       no_match: {retries: 1, prompt: invalid_option}
       back: greet

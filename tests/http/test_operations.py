@@ -21,9 +21,9 @@ def assert_declared_fields(registry: OperationRegistry, name: str, result: Opera
 
 
 async def test_same_operations_as_the_builtin_adapters(registry: OperationRegistry) -> None:
-    theirs = {(s.name, s.args, s.results, s.identifies) for s in declared_registry()}
-    theirs |= {(name, args, results, False) for name, _, args, results in builtin_journeys.SPECS}
-    assert {(s.name, s.args, s.results, s.identifies) for s in registry} == theirs
+    theirs = {(s.name, s.args, s.results, s.identifies, s.opens) for s in declared_registry()}
+    theirs |= {(d.name, d.args, d.results, d.identifies, d.opens) for d in builtin_journeys.SPECS}
+    assert {(s.name, s.args, s.results, s.identifies, s.opens) for s in registry} == theirs
 
 
 async def test_caller_id_identifies_and_the_cnpj_root_confirms(registry: OperationRegistry) -> None:

@@ -34,7 +34,7 @@ nodes:
         "1": {go: technical, say_it: [suporte técnico, internet, sem conexão]}
         "2": {go: billing, say_it: [segunda via, boleto, fatura]}
         "5": {go: cancellation, say_it: [cancelar, cancelamento]}
-        "0": {go: technical, say_it: [atendente], role: human}
+        "0": {go: technical, say_it: [atendente]}
       no_input: {retries: 1, prompt: didnt_hear}
       no_match: {retries: 1, prompt: invalid_option}
       then: technical

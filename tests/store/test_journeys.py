@@ -145,8 +145,8 @@ async def test_a_store_outage_is_an_error_result(tmp_path: Path) -> None:
 
 def test_the_catalogue_declares_the_journey_operations() -> None:
     declared = {spec.name: spec for spec in declared_registry()}
-    for name, _, args, results in builtin_journeys.SPECS:
-        assert (declared[name].args, declared[name].results) == (args, results)
+    for d in builtin_journeys.SPECS:
+        assert (declared[d.name].args, declared[d.name].results, declared[d.name].opens) == (d.args, d.results, d.opens)
 
 
 @pytest.mark.parametrize(

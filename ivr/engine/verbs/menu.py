@@ -5,7 +5,7 @@
         prompt: main_menu
         options:
           "1": {go: technical, say_it: [suporte, internet, sem conexão]}
-          "0": {go: agent, role: human}
+          "0": {go: agent, say_it: [atendente]}
         no_input: {retries: 2, prompt: didnt_hear}
         no_match: {retries: 2, prompt: invalid_option}
         then: agent           # when the retries run out
@@ -25,7 +25,7 @@ stops listening. Without a recogniser a menu waits for keys only and records not
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -50,7 +50,6 @@ class MenuOption(BaseModel):
 
     go: str
     say_it: list[str] = []  # words or phrases that choose this option by voice
-    role: Literal["human", "complaint", "cancellation"] | None = None  # what the SAC checks look for
 
 
 class Menu(Verb):
