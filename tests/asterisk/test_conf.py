@@ -44,12 +44,15 @@ def test_the_same_address_for_carrier_and_testers_is_refused() -> None:
 def test_every_form_of_the_sac_number_goes_to_the_ivr_with_a_fallback() -> None:
     settings = load_settings()
     dialplan = _render(settings)["extensions.conf"]
-    for form in ("30033336", "+5530033336", "5530033336", "030033336", "_0XX30033336"):
+    forms = ("30033336", "+5530033336", "5530033336", "030033336", "_0XX30033336")
+    with_area_code = ("3130033336", "+553130033336", "553130033336", "03130033336", "_0XX3130033336")
+    for form in (*forms, *with_area_code):
         assert f"exten => {form},1,Goto(sac-ivr,${{EXTEN}},1)" in dialplan
     assert f"AGI(agi://127.0.0.1:{settings.agi.port}/sac)" in dialplan
     assert "TIMEOUT(absolute)" in dialplan
     assert '"${AGISTATUS}" = "FAILURE" | "${IVR_DONE}" = ""' in dialplan
-    assert "exten => 31958012,1,Dial(PJSIP/${EXTEN}@carrier" in dialplan
+    # The negotiation line as the trunk dials it: national form, from the E.164 setting.
+    assert "exten => 3131958012,1,Dial(PJSIP/${EXTEN}@carrier" in dialplan
 
 
 def test_queues_never_hold_callers_without_agents() -> None:

@@ -101,7 +101,7 @@ async def test_a_request_that_cannot_be_opened_is_told_and_retention_takes_the_c
     settings = await settings_for(tmp_path, carrier.base_url)
     async with build_services(settings) as services:
         during_hours = dataclasses.replace(services, clock=lambda: TUESDAY_10H)  # retention is open
-        result, line = await call(sac_flows, during_hours, settings, ["5", "11222333"], caller=KNOWN_CALLER)
+        result, line = await call(sac_flows, during_hours, settings, ["4", "11222333"], caller=KNOWN_CALLER)
     assert result.customer_id == 1 and carrier.hits["POST /tickets"] == 1  # writes are never retried
     assert TOLD in words(catalogue, line) and result.tickets == []
     assert result.path[-3:] == ["cancellation_not_opened", "commercial_hours", "commercial_queue"]

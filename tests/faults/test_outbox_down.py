@@ -26,7 +26,7 @@ from tests.whatsapp.conftest import CloudApi
 
 from .conftest import SmtpServer, call, seeded_sqlite, words
 
-HEARD = "Também vamos enviar este protocolo para o e-mail e para o WhatsApp cadastrados na sua conta"
+HEARD = "Ele também vai para o e-mail e o WhatsApp cadastrados na sua conta"
 
 
 @dataclass

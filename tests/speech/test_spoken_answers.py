@@ -17,6 +17,7 @@ from ivr.engine.channel import Heard
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import CallResult, run_call
 from ivr.engine.intents import USE_KEYS_PROMPT
+from ivr.engine.verbs.menu import SPEECH_HINT_PROMPT as HINT
 from ivr.engine.scripted import Event, ScriptedChannel
 from ivr.engine.services import Recognizer
 from tests.engine.fakes import caller, flow, services
@@ -48,6 +49,9 @@ nodes:
     hangup: goodbye
 """
 
+#: What to press after a retry prompt in MENU (1, 2, 5 and 0).
+KEYS = flow(MENU).nodes["main"].verb.keys_hint()  # type: ignore[attr-defined]
+
 COLLECT = """
 flow: t
 start: ask
@@ -77,6 +81,7 @@ class RecordingCaller(ScriptedChannel):
     RECORD FILE: the words in the script are only a label, the fake back-end decides the transcript."""
 
     recording: Path | None = None
+    hears_words: bool = False  # its words reach the IVR as audio, for the recogniser
 
     async def listen(self, *, max_seconds: float, silence_seconds: float, beep: bool = False) -> Heard:
         item = await self._peek()
@@ -116,7 +121,7 @@ async def test_a_spoken_choice_routes_the_call(
     result, channel = await call(MENU, ["say:segunda via do boleto"], google, spoken_wav)
 
     assert (result.outcome, result.target) == (Outcome.QUEUE, "billing")
-    assert channel.heard == ["main_menu"]
+    assert channel.heard == ["main_menu", HINT]  # the first menu that listens says so
     [request] = fake_speech.requests
     hints = list(request.config.speech_contexts[0].phrases)
     assert {"segunda via", "boleto", "cancelar", "atendente"} <= set(hints)
@@ -149,7 +154,7 @@ async def test_words_pointing_to_two_options_are_asked_again(
     result, channel = await call(MENU, ["say:quero cancelar a fatura", "say:cancelamento"], google, spoken_wav)
 
     assert result.target == "commercial"
-    assert channel.heard == ["main_menu", "invalid_option", "main_menu"]
+    assert channel.heard == ["main_menu", HINT, "invalid_option", *KEYS]
     assert len(fake_speech.requests) == 2
 
 
@@ -161,7 +166,7 @@ async def test_low_confidence_asks_once_more_by_keys(
     result, channel = await call(MENU, ["say:boleto", "say:boleto", "2"], google, spoken_wav)
 
     assert result.target == "billing"
-    assert channel.heard == ["main_menu", USE_KEYS_PROMPT, "main_menu", "didnt_hear", "main_menu"]
+    assert channel.heard == ["main_menu", HINT, USE_KEYS_PROMPT, "main_menu", "didnt_hear", *KEYS]
     assert kinds(channel) == ["say", "silence", "keys"]
     assert len(fake_speech.requests) == 1  # the unsure transcript was never acted on, nor asked again
 
@@ -178,13 +183,16 @@ async def test_a_recogniser_failure_turns_the_menu_to_keys(
     result, channel = await call(MENU, ["say:boleto", "barge:2"], google, spoken_wav)
 
     assert result.target == "billing"
-    assert channel.heard == ["main_menu", USE_KEYS_PROMPT]  # a key during the apology answers at once
+    assert channel.heard == ["main_menu", HINT, USE_KEYS_PROMPT]  # a key during the apology answers at once
 
 
-async def test_without_a_speech_back_end_the_caller_is_told_to_use_the_keys(spoken_wav: Path) -> None:
+async def test_without_a_speech_back_end_a_menu_waits_for_keys_and_records_nothing(spoken_wav: Path) -> None:
+    # Words said to a menu nobody can hear are silence: the caller is not invited to speak, nothing
+    # is recorded, and the retry says which keys to press.
     result, channel = await call(MENU, ["say:boleto", "5"], NoSpeechBackend(), spoken_wav)
     assert result.target == "commercial"
-    assert channel.heard == ["main_menu", USE_KEYS_PROMPT, "main_menu"]
+    assert channel.heard == ["main_menu", "didnt_hear", *KEYS]
+    assert kinds(channel) == ["silence", "keys"]
 
 
 async def test_a_cnpj_said_in_groups_is_collected_as_digits(

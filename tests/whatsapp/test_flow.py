@@ -78,8 +78,8 @@ async def test_a_confirmed_caller_asks_for_the_boletos_digitable_line_on_whatsap
     tmp_path: Path, cloud: CloudApi
 ) -> None:
     settings = await seeded(tmp_path, cloud)
-    # 2 billing, CNPJ root confirms, 1 boleto, 1 the latest, 1 its line on WhatsApp, 1 end the call
-    result, [protocol, line] = await call(settings, cloud, ["2", "11222333", "1", "1", "1", "1"], expected=2)
+    # 2 billing, CNPJ root confirms, 1 copies, 1 boleto, 1 the latest, 1 its line on WhatsApp, 1 end the call
+    result, [protocol, line] = await call(settings, cloud, ["2", "11222333", "1", "1", "1", "1", "1"], expected=2)
 
     assert "whatsapp_line_sent" in result.path and result.path[-1] == "goodbye"
     assert protocol.template == "sac_protocolo"
