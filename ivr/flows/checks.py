@@ -53,6 +53,7 @@ GRAPH_RULES: tuple[Rule, ...] = (
     rules_sac.first_menu_rights,
     rules_sac.menus_offer_persons,
     rules_sac.no_data_before_person,
+    rules_sac.data_prompts_offer_a_person,
 )
 
 

@@ -131,20 +131,45 @@ def silence_never_consents(graph: CallGraph, registry: OperationRegistry) -> Ite
     for vertex in graph.vertices():
         node = graph.node(vertex)
         verb = node.verb
-        if not isinstance(verb, Menu | Collect) or verb.then not in graph.flows[vertex[0]].nodes:
+        if not isinstance(verb, Menu | Collect):
             continue
         unanswered = frozenset({verb.into}) if isinstance(verb, Collect) else frozenset()
-        found = _opener_in_silence(graph, registry, (vertex[0], verb.then), unanswered)
-        if found is None:
-            continue
-        path, operation = found
-        route = " → ".join(describe(v, vertex[0]) for v in path)
-        yield Problem(
-            node.position_of(f"{verb.kind}.then"),
-            f"a caller who presses nothing (or only wrong keys) at {verb.kind} '{node.name}' is taken by its "
-            f"'then' to '{describe(path[-1], vertex[0])}', which opens something ('{operation}') they never "
-            f"asked for (path: {route}): silence never consents, so let 'then' reach a person or say goodbye",
-        )
+        for where, target in _unanswered_exits(verb):
+            if target not in graph.flows[vertex[0]].nodes:
+                continue
+            found = _opener_in_silence(graph, registry, (vertex[0], target), unanswered)
+            if found is None:
+                continue
+            path, operation = found
+            route = " → ".join(describe(v, vertex[0]) for v in path)
+            yield Problem(
+                node.position_of(f"{verb.kind}.{where}"),
+                f"a caller who presses nothing (or only wrong keys) at {verb.kind} '{node.name}' is taken by its "
+                f"'{where}' to '{describe(path[-1], vertex[0])}', which opens something ('{operation}') they never "
+                f"asked for (path: {route}): silence never consents, so let it reach a person or say goodbye",
+            )
+
+
+def _unanswered_exits(verb: Menu | Collect) -> Iterator[tuple[str, str]]:
+    """Where a menu or collect goes when the caller gave no usable answer: ``then``, and the retries' ``go``."""
+    yield "then", verb.then
+    wrong = verb.no_match if isinstance(verb, Menu) else verb.invalid
+    for where, retry in (("no_input", verb.no_input), ("no_match" if isinstance(verb, Menu) else "invalid", wrong)):
+        if retry.go:
+            yield f"{where}.go", retry.go
+
+
+def data_prompts_offer_a_person(graph: CallGraph) -> Iterator[Problem]:
+    """Every question answered by keys has `person:`: 0 is a digit there, so "*" is the way to a person."""
+    for vertex in graph.vertices():
+        node = graph.node(vertex)
+        verb = node.verb
+        if isinstance(verb, Collect) and verb.keys_allowed and verb.person is None:
+            yield Problem(
+                node.position_of("collect"),
+                f"collect '{node.name}' asks for keys with no way to a person: 0 is a digit here, so add "
+                f"'person:' with the node '*' leaves to, a queue or transfer ({DECREE})",
+            )
 
 
 def _opener_in_silence(

@@ -104,7 +104,7 @@ def test_loops_through_subflows(tmp_path: Path, catalogue: Catalogue, registry: 
         tmp_path / "asks", catalogue, registry,
         main=head + "  one: {subflow: again, next: one}\n" + MAIN_MENU,
         again="start: ask\nnodes:\n"
-        "  ask: {collect: {prompt: type_cnpj, into: cnpj, then: done}, next: done}\n  done: {return: null}\n",
+        "  ask: {collect: {prompt: type_cnpj, into: cnpj, then: done, person: done}, next: done}\n  done: {return: null}\n",
     )  # fmt: skip
     assert messages(asks) == []
 
@@ -134,7 +134,7 @@ def test_a_human_behind_a_subflow_counts(tmp_path: Path, catalogue: Catalogue, r
 
 IDENTIFY = (
     "start: ask_cnpj\nnodes:\n"
-    "  ask_cnpj: {collect: {prompt: type_cnpj, into: cnpj, then: done}, next: done}\n  done: {return: null}\n"
+    "  ask_cnpj: {collect: {prompt: type_cnpj, into: cnpj, then: done, person: done}, next: done}\n  done: {return: null}\n"
 )
 
 
