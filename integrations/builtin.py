@@ -27,6 +27,7 @@ from integrations.builtin_deadlines import add_days, deadlines
 from integrations.registry import Arg, BackendError, OperationContext, OperationRegistry, OperationResult, OperationSpec
 from integrations.store_operations import StoreOperations
 from ivr import phone as phones
+from ivr.clock import Clock
 from ivr.protocol_number import NumberKind, make_ticket_number
 from ivr.store.db import Store
 from ivr.store.models import (
@@ -130,9 +131,7 @@ def declared_registry() -> OperationRegistry:
     return declare(lambda name: unbound)
 
 
-def build_registry(
-    store: Store, *, clock: Callable[[], datetime] | None = None, timezone: str | None = None
-) -> OperationRegistry:
+def build_registry(store: Store, *, clock: Clock, timezone: str | None = None) -> OperationRegistry:
     """The built-in operations answered from `store`."""
     operations = BuiltinOperations(store, clock=clock, timezone=timezone)
     return declare(lambda name: getattr(operations, name))
@@ -149,9 +148,7 @@ def declare(
 
 
 class BuiltinOperations(StoreOperations):
-    def __init__(
-        self, store: Store, *, clock: Callable[[], datetime] | None = None, timezone: str | None = None
-    ) -> None:
+    def __init__(self, store: Store, *, clock: Clock, timezone: str | None = None) -> None:
         if timezone is None:
             from ivr.config import settings
 

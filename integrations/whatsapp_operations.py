@@ -19,13 +19,13 @@ The templates, approved in WhatsApp Manager in pt_BR (names from settings().what
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
 
 from integrations.messages import Account, MessageOperations, MessagingSource, month_label, parse_month
 from integrations.outbox import NewMessage, Outbox
 from integrations.registry import Arg, Declaration, Handler, OperationContext, OperationResult, OperationSpec, bind
 from integrations.whatsapp import template_body
 from ivr import phone
+from ivr.clock import Clock
 from ivr.config import WhatsAppSettings
 from ivr.store import boleto
 from ivr.store.models import InvoiceStatus, OutboxChannel
@@ -59,7 +59,7 @@ class WhatsAppOperations(MessageOperations):
         *,
         conf: WhatsAppSettings,
         timezone: str,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock,
     ) -> None:
         super().__init__(source, outbox, timezone=timezone, clock=clock)
         self._conf = conf
