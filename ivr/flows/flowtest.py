@@ -45,6 +45,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from integrations.registry import OperationContext, OperationRegistry, OperationResult, OperationStatus
@@ -122,7 +123,7 @@ class CaseResult:
 
 def read_test_file(path: Path) -> tuple[FlowTestFile, Flow]:
     try:
-        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        data = YAML().load(path.read_text(encoding="utf-8"))  # round trip: it keeps the lines, for errors
     except OSError as exc:
         raise FlowTestError(f"{path}: cannot read ({exc.strerror})") from exc
     except YAMLError as exc:
@@ -130,12 +131,13 @@ def read_test_file(path: Path) -> tuple[FlowTestFile, Flow]:
     try:
         spec = FlowTestFile.model_validate(data)
     except ValidationError as exc:
-        raise FlowTestError(f"{path}: {_explain(data, exc)}") from exc
+        raise FlowTestError(_explain(path, data, exc)) from exc
     return spec, load_flow(path.parent / spec.flow)
 
 
-def _explain(data: object, exc: ValidationError) -> str:
-    sentences = []
+def _explain(path: Path, data: object, exc: ValidationError) -> str:
+    """One line per problem: where (file:line, the case), the setting, and what was expected."""
+    lines = []
     for err in exc.errors():
         loc = list(err["loc"])
         where = ".".join(str(p) for p in loc)
@@ -144,8 +146,22 @@ def _explain(data: object, exc: ValidationError) -> str:
                 where = f"case '{data['cases'][loc[1]]['name']}': " + ".".join(str(p) for p in loc[2:])
             except (KeyError, IndexError, TypeError):
                 pass
-        sentences.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
-    return "; ".join(sentences)
+        lines.append(f"{path}:{_line(data, loc)}: {where}: {err['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
+
+
+def _line(data: object, loc: Sequence[int | str]) -> int:
+    """The line of the deepest part of `loc` that the file has (the case, when a setting is missing)."""
+    line, node = 1, data
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+        else:
+            break
+        node = node[part]
+    return line
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -289,14 +305,14 @@ async def run_files(
 
 
 def report(results: Sequence[CaseResult], *, verbose: bool = False) -> str:
-    """Each case with its seconds of audio (``ok    (41.3 s)  name``), what failed, then the totals."""
+    """Each case with its seconds of audio (``ok    ( 41.3 s)  name``), what failed, then the totals."""
     lines: list[str] = []
     current: Path | None = None
     for r in results:
         if r.file != current:
             current = r.file
             lines.append(str(r.file))
-        seconds = "   ?" if r.seconds is None else f"{r.seconds:4.1f}"
+        seconds = "    ?" if r.seconds is None else f"{r.seconds:5.1f}"
         lines.append(f"  {'ok  ' if r.passed else 'FAIL'}  ({seconds} s)  {r.case.name}")
         for failure in r.failures:
             lines.append(f"          {failure}")

@@ -153,7 +153,7 @@ def test_without_built_audio_the_seconds_are_unknown_and_max_seconds_fails(
     catalogue_copy(tmp_path, monkeypatch)
     assert main(["flow", "test", str(case)]) == 1
     out = capsys.readouterr().out
-    assert "  FAIL  (   ? s)  a known caller goes straight to a person\n" in out
+    assert "  FAIL  (    ? s)  a known caller goes straight to a person\n" in out
     assert re.search(r"^seconds unknown: .*no prompt audio built; run `ivr prompts build`$", out, re.MULTILINE), out
     assert "max_seconds: seconds unknown: " in out
 
@@ -197,7 +197,21 @@ def test_a_malformed_test_file_is_named_with_what_is_wrong(tmp_path: Path, capsy
     case = tmp_path / "bad.yaml"
     case.write_text("flow: ../sac.yaml\ncases:\n  - name: no caller\n    expect: {}\n", encoding="utf-8")
     assert main(["flow", "test", str(case)]) == 2
-    assert "case 'no caller': caller: Field required" in capsys.readouterr().err
+    assert f"{case}:3: case 'no caller': caller: Field required" in capsys.readouterr().err
+
+
+def test_a_max_seconds_that_is_not_a_positive_number_is_named_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = tmp_path / "bad.yaml"
+    case.write_text(
+        "flow: ../sac.yaml\ncases:\n  - name: no time at all\n    caller: null\n    expect:\n      max_seconds: 0\n",
+        encoding="utf-8",
+    )
+    assert main(["flow", "test", str(case)]) == 2
+    assert capsys.readouterr().err == (
+        f"{case}:6: case 'no time at all': expect.max_seconds: Input should be greater than 0\n"
+    )
 
 
 def test_the_shipped_flows_pass_the_checks() -> None:
