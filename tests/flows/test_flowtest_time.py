@@ -18,7 +18,7 @@ from ivr.engine.services import Services
 from ivr.flows.flowtest import ServicesFactory, report, run_files
 
 # The caller's circuit has maintenance two days after the seed moment; a boleto copy is due in three
-# business days (weekends and national holidays skipped).
+# business days (weekends and national holidays skipped). Numbers and dates only: no prompt of the flows.
 DATED_FLOW = """\
 flow: dated
 start: identify
@@ -29,13 +29,13 @@ nodes:
     lookup: {operation: customer_by_cnpj, args: {cnpj: "11222333"}, found: protocol, not_found: goodbye,
              error: goodbye}
   protocol:
-    say: {before: your_protocol_is, protocol: "{{ call.protocol }}"}
+    say: {protocol: "{{ call.protocol }}"}
     next: maintenance
   maintenance:
     lookup: {operation: open_incidents, into: incident, found: maintenance_date, not_found: goodbye,
              error: goodbye}
   maintenance_date:
-    say: {before: maintenance_on, date: "{{ incident.maintenance_date }}", options: {weekday: true}}
+    say: {date: "{{ incident.maintenance_date }}", options: {weekday: true}}
     next: copy
   copy:
     lookup: {operation: open_ticket, args: {kind: boleto_copy}, into: ticket, found: copy_due, not_found: goodbye,
