@@ -43,6 +43,7 @@ from integrations.registry import (
 )
 from integrations.store_operations import StoreOperations
 from ivr import phone as phones
+from ivr.clock import Clock
 from ivr.config import Deadline, DeadlineSettings, ServicePage
 from ivr.protocol_number import NumberKind, make_ticket_number
 from ivr.store.db import Store
@@ -157,8 +158,8 @@ def declared_registry() -> OperationRegistry:
 def build_registry(
     store: Store,
     *,
+    clock: Clock,
     deadlines: Mapping[TicketKind, Deadline | None] | None = None,
-    clock: Callable[[], datetime] | None = None,
     timezone: str | None = None,
 ) -> OperationRegistry:
     """The built-in operations answered from `store`; tickets get the answer `deadlines` of their kind
@@ -184,7 +185,7 @@ class BuiltinOperations(StoreOperations):
         store: Store,
         *,
         deadlines: Mapping[TicketKind, Deadline | None],
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock,
         timezone: str | None = None,
     ) -> None:
         if timezone is None:

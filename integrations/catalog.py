@@ -7,8 +7,6 @@ always agree on the names, arguments and results.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -21,6 +19,7 @@ from integrations.messages import MessagingSource, StoreSource
 from integrations.outbox import Outbox
 from integrations.registry import BackendError, OperationContext, OperationRegistry, OperationResult
 from ivr.config import Settings
+from ivr.clock import Clock
 from ivr.store.db import Store
 
 async def _unavailable(reason: str, ctx: OperationContext, **args: Any) -> OperationResult:
@@ -47,7 +46,7 @@ def build_registry(
     *,
     outbox: Outbox,
     settings: Settings,
-    clock: Callable[[], datetime] | None = None,
+    clock: Clock,
 ) -> OperationRegistry:
     """All operations bound to their back-ends (see `build_operations`)."""
     registry, _ = build_operations(store, outbox=outbox, settings=settings, clock=clock)
@@ -59,7 +58,7 @@ def build_operations(
     *,
     outbox: Outbox,
     settings: Settings,
-    clock: Callable[[], datetime] | None = None,
+    clock: Clock,
 ) -> tuple[OperationRegistry, CallSummaries]:
     """All operations bound to their back-ends: the store, or with ``backend: http`` the carrier's
     systems (accounts, tickets, and the contacts and documents the messaging operations read); and the
@@ -77,7 +76,7 @@ def build_operations(
         journeys = builtin_journeys.JourneyOperations(store, timezone=settings.timezone, clock=clock)
         for spec in builtin_journeys.specs(lambda name: getattr(journeys, name)):
             registry.register(spec)
-        source = StoreSource(store, timezone=settings.timezone)
+        source = StoreSource(store, timezone=settings.timezone, clock=clock)
     emails = email_operations.EmailOperations(
         source, outbox, page=settings.page, timezone=settings.timezone, clock=clock
     )

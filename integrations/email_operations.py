@@ -9,7 +9,6 @@ said on the call; documents need a confirmed account. Team requests go to the se
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from decimal import Decimal
 
 from integrations import email_address
@@ -34,6 +33,7 @@ from integrations.registry import (
 )
 from ivr import phone
 from ivr.config import ServicePage
+from ivr.clock import Clock
 from ivr.store import boleto
 from ivr.store.models import DocumentKind, InvoiceStatus, OutboxChannel, TicketKind
 
@@ -101,7 +101,7 @@ class EmailOperations(MessageOperations):
         *,
         page: ServicePage,
         timezone: str,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock,
     ) -> None:
         super().__init__(source, outbox, timezone=timezone, clock=clock)
         self._page = page

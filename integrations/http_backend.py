@@ -19,8 +19,6 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import partial
 from types import TracebackType
 from typing import Any, Self
@@ -40,6 +38,7 @@ from integrations.registry import (
     OperationStatus,
 )
 from ivr import phone as phones
+from ivr.clock import Clock
 from ivr.config import CarrierApiSettings
 from ivr.protocol_number import NumberKind
 from ivr.store.models import InvoiceLineKind, InvoiceStatus, TicketKind
@@ -61,13 +60,13 @@ class HttpOperations:
         conf: CarrierApiSettings,
         *,
         timezone: str,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock,
         client: CarrierClient | None = None,
     ) -> None:
         self._conf = conf
         self.client = client or CarrierClient(conf)
         self._zone = ZoneInfo(timezone)
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
         self._identification = Identification(self)
         identify = self._identification
         self._operations: dict[str, Handler] = {

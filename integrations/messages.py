@@ -6,9 +6,9 @@ write to, the call's moment and an invoice's month as the customer reads them.""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -22,7 +22,8 @@ from integrations.registry import BackendError
 from integrations.store_operations import StoreOperations
 from integrations.whatsapp import recipient
 from ivr import phone
-from ivr.store.db import Store, StoreUnavailable
+from ivr.clock import Clock
+from ivr.store.db import StoreUnavailable
 from ivr.store.models import (
     Contact,
     ContactKind,
@@ -106,9 +107,6 @@ class MessagingSource(Protocol):
 class StoreSource(StoreOperations):
     """The accounts and documents of our own store (``backend: builtin``)."""
 
-    def __init__(self, store: Store, *, timezone: str) -> None:
-        super().__init__(store, timezone=timezone)
-
     async def account(self, customer_id: int) -> Account:
         def read(session: Session) -> Account:
             customer = session.get_one(Customer, customer_id)
@@ -188,12 +186,12 @@ class MessageOperations:
         outbox: Outbox,
         *,
         timezone: str,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock,
     ) -> None:
         self._source = source
         self._outbox = outbox
         self._zone = ZoneInfo(timezone)
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
 
     def _when(self) -> str:
         """Now, as the message says it: 10/03/2026 às 10:00."""

@@ -29,7 +29,7 @@ import socket
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from integrations import email_address
 from ivr import phone
+from ivr.clock import Clock
 from ivr.config import OutboxSettings
 from ivr.store.db import Store, StoreUnavailable
 from ivr.store.models import InvoiceDocument, OutboxChannel, OutboxMessage, OutboxState
@@ -119,14 +120,14 @@ class Outbox:
         store: Store,
         senders: Mapping[OutboxChannel, Sender] | None = None,
         *,
+        clock: Clock,
         conf: OutboxSettings | None = None,
-        clock: Callable[[], datetime] | None = None,
         owner: str | None = None,
     ) -> None:
         self._conf = conf or OutboxSettings()  # validated: a send ends before its lease does
         self._store = store
         self._senders = dict(senders or {})
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = OutboxStats()
         self._wake = asyncio.Event()
@@ -352,16 +353,16 @@ async def listed(store: Store, *, state: OutboxState | None = None, limit: int =
     return await store.read(lambda session: list(session.scalars(query)))
 
 
-async def requeue(store: Store, ids: list[int], *, now: datetime | None = None) -> list[int]:
-    """Give failed messages a fresh set of attempts (after the cause was fixed); returns those requeued."""
-    moment = now or datetime.now(UTC)
+async def requeue(store: Store, ids: list[int], *, now: datetime) -> list[int]:
+    """Give failed messages a fresh set of attempts from `now` (after the cause was fixed); returns those
+    requeued."""
 
     def write(session: Session) -> list[int]:
         rows = session.scalars(
             select(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.state == OutboxState.FAILED)
         ).all()
         for row in rows:
-            row.state, row.attempts, row.next_attempt_at = OutboxState.PENDING, 0, moment
+            row.state, row.attempts, row.next_attempt_at = OutboxState.PENDING, 0, now
         return sorted(row.id for row in rows)
 
     return await store.write(write)

@@ -4,7 +4,7 @@ time zone and clock, and store failures turned into `BackendError` (the flow's `
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -13,16 +13,17 @@ from sqlalchemy.orm import Session
 
 from integrations import answers
 from integrations.registry import BackendError
+from ivr.clock import Clock
 from ivr.store.db import Store, StoreUnavailable
 
 T = TypeVar("T")
 
 
 class StoreOperations:
-    def __init__(self, store: Store, *, timezone: str, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, store: Store, *, timezone: str, clock: Clock) -> None:
         self._store = store
         self._zone = ZoneInfo(timezone)
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
 
     def _local_date(self, moment: datetime) -> date:
         return answers.local_date(moment, self._zone)

@@ -23,7 +23,6 @@ The templates, approved in WhatsApp Manager in pt_BR (names from settings().what
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
 
 from integrations.email_operations import ticket_line
 from integrations.messages import (
@@ -37,6 +36,7 @@ from integrations.outbox import NewMessage, Outbox
 from integrations.registry import Arg, Declaration, Handler, OperationContext, OperationResult, OperationSpec, bind
 from integrations.whatsapp import recipient, template_body
 from ivr import phone
+from ivr.clock import Clock
 from ivr.config import WhatsAppSettings
 from ivr.store import boleto
 from ivr.store.models import InvoiceStatus, OutboxChannel
@@ -70,7 +70,7 @@ class WhatsAppOperations(MessageOperations):
         *,
         conf: WhatsAppSettings,
         timezone: str,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock,
     ) -> None:
         super().__init__(source, outbox, timezone=timezone, clock=clock)
         self._conf = conf

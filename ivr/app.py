@@ -1,7 +1,8 @@
 """Wiring: the store's ports and the operations into `Services`, the published flows into the FastAGI server.
 
 Nothing else in the product builds these objects, so the simulator, the flow tests and a real call run
-the same operations over the same store.
+the same operations over the same store. Every part of a call reads the one clock given here: `serve`
+and the simulator give the system clock, flow tests the moment their file or case names.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from pathlib import Path
 
 from integrations.catalog import build_operations
@@ -18,6 +18,7 @@ from integrations.outbox import Outbox, Sender
 from integrations.whatsapp import WhatsAppSender
 from integrations.google_speech import GoogleRecognizer
 from integrations.speech import NoSpeechBackend
+from ivr.clock import Clock, system_clock
 from ivr.config import EmailSettings, Settings, SpeechSettings, WhatsAppSettings
 from ivr.engine.channel import Channel
 from ivr.engine.context import Outcome
@@ -40,8 +41,9 @@ class CallFailed(Exception):
 
 
 @asynccontextmanager
-async def build_services(settings: Settings) -> AsyncIterator[Services]:
-    """Services over the configured store, migrated to the current schema; closed (flushed) on exit."""
+async def build_services(settings: Settings, *, clock: Clock) -> AsyncIterator[Services]:
+    """Services over the configured store, migrated to the current schema, all reading `clock`; closed
+    (flushed) on exit."""
     conf = settings.store
     recognizer = _recognizer(settings.speech)
     store = Store(settings.database_url, busy_timeout_s=conf.busy_timeout_s)
@@ -60,10 +62,11 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
             store,
             FallbackRange(settings.var_dir / "protocol_fallback.json", first, last),
             timeout_s=conf.allocate_timeout_s,
+            clock=clock,
             timezone=settings.timezone,
         )
-        outbox = Outbox(store, _senders(settings), conf=settings.outbox)
-        operations, summaries = build_operations(store, outbox=outbox, settings=settings)
+        outbox = Outbox(store, _senders(settings), clock=clock, conf=settings.outbox)
+        operations, summaries = build_operations(store, outbox=outbox, settings=settings, clock=clock)
         await outbox.start()
         try:
             yield Services(
@@ -71,8 +74,9 @@ async def build_services(settings: Settings) -> AsyncIterator[Services]:
                 events=events,
                 protocols=protocols,
                 recognizer=recognizer,
-                calls=StoreCallRecorder(events),
+                calls=StoreCallRecorder(events, clock=clock),
                 summaries=summaries,
+                clock=clock,
             )
         finally:
             await operations.aclose()  # the carrier API's connections, with `backend: http`
@@ -95,12 +99,13 @@ def _recognizer(conf: SpeechSettings) -> GoogleRecognizer | NoSpeechBackend:
 
 @asynccontextmanager
 async def demo_services(
-    settings: Settings, directory: Path, *, database_url: str | None = None, now: datetime | None = None
+    settings: Settings, directory: Path, *, clock: Clock, database_url: str | None = None
 ) -> AsyncIterator[Services]:
     """Services over a fresh store (SQLite in `directory` unless an empty database is given), seeded with
-    the demo customers: what flow tests run against, so a case sees the same data on every machine and
-    never touches the live store. It sends no e-mail or WhatsApp: the demo accounts' addresses and numbers
-    are not ours to write to, so messages stay in the demo store's outbox."""
+    the demo customers as of ``clock()``, everything reading `clock`: what flow tests run against, so a
+    case sees the same data at the same distance from its moment on every machine and never touches the
+    live store. It sends no e-mail or WhatsApp: the demo accounts' addresses and numbers are not ours to
+    write to, so messages stay in the demo store's outbox."""
     url = database_url or f"sqlite+aiosqlite:///{directory / 'demo.sqlite3'}"
     # The seeded store answers every operation: a flow test never reaches the carrier's live systems.
     demo = settings.model_copy(
@@ -115,10 +120,10 @@ async def demo_services(
     store = Store(demo.database_url, busy_timeout_s=demo.store.busy_timeout_s)
     try:
         await upgrade(store)
-        await seed(store, now=now, timezone=settings.timezone)
+        await seed(store, now=clock(), timezone=settings.timezone)
     finally:
         await store.aclose()
-    async with build_services(demo) as services:
+    async with build_services(demo, clock=clock) as services:
         yield services
 
 
@@ -157,7 +162,7 @@ async def serve(settings: Settings) -> int:
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     library = served_library(settings)
-    async with build_services(settings) as services:
+    async with build_services(settings, clock=system_clock) as services:
 
         async def handle_call(channel: Channel, flow_name: str) -> None:
             flows = library.snapshot()  # the call keeps this release until it ends

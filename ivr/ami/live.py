@@ -9,12 +9,13 @@ lists them in ``channelvars``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ivr.ami.client import AmiClient
+from ivr.clock import Clock
 
 EVENTS = ("Newchannel", "Hangup", "QueueCallerJoin", "QueueCallerLeave", "AgentCalled", "AgentConnect")
 
@@ -38,7 +39,7 @@ class LiveCall:
 class LiveState:
     """Channels known to be up, keyed by Uniqueid."""
 
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now().astimezone())
+    clock: Clock
     calls: dict[str, LiveCall] = field(default_factory=dict)
 
     def apply(self, event: Mapping[str, Any]) -> None:

@@ -199,11 +199,11 @@ async def _has_customers() -> bool:
 
 async def _call(args: argparse.Namespace) -> int:
     import tempfile
-    from datetime import UTC, datetime
     from pathlib import Path
 
     from ivr.asterisk import sipp
     from ivr.asterisk.timing import first_keys_s
+    from ivr.clock import system_clock
     from ivr.config import settings
     from ivr.flows.loader import FlowLoadError
     from ivr.voice.build import MissingAudio
@@ -213,7 +213,7 @@ async def _call(args: argparse.Namespace) -> int:
         return _fail("Asterisk is not running: `ivr asterisk up` (or `ivr asterisk run`) first")
     try:
         # Keys during the protocol announcement are lost (it cannot be interrupted): wait it out.
-        first = args.first if args.first is not None else first_keys_s(s)
+        first = args.first if args.first is not None else first_keys_s(s, system_clock())
     except (FlowLoadError, MissingAudio) as exc:
         return _fail(f"cannot time the first keys ({exc}); give --first SECONDS")
     steps: list[sipp.Step] = [sipp.Pause(first)]
@@ -235,7 +235,7 @@ async def _call(args: argparse.Namespace) -> int:
                 end="wait_bye" if args.wait_bye else "hangup",
             )
             print(f"calling {number} at {s.sip.host}:{s.sip.port} from {script.caller or 'a withheld number'}...")
-            placed = datetime.now(UTC)
+            placed = system_clock()
             result = await sipp.place_call(
                 script, s.sip.host, s.sip.port, local_ip=s.sip.tester_address, timeout_s=args.timeout
             )

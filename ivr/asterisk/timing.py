@@ -9,6 +9,7 @@ slowest digit in every digit position, since a script is written before the call
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from ivr.config import Settings
 from ivr.engine.flow import Flow
@@ -52,10 +53,10 @@ def until_protocol_said_s(flow: Flow, year: int) -> float:
 MARGIN_S = 1.5
 
 
-def first_keys_s(settings: Settings, flow_name: str = "sac") -> float:
-    """When a scripted call to the SAC number may send its first keys: the served flow's greeting
-    and protocol announcement (as built now), plus a margin."""
+def first_keys_s(settings: Settings, now: datetime, flow_name: str = "sac") -> float:
+    """When a scripted call to the SAC number, placed `now`, may send its first keys: the served flow's
+    greeting and protocol announcement (as built now, for the protocol of `now`'s year), plus a margin."""
     from ivr.flows.loader import load_flow
 
     flow = load_flow(settings.flows_dir / f"{flow_name}.yaml")
-    return until_protocol_said_s(flow, datetime.now().year) + MARGIN_S
+    return until_protocol_said_s(flow, now.astimezone(ZoneInfo(settings.timezone)).year) + MARGIN_S

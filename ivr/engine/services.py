@@ -6,13 +6,14 @@ The engine never imports the store, AGI or any back-end: `ivr.app` wires concret
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from ivr.engine.channel import CallInfo, Heard
 from integrations.registry import OperationRegistry
+from ivr.clock import Clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,4 +106,4 @@ class Services:
     recognizer: Recognizer
     calls: CallRecorder
     summaries: SummarySender
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now().astimezone())
+    clock: Clock  # the engine's; the operations, protocols and call records were built with the same one

@@ -11,14 +11,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from datetime import datetime
 from pathlib import Path
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
+    from ivr.clock import Clock
     from ivr.engine.services import Services
+
+#: What `ivr flow test` runs with no argument: the flow tests of the checkout it is run in, not the
+#: installed package's copy.
+CHECKOUT_TESTS = Path("flows/tests")
 
 
 def register(sub: Any) -> None:
@@ -163,16 +167,29 @@ def _register_engine_commands(commands: Any) -> None:
     simulate.add_argument(
         "--transfer", default="answered", help="how a transfer ends: answered, busy, no_answer, failed"
     )
+    simulate.add_argument(
+        "--at", default=None, metavar="WHEN",
+        help="when the call happens, e.g. '2026-12-24 21:00' (local time; opening hours, holidays, deadlines); "
+        "default: now",
+    )  # fmt: skip
     simulate.set_defaults(handler=_simulate)
 
-    test = commands.add_parser("test", help="run the flow tests written in YAML (flows/tests/*.yaml)")
-    test.add_argument("paths", nargs="*", type=Path, help="test files or directories (default: flows/tests)")
+    test = commands.add_parser(
+        "test",
+        help="run the flow tests written in YAML (flows/tests/*.yaml)",
+        description="Run flow tests: each case is a whole call on demo data dated as of its `at`. Prints each "
+        "case with the seconds of audio the caller heard up to the outcome.",
+    )
+    test.add_argument(
+        "paths", nargs="*", type=Path, help=f"test files or directories (default: {CHECKOUT_TESTS} here)"
+    )
     test.add_argument("--verbose", dest="show_heard", action="store_true", help="show what each caller heard")
     test.set_defaults(handler=_test)
 
 
 async def _simulate(args: argparse.Namespace) -> int:
     from ivr.app import build_services
+    from ivr.clock import ManualClock, local, system_clock
     from ivr.config import settings
     from ivr.engine.channel import QueueOutcome, TransferOutcome
     from ivr.engine.scripted import ScriptError
@@ -189,38 +206,54 @@ async def _simulate(args: argparse.Namespace) -> int:
             name, _, outcome = item.partition("=")
             queues[name] = QueueOutcome(outcome)
         transfer = TransferOutcome(args.transfer)
+        clock = system_clock if args.at is None else ManualClock(local(_moment(args.at), config.timezone))
     except FlowLoadError as exc:
         print(exc, file=sys.stderr)
         return 2
     except (ScriptError, ValueError) as exc:
         print(f"ivr flow simulate: {exc}", file=sys.stderr)
         return 2
-    async with build_services(config) as services:
+    async with build_services(config, clock=clock) as services:
         result = await simulate(
             flow, services, config, caller=args.caller, inputs=inputs, flows=flows, queues=queues, transfer=transfer
         )
     return 1 if result.outcome.value == "failed" else 0
 
 
+def _moment(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--at: {text!r} is not a date and time like 2026-12-24 21:00") from None
+
+
 async def _test(args: argparse.Namespace) -> int:
     import tempfile
 
     from ivr.app import demo_services
+    from ivr.clock import system_clock
     from ivr.config import settings
     from ivr.flows.flowtest import FlowTestError, report, run_files
     from ivr.flows.loader import FlowLoadError
 
     config = settings()
-    paths = args.paths or [Path(config.flows_dir) / "tests"]
+    if not args.paths and not CHECKOUT_TESTS.is_dir():
+        print(
+            f"ivr flow test: no ./{CHECKOUT_TESTS} in {Path.cwd()}; run it at the top of a checkout or name the "
+            "test files",
+            file=sys.stderr,
+        )
+        return 2
+    paths = args.paths or [CHECKOUT_TESTS]
 
     @contextlib.asynccontextmanager
-    async def fresh_demo(at: datetime | None) -> AsyncIterator[Services]:
+    async def fresh_demo(clock: Clock) -> AsyncIterator[Services]:
         with tempfile.TemporaryDirectory(prefix="ivr-flow-test-") as directory:
-            async with demo_services(config, Path(directory), now=at) as services:
+            async with demo_services(config, Path(directory), clock=clock) as services:
                 yield services
 
     try:
-        results = await run_files(paths, fresh_demo, config)
+        results = await run_files(paths, fresh_demo, config, now=system_clock())
     except (FlowTestError, FlowLoadError) as exc:
         print(exc, file=sys.stderr)
         return 2

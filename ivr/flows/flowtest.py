@@ -1,40 +1,55 @@
 """Flow tests a supervisor writes in YAML (``flows/tests/*.yaml``) and `ivr flow test` runs.
 
     flow: ../sac.yaml                      # relative to this file
-    at: "2026-11-25 10:00"                 # the call's local time, unless a case gives its own
+    at: "2026-11-25 10:00"                 # the moment of every case that gives none
     cases:
       - name: technical support for a known caller
         caller: "3133334444"               # null for a withheld number
         inputs: ["1", "1"]                 # keys, barge:1, say:<words>, silence, hangup
         queues: {technical: answered}      # how queues answer (default: answered)
         operations: {open_ticket: error}   # back-ends that fail on this call: error, timeout, not_found
-        at: "2026-11-28 21:00"             # this case's local time (opening hours, holidays)
+        at: "2026-11-28 21:00"             # this case's own moment (opening hours, holidays)
         expect:
           path: [main_menu, technical_queue]   # these nodes, in this order (others may come between)
           outcome: queue:technical             # queue:<name>, transfer:<number>, hangup, ended
           tickets: [technical]                 # types of the tickets opened
           heard: ["suporte técnico"]           # phrases the caller heard (case and accents as written)
           not_heard: ["CNPJ"]                  # phrases the caller must not hear
+          max_seconds: 40                      # at most this many seconds of audio up to the outcome
 
-Each case runs a whole call through the engine with the real operations (`ivr.app.build_services`),
+Each case runs a whole call through the engine with the real operations (`ivr.app.demo_services`),
 the way `ivr flow simulate` does, and reports what differs from the expectation.
+
+Time: `at` is a local time in the carrier's time zone (or carries its own offset). It is the moment
+everything in the call reads (opening hours, holidays, deadlines and business days, due invoices, the
+protocol's year), and the demo data is seeded relative to it (an invoice overdue, maintenance in two
+days). The cases of a file without their own `at` share one store, in order: what one case opens, the
+next can find. A case with its own `at` runs alone on a store seeded as of its moment. A file without
+`at` runs at the moment `ivr flow test` started.
+
+Seconds: each case reports the seconds of audio the caller heard up to the call's outcome, the built
+lengths of the prompts played (``audio/manifest.json``; a prompt cut short by a key counts in full, as
+the script does not say when the key came). Without built audio, or with audio older than its prompt,
+the seconds are unknown and a case with `max_seconds` fails for that reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from integrations.registry import OperationContext, OperationRegistry, OperationResult, OperationStatus
+from ivr.clock import Clock, ManualClock, local
 from ivr.config import Settings
 from ivr.engine.channel import CallInfo, QueueOutcome, TransferOutcome
 from ivr.engine.flow import Flow
@@ -42,11 +57,12 @@ from ivr.engine.interpreter import CallResult, run_call
 from ivr.engine.scripted import ScriptedChannel, parse_item
 from ivr.engine.services import Services
 from ivr.flows.loader import flows_beside, load_flow
+from ivr.voice.build import AUDIO_SUBDIR, BuildError, MissingAudio, out_of_date, total_duration
 from ivr.voice.catalogue import Catalogue
 
-#: Services over a store seeded as of the given moment (the test file's `at`; None: now), so the demo
-#: data (invoices due, maintenance in two days) sits where the cases expect it on any day they run.
-ServicesFactory = Callable[[datetime | None], AbstractAsyncContextManager[Services]]
+#: Services over a fresh demo store seeded as of ``clock()``, every part of the call reading `clock`
+#: (`ivr.app.demo_services`), so the demo data sits where the cases expect it on any day they run.
+ServicesFactory = Callable[[Clock], AbstractAsyncContextManager[Services]]
 
 
 class FlowTestError(ValueError):
@@ -61,6 +77,7 @@ class Expect(BaseModel):
     tickets: list[str] | None = None
     heard: list[str] = []
     not_heard: list[str] = []
+    max_seconds: float | None = Field(default=None, gt=0)
 
 
 class Case(BaseModel):
@@ -85,7 +102,7 @@ class FlowTestFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     flow: str
-    at: datetime | None = None  # the local time of every case that gives none (opening hours!)
+    at: datetime | None = None  # the moment of every case that gives none (opening hours!)
     cases: list[Case] = Field(min_length=1)
 
 
@@ -95,6 +112,8 @@ class CaseResult:
     case: Case
     result: CallResult
     heard_text: str
+    seconds: float | None  # of audio heard up to the outcome; None when unknown
+    seconds_unknown: str  # why `seconds` is None ("" when known)
     failures: list[str]
 
     @property
@@ -104,7 +123,7 @@ class CaseResult:
 
 def read_test_file(path: Path) -> tuple[FlowTestFile, Flow]:
     try:
-        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        data = YAML().load(path.read_text(encoding="utf-8"))  # round trip: it keeps the lines, for errors
     except OSError as exc:
         raise FlowTestError(f"{path}: cannot read ({exc.strerror})") from exc
     except YAMLError as exc:
@@ -112,12 +131,13 @@ def read_test_file(path: Path) -> tuple[FlowTestFile, Flow]:
     try:
         spec = FlowTestFile.model_validate(data)
     except ValidationError as exc:
-        raise FlowTestError(f"{path}: {_explain(data, exc)}") from exc
+        raise FlowTestError(_explain(path, data, exc)) from exc
     return spec, load_flow(path.parent / spec.flow)
 
 
-def _explain(data: object, exc: ValidationError) -> str:
-    sentences = []
+def _explain(path: Path, data: object, exc: ValidationError) -> str:
+    """One line per problem: where (file:line, the case), the setting, and what was expected."""
+    lines = []
     for err in exc.errors():
         loc = list(err["loc"])
         where = ".".join(str(p) for p in loc)
@@ -126,21 +146,62 @@ def _explain(data: object, exc: ValidationError) -> str:
                 where = f"case '{data['cases'][loc[1]]['name']}': " + ".".join(str(p) for p in loc[2:])
             except (KeyError, IndexError, TypeError):
                 pass
-        sentences.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
-    return "; ".join(sentences)
+        lines.append(f"{path}:{_line(data, loc)}: {where}: {err['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
+
+
+def _line(data: object, loc: Sequence[int | str]) -> int:
+    """The line of the deepest part of `loc` that the file has (the case, when a setting is missing)."""
+    line, node = 1, data
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+        else:
+            break
+        node = node[part]
+    return line
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AudioLengths:
+    """The built length of the prompts (``audio/manifest.json``), to time what a caller heard."""
+
+    audio_dir: Path
+    stale: frozenset[str]  # prompts changed since their audio was built: their length is not theirs
+
+    @classmethod
+    def of(cls, settings: Settings, catalogue: Catalogue) -> AudioLengths:
+        voice = settings.voice
+        try:
+            stale = out_of_date(
+                catalogue, settings.prompts_dir, voice=voice.espeak_voice, words_per_minute=voice.words_per_minute
+            )
+        except BuildError:
+            stale = []  # an unreadable manifest: measuring says so, for every case
+        return cls(settings.prompts_dir / AUDIO_SUBDIR, frozenset(stale))
+
+    def seconds(self, prompt_ids: Collection[str]) -> tuple[float | None, str]:
+        """The seconds these prompts last back to back, or None and why they cannot be told."""
+        try:
+            seconds = total_duration(prompt_ids, self.audio_dir)
+        except (MissingAudio, BuildError) as exc:
+            return None, str(exc)
+        changed = sorted(self.stale.intersection(prompt_ids))
+        if changed:
+            return None, f"prompt {changed[0]!r} changed since its audio was built; run `ivr prompts build`"
+        return seconds, ""
 
 
 async def run_case(
-    case: Case, flow: Flow, services: Services, settings: Settings, catalogue: Catalogue, *, file: Path,
-    flows: Mapping[str, Flow] = {}, at: datetime | None = None,
+    case: Case, flow: Flow, services: Services, settings: Settings, catalogue: Catalogue, audio: AudioLengths,
+    *, file: Path, flows: Mapping[str, Flow] = {},
 ) -> CaseResult:
-    when = case.at or at
+    """One call through `flow`, at the moment of `services.clock`."""
     if case.operations:
         failing = _failing(services.operations, case.operations, where=f"{file}: case '{case.name}'")
         services = dataclasses.replace(services, operations=failing)
-    if when is not None:
-        moment = _aware(when, settings)
-        services = dataclasses.replace(services, clock=lambda: moment)
     channel = ScriptedChannel(
         CallInfo(caller_id=case.caller, dialled=settings.page.sac_number, unique_id=f"flowtest-{case.name}"),
         case.inputs,
@@ -149,7 +210,9 @@ async def run_case(
     )
     result = await run_call(flow, channel, services, flows=flows, settings=settings)
     heard_text = catalogue.render_text(channel.heard)
-    return CaseResult(file, case, result, heard_text, _differences(case.expect, result, heard_text))
+    seconds, unknown = audio.seconds(channel.heard)
+    failures = _differences(case.expect, result, heard_text) + _over_time(case.expect, seconds, unknown)
+    return CaseResult(file, case, result, heard_text, seconds, unknown, failures)
 
 
 def _failing(registry: OperationRegistry, failing: Mapping[str, str], *, where: str) -> OperationRegistry:
@@ -191,6 +254,16 @@ def _differences(expect: Expect, result: CallResult, heard: str) -> list[str]:
     return failures
 
 
+def _over_time(expect: Expect, seconds: float | None, unknown: str) -> list[str]:
+    if expect.max_seconds is None:
+        return []
+    if seconds is None:
+        return [f"max_seconds: seconds unknown: {unknown}"]
+    if seconds > expect.max_seconds:
+        return [f"max_seconds: took {seconds:.1f} s of audio, more than {expect.max_seconds:g}"]
+    return []
+
+
 def _why(result: CallResult) -> str:
     return f" ({result.reason})" if result.reason else ""
 
@@ -209,39 +282,44 @@ def find_test_files(paths: Sequence[Path]) -> list[Path]:
 
 
 async def run_files(
-    paths: Sequence[Path], make_services: ServicesFactory, settings: Settings
+    paths: Sequence[Path], make_services: ServicesFactory, settings: Settings, *, now: datetime
 ) -> list[CaseResult]:
-    """Run every case of every file; a file that cannot be read raises `FlowTestError`."""
+    """Run every case of every file; a file that cannot be read raises `FlowTestError`. `now` is the
+    moment of files without `at` (the moment the run started, read once)."""
     catalogue = Catalogue.load(Path(settings.prompts_dir))
+    audio = AudioLengths.of(settings, catalogue)
     loaded = [(path, *read_test_file(path)) for path in find_test_files(paths)]
     results: list[CaseResult] = []
     for path, spec, flow in loaded:
         flows = flows_beside(flow)
-        seeded_at = _aware(spec.at, settings) if spec.at else None
-        async with make_services(seeded_at) as services:
+        run = partial(run_case, flow=flow, settings=settings, catalogue=catalogue, audio=audio, file=path, flows=flows)
+        file_moment = local(spec.at, settings.timezone) if spec.at else now
+        async with make_services(ManualClock(file_moment)) as shared:
             for case in spec.cases:
-                results.append(
-                    await run_case(case, flow, services, settings, catalogue, file=path, flows=flows, at=spec.at)
-                )
+                if case.at is None:
+                    results.append(await run(case, services=shared))
+                else:  # its demo data must be dated as of its own moment
+                    async with make_services(ManualClock(local(case.at, settings.timezone))) as own:
+                        results.append(await run(case, services=own))
     return results
 
 
-def _aware(moment: datetime, settings: Settings) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(settings.timezone))
-
-
 def report(results: Sequence[CaseResult], *, verbose: bool = False) -> str:
+    """Each case with its seconds of audio (``ok    ( 41.3 s)  name``), what failed, then the totals."""
     lines: list[str] = []
     current: Path | None = None
     for r in results:
         if r.file != current:
             current = r.file
             lines.append(str(r.file))
-        lines.append(f"  {'ok  ' if r.passed else 'FAIL'}  {r.case.name}")
+        seconds = "    ?" if r.seconds is None else f"{r.seconds:5.1f}"
+        lines.append(f"  {'ok  ' if r.passed else 'FAIL'}  ({seconds} s)  {r.case.name}")
         for failure in r.failures:
             lines.append(f"          {failure}")
         if r.failures or verbose:
             lines.append(f"          heard: {r.heard_text}")
+    for why in dict.fromkeys(r.seconds_unknown for r in results if r.seconds_unknown):
+        lines.append(f"seconds unknown: {why}")
     failed = sum(not r.passed for r in results)
     lines.append(f"{len(results) - failed} passed, {failed} failed")
     return "\n".join(lines)

@@ -28,11 +28,12 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
 from integrations.registry import OperationRegistry
+from ivr.clock import system_clock
 from ivr.engine.flow import Flow, Position, Problem
 from ivr.flows.checks import Report, check_paths, flow_files
 from ivr.voice.catalogue import Catalogue
@@ -161,7 +162,8 @@ class FlowLibrary:
                     Position(flows_dir, 1, 1), "the flow files changed while they were being published: publish again"
                 )
                 return Report((problem,), report.flows)
-            entry = Release(version, datetime.now(UTC), who or _who(), tuple(sorted(f.name for f in files)))
+            # When an operator published: wall time, not a call's business time.
+            entry = Release(version, system_clock(), who or _who(), tuple(sorted(f.name for f in files)))
             with (self.root / HISTORY).open("a", encoding="utf-8") as history:
                 history.write(_history_line(entry) + "\n")
             _write_atomically(self.root / CURRENT, version + "\n")

@@ -8,9 +8,8 @@ stored normalised (ivr.phone); it is masked only in logs.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
 
@@ -18,6 +17,7 @@ from sqlalchemy import Executable
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ivr import phone
+from ivr.clock import Clock
 from ivr.engine.channel import CallInfo
 from ivr.store.events import Rank, RecordKind, StoreEventSink
 from ivr.store.models import Call
@@ -88,9 +88,9 @@ class _CallEnded:
 
 
 class StoreCallRecorder:
-    def __init__(self, sink: StoreEventSink, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, sink: StoreEventSink, *, clock: Clock) -> None:
         self._sink = sink
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
 
     async def call_started(self, protocol: str, call: CallInfo, flow: str, flow_version: str) -> None:
         self._sink.record(_CallStarted(protocol, call, flow, flow_version, self._clock()))

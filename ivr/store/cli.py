@@ -42,6 +42,7 @@ async def _upgrade(args: argparse.Namespace) -> int:
 
 
 async def _seed(args: argparse.Namespace) -> int:
+    from ivr.clock import system_clock
     from ivr.config import settings
     from ivr.store.db import open_store
     from ivr.store.migrate import upgrade
@@ -50,7 +51,7 @@ async def _seed(args: argparse.Namespace) -> int:
     store = _open(args.url, open_store)
     try:
         await upgrade(store)
-        added = await seed(store, timezone=settings().timezone)
+        added = await seed(store, now=system_clock(), timezone=settings().timezone)
     finally:
         await store.aclose()
     print(f"seeded {len(added)} account(s): {', '.join(added)}" if added else "demo data already present")
@@ -82,11 +83,12 @@ async def _outbox(args: argparse.Namespace) -> int:
 
 async def _requeue(args: argparse.Namespace) -> int:
     from integrations.outbox import requeue
+    from ivr.clock import system_clock
     from ivr.store.db import open_store
 
     store = _open(args.url, open_store)
     try:
-        done = await requeue(store, args.ids)
+        done = await requeue(store, args.ids, now=system_clock())
     finally:
         await store.aclose()
     missed = sorted(set(args.ids) - set(done))

@@ -78,7 +78,7 @@ class _Visit:
             "verb": v.verb[:40],
             "input": v.input[:200],
             "outcome": v.outcome[:80],
-            # A naive time is the host's local time (datetime.now()); the store keeps aware times.
+            # The engine's clock gives aware times; a naive one is taken as the host's local time.
             "started_at": v.started_at if v.started_at.tzinfo else v.started_at.astimezone(),
             "duration_ms": v.duration_ms,
         }

@@ -7,7 +7,9 @@ visits of each call, named sequences for the numbers we issue, and protocols iss
 fallback range while the store was down. Messages: the outbox of e-mails and WhatsApp messages waiting to
 be sent (integrations.outbox), so a call never waits for a mail server.
 
-Times are stored in UTC (`UtcDateTime`); money as `Numeric(12, 2)` read back as `Decimal`.
+Times are stored in UTC (`UtcDateTime`); money as `Numeric(12, 2)` read back as `Decimal`. No column
+defaults to the wall clock: the code writing a row stamps it from the clock it was given (`ivr.clock`),
+so a call's rows carry the call's time.
 """
 
 from __future__ import annotations
@@ -74,10 +76,6 @@ def _enum(cls: type[Enum]) -> SqlEnum:
         length=32,
         values_callable=lambda members: [m.value for m in members],
     )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -147,7 +145,7 @@ class Customer(Base):
     code: Mapped[str] = mapped_column(String(16), unique=True)  # customer code, digits (keyable)
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[AccountStatus] = mapped_column(_enum(AccountStatus), default=AccountStatus.ACTIVE)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     contacts: Mapped[list[Contact]] = relationship(back_populates="customer", cascade="all, delete-orphan")
     circuits: Mapped[list[Circuit]] = relationship(back_populates="customer", order_by="Circuit.designation")
@@ -196,8 +194,8 @@ class Ticket(Base):
     description: Mapped[str] = mapped_column(String(2000), default="")
     call_protocol: Mapped[str | None] = mapped_column(String(12), index=True)  # the call it was opened on
     callback_number: Mapped[str | None] = mapped_column(String(11))  # a call back's national number to dial
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now, onupdate=_now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expected_date: Mapped[date | None] = mapped_column(Date)
 
     circuit: Mapped[Circuit | None] = relationship()
@@ -284,7 +282,7 @@ class Lead(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     phone: Mapped[str] = mapped_column(String(20))
     call_protocol: Mapped[str | None] = mapped_column(String(12), index=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class Call(Base):
@@ -339,7 +337,7 @@ class FallbackProtocol(Base):
     unit: Mapped[str] = mapped_column(String(120))
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
     unique_id: Mapped[str] = mapped_column(String(64), default="")
-    reconciled_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+    reconciled_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class OutboxChannel(str, Enum):
@@ -376,9 +374,9 @@ class OutboxMessage(Base):
     call_protocol: Mapped[str | None] = mapped_column(String(12), index=True)  # the call that asked for it
     state: Mapped[OutboxState] = mapped_column(_enum(OutboxState), default=OutboxState.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_error: Mapped[str] = mapped_column(String(500), default="")
     lease_owner: Mapped[str] = mapped_column(String(120), default="")
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=_now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

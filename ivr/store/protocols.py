@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from ivr.clock import Clock
 from ivr.engine.channel import CallInfo
 from ivr.protocol_number import make_call_protocol
 from ivr.store.db import Store, StoreUnavailable
@@ -197,30 +198,21 @@ class StoreProtocolAllocator:
         fallback: FallbackRange,
         *,
         timeout_s: float,
+        clock: Clock,
         timezone: str = "America/Sao_Paulo",
         unit: str | None = None,
-        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._store = store
         self._fallback = fallback
         self._timeout_s = timeout_s
         self._zone = ZoneInfo(timezone)
         self._unit = unit or socket.gethostname()
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
         self._waiting: dict[int, list[asyncio.Future[int]]] = {}  # year -> calls waiting for a number
         self._taking: asyncio.Task[None] | None = None
         self._reconciling: asyncio.Task[int] | None = None
         self._maybe_pending = True  # the journal may hold numbers from before a restart
         self._fallback_turn = asyncio.Lock()  # one coroutine (or its thread) uses the range at a time
-
-    @classmethod
-    def from_settings(cls, store: Store) -> StoreProtocolAllocator:
-        from ivr.config import settings
-
-        conf = settings()
-        first, last = conf.protocol_fallback_range
-        fallback = FallbackRange(conf.var_dir / "protocol_fallback.json", first, last)
-        return cls(store, fallback, timeout_s=conf.store.allocate_timeout_s, timezone=conf.timezone)
 
     async def allocate(self, call: CallInfo) -> str:
         now = self._clock()
@@ -276,12 +268,14 @@ class StoreProtocolAllocator:
         try:
             pending = await asyncio.to_thread(self._fallback.pending)
             if pending:
+                now = self._clock()
                 rows = [
                     {
                         "protocol": item.protocol,
                         "unit": self._unit,
                         "issued_at": datetime.fromisoformat(item.issued_at),
                         "unique_id": item.unique_id,
+                        "reconciled_at": now,
                     }
                     for item in pending
                 ]

@@ -17,7 +17,7 @@ days). Ticket numbers come from fixed sequence blocks, so they are the same in e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -283,18 +283,16 @@ ACCOUNTS: tuple[AccountSeed, ...] = (
 )
 
 
-async def seed(
-    store: Store, *, now: datetime | None = None, timezone: str = "America/Sao_Paulo"
-) -> list[str]:
-    """Add the demo accounts missing from the store; returns the names of those added."""
-    moment = now or datetime.now(UTC)
+async def seed(store: Store, *, now: datetime, timezone: str = "America/Sao_Paulo") -> list[str]:
+    """Add the demo accounts missing from the store, dated relative to `now`; returns the names of those
+    added."""
     zone = ZoneInfo(timezone)
 
     def write(session: Session) -> list[str]:
         added = []
         for account in ACCOUNTS:
             if session.scalar(select(Customer.id).where(Customer.cnpj == account.cnpj)) is None:
-                _add_account(session, account, moment, zone)
+                _add_account(session, account, now, zone)
                 added.append(account.name)
         raise_to(session, TICKET, SEED_TICKET_BLOCK)
         return added

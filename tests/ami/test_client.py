@@ -9,6 +9,7 @@ import pytest
 
 from ivr.ami.client import AmiActionError, AmiClient, AmiLoginError, AmiTimeout
 from ivr.ami.live import LiveState, attach
+from ivr.clock import system_clock
 from ivr.config import AmiSettings
 
 from .fake_ami import WAIT_S, FakeAmi, Fields, queue_status_reply
@@ -124,7 +125,7 @@ async def test_originate_is_never_resent_after_a_reconnect(ami: FakeAmi, client:
 
 
 async def test_events_fold_into_live_state(ami: FakeAmi, client: AmiClient) -> None:
-    state = LiveState()
+    state = LiveState(clock=system_clock)
     attach(client, state)
     ami.responders["ping"] = lambda f: None
     for message in (

@@ -48,7 +48,8 @@ async def test_the_call_placed_from_that_number_is_reported_with_its_path_and_ti
             _visit("202600000030", "sac", "main_menu", 1),
             _visit("202600000030", "identify", "ask_cnpj", 2),
             _visit("202600000030", "sac", "goodbye", 3),
-            Ticket(number="800010019", kind=TicketKind.TECHNICAL_FAILURE, call_protocol="202600000030"),
+            Ticket(number="800010019", kind=TicketKind.TECHNICAL_FAILURE, call_protocol="202600000030",
+                   created_at=PLACED, updated_at=PLACED),
         ])  # fmt: skip
 
     await store.write(fill)

@@ -17,13 +17,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import holidays
 
+from ivr.clock import system_clock
 from ivr.config import Settings
 from ivr.store.db import Store
 from ivr.store.migrate import upgrade
@@ -38,15 +39,15 @@ class IvrProcessError(RuntimeError):
     """The IVR did not start or stop; the message carries the tail of its output."""
 
 
-def business_morning(timezone: str, today: date | None = None) -> datetime:
-    """10:00 on the first weekday from today that is no national holiday, in the IVR's timezone."""
+def business_morning(timezone: str, now: datetime) -> datetime:
+    """10:00 on the first weekday from `now`'s day that is no national holiday, in the IVR's timezone."""
     zone = ZoneInfo(timezone)
-    day = today or datetime.now(zone).date()
+    day = now.astimezone(zone).date()
     for _ in range(10):  # bounded: never more than a long weekend plus a holiday or two
         if day.weekday() < 5 and day not in holidays.country_holidays("BR", years=day.year):
             return datetime.combine(day, clock_time(10, 0), zone)
         day += timedelta(days=1)
-    raise AssertionError(f"no business day within ten days of {today}")
+    raise AssertionError(f"no business day within ten days of {now:%Y-%m-%d}")
 
 
 class IvrProcess:
@@ -60,7 +61,7 @@ class IvrProcess:
         self.var_dir = directory / "var"
         self.database = directory / "ivr.sqlite3"
         self.output = directory / "ivr-serve.log"
-        self.moment = business_morning(settings.timezone)
+        self.moment = business_morning(settings.timezone, system_clock())
         self._proc: subprocess.Popen[bytes] | None = None
 
     def seed(self) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from integrations.email import SmtpSender
 from integrations.outbox import NewMessage, Outbox
+from ivr.clock import system_clock
 from ivr.store import cli
 from ivr.store.db import Store
 from ivr.store.migrate import upgrade
@@ -33,7 +34,7 @@ async def test_a_failed_message_is_listed_with_its_error_and_sent_once_requeued(
     store = Store(url)
     await upgrade(store)
     smtp.refuse.add("ti@serraazul.com.br")
-    box = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(email_conf(smtp))}, conf=FAST)
+    box = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(email_conf(smtp))}, clock=system_clock, conf=FAST)
     try:
         await box.start()
         [failed] = await box.enqueue(

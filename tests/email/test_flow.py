@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ivr.app import build_services
+from ivr.clock import ManualClock
 from ivr.config import load_settings
 from ivr.engine.channel import CallInfo
 from ivr.engine.context import Outcome
@@ -18,7 +19,7 @@ from ivr.store.db import Store
 from ivr.store.migrate import upgrade
 from ivr.store.models import Customer, DocumentKind, Invoice, InvoiceDocument, OutboxMessage, OutboxState
 from ivr.store.seed import KNOWN_CALLER, seed
-from tests.outbox_support import FAST
+from tests.outbox_support import FAST, NOW
 
 from .conftest import SmtpServer, email_conf
 
@@ -62,7 +63,7 @@ async def test_a_call_asking_for_the_boleto_ends_with_the_mail_delivered(
     store = Store(settings.database_url)
     try:
         await upgrade(store)
-        await seed(store)
+        await seed(store, now=NOW)
         latest = await store.read(
             lambda s: s.execute(
                 select(Invoice.reference_month, InvoiceDocument.content)
@@ -78,7 +79,7 @@ async def test_a_call_asking_for_the_boleto_ends_with_the_mail_delivered(
 
     flow = parse_flow(textwrap.dedent(FLOW), tmp_path / "boleto.yaml")
     channel = ScriptedChannel(CallInfo(caller_id=KNOWN_CALLER, dialled="30033336"), ["11222333"])
-    async with build_services(settings) as services:
+    async with build_services(settings, clock=ManualClock(NOW)) as services:
         result = await run_call(flow, channel, services, settings=settings)
         received = await smtp.messages(2)
 

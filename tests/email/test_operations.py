@@ -14,6 +14,7 @@ from integrations.catalog import build_registry, declared_registry
 from integrations.email import SmtpSender
 from integrations.outbox import Outbox
 from integrations.registry import OperationContext, OperationRegistry, OperationStatus
+from ivr.clock import ManualClock, system_clock
 from ivr.config import load_settings
 from ivr.store.db import Store
 from ivr.store.models import (
@@ -36,7 +37,7 @@ SERRA_AZUL = ("financeiro@serraazul.com.br", "ti@serraazul.com.br")
 
 @pytest.fixture
 async def registry(store: Store, smtp: SmtpServer, outboxes: list[Outbox]) -> AsyncIterator[OperationRegistry]:
-    box = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(email_conf(smtp))}, conf=FAST)
+    box = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(email_conf(smtp))}, clock=system_clock, conf=FAST)
     outboxes.append(box)
     await box.start()
     yield build_registry(store, outbox=box, settings=load_settings(), clock=lambda: NOW)
@@ -230,7 +231,8 @@ def test_the_checker_knows_every_operation_a_call_can_run(registry: OperationReg
 @pytest.mark.parametrize("store", ["sqlite"], indirect=True)
 async def test_with_the_carrier_api_no_mail_goes_to_the_stores_account_of_the_same_id(store: Store) -> None:
     """The carrier's customer 1 is not the store's customer 1: the e-mail operations refuse to guess."""
-    registry = build_registry(store, outbox=Outbox(store), settings=load_settings(backend="http"))
+    clock = ManualClock(NOW)
+    registry = build_registry(store, outbox=Outbox(store, clock=clock), settings=load_settings(backend="http"), clock=clock)
     try:
         ctx = OperationContext(PROTOCOL, KNOWN_CALLER, 1, True)
         for name, args in (("email_protocol", {}), ("send_document", {"kind": "boleto"})):

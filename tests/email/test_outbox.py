@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
 
 from integrations.email import SmtpSender
 from integrations.outbox import NewMessage, Outbox
+from ivr.clock import system_clock
 from ivr.config import OutboxSettings
 from ivr.store.db import Store
 from ivr.store.migrate import upgrade
@@ -21,7 +22,7 @@ CUSTOMER = "financeiro@serraazul.com.br"
 
 
 def drainer(store: Store, smtp: SmtpServer, outboxes: list[Outbox], conf: OutboxSettings = FAST) -> Outbox:
-    box = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(email_conf(smtp))}, conf=conf)
+    box = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(email_conf(smtp))}, clock=system_clock, conf=conf)
     outboxes.append(box)
     return box
 
@@ -173,7 +174,7 @@ async def test_a_lease_left_by_a_dead_drainer_is_taken_over_and_a_live_one_is_no
 ) -> None:
     box = drainer(store, smtp, outboxes)
     dead, alive = await box.enqueue(note(1), note(2))
-    now = datetime.now(UTC)
+    now = system_clock()  # the drainer's clock
 
     def lease(session, message_id: int, owner: str, until: datetime) -> None:  # type: ignore[no-untyped-def]
         session.execute(

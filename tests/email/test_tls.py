@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from integrations.email import SmtpSender
 from integrations.outbox import NewMessage, Outbox
+from ivr.clock import system_clock
 from ivr.config import EmailSettings
 from ivr.store.db import Store
 from ivr.store.models import OutboxChannel, OutboxMessage, OutboxState
@@ -56,7 +57,7 @@ async def test_mail_goes_through_starttls_and_auth(
     store: Store, relay: tuple[SmtpServer, Path], outboxes: list[Outbox]
 ) -> None:
     server, ca_file = relay
-    box = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(conf(server, ca_file, PASSWORD))}, conf=FAST)
+    box = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(conf(server, ca_file, PASSWORD))}, clock=system_clock, conf=FAST)
     outboxes.append(box)
     await box.start()
     await box.enqueue(NewMessage(OutboxChannel.EMAIL, "ti@hvaco.org.br", "test", "Olá", subject="Teste"))
@@ -68,7 +69,7 @@ async def test_a_wrong_password_keeps_the_message_waiting(
     store: Store, relay: tuple[SmtpServer, Path], outboxes: list[Outbox]
 ) -> None:
     server, ca_file = relay
-    box = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(conf(server, ca_file, "errada"))}, conf=FAST)
+    box = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(conf(server, ca_file, "errada"))}, clock=system_clock, conf=FAST)
     outboxes.append(box)
     await box.start()
     await box.enqueue(NewMessage(OutboxChannel.EMAIL, "ti@hvaco.org.br", "test", "Olá", subject="Teste"))

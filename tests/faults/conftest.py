@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -37,13 +39,17 @@ def free_port() -> int:
     return port
 
 
-async def seeded_sqlite(directory: Path) -> str:
-    """A migrated store with the demo accounts; returns its URL."""
+#: When the fault tests' calls happen, unless a drainer needs time to pass: a Tuesday morning, every team open.
+TUESDAY_10H = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))
+
+
+async def seeded_sqlite(directory: Path, *, now: datetime = TUESDAY_10H) -> str:
+    """A migrated store with the demo accounts dated as of `now`; returns its URL."""
     url = f"sqlite+aiosqlite:///{directory / 'ivr.sqlite3'}"
     store = Store(url)
     try:
         await upgrade(store)
-        await seed(store)
+        await seed(store, now=now)
     finally:
         await store.aclose()
     return url
@@ -145,4 +151,4 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.transport.abort()
 
 
-__all__ = ["Relay", "SmtpServer", "call", "free_port", "seeded_sqlite", "words"]
+__all__ = ["TUESDAY_10H", "Relay", "SmtpServer", "call", "free_port", "seeded_sqlite", "words"]

@@ -5,27 +5,24 @@ breaker stops the calls from waiting at all, and lets them through again once th
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from ivr.app import build_services
+from ivr.clock import ManualClock
 from ivr.config import Settings, load_settings
 from ivr.engine.context import Outcome
 from ivr.engine.flow import Flow
 from ivr.voice.catalogue import Catalogue
 from tests.http.carrier_fake import KNOWN_CALLER, TOKEN, CarrierFake, Fault
 
-from .conftest import call, free_port, seeded_sqlite, words
+from .conftest import TUESDAY_10H, call, free_port, seeded_sqlite, words
 
 TOLD = "o nosso sistema não está disponível agora. Vamos passar a sua ligação para um atendente"
-TUESDAY_10H = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))
 RESET_S = 0.5  # the breaker's cool-down
 # A technical failure report by a caller the IVR cannot identify (caller ID and CNPJ both need the back-end).
 REPORT_FAILURE = ["1", "1", "11222333000181"]
@@ -50,7 +47,7 @@ async def test_back_end_down_caller_told_and_given_a_person_then_breaker_recover
 ) -> None:
     port = free_port()
     settings = await settings_for(tmp_path, f"http://127.0.0.1:{port}/v1")
-    async with build_services(settings) as services:
+    async with build_services(settings, clock=ManualClock(TUESDAY_10H)) as services:
         result, line = await call(sac_flows, services, settings, REPORT_FAILURE, caller=KNOWN_CALLER)
         assert (result.outcome, result.target) == (Outcome.QUEUE, "technical")
         assert TOLD in words(catalogue, line)
@@ -81,7 +78,7 @@ async def test_back_end_slow_caller_hears_hold_then_is_told_within_the_deadline(
 ) -> None:
     carrier.misbehave("GET /customers", Fault.SLOW)  # every search hangs until the test ends
     settings = await settings_for(tmp_path, carrier.base_url, breaker_failures=100)
-    async with build_services(settings) as services:
+    async with build_services(settings, clock=ManualClock(TUESDAY_10H)) as services:
         started = time.monotonic()
         result, line = await call(sac_flows, services, settings, REPORT_FAILURE, caller=KNOWN_CALLER)
         elapsed = time.monotonic() - started
@@ -99,9 +96,8 @@ async def test_a_request_that_cannot_be_opened_is_told_and_retention_takes_the_c
     so the caller must hear why before being handed over (before the fix they were moved on in silence)."""
     carrier.misbehave("POST /tickets", Fault.ERROR_500)
     settings = await settings_for(tmp_path, carrier.base_url)
-    async with build_services(settings) as services:
-        during_hours = dataclasses.replace(services, clock=lambda: TUESDAY_10H)  # retention is open
-        result, line = await call(sac_flows, during_hours, settings, ["4", "11222333"], caller=KNOWN_CALLER)
+    async with build_services(settings, clock=ManualClock(TUESDAY_10H)) as services:
+        result, line = await call(sac_flows, services, settings, ["4", "11222333"], caller=KNOWN_CALLER)
     assert result.customer_id == 1 and carrier.hits["POST /tickets"] == 1  # writes are never retried
     assert TOLD in words(catalogue, line) and result.tickets == []
     assert result.path[-3:] == ["cancellation_not_opened", "commercial_hours", "commercial_queue"]

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from ivr.app import build_services
+from ivr.clock import system_clock
 from ivr.config import load_settings
 from ivr.engine.context import Outcome
 from ivr.engine.flow import Flow
@@ -64,9 +65,11 @@ async def test_peer_down_leaves_the_call_alone_and_messages_go_after_recovery(
 ) -> None:
     cloud = CloudApi()
     peer = await (smtp_peer(smtp) if which == "smtp" else whatsapp_peer(cloud))
-    settings = load_settings(database_url=await seeded_sqlite(tmp_path), var_dir=tmp_path, outbox=FAST, **peer.settings)
+    # The drainer retries as time passes: the system clock, as `ivr serve` runs it.
+    url = await seeded_sqlite(tmp_path, now=system_clock())
+    settings = load_settings(database_url=url, var_dir=tmp_path, outbox=FAST, **peer.settings)
     try:
-        async with build_services(settings) as services:
+        async with build_services(settings, clock=system_clock) as services:
             result, line = await call(sac_flows, services, settings, ["0"], caller=KNOWN_CALLER)
             assert (result.outcome, result.target) == (Outcome.QUEUE, "technical")
             assert HEARD in words(catalogue, line)

@@ -9,13 +9,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ivr.app import build_services
+from ivr.clock import ManualClock
 from ivr.config import load_settings
 from ivr.engine.context import Outcome
 from ivr.engine.flow import Flow
 from ivr.voice.catalogue import Catalogue
 from tests.speech.test_spoken_answers import RecordingCaller
 
-from .conftest import call, free_port, seeded_sqlite, words
+from .conftest import TUESDAY_10H, call, free_port, seeded_sqlite, words
 
 
 def recording(path: Path) -> Path:
@@ -36,7 +37,7 @@ async def test_speech_down_the_menu_falls_back_to_keys(
         var_dir=tmp_path,
         speech={"endpoint": f"127.0.0.1:{free_port()}", "insecure": True, "timeout_s": 1.0},
     )
-    async with build_services(settings) as services:
+    async with build_services(settings, clock=ManualClock(TUESDAY_10H)) as services:
         started = time.monotonic()
         result, line = await call(
             sac_flows, services, settings, ["say:suporte técnico", "1", "0"],

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from ivr.app import build_services
+from ivr.clock import ManualClock
 from ivr.config import load_settings
 from ivr.engine.context import Outcome
 from ivr.engine.flow import Flow
@@ -23,7 +24,7 @@ from ivr.store.seed import KNOWN_CALLER, seed
 from ivr.voice.catalogue import Catalogue
 from tests.postgres import PostgresServer
 
-from .conftest import Relay, call, words
+from .conftest import TUESDAY_10H, Relay, call, words
 
 WAIT_S = 15.0  # the longest the test waits for the buffered records to be written
 
@@ -37,7 +38,7 @@ async def test_store_down_call_completes_with_a_fallback_protocol_and_nothing_is
     store = Store(url)
     try:
         await upgrade(store)
-        await seed(store)
+        await seed(store, now=TUESDAY_10H)
     finally:
         await store.aclose()
     settings = load_settings(
@@ -46,7 +47,7 @@ async def test_store_down_call_completes_with_a_fallback_protocol_and_nothing_is
         store={"allocate_timeout_s": 0.5, "event_flush_interval_s": 0.05, "event_retry_max_s": 0.2},
     )
     first, last = settings.protocol_fallback_range
-    async with build_services(settings) as services:
+    async with build_services(settings, clock=ManualClock(TUESDAY_10H)) as services:
         events = services.events
         assert isinstance(events, StoreEventSink)
         await relay.cut()

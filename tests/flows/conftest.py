@@ -3,26 +3,30 @@ on the embedded SQLite default and on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 import tempfile
-from datetime import datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from ivr.app import demo_services
+from ivr.clock import Clock
 from ivr.config import settings
 from ivr.engine.services import Services
+from ivr.flows.flowtest import ServicesFactory
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def seeded_services(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Callable[[], AbstractAsyncContextManager[Services]]:
-    url = await request.getfixturevalue("postgres").fresh_database() if request.param == "postgresql" else None
-    def fresh(at: datetime | None) -> AbstractAsyncContextManager[Services]:
-        # A directory per test file: each is seeded as of its own `at`.
-        return demo_services(settings(), Path(tempfile.mkdtemp(dir=tmp_path)), database_url=url, now=at)
+def seeded_services(request: pytest.FixtureRequest, tmp_path: Path) -> ServicesFactory:
+    postgres = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+
+    @asynccontextmanager
+    async def fresh(clock: Clock) -> AsyncIterator[Services]:
+        # A store of its own each time: each is seeded as of its own moment.
+        url = await postgres.fresh_database() if postgres else None
+        directory = Path(tempfile.mkdtemp(dir=tmp_path))
+        async with demo_services(settings(), directory, clock=clock, database_url=url) as services:
+            yield services
 
     return fresh

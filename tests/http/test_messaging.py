@@ -17,6 +17,7 @@ from integrations.outbox import Outbox, Sender
 from integrations.registry import OperationRegistry, OperationStatus
 from integrations.whatsapp import WhatsAppSender
 from ivr.app import build_services
+from ivr.clock import ManualClock, system_clock
 from ivr.config import Settings, load_settings
 from ivr.engine.channel import CallInfo
 from ivr.engine.context import Outcome
@@ -89,7 +90,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 async def registry_over(
     store: Store, settings: Settings, senders: dict[OutboxChannel, Sender]
 ) -> tuple[OperationRegistry, Outbox]:
-    box = Outbox(store, senders, conf=FAST)
+    box = Outbox(store, senders, clock=system_clock, conf=FAST)
     await box.start()
     return build_registry(store, outbox=box, settings=settings, clock=lambda: NOW), box
 
@@ -108,7 +109,7 @@ async def test_a_call_asking_for_the_boleto_gets_the_carriers_pdf_at_the_registe
     settings = http_settings(carrier, tmp_path, email=email_conf(smtp))
     flow = parse_flow(textwrap.dedent(FLOW), tmp_path / "boleto.yaml")
     channel = ScriptedChannel(CallInfo(caller_id=KNOWN_CALLER, dialled="30033336"), ["11222333"])
-    async with build_services(settings) as services:
+    async with build_services(settings, clock=ManualClock(NOW)) as services:
         result = await run_call(flow, channel, services, settings=settings)
         received = await smtp.next()
 
@@ -136,7 +137,7 @@ async def test_the_queued_mail_carries_its_pdf_so_it_goes_out_after_a_restart_wi
     assert row.state is OutboxState.PENDING
 
     carrier.misbehave("GET /invoices/11/nota-fiscal.pdf", Fault.ERROR_500)
-    restarted = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(email_conf(smtp))}, conf=FAST)
+    restarted = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(email_conf(smtp))}, clock=system_clock, conf=FAST)
     await restarted.start()
     try:
         received = await smtp.next()
@@ -191,7 +192,7 @@ async def test_with_the_carrier_down_the_caller_is_told_and_offered_a_person(
     settings = http_settings(carrier, tmp_path, email=email_conf(smtp))
     flow = parse_flow(textwrap.dedent(FLOW), tmp_path / "boleto.yaml")
     channel = ScriptedChannel(CallInfo(caller_id=KNOWN_CALLER, dialled="30033336"), ["11222333"])
-    async with build_services(settings) as services:
+    async with build_services(settings, clock=ManualClock(NOW)) as services:
         carrier.misbehave("GET /customers/1/contacts", Fault.ERROR_500)
         result = await run_call(flow, channel, services, settings=settings)
 

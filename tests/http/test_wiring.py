@@ -11,18 +11,21 @@ from integrations.http_backend import HttpOperations
 from integrations.outbox import Outbox
 from integrations.registry import BackendError, OperationContext, OperationStatus
 from ivr.app import demo_services
+from ivr.clock import ManualClock
 from ivr.config import load_settings
 from ivr.store import seed
 from ivr.store.db import Store
 from ivr.voice.catalogue import Catalogue
 
-from .carrier_fake import KNOWN_CALLER, PROTOCOL, TOKEN, CarrierFake
+from .carrier_fake import KNOWN_CALLER, NOW, PROTOCOL, TOKEN, CarrierFake
+
+CLOCK = ManualClock(NOW)
 
 
 async def test_the_catalogue_sends_account_operations_to_the_carrier_api(tmp_path: Path, carrier: CarrierFake) -> None:
     settings = load_settings(backend="http", carrier_api={"base_url": carrier.base_url, "token": TOKEN})
     store = Store(f"sqlite+aiosqlite:///{tmp_path / 'unused.sqlite3'}")  # never touched by these operations
-    registry = build_registry(store, outbox=Outbox(store), settings=settings)
+    registry = build_registry(store, outbox=Outbox(store, clock=CLOCK), settings=settings, clock=CLOCK)
     try:
         ctx = OperationContext(PROTOCOL, KNOWN_CALLER, None, False)
         found = await registry.call("customer_by_caller_id", {}, ctx)
@@ -51,7 +54,7 @@ async def test_flow_tests_answer_from_the_seeded_store_even_with_the_http_backen
     tmp_path: Path, carrier: CarrierFake
 ) -> None:
     settings = load_settings(backend="http", carrier_api={"base_url": carrier.base_url, "token": TOKEN})
-    async with demo_services(settings, tmp_path) as services:
+    async with demo_services(settings, tmp_path, clock=CLOCK) as services:
         ctx = OperationContext(PROTOCOL, seed.KNOWN_CALLER, None, False)
         found = await services.operations.call("customer_by_caller_id", {}, ctx)
     assert found.status is OperationStatus.FOUND

@@ -15,6 +15,7 @@ from google.cloud import speech_v1
 from integrations.google_speech import GoogleRecognizer
 from integrations.speech import NoSpeechBackend
 from ivr.app import build_services
+from ivr.clock import system_clock
 from ivr.config import ConfigError, SpeechSettings, load_settings
 from ivr.engine.channel import Heard
 from ivr.engine.services import RecognitionError
@@ -139,11 +140,11 @@ async def test_services_use_google_only_when_an_endpoint_is_configured(
     fake_speech: FakeSpeech, spoken_wav: Path, tmp_path: Path
 ) -> None:
     base = {"database_url": f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}", "var_dir": tmp_path}
-    async with build_services(load_settings(**base)) as services:
+    async with build_services(load_settings(**base), clock=system_clock) as services:
         assert isinstance(services.recognizer, NoSpeechBackend)
     fake_speech.reply = Reply(transcript="boleto", confidence=0.95)
     speech = {"endpoint": fake_speech.endpoint, "insecure": True}
-    async with build_services(load_settings(**base, speech=speech)) as services:
+    async with build_services(load_settings(**base, speech=speech), clock=system_clock) as services:
         recognition = await services.recognizer.recognise(Heard(audio=spoken_wav))
     assert recognition.transcript == "boleto"
     assert len(fake_speech.requests) == 1

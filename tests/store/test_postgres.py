@@ -38,7 +38,9 @@ async def test_postgres_schema_matches_and_seed_is_idempotent(pg: Store) -> None
 async def test_postgres_protocols_are_unique_across_two_engines(pg: Store, tmp_path: Path) -> None:
     other = Store(pg.url)
     allocators = [
-        StoreProtocolAllocator(db, FallbackRange(tmp_path / "fb.json", 9_000_000, 9_000_009), timeout_s=5)
+        StoreProtocolAllocator(
+            db, FallbackRange(tmp_path / "fb.json", 9_000_000, 9_000_009), timeout_s=5, clock=lambda: NOW
+        )
         for db in (pg, other)
     ]
     try:

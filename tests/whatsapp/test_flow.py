@@ -7,6 +7,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ivr.app import build_services
+from ivr.clock import ManualClock
 from ivr.config import REPO_ROOT, Settings, load_settings
 from ivr.engine.channel import CallInfo
 from ivr.engine.interpreter import CallResult, run_call
@@ -46,7 +47,7 @@ async def call(
 ) -> tuple[CallResult, list[Sent]]:
     """A call from the known caller; returns once `expected` messages reached the fake."""
     channel = ScriptedChannel(CallInfo(caller_id=KNOWN_CALLER, dialled="30033336"), keys)
-    async with build_services(settings) as services:
+    async with build_services(settings, clock=ManualClock(NOW)) as services:
         result = await run_call(SAC, channel, services, flows=flows_beside(SAC), settings=settings)
         sent = [await cloud.next() for _ in range(expected)]
     return result, sent

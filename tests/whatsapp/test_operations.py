@@ -15,6 +15,7 @@ from integrations.messages import StoreSource
 from integrations.outbox import NewMessage, Outbox
 from integrations.registry import OperationRegistry, OperationStatus
 from integrations.whatsapp import WhatsAppSender
+from ivr.clock import ManualClock, system_clock
 from ivr.config import load_settings
 from ivr.store import boleto
 from ivr.store.db import Store, StoreUnavailable
@@ -39,7 +40,7 @@ HOSPITAL_CNPJ = "45263816000146"  # Hospital Vale do Aço: landlines only
 
 @pytest.fixture
 async def registry(store: Store, cloud: CloudApi, outboxes: list[Outbox]) -> AsyncIterator[OperationRegistry]:
-    box = Outbox(store, {OutboxChannel.WHATSAPP: WhatsAppSender(cloud.settings())}, conf=FAST)
+    box = Outbox(store, {OutboxChannel.WHATSAPP: WhatsAppSender(cloud.settings())}, clock=system_clock, conf=FAST)
     outboxes.append(box)
     await box.start()
     registry = build_registry(store, outbox=box, settings=load_settings(), clock=lambda: NOW)
@@ -186,11 +187,13 @@ class DownOutbox(Outbox):
 
 
 async def test_an_outbox_that_cannot_be_written_is_the_flows_error_branch(store: Store) -> None:
+    clock = ManualClock(NOW)
     operations = whatsapp_operations.WhatsAppOperations(
-        StoreSource(store, timezone="America/Sao_Paulo"),
-        DownOutbox(store),
+        StoreSource(store, timezone="America/Sao_Paulo", clock=clock),
+        DownOutbox(store, clock=clock),
         conf=load_settings().whatsapp,
         timezone="America/Sao_Paulo",
+        clock=clock,
     )
     registry = OperationRegistry()
     for spec in whatsapp_operations.specs(lambda name: getattr(operations, name)):

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from integrations.outbox import NewMessage, Outbox
 from integrations.whatsapp import WhatsAppSender, template_body
+from ivr.clock import system_clock
 from ivr.config import WhatsAppSettings
 from ivr.store.db import Store
 from ivr.store.models import OutboxChannel, OutboxMessage, OutboxState
@@ -23,7 +24,7 @@ PARAMETERS = ("Transportes Serra Azul Ltda", "10/03/2026 às 10:00", "2026000424
 
 
 def drainer(store: Store, cloud: CloudApi, outboxes: list[Outbox], **changes: object) -> Outbox:
-    box = Outbox(store, {OutboxChannel.WHATSAPP: WhatsAppSender(cloud.settings(**changes))}, conf=FAST)
+    box = Outbox(store, {OutboxChannel.WHATSAPP: WhatsAppSender(cloud.settings(**changes))}, clock=system_clock, conf=FAST)
     outboxes.append(box)
     return box
 
