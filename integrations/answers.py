@@ -32,6 +32,10 @@ INVOICE_RESULTS = (
     "latest_partial_total",
     "latest_discount_total",
 )
+#: What an operation answering about one ticket returns (ticket_status, latest_ticket, latest_open_ticket).
+TICKET_RESULTS = (
+    "number", "kind", "state", "circuit", "opened_on", "updated_on", "expected_date", "call_protocol",
+)  # fmt: skip
 INCIDENT_RESULTS = (
     "count",
     "circuit",

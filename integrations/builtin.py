@@ -90,7 +90,7 @@ OPERATIONS: tuple[Declaration, ...] = (
         "ticket_status",
         "State of one of the caller's tickets, by ticket number or by the call protocol it was opened on.",
         (Arg("number", str, description="ticket number (9 digits) or call protocol (12 digits)"),),
-        ("number", "kind", "state", "circuit", "opened_on", "updated_on", "expected_date", "call_protocol"),
+        answers.TICKET_RESULTS,
     ),
     Declaration(
         "open_ticket",
@@ -226,18 +226,7 @@ class BuiltinOperations(StoreOperations):
 
         def read(session: Session) -> dict[str, Any] | None:
             ticket = newest_ticket(session, reference.customer_id, column == reference.digits)
-            if ticket is None:
-                return None
-            return {
-                "number": ticket.number,
-                "kind": ticket.kind.value,
-                "state": ticket.state.value,
-                "circuit": ticket.circuit.designation if ticket.circuit else "",
-                "opened_on": self._local_date(ticket.created_at),
-                "updated_on": self._local_date(ticket.updated_at),
-                "expected_date": ticket.expected_date or "",
-                "call_protocol": ticket.call_protocol or "",
-            }
+            return self._ticket_answer(ticket) if ticket else None
 
         data = await self._read(read)
         return (

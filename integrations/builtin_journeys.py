@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from integrations.answers import SUSPENSION_RESULTS, suspension
+from integrations.answers import SUSPENSION_RESULTS, TICKET_RESULTS, suspension
 from integrations.builtin import newest_ticket
 from integrations.registry import (
     Arg,
@@ -64,14 +64,14 @@ SPECS: tuple[Declaration, ...] = (
         "latest_ticket",
         "The caller's most recent ticket of one kind (e.g. bgp_request): its number and where it stands.",
         (Arg("kind", str, description="ticket kind, e.g. bgp_request"),),
-        ("number", "state", "opened_on", "updated_on", "expected_date"),
+        TICKET_RESULTS,
     ),
     Declaration(
         "latest_open_ticket",
         "The caller's most recent ticket still being worked on (open, in progress or waiting for the "
         "customer), of any kind but a call back: what a known caller is most likely calling about.",
         (),
-        ("number", "kind", "state", "updated_on", "expected_date"),
+        TICKET_RESULTS,
     ),
     Declaration(
         "suspension_status",
@@ -147,15 +147,7 @@ class JourneyOperations(StoreOperations):
 
         def read(session: Session) -> dict[str, Any] | None:
             ticket = newest_ticket(session, customer_id, Ticket.kind == ticket_kind)
-            if ticket is None:
-                return None
-            return {
-                "number": ticket.number,
-                "state": ticket.state.value,
-                "opened_on": self._local_date(ticket.created_at),
-                "updated_on": self._local_date(ticket.updated_at),
-                "expected_date": ticket.expected_date or "",
-            }
+            return self._ticket_answer(ticket) if ticket else None
 
         data = await self._read(read)
         return OperationResult.found(**data) if data else OperationResult.not_found(f"no {kind} ticket")
@@ -169,15 +161,7 @@ class JourneyOperations(StoreOperations):
             ticket = newest_ticket(
                 session, customer_id, Ticket.state.in_(OPEN_STATES), Ticket.kind != TicketKind.CALLBACK_REQUEST
             )
-            if ticket is None:
-                return None
-            return {
-                "number": ticket.number,
-                "kind": ticket.kind.value,
-                "state": ticket.state.value,
-                "updated_on": self._local_date(ticket.updated_at),
-                "expected_date": ticket.expected_date or "",
-            }
+            return self._ticket_answer(ticket) if ticket else None
 
         data = await self._read(read)
         return OperationResult.found(**data) if data else OperationResult.not_found("no open ticket")

@@ -176,17 +176,21 @@ class HttpOperations:
             ticket = await self._newest_ticket(customer_id, call_protocol=digits)
         if ticket is None:
             return OperationResult.not_found("no such ticket on this account")
+        return OperationResult.found(**self._ticket_answer(ticket))
+
+    def _ticket_answer(self, ticket: dict[str, Any]) -> dict[str, Any]:
+        """One ticket of the API as the operations about a ticket answer it (`answers.TICKET_RESULTS`)."""
         what = f"ticket {ticket['number']}"
-        return OperationResult.found(
-            number=ticket["number"],
-            kind=ticket["kind"],
-            state=ticket["state"],
-            circuit=ticket["circuit"] or "",
-            opened_on=answers.local_date(instant(ticket["opened_at"], what), self._zone),
-            updated_on=answers.local_date(instant(ticket["updated_at"], what), self._zone),
-            expected_date=day(ticket["expected_date"], what) if ticket["expected_date"] else "",
-            call_protocol=ticket["call_protocol"] or "",
-        )
+        return {
+            "number": ticket["number"],
+            "kind": ticket["kind"],
+            "state": ticket["state"],
+            "circuit": ticket["circuit"] or "",
+            "opened_on": answers.local_date(instant(ticket["opened_at"], what), self._zone),
+            "updated_on": answers.local_date(instant(ticket["updated_at"], what), self._zone),
+            "expected_date": day(ticket["expected_date"], what) if ticket["expected_date"] else "",
+            "call_protocol": ticket["call_protocol"] or "",
+        }
 
     async def open_ticket(
         self, ctx: OperationContext, kind: str, circuit: str = "", symptom: str = "", description: str = ""
@@ -246,14 +250,7 @@ class HttpOperations:
         ticket = await self._newest_ticket(ctx.customer_id, kind=kind)
         if ticket is None:
             return OperationResult.not_found(f"no {kind} ticket")
-        what = f"ticket {ticket['number']}"
-        return OperationResult.found(
-            number=ticket["number"],
-            state=ticket["state"],
-            opened_on=answers.local_date(instant(ticket["opened_at"], what), self._zone),
-            updated_on=answers.local_date(instant(ticket["updated_at"], what), self._zone),
-            expected_date=day(ticket["expected_date"], what) if ticket["expected_date"] else "",
-        )
+        return OperationResult.found(**self._ticket_answer(ticket))
 
     async def latest_open_ticket(self, ctx: OperationContext) -> OperationResult:
         if ctx.customer_id is None:
@@ -270,14 +267,7 @@ class HttpOperations:
         )
         if ticket is None:
             return OperationResult.not_found("no open ticket")
-        what = f"ticket {ticket['number']}"
-        return OperationResult.found(
-            number=ticket["number"],
-            kind=ticket["kind"],
-            state=ticket["state"],
-            updated_on=answers.local_date(instant(ticket["updated_at"], what), self._zone),
-            expected_date=day(ticket["expected_date"], what) if ticket["expected_date"] else "",
-        )
+        return OperationResult.found(**self._ticket_answer(ticket))
 
     async def attach_to_incident(self, ctx: OperationContext) -> OperationResult:
         """The caller joins the open failure ticket of the circuit with a known outage (opened for the

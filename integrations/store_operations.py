@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,6 +15,7 @@ from integrations import answers
 from integrations.registry import BackendError
 from ivr.clock import Clock
 from ivr.store.db import Store, StoreUnavailable
+from ivr.store.models import Ticket
 
 T = TypeVar("T")
 
@@ -27,6 +28,19 @@ class StoreOperations:
 
     def _local_date(self, moment: datetime) -> date:
         return answers.local_date(moment, self._zone)
+
+    def _ticket_answer(self, ticket: Ticket) -> dict[str, Any]:
+        """One ticket as the operations about a ticket answer it (`answers.TICKET_RESULTS`)."""
+        return {
+            "number": ticket.number,
+            "kind": ticket.kind.value,
+            "state": ticket.state.value,
+            "circuit": ticket.circuit.designation if ticket.circuit else "",
+            "opened_on": self._local_date(ticket.created_at),
+            "updated_on": self._local_date(ticket.updated_at),
+            "expected_date": ticket.expected_date or "",
+            "call_protocol": ticket.call_protocol or "",
+        }
 
     async def _read(self, fn: Callable[[Session], T]) -> T:
         try:
