@@ -47,5 +47,5 @@ async def test_speech_down_the_menu_falls_back_to_keys(
     heard = words(catalogue, line)
     assert catalogue.render_text(["speech/use_keys"]) in heard
     assert (result.outcome, result.target) == (Outcome.QUEUE, "technical")
-    assert result.path[-3:] == ["main_menu", "technical", "technical_queue"]
+    assert result.path[-2:] == ["technical", "technical_queue"] and "main_menu" in result.path
     assert elapsed < settings.speech.timeout_s + 2  # the caller waited one recognition time-out at most
