@@ -13,6 +13,7 @@
           path: [main_menu, technical_queue]   # these nodes, in this order (others may come between)
           outcome: queue:technical             # queue:<name>, transfer:<number>, hangup, ended
           tickets: [technical]                 # types of the tickets opened
+          summary: [email, whatsapp]           # how the written summary of what it opened went
           heard: ["suporte técnico"]           # phrases the caller heard (case and accents as written)
           not_heard: ["CNPJ"]                  # phrases the caller must not hear
           max_seconds: 40                      # at most this many seconds of audio up to the outcome
@@ -78,6 +79,7 @@ class Expect(BaseModel):
     heard: list[str] = []
     not_heard: list[str] = []
     max_seconds: float | None = Field(default=None, gt=0)
+    summary: list[Literal["email", "whatsapp"]] | None = None  # how the written summary of the call went
 
 
 class Case(BaseModel):
@@ -244,6 +246,9 @@ def _differences(expect: Expect, result: CallResult, heard: str) -> list[str]:
     if expect.tickets is not None and sorted(expect.tickets) != sorted(t.type for t in result.tickets):
         got = ", ".join(t.type for t in result.tickets) or "none"
         failures.append(f"tickets: expected {', '.join(expect.tickets) or 'none'}; opened {got}")
+    if expect.summary is not None and sorted(expect.summary) != sorted(result.summary_sent_by):
+        sent = ", ".join(result.summary_sent_by) or "nothing"
+        failures.append(f"summary: expected by {', '.join(expect.summary) or 'nothing'}; sent by {sent}")
     plain = heard.casefold()
     for phrase in expect.heard:
         if phrase.casefold() not in plain:
