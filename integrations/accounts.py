@@ -175,7 +175,9 @@ class Callback(NamedTuple):
 CALLBACK_TEAMS = {"technical": "técnica", "billing": "financeira", "commercial": "comercial"}
 
 
-def callback(identification: Identification, ctx: OperationContext, team: str, phone: str) -> Callback | OperationResult:
+def callback(
+    identification: Identification, ctx: OperationContext, team: str, phone: str
+) -> Callback | OperationResult:
     """The call back asked for (the number keyed, else the caller's own), or the result refusing it: a
     call back needs a Brazilian landline or mobile to call, never a withheld, foreign or 0800 number."""
     if team not in CALLBACK_TEAMS:

@@ -91,3 +91,8 @@ class Retry(BaseModel):
     retries: int = Field(default=2, ge=0, le=5)
     prompt: str | None = None  # played before asking again
     go: str | None = None  # where to go when the retries run out (default: the verb's `then`)
+
+
+def retry_edges(**retries: Retry) -> list[tuple[str, str]]:
+    """The edges out of a question that the retries' own ``go`` add, labelled by the retry's name."""
+    return [(f"{name} retries", retry.go) for name, retry in retries.items() if retry.go]

@@ -48,7 +48,7 @@ from pydantic import Field, model_validator
 
 from ivr import cnpj, phone
 from ivr.engine.intents import USE_KEYS_PROMPT, Said, spoken_digits
-from ivr.engine.verbs.base import PROMPT_ALLOWANCE_S, Continues, Prompts, Retry, VarName
+from ivr.engine.verbs.base import PROMPT_ALLOWANCE_S, Continues, Prompts, Retry, VarName, retry_edges
 from ivr.protocol_number import kind_of
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class Collect(Continues):
 
     def targets(self) -> list[tuple[str, str]]:
         edges = [("next", self.next), ("then", self.then)]
-        edges += [(f"{name} retries", retry.go) for name, retry in (("no_input", self.no_input), ("invalid", self.invalid)) if retry.go]
+        edges += retry_edges(no_input=self.no_input, invalid=self.invalid)
         return edges + ([("person", self.person)] if self.person else [])
 
     @property

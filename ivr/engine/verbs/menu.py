@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ivr.engine.channel import DTMF_KEYS
 from ivr.engine.intents import USE_KEYS_PROMPT, Said, choose
-from ivr.engine.verbs.base import PROMPT_ALLOWANCE_S, Prompts, Retry, Verb
+from ivr.engine.verbs.base import PROMPT_ALLOWANCE_S, Prompts, Retry, Verb, retry_edges
 from ivr.voice.speak import PAUSE
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 MAX_REPEATS = 3
 #: Said once per call, after the first menu that listens for words.
 SPEECH_HINT_PROMPT = "speech/you_can_say"
-#: The fixed words of `Menu.keys_hint` (digits come from the fragments).
+#: The fixed words of `Menu.keys_hint` (digits and "ou" are speaking fragments, like any number said).
 KEYS_HINT_PROMPTS = ["menu/press", "menu/from", "menu/to", "menu/or_zero_person", "menu/zero_person", "menu/star_repeats"]
 
 
@@ -96,7 +96,7 @@ class Menu(Verb):
     def targets(self) -> list[tuple[str, str]]:
         edges = [(f"option {key}", option.go) for key, option in self.options.items()]
         edges.append(("then", self.then))
-        edges += [(f"{name} retries", retry.go) for name, retry in (("no_input", self.no_input), ("no_match", self.no_match)) if retry.go]
+        edges += retry_edges(no_input=self.no_input, no_match=self.no_match)
         if self.back:
             edges.append(("back", self.back))
         return edges
@@ -182,7 +182,10 @@ class Menu(Verb):
             hints = [word for words in self.synonyms.values() for word in words]
             return "", await call.hear(heard, hints)
         digits = await call.channel.read_digits(
-            max_digits=1, first_timeout_s=self.input_timeout_s, inter_digit_timeout_s=self.input_timeout_s, terminator=""
+            max_digits=1,
+            first_timeout_s=self.input_timeout_s,
+            inter_digit_timeout_s=self.input_timeout_s,
+            terminator="",
         )
         return digits.digits[:1], Said("")
 
