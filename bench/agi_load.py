@@ -213,20 +213,25 @@ async def serve_floor(transcript: Transcript) -> None:
 
 
 async def serve_wire(transcript: Transcript) -> None:
+    from ivr.agi.bounds import CommandBounds
     from ivr.agi.wire import MAX_LINE, AgiConnection, read_request
-    from ivr.config import AgiSettings
+    from ivr.config import load_settings
 
-    agi = AgiSettings()
+    settings = load_settings()
+    bounds = CommandBounds(settings)
+    bounds.refresh()
     commands = [split_command(line) for line, _ in transcript]
 
     def timeout_s(command: str, args: list[str]) -> float:
-        """As AgiChannel bounds them: EXEC Queue by the queue's own wait plus a margin."""
+        """As AgiChannel bounds them (the replayed answers come at once, so only the bound differs)."""
         if command == "EXEC":
-            return float(args[1].rpartition(",")[2]) + agi.exec_margin_s
-        return agi.command_timeout_s
+            return bounds.conversation().seconds
+        if command == "STREAM FILE":
+            return bounds.prompt(args[0].rpartition(f"{settings.agi.sound_prefix}/")[2]).seconds
+        return bounds.instant().seconds
 
     async def call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = AgiConnection(reader, writer, await read_request(reader, timeout=agi.header_timeout_s))
+        conn = AgiConnection(reader, writer, await read_request(reader, timeout=settings.agi.header_timeout_s))
         try:
             for command, args in commands:  # after_hangup: the recorded call reads variables after it
                 await conn.execute(command, *args, timeout=timeout_s(command, args), after_hangup=True)

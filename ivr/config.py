@@ -33,11 +33,14 @@ class _Section(BaseModel):
 class AgiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 4574
+    # Bound on the commands Asterisk answers at once (ANSWER, SET/GET VARIABLE, HANGUP). The others are
+    # bounded by what they do (ivr/agi/bounds.py): a prompt's built length, a key wait, a recording's
+    # longest length, a queue or transfer by the call's own limit; each plus margin_s.
     command_timeout_s: float = 30.0
+    margin_s: float = 5.0
     drain_timeout_s: float = 60.0
     header_timeout_s: float = 5.0  # a peer must send its whole agi_* block within this
     sound_prefix: str = "sac/pt_BR"  # STREAM FILE <sound_prefix>/<prompt id>, under Asterisk's sounds dir
-    exec_margin_s: float = 15.0  # EXEC Queue/Dial are bounded by their own timeout plus this
 
 
 class AmiSettings(_Section):

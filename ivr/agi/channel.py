@@ -3,18 +3,22 @@
 Prompts are sound files under Asterisk's sounds directory (``<sound_prefix>/<prompt id>``); keys come
 back as the ASCII code res_agi puts in ``result=``; speech is a ``RECORD FILE`` the IVR reads from its
 side of Asterisk's chroot. A ``result=-1`` means "error or hang-up" in res_agi: `_failed` tells the
-two apart by whether a ``HANGUP`` line follows (res_agi writes it right after answering).
+two apart by whether a ``HANGUP`` line follows (res_agi writes it right after answering). Each command
+is bounded by what it does (`ivr.agi.bounds`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 
 from ivr import phone
-from ivr.agi.wire import AgiConnection, AgiConnectionLost, AgiHangup, AgiRequest, AgiResponse
+from ivr.agi.bounds import Bound, CommandBounds
+from ivr.agi.recording import holds_voice
+from ivr.agi.wire import AgiConnection, AgiConnectionLost, AgiHangup, AgiRequest, AgiResponse, AgiTimeout
 from ivr.config import Settings
 from ivr.engine.channel import (
     DTMF_KEYS,
@@ -39,8 +43,20 @@ TRANSFER_CONTEXT = "sac-transfer"
 CONTEXT_PREFIX = "IVR_"
 #: Set when a flow ends normally; without it the dialplan sends the caller to the fallback queue.
 DONE_VARIABLE = "IVR_DONE"
+#: res_agi's RECORD FILE judges silence on voice frames only (handle_recordfile), so a caller who sends
+#: no audio at all (no RTP: SIPp, or a phone that suppresses silence) never trips ``s=``. The first
+#: stretch of a recording therefore ends this long after the silence bound; it goes on only if audio came.
+NO_AUDIO_GRACE_S = 1.0
+#: An answer this much before its bound means Asterisk's silence detection ended the recording.
+EARLY_S = 0.25
+#: Queue(c) and Dial(g): when the agent or the outside number hangs up first, the caller comes back to us
+#: (QUEUESTATUS=CONTINUE, DIALSTATUS=ANSWER) instead of the application returning -1 (app_queue.c
+#: queue_exec "qcontinue", app_dial.c OPT_GO_ON), which read as a failure queued the caller again.
+QUEUE_OPTIONS = "c"
+DIAL_OPTIONS = "g"
 
 _PROMPT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")
+_FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_,-]*\))?\Z")
 _QUEUE = re.compile(r"[A-Za-z0-9_-]+\Z")
 _DIALLED = re.compile(r"\+?[0-9]+\Z")
@@ -83,20 +99,23 @@ class AgiChannel:
 
     hears_words = False  # words come as recordings, for the recogniser
 
-    def __init__(self, conn: AgiConnection, info: CallInfo, settings: Settings) -> None:
+    def __init__(self, conn: AgiConnection, info: CallInfo, settings: Settings, bounds: CommandBounds) -> None:
         self.info = info
         self._conn = conn
-        self._agi = settings.agi
+        self._bounds = bounds
+        self._sound_prefix = settings.agi.sound_prefix
         self._record_dir_asterisk = settings.asterisk.recordings_dir_in_asterisk.rstrip("/")
         self._record_dir_local = settings.recordings_path
         self._trunk_number_format = settings.sip.trunk_number_format
+        # Recordings are named after the call, so whatever is left on disk says whose it was.
+        self._record_prefix = _FILE_NAME_UNSAFE.sub("_", info.unique_id) or "call"
         self._hung_up = False  # by us, with HANGUP
 
     @classmethod
-    async def open(cls, conn: AgiConnection, settings: Settings) -> AgiChannel:
+    async def open(cls, conn: AgiConnection, settings: Settings, bounds: CommandBounds) -> AgiChannel:
         """The channel for a new call, with Asterisk's ``linkedid`` (joins CDR lines and IVR records)."""
-        answer = await conn.execute("GET VARIABLE", "CHANNEL(linkedid)", timeout=settings.agi.command_timeout_s)
-        return cls(conn, call_info(conn.request, answer.data if answer.result == 1 else ""), settings)
+        answer = await conn.execute("GET VARIABLE", "CHANNEL(linkedid)", timeout=bounds.instant().seconds)
+        return cls(conn, call_info(conn.request, answer.data if answer.result == 1 else ""), settings, bounds)
 
     async def answer(self) -> None:
         await self._run("ANSWER")
@@ -106,7 +125,9 @@ class AgiChannel:
         for prompt_id in prompt_ids:
             if not _PROMPT_ID.match(prompt_id) or ".." in prompt_id:
                 raise ChannelError(f"not a prompt id: {prompt_id!r}")
-            answer = await self._run("STREAM FILE", f"{self._agi.sound_prefix}/{prompt_id}", escape)
+            answer = await self._run(
+                "STREAM FILE", f"{self._sound_prefix}/{prompt_id}", escape, bound=self._bounds.prompt(prompt_id)
+            )
             if answer.result > 0:
                 return chr(answer.result)
         return ""
@@ -117,7 +138,9 @@ class AgiChannel:
         digits = ""
         wait_s = first_timeout_s
         for _ in range(max_digits):
-            answer = await self._run("WAIT FOR DIGIT", round(wait_s * 1000), extra_s=wait_s)
+            answer = await self._run(
+                "WAIT FOR DIGIT", round(wait_s * 1000), bound=self._bounds.wait("a key wait", wait_s)
+            )
             if answer.result == 0:
                 return Digits(digits, DigitsEnd.TIMEOUT)
             key = chr(answer.result)
@@ -128,28 +151,48 @@ class AgiChannel:
         return Digits(digits, DigitsEnd.MAX_LENGTH)
 
     async def late_key(self, expected: str, *, within_s: float) -> str:
-        answer = await self._run("WAIT FOR DIGIT", round(within_s * 1000), extra_s=within_s)
+        answer = await self._run(
+            "WAIT FOR DIGIT", round(within_s * 1000), bound=self._bounds.wait("a late key's wait", within_s)
+        )
         return chr(answer.result) if answer.result > 0 else ""
 
     async def listen(self, *, max_seconds: float, silence_seconds: float, beep: bool = False) -> Heard:
-        name = uuid.uuid4().hex
-        options = ["BEEP"] if beep else []  # res_agi beeps when the 7th word is neither a number nor x=y
+        name = f"{self._record_prefix}-{uuid.uuid4().hex[:12]}"
+        local = self._record_dir_local / f"{name}.wav"
         silence = max(1, round(silence_seconds))  # res_agi reads s= as whole seconds
-        answer = await self._run(
+        first_s = min(max_seconds, silence + NO_AUDIO_GRACE_S)
+        kept = False
+        try:
+            started = asyncio.get_running_loop().time()
+            answer = await self._record(name, first_s, "BEEP" if beep else None, silence)
+            ran_to_bound = asyncio.get_running_loop().time() - started > first_s - EARLY_S
+            endpos = max(answer.endpos or 0, 0)
+            if answer.data != "dtmf" and endpos > 0 and ran_to_bound and first_s < max_seconds:
+                # Audio is coming (the caller is speaking): go on, appending from where it stopped.
+                answer = await self._record(name, max_seconds - first_s, str(endpos), silence)
+                endpos = max(answer.endpos or 0, 0)
+            kept = await asyncio.to_thread(holds_voice, local)
+        finally:
+            if not kept:  # only silence, no audio at all, or the caller hung up: nothing to keep
+                local.unlink(missing_ok=True)
+        return Heard(
+            audio=local if kept else None,
+            duration_s=endpos / WAV_SAMPLE_RATE,
+            interrupted_by=chr(answer.result) if answer.data == "dtmf" else "",
+        )
+
+    async def _record(self, name: str, seconds: float, seventh: str | None, silence: int) -> AgiResponse:
+        """One RECORD FILE into the recordings directory. `seventh` is the 7th word res_agi reads: the
+        sample offset to append at, anything else (BEEP) to beep first, or none."""
+        return await self._run(
             "RECORD FILE",
             f"{self._record_dir_asterisk}/{name}",
             "wav",
             DTMF_KEYS,  # any key ends the recording and counts as the answer (a menu chosen by key)
-            round(max_seconds * 1000),
-            *options,
+            round(seconds * 1000),
+            *([seventh] if seventh else []),
             f"s={silence}",
-            extra_s=max_seconds,
-        )
-        duration_s = max(answer.endpos or 0, 0) / WAV_SAMPLE_RATE
-        return Heard(
-            audio=self._record_dir_local / f"{name}.wav" if duration_s > 0 else None,
-            duration_s=duration_s,
-            interrupted_by=chr(answer.result) if answer.data == "dtmf" else "",
+            bound=self._bounds.wait("a recording", seconds),
         )
 
     async def set_variable(self, name: str, value: str) -> None:
@@ -164,7 +207,7 @@ class AgiChannel:
             name = key.upper() if key.upper().startswith(CONTEXT_PREFIX) else CONTEXT_PREFIX + key.upper()
             await self.set_variable(name, value)
         # queues.conf sets joinempty/leavewhenempty, so Queue() returns at once when nobody is logged in.
-        hung_up = await self._exec("Queue", f"{queue},,,,{max(1, round(timeout_s))}", timeout_s)
+        hung_up = await self._exec("Queue", f"{queue},{QUEUE_OPTIONS},,,{max(1, round(timeout_s))}")
         status = await self._variable("QUEUESTATUS")
         if status in _QUEUE_STATUS:
             return _QUEUE_STATUS[status]
@@ -181,7 +224,7 @@ class AgiChannel:
         except ValueError as exc:
             raise ChannelError(f"not a number to transfer to: {exc}") from exc
         seconds = max(1, round(timeout_s))
-        hung_up = await self._exec("Dial", f"Local/{dialled}@{TRANSFER_CONTEXT},{seconds}", timeout_s)
+        hung_up = await self._exec("Dial", f"Local/{dialled}@{TRANSFER_CONTEXT},{seconds},{DIAL_OPTIONS}")
         status = await self._variable("DIALSTATUS")
         if status in _DIAL_STATUS:
             return _DIAL_STATUS[status]
@@ -206,16 +249,26 @@ class AgiChannel:
         if not (self._conn.hung_up or self._hung_up):
             await self.set_variable(DONE_VARIABLE, "1")
 
-    async def _run(self, command: str, *arguments: str | int, extra_s: float = 0.0) -> AgiResponse:
+    async def _run(self, command: str, *arguments: str | int, bound: Bound | None = None) -> AgiResponse:
         """One command; a ``result=-1`` is turned into `AgiHangup` or `ChannelError`."""
-        answer = await self._conn.execute(command, *arguments, timeout=self._agi.command_timeout_s + extra_s)
+        answer = await self._execute(command, *arguments, bound=bound or self._bounds.instant())
         if answer.result < 0:
             await self._failed(command, answer)
         return answer
 
-    async def _exec(self, app: str, data: str, timeout_s: float) -> bool:
+    async def _execute(
+        self, command: str, *arguments: str | int, bound: Bound, after_hangup: bool = False
+    ) -> AgiResponse:
+        """The wire's execute under `bound`; a time-out says which command ran past which bound and why."""
+        try:
+            return await self._conn.execute(command, *arguments, timeout=bound.seconds, after_hangup=after_hangup)
+        except AgiTimeout as exc:
+            # Arguments may be caller data: only the command and its bound are named.
+            raise AgiTimeout(f"{command}: no answer from Asterisk within {bound.seconds:.1f} s ({bound.why})") from exc
+
+    async def _exec(self, app: str, data: str) -> bool:
         """EXEC an application that may end with the caller gone; returns whether the caller hung up."""
-        answer = await self._conn.execute("EXEC", app, data, timeout=timeout_s + self._agi.exec_margin_s)
+        answer = await self._execute("EXEC", app, data, bound=self._bounds.conversation())
         if answer.result == -2:
             raise ChannelError(f"Asterisk has no {app} application loaded")
         if answer.result < 0:
@@ -226,9 +279,7 @@ class AgiChannel:
 
     async def _variable(self, name: str) -> str:
         """A channel variable ("" when unset); works on a hung-up channel too (res_agi allows it)."""
-        answer = await self._conn.execute(
-            "GET VARIABLE", name, timeout=self._agi.command_timeout_s, after_hangup=True
-        )
+        answer = await self._execute("GET VARIABLE", name, bound=self._bounds.instant(), after_hangup=True)
         return answer.data if answer.result == 1 else ""
 
     async def _failed(self, command: str, answer: AgiResponse) -> None:

@@ -34,6 +34,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ivr.agi.bounds import CommandBounds
 from ivr.agi.channel import AgiChannel
 from ivr.agi.wire import MAX_LINE, AgiConnection, AgiError, read_request
 from ivr.config import Settings
@@ -58,6 +59,7 @@ class AgiServer:
     ) -> None:
         self._handler = handler
         self._settings = settings
+        self._bounds = CommandBounds(settings)
         self._host = host if host is not None else settings.agi.host
         self._port = port if port is not None else settings.agi.port
         self._server: asyncio.Server | None = None
@@ -129,8 +131,11 @@ class AgiServer:
             return
         conn = AgiConnection(reader, writer, request)
         call_id = request.get("agi_uniqueid") or str(peer)
+        for name in request.malformed:  # a control character in a caller-ID value, say: the call goes on
+            log.warning("call %s: %s held a line break or control character; ignored (value not logged)", call_id, name)
+        self._bounds.refresh()
         try:
-            channel = await AgiChannel.open(conn, self._settings)
+            channel = await AgiChannel.open(conn, self._settings, self._bounds)
             await self._handler(channel, request.flow)
             await channel.mark_done()  # only a flow that returned normally keeps the caller from the fallback
         except CallerHangup:

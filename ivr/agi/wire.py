@@ -4,7 +4,12 @@ What res_agi.c (Asterisk 22) puts on the socket, and what this module expects:
 
 * On connect, ``agi_network: yes``, ``agi_network_script: sac?lang=pt_BR``, ``agi_request: agi://...``
   and the other ``agi_*: value`` lines, then one empty line. Values are raw bytes (a caller-ID name
-  can be anything the far end sent), so they are decoded with replacement, never trusted.
+  can be anything the far end sent), so they are decoded with replacement, never trusted. res_agi's
+  setup_env writes them with ``"agi_callerid: %s\n"``: a line break in the caller's number (decoded from
+  a ``%0A`` in the SIP From) splits one line in two. Such a header, and any holding another control
+  character, is dropped and named in `AgiRequest.malformed`; the call goes on without it. (The shipped
+  dialplan filters caller ID before AGI(), so this is the second line of defence; a blank line injected
+  that way would end the block early, which only the dialplan can prevent.)
 * Each command is one line, split by ``parse_args()``: blanks separate words, ``"`` toggles quoting,
   ``\\`` makes the next character literal. Every argument is sent quoted and escaped, and CR, LF and
   NUL are refused, so caller data can never end a command early and start a second one.
@@ -99,6 +104,7 @@ class AgiRequest:
     """The header block Asterisk sends when a call reaches ``AGI(agi://host:port/<flow>?<params>)``."""
 
     headers: Mapping[str, str]
+    malformed: tuple[str, ...] = ()  # headers dropped: a line break or control character in the value
 
     @property
     def script(self) -> str:
@@ -140,6 +146,7 @@ _STATUS_LINE = re.compile(r"(?P<code>\d{3})(?P<sep>[ -])(?P<rest>.*)\Z", re.DOTA
 _RESULT = re.compile(r"result=(?P<result>-?\d+)(?P<tail>.*)\Z", re.DOTALL)
 _ENDPOS = re.compile(r"(?:^|\s)endpos=(?P<endpos>-?\d+)\s*\Z")
 _COMMAND_WORDS = re.compile(r"[A-Z]+(?: [A-Z]+)*\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def quote(argument: str | int) -> str:
@@ -223,6 +230,8 @@ async def read_request(reader: asyncio.StreamReader, *, timeout: float) -> AgiRe
 
 
 async def _read_headers(reader: asyncio.StreamReader, headers: dict[str, str]) -> AgiRequest:
+    malformed: list[str] = []
+    previous = ""
     for _ in range(MAX_HEADER_LINES):
         try:
             line = await read_line(reader, None)  # read_request bounds the whole block
@@ -236,11 +245,20 @@ async def _read_headers(reader: asyncio.StreamReader, headers: dict[str, str]) -
                 f"peer closed the connection before the end of the agi_* block ({len(headers)} lines read)"
             )
         if line == "":
-            return AgiRequest(headers)
+            return AgiRequest(headers, tuple(malformed))
         name, sep, value = line.partition(": ")
-        if not sep or not name.startswith("agi_"):
+        if sep and name.startswith("agi_") and name not in headers:
+            previous = name
+            if not _CONTROL.search(value):
+                headers[name] = value
+                continue
+        elif not previous:
             raise AgiProtocolError(f"expected 'agi_<name>: <value>' in the header block, got {line[:80]!r}")
-        headers[name] = value
+        # A value holding a control character, or the rest of the previous one, cut by a line break (a
+        # repeated name is such a rest too): the previous header is incomplete, and it is dropped.
+        headers.pop(previous, None)
+        if previous not in malformed:
+            malformed.append(previous)
     raise AgiProtocolError(f"agi_* block longer than {MAX_HEADER_LINES} lines")
 
 

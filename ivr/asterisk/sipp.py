@@ -66,6 +66,11 @@ class Speech:
 Step = Pause | Keys | Speech
 
 
+def step_s(step: Step) -> float:
+    """How long a step lasts on SIPp's timeline: keys take KEY_TIME_S each, a pause or speech its length."""
+    return len(step.digits) * KEY_TIME_S if isinstance(step, Keys) else step.seconds
+
+
 @dataclass(frozen=True)
 class CallScript:
     number: str = "30033336"
@@ -74,6 +79,11 @@ class CallScript:
     # "hangup": we send BYE after the steps; "wait_bye": we wait for Asterisk's. Either way a BYE from
     # Asterisk during the steps ends the call normally (the IVR may well finish first).
     end: Literal["hangup", "wait_bye"] = "hangup"
+
+    @property
+    def steps_s(self) -> float:
+        """How long the steps last, from the answer."""
+        return sum(step_s(step) for step in self.steps)
 
 
 @dataclass
@@ -123,8 +133,9 @@ def prepare_speech(source: Path, target: Path, trailing_silence_s: float = 2.0) 
 def _from_header(caller: str | None) -> str:
     if caller is None:
         return '"Anonymous" <sip:anonymous@anonymous.invalid>;tag=[pid]SIPpTag00[call_number]'
-    if not re.fullmatch(r"\+?[0-9]{1,20}", caller):
-        raise ValueError(f"caller {caller!r}: expected a phone number (digits, optional leading +)")
+    # URI escapes (%0A) are allowed: Asterisk decodes them, as it does for a carrier's From.
+    if not re.fullmatch(r"\+?(?:[0-9]|%[0-9A-Fa-f]{2}){1,20}", caller):
+        raise ValueError(f"caller {caller!r}: expected a phone number (digits or %XX escapes, optional leading +)")
     return f"<sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]"
 
 
@@ -257,14 +268,14 @@ ANSWER_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 def _step_xml(step: Step, label: str) -> list[str]:
     """A step, then a wait that Asterisk's BYE cuts short (a plain <pause> would abort the call)."""
     if isinstance(step, Pause):
-        action, seconds = [], step.seconds
+        action = []
     elif isinstance(step, Keys):
-        action, seconds = [f"exec play_dtmf={quoteattr(step.digits)}"], len(step.digits) * KEY_TIME_S
+        action = [f"exec play_dtmf={quoteattr(step.digits)}"]
     else:
         stream = f"{step.path},1,{PAYLOAD_BY_SUFFIX[step.path.suffix]}"
-        action, seconds = [f"exec rtp_stream={quoteattr(stream)}"], step.seconds
+        action = [f"exec rtp_stream={quoteattr(stream)}"]
     lines = [f"  <nop><action><{a}/></action></nop>" for a in action]
-    wait = max(round(seconds * 1000), 1)
+    wait = max(round(step_s(step) * 1000), 1)
     lines += [
         f'  <recv request="BYE" timeout="{wait}" ontimeout="{label}" next="bye"/>',
         f'  <label id="{label}"/>',

@@ -104,10 +104,11 @@ class CallContext:
         keys, self.typeahead = self.typeahead, ""
         return keys
 
-    async def hear(self, heard: Heard, hints: Sequence[str] = ()) -> Said:
+    async def hear(self, heard: Heard, hints: Sequence[str] = (), *, keep_audio: bool = False) -> Said:
         """What the caller said. Typed words (simulator, flow tests) are taken as said; audio goes to the
         recogniser with `hints` (the words the question expects). A recogniser failure, or a confidence
-        under `speech_min_confidence`, makes the answer unclear: the question then asks for keys."""
+        under `speech_min_confidence`, makes the answer unclear: the question then asks for keys.
+        A recording is personal data: it is deleted once heard, unless `keep_audio` (the flow keeps it)."""
         if heard.transcript is not None:
             return Said(heard.transcript.strip())
         if heard.audio is None:
@@ -117,6 +118,9 @@ class CallContext:
         except RecognitionError as exc:
             log.warning("call %s: speech recognition failed (%s)", self.protocol, exc)
             return Said("", unclear=True)
+        finally:
+            if not keep_audio:
+                heard.audio.unlink(missing_ok=True)
         text = recognition.transcript.strip()
         if text and recognition.confidence < self.speech_min_confidence:
             log.info("call %s: speech confidence %.2f is too low to act on", self.protocol, recognition.confidence)

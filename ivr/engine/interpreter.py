@@ -179,8 +179,10 @@ class _Walker:
         t0 = asyncio.get_running_loop().time()
         next_node: str | None = None
         outcome = ""
+        limit_s = verb.time_limit_s()
+        deadline = asyncio.timeout(limit_s)
         try:
-            async with asyncio.timeout(verb.time_limit_s()):
+            async with deadline:
                 next_node = await verb.run(call)
             outcome = call.visit_outcome or (f"{call.outcome.value}" if call.outcome else next_node or "end")
         except CallerHangup:
@@ -188,7 +190,9 @@ class _Walker:
             raise
         except TimeoutError as exc:
             outcome = "timeout"
-            raise NodeTimeout(f"node '{name}' ran past its {verb.time_limit_s():.0f} s limit") from exc
+            if not deadline.expired():
+                raise  # a bound inside the node (a channel command's own), which names its cause
+            raise NodeTimeout(f"node '{name}' ran past its {limit_s:.0f} s limit") from exc
         finally:
             call.services.events.emit(
                 NodeVisit(

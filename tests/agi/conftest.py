@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,9 @@ class CallRig:
         self.servers: list[AgiServer] = []
         self.flows: list[tuple[str, Channel]] = []
 
-    async def server(self, script: Script, **agi: float | str) -> tuple[AgiServer, asyncio.Queue[Any]]:
+    async def server(
+        self, script: Script, prompt_lengths: Mapping[str, float] | None = None, **agi: float | str
+    ) -> tuple[AgiServer, asyncio.Queue[Any]]:
         outcomes: asyncio.Queue[Any] = asyncio.Queue()
 
         async def handler(channel: Channel, flow: str) -> None:
@@ -35,13 +37,16 @@ class CallRig:
                 await outcomes.put(exc)
                 raise
 
-        server = AgiServer(handler, settings_for_tests(self.tmp_path, **agi), host="127.0.0.1", port=0)
+        settings = settings_for_tests(self.tmp_path, prompt_lengths, **agi)
+        server = AgiServer(handler, settings, host="127.0.0.1", port=0)
         await server.start()
         self.servers.append(server)
         return server, outcomes
 
-    async def call(self, script: Script, **agi: float | str) -> tuple[FakeAsterisk, asyncio.Queue[Any]]:
-        server, outcomes = await self.server(script, **agi)
+    async def call(
+        self, script: Script, prompt_lengths: Mapping[str, float] | None = None, **agi: float | str
+    ) -> tuple[FakeAsterisk, asyncio.Queue[Any]]:
+        server, outcomes = await self.server(script, prompt_lengths, **agi)
         peer = await FakeAsterisk.call(server.port)
         await peer.started()
         return peer, outcomes

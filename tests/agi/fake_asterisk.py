@@ -6,9 +6,13 @@ The answers below are the lines res_agi.c writes (``ast_agi_send`` format string
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 
 from ivr.config import Settings, load_settings
+from ivr.voice.build import AUDIO_SUBDIR, MANIFEST, ManifestEntry
 
 #: Every wait in these tests is bounded by this (an event that never comes fails the test).
 WAIT_S = 5.0
@@ -129,6 +133,17 @@ class FakeAsterisk:
         self.writer.close()
 
 
-def settings_for_tests(tmp_path: Path, **agi: float | str) -> Settings:
+def settings_for_tests(
+    tmp_path: Path, prompt_lengths: Mapping[str, float] | None = None, **agi: float | str
+) -> Settings:
+    """Settings for one test; `prompt_lengths` is the audio build's manifest it sees (none: no prompt
+    has a built length)."""
     values: dict[str, float | str] = {"command_timeout_s": 2.0, "drain_timeout_s": 2.0, "header_timeout_s": 2.0, **agi}
-    return load_settings(agi=values, asterisk={"recordings_dir": str(tmp_path)}, var_dir=str(tmp_path))
+    prompts = tmp_path / "prompts"
+    if prompt_lengths is not None:
+        entries = {pid: ManifestEntry("tts", "", "pt-br", seconds, "") for pid, seconds in prompt_lengths.items()}
+        (prompts / AUDIO_SUBDIR).mkdir(parents=True)
+        (prompts / AUDIO_SUBDIR / MANIFEST).write_text(json.dumps({"prompts": {k: asdict(v) for k, v in entries.items()}}))
+    return load_settings(
+        agi=values, asterisk={"recordings_dir": str(tmp_path)}, var_dir=str(tmp_path), prompts_dir=str(prompts)
+    )

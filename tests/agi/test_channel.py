@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import wave
+from array import array
 from pathlib import Path
 
+import pytest
+
+from ivr.agi import channel as channel_module
 from ivr.agi.wire import AgiCommandError, AgiHangup, AgiTimeout
 from ivr.engine.channel import (
     CallerHangup,
@@ -17,7 +23,7 @@ from ivr.engine.channel import (
 )
 
 from .conftest import CallRig, outcome
-from .fake_asterisk import parse_args
+from .fake_asterisk import FakeAsterisk, header_block, parse_args
 
 ALL_KEYS = '"0123456789*#"'
 
@@ -131,8 +137,6 @@ async def test_minus_one_followed_by_hangup_is_a_hangup_and_alone_is_an_error(ri
 
 
 async def test_caller_id_name_cannot_inject_a_command(rig: CallRig) -> None:
-    from .fake_asterisk import FakeAsterisk
-
     name = 'Ana" EXEC System "touch /tmp/owned'
 
     async def script(ch: Channel) -> str | None:
@@ -150,23 +154,37 @@ async def test_caller_id_name_cannot_inject_a_command(rig: CallRig) -> None:
     assert await peer.closed_by_ivr()
 
 
-async def test_caller_id_name_with_a_carriage_return_is_refused_before_sending(rig: CallRig) -> None:
-    from .fake_asterisk import FakeAsterisk
-
+async def test_a_value_with_a_carriage_return_is_refused_before_sending(rig: CallRig) -> None:
     async def script(ch: Channel) -> object:
         try:
-            await ch.set_variable("IVR_CALLER_NAME", ch.info.caller_name or "")
+            await ch.set_variable("IVR_CALLER_NAME", "Ana\rEXEC System x")
         except ValueError as exc:
             await ch.hangup()
             return exc
         return None
 
-    server, outcomes = await rig.server(script)
-    peer = await FakeAsterisk.call(server.port, agi_calleridname="Ana\rEXEC System x")
-    await peer.started()
+    peer, outcomes = await rig.call(script)
     await peer.expect("HANGUP", "200 result=1")  # the very next line: nothing was injected before it
     assert "CR" in str(await outcome(outcomes))
     assert await peer.closed_by_ivr()  # hung up by the flow: no IVR_DONE to set
+
+
+async def test_a_caller_number_broken_by_a_line_break_leaves_the_call_unidentified(
+    rig: CallRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def script(ch: Channel) -> tuple[str | None, str | None]:
+        return ch.info.caller_id, ch.info.caller_name
+
+    server, outcomes = await rig.server(script)
+    # What res_agi's "agi_callerid: %s\n" makes of a number holding a line break (a %0A in the SIP From).
+    block = header_block(agi_callerid="3133334444\n77", agi_calleridname="Ana\x1b[2J")
+    peer = await FakeAsterisk.call(server.port, block=block)
+    await peer.started()
+    assert await outcome(outcomes) == (None, None)  # unidentified; the call goes on
+    await peer.expect('SET VARIABLE "IVR_DONE" "1"', "200 result=1")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("agi_callerid" in w for w in warnings) and any("agi_calleridname" in w for w in warnings)
+    assert not any("3133334444" in w or "Ana" in w for w in warnings)  # caller data never logged
 
 
 async def test_read_digits_uses_first_then_inter_digit_timeouts(rig: CallRig) -> None:
@@ -184,47 +202,117 @@ async def test_read_digits_uses_first_then_inter_digit_timeouts(rig: CallRig) ->
     await peer.expect('WAIT FOR DIGIT "2500"', "200 result=48")
     await peer.expect('WAIT FOR DIGIT "5000"', "200 result=0")
     assert await outcome(outcomes) == [
-        Digits("12", DigitsEnd.TERMINATOR),
+        Digits("12", DigitsEnd.TERMINATOR, "#"),
         Digits("70", DigitsEnd.MAX_LENGTH),
         Digits("", DigitsEnd.TIMEOUT),
     ]
 
 
-async def test_listen_records_where_asterisk_sees_it_and_returns_the_local_path(rig: CallRig, tmp_path: Path) -> None:
+def _recorded(tmp_path: Path, command: str, *, loud: bool, seconds: float) -> Path:
+    """What RECORD FILE leaves for `command`: 8 kHz 16-bit mono WAV holding a tone, or line noise
+    under Asterisk's silence threshold."""
+    name = parse_args(command)[2].rsplit("/", 1)[1]
+    path = tmp_path / f"{name}.wav"
+    level = 3000 if loud else 40
+    samples = array("h", (level if (i // 8) % 2 else -level for i in range(round(8000 * seconds))))
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(samples.tobytes())
+    return path
+
+
+async def test_listen_records_where_asterisk_sees_it_and_keeps_a_voice(rig: CallRig, tmp_path: Path) -> None:
     async def script(ch: Channel) -> Heard:
         return await ch.listen(max_seconds=10, silence_seconds=2, beep=True)
 
     peer, outcomes = await rig.call(script)
     line = await peer.command()
     argv = parse_args(line)
-    assert argv[:2] == ["RECORD", "FILE"] and argv[3:] == ["wav", "0123456789*#", "10000", "BEEP", "s=2"]
-    assert argv[2].startswith("/var/spool/asterisk/sac-recordings/")
-    await peer.send("200 result=0 (timeout) endpos=24000")
+    # The first stretch ends a second past the silence bound, in case no audio comes at all.
+    assert argv[:2] == ["RECORD", "FILE"] and argv[3:] == ["wav", "0123456789*#", "3000", "BEEP", "s=2"]
+    assert argv[2].startswith("/var/spool/asterisk/sac-recordings/1764070000.17-")  # named after the call
+    recording = _recorded(tmp_path, line, loud=True, seconds=1.5)
+    await peer.send("200 result=0 (timeout) endpos=12000")  # ended by silence, before its bound
     heard = await outcome(outcomes)
-    assert heard.audio == tmp_path / (argv[2].rsplit("/", 1)[1] + ".wav")
-    assert heard.duration_s == 3.0 and heard.interrupted_by == ""
+    assert heard.audio == recording and recording.exists()
+    assert heard.duration_s == 1.5 and heard.interrupted_by == ""
 
 
-async def test_a_key_pressed_while_listening_is_the_answer(rig: CallRig) -> None:
+async def test_a_recording_of_silence_is_deleted(rig: CallRig, tmp_path: Path) -> None:
+    async def script(ch: Channel) -> Heard:
+        return await ch.listen(max_seconds=15, silence_seconds=2)
+
+    peer, outcomes = await rig.call(script)
+    line = await peer.command()
+    recording = _recorded(tmp_path, line, loud=False, seconds=1.0)
+    await peer.send("200 result=0 (timeout) endpos=8000")  # s=2 ended it: the caller's phone sent silence
+    heard = await outcome(outcomes)
+    assert heard.audio is None and not recording.exists()
+    await peer.expect('SET VARIABLE "IVR_DONE" "1"', "200 result=1")  # no second RECORD FILE
+
+
+async def test_a_caller_who_sends_no_audio_is_taken_as_silent_after_the_first_stretch(
+    rig: CallRig, tmp_path: Path
+) -> None:
+    async def script(ch: Channel) -> Heard:
+        return await ch.listen(max_seconds=15, silence_seconds=2)
+
+    peer, outcomes = await rig.call(script)
+    line = await peer.command()
+    assert parse_args(line)[5] == "3000"  # not 15 s: s= never fires without voice frames
+    recording = _recorded(tmp_path, line, loud=False, seconds=0)  # the header Asterisk wrote, no audio
+    await peer.send("200 result=0 (timeout) endpos=0")
+    heard = await outcome(outcomes)
+    assert (heard.audio, heard.duration_s) == (None, 0.0) and not recording.exists()
+    await peer.expect('SET VARIABLE "IVR_DONE" "1"', "200 result=1")
+
+
+async def test_a_caller_still_speaking_after_the_first_stretch_is_recorded_on(
+    rig: CallRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(channel_module, "NO_AUDIO_GRACE_S", 0.0)  # a 1 s first stretch: a short test
+
     async def script(ch: Channel) -> Heard:
         return await ch.listen(max_seconds=5, silence_seconds=1)
 
     peer, outcomes = await rig.call(script)
-    await peer.command()
+    first = await peer.command()
+    _recorded(tmp_path, first, loud=True, seconds=1.0)
+    await asyncio.sleep(1.0)  # the recording ran to its bound, voice all along
+    await peer.send("200 result=0 (timeout) endpos=8000")
+    second = parse_args(await peer.command())
+    assert second[2] == parse_args(first)[2]  # the same file, appended at the first stretch's end
+    assert second[3:] == ["wav", "0123456789*#", "4000", "8000", "s=1"]
+    recording = _recorded(tmp_path, " ".join(f'"{a}"' for a in second), loud=True, seconds=2.5)
+    await peer.send("200 result=0 (timeout) endpos=20000")
+    heard = await outcome(outcomes)
+    assert heard.audio == recording and heard.duration_s == 2.5
+
+
+async def test_a_key_pressed_while_listening_is_the_answer(rig: CallRig, tmp_path: Path) -> None:
+    async def script(ch: Channel) -> Heard:
+        return await ch.listen(max_seconds=5, silence_seconds=1)
+
+    peer, outcomes = await rig.call(script)
+    recording = _recorded(tmp_path, await peer.command(), loud=False, seconds=0.4)
     await peer.send("200 result=50 (dtmf) endpos=3200")  # the caller pressed 2 instead of speaking
     heard = await outcome(outcomes)
-    assert heard.interrupted_by == "2"
+    assert heard.interrupted_by == "2" and heard.audio is None and not recording.exists()
 
 
-async def test_listen_hangup_while_recording(rig: CallRig) -> None:
+async def test_listen_hangup_while_recording_leaves_no_recording(rig: CallRig, tmp_path: Path) -> None:
     async def script(ch: Channel) -> Heard:
         return await ch.listen(max_seconds=5, silence_seconds=1)
 
     peer, outcomes = await rig.call(script)
     line = await peer.command()
     assert parse_args(line)[-1] == "s=1" and "BEEP" not in line
+    recording = _recorded(tmp_path, line, loud=True, seconds=0.5)
     await peer.send("200 result=-1 (hangup) endpos=4000")
     assert isinstance(await outcome(outcomes), CallerHangup)
+    assert not recording.exists()
 
 
 async def test_queue_sets_context_then_reports_no_agents(rig: CallRig) -> None:
@@ -234,7 +322,7 @@ async def test_queue_sets_context_then_reports_no_agents(rig: CallRig) -> None:
     peer, outcomes = await rig.call(script)
     await peer.expect('SET VARIABLE "IVR_PROTOCOL" "202600000017"', "200 result=1")
     await peer.expect('SET VARIABLE "IVR_CNPJ_ROOT" "12.345.678"', "200 result=1")
-    await peer.expect('EXEC "Queue" "technical,,,,120"', "200 result=0")
+    await peer.expect('EXEC "Queue" "technical,c,,,120"', "200 result=0")
     await peer.expect('GET VARIABLE "QUEUESTATUS"', "200 result=1 (JOINEMPTY)")
     assert await outcome(outcomes) is QueueOutcome.NO_AGENTS
 
@@ -244,29 +332,65 @@ async def test_queue_answered_then_caller_gone_is_answered(rig: CallRig) -> None
         return await ch.queue("billing", context={}, timeout_s=60)
 
     peer, outcomes = await rig.call(script)
-    await peer.expect('EXEC "Queue" "billing,,,,60"', "200 result=-1", "HANGUP")
+    await peer.expect('EXEC "Queue" "billing,c,,,60"', "200 result=-1", "HANGUP")
     await peer.expect('GET VARIABLE "QUEUESTATUS"', "200 result=0")
     await peer.expect('GET VARIABLE "MEMBERINTERFACE"', "200 result=1 (PJSIP/agent-101)")
     assert await outcome(outcomes) is QueueOutcome.ANSWERED
 
 
-async def test_transfer_dials_through_the_transfer_context(rig: CallRig) -> None:
-    async def script(ch: Channel) -> TransferOutcome:
-        return await ch.transfer("3195-8012", timeout_s=30)
+async def test_an_agent_who_hangs_up_first_ends_an_answered_call(rig: CallRig) -> None:
+    async def script(ch: Channel) -> QueueOutcome:
+        return await ch.queue("billing", context={}, timeout_s=60)
 
     peer, outcomes = await rig.call(script)
-    await peer.expect('EXEC "Dial" "Local/31958012@sac-transfer,30"', "200 result=0")
+    # With Queue's c option the caller comes back (not result=-1, which read as a failure).
+    await peer.expect('EXEC "Queue" "billing,c,,,60"', "200 result=0")
+    await peer.expect('GET VARIABLE "QUEUESTATUS"', "200 result=1 (CONTINUE)")
+    assert await outcome(outcomes) is QueueOutcome.ANSWERED
+    await peer.expect('SET VARIABLE "IVR_DONE" "1"', "200 result=1")  # so the dialplan hangs up, no fallback
+
+
+async def test_transfer_dials_through_the_transfer_context(rig: CallRig) -> None:
+    async def script(ch: Channel) -> TransferOutcome:
+        return await ch.transfer("+553131958012", timeout_s=30)
+
+    peer, outcomes = await rig.call(script)
+    await peer.expect('EXEC "Dial" "Local/3131958012@sac-transfer,30,g"', "200 result=0")
     await peer.expect('GET VARIABLE "DIALSTATUS"', "200 result=1 (BUSY)")
     assert await outcome(outcomes) is TransferOutcome.BUSY
 
 
-async def test_a_silent_asterisk_times_out_and_the_call_is_closed(rig: CallRig) -> None:
+async def test_a_transfer_the_far_end_hangs_up_first_was_answered(rig: CallRig) -> None:
+    async def script(ch: Channel) -> TransferOutcome:
+        return await ch.transfer("+553131958012", timeout_s=30)
+
+    peer, outcomes = await rig.call(script)
+    await peer.expect('EXEC "Dial" "Local/3131958012@sac-transfer,30,g"', "200 result=0")  # g: back to us
+    await peer.expect('GET VARIABLE "DIALSTATUS"', "200 result=1 (ANSWER)")
+    assert await outcome(outcomes) is TransferOutcome.ANSWERED
+
+
+async def test_a_prompt_longer_than_the_command_timeout_plays_to_its_end(rig: CallRig) -> None:
+    async def script(ch: Channel) -> str:
+        return await ch.play(["main_menu"])
+
+    peer, outcomes = await rig.call(script, {"main_menu": 0.5}, command_timeout_s=0.2, margin_s=0.3)
+    await peer.command()
+    await asyncio.sleep(0.6)  # Asterisk plays the whole prompt, past command_timeout_s
+    await peer.send("200 result=0 endpos=4000")
+    assert await outcome(outcomes) == ""
+    await peer.expect('SET VARIABLE "IVR_DONE" "1"', "200 result=1")
+
+
+async def test_a_silent_asterisk_times_out_naming_the_prompt_and_its_bound(rig: CallRig) -> None:
     async def script(ch: Channel) -> str:
         return await ch.play(["welcome"])
 
-    peer, outcomes = await rig.call(script, command_timeout_s=0.2)
+    peer, outcomes = await rig.call(script, {"welcome": 0.1}, margin_s=0.1)
     await peer.command()  # received, never answered
-    assert isinstance(await outcome(outcomes), AgiTimeout)
+    failure = await outcome(outcomes)
+    assert isinstance(failure, AgiTimeout)
+    assert str(failure) == "STREAM FILE: no answer from Asterisk within 0.2 s (prompt welcome lasts 0.1 s, + 0.1 s margin)"
     assert await peer.closed_by_ivr()
 
 

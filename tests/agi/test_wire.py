@@ -110,6 +110,32 @@ async def test_header_values_with_bad_bytes_are_decoded_with_replacement() -> No
 
 
 @pytest.mark.parametrize(
+    ("number", "name"),
+    [
+        ("3133334444\n5", "Ana"),  # a line break splits the number's line: the rest is no header
+        ("3133334444\nagi_network_script: billing", "Ana"),  # nor is a header name seen before
+        ("3133334444\n\x1b[2J", "An\ra"),  # a control character where a value should be text
+    ],
+    ids=["rest-of-value", "injected-header", "control-characters"],
+)
+async def test_a_caller_id_broken_by_control_characters_is_dropped_and_the_block_read_on(
+    number: str, name: str
+) -> None:
+    reader = await _reader_with(header_block(agi_callerid=number, agi_calleridname=name) + b"STREAM...")
+    request = await read_request(reader, timeout=1)
+    assert request.get("agi_callerid") is None and request.flow == "sac"
+    assert request.headers["agi_threadid"] == "140248394311360"  # what followed is read as usual
+    assert "agi_callerid" in request.malformed
+    assert ("agi_calleridname" in request.malformed) == (name != "Ana")
+    assert await reader.read() == b"STREAM..."
+
+
+async def test_a_peer_that_is_not_asterisk_is_refused_at_its_first_line() -> None:
+    with pytest.raises(AgiProtocolError, match="expected 'agi_<name>: <value>'"):
+        await read_request(await _reader_with(b"GET / HTTP/1.1\nHost: x\n\n"), timeout=1)
+
+
+@pytest.mark.parametrize(
     "data", [b"", b"agi_network: yes\n", b"agi_network: yes\nagi_request: agi://127.0.0.1/sa"]
 )
 async def test_eof_before_the_end_of_the_block_is_an_error_not_a_hang(data: bytes) -> None:

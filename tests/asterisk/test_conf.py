@@ -55,6 +55,15 @@ def test_every_form_of_the_sac_number_goes_to_the_ivr_with_a_fallback() -> None:
     assert "exten => 3131958012,1,Dial(PJSIP/${EXTEN}@carrier" in dialplan
 
 
+def test_caller_id_is_filtered_to_printable_characters_before_the_ivr() -> None:
+    dialplan = _render()["extensions.conf"]
+    printable = r"\x20-\x7e\x80-\xff"  # FILTER ranges (func_strings.c): no control characters
+    number = f"Set(CALLERID(num)=${{FILTER({printable},${{CALLERID(num)}})}})"
+    name = f"Set(CALLERID(name)=${{FILTER({printable},${{CALLERID(name)}})}})"
+    assert dialplan.index(number) < dialplan.index("AGI(agi://")
+    assert dialplan.index(name) < dialplan.index("AGI(agi://")
+
+
 def test_queues_never_hold_callers_without_agents() -> None:
     queues = _render()["queues.conf"]
     for queue in ("technical", "billing", "commercial"):

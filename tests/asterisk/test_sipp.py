@@ -32,6 +32,7 @@ def test_every_wait_can_be_cut_short_by_asterisks_bye() -> None:
     waits = [e.attrib for e in ET.fromstring(sipp.scenario_xml(script)).iter("recv") if "timeout" in e.attrib]
     keys_ms = str(round(2 * sipp.KEY_TIME_S * 1000))
     assert [(w["timeout"], w["next"]) for w in waits] == [("2000", "bye"), (keys_ms, "bye")]
+    assert script.steps_s == 2.0 + 2 * sipp.KEY_TIME_S  # what a test may wait for the steps to be done
 
 
 def test_a_withheld_caller_sends_anonymous() -> None:
@@ -39,10 +40,17 @@ def test_a_withheld_caller_sends_anonymous() -> None:
     assert 'From: "Anonymous" <sip:anonymous@anonymous.invalid>' in xml
 
 
-@pytest.mark.parametrize("bad", [dict(number="3003;x"), dict(caller="31 3333")])
+@pytest.mark.parametrize(
+    "bad", [dict(number="3003;x"), dict(caller="31 3333"), dict(caller="31\n3333"), dict(caller="31%0")]
+)
 def test_numbers_that_would_break_the_sip_message_are_refused(bad: dict[str, str]) -> None:
     with pytest.raises(ValueError):
         sipp.scenario_xml(sipp.CallScript(**bad))
+
+
+def test_a_caller_may_carry_uri_escapes_as_a_carrier_might_send_them() -> None:
+    xml = sipp.scenario_xml(sipp.CallScript(caller="31%0A33334444"))
+    assert "From: <sip:31%0A33334444@[local_ip]:[local_port]>" in xml
 
 
 def test_bad_keys_and_unknown_audio_are_refused(tmp_path: Path) -> None:

@@ -144,6 +144,20 @@ async def test_a_node_past_its_time_limit_fails_the_call_over(monkeypatch: pytes
     assert svc.events.visits[0].outcome == "timeout"
 
 
+async def test_a_command_that_times_out_is_named_not_taken_for_the_nodes_limit() -> None:
+    class CommandTimeout(ChannelError, TimeoutError):  # as the AGI wire's AgiTimeout is
+        pass
+
+    class Late(ScriptedChannel):
+        async def play(self, prompt_ids, *, interruptible=True):  # type: ignore[no-untyped-def]
+            raise CommandTimeout("STREAM FILE: no answer within 35.4 s (prompt main_menu lasts 30.4 s)")
+
+    svc = services()
+    result = await run_call(flow(JOURNEY), Late(caller()), svc, settings=load_settings())
+    assert result.outcome is Outcome.FAILED
+    assert result.reason == "STREAM FILE: no answer within 35.4 s (prompt main_menu lasts 30.4 s)"
+
+
 async def test_a_channel_error_fails_the_call_over() -> None:
     class Broken(ScriptedChannel):
         async def play(self, prompt_ids, *, interruptible=True):  # type: ignore[no-untyped-def]

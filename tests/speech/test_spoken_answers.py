@@ -4,6 +4,8 @@ does), the real Google client sends it to the local Speech fake, and the engine 
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -82,14 +84,19 @@ class RecordingCaller(ScriptedChannel):
 
     recording: Path | None = None
     hears_words: bool = False  # its words reach the IVR as audio, for the recogniser
+    recorded: list[Path] = dataclasses.field(default_factory=list)  # one file per answer, in order
 
     async def listen(self, *, max_seconds: float, silence_seconds: float, beep: bool = False) -> Heard:
         item = await self._peek()
-        if not item.startswith("say:"):
+        if not item.startswith("say:") or self.recording is None:
             return await super().listen(max_seconds=max_seconds, silence_seconds=silence_seconds, beep=beep)
         self._take()
         self._record(Event("say", item.removeprefix("say:")))
-        return Heard(audio=self.recording, duration_s=1.5)
+        # Each answer is a file of its own, as RECORD FILE writes one per question.
+        copy = self.recording.with_name(f"{uuid.uuid4().hex}.wav")
+        shutil.copyfile(self.recording, copy)
+        self.recorded.append(copy)
+        return Heard(audio=copy, duration_s=1.5)
 
 
 @pytest.fixture
@@ -122,6 +129,7 @@ async def test_a_spoken_choice_routes_the_call(
 
     assert (result.outcome, result.target) == (Outcome.QUEUE, "billing")
     assert channel.heard == ["main_menu", HINT]  # the first menu that listens says so
+    assert channel.recorded and not channel.recorded[0].exists()  # deleted once heard: personal data
     [request] = fake_speech.requests
     hints = list(request.config.speech_contexts[0].phrases)
     assert {"segunda via", "boleto", "cancelar", "atendente"} <= set(hints)
@@ -250,7 +258,8 @@ nodes:
 """
     # An unsure transcript of free words is still worth keeping for the agent who reads it.
     fake_speech.scripted.append(Reply(transcript="o técnico não apareceu", confidence=0.4))
-    result, _ = await call(text, ["say:o técnico não apareceu"], google, spoken_wav)
+    result, channel = await call(text, ["say:o técnico não apareceu"], google, spoken_wav)
     assert result.variables["complaint"] == "o técnico não apareceu"
-    assert result.variables["complaint_audio"] == str(spoken_wav)
+    [kept] = channel.recorded
+    assert result.variables["complaint_audio"] == str(kept) and kept.exists()  # the flow keeps this one
     assert fake_speech.requests[0].audio.content  # the recording itself was sent

@@ -66,8 +66,9 @@ class Verb(BaseModel):
         """Registry operations this node calls, with their (templated) arguments."""
         return []
 
-    def time_limit_s(self) -> float:
-        """How long this node may run before the engine gives up on it."""
+    def time_limit_s(self) -> float | None:
+        """How long this node may run before the engine gives up on it (None: the node is bounded by the
+        channel's own commands, e.g. a conversation with an agent, which lasts as long as it lasts)."""
         return DEFAULT_NODE_TIMEOUT_S
 
     async def run(self, call: CallContext) -> str | None:

@@ -32,8 +32,8 @@ class Queue(Verb):
     def targets(self) -> list[tuple[str, str]]:
         return [("no_agents", self.no_agents), ("timeout", self.timeout)]
 
-    def time_limit_s(self) -> float:
-        return self.wait_s + 60.0
+    def time_limit_s(self) -> None:
+        return None  # the channel returns when the conversation with the agent ends, bounded by the call's limit
 
     async def run(self, call: CallContext) -> str | None:
         context = call.queue_context() | {k: call.render(v) for k, v in self.context.items()}

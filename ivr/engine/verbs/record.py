@@ -42,7 +42,7 @@ class Record(Continues):
         heard = await call.channel.listen(max_seconds=self.max_s, silence_seconds=self.silence_s, beep=self.beep)
         audio = str(heard.audio) if heard.audio else ""
         if self.transcribe:
-            call.variables[self.into] = (await call.hear(heard)).text
+            call.variables[self.into] = (await call.hear(heard, keep_audio=True)).text
             call.variables[f"{self.into}_audio"] = audio
         else:
             call.variables[self.into] = audio or (heard.transcript or "")

@@ -35,8 +35,8 @@ class Transfer(Verb):
     def targets(self) -> list[tuple[str, str]]:
         return [("failed", self.failed)]
 
-    def time_limit_s(self) -> float:
-        return self.ring_s + 60.0
+    def time_limit_s(self) -> None:
+        return None  # the channel returns when the conversation ends, bounded by the call's limit
 
     async def run(self, call: CallContext) -> str | None:
         outcome = await call.channel.transfer(self.number, timeout_s=self.ring_s)

@@ -1,0 +1,77 @@
+"""How long each AGI command may take: what the command does by design, plus a margin.
+
+A single time-out for every command cuts whatever lasts longer than it: a 30 s bound stopped a 30.4 s
+menu prompt mid-sentence and sent the caller to the fallback queue. So each command is bounded by its
+own length:
+
+* ``STREAM FILE`` by the prompt's built length (the audio build's manifest, re-read when rebuilt);
+* ``WAIT FOR DIGIT`` by its wait, ``RECORD FILE`` by its longest recording;
+* ``EXEC Queue``/``EXEC Dial`` by the call's own limit (``TIMEOUT(absolute)`` in the dialplan): they
+  return only when the conversation with the agent or the outside number ends, which nothing else bounds;
+* everything else (ANSWER, SET/GET VARIABLE, HANGUP) answers at once: ``agi.command_timeout_s``.
+
+Each bound says why it is what it is, so a time-out names its real cause.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ivr.config import Settings
+from ivr.voice.build import AUDIO_SUBDIR, MANIFEST, BuildError, read_manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    seconds: float
+    why: str  # e.g. "prompt main_menu lasts 30.4 s, + 5 s margin"
+
+
+class CommandBounds:
+    """The bound of each kind of command, from the settings and the prompts' built lengths."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._instant = settings.agi.command_timeout_s
+        self._margin = settings.agi.margin_s
+        self._call_s = settings.asterisk.max_call_s
+        self._audio_dir = settings.prompts_dir / AUDIO_SUBDIR
+        self._lengths: dict[str, float] = {}
+        self._stamp: int | None = -1  # the manifest's mtime when read (None: there is none); -1: never read
+
+    def refresh(self) -> None:
+        """Re-read the prompts' lengths if `ivr prompts build` rewrote the manifest (one stat per call)."""
+        try:
+            stamp = (self._audio_dir / MANIFEST).stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        if stamp == self._stamp:
+            return
+        try:
+            self._lengths = {pid: entry.duration_s for pid, entry in read_manifest(self._audio_dir).items()}
+        except BuildError as exc:
+            log.error("prompt lengths unknown, keeping the previous ones: %s", exc)
+            return
+        self._stamp = stamp
+        if not self._lengths:
+            log.error("no prompt audio manifest in %s: prompts are bounded by agi.command_timeout_s", self._audio_dir)
+
+    def instant(self) -> Bound:
+        return Bound(self._instant, "agi.command_timeout_s")
+
+    def prompt(self, prompt_id: str) -> Bound:
+        length = self._lengths.get(prompt_id)
+        if length is None:
+            return Bound(self._instant, f"prompt {prompt_id} has no built length: agi.command_timeout_s")
+        return Bound(length + self._margin, f"prompt {prompt_id} lasts {length:.1f} s, + {self._margin:g} s margin")
+
+    def wait(self, what: str, seconds: float) -> Bound:
+        return Bound(seconds + self._margin, f"{what} of {seconds:g} s, + {self._margin:g} s margin")
+
+    def conversation(self) -> Bound:
+        return Bound(
+            self._call_s + self._margin,
+            f"a conversation ends only with the call: asterisk.max_call_s {self._call_s} s, + {self._margin:g} s margin",
+        )
