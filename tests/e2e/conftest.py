@@ -9,6 +9,7 @@ Fixtures:
   agi             FastAgiStub listening on the instance's FastAGI port (next_session())
   ami             Ami logged in to the instance (action(), wait_event())
   queue_agent     a queue member (Local channel that answers) in the fallback queue while the test runs
+                  (BRIEF_AGENT_INTERFACE: one who answers and hangs up first)
   ivr             module: the real IVR (`ivr serve` subprocess, IvrProcess) on a demo-seeded store; a
                   module using it must not use `agi` (both listen on the instance's FastAGI port)
   stored          StoreReader over that IVR's store
@@ -24,7 +25,7 @@ import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,11 +46,16 @@ from .ivr_process import IvrProcess
 from .store import StoreReader
 
 AGENT_INTERFACE = "Local/agent@sac-test-agent/n"
-# A stand-in for an agent's phone: answers at once and stays on the line (bounded).
+BRIEF_AGENT_INTERFACE = "Local/brief@sac-test-agent/n"
+# Stand-ins for agents' phones: one answers at once and stays on the line (bounded), the other answers
+# and hangs up first a second later.
 TEST_EXTENSIONS = """\
 [sac-test-agent]
 exten => agent,1,Answer()
  same => n,Wait(60)
+ same => n,Hangup()
+exten => brief,1,Answer()
+ same => n,Wait(1)
  same => n,Hangup()
 """
 
@@ -138,8 +144,9 @@ async def agi(asterisk: E2EAsterisk) -> AsyncIterator[fastagi.FastAgiStub]:
         yield stub
 
 
-@pytest.fixture
-async def ami(asterisk: E2EAsterisk) -> AsyncIterator[Ami]:
+@asynccontextmanager
+async def ami_session(asterisk: E2EAsterisk) -> AsyncIterator[Ami]:
+    """An AMI connection to the instance, logged in with the settings' user, closed at the end."""
     s = asterisk.settings.ami
     client = await Ami.connect(s.host, s.port, s.username, s.secret.get_secret_value())
     try:
@@ -148,15 +155,27 @@ async def ami(asterisk: E2EAsterisk) -> AsyncIterator[Ami]:
         await client.close()
 
 
-@pytest.fixture
-async def queue_agent(asterisk: E2EAsterisk, ami: Ami) -> AsyncIterator[str]:
-    queue = asterisk.settings.asterisk.fallback_queue
-    added = await ami.action("QueueAdd", Queue=queue, Interface=AGENT_INTERFACE, MemberName="e2e agent")
+@asynccontextmanager
+async def queue_member(ami: Ami, queue: str, interface: str = AGENT_INTERFACE) -> AsyncIterator[str]:
+    """`interface` logged in to `queue` (AMI QueueAdd) until the block ends."""
+    added = await ami.action("QueueAdd", Queue=queue, Interface=interface, MemberName="e2e agent")
     assert added.get("Response") == "Success", added
     try:
-        yield AGENT_INTERFACE
+        yield interface
     finally:
-        await ami.action("QueueRemove", Queue=queue, Interface=AGENT_INTERFACE)
+        await ami.action("QueueRemove", Queue=queue, Interface=interface)
+
+
+@pytest.fixture
+async def ami(asterisk: E2EAsterisk) -> AsyncIterator[Ami]:
+    async with ami_session(asterisk) as client:
+        yield client
+
+
+@pytest.fixture
+async def queue_agent(asterisk: E2EAsterisk, ami: Ami) -> AsyncIterator[str]:
+    async with queue_member(ami, asterisk.settings.asterisk.fallback_queue) as interface:
+        yield interface
 
 
 @pytest.fixture(scope="module")

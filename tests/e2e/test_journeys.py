@@ -2,9 +2,8 @@
 e-mails to an SMTP server and its recordings to a Speech-to-Text fake, both run by this module
 (tests/e2e/loopback.py). J3, J4, J6 and J18 are in test_calls.py.
 
-Every call is placed at once when the module starts (`in_flight`); each test awaits its own. Keys are
-timed as in test_calls.py: after the protocol announcement, one group per prompt the caller can
-interrupt, GAP_S apart, and a wait the measured length of an announcement that cannot be interrupted.
+Every call is placed at once when the module starts (`in_flight`); each test awaits its own. Keys and
+speech are timed as in test_calls.py, by a walk of the same call through the published flows.
 When the menus change, update the key sequences below (one per journey, with the nodes they answer).
 """
 
@@ -24,9 +23,10 @@ import pytest_asyncio
 from google.cloud import speech_v1
 
 from ivr import phone
-from ivr.asterisk.sipp import CallResult, CallScript, Keys, Pause, Speech, prepare_speech
-from ivr.asterisk.timing import MARGIN_S, said_s
+from ivr.asterisk.sipp import CallResult, Speech, prepare_speech
+from ivr.asterisk.timing import said_s
 from ivr.engine.verbs.say import Say
+from ivr.protocol_number import make_ticket_number
 from ivr.store.seed import KNOWN_CALLER
 from ivr.voice.build import prompt_duration, total_duration
 from ivr.voice.catalogue import Catalogue
@@ -37,7 +37,7 @@ from .conftest import E2EAsterisk, serve_ivr
 from .ivr_process import IvrProcess
 from .loopback import Loopback, loopback_servers
 from .store import StoreReader, StoredCall, wait_for
-from .scripts import GAP_S, SERRA_AZUL_CNPJ_ROOT, Journeys, answered_call, visit_of
+from .scripts import SERRA_AZUL_CNPJ_ROOT, Journeys, Spoken, answered_call, visit_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -47,37 +47,42 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 SERRA_AZUL_EMAILS = {"financeiro@serraazul.com.br", "ti@serraazul.com.br"}
 SUSPENDED_CALLER = "3132221111"
 SUSPENDED_CNPJ = "60394672000150"
-RECEIVABLES_EMAIL = "br.contas.receber.fibra@americantower.com"
-NEGOTIATION_DIALLED = "31958012"  # 3195-8012 as the trunk sees it
+OWN_TICKET = make_ticket_number(102)  # Serra Azul's ticket in progress
+NEGOTIATION_DIALLED = "3131958012"  # +55 31 3195-8012 as the trunk takes it (sip.trunk_number_format national)
+NEGOTIATION_OUTCOME = "transfer:+553131958012"
+RECEIVABLES_SAID = "arroba, americantower ponto com"  # the receivables mailbox, said as words
 SPOKEN = "preciso liberar um bloco barra vinte e nove adicional no circuito de Contagem"
 # What the Speech fake answers, written as a recogniser would: the ticket must hold these words.
 TRANSCRIPT = "preciso liberar um bloco /29 adicional no circuito de Contagem"
 MAIL_WAIT_S = 15.0
 
-# main_menu 9 -> repeat_protocol (the number again, not interruptible) -> main_menu: the caller hangs up
-PROTOCOL_AGAIN = ("9",)
-# main_menu 1 -> technical 2 -> service_request -> identify (caller ID is enough) -> service_words: the
-# prompt and beep, then the caller speaks (RECORD FILE until 3 s of silence) -> open_service ->
-# service_opened (the ticket number, waited out) -> say_deadline -> anything_else 1 -> goodbye
-SERVICE_REQUEST = ("1", "2")
+# main_menu 1 -> technical_entry -> technical 2 -> ticket_status (the own ticket #) -> status_in_progress ->
+# ... -> anything_else 2 -> repeat_protocol (the number again) -> anything_else: hangs up there
+PROTOCOL_AGAIN = ("1", "2", f"{OWN_TICKET}#", "2")
+# main_menu 1 -> technical 3 -> requests 1 -> service_request -> identify (caller ID is enough) ->
+# service_words: the prompt and beep, then the caller speaks (RECORD FILE until 3 s of silence) ->
+# open_service -> service_opened (the ticket number, waited out) -> ... -> anything_else 1 -> goodbye
+SERVICE_REQUEST = ("1", "3", "1")
 SERVICE_REQUEST_END = ("1",)
-# main_menu 2 -> billing -> identify/ask_cnpj_root -> say_overdue (1 barges in) -> billing_menu 1
-# -> boleto_copy -> document_month 2 -> ask_month (MMAAAA) -> send_document -> document_sent
+TRANSFER_TALK_S = 8.0  # the negotiation line answers, and the caller talks a while before hanging up
+# main_menu 2 -> billing -> identify/ask_cnpj_root (#) -> say_overdue -> billing_menu 1
+# -> copies 1 -> boleto_copy -> document_month 2 -> ask_month (MM #) -> send_document -> document_sent
 # -> line_offer 2 -> anything_else 1 -> goodbye
 def boleto_of(month: date) -> tuple[str, ...]:
-    return ("2", SERRA_AZUL_CNPJ_ROOT, "1", "2", f"{month:%m%Y}", "2", "1")
+    return ("2", f"{SERRA_AZUL_CNPJ_ROOT}#", "1", "1", "2", f"{month:%m}#", "2", "1")
 
 
-# main_menu 2 -> billing -> identify/ask_cnpj_root -> say_overdue (7 barges in) -> billing_menu 7
-# -> negotiation (the receivables e-mail said) -> negotiation_transfer: out through the carrier trunk
-NEGOTIATE = ("2", SERRA_AZUL_CNPJ_ROOT, "7")
-# main_menu 1 -> technical 5 -> suspended -> identify/ask_cnpj_root -> suspension_lookup -> (financial)
-# suspended_amount -> suspended_due -> payment_proof, all heard in full -> overdue_menu: hangs up there
-SUSPENDED_FINANCIAL = ("1", "5", SUSPENDED_CNPJ[:8])
-# ... (technical: an open outage) failure_check -> outage_said (1 barges in) -> outage_menu 1
-# -> attach_incident -> attached_said (waited out) -> after_failure 1 -> goodbye
-SUSPENDED_TECHNICAL = ("1", "5", SERRA_AZUL_CNPJ_ROOT, "1")
-SUSPENDED_TECHNICAL_END = ("1",)
+# main_menu 2 -> billing -> identify/ask_cnpj_root (#) -> say_overdue -> billing_menu 3 -> payment
+# -> pay_overdue -> payment_menu 2 -> negotiation -> negotiation_transfer: out through the carrier trunk
+NEGOTIATE = ("2", f"{SERRA_AZUL_CNPJ_ROOT}#", "3", "2")
+# main_menu 1 -> technical 1 -> failure -> identify (caller ID) -> suspension_lookup -> (financial)
+# suspended_confirm -> identify/ask_cnpj_root (#) -> suspension_amounts
+# -> suspended_amount -> suspended_due -> payment_proof, all heard in full -> payment_menu: hangs up there
+SUSPENDED_FINANCIAL = ("1", "1", f"{SUSPENDED_CNPJ[:8]}#")
+# main_menu 1 -> technical_entry (the open ticket said) -> technical 1 -> failure -> suspension_lookup ->
+# (technical) failure_check -> outage_said -> outage_menu 1 -> attach_incident -> attached_said -> ...
+# -> anything_else 1 -> goodbye
+SUSPENDED_TECHNICAL = ("1", "1", "1", "1")
 
 
 @pytest.fixture(scope="module")
@@ -152,32 +157,21 @@ async def in_flight(
         + _said_s(_say_node(journeys, "suspended_due"), oldest.isoformat())
         + prompt_duration("payment_proof")
     )
-    # The record prompt (not interruptible) and its beep, then speech; the ticket number waited out.
-    before_speech = prompt_duration("describe_request") + 1.0
-    ticket_said = journeys.ticket_said_s("service_opened") + MARGIN_S
-    speech_steps = (Pause(before_speech), spoken.speech, Pause(ticket_said))
-    service = journeys.script(KNOWN_CALLER, *SERVICE_REQUEST)
-    attached_said = journeys.ticket_said_s("attached_said") + MARGIN_S
-    technical = journeys.script(KNOWN_CALLER, *SUSPENDED_TECHNICAL, attached_said, *SUSPENDED_TECHNICAL_END)
-    protocol_again_said = said_s(_say_node(journeys, "repeat_protocol"), 12, ivr.moment.year) + MARGIN_S
     scripts = {
-        "protocol": journeys.script(KNOWN_CALLER, *PROTOCOL_AGAIN, protocol_again_said, end="hangup"),
-        "service_request": CallScript(
-            caller=KNOWN_CALLER,
-            steps=(*service.steps, *speech_steps, *(Keys(k) for k in SERVICE_REQUEST_END), Pause(GAP_S)),
-            end="wait_bye",
+        "protocol": await journeys.script(KNOWN_CALLER, *PROTOCOL_AGAIN, end="hangup"),
+        "service_request": await journeys.script(
+            KNOWN_CALLER, *SERVICE_REQUEST, Spoken(spoken.speech, TRANSCRIPT), *SERVICE_REQUEST_END
         ),
-        "boleto": journeys.script(KNOWN_CALLER, *boleto_of(overdue_month)),
-        "negotiate": journeys.script(
-            KNOWN_CALLER, *NEGOTIATE, prompt_duration("negotiation_info") + 8.0, end="hangup"
-        ),
-        "suspended_financial": journeys.script(
-            SUSPENDED_CALLER, *SUSPENDED_FINANCIAL, suspended_said + MARGIN_S, end="hangup"
-        ),
-        "suspended_technical": technical,
-    }  # fmt: skip
+        "boleto": await journeys.script(KNOWN_CALLER, *boleto_of(overdue_month)),
+        "negotiate": await journeys.script(KNOWN_CALLER, *NEGOTIATE, TRANSFER_TALK_S, end="hangup"),
+        "suspended_financial": await journeys.script(SUSPENDED_CALLER, *SUSPENDED_FINANCIAL, end="hangup"),
+        "suspended_technical": await journeys.script(KNOWN_CALLER, *SUSPENDED_TECHNICAL),
+    }
     far_end = asyncio.create_task(asterisk.answer_on_trunk(timeout_s=90))
-    tasks = {name: asyncio.create_task(answered_call(asterisk, call, timeout_s=90)) for name, call in scripts.items()}
+    tasks = {
+        name: asyncio.create_task(answered_call(asterisk, call, timeout_s=call.steps_s + 45))
+        for name, call in scripts.items()
+    }
     try:
         yield InFlight(before, tasks, far_end, Expected(overdue_month, suspended_said))
     finally:
@@ -231,7 +225,7 @@ async def test_j1_the_protocol_is_said_before_the_first_menu_and_mailed_to_the_k
     announcement_s = said_s(_say_node(journeys, "announce_protocol"), 12, ivr.moment.year)
     print(f"\nJ1: protocol announced in {announced[2]:.2f} s (at most {announcement_s:.2f} s for any number)")
     assert announced[2] >= 0.8 * announcement_s, f"announced in {announced[2]:.1f} s of {announcement_s:.1f}"
-    assert call.outcome == "hangup" and call.path[-2:] == ["repeat_protocol", "main_menu"], call
+    assert call.outcome == "hangup" and call.path[-2:] == ["repeat_protocol", "anything_else"], call
 
     mails = await _mail(loopback, call.protocol, f"Protocolo de atendimento {call.protocol}", len(SERRA_AZUL_EMAILS))
     assert {str(m["To"]) for m in mails} == SERRA_AZUL_EMAILS
@@ -298,8 +292,8 @@ async def test_j14_negotiation_transfers_the_call_to_3195_8012_on_the_carrier_tr
     assert far_end.received[0].startswith(f"INVITE sip:{NEGOTIATION_DIALLED}@"), far_end.received
     assert far_end.ok and far_end.answered and far_end.hung_up_by == "asterisk", far_end.summary()
     call = await _the_call(in_flight, stored, "negotiate", "negotiation_transfer")
-    assert call.path[-3:] == ["billing_menu", "negotiation", "negotiation_transfer"], call.path
-    assert call.outcome == "transfer:3195-8012", call
+    assert call.path[-3:] == ["payment_menu", "negotiation", "negotiation_transfer"], call.path
+    assert call.outcome == NEGOTIATION_OUTCOME, call
 
 
 async def test_j15_a_financial_suspension_says_the_overdue_amount_and_where_to_send_the_proof(
@@ -308,14 +302,14 @@ async def test_j15_a_financial_suspension_says_the_overdue_amount_and_where_to_s
     call = await _the_call(in_flight, stored, "suspended_financial", "suspension_lookup", SUSPENDED_CALLER)
     assert visit_of(call, "suspension_lookup")[2] == "found"
     said = ["suspended_amount", "suspended_due", "payment_proof"]
-    assert call.path[-4:] == [*said, "overdue_menu"], call.path
+    assert call.path[-4:] == [*said, "payment_menu"], call.path
     # Each was heard in full (none cut by a key): the overdue amount in the store, its date and the
     # receivables mailbox.
     spent = sum(seconds for node, _, seconds in stored.timeline(call.protocol) if node in said)
     expected = in_flight.expected.suspended_said_s
     print(f"\nJ15: amount, date and proof said in {spent:.2f} s (their prompts last {expected:.2f} s)")
     assert expected * 0.95 <= spent <= expected + 2.0, f"said in {spent:.1f} s, the prompts last {expected:.1f} s"
-    assert RECEIVABLES_EMAIL in Catalogue.load(ivr.settings.prompts_dir).text("payment_proof")
+    assert RECEIVABLES_SAID in Catalogue.load(ivr.settings.prompts_dir).text("payment_proof")
     assert call.outcome == "hangup" and call.tickets == [], call
 
 
@@ -325,7 +319,8 @@ async def test_j15_a_technical_suspension_goes_to_the_failure_journey(
     call = await _the_call(in_flight, stored, "suspended_technical", "suspension_lookup")
     path = call.path
     journey = ["suspension_lookup", "suspension_cause", "failure_check", "failure_known_issue", "outage_said",
-               "outage_menu", "attach_incident", "attached_said", "after_failure", "goodbye"]  # fmt: skip
+               "outage_menu", "attach_incident", "attached_said", "ticket_summary", "written_summary",
+               "after_ticket", "anything_else", "goodbye"]  # fmt: skip
     assert path[path.index("suspension_lookup") :] == journey, path
     assert not {"suspended_amount", "payment_proof"} & set(path), path
     assert call.outcome == "ended", call
