@@ -104,6 +104,14 @@ class CallContext:
         keys, self.typeahead = self.typeahead, ""
         return keys
 
+    def keyed_instead(self, heard: Heard) -> str:
+        """The keys a caller pressed instead of speaking (kept as type-ahead); whatever was recorded before
+        them is not heard, so it is deleted (a recording is personal data)."""
+        if heard.audio is not None:
+            heard.audio.unlink(missing_ok=True)
+        self.typeahead += heard.interrupted_by
+        return heard.interrupted_by
+
     async def hear(self, heard: Heard, hints: Sequence[str] = (), *, keep_audio: bool = False) -> Said:
         """What the caller said. Typed words (simulator, flow tests) are taken as said; audio goes to the
         recogniser with `hints` (the words the question expects). A recogniser failure, or a confidence

@@ -1,11 +1,16 @@
 """The menu: keys, barge-in and type-ahead, repeats, going back, retries and spoken choices."""
 
-from ivr.config import REPO_ROOT
+from pathlib import Path
+
+from ivr.config import REPO_ROOT, load_settings
+from ivr.engine.channel import Heard
 from ivr.engine.context import Outcome
+from ivr.engine.interpreter import run_call
+from ivr.engine.scripted import ScriptedChannel
 from ivr.engine.verbs.menu import SPEECH_HINT_PROMPT as HINT
 from ivr.voice.catalogue import Catalogue
 
-from .fakes import flow, run, services
+from .fakes import caller, flow, run, services
 
 CATALOGUE = Catalogue.load(REPO_ROOT / "prompts" / "pt_BR")
 #: What to press, for the menu below (1, 2 and 0).
@@ -147,3 +152,17 @@ def test_what_to_press_names_a_run_of_keys_as_a_span() -> None:
     )
     three = menu.model_copy(update={"options": {k: menu.options["1"] for k in "129"}})
     assert CATALOGUE.render_text(three.keys_hint()) == "Digite um, dois ou nove. Asterisco repete as opções."
+
+
+async def test_a_key_pressed_while_listening_answers_and_leaves_no_recording_behind(tmp_path: Path) -> None:
+    recorded = tmp_path / "said.wav"
+
+    class KeyAfterWords(ScriptedChannel):
+        async def listen(self, *, max_seconds: float, silence_seconds: float, beep: bool = False) -> Heard:
+            recorded.write_bytes(b"RIFF")  # what RECORD FILE left when the key stopped it
+            return Heard(audio=recorded, duration_s=1.0, interrupted_by="2")
+
+    channel = KeyAfterWords(caller(), [], hears_words=False)
+    result = await run_call(flow(MENU), channel, services(), settings=load_settings())
+    assert result.target == "technical"
+    assert not recorded.exists()

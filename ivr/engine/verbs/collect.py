@@ -198,7 +198,7 @@ class Collect(Continues):
         await call.play(self.prompt, interruptible=False)
         heard = await call.channel.listen(max_seconds=self.speech_max_s, silence_seconds=2.0)
         if heard.interrupted_by and self.keys_allowed:
-            call.typeahead += heard.interrupted_by
+            call.keyed_instead(heard)
             return None
         return await call.hear(heard)
 

@@ -177,8 +177,8 @@ class Menu(Verb):
         if by_voice:
             heard = await call.channel.listen(max_seconds=self.speech_max_s, silence_seconds=1.5)
             if heard.interrupted_by:
-                call.typeahead += heard.interrupted_by[1:]
-                return heard.interrupted_by[:1], Said("")
+                call.keyed_instead(heard)
+                return call.take_key(), Said("")
             hints = [word for words in self.synonyms.values() for word in words]
             return "", await call.hear(heard, hints)
         digits = await call.channel.read_digits(
