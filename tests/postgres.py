@@ -40,6 +40,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _real_clock_env() -> dict[str, str]:
+    """This environment without libfaketime (a dated test run): the server never tells the product the
+    time (the IVR stamps its rows with its own clock), and as the `postgres` user it cannot open the
+    semaphore libfaketime made as root, so it runs on the real clock."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("FAKETIME") and not (name == "LD_PRELOAD" and "faketime" in value)
+    }
+
+
 class PostgresServer:
     def __init__(self, directory: Path) -> None:
         self.bin = _bin_dir()
@@ -50,7 +61,12 @@ class PostgresServer:
 
     def _run(self, *args: str) -> None:
         result = subprocess.run(
-            [*self._as_user, *args], capture_output=True, text=True, timeout=START_TIMEOUT_S, check=False
+            [*self._as_user, *args],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+            check=False,
+            env=_real_clock_env(),
         )
         if result.returncode != 0:
             raise PostgresUnavailable(f"{Path(args[0]).name} failed: {result.stderr.strip() or result.stdout.strip()}")
