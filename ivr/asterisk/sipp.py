@@ -291,10 +291,17 @@ def _free_sip_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Media ports of the SIPp processes this process runs: a port free when checked is not free once another
+#: SIPp started a moment ago binds it, so concurrent calls never pick the same one.
+_media_ports_in_use: set[int] = set()
+
+
 def _free_media_port() -> int:
     """An even UDP port with the next three free too (SIPp binds audio, video and their RTCP)."""
     for _ in range(50):  # bounded: free ports are plentiful
         base = random.randrange(20000, 30000, 2)
+        if base in _media_ports_in_use:
+            continue
         with contextlib.ExitStack() as stack:
             try:
                 for offset in range(4):
@@ -331,13 +338,24 @@ async def _run_sipp(
     sipp = shutil.which("sipp")
     if sipp is None:
         raise SippError("sipp is not installed (apt-get install sip-tester)")
+    media_port = _free_media_port()
+    _media_ports_in_use.add(media_port)
+    try:
+        return await _run_sipp_on(sipp, scenario, target, local_ip, sip_port, media_port, timeout_s)
+    finally:
+        _media_ports_in_use.discard(media_port)
+
+
+async def _run_sipp_on(
+    sipp: str, scenario: str, target: list[str], local_ip: str, sip_port: int, media_port: int, timeout_s: float
+) -> CallResult:
     with tempfile.TemporaryDirectory(prefix="sac-sipp-") as tmp:
         work = Path(tmp)
         (work / "scenario.xml").write_text(scenario, encoding="iso-8859-1")
         messages, errors = work / "messages.log", work / "errors.log"
         command = [
             sipp, *target, "-sf", str(work / "scenario.xml"), "-m", "1", "-l", "1",
-            "-i", local_ip, "-p", str(sip_port), "-mi", local_ip, "-mp", str(_free_media_port()),
+            "-i", local_ip, "-p", str(sip_port), "-mi", local_ip, "-mp", str(media_port),
             "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error",
             "-trace_msg", "-message_file", str(messages), "-trace_err", "-error_file", str(errors),
         ]  # fmt: skip
