@@ -160,7 +160,7 @@ def build_registry(
     *,
     clock: Clock,
     deadlines: Mapping[TicketKind, Deadline | None] | None = None,
-    timezone: str | None = None,
+    timezone: str,
 ) -> OperationRegistry:
     """The built-in operations answered from `store`; tickets get the answer `deadlines` of their kind
     (default: the service page's and the regulation's, as the settings' defaults give them)."""
@@ -186,12 +186,8 @@ class BuiltinOperations(StoreOperations):
         *,
         deadlines: Mapping[TicketKind, Deadline | None],
         clock: Clock,
-        timezone: str | None = None,
+        timezone: str,
     ) -> None:
-        if timezone is None:
-            from ivr.config import settings
-
-            timezone = settings().timezone
         super().__init__(store, timezone=timezone, clock=clock)
         self._deadlines = deadlines
         self._identification = Identification(self)

@@ -145,7 +145,9 @@ def served_library(settings: Settings) -> FlowLibrary:
     """The published flows; on a first start with nothing published, the flows directory is checked and
     published. A release that fails its checks stops the start: a server with nothing to serve would
     send every caller to the fallback queue."""
-    library = FlowLibrary(settings.var_dir / "published")
+    library = FlowLibrary(
+        settings.var_dir / "published", catalogue=settings.prompts_dir, words_per_minute=settings.voice.words_per_minute
+    )
     try:
         report = library.reload()
     except NothingPublished:

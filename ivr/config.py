@@ -305,7 +305,7 @@ class CarrierApiSettings(_Section):
 
 
 class HoldSettings(_Section):
-    """What a caller hears while an operation is slow (ivr/engine/context.py operate())."""
+    """What a caller hears while an operation is slow (ivr/engine/gateway.py)."""
 
     prompt: str = "one_moment"  # played once, if the operation takes longer than after_s
     after_s: float = Field(default=1.0, gt=0)

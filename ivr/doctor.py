@@ -320,12 +320,13 @@ def _flows(settings: Settings) -> Finding:
         catalogue = Catalogue.load(settings.prompts_dir)
     except CatalogueError as exc:
         return Finding("flows", Status.FAIL, f"cannot check flows: prompt catalogue: {exc.problems[0]}")
-    library = FlowLibrary(settings.var_dir / "published", catalogue=catalogue)
+    pace = settings.voice.words_per_minute
+    library = FlowLibrary(settings.var_dir / "published", catalogue=catalogue, words_per_minute=pace)
     version = library.published_version()
     files = flow_files([settings.flows_dir])
     local = version_of(files) if files else None
     if version is None:
-        report = check_paths([settings.flows_dir], catalogue=catalogue)
+        report = check_paths([settings.flows_dir], catalogue=catalogue, words_per_minute=pace)
         if not files or not report.ok:
             first = report.errors[0] if report.errors else f"no flow files in {settings.flows_dir}"
             detail = f"nothing published, and {settings.flows_dir} fails its checks: {first}"

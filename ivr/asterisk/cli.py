@@ -184,11 +184,12 @@ async def _has_customers() -> bool:
     """Whether the configured store holds any account (migrated first, as `ivr serve` does it anyway)."""
     from sqlalchemy import func, select
 
+    from ivr.config import settings
     from ivr.store.db import open_store
     from ivr.store.migrate import upgrade
     from ivr.store.models import Customer
 
-    store = open_store()
+    store = open_store(settings())
     try:
         await upgrade(store)
         count = await store.read(lambda session: session.scalar(select(func.count()).select_from(Customer)))
@@ -254,9 +255,10 @@ async def _call(args: argparse.Namespace) -> int:
 async def _stored_call(caller: str | None, placed: Any) -> str | None:
     """What the store says about the call just placed, rendered for the terminal."""
     from ivr.asterisk.report import find_call
+    from ivr.config import settings
     from ivr.store.db import open_store
 
-    store = open_store()
+    store = open_store(settings())
     try:
         report = await find_call(store, caller, placed)
     finally:

@@ -9,36 +9,37 @@ slowest digit in every digit position, since a script is written before the call
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ivr.config import Settings
 from ivr.engine.flow import Flow
 from ivr.engine.verbs.say import Say
-from ivr.voice.build import prompt_duration, total_duration
+from ivr.voice.build import AUDIO_SUBDIR, prompt_duration, total_duration
 from ivr.voice.speak import say_ids
 
 
-def _slowest_digit() -> str:
-    return max("0123456789", key=lambda d: prompt_duration(f"digit/{d}"))
+def _slowest_digit(audio_dir: Path) -> str:
+    return max("0123456789", key=lambda d: prompt_duration(f"digit/{d}", audio_dir))
 
 
-def said_s(say: Say, digits: int, year: int | None = None) -> float:
-    """Seconds a protocol-like `say` node lasts for the slowest number of that many digits (a call
-    protocol starts with its year)."""
-    slow = _slowest_digit()
+def said_s(say: Say, digits: int, audio_dir: Path, year: int | None = None) -> float:
+    """Seconds a protocol-like `say` node lasts, as built in `audio_dir`, for the slowest number of that
+    many digits (a call protocol starts with its year)."""
+    slow = _slowest_digit(audio_dir)
     value = f"{year}{slow * (digits - 4)}" if year is not None else slow * digits
-    return total_duration([*say.before, *say_ids(say.what, value, **say.options), *say.after])
+    return total_duration([*say.before, *say_ids(say.what, value, **say.options), *say.after], audio_dir)
 
 
-def until_protocol_said_s(flow: Flow, year: int) -> float:
-    """Seconds from the answer to the end of the call protocol's announcement: every prompt of the
-    nodes before it (keyed through by nobody) and the announcement itself."""
+def until_protocol_said_s(flow: Flow, year: int, audio_dir: Path) -> float:
+    """Seconds from the answer to the end of the call protocol's announcement, as built in `audio_dir`:
+    every prompt of the nodes before it (keyed through by nobody) and the announcement itself."""
     node = flow.start_node
     before: list[str] = []
     for _ in range(len(flow.nodes)):  # bounded: each node at most once on the way
         verb = node.verb
         if isinstance(verb, Say) and verb.announces_protocol:
-            return total_duration(before) + said_s(verb, 12, year)
+            return total_duration(before, audio_dir) + said_s(verb, 12, audio_dir, year)
         # Before the announcement the caller is asked nothing: every way out of a node leads on to the
         # same next node (a caller-ID lookup, say).
         ways = {target for _, target in verb.targets()}
@@ -59,4 +60,5 @@ def first_keys_s(settings: Settings, now: datetime, flow_name: str = "sac") -> f
     from ivr.flows.loader import load_flow
 
     flow = load_flow(settings.flows_dir / f"{flow_name}.yaml")
-    return until_protocol_said_s(flow, now.astimezone(ZoneInfo(settings.timezone)).year) + MARGIN_S
+    year = now.astimezone(ZoneInfo(settings.timezone)).year
+    return until_protocol_said_s(flow, year, settings.prompts_dir / AUDIO_SUBDIR) + MARGIN_S

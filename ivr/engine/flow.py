@@ -28,6 +28,11 @@ class Position:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+class FlowError(Exception):
+    """On a live call, the flow asked for something that does not exist or cannot be done (a node, a
+    flow, a template that fails); the call fails over."""
+
+
 class Severity(str, Enum):
     ERROR = "error"  # the flow cannot be published
     WARNING = "warning"  # publishable, but a supervisor should look

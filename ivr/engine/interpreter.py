@@ -1,6 +1,8 @@
 """Run one call through a flow: answer, allocate the protocol, walk the nodes, record the outcome.
 
-Each call runs in its own TaskGroup, so a hang-up or a failure cancels everything the call started.
+Each node's verb says what happens next (`ivr.engine.steps`); the walk here follows it, into subflows
+and back, and records one node-visit event per node. Each call runs in its own TaskGroup, so a hang-up
+or a failure cancels everything the call started.
 The walk is bounded twice: by ``settings.max_call_steps`` nodes, and by each node's own time limit.
 When the engine cannot go on (a step limit, a stuck node, a channel error, a missing node), the call
 ends as ``failed`` and the dialplan sends it to the fallback queue: the caller is never left in silence.
@@ -13,15 +15,19 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from integrations.registry import BackendError
 from ivr import phone
-from ivr.config import Settings, settings as configured_settings
+from ivr.config import Settings
+from ivr.engine.caller import Caller
 from ivr.engine.channel import CallerHangup, Channel, ChannelError
-from ivr.engine.context import CallContext, FlowError, Outcome
-from ivr.engine.flow import Flow
-from ivr.engine.services import CallSummary, NodeVisit, Services, Ticket
-from ivr.engine.verbs.base import Verb
+from ivr.engine.context import CallContext, Outcome
+from ivr.engine.flow import Flow, FlowError, Node
+from ivr.engine.gateway import OperationGateway
+from ivr.engine.services import CallSummary, NodeVisit, Services, SummarySender, Ticket
+from ivr.engine.state import CallState
+from ivr.engine.steps import EndCall, GoTo, Next, ReturnToCaller, RunSubflow
 
 log = logging.getLogger(__name__)
 
@@ -60,62 +66,66 @@ async def run_call(
     channel: Channel,
     services: Services,
     *,
+    settings: Settings,
     flows: Mapping[str, Flow] = {},
-    settings: Settings | None = None,
 ) -> CallResult:
     """Run a call from answer to end. ``flows`` holds the flows ``subflow:`` nodes may call."""
-    config = settings or configured_settings()
     try:
         await channel.answer()
         protocol = await services.protocols.allocate(channel.info)
     except CallerHangup:
         return CallResult(protocol="", outcome=Outcome.HANGUP)
-    call = CallContext(
-        channel=channel,
-        services=services,
-        flow=flow,
-        flows={flow.name: flow, **flows},
-        protocol=protocol,
-        timezone=config.timezone,
-        hold_prompt=config.hold.prompt,
-        hold_after_s=config.hold.after_s,
-        caller_id=phone.normalise(channel.info.caller_id),
-        speech_min_confidence=config.speech.min_confidence,
-        due_days=config.billing.due_days,
-    )
-    walker = _Walker(call, config.max_call_steps)
-    call.walk = walker.walk
+    call = _call_context(protocol, channel, services, settings)
+    walk = _Walk(call, {flow.name: flow, **flows}, services, settings.max_call_steps)
     await services.calls.call_started(protocol, channel.info, flow.name, flow.version)
+    ending: EndCall | None = None  # None: the call was cancelled
     reason = ""
     try:
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(walker.walk(flow))
-        except* CallerHangup:
-            call.finish(Outcome.HANGUP)
-        except* (FlowError, ChannelError) as failures:
-            reason = "; ".join(str(exc) for exc in failures.exceptions)
-            log.error("call %s failed in flow %s: %s", protocol, call.flow.name, reason)
-            call.finish(Outcome.FAILED)
-        if call.outcome is None:  # the flow ran out of nodes (a top-level `return`): end politely
-            await channel.hangup()
-            call.finish(Outcome.ENDED)
-    except CallerHangup:
-        call.finish(Outcome.HANGUP)
+        async with asyncio.TaskGroup() as group:
+            walked = group.create_task(walk.run(flow))
+        ending = walked.result()
+    except* CallerHangup:
+        ending = EndCall(Outcome.HANGUP)
+    except* (FlowError, ChannelError) as failures:
+        reason = "; ".join(str(exc) for exc in failures.exceptions)
+        log.error("call %s failed in flow %s: %s", protocol, flow.name, reason)
+        ending = EndCall(Outcome.FAILED)
     finally:
+        state = call.state
         result = CallResult(
             protocol=protocol,
-            outcome=call.outcome or Outcome.FAILED,
-            target=call.outcome_target,
-            path=list(call.path),
-            tickets=list(call.tickets),
-            variables=dict(call.variables),
-            customer_id=call.customer_id,
+            outcome=ending.outcome if ending else Outcome.FAILED,
+            target=ending.target if ending else "",
+            path=list(state.path),
+            tickets=list(state.tickets),
+            variables=dict(state.variables),
+            customer_id=state.customer_id,
             reason=reason,
         )
         await services.calls.call_ended(protocol, result.summary, result.variables)
-        result.summary_sent_by = await _send_summary(call)
+        result.summary_sent_by = await _send_summary(state, services.summaries)
     return result
+
+
+def _call_context(protocol: str, channel: Channel, services: Services, settings: Settings) -> CallContext:
+    caller = Caller(channel, services.recognizer, protocol=protocol, min_confidence=settings.speech.min_confidence)
+    state = CallState(
+        protocol=protocol,
+        caller_id=phone.normalise(channel.info.caller_id),
+        dialled=channel.info.dialled,
+        listening=caller.listening,
+    )
+    operations = OperationGateway(
+        services.operations, state, caller, hold_prompt=settings.hold.prompt, hold_after_s=settings.hold.after_s
+    )
+    return CallContext(
+        caller,
+        state,
+        operations,
+        clock=services.clock,
+        timezone=ZoneInfo(settings.timezone),
+        due_days=settings.billing.due_days,
+    )
 
 
 #: The call variable a flow sets to "whatsapp" when an unidentified mobile caller accepts the summary of
@@ -123,68 +133,86 @@ async def run_call(
 SUMMARY_TO_CALLER = "summary_to_caller"
 
 
-async def _send_summary(call: CallContext) -> tuple[str, ...]:
+async def _send_summary(state: CallState, summaries: SummarySender) -> tuple[str, ...]:
     """One written summary of everything the call opened (nothing opened, nothing sent)."""
-    if not call.tickets:
+    if not state.tickets:
         return ()
     summary = CallSummary(
-        protocol=call.protocol,
-        customer_id=call.customer_id,
-        caller_id=call.caller_id,
-        tickets=tuple(call.tickets),
-        to_caller_by_whatsapp=call.variables.get(SUMMARY_TO_CALLER) == "whatsapp",
+        protocol=state.protocol,
+        customer_id=state.customer_id,
+        caller_id=state.caller_id,
+        tickets=tuple(state.tickets),
+        to_caller_by_whatsapp=state.variables.get(SUMMARY_TO_CALLER) == "whatsapp",
     )
     try:
-        return await call.services.summaries.send(summary)
+        return await summaries.send(summary)
     except BackendError as exc:  # the call is over: a summary the outbox cannot take now is logged
-        log.error("call %s: the summary of what it opened could not be queued (%s)", call.protocol, exc)
+        log.error("call %s: the summary of what it opened could not be queued (%s)", state.protocol, exc)
         return ()
 
 
-class _Walker:
-    def __init__(self, call: CallContext, max_steps: int) -> None:
+class _Walk:
+    """One call's walk: node after node, into subflows and back, within the step limit and each node's
+    time limit, with one node-visit event per node."""
+
+    def __init__(self, call: CallContext, flows: Mapping[str, Flow], services: Services, max_steps: int) -> None:
         self.call = call
+        self.flows = flows
+        self.events = services.events
+        self.clock = services.clock
         self.max_steps = max_steps
         self.steps = 0
-        self.depth = 0
+        self.depth = 0  # flows being walked: the call's flow, then the subflows it ran
 
-    async def walk(self, flow: Flow) -> bool:
-        """Walk `flow` from its start; True if it returned (subflows), False if the call ended."""
-        call = self.call
+    async def run(self, flow: Flow) -> EndCall:
+        """Walk the call's flow until the call ends; a top-level `return` ends it politely."""
+        ended = await self._flow(flow)
+        if isinstance(ended, ReturnToCaller):
+            await self.call.caller.channel.hangup()
+            return EndCall(Outcome.ENDED)
+        return ended
+
+    async def _flow(self, flow: Flow) -> EndCall | ReturnToCaller:
+        """Walk `flow` from its start until it returns or the call ends."""
         if self.depth >= MAX_SUBFLOW_DEPTH:
             raise FlowError(f"subflows nested deeper than {MAX_SUBFLOW_DEPTH} (does '{flow.name}' call itself?)")
         self.depth += 1
         prefix = f"{flow.name}/" if self.depth > 1 else ""
         try:
-            name: str | None = flow.start
-            while name is not None:
+            name = flow.start
+            while True:
                 node = flow.nodes.get(name)
                 if node is None:
                     raise FlowError(f"flow '{flow.name}' has no node '{name}'")
                 self.steps += 1
                 if self.steps > self.max_steps:
                     raise StepLimitExceeded(f"more than {self.max_steps} steps; the flow loops near '{name}'")
-                call.path.append(prefix + name)
-                name = await self._visit(flow, node.name, node.verb)
-            returned = call.returning
-            call.returning = False
-            return returned
+                self.call.state.path.append(prefix + name)
+                step = await self._visit(flow, node)
+                if not isinstance(step, GoTo):
+                    return step
+                name = step.node
         finally:
             self.depth -= 1
 
-    async def _visit(self, flow: Flow, name: str, verb: Verb) -> str | None:
-        call = self.call
-        call.visit_input = call.visit_outcome = ""
-        started = call.services.clock()
+    async def _visit(self, flow: Flow, node: Node) -> GoTo | ReturnToCaller | EndCall:
+        """Run one node (and the subflow it runs, if any); its node-visit event says how it went."""
+        started = self.clock()
         t0 = asyncio.get_running_loop().time()
-        next_node: str | None = None
-        outcome = ""
-        limit_s = verb.time_limit_s()
+        step: Next | None = None
+        outcome = "error"
+        limit_s = node.verb.time_limit_s()
         deadline = asyncio.timeout(limit_s)
         try:
-            async with deadline:
-                next_node = await verb.run(call)
-            outcome = call.visit_outcome or (f"{call.outcome.value}" if call.outcome else next_node or "end")
+            try:
+                async with deadline:
+                    step = await node.verb.run(self.call)
+            except FlowError as exc:
+                raise FlowError(f"flow '{flow.name}', node '{node.name}': {exc}") from exc
+            if isinstance(step, RunSubflow):
+                step = await self._subflow(step)
+            outcome = step.result or _where(step)
+            return step
         except CallerHangup:
             outcome = "hangup"
             raise
@@ -192,19 +220,34 @@ class _Walker:
             outcome = "timeout"
             if not deadline.expired():
                 raise  # a bound inside the node (a channel command's own), which names its cause
-            raise NodeTimeout(f"node '{name}' ran past its {limit_s:.0f} s limit") from exc
+            raise NodeTimeout(f"node '{node.name}' ran past its {limit_s:.0f} s limit") from exc
         finally:
-            call.services.events.emit(
+            self.events.emit(
                 NodeVisit(
-                    call_protocol=call.protocol,
+                    call_protocol=self.call.state.protocol,
                     flow=flow.name,
                     flow_version=flow.version,
-                    node=name,
-                    verb=verb.kind,
-                    input=call.visit_input,
-                    outcome=outcome or "error",
+                    node=node.name,
+                    verb=node.verb.kind,
+                    input=step.input if step else "",
+                    outcome=outcome,
                     started_at=started,
                     duration_ms=int((asyncio.get_running_loop().time() - t0) * 1000),
                 )
             )
-        return next_node
+
+    async def _subflow(self, step: RunSubflow) -> GoTo | EndCall:
+        flow = self.flows.get(step.flow)
+        if flow is None:
+            raise FlowError(f"flow '{step.flow}' is not loaded")
+        ended = await self._flow(flow)
+        return GoTo(step.then) if isinstance(ended, ReturnToCaller) else ended
+
+
+def _where(step: GoTo | ReturnToCaller | EndCall) -> str:
+    """A node-visit event's outcome when the verb gave no result: where the call went."""
+    if isinstance(step, GoTo):
+        return step.node
+    if isinstance(step, EndCall):
+        return step.outcome.value
+    return "end"

@@ -99,23 +99,28 @@ def flow_files(paths: Iterable[Path]) -> list[Path]:
 def check_paths(
     paths: Iterable[Path],
     *,
-    catalogue: Catalogue | None = None,
+    catalogue: Catalogue | Path,
     registry: OperationRegistry | None = None,
     built_audio: Mapping[str, ManifestEntry] | None = None,
+    words_per_minute: int = 150,
 ) -> Report:
-    """Check flow files (or directories of them); the catalogue and registry default to the configured ones.
+    """Check flow files (or directories of them). `catalogue` is the prompt catalogue, or the directory to
+    load it from (a catalogue that does not load is reported, and prompts go unchecked); the registry
+    defaults to the declared operations.
 
-    `built_audio` (the audio manifest's entries) gives prompts' lengths; it defaults to the configured
-    prompts' audio with the configured catalogue, and to none (lengths estimated from words) with another.
+    Prompts' lengths come from `built_audio` (the audio manifest's entries: by default the audio built in
+    the catalogue's directory when a directory is given, else none), and are estimated from their words
+    at `words_per_minute` (settings.voice) where no audio is built.
     """
     wanted = flow_files(paths)
     problems: list[Problem] = []
     if not wanted:
         return Report((), MappingProxyType({}))
-    if catalogue is None:
-        catalogue = _configured_catalogue(problems)
+    prompts: Catalogue | None = catalogue if isinstance(catalogue, Catalogue) else None
+    if isinstance(catalogue, Path):
+        prompts = _loaded_catalogue(catalogue, problems)
         if built_audio is None:
-            built_audio = _configured_audio()
+            built_audio = _built_audio(catalogue)
     if registry is None:
         from integrations.catalog import declared_registry
 
@@ -146,7 +151,7 @@ def check_paths(
             checked.add(file)
 
     graph = CallGraph(flows, broken)
-    problems.extend(_run(graph, catalogue, registry, built_audio or {}))
+    problems.extend(_run(graph, prompts, registry, built_audio or {}, words_per_minute))
     others = set(context)  # loaded to follow subflows; their own problems are not what was asked about
     reported = sorted(
         {p for p in problems if p.position.file not in others},
@@ -161,13 +166,12 @@ def _run(
     catalogue: Catalogue | None,
     registry: OperationRegistry,
     built_audio: Mapping[str, ManifestEntry],
+    words_per_minute: int,
 ) -> Iterator[Problem]:
-    from ivr.config import settings
-
     for rule in GRAPH_RULES:
         yield from rule(graph)
     if catalogue is not None:
-        lengths = PromptLengths(catalogue, built_audio, settings().voice.words_per_minute)
+        lengths = PromptLengths(catalogue, built_audio, words_per_minute)
         yield from rules_resources.missing_prompts(graph, catalogue)
         yield from rules_prompts.announced_keys_are_real_keys(graph, catalogue)
         yield from rules_prompts.first_menu_says_person_first(graph, catalogue)
@@ -190,13 +194,11 @@ def _broken(file: Path) -> BrokenFlow:
     return BrokenFlow(name[1] if name else file.stem, file, frozenset(_WORD.findall(text)))
 
 
-def _configured_audio() -> Mapping[str, ManifestEntry]:
-    """The configured prompts' built audio; none when it is not built or its manifest is unreadable (the
-    lengths are then estimated, and `ivr doctor` and `ivr prompts build` say what is wrong)."""
-    from ivr.config import settings
-
+def _built_audio(prompts_dir: Path) -> Mapping[str, ManifestEntry]:
+    """The audio built for the prompts in `prompts_dir`; none when it is not built or its manifest is
+    unreadable (the lengths are then estimated, and `ivr doctor` and `ivr prompts build` say what is wrong)."""
     try:
-        return read_manifest(settings().prompts_dir / AUDIO_SUBDIR)
+        return read_manifest(prompts_dir / AUDIO_SUBDIR)
     except BuildError:
         return {}
 
@@ -204,18 +206,17 @@ def _configured_audio() -> Mapping[str, ManifestEntry]:
 _CATALOGUE_PROBLEM = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<message>.*)$")
 
 
-def _configured_catalogue(problems: list[Problem]) -> Catalogue | None:
-    """The catalogue from settings; when it cannot be read its problems are reported and prompts go unchecked."""
-    from ivr.config import settings
-
+def _loaded_catalogue(prompts_dir: Path, problems: list[Problem]) -> Catalogue | None:
+    """The catalogue in `prompts_dir`; when it cannot be read its problems are reported and prompts go
+    unchecked."""
     try:
-        return Catalogue.load(settings().prompts_dir)
+        return Catalogue.load(prompts_dir)
     except CatalogueError as exc:
         for text in exc.problems:  # documented as "file:line: what is wrong"
             match = _CATALOGUE_PROBLEM.match(text)
             if match:
                 where, what = Position(Path(match["file"]), int(match["line"]), 1), match["message"]
             else:
-                where, what = Position(settings().prompts_dir, 1, 1), text
+                where, what = Position(prompts_dir, 1, 1), text
             problems.append(Problem(where, f"prompt catalogue: {what}"))
         return None

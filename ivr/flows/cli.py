@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ivr.clock import Clock
     from ivr.engine.services import Services
+    from ivr.flows.checks import Report
 
 #: What `ivr flow test` runs with no argument: the flow tests of the checkout it is run in, not the
 #: installed package's copy.
@@ -68,16 +69,24 @@ def _register_check_commands(commands: Any) -> None:
     publish.set_defaults(handler=_publish)
 
 
-def _check(args: argparse.Namespace) -> int:
+def _checked(paths: list[Path]) -> Report:
+    """The check of flow files against the configured prompt catalogue and voice."""
     from ivr.config import settings
     from ivr.flows.checks import check_paths
+
+    config = settings()
+    return check_paths(paths, catalogue=config.prompts_dir, words_per_minute=config.voice.words_per_minute)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ivr.config import settings
 
     paths = args.paths or [settings().flows_dir]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         print(f"ivr flow check: no such file or directory: {', '.join(missing)}", file=sys.stderr)
         return 2
-    report = check_paths(paths)
+    report = _checked(paths)
     if not report.problems and not report.flows:
         print(f"ivr flow check: no flow files (*.yaml) in {', '.join(map(str, paths))}", file=sys.stderr)
         return 2
@@ -86,13 +95,12 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from ivr.flows.checks import check_paths
     from ivr.flows.graph import GraphError, write_graph
 
     if not args.flow.is_file():
         print(f"ivr flow graph: no such flow file: {args.flow}", file=sys.stderr)
         return 2
-    report = check_paths([args.flow])
+    report = _checked([args.flow])
     for problem in report.problems:
         print(problem, file=sys.stderr)
     drawn = [f for f in report.flows.values() if f.source == args.flow]
@@ -130,7 +138,9 @@ def _publish(args: argparse.Namespace) -> int:
     if not flows_dir.is_dir():
         print(f"ivr flow publish: {flows_dir} is not a directory of flows", file=sys.stderr)
         return 2
-    library = FlowLibrary(config.var_dir / "published")
+    library = FlowLibrary(
+        config.var_dir / "published", catalogue=config.prompts_dir, words_per_minute=config.voice.words_per_minute
+    )
     report = library.publish(flows_dir, who=args.who)
     if report.problems:
         print(report.render())

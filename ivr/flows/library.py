@@ -91,20 +91,18 @@ def version_of(files: list[Path]) -> str:
 class FlowLibrary:
     def __init__(
         self,
-        root: Path | None = None,
+        root: Path,
         *,
-        catalogue: Catalogue | None = None,
+        catalogue: Catalogue | Path,
         registry: OperationRegistry | None = None,
+        words_per_minute: int = 150,
     ) -> None:
-        """`root` defaults to ``settings().var_dir / "published"``; the catalogue and registry used for
-        checking default to the configured ones (see `check_paths`)."""
-        if root is None:
-            from ivr.config import settings
-
-            root = settings().var_dir / "published"
+        """Releases live in `root` (settings: ``var_dir / "published"``); they are checked against the
+        catalogue (or its directory), the registry and the voice's pace as `check_paths` takes them."""
         self.root = root
         self._catalogue = catalogue
         self._registry = registry
+        self._words_per_minute = words_per_minute
         self._set: FlowSet | None = None
 
     # --- serving ------------------------------------------------------------------------------------
@@ -185,7 +183,9 @@ class FlowLibrary:
     # --- inside -------------------------------------------------------------------------------------
 
     def _check(self, directory: Path) -> Report:
-        return check_paths([directory], catalogue=self._catalogue, registry=self._registry)
+        return check_paths(
+            [directory], catalogue=self._catalogue, registry=self._registry, words_per_minute=self._words_per_minute
+        )
 
     def published_version(self) -> str | None:
         """The version named in CURRENT on disk (what a reload would serve), if any."""

@@ -4,7 +4,10 @@ e-mails and WhatsApp messages: `ivr db outbox` (list, e.g. the failed ones) and 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ivr.store.db import Store
 
 
 def register(sub: Any) -> None:
@@ -29,10 +32,9 @@ def register(sub: Any) -> None:
 
 
 async def _upgrade(args: argparse.Namespace) -> int:
-    from ivr.store.db import open_store
     from ivr.store.migrate import current_revision, upgrade
 
-    store = _open(args.url, open_store)
+    store = _open(args.url)
     try:
         await upgrade(store)
         print(f"database at revision {await current_revision(store)}")
@@ -44,11 +46,10 @@ async def _upgrade(args: argparse.Namespace) -> int:
 async def _seed(args: argparse.Namespace) -> int:
     from ivr.clock import system_clock
     from ivr.config import settings
-    from ivr.store.db import open_store
     from ivr.store.migrate import upgrade
     from ivr.store.seed import seed
 
-    store = _open(args.url, open_store)
+    store = _open(args.url)
     try:
         await upgrade(store)
         added = await seed(store, now=system_clock(), timezone=settings().timezone)
@@ -60,10 +61,9 @@ async def _seed(args: argparse.Namespace) -> int:
 
 async def _outbox(args: argparse.Namespace) -> int:
     from integrations.outbox import listed, mask_recipient
-    from ivr.store.db import open_store
     from ivr.store.models import OutboxState
 
-    store = _open(args.url, open_store)
+    store = _open(args.url)
     try:
         rows = await listed(store, state=OutboxState(args.state) if args.state else None, limit=args.limit)
     finally:
@@ -84,9 +84,8 @@ async def _outbox(args: argparse.Namespace) -> int:
 async def _requeue(args: argparse.Namespace) -> int:
     from integrations.outbox import requeue
     from ivr.clock import system_clock
-    from ivr.store.db import open_store
 
-    store = _open(args.url, open_store)
+    store = _open(args.url)
     try:
         done = await requeue(store, args.ids, now=system_clock())
     finally:
@@ -99,12 +98,16 @@ async def _requeue(args: argparse.Namespace) -> int:
     return 1 if missed else 0
 
 
-def _open(url: str | None, open_store: Any) -> Any:
+def _open(url: str | None) -> Store:
+    """The store named by `url` or the settings; a SQLite file's directory is made if missing."""
     from pathlib import Path
 
     from sqlalchemy.engine import make_url
 
-    store = open_store(url)
+    from ivr.config import settings
+    from ivr.store.db import open_store
+
+    store = open_store(settings(), url)
     parsed = make_url(store.url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

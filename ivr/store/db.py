@@ -23,13 +23,16 @@ import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from ivr.config import Settings
 
 T = TypeVar("T")
 
@@ -178,12 +181,9 @@ class _AsyncBackend:
         await self._engine.dispose()
 
 
-def open_store(url: str | None = None) -> Store:
-    """The store named by `url`, or by the settings (``IVR_DATABASE_URL``)."""
-    from ivr.config import settings
-
-    conf = settings()
-    return Store(url or conf.database_url, busy_timeout_s=conf.store.busy_timeout_s)
+def open_store(settings: Settings, url: str | None = None) -> Store:
+    """The store named by `url`, or by the settings (``IVR_DATABASE_URL``), with the settings' busy timeout."""
+    return Store(url or settings.database_url, busy_timeout_s=settings.store.busy_timeout_s)
 
 
 def _configure_sqlite(engine: Any, busy_timeout_s: float) -> None:

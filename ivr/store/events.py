@@ -114,19 +114,6 @@ class StoreEventSink:
         self.written = 0
         self.failed_writes = 0  # attempts that found the store unavailable
 
-    @classmethod
-    def from_settings(cls, store: Store) -> StoreEventSink:
-        from ivr.config import settings
-
-        conf = settings().store
-        return cls(
-            store,
-            batch_size=conf.event_batch_size,
-            flush_interval_s=conf.event_flush_interval_s,
-            max_buffer=conf.event_buffer_max,
-            retry_max_s=conf.event_retry_max_s,
-        )
-
     @property
     def pending(self) -> int:
         return len(self._buffer)

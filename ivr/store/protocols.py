@@ -2,8 +2,8 @@
 
 The protocol is the one write a call waits for. Normally it comes from the ``call_protocol:<year>``
 sequence in the store (safe across processes and hosts). When the store does not answer within
-``settings().store.allocate_timeout_s``, the call still gets a number, from this unit's fallback range
-(``settings().protocol_fallback_range``, disjoint from the store's numbers). Fallback numbers are
+``settings.store.allocate_timeout_s``, the call still gets a number, from this unit's fallback range
+(``settings.unit_fallback_range``, disjoint from the store's numbers). Fallback numbers are
 reserved in blocks in a small local file before any is issued, so a restart never issues one again,
 and then come from memory (a burst of calls falling back costs one durable write per block, not per
 call); a journal lists the numbers the store has not heard of yet. Once the store answers again they

@@ -158,17 +158,13 @@ def build_prompts(
     return result
 
 
-def prompt_duration(prompt_id: str, audio_dir: Path | None = None) -> float:
-    """Seconds the built audio of `prompt_id` lasts."""
+def prompt_duration(prompt_id: str, audio_dir: Path) -> float:
+    """Seconds the audio of `prompt_id` built in `audio_dir` lasts."""
     return total_duration([prompt_id], audio_dir)
 
 
-def total_duration(prompt_ids: Iterable[str], audio_dir: Path | None = None) -> float:
-    """Seconds a sequence of prompts lasts when played back to back."""
-    if audio_dir is None:
-        from ivr.config import settings
-
-        audio_dir = settings().prompts_dir / AUDIO_SUBDIR
+def total_duration(prompt_ids: Iterable[str], audio_dir: Path) -> float:
+    """Seconds a sequence of prompts built in `audio_dir` lasts when played back to back."""
     manifest = read_manifest(audio_dir)
     if not manifest:
         raise MissingAudio(f"{audio_dir / MANIFEST}: no prompt audio built; run `ivr prompts build`")

@@ -26,7 +26,7 @@ from ivr.engine.scripted import ScriptedChannel
 from ivr.engine.verbs.menu import Menu
 from ivr.engine.verbs.queue import Queue
 from ivr.flows.library import FlowLibrary
-from ivr.voice.build import prompt_duration, total_duration
+from ivr.voice.build import AUDIO_SUBDIR, prompt_duration, total_duration
 
 from .conftest import E2EAsterisk
 from .ivr_process import IvrProcess
@@ -73,7 +73,7 @@ class Walk:
 
 def published(ivr: IvrProcess) -> dict[str, Flow]:
     """The flows `ivr serve` published on its start, by name."""
-    library = FlowLibrary(ivr.var_dir / "published")
+    library = FlowLibrary(ivr.var_dir / "published", catalogue=ivr.settings.prompts_dir)
     library.reload()
     return dict(library.snapshot().flows)
 
@@ -102,13 +102,13 @@ async def walk_silent(ivr: IvrProcess, caller: str | None) -> Walk:
     return silent
 
 
-def said_s(plays: Plays) -> float:
-    """How long `plays` last at most: a digit (of a number the walk cannot know, such as the call's
-    protocol) is counted as the slowest digit."""
-    slowest = max(prompt_duration(f"digit/{d}") for d in "0123456789")
+def said_s(plays: Plays, audio: Path) -> float:
+    """How long `plays` last at most, as built in `audio`: a digit (of a number the walk cannot know, such
+    as the call's protocol) is counted as the slowest digit."""
+    slowest = max(prompt_duration(f"digit/{d}", audio) for d in "0123456789")
     prompts = [prompt for ids in plays for prompt in ids]
     digits = sum(prompt.startswith("digit/") for prompt in prompts)
-    return total_duration([p for p in prompts if not p.startswith("digit/")]) + digits * slowest
+    return total_duration([p for p in prompts if not p.startswith("digit/")], audio) + digits * slowest
 
 
 class Journeys:
@@ -118,6 +118,7 @@ class Journeys:
         self.ivr = ivr
         self.flows = published(ivr)
         self.flow = self.flows["sac"]
+        self.audio = ivr.settings.prompts_dir / AUDIO_SUBDIR  # the prompts `ivr serve` plays
 
     async def script(
         self,
@@ -136,11 +137,11 @@ class Journeys:
             if isinstance(given, float):
                 steps.append(Pause(given))
             elif isinstance(given, Spoken):  # after the prompt (not interruptible) and the beep
-                steps += [Pause(said_s(next(stretches)) + BEEP_S + MARGIN_S), given.speech]
+                steps += [Pause(said_s(next(stretches), self.audio) + BEEP_S + MARGIN_S), given.speech]
             else:  # into the question's own prompt, which the keys interrupt
-                steps += [Pause(said_s(next(stretches)[:-1]) + MARGIN_S), Keys(given)]
+                steps += [Pause(said_s(next(stretches)[:-1], self.audio) + MARGIN_S), Keys(given)]
         if end == "hangup":
-            steps.append(Pause(said_s(next(stretches)) + MARGIN_S))
+            steps.append(Pause(said_s(next(stretches), self.audio) + MARGIN_S))
         return CallScript(caller=sent_as or caller, steps=tuple(steps), end=end)
 
     @property

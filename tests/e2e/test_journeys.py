@@ -125,8 +125,8 @@ def _say_node(journeys: Journeys, node: str) -> Say:
     return verb
 
 
-def _said_s(say: Say, value: object) -> float:
-    return total_duration([*say.before, *say_ids(say.what, value, **say.options), *say.after])
+def _said_s(say: Say, value: object, audio: Path) -> float:
+    return total_duration([*say.before, *say_ids(say.what, value, **say.options), *say.after], audio)
 
 
 @dataclass
@@ -153,9 +153,9 @@ async def in_flight(
                      month.replace(month=month.month - 1))  # fmt: skip
     total, oldest = stored.overdue(SUSPENDED_CNPJ)
     suspended_said = (
-        _said_s(_say_node(journeys, "suspended_amount"), str(total))
-        + _said_s(_say_node(journeys, "suspended_due"), oldest.isoformat())
-        + prompt_duration("payment_proof")
+        _said_s(_say_node(journeys, "suspended_amount"), str(total), journeys.audio)
+        + _said_s(_say_node(journeys, "suspended_due"), oldest.isoformat(), journeys.audio)
+        + prompt_duration("payment_proof", journeys.audio)
     )
     scripts = {
         "protocol": await journeys.script(KNOWN_CALLER, *PROTOCOL_AGAIN, end="hangup"),
@@ -222,7 +222,7 @@ async def test_j1_the_protocol_is_said_before_the_first_menu_and_mailed_to_the_k
     first_menu = next(t for t in timeline if t[0] == "main_menu")
     # The call (and its protocol) exists from the answer; the number is said in full before the menu.
     assert stored.started_at(call.protocol) <= announced[1] < first_menu[1]
-    announcement_s = said_s(_say_node(journeys, "announce_protocol"), 12, ivr.moment.year)
+    announcement_s = said_s(_say_node(journeys, "announce_protocol"), 12, journeys.audio, ivr.moment.year)
     print(f"\nJ1: protocol announced in {announced[2]:.2f} s (at most {announcement_s:.2f} s for any number)")
     assert announced[2] >= 0.8 * announcement_s, f"announced in {announced[2]:.1f} s of {announcement_s:.1f}"
     assert call.outcome == "hangup" and call.path[-2:] == ["repeat_protocol", "anything_else"], call

@@ -148,7 +148,7 @@ async def in_flight(
     recordings_before = set(asterisk.settings.recordings_path.glob("*"))
     listener = await walk_silent(ivr, LISTENER)
     # Bounded by what the walk hears, plus every wait at its longest: the call then ends on its own.
-    listening_s = total_duration(listener.heard) + listener.waits * 10.0 + 60.0
+    listening_s = total_duration(listener.heard, journeys.audio) + listener.waits * 10.0 + 60.0
     entry = _ticket_entry(journeys, ivr)
     full_number = (*journeys.keys_to(TICKET_STATUS), f"{entry}#", _goodbye_key(journeys))
     to_spoken_question = journeys.keys_to(SPOKEN_QUESTION_JOURNEY)
@@ -238,7 +238,7 @@ async def test_the_hash_after_a_full_length_number_ends_it_and_cuts_nothing(
     assert visit_of(call, TICKET_STATUS)[1] == in_flight.ticket_entry
     status = journeys.flow.nodes[STATUS_SAID].verb
     assert isinstance(status, Play), f"{STATUS_SAID} is no `play` node"
-    said_s = total_duration(status.prompts)
+    said_s = total_duration(status.prompts, journeys.audio)
     spent_s = next(seconds for node, _, seconds in stored.timeline(call.protocol) if node == STATUS_SAID)
     print(f"\nstatus said in {spent_s:.2f} s (its prompts last {said_s:.2f} s)")
     assert spent_s >= 0.95 * said_s, f"the status was cut after {spent_s:.1f} s of {said_s:.1f} s"
@@ -258,7 +258,7 @@ async def test_a_caller_silent_at_a_spoken_question_moves_on_within_seconds(
     flow, node = SPOKEN_QUESTION.split("/")
     verb = journeys.flows[flow].nodes[node].verb
     assert isinstance(verb, Collect) and verb.speech, f"{SPOKEN_QUESTION} is no spoken question"
-    asked_s = total_duration(verb.prompt)
+    asked_s = total_duration(verb.prompt, journeys.audio)
     spent_s = next(seconds for visited, _, seconds in stored.timeline(call.protocol) if visited == SPOKEN_QUESTION)
     print(f"\n{name}: the spoken question took {spent_s:.2f} s, its prompt {asked_s:.2f} s")
     assert spent_s - asked_s < SILENCE_NOTICED_S, f"silence noticed after {spent_s - asked_s:.1f} s"

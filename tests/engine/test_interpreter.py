@@ -8,8 +8,9 @@ import pytest
 from ivr.config import load_settings
 from ivr.engine.channel import CallerHangup, ChannelError
 from ivr.engine.context import Outcome
-from ivr.engine.interpreter import run_call
+from ivr.engine.interpreter import CallResult, run_call
 from ivr.engine.scripted import ScriptedChannel
+from ivr.engine.services import Services
 from ivr.engine.verbs.play import Play
 
 from .fakes import caller, flow, run, services
@@ -110,8 +111,7 @@ async def test_a_hangup_while_answering_ends_quietly() -> None:
     assert svc.calls.started == []
 
 
-async def test_the_step_limit_stops_a_looping_flow() -> None:
-    looping = """
+LOOPING = """
 flow: loop
 start: a
 nodes:
@@ -121,7 +121,10 @@ nodes:
     set: {n: "{{ (n or 0) | int + 1 }}"}
     next: a
 """
-    result = await run_call(flow(looping), ScriptedChannel(caller()), services(), settings=load_settings(max_call_steps=21))
+
+
+async def test_the_step_limit_stops_a_looping_flow() -> None:
+    result = await run_call(flow(LOOPING), ScriptedChannel(caller()), services(), settings=load_settings(max_call_steps=21))
     assert result.outcome is Outcome.FAILED
     assert len(result.path) == 21
     assert result.variables["n"] == "10"
@@ -202,3 +205,116 @@ async def test_a_caller_who_accepted_it_by_whatsapp_gets_the_summary_on_the_numb
     _, _, svc = await run(text, ["1", "123456"], number="31999990000")
     [summary] = svc.summaries.sent
     assert (summary.customer_id, summary.to_caller_by_whatsapp) == (None, True)
+
+
+# --- what a node says happens next, and the walk that follows it ---------------------------------------
+
+MAIN = """
+flow: main
+start: first
+nodes:
+  first:
+    subflow: ask
+    next: done
+  done:
+    queue: {name: billing, no_agents: bye, timeout: bye}
+  bye:
+    hangup: goodbye
+"""
+ASK = """
+flow: ask
+start: q
+nodes:
+  q:
+    collect: {prompt: type_customer_code, into: code, max_digits: 6, then: out}
+    next: deeper
+  deeper:
+    subflow: greet
+    next: out
+  out:
+    return:
+"""
+GREET = """
+flow: greet
+start: hello
+nodes:
+  hello:
+    play: welcome
+    next: back
+  back:
+    return:
+"""
+
+
+async def walk(
+    main: str, subflows: Sequence[str], inputs: Sequence[str] = (), *, max_steps: int = 100
+) -> tuple[CallResult, ScriptedChannel, Services]:
+    """A call through `main`, which may run the flows in `subflows`."""
+    svc, channel = services(), ScriptedChannel(caller(), list(inputs))
+    loaded = {f.name: f for f in map(flow, subflows)}
+    settings = load_settings(max_call_steps=max_steps)
+    result = await run_call(flow(main), channel, svc, flows=loaded, settings=settings)
+    return result, channel, svc
+
+
+async def test_a_subflow_that_returns_goes_on_at_the_node_after_it_even_nested() -> None:
+    result, chan, svc = await walk(MAIN, [ASK, GREET], ["123456"])
+    assert result.path == ["first", "ask/q", "ask/deeper", "greet/hello", "greet/back", "ask/out", "done"]
+    assert (result.outcome, result.target, result.variables["code"]) == (Outcome.QUEUE, "billing", "123456")
+    assert chan.heard == ["type_customer_code", "welcome"]
+    # A subflow's node is recorded once its subflow is back, with the node the call went on to.
+    assert [(v.flow, v.node, v.outcome) for v in svc.events.visits] == [
+        ("ask", "q", "collected"),
+        ("greet", "hello", "back"),
+        ("greet", "back", "end"),
+        ("ask", "deeper", "out"),
+        ("ask", "out", "end"),
+        ("main", "first", "done"),
+        ("main", "done", "answered:billing"),
+    ]
+
+
+async def test_a_subflow_that_ends_the_call_ends_it_for_the_flow_that_ran_it() -> None:
+    to_a_person = ASK.replace("subflow: greet\n    next: out", "queue: {name: technical, no_agents: out, timeout: out}")
+    result, _, svc = await walk(MAIN, [to_a_person], ["123456"])
+    assert (result.outcome, result.target) == (Outcome.QUEUE, "technical")
+    assert result.path == ["first", "ask/q", "ask/deeper"]  # never back at `done`
+    assert svc.calls.ended == [(result.protocol, "queue:technical", result.variables)]
+    last_two = [(v.node, v.outcome) for v in svc.events.visits][-2:]
+    assert last_two == [("deeper", "answered:technical"), ("first", "answered:technical")]
+
+
+async def test_a_return_in_the_calls_own_flow_ends_the_call_politely() -> None:
+    alone = GREET.replace("flow: greet", "flow: alone")
+    result, chan, svc = await walk(alone, [])
+    assert (result.outcome, result.summary) == (Outcome.ENDED, "ended")
+    assert chan.heard == ["welcome"] and chan.hung_up
+    assert svc.events.visits[-1].outcome == "end"
+
+
+async def test_the_step_limit_counts_the_nodes_of_subflows_too() -> None:
+    result, _, svc = await walk(MAIN, [LOOPING.replace("flow: loop", "flow: ask")], max_steps=15)
+    assert result.outcome is Outcome.FAILED and "more than 15 steps" in result.reason
+    assert result.path == ["first", *["ask/a", "ask/b"] * 7]
+    # Every node visited has its event, the subflow's own node last, as the step that failed.
+    assert len(svc.events.visits) == 15 and svc.events.visits[-1].node == "first"
+    assert svc.events.visits[-1].outcome == "error"
+
+
+@pytest.mark.parametrize(
+    ("subflows", "reason"),
+    [
+        ([MAIN.replace("flow: main", "flow: ask")], "subflows nested deeper than 5 (does 'ask' call itself?)"),
+        ([], "flow 'ask' is not loaded"),
+    ],
+)
+async def test_a_subflow_that_cannot_run_fails_the_call_over(subflows: list[str], reason: str) -> None:
+    result, _, _ = await walk(MAIN, subflows)
+    assert (result.outcome, result.reason) == (Outcome.FAILED, reason)
+
+
+async def test_a_template_that_fails_names_the_flow_and_node() -> None:
+    broken = GREET.replace("    play: welcome\n", "    set: {x: \"{{ call.protocol + 1 }}\"}\n")
+    result, _, _ = await walk(MAIN, [ASK, broken], ["123456"])
+    assert result.outcome is Outcome.FAILED
+    assert result.reason.startswith("flow 'greet', node 'hello': template '{{ call.protocol + 1 }}' failed")

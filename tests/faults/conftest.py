@@ -82,7 +82,7 @@ async def speech() -> AsyncIterator[FakeSpeech]:
 @pytest.fixture(scope="session")
 def sac_flows() -> Mapping[str, Flow]:
     """The repository's flows, checked as `ivr flow publish` checks them."""
-    report = check_paths([REPO_ROOT / "flows"])
+    report = check_paths([REPO_ROOT / "flows"], catalogue=REPO_ROOT / "prompts" / "pt_BR")
     assert report.ok, report.render()
     return report.flows
 

@@ -215,7 +215,7 @@ def test_a_max_seconds_that_is_not_a_positive_number_is_named_with_its_line(
 
 
 def test_the_shipped_flows_pass_the_checks() -> None:
-    report = check_paths([REPO_ROOT / "flows"])
+    report = check_paths([REPO_ROOT / "flows"], catalogue=settings().prompts_dir)
     assert report.problems == (), report.render()
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field, field_validator
 
 from integrations.registry import OperationStatus
+from ivr.engine.steps import GoTo, Next
 from ivr.engine.template import check_template
 from ivr.engine.verbs.base import Continues, Verb, VarName
 
@@ -53,8 +54,7 @@ class _OperationCall(Verb):
         return [(self.operation, dict(self.args))]
 
     async def _call(self, call: CallContext) -> OperationStatus:
-        result = await call.operate(self.operation, self.args, into=self.into, timeout_s=self.within_s)
-        call.note(outcome=result.status.value)
+        result = await call.operations.operate(self.operation, self.args, into=self.into, timeout_s=self.within_s)
         return result.status
 
 
@@ -70,8 +70,11 @@ class Lookup(_OperationCall):
         edges = [("found", self.found), ("not_found", self.not_found), ("error", self.error)]
         return edges + ([("timeout", self.timeout)] if self.timeout else [])
 
-    async def run(self, call: CallContext) -> str | None:
+    async def run(self, call: CallContext) -> Next:
         status = await self._call(call)
+        return GoTo(self._branch(status), result=status.value)
+
+    def _branch(self, status: OperationStatus) -> str:
         if status is OperationStatus.FOUND:
             return self.found
         if status is OperationStatus.NOT_FOUND:
@@ -89,5 +92,6 @@ class Action(_OperationCall, Continues):
     def targets(self) -> list[tuple[str, str]]:
         return [("next", self.next), ("error", self.error)]
 
-    async def run(self, call: CallContext) -> str | None:
-        return self.next if await self._call(call) is OperationStatus.FOUND else self.error
+    async def run(self, call: CallContext) -> Next:
+        status = await self._call(call)
+        return GoTo(self.next if status is OperationStatus.FOUND else self.error, result=status.value)

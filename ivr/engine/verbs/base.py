@@ -3,7 +3,7 @@
 A node in a flow holds exactly one verb (``menu:``, ``collect:``, ``queue:``...). The verb's settings come
 from the value under that key; the node-level ``next:`` is handed to verbs that continue in a straight
 line. `targets()`, `prompt_ids()` and `operations()` let `ivr flow check` inspect a flow without running it;
-`run()` does the work on a live call and returns the name of the next node (None ends the call).
+`run()` does the work on a live call and returns what happens next (`ivr.engine.steps`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 if TYPE_CHECKING:
     from ivr.engine.context import CallContext
+    from ivr.engine.steps import Next
 
 #: Default bound on one node's run, so a stuck back-end or channel cannot hold a call forever.
 DEFAULT_NODE_TIMEOUT_S = 120.0
@@ -71,7 +72,7 @@ class Verb(BaseModel):
         channel's own commands, e.g. a conversation with an agent, which lasts as long as it lasts)."""
         return DEFAULT_NODE_TIMEOUT_S
 
-    async def run(self, call: CallContext) -> str | None:
+    async def run(self, call: CallContext) -> Next:
         raise NotImplementedError
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ivr.engine.template import check_expression
+from ivr.engine.steps import GoTo, Next
 from ivr.engine.verbs.base import Verb
 
 if TYPE_CHECKING:
@@ -43,10 +44,8 @@ class Branch(Verb):
     def targets(self) -> list[tuple[str, str]]:
         return [*((f"if {w.condition}", w.go) for w in self.when), ("else", self.otherwise)]
 
-    async def run(self, call: CallContext) -> str | None:
+    async def run(self, call: CallContext) -> Next:
         for number, case in enumerate(self.when, start=1):
-            if call.evaluate(case.condition):
-                call.note(outcome=f"when#{number}")
-                return case.go
-        call.note(outcome="else")
-        return self.otherwise
+            if call.state.evaluate(case.condition):
+                return GoTo(case.go, result=f"when#{number}")
+        return GoTo(self.otherwise, result="else")

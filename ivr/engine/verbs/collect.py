@@ -48,10 +48,12 @@ from pydantic import Field, model_validator
 
 from ivr import cnpj, phone
 from ivr.engine.intents import USE_KEYS_PROMPT, Said, spoken_digits
+from ivr.engine.steps import GoTo, Next
 from ivr.engine.verbs.base import PROMPT_ALLOWANCE_S, Continues, Prompts, Retry, VarName, retry_edges
 from ivr.protocol_number import kind_of
 
 if TYPE_CHECKING:
+    from ivr.engine.caller import Caller
     from ivr.engine.context import CallContext
 
 #: The key that leaves a data prompt for a person (0 is a digit there).
@@ -113,60 +115,56 @@ class Collect(Continues):
         extra += [PERSON_HINT_PROMPT] if self.person else []
         return [*self.prompt, *(r.prompt for r in (self.no_input, self.invalid) if r.prompt), *extra]
 
-    async def run(self, call: CallContext) -> str | None:
+    async def run(self, call: CallContext) -> Next:
+        caller, variables = call.caller, call.state.variables
         no_inputs = invalids = 0
-        if self.speech and not (call.listening or self.keys_allowed):
-            call.note(outcome="no_speech")  # free words, and nothing on this call can hear them
-            return self.no_input.go or self.then
-        by_voice = self.speech and call.listening
+        if self.speech and not (caller.listening or self.keys_allowed):
+            # Free words, and nothing on this call can hear them.
+            return GoTo(self.no_input.go or self.then, result="no_speech")
+        by_voice = self.speech and caller.listening
         for _ in range(self.attempts):
             if by_voice:
-                said = await self._hear(call)
+                said = await self._hear(caller)
                 if said is None or (said.unclear and self.keys_allowed):
                     # The caller keyed instead of speaking, or could not be understood (then told to
                     # use the keys): the question takes keys from now on.
                     by_voice = False
                     if said is not None:
-                        await call.play([USE_KEYS_PROMPT])
+                        await caller.play([USE_KEYS_PROMPT])
                     continue
                 value = said.text if self.validator == "none" else spoken_digits(said.text)
             else:
-                value = await self._keys(call)
+                value = await self._keys(caller)
                 if self.person and PERSON_KEY in value:
-                    call.note(outcome="person")
-                    return self.person
+                    return GoTo(self.person, result="person")
             if not value:
                 no_inputs += 1
                 if no_inputs > self.no_input.retries:
-                    call.note(outcome="no_input")
-                    return self.no_input.go or self.then
-                await call.play([self.no_input.prompt] if self.no_input.prompt else [])
+                    return GoTo(self.no_input.go or self.then, result="no_input")
+                await caller.play([self.no_input.prompt] if self.no_input.prompt else [])
                 continue
             kept = self._parse(value, call)
             if kept is None:
                 invalids += 1
                 if invalids > self.invalid.retries:
-                    call.note(input=self._masked(value), outcome="invalid")
-                    return self.invalid.go or self.then
-                await call.play([self.invalid.prompt] if self.invalid.prompt else [])
+                    return GoTo(self.invalid.go or self.then, input=self._masked(value), result="invalid")
+                await caller.play([self.invalid.prompt] if self.invalid.prompt else [])
                 continue
-            call.variables[self.into] = kept
+            variables[self.into] = kept
             if self.validator == "protocol":
-                call.variables[f"{self.into}_kind"] = kind_of(kept).value  # type: ignore[union-attr]
-            call.note(input=self._masked(kept), outcome="collected")
-            return self.next
-        call.note(outcome="invalid")
-        return self.then
+                variables[f"{self.into}_kind"] = kind_of(kept).value  # type: ignore[union-attr]
+            return GoTo(self.next, input=self._masked(kept), result="collected")
+        return GoTo(self.then, result="invalid")
 
-    async def _keys(self, call: CallContext) -> str:
+    async def _keys(self, caller: Caller) -> str:
         """The keys of one entry, without its terminator; "*" in it when the caller asked for a person."""
-        hint = call.once(PERSON_HINT_PROMPT) if self.person else []
-        await call.play([*self.prompt, *hint])
-        keyed = call.take_keys()
+        hint = caller.once(PERSON_HINT_PROMPT) if self.person else []
+        await caller.play([*self.prompt, *hint])
+        keyed = caller.take_keys()
         ends = self.terminator + (PERSON_KEY if self.person else "")
         done = any(key in keyed for key in ends) or len(keyed) >= self.max_digits
         if not done:
-            digits = await call.channel.read_digits(
+            digits = await caller.channel.read_digits(
                 max_digits=self.max_digits - len(keyed),
                 first_timeout_s=self.first_timeout_s if not keyed else self.inter_digit_timeout_s,
                 inter_digit_timeout_s=self.inter_digit_timeout_s,
@@ -177,30 +175,30 @@ class Collect(Continues):
             return PERSON_KEY
         if self.terminator and self.terminator in keyed:
             keyed, _, ahead = keyed.partition(self.terminator)
-            call.typeahead += ahead
+            caller.keep_keys(ahead)
         elif self.terminator and len(keyed) >= self.max_digits:
-            call.typeahead += keyed[self.max_digits :]
+            caller.keep_keys(keyed[self.max_digits :])
             keyed = keyed[: self.max_digits]
-            await self._swallow_terminator(call)
+            await self._swallow_terminator(caller)
         return keyed[: self.max_digits]
 
-    async def _swallow_terminator(self, call: CallContext) -> None:
+    async def _swallow_terminator(self, caller: Caller) -> None:
         """After a full-length entry, a "#" the prompt asked for ends it and is not the next answer."""
-        if call.typeahead:
-            call.typeahead = call.typeahead.removeprefix(self.terminator)
+        if ahead := caller.take_keys():
+            caller.keep_keys(ahead.removeprefix(self.terminator))
             return
-        late = await call.channel.late_key(self.terminator, within_s=TERMINATOR_GRACE_S)
+        late = await caller.channel.late_key(self.terminator, within_s=TERMINATOR_GRACE_S)
         if late != self.terminator:
-            call.typeahead += late
+            caller.keep_keys(late)
 
-    async def _hear(self, call: CallContext) -> Said | None:
+    async def _hear(self, caller: Caller) -> Said | None:
         """What the caller said; None when they pressed a key instead (kept as type-ahead)."""
-        await call.play(self.prompt, interruptible=False)
-        heard = await call.channel.listen(max_seconds=self.speech_max_s, silence_seconds=2.0)
+        await caller.play(self.prompt, interruptible=False)
+        heard = await caller.channel.listen(max_seconds=self.speech_max_s, silence_seconds=2.0)
         if heard.interrupted_by and self.keys_allowed:
-            call.keyed_instead(heard)
+            caller.keyed_instead(heard)
             return None
-        return await call.hear(heard)
+        return await caller.hear(heard)
 
     def _parse(self, value: str, call: CallContext) -> str | None:
         """What `into` keeps for a valid answer, or None when it is not one."""

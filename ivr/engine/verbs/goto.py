@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ivr.engine.steps import GoTo, Next
 from ivr.engine.verbs.base import Verb
 
 if TYPE_CHECKING:
@@ -19,5 +20,5 @@ class Goto(Verb):
     def targets(self) -> list[tuple[str, str]]:
         return [("goto", self.target)]
 
-    async def run(self, call: CallContext) -> str | None:
-        return self.target
+    async def run(self, call: CallContext) -> Next:
+        return GoTo(self.target)

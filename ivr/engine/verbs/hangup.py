@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ivr.engine.context import CallContext, Outcome
+from ivr.engine.steps import EndCall, Next
 from ivr.engine.verbs.base import Prompts, Verb
 
 
@@ -15,8 +16,7 @@ class Hangup(Verb):
     def prompt_ids(self) -> list[str]:
         return list(self.prompts)
 
-    async def run(self, call: CallContext) -> str | None:
-        await call.play(self.prompts, interruptible=False)
-        await call.channel.hangup()
-        call.finish(Outcome.ENDED)
-        return None
+    async def run(self, call: CallContext) -> Next:
+        await call.caller.play(self.prompts, interruptible=False)
+        await call.caller.channel.hangup()
+        return EndCall(Outcome.ENDED)

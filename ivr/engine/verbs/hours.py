@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 import holidays
 from pydantic import Field, field_validator
 
+from ivr.engine.steps import GoTo, Next
 from ivr.engine.verbs.base import Verb
 
 if TYPE_CHECKING:
@@ -74,16 +75,13 @@ class Hours(Verb):
                 return parse_spans(self.schedule[key])  # type: ignore[index]
         return []
 
-    async def run(self, call: CallContext) -> str | None:
+    async def run(self, call: CallContext) -> Next:
         now = call.now()
         if self.holidays:
             calendar = holidays.country_holidays("BR", subdiv=self.state, years=now.year)
             if now.date() in calendar:
-                call.note(outcome=f"holiday:{calendar.get(now.date())}")
-                return self.holiday or self.closed
+                return GoTo(self.holiday or self.closed, result=f"holiday:{calendar.get(now.date())}")
         moment = now.time().replace(tzinfo=None)
         if any(start <= moment < end for start, end in self.spans_on(now.weekday())):
-            call.note(outcome="open")
-            return self.open
-        call.note(outcome="closed")
-        return self.closed
+            return GoTo(self.open, result="open")
+        return GoTo(self.closed, result="closed")

@@ -31,10 +31,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ivr.engine.channel import DTMF_KEYS
 from ivr.engine.intents import USE_KEYS_PROMPT, Said, choose
+from ivr.engine.steps import GoTo, Next
 from ivr.engine.verbs.base import PROMPT_ALLOWANCE_S, Prompts, Retry, Verb, retry_edges
 from ivr.voice.speak import PAUSE
 
 if TYPE_CHECKING:
+    from ivr.engine.caller import Caller
     from ivr.engine.context import CallContext
 
 #: How often "*" may replay the prompt before it counts as a wrong key (keeps the loop bounded).
@@ -106,19 +108,18 @@ class Menu(Verb):
         speech = [USE_KEYS_PROMPT, SPEECH_HINT_PROMPT] if self.listens else []
         return [*self.prompt, *extra, *speech, *KEYS_HINT_PROMPTS]
 
-    async def run(self, call: CallContext) -> str | None:
+    async def run(self, call: CallContext) -> Next:
+        caller = call.caller
         no_inputs = no_matches = repeats = 0
-        by_voice = self.listens and call.listening
+        by_voice = self.listens and caller.listening
         whole = True  # the whole prompt, or (after a retry) only what to press
         for _ in range(self.attempts):
-            key, said = await self._ask(call, by_voice=by_voice, whole=whole)
+            key, said = await self._ask(caller, by_voice=by_voice, whole=whole)
             whole = False
             if key in self.options:
-                call.note(input=key, outcome=key)
-                return self.options[key].go
+                return GoTo(self.options[key].go, input=key, result=key)
             if key == "#" and self.back:
-                call.note(input=key, outcome="back")
-                return self.back
+                return GoTo(self.back, input=key, result="back")
             if key == "*" and repeats < MAX_REPEATS:
                 repeats += 1
                 whole = True
@@ -127,25 +128,21 @@ class Menu(Verb):
                 # Asked once more, by keys only: the caller is told to use them.
                 by_voice = False
                 whole = True
-                await call.play([USE_KEYS_PROMPT])
+                await caller.play([USE_KEYS_PROMPT])
                 continue
             if said.text and (chosen := choose(said.text, self.synonyms)) is not None:
-                call.note(input=said.for_the_record, outcome=chosen)
-                return self.options[chosen].go
+                return GoTo(self.options[chosen].go, input=said.for_the_record, result=chosen)
             if not key and said.nothing:
                 no_inputs += 1
                 if no_inputs > self.no_input.retries:
-                    call.note(outcome="no_input")
-                    return self.no_input.go or self.then
-                await call.play([*_prompts(self.no_input.prompt), *self.keys_hint()])
+                    return GoTo(self.no_input.go or self.then, result="no_input")
+                await caller.play([*_prompts(self.no_input.prompt), *self.keys_hint()])
             else:
                 no_matches += 1
                 if no_matches > self.no_match.retries:
-                    call.note(input=key or said.for_the_record, outcome="no_match")
-                    return self.no_match.go or self.then
-                await call.play([*_prompts(self.no_match.prompt), *self.keys_hint()])
-        call.note(outcome="no_match")
-        return self.then
+                    return GoTo(self.no_match.go or self.then, input=key or said.for_the_record, result="no_match")
+                await caller.play([*_prompts(self.no_match.prompt), *self.keys_hint()])
+        return GoTo(self.then, result="no_match")
 
     @property
     def synonyms(self) -> dict[str, list[str]]:
@@ -168,20 +165,20 @@ class Menu(Verb):
             ids += [PAUSE, "menu/or_zero_person"] if keys else ["menu/zero_person"]
         return [*ids, "menu/star_repeats"]
 
-    async def _ask(self, call: CallContext, *, by_voice: bool, whole: bool) -> tuple[str, Said]:
+    async def _ask(self, caller: Caller, *, by_voice: bool, whole: bool) -> tuple[str, Said]:
         """Play the prompt (when `whole`) unless keys were typed ahead; return (key, words said)."""
         if whole:
-            await call.play([*self.prompt, *(call.once(SPEECH_HINT_PROMPT) if by_voice else [])])
-        if key := call.take_key():
+            await caller.play([*self.prompt, *(caller.once(SPEECH_HINT_PROMPT) if by_voice else [])])
+        if key := caller.take_key():
             return key, Said("")
         if by_voice:
-            heard = await call.channel.listen(max_seconds=self.speech_max_s, silence_seconds=1.5)
+            heard = await caller.channel.listen(max_seconds=self.speech_max_s, silence_seconds=1.5)
             if heard.interrupted_by:
-                call.keyed_instead(heard)
-                return call.take_key(), Said("")
+                caller.keyed_instead(heard)
+                return caller.take_key(), Said("")
             hints = [word for words in self.synonyms.values() for word in words]
-            return "", await call.hear(heard, hints)
-        digits = await call.channel.read_digits(
+            return "", await caller.hear(heard, hints)
+        digits = await caller.channel.read_digits(
             max_digits=1,
             first_timeout_s=self.input_timeout_s,
             inter_digit_timeout_s=self.input_timeout_s,

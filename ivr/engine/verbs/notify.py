@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import model_validator
 
 from integrations.registry import OperationStatus
+from ivr.engine.steps import GoTo, Next
 from ivr.engine.verbs.action import Args
 from ivr.engine.verbs.base import Continues
 
@@ -55,8 +56,7 @@ class Notify(Continues):
     def operations(self) -> list[tuple[str, dict[str, object]]]:
         return [self._operation()]
 
-    async def run(self, call: CallContext) -> str | None:
+    async def run(self, call: CallContext) -> Next:
         name, args = self._operation()
-        result = await call.operate(name, args, into=None)
-        call.note(outcome=result.status.value)
-        return self.next if result.status is OperationStatus.FOUND else self.error
+        status = (await call.operations.operate(name, args, into=None)).status
+        return GoTo(self.next if status is OperationStatus.FOUND else self.error, result=status.value)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from ivr.engine.steps import GoTo, Next
 from ivr.engine.verbs.base import Continues, Prompts
 
 if TYPE_CHECKING:
@@ -22,6 +23,6 @@ class Play(Continues):
     def prompt_ids(self) -> list[str]:
         return list(self.prompts)
 
-    async def run(self, call: CallContext) -> str | None:
-        await call.play(self.prompts, interruptible=self.interruptible)
-        return self.next
+    async def run(self, call: CallContext) -> Next:
+        await call.caller.play(self.prompts, interruptible=self.interruptible)
+        return GoTo(self.next)

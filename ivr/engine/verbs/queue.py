@@ -17,6 +17,7 @@ from pydantic import Field
 
 from ivr.engine.channel import QueueOutcome
 from ivr.engine.context import CallContext, Outcome
+from ivr.engine.steps import EndCall, GoTo, Next
 from ivr.engine.verbs.base import Verb
 
 
@@ -35,13 +36,13 @@ class Queue(Verb):
     def time_limit_s(self) -> None:
         return None  # the channel returns when the conversation with the agent ends, bounded by the call's limit
 
-    async def run(self, call: CallContext) -> str | None:
-        context = call.queue_context() | {k: call.render(v) for k, v in self.context.items()}
-        outcome = await call.channel.queue(self.name, context=context, timeout_s=self.wait_s)
-        call.note(outcome=f"{outcome.value}:{self.name}")
+    async def run(self, call: CallContext) -> Next:
+        state = call.state
+        context = state.queue_context() | {k: state.render(v) for k, v in self.context.items()}
+        outcome = await call.caller.channel.queue(self.name, context=context, timeout_s=self.wait_s)
+        result = f"{outcome.value}:{self.name}"
         if outcome is QueueOutcome.ANSWERED:
-            call.finish(Outcome.QUEUE, self.name)
-            return None
+            return EndCall(Outcome.QUEUE, self.name, result=result)
         if outcome in (QueueOutcome.NO_AGENTS, QueueOutcome.FAILED):
-            return self.no_agents
-        return self.timeout
+            return GoTo(self.no_agents, result=result)
+        return GoTo(self.timeout, result=result)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from ivr.engine.steps import GoTo, Next
 from ivr.engine.verbs.base import PROMPT_ALLOWANCE_S, Continues, Prompts, VarName
 
 if TYPE_CHECKING:
@@ -37,14 +38,15 @@ class Record(Continues):
     def time_limit_s(self) -> float:
         return PROMPT_ALLOWANCE_S + self.max_s
 
-    async def run(self, call: CallContext) -> str | None:
-        await call.play(self.prompt, interruptible=False)
-        heard = await call.channel.listen(max_seconds=self.max_s, silence_seconds=self.silence_s, beep=self.beep)
+    async def run(self, call: CallContext) -> Next:
+        caller, variables = call.caller, call.state.variables
+        await caller.play(self.prompt, interruptible=False)
+        heard = await caller.channel.listen(max_seconds=self.max_s, silence_seconds=self.silence_s, beep=self.beep)
         audio = str(heard.audio) if heard.audio else ""
         if self.transcribe:
-            call.variables[self.into] = (await call.hear(heard, keep_audio=True)).text
-            call.variables[f"{self.into}_audio"] = audio
+            variables[self.into] = (await caller.hear(heard, keep_audio=True)).text
+            variables[f"{self.into}_audio"] = audio
         else:
-            call.variables[self.into] = audio or (heard.transcript or "")
-        call.note(input=f"<{heard.duration_s:.0f} s>", outcome="recorded" if call.variables[self.into] else "silent")
-        return self.next
+            variables[self.into] = audio or (heard.transcript or "")
+        recorded = "recorded" if variables[self.into] else "silent"
+        return GoTo(self.next, input=f"<{heard.duration_s:.0f} s>", result=recorded)

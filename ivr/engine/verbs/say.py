@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import model_validator
 
 from ivr.engine.template import check_template
+from ivr.engine.steps import GoTo, Next
 from ivr.engine.verbs.base import Continues, Prompts
 from ivr.voice.speak import SAY_KINDS, SayError, say_ids
 
@@ -70,15 +71,15 @@ class Say(Continues):
     def prompt_ids(self) -> list[str]:
         return [*self.before, *self.after]
 
-    async def run(self, call: CallContext) -> str | None:
-        value = call.render(self.template)
+    async def run(self, call: CallContext) -> Next:
+        value = call.state.render(self.template)
         try:
             spoken = say_ids(self.what, value, **self.options)
         except SayError as exc:
             # A value the back-end left empty or malformed: the caller still hears the rest.
-            log.error("call %s: cannot say %s here (%s)", call.protocol, self.what, exc)
+            log.error("call %s: cannot say %s here (%s)", call.state.protocol, self.what, exc)
             spoken = []
         ids = [*self.before, *spoken, *self.after]
         interruptible = self.what != "protocol" if self.interruptible is None else self.interruptible
-        await call.play(ids, interruptible=interruptible)
-        return self.next
+        await call.caller.play(ids, interruptible=interruptible)
+        return GoTo(self.next)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator, model_validator
 
 from ivr.engine.template import check_template
+from ivr.engine.steps import GoTo, Next
 from ivr.engine.verbs.base import Continues, VarName
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ class Set(Continues):
                 check_template(value)
         return values
 
-    async def run(self, call: CallContext) -> str | None:
+    async def run(self, call: CallContext) -> Next:
+        state = call.state
         for name, value in self.values.items():
-            call.variables[name] = call.render(value) if isinstance(value, str) else value
-        return self.next
+            state.variables[name] = state.render(value) if isinstance(value, str) else value
+        return GoTo(self.next)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ivr.engine.steps import Next, ReturnToCaller, RunSubflow
 from ivr.engine.verbs.base import Continues, Verb
 
 if TYPE_CHECKING:
@@ -21,17 +22,12 @@ class Subflow(Continues):
 
     flow: str
 
-    def time_limit_s(self) -> None:
-        return None  # the subflow's own nodes are bounded one by one
-
-    async def run(self, call: CallContext) -> str | None:
-        returned = await call.run_subflow(self.flow)
-        return self.next if returned else None
+    async def run(self, call: CallContext) -> Next:
+        return RunSubflow(self.flow, then=self.next)
 
 
 class Return(Verb):
     kind = "return"
 
-    async def run(self, call: CallContext) -> str | None:
-        call.returning = True
-        return None
+    async def run(self, call: CallContext) -> Next:
+        return ReturnToCaller()

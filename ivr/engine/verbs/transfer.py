@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 
 from ivr.engine.channel import TransferOutcome
 from ivr.engine.context import CallContext, Outcome
+from ivr.engine.steps import EndCall, GoTo, Next
 from ivr.engine.verbs.base import Verb
 
 
@@ -38,10 +39,8 @@ class Transfer(Verb):
     def time_limit_s(self) -> None:
         return None  # the channel returns when the conversation ends, bounded by the call's limit
 
-    async def run(self, call: CallContext) -> str | None:
-        outcome = await call.channel.transfer(self.number, timeout_s=self.ring_s)
-        call.note(outcome=outcome.value)
+    async def run(self, call: CallContext) -> Next:
+        outcome = await call.caller.channel.transfer(self.number, timeout_s=self.ring_s)
         if outcome is TransferOutcome.ANSWERED:
-            call.finish(Outcome.TRANSFER, self.number)
-            return None
-        return self.failed
+            return EndCall(Outcome.TRANSFER, self.number, result=outcome.value)
+        return GoTo(self.failed, result=outcome.value)

@@ -1,0 +1,82 @@
+"""The back-end operations as a call uses them.
+
+Arguments are rendered from the call's variables; the caller hears the hold prompt once when an
+operation is slow, so they do not think the line is dead; and what an operation finds is kept in the
+call's state: who the caller is (operations flagged ``identifies``), the tickets it opened, and its
+results ``into`` a variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from integrations.registry import (
+    OperationContext,
+    OperationRegistry,
+    OperationResult,
+    OperationStatus,
+    UnknownOperation,
+)
+from ivr.engine.caller import Caller
+from ivr.engine.flow import FlowError
+from ivr.engine.services import Ticket
+from ivr.engine.state import CallState
+
+
+class OperationGateway:
+    def __init__(
+        self, registry: OperationRegistry, state: CallState, caller: Caller, *, hold_prompt: str, hold_after_s: float
+    ) -> None:
+        self._registry = registry
+        self._state = state
+        self._caller = caller
+        self._hold_prompt = hold_prompt  # settings.hold: "" plays nothing
+        self._hold_after_s = hold_after_s
+
+    async def operate(
+        self, name: str, args: Mapping[str, object], *, into: str | None, timeout_s: float | None = None
+    ) -> OperationResult:
+        """Call a registry operation with templated args; keep its results, the customer it identifies
+        and any ticket it opened."""
+        state = self._state
+        rendered = {k: state.render(v) if isinstance(v, str) else v for k, v in args.items()}
+        ctx = OperationContext(
+            call_protocol=state.protocol,
+            caller_id=state.caller_id,
+            customer_id=state.customer_id,
+            account_confirmed=state.account_confirmed,
+        )
+        try:
+            result = await self._call_with_hold(name, rendered, ctx, timeout_s)
+        except UnknownOperation as exc:
+            raise FlowError(f"operation '{name}' is not registered") from exc
+        if result.status is OperationStatus.FOUND:
+            spec = self._registry.get(name)
+            if spec is not None and spec.identifies and result.data.get("customer_id") is not None:
+                state.identify(
+                    int(result.data["customer_id"]), result.data, confirmed=bool(result.data.get("confirmed"))
+                )
+            if result.data.get("ticket_number"):
+                kind = result.data.get("ticket_kind") or rendered.get("kind") or name
+                state.tickets.append(Ticket(type=str(kind), number=str(result.data["ticket_number"])))
+        if into:
+            state.variables[into] = {**result.data, "status": result.status.value}
+        return result
+
+    async def _call_with_hold(
+        self, name: str, args: Mapping[str, object], ctx: OperationContext, timeout_s: float | None
+    ) -> OperationResult:
+        """Run the operation; past `hold_after_s` the caller hears the hold prompt once while it goes on.
+        The prompt is the only channel command meanwhile and ends before the result is used; the
+        operation stays bounded by its own deadline (the registry's time-out)."""
+        operation = asyncio.ensure_future(self._registry.call(name, args, ctx, timeout_s=timeout_s))
+        try:
+            done, _ = await asyncio.wait({operation}, timeout=self._hold_after_s)
+            if not done and self._hold_prompt:
+                await self._caller.play([self._hold_prompt])
+            return await operation
+        finally:
+            if not operation.done():  # the caller hung up, or the node ran out of time, during the prompt
+                operation.cancel()
+                await asyncio.wait({operation})

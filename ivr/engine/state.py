@@ -1,0 +1,77 @@
+"""What a call knows and has gathered: who is calling, the account identified, the flow's variables, the
+nodes walked and the tickets opened. Templates and conditions in flows read it, and only it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import TemplateError
+
+from ivr import phone
+from ivr.engine.flow import FlowError
+from ivr.engine.services import Ticket
+from ivr.engine.template import evaluate, render
+
+
+@dataclass(slots=True)
+class CallState:
+    protocol: str
+    caller_id: str | None  # the national number (ivr.phone.normalise), None when withheld
+    dialled: str
+    listening: bool  # spoken answers can be heard on this call
+    customer_id: int | None = None
+    account_confirmed: bool = False
+    customer: dict[str, Any] = field(default_factory=dict)  # the identified account's fields
+    variables: dict[str, Any] = field(default_factory=dict)
+    path: list[str] = field(default_factory=list)  # node names; subflow nodes as "flow/node"
+    tickets: list[Ticket] = field(default_factory=list)  # opened on this call
+
+    def identify(self, customer_id: int, account: Mapping[str, Any], *, confirmed: bool) -> None:
+        """The caller is the customer of this account; `confirmed` when this identification confirmed it.
+        A confirmation holds for the account it was given for, never for another one."""
+        kept = self.account_confirmed and customer_id == self.customer_id
+        self.customer_id = customer_id
+        self.account_confirmed = kept or confirmed
+        self.customer = dict(account)
+
+    def template_vars(self) -> dict[str, Any]:
+        call = {
+            "protocol": self.protocol,
+            "caller_id": self.caller_id or "",
+            "dialled": self.dialled,
+            "identified": self.customer_id is not None,
+            "confirmed": self.account_confirmed,
+            "customer": dict(self.customer),
+            "path": list(self.path),
+            "tickets": [ticket.number for ticket in self.tickets],
+            "listening": self.listening,
+            # The number calling can be called back (a Brazilian landline or mobile), and is a mobile.
+            "callable": phone.callback_number(self.caller_id) is not None,
+            "caller_mobile": phone.is_mobile(self.caller_id or ""),
+        }
+        return {**self.variables, "call": call}
+
+    def render(self, template: str) -> str:
+        try:
+            return render(template, self.template_vars())
+        except (TemplateError, TypeError) as exc:  # e.g. the sandbox refused an attribute
+            raise FlowError(f"template {template!r} failed: {exc}") from exc
+
+    def evaluate(self, expression: str) -> Any:
+        try:
+            return evaluate(expression, self.template_vars())
+        except (TemplateError, TypeError) as exc:
+            raise FlowError(f"condition {expression!r} failed: {exc}") from exc
+
+    def queue_context(self) -> dict[str, str]:
+        """The call's context for agents (channel variables)."""
+        return {
+            "protocol": self.protocol,
+            "caller_id": self.caller_id or "",
+            "customer": str(self.customer_id or ""),
+            "customer_name": str(self.customer.get("customer_name", "")),  # integrations.accounts.IDENTITY
+            "path": ">".join(self.path),
+            "tickets": ",".join(t.number for t in self.tickets),
+        }
