@@ -5,18 +5,20 @@ phone, CNPJ, root or code; a short summary of one). `Identification` turns those
 three identifying operations and keeps, per call protocol, the factors seen: two *different* factors
 (registered caller ID, CNPJ or its root, customer code) pointing to the same customer confirm the
 account, so keying the (public) CNPJ twice confirms nothing. Amounts, document requests, disputes and
-cancellations need a confirmed account (`ticket_kind`, `confirmed`).
+cancellations need a confirmed account (`confirmed`, which the registry asks for the operations declared
+as requiring it, and `refuses_ticket` for the kinds of ticket that need it).
 """
 
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, TypeVar
 
-from integrations.registry import OperationContext, OperationResult, OperationStatus
+from integrations.registry import REFUSALS, OperationContext, OperationResult, OperationStatus, Requirement
 from ivr import cnpj as cnpj_rules
 from ivr import phone as phones
 from ivr.protocol_number import NumberKind, kind_of
@@ -49,22 +51,25 @@ class AccountSummary:
 
 
 class Directory(Protocol):
-    """The questions about accounts an adapter answers from its own back-end."""
+    """The questions about accounts an adapter answers from its own back-end (abstract: a back-end that
+    derives from it cannot be built without answering them all)."""
 
+    @abstractmethod
     async def by_phone(self, number: str) -> Sequence[int]:
         """Accounts with this (normalised) phone or WhatsApp number registered."""
-        ...
 
+    @abstractmethod
     async def by_cnpj(self, cnpj: str) -> int | None:
         """The account with this full, valid, normalised CNPJ."""
-        ...
 
+    @abstractmethod
     async def by_cnpj_root(self, root: str) -> Sequence[int]:
         """Accounts whose CNPJ starts with this 8-character root."""
-        ...
 
+    @abstractmethod
     async def by_code(self, code: str) -> int | None: ...
 
+    @abstractmethod
     async def summary(self, customer_id: int, caller: str | None) -> AccountSummary: ...
 
 
@@ -149,24 +154,20 @@ class Identification:
             and len(identity.factors) >= 2
         )
 
-    def ticket_kind(self, ctx: OperationContext, kind: str) -> TicketKind | OperationResult:
-        """The kind of ticket this caller may open now, or the result refusing it."""
-        try:
-            ticket_kind = TicketKind(kind)
-        except ValueError:
-            known = ", ".join(k.value for k in TicketKind)
-            return OperationResult(OperationStatus.ERROR, {}, f"unknown ticket kind {kind!r} (expected {known})")
-        if ctx.customer_id is None and ticket_kind not in UNIDENTIFIED_KINDS:
-            return OperationResult.not_found("caller not identified")
-        if ticket_kind in CONFIRMED_KINDS and not self.confirmed(ctx):
-            return OperationResult.not_found("account not confirmed")
-        return ticket_kind
+    def refuses_ticket(self, ctx: OperationContext, kind: TicketKind) -> OperationResult | None:
+        """The result refusing this caller a ticket of `kind` now, or None when they may open it: what
+        ``open_ticket`` requires of the caller depends on the kind asked for."""
+        if ctx.customer_id is None and kind not in UNIDENTIFIED_KINDS:
+            return OperationResult.not_found(REFUSALS[Requirement.IDENTIFIED])
+        if kind in CONFIRMED_KINDS and not self.confirmed(ctx):
+            return OperationResult.not_found(REFUSALS[Requirement.CONFIRMED])
+        return None
 
 
 class Callback(NamedTuple):
-    """A call back a caller may ask for: the ticket kind, the number to call and the request's words."""
+    """A call back a caller may ask for (a ticket of kind ``callback_request``, which anyone may open):
+    the number to call and the request's words."""
 
-    kind: TicketKind
     number: str
     description: str
 
@@ -175,9 +176,7 @@ class Callback(NamedTuple):
 CALLBACK_TEAMS = {"technical": "técnica", "billing": "financeira", "commercial": "comercial"}
 
 
-def callback(
-    identification: Identification, ctx: OperationContext, team: str, phone: str
-) -> Callback | OperationResult:
+def callback(ctx: OperationContext, team: str, phone: str) -> Callback | OperationResult:
     """The call back asked for (the number keyed, else the caller's own), or the result refusing it: a
     call back needs a Brazilian landline or mobile to call, never a withheld, foreign or 0800 number."""
     if team not in CALLBACK_TEAMS:
@@ -185,10 +184,7 @@ def callback(
     number = phones.callback_number(phone or ctx.caller_id)
     if number is None:
         return OperationResult.not_found("no Brazilian landline or mobile to call back")
-    kind = identification.ticket_kind(ctx, TicketKind.CALLBACK_REQUEST.value)
-    if isinstance(kind, OperationResult):
-        return kind
-    return Callback(kind, number, f"Retorno pedido para a equipe {CALLBACK_TEAMS[team]}: ligar para {number}.")
+    return Callback(number, f"Retorno pedido para a equipe {CALLBACK_TEAMS[team]}: ligar para {number}.")
 
 
 class TicketReference(NamedTuple):
@@ -200,14 +196,12 @@ class TicketReference(NamedTuple):
 
 
 def ticket_reference(ctx: OperationContext, number: str) -> TicketReference | OperationResult:
-    """What `number` refers to for this caller, or the result refusing it."""
+    """What `number` refers to for this (identified) caller, or the result refusing it."""
     digits = re.sub(r"\D", "", number)
     kind = kind_of(digits)
     if kind is None:
         return OperationResult.not_found("not a valid ticket or protocol number")
-    if ctx.customer_id is None:
-        return OperationResult.not_found("caller not identified")
-    return TicketReference(ctx.customer_id, digits, kind)
+    return TicketReference(ctx.identified_customer, digits, kind)
 
 
 def pick_circuit(rows: Sequence[T], ref: str, designation: Callable[[T], str]) -> T | None:

@@ -1,47 +1,33 @@
-"""The built-in adapter: flow operations answered from our own store (ivr/store).
+"""The built-in back-end: the flows' operations (`integrations.backend.Backend`) answered from our own
+store (ivr/store); the journeys' ones are in `integrations.builtin_journeys`.
 
-`build_registry(store)` binds the operations to a store; `declared_registry()` declares the same
-operations without a store (for `ivr flow check`). Every result is a flat mapping of str, int,
-Decimal or date values ("" when a value is absent), usable in templates.
+`build_registry(store)` registers them for calls. Every result is a flat mapping of str, int, Decimal or
+date values ("" when a value is absent), usable in templates.
 
-Who the caller is comes only from `OperationContext`: queries are filtered by the identified
-customer, so an operation never returns another account's data whatever the flow passes. The
-identification and confirmation rules live in `integrations.accounts` and the result shapes in
-`integrations.answers`, shared with the HTTP adapter; `OPERATIONS` and `declare()` are the declarations
-every adapter registers. Store failures become `BackendError` (the flow's ``error`` branch).
+Who the caller is comes only from `OperationContext`: queries are filtered by the identified customer,
+so an operation never returns another account's data whatever the flow passes. The identification and
+confirmation rules live in `integrations.accounts` and the result shapes in `integrations.answers`,
+shared with the HTTP back-end. Store failures become `BackendError` (the flow's ``error`` branch).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from integrations import answers
-from integrations.accounts import (
-    IDENTITY,
-    AccountSummary,
-    Identification,
-    callback,
-    pick_circuit,
-    ticket_reference,
-)
+from integrations.accounts import AccountSummary, callback, pick_circuit, ticket_reference
+from integrations.backend import MAINTENANCE_HORIZON
 from integrations.builtin_deadlines import add_days
 from integrations.builtin_deadlines import deadlines as answer_deadlines
-from integrations.registry import (
-    Arg,
-    BackendError,
-    Declaration,
-    OperationContext,
-    OperationRegistry,
-    OperationResult,
-    bind,
-)
-from integrations.store_operations import StoreOperations
+from integrations.builtin_journeys import StoreJourneys
+from integrations.registry import OperationContext, OperationRegistry, OperationResult
+from integrations.store_operations import newest_ticket
 from ivr import phone as phones
 from ivr.clock import Clock
 from ivr.config import Deadline, DeadlineSettings, ServicePage
@@ -61,99 +47,6 @@ from ivr.store.models import (
 )
 from ivr.store.sequences import TICKET, next_value
 
-MAINTENANCE_HORIZON = timedelta(days=7)
-
-#: Every adapter's operations.
-OPERATIONS: tuple[Declaration, ...] = (
-    Declaration(
-        "customer_by_caller_id",
-        "Identify the caller by the number they call from (no input).",
-        (),
-        IDENTITY,
-        identifies=True,
-    ),
-    Declaration(
-        "customer_by_cnpj",
-        "Identify (or confirm) the account by CNPJ, or by its 8-character root once a customer is known.",
-        (Arg("cnpj", str, description="CNPJ (digits or letters) or its root"),),
-        IDENTITY,
-        identifies=True,
-    ),
-    Declaration(
-        "customer_by_code",
-        "Identify (or confirm) the account by customer code.",
-        (Arg("code", str, description="customer code, digits"),),
-        IDENTITY,
-        identifies=True,
-    ),
-    Declaration(
-        "ticket_status",
-        "State of one of the caller's tickets, by ticket number or by the call protocol it was opened on.",
-        (Arg("number", str, description="ticket number (9 digits) or call protocol (12 digits)"),),
-        answers.TICKET_RESULTS,
-    ),
-    Declaration(
-        "open_ticket",
-        "Open a ticket of the given kind on the caller's account, linked to this call's protocol.",
-        (
-            Arg("kind", str, description="technical_failure, service_request, billing_doubt, ..."),
-            Arg("circuit", str, required=False, description="circuit designation or its position (1, 2...)"),
-            Arg("symptom", str, required=False, description="e.g. no_connection, slow, intermittent"),
-            Arg("description", str, required=False, description="the caller's words"),
-        ),
-        ("number", "kind", "expected_date", "ticket_number", "ticket_kind"),
-        opens=True,
-    ),
-    Declaration(
-        "invoice_summary",
-        "Open and overdue invoices of the confirmed account, the next due date and the latest invoice.",
-        (),
-        answers.INVOICE_RESULTS,
-    ),
-    Declaration(
-        "circuits",
-        "How many circuits the caller's account has, and the first few designations and addresses.",
-        (),
-        answers.CIRCUIT_RESULTS,
-    ),
-    Declaration(
-        "open_incidents",
-        "Known outages and planned maintenance (next days) on the caller's circuits; not_found if none.",
-        (),
-        answers.INCIDENT_RESULTS,
-    ),
-    Declaration(
-        "request_callback",
-        "Ask a team to call the caller back: a callback request (a ticket) with the number to call, "
-        "the caller's own when it is a Brazilian landline or mobile; not_found when there is none.",
-        (
-            Arg("team", str, description="technical, billing or commercial"),
-            Arg("phone", str, required=False, description="number keyed for the call back (area code + number)"),
-        ),
-        ("number", "kind", "expected_date", "phone", "ticket_number", "ticket_kind"),
-        opens=True,
-    ),
-    Declaration(
-        "register_lead",
-        "Record a prospective customer for the commercial team to call back (default: the caller's number).",
-        (
-            Arg("name", str, required=False),
-            Arg("phone", str, required=False, description="number to call back"),
-        ),
-        ("lead_id", "phone"),
-        opens=True,
-    ),
-)
-
-
-def declared_registry() -> OperationRegistry:
-    """The built-in operations without a store: names, arguments and results for `ivr flow check`."""
-
-    async def unbound(ctx: OperationContext, **args: Any) -> OperationResult:
-        raise BackendError("declared_registry() has no store; use build_registry(store)")
-
-    return declare(lambda name: unbound)
-
 
 def build_registry(
     store: Store,
@@ -162,24 +55,15 @@ def build_registry(
     deadlines: Mapping[TicketKind, Deadline | None] | None = None,
     timezone: str,
 ) -> OperationRegistry:
-    """The built-in operations answered from `store`; tickets get the answer `deadlines` of their kind
+    """The back-end's operations answered from `store`; tickets get the answer `deadlines` of their kind
     (default: the service page's and the regulation's, as the settings' defaults give them)."""
     due = deadlines if deadlines is not None else answer_deadlines(ServicePage(), DeadlineSettings())
-    operations = BuiltinOperations(store, deadlines=due, clock=clock, timezone=timezone)
-    return declare(lambda name: getattr(operations, name))
-
-
-def declare(
-    handler_for: Callable[[str], Callable[..., Awaitable[OperationResult]]], *, default_timeout_s: float = 3.0
-) -> OperationRegistry:
-    """A registry of `OPERATIONS`, each answered by ``handler_for(name)``."""
-    registry = OperationRegistry(default_timeout_s)
-    for spec in bind(OPERATIONS, handler_for):
-        registry.register(spec)
+    registry = OperationRegistry()
+    registry.register_all(BuiltinOperations(store, deadlines=due, clock=clock, timezone=timezone))
     return registry
 
 
-class BuiltinOperations(StoreOperations):
+class BuiltinOperations(StoreJourneys):
     def __init__(
         self,
         store: Store,
@@ -190,10 +74,6 @@ class BuiltinOperations(StoreOperations):
     ) -> None:
         super().__init__(store, timezone=timezone, clock=clock)
         self._deadlines = deadlines
-        self._identification = Identification(self)
-        self.customer_by_caller_id = self._identification.customer_by_caller_id
-        self.customer_by_cnpj = self._identification.customer_by_cnpj
-        self.customer_by_code = self._identification.customer_by_code
 
     # --- the account directory (integrations.accounts.Directory) ------------------------------------
 
@@ -232,18 +112,20 @@ class BuiltinOperations(StoreOperations):
         )
 
     async def open_ticket(
-        self, ctx: OperationContext, kind: str, circuit: str = "", symptom: str = "", description: str = ""
+        self, ctx: OperationContext, kind: TicketKind, circuit: str = "", symptom: str = "", description: str = ""
     ) -> OperationResult:
-        ticket_kind = self._identification.ticket_kind(ctx, kind)
-        if isinstance(ticket_kind, OperationResult):
-            return ticket_kind
-        return await self._open(ctx, ticket_kind, circuit=circuit, symptom=symptom, description=description)
+        refusal = self._identification.refuses_ticket(ctx, kind)
+        if refusal is not None:
+            return refusal
+        return await self._open(ctx, kind, circuit=circuit, symptom=symptom, description=description)
 
     async def request_callback(self, ctx: OperationContext, team: str, phone: str = "") -> OperationResult:
-        asked = callback(self._identification, ctx, team, phone)
+        asked = callback(ctx, team, phone)
         if isinstance(asked, OperationResult):
             return asked
-        result = await self._open(ctx, asked.kind, description=asked.description, callback_number=asked.number)
+        result = await self._open(
+            ctx, TicketKind.CALLBACK_REQUEST, description=asked.description, callback_number=asked.number
+        )
         return OperationResult.found(**result.data, phone=asked.number)
 
     async def _open(
@@ -296,10 +178,8 @@ class BuiltinOperations(StoreOperations):
     # --- billing -----------------------------------------------------------------------------------
 
     async def invoice_summary(self, ctx: OperationContext) -> OperationResult:
-        if ctx.customer_id is None or not self._identification.confirmed(ctx):
-            return OperationResult.not_found("account not confirmed")
         today = self._local_date(self._clock())
-        customer_id = ctx.customer_id
+        customer_id = ctx.identified_customer
 
         def read(session: Session) -> list[answers.InvoiceRow]:
             invoices = session.scalars(
@@ -317,9 +197,7 @@ class BuiltinOperations(StoreOperations):
     # --- circuits and incidents --------------------------------------------------------------------
 
     async def circuits(self, ctx: OperationContext) -> OperationResult:
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
-        customer_id = ctx.customer_id
+        customer_id = ctx.identified_customer
 
         def read(session: Session) -> list[answers.CircuitRow]:
             rows = session.scalars(
@@ -330,9 +208,7 @@ class BuiltinOperations(StoreOperations):
         return OperationResult.found(**answers.circuits(await self._read(read)))
 
     async def open_incidents(self, ctx: OperationContext) -> OperationResult:
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
-        customer_id = ctx.customer_id
+        customer_id = ctx.identified_customer
         now = self._clock()
 
         def read(session: Session) -> dict[str, Any] | None:
@@ -378,16 +254,6 @@ class BuiltinOperations(StoreOperations):
             return lead.id
 
         return OperationResult.found(lead_id=await self._write(write), phone=number)
-
-
-def newest_ticket(session: Session, customer_id: int, *criteria: ColumnElement[bool]) -> Ticket | None:
-    """The customer's most recently opened ticket meeting `criteria`."""
-    return session.scalars(
-        select(Ticket)
-        .where(Ticket.customer_id == customer_id, *criteria)
-        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-        .limit(1)
-    ).first()
 
 
 def _customers_by_phone(session: Session, *, number: str) -> list[int]:

@@ -1,4 +1,5 @@
-"""Store operations some caller journeys need beyond the account reads every adapter shares.
+"""The store's answers to the operations some caller journeys need beyond the account reads (declared in
+`integrations.backend.Backend`; `integrations.builtin.BuiltinOperations` derives from this class):
 
 - ``attach_to_incident``: a caller reporting a failure on a circuit with a known outage joins the open
   failure ticket of that circuit (opened once for the first caller, never duplicated) (J4);
@@ -8,33 +9,22 @@
   (J15).
 
 Like `integrations.builtin`, who the caller is comes only from `OperationContext`; every query is
-filtered by the identified customer. Store failures become `BackendError`. `specs()` declares the
-operations for the catalogue (integrations/catalog.py).
+filtered by the identified customer. Store failures become `BackendError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from integrations.answers import SUSPENSION_RESULTS, TICKET_RESULTS, suspension
-from integrations.builtin import newest_ticket
-from integrations.registry import (
-    Arg,
-    Declaration,
-    Handler,
-    OperationContext,
-    OperationResult,
-    OperationSpec,
-    OperationStatus,
-    bind,
-)
+from integrations.answers import suspension
+from integrations.backend import Backend
+from integrations.registry import OperationContext, OperationResult
+from integrations.store_operations import StoreOperations, newest_ticket
 from ivr.protocol_number import make_ticket_number
-from integrations.store_operations import StoreOperations
 from ivr.store.models import (
     AccountStatus,
     Circuit,
@@ -51,47 +41,12 @@ from ivr.store.sequences import TICKET, next_value
 #: A failure ticket in these states is still being worked on: a new call joins it.
 OPEN_STATES = (TicketState.OPEN, TicketState.IN_PROGRESS, TicketState.WAITING_CUSTOMER)
 
-SPECS: tuple[Declaration, ...] = (
-    Declaration(
-        "attach_to_incident",
-        "Attach the caller to the known outage on their circuits: the open failure ticket of that circuit "
-        "(opened for the first caller, never duplicated) records this call; not_found if no outage.",
-        (),
-        ("number", "circuit", "expected_date", "attached", "ticket_number", "ticket_kind"),
-        opens=True,
-    ),
-    Declaration(
-        "latest_ticket",
-        "The caller's most recent ticket of one kind (e.g. bgp_request): its number and where it stands.",
-        (Arg("kind", str, description="ticket kind, e.g. bgp_request"),),
-        TICKET_RESULTS,
-    ),
-    Declaration(
-        "latest_open_ticket",
-        "The caller's most recent ticket still being worked on (open, in progress or waiting for the "
-        "customer), of any kind but a call back: what a known caller is most likely calling about.",
-        (),
-        TICKET_RESULTS,
-    ),
-    Declaration(
-        "suspension_status",
-        "Why the caller's service is suspended: financial (overdue invoices; amounts only once the account "
-        "is confirmed), technical (an open outage) or none.",
-        (),
-        SUSPENSION_RESULTS,
-    ),
-)
 
+class StoreJourneys(StoreOperations, Backend):
+    """The journeys' operations answered from the store; the others: `integrations.builtin.BuiltinOperations`."""
 
-def specs(handler_for: Callable[[str], Handler]) -> Iterator[OperationSpec]:
-    return bind(SPECS, handler_for)
-
-
-class JourneyOperations(StoreOperations):
     async def attach_to_incident(self, ctx: OperationContext) -> OperationResult:
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
-        customer_id = ctx.customer_id
+        customer_id = ctx.identified_customer
         now = self._clock()
 
         def write(session: Session) -> dict[str, Any] | None:
@@ -136,26 +91,18 @@ class JourneyOperations(StoreOperations):
         data = await self._write(write)
         return OperationResult.found(**data) if data else OperationResult.not_found("no outage on the account")
 
-    async def latest_ticket(self, ctx: OperationContext, kind: str) -> OperationResult:
-        try:
-            ticket_kind = TicketKind(kind)
-        except ValueError:
-            return OperationResult(OperationStatus.ERROR, {}, f"unknown ticket kind {kind!r}")
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
-        customer_id = ctx.customer_id
+    async def latest_ticket(self, ctx: OperationContext, kind: TicketKind) -> OperationResult:
+        customer_id = ctx.identified_customer
 
         def read(session: Session) -> dict[str, Any] | None:
-            ticket = newest_ticket(session, customer_id, Ticket.kind == ticket_kind)
+            ticket = newest_ticket(session, customer_id, Ticket.kind == kind)
             return self._ticket_answer(ticket) if ticket else None
 
         data = await self._read(read)
-        return OperationResult.found(**data) if data else OperationResult.not_found(f"no {kind} ticket")
+        return OperationResult.found(**data) if data else OperationResult.not_found(f"no {kind.value} ticket")
 
     async def latest_open_ticket(self, ctx: OperationContext) -> OperationResult:
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
-        customer_id = ctx.customer_id
+        customer_id = ctx.identified_customer
 
         def read(session: Session) -> dict[str, Any] | None:
             ticket = newest_ticket(
@@ -167,9 +114,8 @@ class JourneyOperations(StoreOperations):
         return OperationResult.found(**data) if data else OperationResult.not_found("no open ticket")
 
     async def suspension_status(self, ctx: OperationContext) -> OperationResult:
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
-        customer_id = ctx.customer_id
+        customer_id = ctx.identified_customer
+        confirmed = self.confirmed(ctx)
         today = self._local_date(self._clock())
 
         def read(session: Session) -> dict[str, Any]:
@@ -191,7 +137,7 @@ class JourneyOperations(StoreOperations):
                 suspended=suspended,
                 overdue=[(i.due_date, i.amount) for i in overdue],
                 incident_circuit=incident.circuit.designation if incident else "",
-                confirmed=ctx.account_confirmed,
+                confirmed=confirmed,
             )
 
         return OperationResult.found(**await self._read(read))

@@ -1,44 +1,34 @@
-"""Every adapter's operations in one registry: what flows may call, checked and run.
+"""Every operation flows may call, in one registry: declared for `ivr flow check`, bound for calls.
 
-`declared_registry()` declares them without any back-end (for `ivr flow check`); `build_registry(...)`
-binds them for calls. A new adapter adds its operations in both places, so the checker and a real call
-always agree on the names, arguments and results.
+The classes in `DECLARING` hold every declaration (`@operation` methods); `declared_registry()` reads
+them without any back-end and `build_operations(...)` registers the objects that implement them, so the
+checker and a real call always agree on the names, arguments, results and requirements.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any
-
-from integrations import builtin, builtin_journeys, email_operations, whatsapp_operations
+from integrations import builtin
+from integrations.backend import Backend
 from integrations.builtin_deadlines import deadlines
 from integrations.call_summary import CallSummaries
+from integrations.email_operations import EmailOperations
 from integrations.http_backend import HttpOperations
 from integrations.http_messaging import CarrierSource
 from integrations.messages import MessagingSource, StoreSource
 from integrations.outbox import Outbox
-from integrations.registry import BackendError, OperationContext, OperationRegistry, OperationResult
-from ivr.config import Settings
+from integrations.registry import OperationRegistry, Operations
+from integrations.whatsapp_operations import WhatsAppOperations
 from ivr.clock import Clock
+from ivr.config import Settings
 from ivr.store.db import Store
 
-async def _unavailable(reason: str, ctx: OperationContext, **args: Any) -> OperationResult:
-    raise BackendError(reason)
-
-
-_unbound = partial(_unavailable, "declared_registry() has no back-ends; calls use build_registry(...)")
+#: The classes declaring what flows may call: the back-end's contract, then the messaging operations.
+DECLARING: tuple[type[Operations], ...] = (Backend, EmailOperations, WhatsAppOperations)
 
 
 def declared_registry() -> OperationRegistry:
-    """All operations, unbound: names, arguments and results for `ivr flow check`."""
-    registry = builtin.declared_registry()
-    for spec in (
-        *email_operations.specs(lambda name: _unbound),
-        *whatsapp_operations.specs(lambda name: _unbound),
-        *builtin_journeys.specs(lambda name: _unbound),
-    ):
-        registry.register(spec)
-    return registry
+    """All operations, unbound: names, arguments, results and requirements for `ivr flow check`."""
+    return OperationRegistry.declared(*DECLARING)
 
 
 def build_registry(
@@ -73,18 +63,9 @@ def build_operations(
     else:
         due = deadlines(settings.page, settings.deadlines)
         registry = builtin.build_registry(store, deadlines=due, clock=clock, timezone=settings.timezone)
-        journeys = builtin_journeys.JourneyOperations(store, timezone=settings.timezone, clock=clock)
-        for spec in builtin_journeys.specs(lambda name: getattr(journeys, name)):
-            registry.register(spec)
         source = StoreSource(store, timezone=settings.timezone, clock=clock)
-    emails = email_operations.EmailOperations(
-        source, outbox, page=settings.page, timezone=settings.timezone, clock=clock
-    )
-    for spec in email_operations.specs(lambda name: getattr(emails, name)):
-        registry.register(spec)
-    whatsapp = whatsapp_operations.WhatsAppOperations(
-        source, outbox, conf=settings.whatsapp, timezone=settings.timezone, clock=clock
-    )
-    for spec in whatsapp_operations.specs(lambda name: getattr(whatsapp, name)):
-        registry.register(spec)
+    emails = EmailOperations(source, outbox, page=settings.page, timezone=settings.timezone, clock=clock)
+    whatsapp = WhatsAppOperations(source, outbox, conf=settings.whatsapp, timezone=settings.timezone, clock=clock)
+    for messaging in (emails, whatsapp):
+        registry.register_all(messaging)
     return registry, CallSummaries(source, emails, whatsapp)

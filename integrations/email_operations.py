@@ -8,8 +8,8 @@ said on the call; documents need a confirmed account. Team requests go to the se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from decimal import Decimal
+from typing import Annotated
 
 from integrations import email_address
 from integrations.messages import (
@@ -21,16 +21,7 @@ from integrations.messages import (
     parse_month,
 )
 from integrations.outbox import Attachment, NewMessage, Outbox
-from integrations.registry import (
-    Arg,
-    Declaration,
-    Handler,
-    OperationContext,
-    OperationResult,
-    OperationSpec,
-    OperationStatus,
-    bind,
-)
+from integrations.registry import OperationContext, OperationResult, OperationStatus, Requirement, operation
 from ivr import phone
 from ivr.config import ServicePage
 from ivr.clock import Clock
@@ -60,38 +51,6 @@ SIGNATURE = (
     "Esta é uma mensagem automática; para falar conosco, ligue para o SAC."
 )
 
-SPECS: tuple[Declaration, ...] = (
-    Declaration(
-        "email_protocol",
-        "E-mail this call's protocol (and the tickets opened on it) to the account's registered e-mails.",
-        (),
-        ("protocol", "sent_to_masked"),
-    ),
-    Declaration(
-        "send_document",
-        "E-mail the boleto or nota fiscal of a month (latest if none) to the confirmed account's e-mails.",
-        (
-            Arg("kind", str, description="boleto or nota_fiscal"),
-            Arg("month", str, required=False, description="YYYY-MM; empty for the latest invoice"),
-        ),
-        ("month", "sent_to_masked", "kind"),
-    ),
-    Declaration(
-        "email_team",
-        "Send a request with this call's protocol, customer and details to a team's mailbox.",
-        (
-            Arg("team", str, description="scheduled_activity or bgp"),
-            Arg("subject", str, description="what the caller asks for"),
-            Arg("details", str, required=False, description="the caller's words"),
-        ),
-        ("queued", "team"),
-    ),
-)
-
-
-def specs(handler_for: Callable[[str], Handler]) -> Iterator[OperationSpec]:
-    return bind(SPECS, handler_for)
-
 
 class EmailOperations(MessageOperations):
     def __init__(
@@ -106,11 +65,15 @@ class EmailOperations(MessageOperations):
         super().__init__(source, outbox, timezone=timezone, clock=clock)
         self._page = page
 
+    @operation(
+        "E-mail this call's protocol (and the tickets opened on it) to the account's registered e-mails.",
+        results=("protocol", "sent_to_masked"),
+        requires=Requirement.IDENTIFIED,
+    )
     async def email_protocol(self, ctx: OperationContext) -> OperationResult:
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
-        account = await self._source.account(ctx.customer_id)
-        tickets = await self._source.call_tickets(ctx.customer_id, ctx.call_protocol)
+        customer_id = ctx.identified_customer
+        account = await self._source.account(customer_id)
+        tickets = await self._source.call_tickets(customer_id, ctx.call_protocol)
         if not account.emails:
             return OperationResult.not_found("no e-mail registered on the account")
         lines = [
@@ -155,27 +118,31 @@ class EmailOperations(MessageOperations):
         await self._to_account(ctx, account, "call_summary", subject, lines)
         return True
 
-    async def send_document(self, ctx: OperationContext, kind: str, month: str = "") -> OperationResult:
-        try:
-            document_kind = DocumentKind(kind)
-        except ValueError:
-            known = ", ".join(k.value for k in DocumentKind)
-            return OperationResult(OperationStatus.ERROR, {}, f"unknown document kind {kind!r} ({known})")
-        if ctx.customer_id is None or not ctx.account_confirmed:
-            return OperationResult.not_found("account not confirmed")
+    @operation(
+        "E-mail the boleto or nota fiscal of a month (latest if none) to the confirmed account's e-mails.",
+        results=("month", "sent_to_masked", "kind"),
+        requires=Requirement.CONFIRMED,
+    )
+    async def send_document(
+        self,
+        ctx: OperationContext,
+        kind: Annotated[DocumentKind, "boleto or nota_fiscal"],
+        month: Annotated[str, "YYYY-MM; empty for the latest invoice"] = "",
+    ) -> OperationResult:
         try:
             wanted = parse_month(month)
         except ValueError as exc:
             return OperationResult.not_found(str(exc))
-        account = await self._source.account(ctx.customer_id)
+        customer_id = ctx.identified_customer
+        account = await self._source.account(customer_id)
         if not account.emails:
             return OperationResult.not_found("no e-mail registered on the account")
-        invoice = await self._source.invoice(ctx.customer_id, wanted)
-        document = await self._source.document(invoice, document_kind) if invoice is not None else None
+        invoice = await self._source.invoice(customer_id, wanted)
+        document = await self._source.document(invoice, kind) if invoice is not None else None
         if invoice is None or document is None:
-            return OperationResult.not_found(f"no {document_kind.value} for {month or 'the latest invoice'}")
+            return OperationResult.not_found(f"no {kind.value} for {month or 'the latest invoice'}")
         reference = month_label(invoice.reference_month)
-        label = DOCUMENT_LABELS[document_kind]
+        label = DOCUMENT_LABELS[kind]
         lines = [
             f"Olá, {account.name}.",
             "",
@@ -183,7 +150,7 @@ class EmailOperations(MessageOperations):
             f"(protocolo {ctx.call_protocol}), segue anexa a {label} referente a {reference}.",
             "",
         ]
-        if document_kind is DocumentKind.BOLETO:
+        if kind is DocumentKind.BOLETO:
             lines += [
                 f"Vencimento: {invoice.due_date:%d/%m/%Y}",
                 f"Valor: {_reais(invoice.amount)}",
@@ -199,13 +166,19 @@ class EmailOperations(MessageOperations):
         else:
             lines += [f"Nota fiscal nº {document.number}", f"Valor total: {_reais(invoice.amount)}"]
         subject = f"{label[0].upper()}{label[1:]} - {reference} - American Tower Fibra"
-        masked = await self._to_account(ctx, account, document_kind.value, subject, lines, (document.attachment,))
-        return OperationResult.found(
-            month=f"{invoice.reference_month:%Y-%m}", sent_to_masked=masked, kind=document_kind.value
-        )
+        masked = await self._to_account(ctx, account, kind.value, subject, lines, (document.attachment,))
+        return OperationResult.found(month=f"{invoice.reference_month:%Y-%m}", sent_to_masked=masked, kind=kind.value)
 
+    @operation(
+        "Send a request with this call's protocol, customer and details to a team's mailbox.",
+        results=("queued", "team"),
+    )
     async def email_team(
-        self, ctx: OperationContext, team: str, subject: str, details: str = ""
+        self,
+        ctx: OperationContext,
+        team: Annotated[str, "scheduled_activity or bgp"],
+        subject: Annotated[str, "what the caller asks for"],
+        details: Annotated[str, "the caller's words"] = "",
     ) -> OperationResult:
         mailboxes = {"scheduled_activity": self._page.scheduled_activity_email, "bgp": self._page.bgp_email}
         if team not in mailboxes:

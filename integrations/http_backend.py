@@ -1,12 +1,11 @@
-"""The HTTP adapter: the flows' operations answered by the carrier's systems (settings ``backend: http``).
+"""The HTTP back-end: the flows' operations (`integrations.backend.Backend`) answered by the carrier's
+systems (settings ``backend: http``).
 
-The same operations, arguments and results as the built-in adapter (`integrations.builtin.OPERATIONS` and
-the journeys' `integrations.builtin_journeys.SPECS`),
-the same identification and confirmation rules (`integrations.accounts`) and result shapes
-(`integrations.answers`); only the source differs: the API described in carrier_api.openapi.yaml,
+The same operations, identification and confirmation rules as the built-in back-end, and the same result
+shapes (`integrations.answers`); only the source differs: the API described in carrier_api.openapi.yaml,
 reached through `CarrierClient` (retries, breaker, cache, validation). Each operation runs under a
-deadline (`carrier_api.read_deadline_s` for look-ups, `write_deadline_s` for the two writes), so a
-caller never waits longer than configured; past it the flow takes its ``timeout`` branch.
+deadline (`carrier_api.read_deadline_s` for look-ups, `write_deadline_s` for those that open something),
+so a caller never waits longer than configured; past it the flow takes its ``timeout`` branch.
 
     async with HttpOperations(settings.carrier_api, timezone=settings.timezone) as operations:
         registry = operations.registry()
@@ -14,45 +13,30 @@ caller never waits longer than configured; past it the flow takes its ``timeout`
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 import re
 import uuid
-from functools import partial
 from types import TracebackType
 from typing import Any, Self
 from zoneinfo import ZoneInfo
 
-from integrations import answers, builtin_journeys
-from integrations.accounts import AccountSummary, Identification, callback, pick_circuit, ticket_reference
-from integrations.builtin import MAINTENANCE_HORIZON, OPERATIONS, declare
+from integrations import answers
+from integrations.accounts import AccountSummary, callback, pick_circuit, ticket_reference
+from integrations.backend import MAINTENANCE_HORIZON, Backend
 from integrations.http_client import CarrierClient, NotFound
 from integrations.http_contract import day, instant, money
-from integrations.registry import (
-    BackendError,
-    Handler,
-    OperationContext,
-    OperationRegistry,
-    OperationResult,
-    OperationStatus,
-)
+from integrations.registry import OperationContext, OperationRegistry, OperationResult, OperationSpec
 from ivr import phone as phones
 from ivr.clock import Clock
 from ivr.config import CarrierApiSettings
 from ivr.protocol_number import NumberKind
 from ivr.store.models import InvoiceLineKind, InvoiceStatus, TicketKind
 
-log = logging.getLogger(__name__)
-
-#: Operations that change something in the carrier's systems (those declared as opening something for the
-#: caller): one attempt, the write deadline.
-WRITES = frozenset(d.name for d in (*OPERATIONS, *builtin_journeys.SPECS) if d.opens)
 _NATIONAL = re.compile(r"^(\d{10,11}|0[3589]00\d{7}|[34]00\d{5})$")  # the contract's NationalNumber
 _CODE = re.compile(r"^[0-9A-Za-z]{1,16}$")  # the contract's customer code
 
 
-class HttpOperations:
+class HttpOperations(Backend):
     """The operations over the carrier API, and the account `Directory` identification asks."""
 
     def __init__(
@@ -63,37 +47,21 @@ class HttpOperations:
         clock: Clock,
         client: CarrierClient | None = None,
     ) -> None:
+        super().__init__()
         self._conf = conf
         self.client = client or CarrierClient(conf)
         self._zone = ZoneInfo(timezone)
         self._clock = clock
-        self._identification = Identification(self)
-        identify = self._identification
-        self._operations: dict[str, Handler] = {
-            "customer_by_caller_id": identify.customer_by_caller_id,
-            "customer_by_cnpj": identify.customer_by_cnpj,
-            "customer_by_code": identify.customer_by_code,
-            "ticket_status": self.ticket_status,
-            "open_ticket": self.open_ticket,
-            "request_callback": self.request_callback,
-            "invoice_summary": self.invoice_summary,
-            "circuits": self.circuits,
-            "open_incidents": self.open_incidents,
-            "register_lead": self.register_lead,
-            # integrations.builtin_journeys
-            "attach_to_incident": self.attach_to_incident,
-            "latest_ticket": self.latest_ticket,
-            "latest_open_ticket": self.latest_open_ticket,
-            "suspension_status": self.suspension_status,
-        }
 
     def registry(self) -> OperationRegistry:
-        """The built-in adapter's operations and the journeys' ones, each bounded by its deadline."""
-        longest = max(self._conf.read_deadline_s, self._conf.write_deadline_s)
-        registry = declare(self.handler_for, default_timeout_s=longest)
-        for spec in builtin_journeys.specs(self.handler_for):
-            registry.register(spec)
+        """A registry of the back-end's operations, each bounded by its own deadline."""
+        registry = OperationRegistry(default_timeout_s=max(self._conf.read_deadline_s, self._conf.write_deadline_s))
+        registry.register_all(self)
         return registry
+
+    def deadline_s(self, spec: OperationSpec) -> float:
+        """One attempt and the write deadline for what changes something in the carrier's systems."""
+        return self._conf.write_deadline_s if spec.opens else self._conf.read_deadline_s
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -105,22 +73,6 @@ class HttpOperations:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
-
-    def handler_for(self, name: str) -> Handler:
-        """The handler of operation `name`, under its deadline; one raising `BackendError` (the flow's
-        ``error`` branch) for an operation the carrier API adapter does not offer."""
-        handler = self._operations.get(name)
-        if handler is None:
-            log.warning("the carrier API adapter does not offer %s: flows calling it take their error branch", name)
-            return partial(_unsupported, name)
-        deadline = self._conf.write_deadline_s if name in WRITES else self._conf.read_deadline_s
-
-        async def bounded(ctx: OperationContext, **args: Any) -> OperationResult:
-            async with asyncio.timeout(deadline):  # TimeoutError: the registry's `timeout` result
-                result: OperationResult = await handler(ctx, **args)
-                return result
-
-        return bounded
 
     # --- the account directory (integrations.accounts.Directory) ------------------------------------
 
@@ -193,11 +145,11 @@ class HttpOperations:
         }
 
     async def open_ticket(
-        self, ctx: OperationContext, kind: str, circuit: str = "", symptom: str = "", description: str = ""
+        self, ctx: OperationContext, kind: TicketKind, circuit: str = "", symptom: str = "", description: str = ""
     ) -> OperationResult:
-        ticket_kind = self._identification.ticket_kind(ctx, kind)
-        if isinstance(ticket_kind, OperationResult):
-            return ticket_kind
+        refusal = self._identification.refuses_ticket(ctx, kind)
+        if refusal is not None:
+            return refusal
         designation = None
         if ctx.customer_id is not None:
             chosen = pick_circuit(await self._circuit_rows(ctx.customer_id), circuit, lambda row: row.designation)
@@ -206,7 +158,7 @@ class HttpOperations:
             designation = chosen.designation if chosen else None
         body = {
             "customer_id": ctx.customer_id,
-            "kind": ticket_kind.value,
+            "kind": kind.value,
             "circuit": designation,
             "symptom": symptom[:80],
             "description": description[:2000],
@@ -215,12 +167,12 @@ class HttpOperations:
         return await self._open(ctx, body)
 
     async def request_callback(self, ctx: OperationContext, team: str, phone: str = "") -> OperationResult:
-        asked = callback(self._identification, ctx, team, phone)
+        asked = callback(ctx, team, phone)
         if isinstance(asked, OperationResult):
             return asked
         body = {
             "customer_id": ctx.customer_id,
-            "kind": asked.kind.value,
+            "kind": TicketKind.CALLBACK_REQUEST.value,
             "description": asked.description,
             "call_protocol": ctx.call_protocol or None,
             "callback_number": asked.number,
@@ -240,29 +192,18 @@ class HttpOperations:
             ticket_kind=ticket["kind"],
         )
 
-    async def latest_ticket(self, ctx: OperationContext, kind: str) -> OperationResult:
-        try:
-            TicketKind(kind)
-        except ValueError:
-            return OperationResult(OperationStatus.ERROR, {}, f"unknown ticket kind {kind!r}")
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
-        ticket = await self._newest_ticket(ctx.customer_id, kind=kind)
+    async def latest_ticket(self, ctx: OperationContext, kind: TicketKind) -> OperationResult:
+        ticket = await self._newest_ticket(ctx.identified_customer, kind=kind.value)
         if ticket is None:
-            return OperationResult.not_found(f"no {kind} ticket")
+            return OperationResult.not_found(f"no {kind.value} ticket")
         return OperationResult.found(**self._ticket_answer(ticket))
 
     async def latest_open_ticket(self, ctx: OperationContext) -> OperationResult:
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
-        query = {"customer_id": str(ctx.customer_id), "state": "open"}
+        customer_id = ctx.identified_customer
+        query = {"customer_id": str(customer_id), "state": "open"}
         tickets = (await self.client.read("/tickets", "TicketList", query))["tickets"]
         ticket = next(
-            (
-                t
-                for t in tickets
-                if t["customer_id"] == ctx.customer_id and t["kind"] != TicketKind.CALLBACK_REQUEST.value
-            ),
+            (t for t in tickets if t["customer_id"] == customer_id and t["kind"] != TicketKind.CALLBACK_REQUEST.value),
             None,
         )
         if ticket is None:
@@ -272,18 +213,17 @@ class HttpOperations:
     async def attach_to_incident(self, ctx: OperationContext) -> OperationResult:
         """The caller joins the open failure ticket of the circuit with a known outage (opened for the
         first caller), and the call is recorded on the incident."""
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
-        incident = await self._first_open_incident(ctx.customer_id)
+        customer_id = ctx.identified_customer
+        incident = await self._first_open_incident(customer_id)
         if incident is None:
             return OperationResult.not_found("no outage on the account")
         circuit = incident["circuit"]
         failure = TicketKind.TECHNICAL_FAILURE.value
-        ticket = await self._newest_ticket(ctx.customer_id, kind=failure, circuit=circuit, state="open")
+        ticket = await self._newest_ticket(customer_id, kind=failure, circuit=circuit, state="open")
         opened = ticket is None
         if ticket is None:
             body = {
-                "customer_id": ctx.customer_id,
+                "customer_id": customer_id,
                 "kind": failure,
                 "circuit": circuit,
                 "symptom": "no_connection",
@@ -313,17 +253,14 @@ class HttpOperations:
     # --- billing -----------------------------------------------------------------------------------
 
     async def invoice_summary(self, ctx: OperationContext) -> OperationResult:
-        if ctx.customer_id is None or not self._identification.confirmed(ctx):
-            return OperationResult.not_found("account not confirmed")
-        found = await self.client.read(f"/customers/{ctx.customer_id}/invoices", "InvoiceList")
+        found = await self.client.read(f"/customers/{ctx.identified_customer}/invoices", "InvoiceList")
         rows = sorted((_invoice_row(invoice) for invoice in found["invoices"]), key=lambda row: row.reference_month)
         today = answers.local_date(self._clock(), self._zone)
         return OperationResult.found(**answers.invoice_summary(rows, today))
 
     async def suspension_status(self, ctx: OperationContext) -> OperationResult:
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
-        base = f"/customers/{ctx.customer_id}"
+        customer_id = ctx.identified_customer
+        base = f"/customers/{customer_id}"
         customer = await self.client.read(base, "Customer", cached=True)
         circuits = await self.client.read(f"{base}/circuits", "CircuitList", cached=True)
         suspended = customer["status"] == "suspended" or any(c["status"] == "suspended" for c in circuits["circuits"])
@@ -334,30 +271,27 @@ class HttpOperations:
             for row in map(_invoice_row, invoices)
             if row.status is not InvoiceStatus.PAID and row.due_date < today
         )
-        incident = await self._first_open_incident(ctx.customer_id)
+        incident = await self._first_open_incident(customer_id)
         return OperationResult.found(
             **answers.suspension(
                 suspended=suspended,
                 overdue=overdue,
                 incident_circuit=incident["circuit"] if incident else "",
-                confirmed=self._identification.confirmed(ctx),
+                confirmed=self.confirmed(ctx),
             )
         )
 
     # --- circuits and incidents --------------------------------------------------------------------
 
     async def circuits(self, ctx: OperationContext) -> OperationResult:
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
-        return OperationResult.found(**answers.circuits(await self._circuit_rows(ctx.customer_id)))
+        return OperationResult.found(**answers.circuits(await self._circuit_rows(ctx.identified_customer)))
 
     async def open_incidents(self, ctx: OperationContext) -> OperationResult:
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
+        customer_id = ctx.identified_customer
         now = self._clock()
-        unresolved = await self._open_incidents(ctx.customer_id)
+        unresolved = await self._open_incidents(customer_id)
         span = {"from": now.isoformat(), "to": (now + MAINTENANCE_HORIZON).isoformat()}
-        planned = await self.client.read(f"/customers/{ctx.customer_id}/maintenance", "MaintenanceList", span)
+        planned = await self.client.read(f"/customers/{customer_id}/maintenance", "MaintenanceList", span)
         incidents = [
             answers.IncidentRow(
                 i["circuit"],
@@ -396,10 +330,6 @@ class HttpOperations:
         body = {"name": name.strip()[:200], "phone": number, "call_protocol": ctx.call_protocol or None}
         lead = await self.client.write("/leads", "Lead", body, idempotency_key=idempotency_key(ctx, body))
         return OperationResult.found(lead_id=lead["id"], phone=lead["phone"])
-
-
-async def _unsupported(name: str, ctx: OperationContext, **args: Any) -> OperationResult:
-    raise BackendError(f"{name}: not offered by the carrier API adapter (backend: http)")
 
 
 def idempotency_key(ctx: OperationContext, body: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from integrations.outbox import Attachment, NewMessage, Outbox
-from integrations.registry import BackendError
+from integrations.registry import BackendError, Operations
 from integrations.store_operations import StoreOperations
 from integrations.whatsapp import recipient
 from ivr import phone
@@ -177,7 +177,7 @@ def account_of(name: str, cnpj: str, code: str, contacts: Iterable[tuple[Contact
     return Account(name, cnpj, code, tuple(dict.fromkeys(emails)), tuple(dict.fromkeys(chosen)))
 
 
-class MessageOperations:
+class MessageOperations(Operations):
     """Reads the account from its source and queues its messages in the outbox; the drainer sends later."""
 
     def __init__(

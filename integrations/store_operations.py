@@ -1,5 +1,5 @@
-"""The base of every operation class answered from our own store (ivr/store): the store, the carrier's
-time zone and clock, and store failures turned into `BackendError` (the flow's ``error`` branch)."""
+"""The base of every class answering from our own store (ivr/store): the store, the carrier's time zone
+and clock, and store failures turned into `BackendError` (the flow's ``error`` branch)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,7 @@ T = TypeVar("T")
 
 class StoreOperations:
     def __init__(self, store: Store, *, timezone: str, clock: Clock) -> None:
+        super().__init__()  # the store back-end's next base (integrations.backend.Backend) sets itself up too
         self._store = store
         self._zone = ZoneInfo(timezone)
         self._clock = clock
@@ -53,3 +55,13 @@ class StoreOperations:
             return await self._store.write(fn)
         except (StoreUnavailable, SQLAlchemyError) as exc:
             raise BackendError(f"store: {exc}") from exc
+
+
+def newest_ticket(session: Session, customer_id: int, *criteria: ColumnElement[bool]) -> Ticket | None:
+    """The customer's most recently opened ticket meeting `criteria`."""
+    return session.scalars(
+        select(Ticket)
+        .where(Ticket.customer_id == customer_id, *criteria)
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .limit(1)
+    ).first()

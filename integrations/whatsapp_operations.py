@@ -22,7 +22,7 @@ The templates, approved in WhatsApp Manager in pt_BR (names from settings().what
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from typing import Annotated
 
 from integrations.email_operations import ticket_line
 from integrations.messages import (
@@ -33,33 +33,13 @@ from integrations.messages import (
     parse_month,
 )
 from integrations.outbox import NewMessage, Outbox
-from integrations.registry import Arg, Declaration, Handler, OperationContext, OperationResult, OperationSpec, bind
+from integrations.registry import OperationContext, OperationResult, Requirement, operation
 from integrations.whatsapp import recipient, template_body
 from ivr import phone
 from ivr.clock import Clock
 from ivr.config import WhatsAppSettings
 from ivr.store import boleto
 from ivr.store.models import InvoiceStatus, OutboxChannel
-
-SPECS: tuple[Declaration, ...] = (
-    Declaration(
-        "whatsapp_protocol",
-        "Send this call's protocol by WhatsApp to the account's registered WhatsApp numbers.",
-        (),
-        ("protocol", "sent_to_masked"),
-    ),
-    Declaration(
-        "whatsapp_digitable_line",
-        "Send the digitable line of a month's boleto (latest if none) by WhatsApp to the confirmed "
-        "account's registered WhatsApp numbers; not for paid or overdue invoices.",
-        (Arg("month", str, required=False, description="YYYY-MM; empty for the latest invoice"),),
-        ("month", "sent_to_masked"),
-    ),
-)
-
-
-def specs(handler_for: Callable[[str], Handler]) -> Iterator[OperationSpec]:
-    return bind(SPECS, handler_for)
 
 
 class WhatsAppOperations(MessageOperations):
@@ -75,25 +55,35 @@ class WhatsAppOperations(MessageOperations):
         super().__init__(source, outbox, timezone=timezone, clock=clock)
         self._conf = conf
 
+    @operation(
+        "Send this call's protocol by WhatsApp to the account's registered WhatsApp numbers.",
+        results=("protocol", "sent_to_masked"),
+        requires=Requirement.IDENTIFIED,
+    )
     async def whatsapp_protocol(self, ctx: OperationContext) -> OperationResult:
-        if ctx.customer_id is None:
-            return OperationResult.not_found("caller not identified")
-        account = await self._source.account(ctx.customer_id)
+        account = await self._source.account(ctx.identified_customer)
         if not account.whatsapp:
             return OperationResult.not_found("no WhatsApp number registered on the account")
         parameters = (account.name, self._when(), ctx.call_protocol)
         masked = await self._send(ctx, account.whatsapp, self._conf.protocol_template, parameters)
         return OperationResult.found(protocol=ctx.call_protocol, sent_to_masked=masked)
 
-    async def whatsapp_digitable_line(self, ctx: OperationContext, month: str = "") -> OperationResult:
-        if ctx.customer_id is None or not ctx.account_confirmed:
-            return OperationResult.not_found("account not confirmed")
+    @operation(
+        "Send the digitable line of a month's boleto (latest if none) by WhatsApp to the confirmed "
+        "account's registered WhatsApp numbers; not for paid or overdue invoices.",
+        results=("month", "sent_to_masked"),
+        requires=Requirement.CONFIRMED,
+    )
+    async def whatsapp_digitable_line(
+        self, ctx: OperationContext, month: Annotated[str, "YYYY-MM; empty for the latest invoice"] = ""
+    ) -> OperationResult:
         try:
             wanted = parse_month(month)
         except ValueError as exc:
             return OperationResult.not_found(str(exc))
-        account = await self._source.account(ctx.customer_id)
-        invoice = await self._source.invoice(ctx.customer_id, wanted)
+        customer_id = ctx.identified_customer
+        account = await self._source.account(customer_id)
+        invoice = await self._source.invoice(customer_id, wanted)
         if invoice is None:
             return OperationResult.not_found(f"no boleto for {month or 'the latest invoice'}")
         if invoice.status is not InvoiceStatus.OPEN:

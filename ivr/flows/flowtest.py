@@ -222,19 +222,11 @@ def _failing(registry: OperationRegistry, failing: Mapping[str, str], *, where: 
     unknown = sorted(set(failing) - {spec.name for spec in registry})
     if unknown:
         raise FlowTestError(f"{where}: operations: {', '.join(unknown)} not registered")
-    changed = OperationRegistry(registry.default_timeout_s)
-    for spec in registry:
-        if spec.name in failing:
-            status = OperationStatus(failing[spec.name])
+    return registry.with_handlers({name: partial(_fail, OperationStatus(status)) for name, status in failing.items()})
 
-            async def answer(
-                ctx: OperationContext, _status: OperationStatus = status, **args: object
-            ) -> OperationResult:
-                return OperationResult(_status, {}, "failed on purpose by the flow test")
 
-            spec = dataclasses.replace(spec, handler=answer)
-        changed.register(spec)
-    return changed
+async def _fail(status: OperationStatus, ctx: OperationContext, **args: object) -> OperationResult:
+    return OperationResult(status, {}, "failed on purpose by the flow test")
 
 
 def _differences(expect: Expect, result: CallResult, heard: str) -> list[str]:

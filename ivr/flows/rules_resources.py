@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from difflib import get_close_matches
+from enum import Enum
 from typing import Any
 
 from integrations.registry import Arg, OperationRegistry, OperationSpec
@@ -95,8 +96,8 @@ def _argument_problems(node: Node, spec: OperationSpec, args: dict[str, object])
         elif not _fits(value, arg):
             yield Problem(
                 _arg_position(node, name),
-                f"node '{node.name}': argument '{name}' of operation '{spec.name}' must be "
-                f"{_TYPE_WORDS.get(arg.type, arg.type.__name__)}, not {value!r}",
+                f"node '{node.name}': argument '{name}' of operation '{spec.name}' must be {_words(arg)}, "
+                f"not {value!r}",
             )
     for arg in spec.args:
         if arg.required and arg.name not in args:
@@ -115,7 +116,16 @@ def _fits(value: object, arg: Arg) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if arg.type is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if issubclass(arg.type, Enum):
+        return value in {member.value for member in arg.type}
     return isinstance(value, arg.type)
+
+
+def _words(arg: Arg) -> str:
+    """What a flow may write for the argument."""
+    if issubclass(arg.type, Enum):
+        return "one of " + ", ".join(str(member.value) for member in arg.type)
+    return _TYPE_WORDS.get(arg.type, arg.type.__name__)
 
 
 def _takes(args: Iterable[Arg]) -> str:

@@ -31,7 +31,7 @@ def fixture_registry() -> OperationRegistry:
         ),
         ("send_document", (Arg("kind", str), Arg("month", str, required=False))),
     ):
-        registry.register(OperationSpec(name, f"fixture {name}", args, (), _never_called, opens=name == "open_ticket"))
+        registry.register(OperationSpec(name, f"fixture {name}", args, (), opens=name == "open_ticket"), _never_called)
     return registry
 
 

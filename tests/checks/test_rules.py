@@ -220,7 +220,7 @@ def test_a_cancellation_opened_after_identification_counts(
 
 
 @pytest.mark.parametrize(
-    ("operation", "args"), [("register_lead", "{}"), ("attach_to_incident", "{}"), ("open_ticket", "{kind: x}")]
+    ("operation", "args"), [("register_lead", "{}"), ("attach_to_incident", "{}"), ("open_ticket", "{kind: complaint}")]
 )
 def test_silence_never_opens_what_the_operations_declare_as_opening(
     tmp_path: Path, catalogue: Catalogue, operation: str, args: str
@@ -239,6 +239,21 @@ def test_silence_never_opens_what_the_operations_declare_as_opening(
     assert [m.split(" which opens")[0] for m in messages(report)] == [
         "main:18: a caller who presses nothing (or only wrong keys) at menu 'main_menu' is taken by its 'then' to "
         "'silent',"
+    ]
+
+
+def test_a_value_the_declaration_does_not_list_is_refused_where_the_flow_writes_it(
+    tmp_path: Path, catalogue: Catalogue
+) -> None:
+    """The checker reads an argument's values (an enum) from the real declarations."""
+    from integrations.catalog import declared_registry
+
+    one = "  one: {action: {operation: latest_ticket, args: {kind: bgp_requests}, error: agent}, next: agent}\n"
+    report = check(tmp_path, catalogue, declared_registry(), main=PROTOCOL + one + MAIN_MENU)
+    assert messages(report) == [
+        "main:5: node 'one': argument 'kind' of operation 'latest_ticket' must be one of technical_failure, "
+        "service_request, billing_doubt, billing_dispute, boleto_copy, nota_fiscal_copy, complaint, cancellation, "
+        "due_date_change, maintenance_reschedule, bgp_request, callback_request, not 'bgp_requests'"
     ]
 
 

@@ -79,12 +79,9 @@ async def _open_ticket(ctx: OperationContext, kind: str, description: str = "") 
 
 def registry() -> OperationRegistry:
     reg = OperationRegistry(default_timeout_s=1.0)
-    reg.register(OperationSpec("customer_by_caller_id", "", (), ("customer_id", "name"), _by_caller, identifies=True))
-    reg.register(
-        OperationSpec(
-            "open_ticket", "", (Arg("kind", str), Arg("description", str, required=False)), ("ticket_number",), _open_ticket
-        )
-    )
+    reg.register(OperationSpec("customer_by_caller_id", "", (), ("customer_id", "name"), identifies=True), _by_caller)
+    ticket_args = (Arg("kind", str), Arg("description", str, required=False))
+    reg.register(OperationSpec("open_ticket", "", ticket_args, ("ticket_number",)), _open_ticket)
     return reg
 
 

@@ -422,7 +422,7 @@ async def test_notify_sends_through_the_operation_of_its_channel_and_template() 
 
     operations = registry()
     operations.register(
-        OperationSpec("send_document", "", (Arg("kind", str), Arg("month", str, required=False)), (), send_document)
+        OperationSpec("send_document", "", (Arg("kind", str), Arg("month", str, required=False)), ()), send_document
     )
     text = wrap("""
   first:

@@ -116,6 +116,20 @@ async def test_a_slow_back_end_never_holds_the_caller_past_the_deadline(
     assert carrier.hits[SEARCH] >= 2  # the slow attempt was given up and another one tried
 
 
+async def test_opening_something_is_bounded_by_the_write_deadline(carrier: CarrierFake, clock: Clock) -> None:
+    deadline = 0.5
+    async with adapter(carrier, clock, read_deadline_s=5.0, write_deadline_s=deadline, attempt_timeout_s=5.0) as ops:
+        caller = Caller(ops.registry(), KNOWN_CALLER)
+        await caller.op("customer_by_caller_id")
+        carrier.misbehave("POST /tickets", Fault.SLOW)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        result = await caller.op("open_ticket", kind="technical_failure", circuit="1")
+        elapsed = loop.time() - started
+    assert result.status is OperationStatus.TIMEOUT
+    assert deadline - 0.05 <= elapsed < deadline + MARGIN_S
+
+
 async def test_the_breaker_opens_then_recovers_by_itself(carrier: CarrierFake, clock: Clock) -> None:
     async with adapter(carrier, clock, breaker_reset_s=30.0) as operations:
         registry = operations.registry()

@@ -80,7 +80,7 @@ class SlowLookup:
 
     def registry(self) -> OperationRegistry:
         registry = OperationRegistry()
-        registry.register(OperationSpec("slow_lookup", "", (), ("name",), self))
+        registry.register(OperationSpec("slow_lookup", "", (), ("name",)), self)
         return registry
 
 

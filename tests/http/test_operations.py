@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from integrations import builtin_journeys
-from integrations.builtin import declared_registry
+from integrations.backend import Backend
 from integrations.registry import OperationRegistry, OperationResult, OperationStatus
 from ivr.protocol_number import make_call_protocol
 
@@ -21,9 +20,7 @@ def assert_declared_fields(registry: OperationRegistry, name: str, result: Opera
 
 
 async def test_same_operations_as_the_builtin_adapters(registry: OperationRegistry) -> None:
-    theirs = {(s.name, s.args, s.results, s.identifies, s.opens) for s in declared_registry()}
-    theirs |= {(d.name, d.args, d.results, d.identifies, d.opens) for d in builtin_journeys.SPECS}
-    assert {(s.name, s.args, s.results, s.identifies, s.opens) for s in registry} == theirs
+    assert list(registry) == list(OperationRegistry.declared(Backend))
 
 
 async def test_caller_id_identifies_and_the_cnpj_root_confirms(registry: OperationRegistry) -> None:
@@ -155,3 +152,14 @@ async def test_suspension_amounts_only_once_confirmed(registry: OperationRegistr
     await active.op("customer_by_caller_id")
     technical = await active.op("suspension_status")
     assert (technical.data["cause"], technical.data["incident_circuit"]) == ("technical", "BHZ-0001-FO")
+
+
+async def test_an_unknown_caller_is_refused_without_a_request_to_the_carrier(
+    registry: OperationRegistry, carrier: CarrierFake
+) -> None:
+    anonymous = Caller(registry, None)
+    for spec in registry:
+        if spec.requires is not None:
+            arguments = {arg.name: "bgp_request" if arg.name == "kind" else "800001028" for arg in spec.args}
+            assert (await anonymous.op(spec.name, **arguments)).status is OperationStatus.NOT_FOUND, spec.name
+    assert sum(carrier.hits.values()) == 0

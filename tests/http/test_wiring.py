@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from integrations.catalog import build_registry
-from integrations.http_backend import HttpOperations
 from integrations.outbox import Outbox
-from integrations.registry import BackendError, OperationContext, OperationStatus
+from integrations.registry import OperationContext, OperationStatus
 from ivr.app import demo_services
 from ivr.clock import ManualClock
 from ivr.config import load_settings
@@ -42,12 +39,6 @@ async def test_the_catalogue_sends_account_operations_to_the_carrier_api(tmp_pat
 def test_the_hold_prompt_is_in_the_catalogue() -> None:
     settings = load_settings()
     assert Catalogue.load(settings.prompts_dir).has(settings.hold.prompt)
-
-
-async def test_an_operation_the_adapter_does_not_offer_answers_error(http_ops: HttpOperations) -> None:
-    handler = http_ops.handler_for("added_later")
-    with pytest.raises(BackendError, match="added_later: not offered by the carrier API adapter"):
-        await handler(OperationContext(PROTOCOL, KNOWN_CALLER, 1, False))
 
 
 async def test_flow_tests_answer_from_the_seeded_store_even_with_the_http_backend(

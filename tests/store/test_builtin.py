@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from integrations.builtin import build_registry, declared_registry
+from integrations.backend import Backend
+from integrations.builtin import build_registry
 from integrations.builtin_deadlines import add_days, deadlines
 from integrations.registry import OperationContext, OperationRegistry, OperationResult, OperationStatus
 from ivr.config import Deadline, DeadlineSettings, ServicePage
@@ -299,10 +300,8 @@ async def test_a_store_outage_is_an_error_result(tmp_path: Path) -> None:
 
 
 async def test_declared_registry_matches_the_bound_one(registry: OperationRegistry) -> None:
-    declared = declared_registry()
-    assert [(s.name, s.args, s.results, s.identifies) for s in declared] == [
-        (s.name, s.args, s.results, s.identifies) for s in registry
-    ]
+    declared = OperationRegistry.declared(Backend)
+    assert list(declared) == list(registry)
     assert [s.name for s in declared if s.identifies] == [
         "customer_by_caller_id",
         "customer_by_cnpj",

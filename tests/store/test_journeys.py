@@ -11,10 +11,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from integrations import builtin_journeys
 from integrations.accounts import pick_circuit
 from integrations.builtin import build_registry
-from integrations.catalog import declared_registry
 from integrations.registry import OperationRegistry, OperationStatus
 from ivr.protocol_number import make_call_protocol, make_ticket_number
 from ivr.store.db import Store
@@ -29,17 +27,9 @@ IPE_CALLER = "3132221111"  # Comercial Ipê: suspended, two overdue invoices
 HOSPITAL_CALLER = "3138210000"
 
 
-def _registry(store: Store) -> OperationRegistry:
-    registry = build_registry(store, clock=lambda: NOW, timezone="America/Sao_Paulo")
-    journeys = builtin_journeys.JourneyOperations(store, clock=lambda: NOW, timezone="America/Sao_Paulo")
-    for spec in builtin_journeys.specs(lambda name: getattr(journeys, name)):
-        registry.register(spec)
-    return registry
-
-
 @pytest.fixture
 def registry(seeded: Store) -> OperationRegistry:
-    return _registry(seeded)
+    return build_registry(seeded, clock=lambda: NOW, timezone="America/Sao_Paulo")
 
 
 async def _failure_tickets(store: Store) -> int:
@@ -130,10 +120,7 @@ async def test_a_technical_cause_or_none(registry: OperationRegistry) -> None:
 async def test_a_store_outage_is_an_error_result(tmp_path: Path) -> None:
     down = Store(sqlite_url(tmp_path / "missing" / "ivr.sqlite3"))
     try:
-        journeys = builtin_journeys.JourneyOperations(down, clock=lambda: NOW, timezone="America/Sao_Paulo")
-        registry = OperationRegistry()
-        for spec in builtin_journeys.specs(lambda name: getattr(journeys, name)):
-            registry.register(spec)
+        registry = build_registry(down, clock=lambda: NOW, timezone="America/Sao_Paulo")
         result = await Caller(registry, KNOWN_CALLER).op("latest_ticket", kind="bgp_request")
         assert result.status is OperationStatus.NOT_FOUND  # no caller identified: nothing is read
         caller = Caller(registry, KNOWN_CALLER)
@@ -141,12 +128,6 @@ async def test_a_store_outage_is_an_error_result(tmp_path: Path) -> None:
         assert (await caller.op("suspension_status")).status is OperationStatus.ERROR
     finally:
         await down.aclose()
-
-
-def test_the_catalogue_declares_the_journey_operations() -> None:
-    declared = {spec.name: spec for spec in declared_registry()}
-    for d in builtin_journeys.SPECS:
-        assert (declared[d.name].args, declared[d.name].results, declared[d.name].opens) == (d.args, d.results, d.opens)
 
 
 @pytest.mark.parametrize(

@@ -196,8 +196,7 @@ async def test_an_outbox_that_cannot_be_written_is_the_flows_error_branch(store:
         clock=clock,
     )
     registry = OperationRegistry()
-    for spec in whatsapp_operations.specs(lambda name: getattr(operations, name)):
-        registry.register(spec)
+    registry.register_all(operations)
     caller = Caller(registry)
     caller.customer_id = 1  # Transportes Serra Azul, the first account seeded
     result = await caller.op("whatsapp_protocol")
