@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, TypeVar
 
-from integrations.registry import REFUSALS, OperationContext, OperationResult, OperationStatus, Requirement
 from ivr import cnpj as cnpj_rules
 from ivr import phone as phones
+from ivr.domain import TicketKind
+from ivr.engine.operations import REFUSALS, OperationContext, OperationResult, OperationStatus, Requirement
 from ivr.protocol_number import NumberKind, kind_of
-from ivr.store.models import TicketKind
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from ivr.store.models import InvoiceLineKind, InvoiceStatus
+from ivr.domain import InvoiceLineKind, InvoiceStatus
 
 LISTED_CIRCUITS = 3  # circuits() names the first few; a caller cannot take in more by ear
 

@@ -1,6 +1,6 @@
 """The operations a back-end answers for the flows (accounts, tickets, invoices, circuits, outages, leads),
-declared once for both back-ends: our store (`integrations.builtin.BuiltinOperations`) and the carrier's
-systems (`integrations.http_backend.HttpOperations`, settings ``backend: http``).
+declared once for both back-ends: our store (`integrations.builtin.operations.BuiltinOperations`) and the carrier's
+systems (`integrations.carrier.backend.HttpOperations`, settings ``backend: http``).
 
 Each implements every method below (one it lacks is refused when it is built) and answers the
 `Directory` questions identification asks; identification itself, and what "confirmed" means for these
@@ -22,8 +22,8 @@ from integrations.answers import (
     SUSPENSION_RESULTS,
     TICKET_RESULTS,
 )
-from integrations.registry import OperationContext, OperationResult, Operations, Requirement, operation
-from ivr.store.models import TicketKind
+from ivr.domain import TicketKind
+from ivr.engine.operations import OperationContext, OperationResult, Operations, Requirement, operation
 
 #: How far ahead `open_incidents` looks for planned maintenance.
 MAINTENANCE_HORIZON = timedelta(days=7)

@@ -7,19 +7,19 @@ checker and a real call always agree on the names, arguments, results and requir
 
 from __future__ import annotations
 
-from integrations import builtin
 from integrations.backend import Backend
-from integrations.builtin_deadlines import deadlines
-from integrations.call_summary import CallSummaries
-from integrations.email_operations import EmailOperations
-from integrations.http_backend import HttpOperations
-from integrations.http_messaging import CarrierSource
-from integrations.messages import MessagingSource, StoreSource
-from integrations.outbox import Outbox
-from integrations.registry import OperationRegistry, Operations
-from integrations.whatsapp_operations import WhatsAppOperations
+from integrations.builtin import operations as builtin
+from integrations.builtin.deadlines import deadlines
+from integrations.carrier.backend import HttpOperations
+from integrations.carrier.messaging import CarrierSource
+from integrations.messaging.call_summary import CallSummaries
+from integrations.messaging.email_operations import EmailOperations
+from integrations.messaging.messages import MessagingSource, StoreSource
+from integrations.messaging.outbox import Outbox
+from integrations.messaging.whatsapp_operations import WhatsAppOperations
 from ivr.clock import Clock
 from ivr.config import Settings
+from ivr.engine.operations import OperationRegistry, Operations
 from ivr.store.db import Store
 
 #: The classes declaring what flows may call: the back-end's contract, then the messaging operations.

@@ -12,18 +12,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from integrations.catalog import build_operations
-from integrations.email import SmtpSender
-from integrations.outbox import Outbox, Sender
-from integrations.whatsapp import WhatsAppSender
-from integrations.google_speech import GoogleRecognizer
+from integrations.catalog import build_operations, declared_registry
+from integrations.messaging.email import SmtpSender
+from integrations.messaging.outbox import Outbox, Sender
+from integrations.messaging.whatsapp import WhatsAppSender
 from integrations.speech import NoSpeechBackend
+from integrations.speech.google import GoogleRecognizer
 from ivr.clock import Clock, system_clock
 from ivr.config import EmailSettings, Settings, SpeechSettings, WhatsAppSettings
 from ivr.engine.channel import Channel
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
-from ivr.engine.services import Services
+from ivr.engine.ports import Services
 from ivr.flows.library import FlowLibrary, NothingPublished
 from ivr.store.calls import StoreCallRecorder
 from ivr.store.db import Store
@@ -146,7 +146,10 @@ def served_library(settings: Settings) -> FlowLibrary:
     published. A release that fails its checks stops the start: a server with nothing to serve would
     send every caller to the fallback queue."""
     library = FlowLibrary(
-        settings.var_dir / "published", catalogue=settings.prompts_dir, words_per_minute=settings.voice.words_per_minute
+        settings.var_dir / "published",
+        catalogue=settings.prompts_dir,
+        registry=declared_registry(),
+        words_per_minute=settings.voice.words_per_minute,
     )
     try:
         report = library.reload()

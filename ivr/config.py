@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -195,7 +195,7 @@ class BillingSettings(_Section):
 
 
 class EmailSettings(_Section):
-    """The SMTP server e-mails leave through (integrations/email.py). The password comes from the
+    """The SMTP server e-mails leave through (integrations/messaging/email.py). The password comes from the
     environment (IVR_EMAIL__PASSWORD) or the IVR_CONFIG file, never from the repo."""
 
     host: str = ""  # "" = not configured: messages wait in the outbox until it is
@@ -211,10 +211,10 @@ class EmailSettings(_Section):
 
 
 class WhatsAppSettings(_Section):
-    """The WhatsApp Business Cloud API (integrations/whatsapp.py): template messages sent from the SAC's
+    """The WhatsApp Business Cloud API (integrations/messaging/whatsapp.py): template messages sent from the SAC's
     business number. The access token comes from the environment (IVR_WHATSAPP__TOKEN) or the IVR_CONFIG
     file, never from the repo. The templates are approved in WhatsApp Manager with the body parameters
-    listed in integrations/whatsapp_operations.py."""
+    listed in integrations/messaging/whatsapp_operations.py."""
 
     base_url: str = "https://graph.facebook.com"
     api_version: str = "v21.0"
@@ -254,7 +254,7 @@ class WhatsAppSettings(_Section):
 
 
 class OutboxSettings(_Section):
-    """How the outbox drainer sends (integrations/outbox.py)."""
+    """How the outbox drainer sends (integrations/messaging/outbox.py)."""
 
     concurrency: int = Field(default=4, ge=1)  # messages in flight per process
     poll_interval_s: float = Field(default=5.0, gt=0)  # looks for rows other processes wrote
@@ -276,8 +276,8 @@ class OutboxSettings(_Section):
 
 
 class CarrierApiSettings(_Section):
-    """The carrier's systems over HTTP (integrations/http_backend.py; the contract is
-    integrations/carrier_api.openapi.yaml). The token comes from the environment
+    """The carrier's systems over HTTP (integrations/carrier/backend.py; the contract is
+    integrations/carrier/carrier_api.openapi.yaml). The token comes from the environment
     (IVR_CARRIER_API__TOKEN) or the IVR_CONFIG file, never from the repo."""
 
     base_url: str = "http://127.0.0.1:8480/v1"  # loopback default; the real address comes from IVR_CONFIG

@@ -63,7 +63,7 @@ async def diagnose(settings: Settings, *, timeout_s: float = 5.0) -> list[Findin
 
 
 def settings_finding() -> Finding:
-    """Settings that loaded (a broken file or value never gets this far: see `ivr.doctor_cli`)."""
+    """Settings that loaded (a broken file or value never gets this far: see `ivr.cli.doctor`)."""
     source = os.environ.get("IVR_CONFIG")
     where = f"{source} and the IVR_* environment" if source else "defaults and the IVR_* environment (no IVR_CONFIG)"
     return Finding("settings", Status.OK, f"loaded from {where}")
@@ -161,7 +161,7 @@ async def check_fastagi(settings: Settings, timeout_s: float) -> Finding:
 async def check_carrier_api(settings: Settings, timeout_s: float) -> Finding:
     if settings.backend != "http":
         return Finding("carrier_api", Status.OK, "not used (backend: builtin answers from the database)")
-    from integrations.http_client import BadResponse, CarrierClient, CarrierRefused, CarrierUnavailable
+    from integrations.carrier.client import BadResponse, CarrierClient, CarrierRefused, CarrierUnavailable
 
     conf = settings.carrier_api
     # One plain attempt: the doctor wants the back-end's own answer, not the retries' and cache's.
@@ -188,7 +188,7 @@ async def check_smtp(settings: Settings, timeout_s: float) -> Finding:
         return Finding("smtp", Status.WARN, "not configured: e-mails wait in the outbox (set IVR_EMAIL__HOST)")
     import aiosmtplib
 
-    from integrations import email_address
+    from integrations.messaging import email_address
 
     where = f"{conf.host}:{conf.port}"
     smtp = aiosmtplib.SMTP(
@@ -312,6 +312,7 @@ async def check_flows(settings: Settings, timeout_s: float) -> Finding:
 
 
 def _flows(settings: Settings) -> Finding:
+    from integrations.catalog import declared_registry
     from ivr.flows.checks import check_paths, flow_files
     from ivr.flows.library import FlowLibrary, version_of
     from ivr.voice.catalogue import Catalogue, CatalogueError
@@ -321,12 +322,13 @@ def _flows(settings: Settings) -> Finding:
     except CatalogueError as exc:
         return Finding("flows", Status.FAIL, f"cannot check flows: prompt catalogue: {exc.problems[0]}")
     pace = settings.voice.words_per_minute
-    library = FlowLibrary(settings.var_dir / "published", catalogue=catalogue, words_per_minute=pace)
+    registry = declared_registry()
+    library = FlowLibrary(settings.var_dir / "published", catalogue=catalogue, registry=registry, words_per_minute=pace)
     version = library.published_version()
     files = flow_files([settings.flows_dir])
     local = version_of(files) if files else None
     if version is None:
-        report = check_paths([settings.flows_dir], catalogue=catalogue, words_per_minute=pace)
+        report = check_paths([settings.flows_dir], catalogue=catalogue, registry=registry, words_per_minute=pace)
         if not files or not report.ok:
             first = report.errors[0] if report.errors else f"no flow files in {settings.flows_dir}"
             detail = f"nothing published, and {settings.flows_dir} fails its checks: {first}"

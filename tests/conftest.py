@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from integrations.outbox import Outbox
+from integrations.messaging.outbox import Outbox
 from tests.email.conftest import SmtpServer
 from tests.postgres import PostgresServer
 from tests.whatsapp.conftest import CloudApi

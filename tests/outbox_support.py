@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from integrations.registry import OperationContext, OperationRegistry, OperationResult, OperationStatus
 from ivr.config import OutboxSettings
+from ivr.engine.operations import OperationContext, OperationRegistry, OperationResult, OperationStatus
 from ivr.protocol_number import make_call_protocol
 from ivr.store.db import Store
 from ivr.store.migrate import upgrade

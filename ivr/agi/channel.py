@@ -20,16 +20,8 @@ from ivr.agi.bounds import Bound, CommandBounds
 from ivr.agi.recording import holds_voice
 from ivr.agi.wire import AgiConnection, AgiConnectionLost, AgiHangup, AgiRequest, AgiResponse, AgiTimeout
 from ivr.config import Settings
-from ivr.engine.channel import (
-    DTMF_KEYS,
-    CallInfo,
-    ChannelError,
-    Digits,
-    DigitsEnd,
-    Heard,
-    QueueOutcome,
-    TransferOutcome,
-)
+from ivr.engine.channel import DTMF_KEYS, ChannelError, Digits, DigitsEnd, QueueOutcome, TransferOutcome
+from ivr.engine.ports import CallInfo, Heard
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ivr.engine.channel import Channel, Heard
+from ivr.engine.channel import Channel
 from ivr.engine.intents import Said
-from ivr.engine.services import RecognitionError, Recognizer
+from ivr.engine.ports import Heard, RecognitionError, Recognizer
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,11 @@ Asterisk sound file, or the catalogue's text). Any method may raise `CallerHangu
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+from ivr.engine.ports import CallInfo, Heard
 
 #: Keys a caller may press; all of them interrupt an interruptible prompt (DTMF barge-in).
 DTMF_KEYS = "0123456789*#"
@@ -26,19 +27,6 @@ class ChannelError(Exception):
     """The channel could not carry out a command (e.g. Asterisk answered 510/520)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CallInfo:
-    """What is known about a call when it arrives."""
-
-    caller_id: str | None  # as received; normalise with ivr.phone before matching
-    caller_name: str | None = None
-    dialled: str = ""
-    unique_id: str = ""
-    linked_id: str = ""
-    channel_name: str = ""
-    params: Mapping[str, str] = field(default_factory=dict)  # request-path query, e.g. lang=pt_BR
-
-
 class DigitsEnd(str, Enum):
     TERMINATOR = "terminator"  # the caller pressed a terminator key (in `Digits.key`, not in digits)
     MAX_LENGTH = "max_length"
@@ -50,20 +38,6 @@ class Digits:
     digits: str
     ended_by: DigitsEnd
     key: str = ""  # the terminator pressed, when ended_by is TERMINATOR
-
-
-@dataclass(frozen=True, slots=True)
-class Heard:
-    """What the caller said after a prompt.
-
-    A real call gives audio (a file Asterisk recorded); the simulator and flow tests give the text the
-    tester typed, already a transcript. The engine sends audio to the speech back-end.
-    """
-
-    audio: Path | None = None
-    transcript: str | None = None
-    duration_s: float = 0.0
-    interrupted_by: str = ""  # a DTMF key pressed instead of speaking
 
 
 class QueueOutcome(str, Enum):

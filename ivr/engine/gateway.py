@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from integrations.registry import (
+from ivr.engine.caller import Caller
+from ivr.engine.flow import FlowError
+from ivr.engine.operations import (
     OperationContext,
     OperationRegistry,
     OperationResult,
     OperationStatus,
     UnknownOperation,
 )
-from ivr.engine.caller import Caller
-from ivr.engine.flow import FlowError
-from ivr.engine.services import Ticket
+from ivr.engine.ports import Ticket
 from ivr.engine.state import CallState
 
 

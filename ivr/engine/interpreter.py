@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from integrations.registry import BackendError
 from ivr import phone
 from ivr.config import Settings
 from ivr.engine.caller import Caller
@@ -25,7 +24,8 @@ from ivr.engine.channel import CallerHangup, Channel, ChannelError
 from ivr.engine.context import CallContext, Outcome
 from ivr.engine.flow import Flow, FlowError, Node
 from ivr.engine.gateway import OperationGateway
-from ivr.engine.services import CallSummary, NodeVisit, Services, SummarySender, Ticket
+from ivr.engine.operations import BackendError
+from ivr.engine.ports import CallSummary, NodeVisit, Services, SummarySender, Ticket
 from ivr.engine.state import CallState
 from ivr.engine.steps import EndCall, GoTo, Next, ReturnToCaller, RunSubflow
 

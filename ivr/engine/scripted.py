@@ -19,16 +19,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ivr.engine.channel import (
-    CallerHangup,
-    CallInfo,
-    Digits,
-    DigitsEnd,
-    DTMF_KEYS,
-    Heard,
-    QueueOutcome,
-    TransferOutcome,
-)
+from ivr.engine.channel import DTMF_KEYS, CallerHangup, Digits, DigitsEnd, QueueOutcome, TransferOutcome
+from ivr.engine.ports import CallInfo, Heard
 
 
 class ScriptError(ValueError):

@@ -11,7 +11,7 @@ from jinja2 import TemplateError
 
 from ivr import phone
 from ivr.engine.flow import FlowError
-from ivr.engine.services import Ticket
+from ivr.engine.ports import Ticket
 from ivr.engine.template import evaluate, render
 
 

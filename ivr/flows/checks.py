@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from integrations.registry import OperationRegistry
 from ivr.engine.flow import Flow, Position, Problem, Severity
+from ivr.engine.operations import OperationRegistry
 from ivr.flows import rules_prompts, rules_resources, rules_sac, rules_structure
 from ivr.flows.loader import FlowLoadError, load_flow
 from ivr.flows.rules_paths import BrokenFlow, CallGraph
@@ -100,13 +100,13 @@ def check_paths(
     paths: Iterable[Path],
     *,
     catalogue: Catalogue | Path,
-    registry: OperationRegistry | None = None,
+    registry: OperationRegistry,
     built_audio: Mapping[str, ManifestEntry] | None = None,
     words_per_minute: int = 150,
 ) -> Report:
     """Check flow files (or directories of them). `catalogue` is the prompt catalogue, or the directory to
-    load it from (a catalogue that does not load is reported, and prompts go unchecked); the registry
-    defaults to the declared operations.
+    load it from (a catalogue that does not load is reported, and prompts go unchecked); `registry` holds
+    the operations flows may call (`integrations.catalog.declared_registry()`).
 
     Prompts' lengths come from `built_audio` (the audio manifest's entries: by default the audio built in
     the catalogue's directory when a directory is given, else none), and are estimated from their words
@@ -121,10 +121,6 @@ def check_paths(
         prompts = _loaded_catalogue(catalogue, problems)
         if built_audio is None:
             built_audio = _built_audio(catalogue)
-    if registry is None:
-        from integrations.catalog import declared_registry
-
-        registry = declared_registry()
 
     context = [f for f in flow_files(sorted({f.parent for f in wanted})) if f not in wanted]
     flows: dict[str, Flow] = {}

@@ -49,14 +49,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from integrations.registry import OperationContext, OperationRegistry, OperationResult, OperationStatus
 from ivr.clock import Clock, ManualClock, local
 from ivr.config import Settings
-from ivr.engine.channel import CallInfo, QueueOutcome, TransferOutcome
+from ivr.engine.channel import QueueOutcome, TransferOutcome
 from ivr.engine.flow import Flow
 from ivr.engine.interpreter import CallResult, run_call
+from ivr.engine.operations import OperationContext, OperationRegistry, OperationResult, OperationStatus
+from ivr.engine.ports import CallInfo, Services
 from ivr.engine.scripted import ScriptedChannel, parse_item
-from ivr.engine.services import Services
 from ivr.flows.loader import flows_beside, load_flow
 from ivr.voice.build import AUDIO_SUBDIR, BuildError, MissingAudio, out_of_date, total_duration
 from ivr.voice.catalogue import Catalogue

@@ -32,9 +32,9 @@ from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
-from integrations.registry import OperationRegistry
 from ivr.clock import system_clock
 from ivr.engine.flow import Flow, Position, Problem
+from ivr.engine.operations import OperationRegistry
 from ivr.flows.checks import Report, check_paths, flow_files
 from ivr.voice.catalogue import Catalogue
 
@@ -94,7 +94,7 @@ class FlowLibrary:
         root: Path,
         *,
         catalogue: Catalogue | Path,
-        registry: OperationRegistry | None = None,
+        registry: OperationRegistry,
         words_per_minute: int = 150,
     ) -> None:
         """Releases live in `root` (settings: ``var_dir / "published"``); they are checked against the

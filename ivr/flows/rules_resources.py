@@ -8,8 +8,8 @@ from difflib import get_close_matches
 from enum import Enum
 from typing import Any
 
-from integrations.registry import Arg, OperationRegistry, OperationSpec
 from ivr.engine.flow import Node, Position, Problem
+from ivr.engine.operations import Arg, OperationRegistry, OperationSpec
 from ivr.flows.rules_paths import CallGraph
 from ivr.voice.catalogue import Catalogue
 

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from jinja2 import Environment, nodes
 from jinja2.parser import Parser
 
-from integrations.registry import OperationRegistry
 from ivr.engine.flow import Node, Problem
+from ivr.engine.operations import OperationRegistry
 from ivr.engine.verbs.branch import Branch
 from ivr.engine.verbs.collect import Collect
 from ivr.engine.verbs.menu import Menu

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TextIO
 
 from ivr.config import Settings
-from ivr.engine.channel import CallInfo, QueueOutcome, TransferOutcome
+from ivr.engine.channel import QueueOutcome, TransferOutcome
 from ivr.engine.flow import Flow
 from ivr.engine.interpreter import CallResult, run_call
+from ivr.engine.ports import CallInfo, Services
 from ivr.engine.scripted import Event, ScriptedChannel, ScriptError, parse_item
-from ivr.engine.services import Services
 from ivr.voice.catalogue import Catalogue
 
 

@@ -1,4 +1,4 @@
-"""`ivr.engine.services.CallRecorder` over the store: one `calls` row per call.
+"""`ivr.engine.ports.CallRecorder` over the store: one `calls` row per call.
 
 Rows travel through the event sink's buffer (in order with the call's node visits), so recording a
 call never waits for the store and survives an outage like the visits do. The caller's number is
@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ivr import phone
 from ivr.clock import Clock
-from ivr.engine.channel import CallInfo
+from ivr.engine.ports import CallInfo
 from ivr.store.events import Rank, RecordKind, StoreEventSink
 from ivr.store.models import Call
 

@@ -24,7 +24,7 @@ from sqlalchemy import Executable, insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ivr.engine.services import NodeVisit
+from ivr.engine.ports import NodeVisit
 from ivr.store import models
 from ivr.store.db import Store, StoreUnavailable
 
@@ -85,7 +85,7 @@ class _Visit:
 
 
 class StoreEventSink:
-    """`ivr.engine.services.EventSink` over the store. Call `start()` once, `aclose()` on shutdown."""
+    """`ivr.engine.ports.EventSink` over the store. Call `start()` once, `aclose()` on shutdown."""
 
     def __init__(
         self,

@@ -5,7 +5,7 @@ invoices with their lines and documents, incidents and planned maintenance per c
 Calls: one row per call (its protocol, the normalised caller number, Asterisk's linkedid), the node
 visits of each call, named sequences for the numbers we issue, and protocols issued from the local
 fallback range while the store was down. Messages: the outbox of e-mails and WhatsApp messages waiting to
-be sent (integrations.outbox), so a call never waits for a mail server.
+be sent (integrations.messaging.outbox), so a call never waits for a mail server.
 
 Times are stored in UTC (`UtcDateTime`); money as `Numeric(12, 2)` read back as `Decimal`. No column
 defaults to the wall clock: the code writing a row stamps it from the clock it was given (`ivr.clock`),
@@ -24,19 +24,22 @@ from sqlalchemy import (
     BigInteger,
     Date,
     DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    Numeric,
-    String,
-    Text,
 )
 from sqlalchemy import Enum as SqlEnum
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, MetaData, Numeric, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+from ivr.domain import (
+    AccountStatus,
+    ContactKind,
+    DocumentKind,
+    InvoiceLineKind,
+    InvoiceStatus,
+    TicketKind,
+    TicketState,
+)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -80,60 +83,6 @@ def _enum(cls: type[Enum]) -> SqlEnum:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-
-
-class AccountStatus(str, Enum):
-    ACTIVE = "active"
-    SUSPENDED = "suspended"  # e.g. overdue invoices; reactivated once paid
-    DEACTIVATED = "deactivated"
-
-
-class ContactKind(str, Enum):
-    PHONE = "phone"
-    WHATSAPP = "whatsapp"
-    EMAIL = "email"
-
-
-class TicketKind(str, Enum):
-    TECHNICAL_FAILURE = "technical_failure"
-    SERVICE_REQUEST = "service_request"
-    BILLING_DOUBT = "billing_doubt"
-    BILLING_DISPUTE = "billing_dispute"
-    BOLETO_COPY = "boleto_copy"
-    NOTA_FISCAL_COPY = "nota_fiscal_copy"
-    COMPLAINT = "complaint"
-    CANCELLATION = "cancellation"
-    DUE_DATE_CHANGE = "due_date_change"
-    MAINTENANCE_RESCHEDULE = "maintenance_reschedule"
-    BGP_REQUEST = "bgp_request"
-    CALLBACK_REQUEST = "callback_request"
-
-
-class TicketState(str, Enum):
-    OPEN = "open"
-    IN_PROGRESS = "in_progress"
-    WAITING_CUSTOMER = "waiting_customer"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-    CANCELLED = "cancelled"
-
-
-class InvoiceStatus(str, Enum):
-    PAID = "paid"
-    OPEN = "open"
-    OVERDUE = "overdue"
-
-
-class InvoiceLineKind(str, Enum):
-    SERVICE = "service"  # the month's recurring charge
-    PARTIAL = "partial"  # pro-rata period between activation/removal and the billing cycle
-    DISCOUNT = "discount"  # commercial discount or removal credit (negative amount)
-    CREDIT = "credit"  # credit from an upheld dispute (negative amount)
-
-
-class DocumentKind(str, Enum):
-    BOLETO = "boleto"
-    NOTA_FISCAL = "nota_fiscal"
 
 
 class Customer(Base):
@@ -357,7 +306,7 @@ class OutboxMessage(Base):
     A drainer claims a row by setting `lease_owner`/`lease_until` (and counting the attempt) in a single
     conditional UPDATE; a row whose lease has expired (its drainer died) is claimed again. Attachments are
     `invoice_documents` ids (read when the message is sent), or, for another system's document (the
-    carrier API's), the file itself as {file_name, content_type, content_b64} (integrations.outbox).
+    carrier API's), the file itself as {file_name, content_type, content_b64} (integrations.messaging.outbox).
     """
 
     __tablename__ = "outbox"

@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ivr.clock import Clock
-from ivr.engine.channel import CallInfo
+from ivr.engine.ports import CallInfo
 from ivr.protocol_number import make_call_protocol
 from ivr.store.db import Store, StoreUnavailable
 from ivr.store.models import FallbackProtocol
@@ -190,7 +190,7 @@ class FallbackRange:
 
 
 class StoreProtocolAllocator:
-    """`ivr.engine.services.ProtocolAllocator` over the store, with the local fallback range."""
+    """`ivr.engine.ports.ProtocolAllocator` over the store, with the local fallback range."""
 
     def __init__(
         self,

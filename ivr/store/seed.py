@@ -25,26 +25,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ivr import cnpj as cnpj_rules
+from ivr.domain import AccountStatus, ContactKind, DocumentKind, InvoiceLineKind, InvoiceStatus, TicketKind, TicketState
 from ivr.protocol_number import make_call_protocol, make_ticket_number
 from ivr.store import boleto
 from ivr.store.db import Store
 from ivr.store.models import (
-    AccountStatus,
     Circuit,
     Contact,
-    ContactKind,
     Customer,
-    DocumentKind,
     Incident,
     Invoice,
     InvoiceDocument,
     InvoiceLine,
-    InvoiceLineKind,
-    InvoiceStatus,
     MaintenanceWindow,
     Ticket,
-    TicketKind,
-    TicketState,
 )
 from ivr.store.pdf import text_pdf
 from ivr.store.sequences import TICKET, raise_to

@@ -11,16 +11,8 @@ import pytest
 
 from ivr.agi import channel as channel_module
 from ivr.agi.wire import AgiCommandError, AgiHangup, AgiTimeout
-from ivr.engine.channel import (
-    CallerHangup,
-    Channel,
-    ChannelError,
-    Digits,
-    DigitsEnd,
-    Heard,
-    QueueOutcome,
-    TransferOutcome,
-)
+from ivr.engine.channel import CallerHangup, Channel, ChannelError, Digits, DigitsEnd, QueueOutcome, TransferOutcome
+from ivr.engine.ports import Heard
 
 from .conftest import CallRig, outcome
 from .fake_asterisk import FakeAsterisk, header_block, parse_args

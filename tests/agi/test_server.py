@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.agi import cli
 from ivr.agi.server import AgiServer, serve
+from ivr.cli import serve as cli
 from ivr.config import Settings
 from ivr.engine.channel import Channel
 

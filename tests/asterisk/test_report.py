@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from ivr.asterisk.report import find_call
+from ivr.domain import TicketKind
 from ivr.store.db import Store
 from ivr.store.migrate import upgrade
-from ivr.store.models import Call, NodeVisit, Ticket, TicketKind
+from ivr.store.models import Call, NodeVisit, Ticket
 
 PLACED = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from integrations.registry import Arg, OperationContext, OperationRegistry, OperationResult, OperationSpec
 from ivr.config import REPO_ROOT, settings
+from ivr.engine.operations import Arg, OperationContext, OperationRegistry, OperationResult, OperationSpec
 from ivr.voice.catalogue import Catalogue
 
 FIXTURES = REPO_ROOT / "tests" / "data" / "flows"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from integrations.registry import OperationRegistry
 from ivr.config import REPO_ROOT
 from ivr.engine.flow import Problem
+from ivr.engine.operations import OperationRegistry
 from ivr.flows.checks import check_paths
 from ivr.voice.catalogue import Catalogue
 

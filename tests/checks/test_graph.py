@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from integrations.registry import OperationRegistry
 from ivr.config import REPO_ROOT
+from ivr.engine.operations import OperationRegistry
 from ivr.flows.checks import Report, check_paths
 from ivr.flows.graph import GraphError, flow_dot, render, write_graph
 from ivr.voice.catalogue import Catalogue

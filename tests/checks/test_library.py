@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from integrations.registry import OperationRegistry
 from ivr.config import REPO_ROOT
+from ivr.engine.operations import OperationRegistry
 from ivr.flows.checks import Report
 from ivr.flows.library import CURRENT, RELEASES, FlowLibrary, NothingPublished, UnknownFlow
 from ivr.voice.catalogue import Catalogue

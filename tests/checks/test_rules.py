@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from integrations.registry import OperationRegistry
+from ivr.engine.operations import OperationRegistry
 from ivr.flows.checks import Report, check_paths
 from ivr.flows.rules_prompts import announced_keys
 from ivr.voice.build import ManifestEntry

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 import shutil
 import socket
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager

@@ -17,8 +17,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from datetime import time as clock_time
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 

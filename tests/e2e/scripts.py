@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from integrations.catalog import declared_registry
 from ivr.app import demo_services
 from ivr.asterisk.sipp import CallResult, CallScript, Keys, Pause, Speech, Step
 from ivr.asterisk.timing import MARGIN_S
 from ivr.clock import ManualClock
 from ivr.engine import interpreter
-from ivr.engine.channel import CallInfo
 from ivr.engine.flow import Flow
+from ivr.engine.ports import CallInfo
 from ivr.engine.scripted import ScriptedChannel
 from ivr.engine.verbs.menu import Menu
 from ivr.engine.verbs.queue import Queue
@@ -73,7 +74,7 @@ class Walk:
 
 def published(ivr: IvrProcess) -> dict[str, Flow]:
     """The flows `ivr serve` published on its start, by name."""
-    library = FlowLibrary(ivr.var_dir / "published", catalogue=ivr.settings.prompts_dir)
+    library = FlowLibrary(ivr.var_dir / "published", catalogue=ivr.settings.prompts_dir, registry=declared_registry())
     library.reload()
     return dict(library.snapshot().flows)
 

@@ -26,7 +26,7 @@ from .ami import Ami
 from .conftest import E2EAsterisk, RecordTiming, queue_member
 from .ivr_process import IvrProcess
 from .scripts import SERRA_AZUL_CNPJ_ROOT, Journeys, answered_call, visit_of
-from .store import StoreReader, StoredCall, wait_for
+from .store import StoredCall, StoreReader, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -36,8 +36,8 @@ from . import audio
 from .conftest import E2EAsterisk, serve_ivr
 from .ivr_process import IvrProcess
 from .loopback import Loopback, loopback_servers
-from .store import StoreReader, StoredCall, wait_for
 from .scripts import SERRA_AZUL_CNPJ_ROOT, Journeys, Spoken, answered_call, visit_of
+from .store import StoredCall, StoreReader, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 

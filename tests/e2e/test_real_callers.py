@@ -43,7 +43,7 @@ from .conftest import BRIEF_AGENT_INTERFACE, E2EAsterisk, ami_session, queue_mem
 from .ivr_process import IvrProcess
 from .loopback import Loopback, loopback_servers
 from .scripts import Journeys, Walk, answered_call, visit_of, walk_silent
-from .store import StoreReader, StoredCall
+from .store import StoredCall, StoreReader
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 

@@ -22,7 +22,6 @@ from ivr.store.db import Store
 from tests.outbox_support import WAIT_S, seeded_store
 
 
-
 @dataclass(frozen=True)
 class Received:
     mail_from: str

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from integrations.email import SmtpSender
-from integrations.outbox import NewMessage, Outbox
+from integrations.messaging.email import SmtpSender
+from integrations.messaging.outbox import NewMessage, Outbox
+from ivr.cli import db as cli
 from ivr.clock import system_clock
-from ivr.store import cli
 from ivr.store.db import Store
 from ivr.store.migrate import upgrade
 from ivr.store.models import OutboxChannel

@@ -10,14 +10,15 @@ from sqlalchemy import select
 from ivr.app import build_services
 from ivr.clock import ManualClock
 from ivr.config import load_settings
-from ivr.engine.channel import CallInfo
+from ivr.domain import DocumentKind
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
+from ivr.engine.ports import CallInfo
 from ivr.engine.scripted import ScriptedChannel
 from ivr.flows.loader import parse_flow
 from ivr.store.db import Store
 from ivr.store.migrate import upgrade
-from ivr.store.models import Customer, DocumentKind, Invoice, InvoiceDocument, OutboxMessage, OutboxState
+from ivr.store.models import Customer, Invoice, InvoiceDocument, OutboxMessage, OutboxState
 from ivr.store.seed import KNOWN_CALLER, seed
 from tests.outbox_support import FAST, NOW
 

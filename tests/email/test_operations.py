@@ -11,22 +11,14 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from integrations.catalog import build_registry, declared_registry
-from integrations.email import SmtpSender
-from integrations.outbox import Outbox
-from integrations.registry import OperationContext, OperationRegistry, OperationStatus
+from integrations.messaging.email import SmtpSender
+from integrations.messaging.outbox import Outbox
 from ivr.clock import ManualClock, system_clock
 from ivr.config import load_settings
+from ivr.domain import ContactKind, DocumentKind
+from ivr.engine.operations import OperationContext, OperationRegistry, OperationStatus
 from ivr.store.db import Store
-from ivr.store.models import (
-    Contact,
-    ContactKind,
-    Customer,
-    DocumentKind,
-    Invoice,
-    InvoiceDocument,
-    OutboxChannel,
-    OutboxMessage,
-)
+from ivr.store.models import Contact, Customer, Invoice, InvoiceDocument, OutboxChannel, OutboxMessage
 from ivr.store.seed import KNOWN_CALLER
 from tests.outbox_support import FAST, NOW, PROTOCOL, Caller
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from integrations.email import SmtpSender
-from integrations.outbox import NewMessage, Outbox
+from integrations.messaging.email import SmtpSender
+from integrations.messaging.outbox import NewMessage, Outbox
 from ivr.clock import system_clock
 from ivr.config import OutboxSettings
 from ivr.store.db import Store

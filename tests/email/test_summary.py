@@ -1,4 +1,4 @@
-"""The written summary of a call (integrations/call_summary.py): what was opened, each with its deadline,
+"""The written summary of a call (integrations/messaging/call_summary.py): what was opened, each with its deadline,
 queued through the outbox to the account's registered contacts, or by WhatsApp to an unidentified mobile
 caller who accepted it, with numbers and deadlines only."""
 
@@ -8,12 +8,12 @@ import json
 
 from sqlalchemy import select
 
-from integrations.call_summary import CallSummaries
 from integrations.catalog import build_operations
-from integrations.outbox import Outbox
-from integrations.registry import OperationRegistry
+from integrations.messaging.call_summary import CallSummaries
+from integrations.messaging.outbox import Outbox
 from ivr.config import load_settings
-from ivr.engine.services import CallSummary, Ticket
+from ivr.engine.operations import OperationRegistry
+from ivr.engine.ports import CallSummary, Ticket
 from ivr.store.db import Store
 from ivr.store.models import OutboxChannel, OutboxMessage
 from ivr.store.seed import KNOWN_CALLER

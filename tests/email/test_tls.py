@@ -12,8 +12,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from integrations.email import SmtpSender
-from integrations.outbox import NewMessage, Outbox
+from integrations.messaging.email import SmtpSender
+from integrations.messaging.outbox import NewMessage, Outbox
 from ivr.clock import system_clock
 from ivr.config import EmailSettings
 from ivr.store.db import Store

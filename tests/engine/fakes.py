@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from integrations.registry import Arg, OperationContext, OperationRegistry, OperationResult, OperationSpec
 from ivr.config import load_settings
-from ivr.engine.channel import CallInfo, Heard
 from ivr.engine.flow import Flow
 from ivr.engine.interpreter import CallResult, run_call
+from ivr.engine.operations import Arg, OperationContext, OperationRegistry, OperationResult, OperationSpec
+from ivr.engine.ports import CallInfo, CallSummary, Heard, NodeVisit, Recognition, Services
 from ivr.engine.scripted import ScriptedChannel
-from ivr.engine.services import CallSummary, NodeVisit, Recognition, Services
 from ivr.flows.loader import parse_flow
 from ivr.protocol_number import make_call_protocol
 

@@ -9,8 +9,8 @@ from ivr.config import load_settings
 from ivr.engine.channel import CallerHangup, ChannelError
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import CallResult, run_call
+from ivr.engine.ports import Services
 from ivr.engine.scripted import ScriptedChannel
-from ivr.engine.services import Services
 from ivr.engine.verbs.play import Play
 
 from .fakes import caller, flow, run, services

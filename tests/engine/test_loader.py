@@ -6,7 +6,6 @@ from ivr.engine.flow import Position, Severity
 from ivr.engine.verbs.menu import Menu
 from ivr.flows.loader import FlowLoadError, load_flow, parse_flow
 
-
 GOOD = """\
 flow: demo
 start: greet

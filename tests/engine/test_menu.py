@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from ivr.config import REPO_ROOT, load_settings
-from ivr.engine.channel import Heard
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
+from ivr.engine.ports import Heard
 from ivr.engine.scripted import ScriptedChannel
 from ivr.engine.verbs.menu import SPEECH_HINT_PROMPT as HINT
 from ivr.voice.catalogue import Catalogue

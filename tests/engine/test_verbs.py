@@ -5,11 +5,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from integrations.registry import Arg, OperationContext, OperationResult, OperationSpec
 from ivr.config import load_settings
 from ivr.engine.channel import QueueOutcome, TransferOutcome
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
+from ivr.engine.operations import Arg, OperationContext, OperationResult, OperationSpec
 from ivr.engine.scripted import ScriptedChannel
 from ivr.flows.loader import FlowLoadError
 

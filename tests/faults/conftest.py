@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from integrations.catalog import declared_registry
 from ivr.config import REPO_ROOT, Settings
-from ivr.engine.channel import CallInfo
 from ivr.engine.flow import Flow
 from ivr.engine.interpreter import CallResult, run_call
+from ivr.engine.ports import CallInfo, Services
 from ivr.engine.scripted import ScriptedChannel
-from ivr.engine.services import Services
 from ivr.flows.checks import check_paths
 from ivr.store.db import Store
 from ivr.store.migrate import upgrade
@@ -82,7 +82,7 @@ async def speech() -> AsyncIterator[FakeSpeech]:
 @pytest.fixture(scope="session")
 def sac_flows() -> Mapping[str, Flow]:
     """The repository's flows, checked as `ivr flow publish` checks them."""
-    report = check_paths([REPO_ROOT / "flows"], catalogue=REPO_ROOT / "prompts" / "pt_BR")
+    report = check_paths([REPO_ROOT / "flows"], catalogue=REPO_ROOT / "prompts" / "pt_BR", registry=declared_registry())
     assert report.ok, report.render()
     return report.flows
 

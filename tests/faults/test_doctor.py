@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from integrations.catalog import declared_registry
 from ivr.cli import main
 from ivr.config import Settings, load_settings
 from ivr.doctor import (
@@ -91,7 +92,7 @@ def built(tmp_path: Path) -> tuple[Path, Path]:
     (flows / "mini.yaml").write_text(FLOW, encoding="utf-8")
     catalogue = Catalogue.load(prompts)
     build_prompts(catalogue, prompts, workers=1)
-    assert FlowLibrary(tmp_path / "published", catalogue=catalogue).publish(flows).ok
+    assert FlowLibrary(tmp_path / "published", catalogue=catalogue, registry=declared_registry()).publish(flows).ok
     return prompts, flows
 
 

@@ -13,7 +13,7 @@ import pytest
 from ivr.app import demo_services
 from ivr.clock import Clock
 from ivr.config import settings
-from ivr.engine.services import Services
+from ivr.engine.ports import Services
 from ivr.flows.flowtest import ServicesFactory
 
 

@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from integrations.catalog import declared_registry
 from ivr.cli import main
 from ivr.config import REPO_ROOT, settings
 from ivr.flows.checks import check_paths
 from ivr.store.db import Store
 from ivr.store.migrate import upgrade
 from ivr.store.seed import seed
-
 
 WEDNESDAY_10H = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))  # every team is open
 
@@ -215,7 +215,7 @@ def test_a_max_seconds_that_is_not_a_positive_number_is_named_with_its_line(
 
 
 def test_the_shipped_flows_pass_the_checks() -> None:
-    report = check_paths([REPO_ROOT / "flows"], catalogue=settings().prompts_dir)
+    report = check_paths([REPO_ROOT / "flows"], catalogue=settings().prompts_dir, registry=declared_registry())
     assert report.problems == (), report.render()
 
 

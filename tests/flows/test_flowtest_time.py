@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from ivr.app import demo_services
 from ivr.clock import Clock
 from ivr.config import load_settings
-from ivr.engine.services import Services
+from ivr.engine.ports import Services
 from ivr.flows.flowtest import ServicesFactory, report, run_files
 
 # The caller's circuit has maintenance two days after the seed moment; a boleto copy is due in three

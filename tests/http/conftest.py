@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from integrations.http_backend import HttpOperations
-from integrations.http_client import CarrierClient
-from integrations.registry import OperationContext, OperationRegistry, OperationResult
+from integrations.carrier.backend import HttpOperations
+from integrations.carrier.client import CarrierClient
 from ivr.config import CarrierApiSettings
+from ivr.engine.operations import OperationContext, OperationRegistry, OperationResult
 
 from .carrier_fake import NOW, PROTOCOL, TOKEN, CarrierFake
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from integrations.http_contract import contract, validator
-from integrations.registry import OperationRegistry
+from integrations.carrier.contract import contract, validator
+from ivr.engine.operations import OperationRegistry
 
 from .carrier_fake import KNOWN_CALLER, CarrierFake
 from .conftest import Caller

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from integrations.http_backend import HttpOperations
-from integrations.http_breaker import BreakerState
-from integrations.registry import OperationRegistry, OperationStatus
+from integrations.carrier.backend import HttpOperations
+from integrations.carrier.breaker import BreakerState
+from ivr.engine.operations import OperationRegistry, OperationStatus
 
 from .carrier_fake import KNOWN_CALLER, CarrierFake, Fault
 from .conftest import Caller, Clock, adapter

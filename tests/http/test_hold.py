@@ -7,11 +7,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from integrations.registry import OperationContext, OperationRegistry, OperationResult, OperationSpec
 from ivr.config import load_settings
 from ivr.engine.channel import CallerHangup
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import CallResult, run_call
+from ivr.engine.operations import OperationContext, OperationRegistry, OperationResult, OperationSpec
 from ivr.engine.scripted import ScriptedChannel
 from tests.engine.fakes import caller, flow, services
 

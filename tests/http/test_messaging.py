@@ -12,16 +12,16 @@ import pytest
 from sqlalchemy import select
 
 from integrations.catalog import build_registry
-from integrations.email import SmtpSender
-from integrations.outbox import Outbox, Sender
-from integrations.registry import OperationRegistry, OperationStatus
-from integrations.whatsapp import WhatsAppSender
+from integrations.messaging.email import SmtpSender
+from integrations.messaging.outbox import Outbox, Sender
+from integrations.messaging.whatsapp import WhatsAppSender
 from ivr.app import build_services
 from ivr.clock import ManualClock, system_clock
 from ivr.config import Settings, load_settings
-from ivr.engine.channel import CallInfo
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
+from ivr.engine.operations import OperationRegistry, OperationStatus
+from ivr.engine.ports import CallInfo
 from ivr.engine.scripted import ScriptedChannel
 from ivr.flows.loader import parse_flow
 from ivr.store import boleto

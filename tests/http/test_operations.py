@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from integrations.backend import Backend
-from integrations.registry import OperationRegistry, OperationResult, OperationStatus
+from ivr.engine.operations import OperationRegistry, OperationResult, OperationStatus
 from ivr.protocol_number import make_call_protocol
 
 from .carrier_fake import KNOWN_CALLER, PROTOCOL, SHARED_CALLER, TICKET, CarrierFake

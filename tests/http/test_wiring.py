@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from integrations.catalog import build_registry
-from integrations.outbox import Outbox
-from integrations.registry import OperationContext, OperationStatus
+from integrations.messaging.outbox import Outbox
 from ivr.app import demo_services
 from ivr.clock import ManualClock
 from ivr.config import load_settings
+from ivr.engine.operations import OperationContext, OperationStatus
 from ivr.store import seed
 from ivr.store.db import Store
 from ivr.voice.catalogue import Catalogue

@@ -10,7 +10,7 @@ from typing import Annotated
 import pytest
 
 from integrations.backend import Backend
-from integrations.registry import (
+from ivr.engine.operations import (
     OperationContext,
     OperationRegistry,
     OperationResult,

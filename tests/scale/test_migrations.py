@@ -19,11 +19,10 @@ from typing import Any
 from sqlalchemy import Integer, MetaData, insert, select
 from sqlalchemy.engine import Connection
 
-from integrations.builtin import build_registry
-from integrations.outbox import NewMessage, Outbox, listed
-from integrations.registry import OperationContext, OperationStatus
-from ivr.engine.channel import CallInfo
-from ivr.engine.services import NodeVisit
+from integrations.builtin.operations import build_registry
+from integrations.messaging.outbox import NewMessage, Outbox, listed
+from ivr.engine.operations import OperationContext, OperationStatus
+from ivr.engine.ports import CallInfo, NodeVisit
 from ivr.protocol_number import make_call_protocol
 from ivr.store.calls import StoreCallRecorder
 from ivr.store.db import Store

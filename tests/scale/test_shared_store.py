@@ -24,7 +24,6 @@ from ivr.protocol_number import NumberKind, is_valid_protocol_or_ticket, kind_of
 from ivr.store.db import Store
 from ivr.store.models import Call, NodeVisit, Sequence
 from ivr.store.sequences import call_protocol_sequence
-
 from tests.postgres import PostgresServer
 
 from .agi_caller import place_call

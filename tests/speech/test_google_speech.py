@@ -12,13 +12,12 @@ import grpc
 import pytest
 from google.cloud import speech_v1
 
-from integrations.google_speech import GoogleRecognizer
 from integrations.speech import NoSpeechBackend
+from integrations.speech.google import GoogleRecognizer
 from ivr.app import build_services
 from ivr.clock import system_clock
 from ivr.config import ConfigError, SpeechSettings, load_settings
-from ivr.engine.channel import Heard
-from ivr.engine.services import RecognitionError
+from ivr.engine.ports import Heard, RecognitionError
 
 from .fake_speech import FakeSpeech, Reply
 

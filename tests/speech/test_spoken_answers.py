@@ -12,16 +12,15 @@ from pathlib import Path
 import grpc
 import pytest
 
-from integrations.google_speech import GoogleRecognizer
 from integrations.speech import NoSpeechBackend
+from integrations.speech.google import GoogleRecognizer
 from ivr.config import SpeechSettings, load_settings
-from ivr.engine.channel import Heard
 from ivr.engine.context import Outcome
-from ivr.engine.interpreter import CallResult, run_call
 from ivr.engine.intents import USE_KEYS_PROMPT
-from ivr.engine.verbs.menu import SPEECH_HINT_PROMPT as HINT
+from ivr.engine.interpreter import CallResult, run_call
+from ivr.engine.ports import Heard, Recognizer
 from ivr.engine.scripted import Event, ScriptedChannel
-from ivr.engine.services import Recognizer
+from ivr.engine.verbs.menu import SPEECH_HINT_PROMPT as HINT
 from tests.engine.fakes import caller, flow, services
 
 from .fake_speech import FakeSpeech, Reply

@@ -11,13 +11,14 @@ import pytest
 from sqlalchemy import select
 
 from integrations.backend import Backend
-from integrations.builtin import build_registry
-from integrations.builtin_deadlines import add_days, deadlines
-from integrations.registry import OperationContext, OperationRegistry, OperationResult, OperationStatus
+from integrations.builtin.deadlines import add_days, deadlines
+from integrations.builtin.operations import build_registry
 from ivr.config import Deadline, DeadlineSettings, ServicePage
+from ivr.domain import TicketKind
+from ivr.engine.operations import OperationContext, OperationRegistry, OperationResult, OperationStatus
 from ivr.protocol_number import NumberKind, kind_of, make_call_protocol, make_ticket_number
 from ivr.store.db import Store
-from ivr.store.models import Lead, Ticket, TicketKind
+from ivr.store.models import Lead, Ticket
 from ivr.store.seed import KNOWN_CALLER, SHARED_CALLER
 
 from .conftest import NOW, sqlite_url

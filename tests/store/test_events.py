@@ -8,8 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from ivr.engine.channel import CallInfo
-from ivr.engine.services import NodeVisit
+from ivr.engine.ports import CallInfo, NodeVisit
 from ivr.protocol_number import make_call_protocol
 from ivr.store.calls import StoreCallRecorder
 from ivr.store.db import Store

@@ -1,4 +1,4 @@
-"""The journey operations (integrations/builtin_journeys.py) against the seeded store, called the way the
+"""The journey operations (integrations/builtin/journeys.py) against the seeded store, called the way the
 engine calls them, next to the identifying operations of the built-in adapter."""
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from integrations.accounts import pick_circuit
-from integrations.builtin import build_registry
-from integrations.registry import OperationRegistry, OperationStatus
+from integrations.builtin.operations import build_registry
+from ivr.domain import TicketKind, TicketState
+from ivr.engine.operations import OperationRegistry, OperationStatus
 from ivr.protocol_number import make_call_protocol, make_ticket_number
 from ivr.store.db import Store
-from ivr.store.models import Ticket, TicketKind, TicketState
+from ivr.store.models import Ticket
 from ivr.store.seed import KNOWN_CALLER
 
 from .conftest import NOW, sqlite_url

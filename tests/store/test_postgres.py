@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from integrations.builtin import build_registry
-from integrations.registry import OperationContext, OperationStatus
-from ivr.engine.channel import CallInfo
+from integrations.builtin.operations import build_registry
+from ivr.engine.operations import OperationContext, OperationStatus
+from ivr.engine.ports import CallInfo
 from ivr.protocol_number import NumberKind, kind_of, make_call_protocol
 from ivr.store.db import Store
 from ivr.store.migrate import pending_changes, upgrade
 from ivr.store.protocols import FallbackRange, StoreProtocolAllocator
 from ivr.store.seed import KNOWN_CALLER, seed
-
 from tests.postgres import PostgresServer
 
 from .conftest import NOW
+
 
 @pytest.fixture
 async def pg(postgres: PostgresServer) -> AsyncIterator[Store]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ivr.engine.channel import CallInfo
+from ivr.engine.ports import CallInfo
 from ivr.protocol_number import NumberKind, kind_of, make_call_protocol
 from ivr.store.db import Store
 from ivr.store.migrate import upgrade

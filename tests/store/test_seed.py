@@ -10,20 +10,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ivr import cnpj
-from ivr.store import cli
+from ivr.cli import db as cli
+from ivr.domain import DocumentKind, InvoiceLineKind, InvoiceStatus, TicketState
 from ivr.store.db import Store
 from ivr.store.migrate import alembic_config
-from ivr.store.models import (
-    Customer,
-    DocumentKind,
-    Invoice,
-    InvoiceDocument,
-    InvoiceLineKind,
-    InvoiceStatus,
-    MaintenanceWindow,
-    Ticket,
-    TicketState,
-)
+from ivr.store.models import Customer, Invoice, InvoiceDocument, MaintenanceWindow, Ticket
 from ivr.store.seed import seed
 
 from .conftest import NOW, sqlite_url

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ivr.cli import prompts as cli
 from ivr.config import settings
-from ivr.voice import cli
 from ivr.voice.build import (
     BuildError,
     MissingAudio,

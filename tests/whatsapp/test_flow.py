@@ -9,8 +9,8 @@ from sqlalchemy import select
 from ivr.app import build_services
 from ivr.clock import ManualClock
 from ivr.config import REPO_ROOT, Settings, load_settings
-from ivr.engine.channel import CallInfo
 from ivr.engine.interpreter import CallResult, run_call
+from ivr.engine.ports import CallInfo
 from ivr.engine.scripted import ScriptedChannel
 from ivr.flows.loader import flows_beside, load_flow
 from ivr.store import boleto

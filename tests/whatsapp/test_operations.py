@@ -9,27 +9,18 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from integrations import whatsapp_operations
 from integrations.catalog import build_registry, declared_registry
-from integrations.messages import StoreSource
-from integrations.outbox import NewMessage, Outbox
-from integrations.registry import OperationRegistry, OperationStatus
-from integrations.whatsapp import WhatsAppSender
+from integrations.messaging import whatsapp_operations
+from integrations.messaging.messages import StoreSource
+from integrations.messaging.outbox import NewMessage, Outbox
+from integrations.messaging.whatsapp import WhatsAppSender
 from ivr.clock import ManualClock, system_clock
 from ivr.config import load_settings
+from ivr.domain import ContactKind, DocumentKind, InvoiceStatus
+from ivr.engine.operations import OperationRegistry, OperationStatus
 from ivr.store import boleto
 from ivr.store.db import Store, StoreUnavailable
-from ivr.store.models import (
-    Contact,
-    ContactKind,
-    Customer,
-    DocumentKind,
-    Invoice,
-    InvoiceDocument,
-    InvoiceStatus,
-    OutboxChannel,
-    OutboxMessage,
-)
+from ivr.store.models import Contact, Customer, Invoice, InvoiceDocument, OutboxChannel, OutboxMessage
 from tests.outbox_support import FAST, NOW, PROTOCOL, WAIT_S, Caller
 
 from .conftest import CloudApi

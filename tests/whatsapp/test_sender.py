@@ -9,8 +9,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from integrations.outbox import NewMessage, Outbox
-from integrations.whatsapp import WhatsAppSender, template_body
+from integrations.messaging.outbox import NewMessage, Outbox
+from integrations.messaging.whatsapp import WhatsAppSender, template_body
 from ivr.clock import system_clock
 from ivr.config import WhatsAppSettings
 from ivr.store.db import Store

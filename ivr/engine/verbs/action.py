@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator
 
-from integrations.registry import OperationStatus
+from ivr.engine.operations import OperationStatus
 from ivr.engine.steps import GoTo, Next
 from ivr.engine.template import check_template
-from ivr.engine.verbs.base import Continues, Verb, VarName
+from ivr.engine.verbs.base import Continues, VarName, Verb
 
 if TYPE_CHECKING:
     from ivr.engine.context import CallContext

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ivr.engine.template import check_expression
 from ivr.engine.steps import GoTo, Next
+from ivr.engine.template import check_expression
 from ivr.engine.verbs.base import Verb
 
 if TYPE_CHECKING:

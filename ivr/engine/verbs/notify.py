@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import model_validator
 
-from integrations.registry import OperationStatus
+from ivr.engine.operations import OperationStatus
 from ivr.engine.steps import GoTo, Next
 from ivr.engine.verbs.action import Args
 from ivr.engine.verbs.base import Continues

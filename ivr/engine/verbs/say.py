@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import model_validator
 
-from ivr.engine.template import check_template
 from ivr.engine.steps import GoTo, Next
+from ivr.engine.template import check_template
 from ivr.engine.verbs.base import Continues, Prompts
 from ivr.voice.speak import SAY_KINDS, SayError, say_ids
 

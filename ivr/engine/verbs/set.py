@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from ivr.engine.template import check_template
 from ivr.engine.steps import GoTo, Next
+from ivr.engine.template import check_template
 from ivr.engine.verbs.base import Continues, VarName
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""The outbox: e-mails and WhatsApp messages waiting to be sent (integrations.outbox).
+"""The outbox: e-mails and WhatsApp messages waiting to be sent (integrations.messaging.outbox).
 
 Revision ID: 0002
 Revises: 0001

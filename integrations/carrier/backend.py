@@ -23,14 +23,14 @@ from zoneinfo import ZoneInfo
 from integrations import answers
 from integrations.accounts import AccountSummary, callback, pick_circuit, ticket_reference
 from integrations.backend import MAINTENANCE_HORIZON, Backend
-from integrations.http_client import CarrierClient, NotFound
-from integrations.http_contract import day, instant, money
-from integrations.registry import OperationContext, OperationRegistry, OperationResult, OperationSpec
+from integrations.carrier.client import CarrierClient, NotFound
+from integrations.carrier.contract import day, instant, money
 from ivr import phone as phones
 from ivr.clock import Clock
 from ivr.config import CarrierApiSettings
+from ivr.domain import InvoiceLineKind, InvoiceStatus, TicketKind
+from ivr.engine.operations import OperationContext, OperationRegistry, OperationResult, OperationSpec
 from ivr.protocol_number import NumberKind
-from ivr.store.models import InvoiceLineKind, InvoiceStatus, TicketKind
 
 _NATIONAL = re.compile(r"^(\d{10,11}|0[3589]00\d{7}|[34]00\d{5})$")  # the contract's NationalNumber
 _CODE = re.compile(r"^[0-9A-Za-z]{1,16}$")  # the contract's customer code

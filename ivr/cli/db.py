@@ -60,7 +60,7 @@ async def _seed(args: argparse.Namespace) -> int:
 
 
 async def _outbox(args: argparse.Namespace) -> int:
-    from integrations.outbox import listed, mask_recipient
+    from integrations.messaging.outbox import listed, mask_recipient
     from ivr.store.models import OutboxState
 
     store = _open(args.url)
@@ -82,7 +82,7 @@ async def _outbox(args: argparse.Namespace) -> int:
 
 
 async def _requeue(args: argparse.Namespace) -> int:
-    from integrations.outbox import requeue
+    from integrations.messaging.outbox import requeue
     from ivr.clock import system_clock
 
     store = _open(args.url)

@@ -1,6 +1,6 @@
-"""What the operations that message a customer (integrations.email_operations, whatsapp_operations)
+"""What the operations that message a customer (integrations.messaging.email_operations, whatsapp_operations)
 share: where the account's registered contacts, invoices and documents come from (`MessagingSource`:
-`StoreSource` here, `integrations.http_messaging.CarrierSource` for ``backend: http``), the outbox they
+`StoreSource` here, `integrations.carrier.messaging.CarrierSource` for ``backend: http``), the outbox they
 write to, the call's moment and an invoice's month as the customer reads them."""
 
 from __future__ import annotations
@@ -17,23 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from integrations.outbox import Attachment, NewMessage, Outbox
-from integrations.registry import BackendError, Operations
-from integrations.store_operations import StoreOperations
-from integrations.whatsapp import recipient
+from integrations.builtin.store import StoreOperations
+from integrations.messaging.outbox import Attachment, NewMessage, Outbox
+from integrations.messaging.whatsapp import recipient
 from ivr import phone
 from ivr.clock import Clock
+from ivr.domain import ContactKind, DocumentKind, InvoiceStatus, TicketKind
+from ivr.engine.operations import BackendError, Operations
 from ivr.store.db import StoreUnavailable
-from ivr.store.models import (
-    Contact,
-    ContactKind,
-    Customer,
-    DocumentKind,
-    Invoice,
-    InvoiceStatus,
-    Ticket,
-    TicketKind,
-)
+from ivr.store.models import Contact, Customer, Invoice, Ticket
 
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 MONTHS = (

@@ -36,7 +36,7 @@ from typing import Protocol
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from integrations import email_address
+from integrations.messaging import email_address
 from ivr import phone
 from ivr.clock import Clock
 from ivr.config import OutboxSettings

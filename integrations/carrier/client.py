@@ -1,7 +1,7 @@
 """The one door to the carrier's systems: aiohttp requests with time bounds, retries, a breaker, a cache
 and the contract's validation, every failure mapped into `BackendError`.
 
-    BackendError (integrations.registry; the flow's ``error`` branch)
+    BackendError (ivr.engine.operations; the flow's ``error`` branch)
      ├── CarrierUnavailable   no connection, reset, no answer within the attempt's bound, HTTP 5xx/429
      │    └── BreakerOpen     not even tried: too many failures in a row (http_breaker)
      ├── CarrierRefused       HTTP 4xx other than 404: a request the back-end will not take
@@ -26,11 +26,11 @@ from typing import Any
 
 import aiohttp
 
-from integrations.http_breaker import BreakerOpen, CircuitBreaker
-from integrations.http_cache import TtlCache
-from integrations.http_contract import BadResponse, check
-from integrations.registry import BackendError
+from integrations.carrier.breaker import BreakerOpen, CircuitBreaker
+from integrations.carrier.cache import TtlCache
+from integrations.carrier.contract import BadResponse, check
 from ivr.config import CarrierApiSettings
+from ivr.engine.operations import BackendError
 
 #: Statuses worth another try: the back-end is overloaded or restarting, not refusing the request.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})

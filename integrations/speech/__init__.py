@@ -12,8 +12,7 @@ import wave
 from collections.abc import Sequence
 from pathlib import Path
 
-from ivr.engine.channel import Heard
-from ivr.engine.services import Recognition, RecognitionError
+from ivr.engine.ports import Heard, Recognition, RecognitionError
 
 #: Asterisk's "wav" format: 8 kHz, 16-bit signed little-endian, mono (what a phone call carries).
 SAMPLE_RATE_HZ = 8000

@@ -1,6 +1,6 @@
 """Flow operations that send e-mail: the call's protocol, a boleto or nota fiscal, a request to a team.
 
-Each one writes to the outbox (integrations.outbox) and returns at once; the drainer sends later. Mail
+Each one writes to the outbox (integrations.messaging.outbox) and returns at once; the drainer sends later. Mail
 to a customer goes only to the e-mail contacts registered on the identified account, never to an address
 said on the call; documents need a confirmed account. Team requests go to the service page's mailboxes
 (settings().page). Texts are in Portuguese, as the customer and the teams read them.
@@ -11,8 +11,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from integrations import email_address
-from integrations.messages import (
+from integrations.messaging import email_address
+from integrations.messaging.messages import (
     Account,
     MessageOperations,
     MessagingSource,
@@ -20,13 +20,14 @@ from integrations.messages import (
     month_label,
     parse_month,
 )
-from integrations.outbox import Attachment, NewMessage, Outbox
-from integrations.registry import OperationContext, OperationResult, OperationStatus, Requirement, operation
+from integrations.messaging.outbox import Attachment, NewMessage, Outbox
 from ivr import phone
-from ivr.config import ServicePage
 from ivr.clock import Clock
+from ivr.config import ServicePage
+from ivr.domain import DocumentKind, InvoiceStatus, TicketKind
+from ivr.engine.operations import OperationContext, OperationResult, OperationStatus, Requirement, operation
 from ivr.store import boleto
-from ivr.store.models import DocumentKind, InvoiceStatus, OutboxChannel, TicketKind
+from ivr.store.models import OutboxChannel
 
 TEAMS = ("scheduled_activity", "bgp")
 TICKET_LABELS = {

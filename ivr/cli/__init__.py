@@ -18,12 +18,12 @@ from ivr.config import ConfigError
 
 # Modules exposing `register(subparsers)`; each adds one top-level command group.
 COMMAND_MODULES = (
-    "ivr.flows.cli",  # ivr flow check|simulate|test|graph|publish|schema
-    "ivr.voice.cli",  # ivr prompts build|list
-    "ivr.store.cli",  # ivr db upgrade|seed
-    "ivr.agi.cli",  # ivr serve
-    "ivr.asterisk.cli",  # ivr asterisk up|down|status|cli, ivr call
-    "ivr.doctor_cli",  # ivr doctor
+    "ivr.cli.flow",  # ivr flow check|simulate|test|graph|publish|schema
+    "ivr.cli.prompts",  # ivr prompts build|list
+    "ivr.cli.db",  # ivr db upgrade|seed
+    "ivr.cli.serve",  # ivr serve
+    "ivr.cli.asterisk",  # ivr asterisk up|down|status|cli, ivr call
+    "ivr.cli.doctor",  # ivr doctor
 )
 
 QUIET_COMMANDS = {"flow", "prompts"}
@@ -59,6 +59,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     return int(result or 0)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ivr.clock import Clock
-    from ivr.engine.services import Services
+    from ivr.engine.ports import Services
     from ivr.flows.checks import Report
 
 #: What `ivr flow test` runs with no argument: the flow tests of the checkout it is run in, not the
@@ -71,11 +71,17 @@ def _register_check_commands(commands: Any) -> None:
 
 def _checked(paths: list[Path]) -> Report:
     """The check of flow files against the configured prompt catalogue and voice."""
+    from integrations.catalog import declared_registry
     from ivr.config import settings
     from ivr.flows.checks import check_paths
 
     config = settings()
-    return check_paths(paths, catalogue=config.prompts_dir, words_per_minute=config.voice.words_per_minute)
+    return check_paths(
+        paths,
+        catalogue=config.prompts_dir,
+        registry=declared_registry(),
+        words_per_minute=config.voice.words_per_minute,
+    )
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -130,6 +136,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from integrations.catalog import declared_registry
     from ivr.config import settings
     from ivr.flows.library import FlowLibrary, signal_server
 
@@ -139,7 +146,10 @@ def _publish(args: argparse.Namespace) -> int:
         print(f"ivr flow publish: {flows_dir} is not a directory of flows", file=sys.stderr)
         return 2
     library = FlowLibrary(
-        config.var_dir / "published", catalogue=config.prompts_dir, words_per_minute=config.voice.words_per_minute
+        config.var_dir / "published",
+        catalogue=config.prompts_dir,
+        registry=declared_registry(),
+        words_per_minute=config.voice.words_per_minute,
     )
     report = library.publish(flows_dir, who=args.who)
     if report.problems:

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 import holidays
 
 from ivr.config import Deadline, DeadlineSettings, ServicePage
-from ivr.store.models import TicketKind
+from ivr.domain import TicketKind
 
 
 def deadlines(page: ServicePage, configured: DeadlineSettings) -> dict[TicketKind, Deadline | None]:

@@ -1,5 +1,5 @@
 """The built-in back-end: the flows' operations (`integrations.backend.Backend`) answered from our own
-store (ivr/store); the journeys' ones are in `integrations.builtin_journeys`.
+store (ivr/store); the journeys' ones are in `integrations.builtin.journeys`.
 
 `build_registry(store)` registers them for calls. Every result is a flat mapping of str, int, Decimal or
 date values ("" when a value is absent), usable in templates.
@@ -23,28 +23,18 @@ from sqlalchemy.orm import Session
 from integrations import answers
 from integrations.accounts import AccountSummary, callback, pick_circuit, ticket_reference
 from integrations.backend import MAINTENANCE_HORIZON
-from integrations.builtin_deadlines import add_days
-from integrations.builtin_deadlines import deadlines as answer_deadlines
-from integrations.builtin_journeys import StoreJourneys
-from integrations.registry import OperationContext, OperationRegistry, OperationResult
-from integrations.store_operations import newest_ticket
+from integrations.builtin.deadlines import add_days
+from integrations.builtin.deadlines import deadlines as answer_deadlines
+from integrations.builtin.journeys import StoreJourneys
+from integrations.builtin.store import newest_ticket
 from ivr import phone as phones
 from ivr.clock import Clock
 from ivr.config import Deadline, DeadlineSettings, ServicePage
+from ivr.domain import ContactKind, TicketKind
+from ivr.engine.operations import OperationContext, OperationRegistry, OperationResult
 from ivr.protocol_number import NumberKind, make_ticket_number
 from ivr.store.db import Store
-from ivr.store.models import (
-    Circuit,
-    Contact,
-    ContactKind,
-    Customer,
-    Incident,
-    Invoice,
-    Lead,
-    MaintenanceWindow,
-    Ticket,
-    TicketKind,
-)
+from ivr.store.models import Circuit, Contact, Customer, Incident, Invoice, Lead, MaintenanceWindow, Ticket
 from ivr.store.sequences import TICKET, next_value
 
 

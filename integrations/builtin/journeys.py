@@ -1,5 +1,5 @@
 """The store's answers to the operations some caller journeys need beyond the account reads (declared in
-`integrations.backend.Backend`; `integrations.builtin.BuiltinOperations` derives from this class):
+`integrations.backend.Backend`; `integrations.builtin.operations.BuiltinOperations` derives from this class):
 
 - ``attach_to_incident``: a caller reporting a failure on a circuit with a known outage joins the open
   failure ticket of that circuit (opened once for the first caller, never duplicated) (J4);
@@ -8,7 +8,7 @@
   technical one (an open outage), with the overdue amount and due dates once the account is confirmed
   (J15).
 
-Like `integrations.builtin`, who the caller is comes only from `OperationContext`; every query is
+Like `integrations.builtin.operations`, who the caller is comes only from `OperationContext`; every query is
 filtered by the identified customer. Store failures become `BackendError`.
 """
 
@@ -22,20 +22,11 @@ from sqlalchemy.orm import Session
 
 from integrations.answers import suspension
 from integrations.backend import Backend
-from integrations.registry import OperationContext, OperationResult
-from integrations.store_operations import StoreOperations, newest_ticket
+from integrations.builtin.store import StoreOperations, newest_ticket
+from ivr.domain import AccountStatus, InvoiceStatus, TicketKind, TicketState
+from ivr.engine.operations import OperationContext, OperationResult
 from ivr.protocol_number import make_ticket_number
-from ivr.store.models import (
-    AccountStatus,
-    Circuit,
-    Customer,
-    Incident,
-    Invoice,
-    InvoiceStatus,
-    Ticket,
-    TicketKind,
-    TicketState,
-)
+from ivr.store.models import Circuit, Customer, Incident, Invoice, Ticket
 from ivr.store.sequences import TICKET, next_value
 
 #: A failure ticket in these states is still being worked on: a new call joins it.
@@ -43,7 +34,7 @@ OPEN_STATES = (TicketState.OPEN, TicketState.IN_PROGRESS, TicketState.WAITING_CU
 
 
 class StoreJourneys(StoreOperations, Backend):
-    """The journeys' operations answered from the store; the others: `integrations.builtin.BuiltinOperations`."""
+    """The journeys' operations answered from the store; the others: `integrations.builtin.operations.BuiltinOperations`."""
 
     async def attach_to_incident(self, ctx: OperationContext) -> OperationResult:
         customer_id = ctx.identified_customer

@@ -19,7 +19,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from ruamel.yaml import YAML
 
-from integrations.registry import BackendError
+from ivr.engine.operations import BackendError
 
 CONTRACT = Path(__file__).with_name("carrier_api.openapi.yaml")
 _BASE_URI = "urn:sac-ivr:carrier-api"

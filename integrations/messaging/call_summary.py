@@ -1,5 +1,5 @@
 """The written summary of a call: what it opened (tickets, requests, complaints, cancellation), each with
-its deadline, sent when the call ends whatever the ending (`ivr.engine.services.SummarySender`).
+its deadline, sent when the call ends whatever the ending (`ivr.engine.ports.SummarySender`).
 
 It goes through the durable outbox to the account's registered e-mails and WhatsApp numbers; an
 unidentified caller on a mobile who accepted it gets it by WhatsApp on that number, with numbers and
@@ -8,12 +8,12 @@ deadlines only (no account data).
 
 from __future__ import annotations
 
-from integrations.email_operations import EmailOperations
-from integrations.messages import MessagingSource, TicketLine
-from integrations.registry import OperationContext
-from integrations.whatsapp_operations import WhatsAppOperations
-from ivr.engine.services import CallSummary
-from ivr.store.models import TicketKind
+from integrations.messaging.email_operations import EmailOperations
+from integrations.messaging.messages import MessagingSource, TicketLine
+from integrations.messaging.whatsapp_operations import WhatsAppOperations
+from ivr.domain import TicketKind
+from ivr.engine.operations import OperationContext
+from ivr.engine.ports import CallSummary
 
 
 class CallSummaries:

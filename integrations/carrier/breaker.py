@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from enum import Enum
 
-from integrations.registry import BackendError
+from ivr.engine.operations import BackendError
 
 
 class BreakerState(str, Enum):

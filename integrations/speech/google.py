@@ -25,8 +25,7 @@ from google.cloud.speech_v1.services.speech.transports import SpeechGrpcAsyncIOT
 
 from integrations.speech import SAMPLE_RATE_HZ, read_recording
 from ivr.config import ConfigError, SpeechSettings
-from ivr.engine.channel import Heard
-from ivr.engine.services import Recognition, RecognitionError
+from ivr.engine.ports import Heard, Recognition, RecognitionError
 
 log = logging.getLogger(__name__)
 

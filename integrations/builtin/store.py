@@ -13,8 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from integrations import answers
-from integrations.registry import BackendError
 from ivr.clock import Clock
+from ivr.engine.operations import BackendError
 from ivr.store.db import Store, StoreUnavailable
 from ivr.store.models import Ticket
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import aiohttp
 
-from integrations.outbox import Delivery, DeliveryError
+from integrations.messaging.outbox import Delivery, DeliveryError
 from ivr import phone
 from ivr.config import WhatsAppSettings
 

@@ -1,7 +1,7 @@
 """Flow operations that send WhatsApp messages: the call's protocol, and a boleto's digitable line.
 
-Each one writes template messages to the outbox (integrations.outbox) and returns at once; the drainer
-sends them through the Cloud API (integrations.whatsapp). Messages go only to the WhatsApp numbers
+Each one writes template messages to the outbox (integrations.messaging.outbox) and returns at once; the drainer
+sends them through the Cloud API (integrations.messaging.whatsapp). Messages go only to the WhatsApp numbers
 registered on the identified account (contacts of kind ``whatsapp``; an account without any gets them on
 its registered mobile phones), never to a number said or shown on the call; the digitable line needs a
 confirmed account.
@@ -24,22 +24,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from integrations.email_operations import ticket_line
-from integrations.messages import (
-    MessageOperations,
-    MessagingSource,
-    TicketLine,
-    month_label,
-    parse_month,
-)
-from integrations.outbox import NewMessage, Outbox
-from integrations.registry import OperationContext, OperationResult, Requirement, operation
-from integrations.whatsapp import recipient, template_body
+from integrations.messaging.email_operations import ticket_line
+from integrations.messaging.messages import MessageOperations, MessagingSource, TicketLine, month_label, parse_month
+from integrations.messaging.outbox import NewMessage, Outbox
+from integrations.messaging.whatsapp import recipient, template_body
 from ivr import phone
 from ivr.clock import Clock
 from ivr.config import WhatsAppSettings
+from ivr.domain import InvoiceStatus
+from ivr.engine.operations import OperationContext, OperationResult, Requirement, operation
 from ivr.store import boleto
-from ivr.store.models import InvoiceStatus, OutboxChannel
+from ivr.store.models import OutboxChannel
 
 
 class WhatsAppOperations(MessageOperations):

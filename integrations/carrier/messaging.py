@@ -1,4 +1,4 @@
-"""The messaging operations' source (integrations.messages.MessagingSource) for ``backend: http``: the
+"""The messaging operations' source (integrations.messaging.messages.MessagingSource) for ``backend: http``: the
 account's registered contacts, its invoices and their documents, read from the carrier API.
 
 Documents are fetched while the call asks for them and go into the outbox row as files: the carrier's
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from integrations.http_client import CarrierClient, NotFound
-from integrations.http_contract import day, money
-from integrations.messages import Account, Document, InvoiceRef, TicketLine, account_of
-from integrations.outbox import Attachment
-from ivr.store.models import ContactKind, DocumentKind, InvoiceStatus, TicketKind
+from integrations.carrier.client import CarrierClient, NotFound
+from integrations.carrier.contract import day, money
+from integrations.messaging.messages import Account, Document, InvoiceRef, TicketLine, account_of
+from integrations.messaging.outbox import Attachment
+from ivr.domain import ContactKind, DocumentKind, InvoiceStatus, TicketKind
 
 _FILES = {DocumentKind.BOLETO: "boleto.pdf", DocumentKind.NOTA_FISCAL: "nota-fiscal.pdf"}
 

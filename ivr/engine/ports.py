@@ -6,14 +6,41 @@ The engine never imports the store, AGI or any back-end: `ivr.app` wires concret
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
-from ivr.engine.channel import CallInfo, Heard
-from integrations.registry import OperationRegistry
 from ivr.clock import Clock
+from ivr.engine.operations import OperationRegistry
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """What is known about a call when it arrives."""
+
+    caller_id: str | None  # as received; normalise with ivr.phone before matching
+    caller_name: str | None = None
+    dialled: str = ""
+    unique_id: str = ""
+    linked_id: str = ""
+    channel_name: str = ""
+    params: Mapping[str, str] = field(default_factory=dict)  # request-path query, e.g. lang=pt_BR
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What the caller said after a prompt.
+
+    A real call gives audio (a file Asterisk recorded); the simulator and flow tests give the text the
+    tester typed, already a transcript. The engine sends audio to the speech back-end.
+    """
+
+    audio: Path | None = None
+    transcript: str | None = None
+    duration_s: float = 0.0
+    interrupted_by: str = ""  # a DTMF key pressed instead of speaking
 
 
 @dataclass(frozen=True, slots=True)
