@@ -1,1 +1,3 @@
-"""Adapters to the outside world (store, ticketing, billing, e-mail, WhatsApp, speech), by operation name."""
+"""Adapters to the outside world, grouped by what they talk to: our store (`builtin`), the carrier's systems
+(`carrier`), e-mail and WhatsApp (`messaging`), speech recognition (`speech`). `catalog` puts every operation
+flows may call in one registry. See ARCHITECTURE.md."""

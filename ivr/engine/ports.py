@@ -1,7 +1,11 @@
-"""What the engine needs from below it, as small protocols (ports).
+"""What the engine shares with what is below it (its ports): the data a call carries across the seam
+(`CallInfo`, `Heard`, `NodeVisit`, `Recognition`, `Ticket`, `CallSummary`) and the small protocols the
+store and the integrations implement (`EventSink`, `ProtocolAllocator`, `Recognizer`, `CallRecorder`,
+`SummarySender`), bundled in `Services`.
 
-The engine never imports the store, AGI or any back-end: `ivr.app` wires concrete implementations
-(the built-in store, the speech client...) into a `Services` bundle; flow tests wire fakes.
+The engine never imports the store, AGI or any back-end: `ivr.app` wires concrete implementations into
+`Services`; flow tests and the simulator wire the store's or fakes. The caller's line is the other port
+(`ivr.engine.channel`), the operation contract the third (`ivr.engine.operations`).
 """
 
 from __future__ import annotations
