@@ -14,7 +14,7 @@ from abc import abstractmethod
 from datetime import timedelta
 from typing import Annotated
 
-from integrations.accounts import IDENTITY, Directory, Identification
+from integrations.accounts import IDENTITY, Directory, Identification, callback
 from integrations.answers import (
     CIRCUIT_RESULTS,
     INCIDENT_RESULTS,
@@ -82,7 +82,6 @@ class Backend(Operations, Directory):
         results=OPENED_RESULTS,
         opens=True,
     )
-    @abstractmethod
     async def open_ticket(
         self,
         ctx: OperationContext,
@@ -90,7 +89,11 @@ class Backend(Operations, Directory):
         circuit: Annotated[str, "circuit designation or its position (1, 2...)"] = "",
         symptom: Annotated[str, "e.g. no_connection, slow, intermittent"] = "",
         description: Annotated[str, "the caller's words"] = "",
-    ) -> OperationResult: ...
+    ) -> OperationResult:
+        refusal = self._identification.refuses_ticket(ctx, kind)
+        if refusal is not None:
+            return refusal
+        return await self._open_ticket(ctx, kind, circuit=circuit, symptom=symptom, description=description)
 
     @operation(
         "Ask a team to call the caller back: a callback request (a ticket) with the number to call, "
@@ -98,13 +101,33 @@ class Backend(Operations, Directory):
         results=(*OPENED_RESULTS, "phone"),
         opens=True,
     )
-    @abstractmethod
     async def request_callback(
         self,
         ctx: OperationContext,
         team: Annotated[str, "technical, billing or commercial"],
         phone: Annotated[str, "number keyed for the call back (area code + number)"] = "",
-    ) -> OperationResult: ...
+    ) -> OperationResult:
+        asked = callback(ctx, team, phone)
+        if isinstance(asked, OperationResult):
+            return asked
+        result = await self._open_ticket(
+            ctx, TicketKind.CALLBACK_REQUEST, description=asked.description, callback_number=asked.number
+        )
+        return OperationResult.found(**result.data, phone=asked.number)
+
+    @abstractmethod
+    async def _open_ticket(
+        self,
+        ctx: OperationContext,
+        kind: TicketKind,
+        *,
+        circuit: str = "",
+        symptom: str = "",
+        description: str = "",
+        callback_number: str | None = None,
+    ) -> OperationResult:
+        """Write a ticket the caller may open (`open_ticket` and `request_callback` checked that):
+        FOUND with `OPENED_RESULTS`, NOT_FOUND when `circuit` names none of the account's."""
 
     @operation(
         "The caller's most recent ticket of one kind (e.g. bgp_request): its number and where it stands.",

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from integrations import answers
-from integrations.accounts import AccountSummary, callback, pick_circuit, ticket_reference
+from integrations.accounts import AccountSummary, pick_circuit, ticket_reference
 from integrations.backend import MAINTENANCE_HORIZON
 from integrations.builtin.deadlines import add_days
 from integrations.builtin.deadlines import deadlines as answer_deadlines
@@ -101,27 +101,10 @@ class BuiltinOperations(StoreJourneys):
             else OperationResult.not_found("no such ticket on this account")
         )
 
-    async def open_ticket(
-        self, ctx: OperationContext, kind: TicketKind, circuit: str = "", symptom: str = "", description: str = ""
-    ) -> OperationResult:
-        refusal = self._identification.refuses_ticket(ctx, kind)
-        if refusal is not None:
-            return refusal
-        return await self._open(ctx, kind, circuit=circuit, symptom=symptom, description=description)
-
-    async def request_callback(self, ctx: OperationContext, team: str, phone: str = "") -> OperationResult:
-        asked = callback(ctx, team, phone)
-        if isinstance(asked, OperationResult):
-            return asked
-        result = await self._open(
-            ctx, TicketKind.CALLBACK_REQUEST, description=asked.description, callback_number=asked.number
-        )
-        return OperationResult.found(**result.data, phone=asked.number)
-
-    async def _open(
+    async def _open_ticket(
         self,
         ctx: OperationContext,
-        ticket_kind: TicketKind,
+        kind: TicketKind,
         *,
         circuit: str = "",
         symptom: str = "",
@@ -137,9 +120,9 @@ class BuiltinOperations(StoreJourneys):
                 circuit_row = _circuit_of(session, ctx.customer_id, circuit)
                 if circuit and circuit_row is None:
                     return None
-            deadline = self._deadlines[ticket_kind]
+            deadline = self._deadlines[kind]
             expected = add_days(today, deadline) if deadline else None
-            if ticket_kind is TicketKind.TECHNICAL_FAILURE and circuit_row is not None:
+            if kind is TicketKind.TECHNICAL_FAILURE and circuit_row is not None:
                 outage_end = _open_incident_end(session, circuit_row.id)
                 if outage_end is not None:  # the outage's own forecast: the repair comes no sooner
                     expected = max(expected or date.min, self._local_date(outage_end))
@@ -147,7 +130,7 @@ class BuiltinOperations(StoreJourneys):
                 number=make_ticket_number(next_value(session, TICKET)),
                 customer_id=ctx.customer_id,
                 circuit_id=circuit_row.id if circuit_row else None,
-                kind=ticket_kind,
+                kind=kind,
                 symptom=symptom[:80],
                 description=description[:2000],
                 call_protocol=ctx.call_protocol or None,
@@ -157,7 +140,7 @@ class BuiltinOperations(StoreJourneys):
                 expected_date=expected,
             )
             session.add(ticket)
-            return {"number": ticket.number, "kind": ticket_kind.value, "expected_date": expected or ""}
+            return {"number": ticket.number, "kind": kind.value, "expected_date": expected or ""}
 
         data = await self._write(write)
         if data is None:

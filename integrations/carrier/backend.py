@@ -21,7 +21,7 @@ from typing import Any, Self
 from zoneinfo import ZoneInfo
 
 from integrations import answers
-from integrations.accounts import AccountSummary, callback, pick_circuit, ticket_reference
+from integrations.accounts import AccountSummary, pick_circuit, ticket_reference
 from integrations.backend import MAINTENANCE_HORIZON, Backend
 from integrations.carrier.client import CarrierClient, NotFound
 from integrations.carrier.contract import day, instant, money
@@ -144,12 +144,16 @@ class HttpOperations(Backend):
             "call_protocol": ticket["call_protocol"] or "",
         }
 
-    async def open_ticket(
-        self, ctx: OperationContext, kind: TicketKind, circuit: str = "", symptom: str = "", description: str = ""
+    async def _open_ticket(
+        self,
+        ctx: OperationContext,
+        kind: TicketKind,
+        *,
+        circuit: str = "",
+        symptom: str = "",
+        description: str = "",
+        callback_number: str | None = None,
     ) -> OperationResult:
-        refusal = self._identification.refuses_ticket(ctx, kind)
-        if refusal is not None:
-            return refusal
         designation = None
         if ctx.customer_id is not None:
             chosen = pick_circuit(await self._circuit_rows(ctx.customer_id), circuit, lambda row: row.designation)
@@ -164,23 +168,8 @@ class HttpOperations(Backend):
             "description": description[:2000],
             "call_protocol": ctx.call_protocol or None,
         }
-        return await self._open(ctx, body)
-
-    async def request_callback(self, ctx: OperationContext, team: str, phone: str = "") -> OperationResult:
-        asked = callback(ctx, team, phone)
-        if isinstance(asked, OperationResult):
-            return asked
-        body = {
-            "customer_id": ctx.customer_id,
-            "kind": TicketKind.CALLBACK_REQUEST.value,
-            "description": asked.description,
-            "call_protocol": ctx.call_protocol or None,
-            "callback_number": asked.number,
-        }
-        result = await self._open(ctx, body)
-        return OperationResult.found(**result.data, phone=asked.number)
-
-    async def _open(self, ctx: OperationContext, body: dict[str, Any]) -> OperationResult:
+        if callback_number is not None:
+            body["callback_number"] = callback_number
         ticket = await self.client.write("/tickets", "Ticket", body, idempotency_key=idempotency_key(ctx, body))
         expected = day(ticket["expected_date"], f"ticket {ticket['number']}") if ticket["expected_date"] else ""
         # ticket_number/ticket_kind: the engine lists tickets opened during the call for the agent.
