@@ -156,7 +156,9 @@ async def test_a_burst_falling_back_gets_its_numbers_near_the_time_out(
         blocker.execute("ROLLBACK")
         blocker.close()
     assert len(set(numbers)) == 1000 and all(int(n[4:11]) >= 9_000_000 for n in numbers)
-    assert elapsed < 1.5, f"1,000 fallback numbers took {elapsed:.2f} s with a 0.2 s time-out"
+    # One time-out for the burst, not one each (1,000 x 0.2 s = 200 s); the figure itself is bench/'s, a
+    # loaded two-core machine takes a few seconds here.
+    assert elapsed < 25 * 0.2, f"1,000 fallback numbers took {elapsed:.2f} s with a 0.2 s time-out"
     assert await burst.reconcile() == 1000  # the store is back: every number is recorded
     await burst.aclose()  # the late store answers
     recorded = await sqlite_store.read(lambda s: s.scalars(select(FallbackProtocol.protocol)).all())
