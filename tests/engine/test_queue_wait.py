@@ -10,7 +10,7 @@ from ivr.engine.channel import QueueOutcome
 from ivr.engine.interpreter import run_call
 from ivr.engine.ports import QueueLoad, Services
 from ivr.engine.queue_wait import announcement_ids, estimate, said_minutes
-from ivr.engine.scripted import ScriptedChannel, StatedQueues
+from ivr.engine.scripted import ScriptedChannel, ScriptError, StatedQueues, parse_queue_load
 from ivr.voice.catalogue import Catalogue
 
 from .fakes import caller, flow, run, services
@@ -148,3 +148,11 @@ async def test_without_a_call_back_target_nothing_is_offered() -> None:
     said = CATALOGUE.render_text(chan.heard)
     assert said.startswith("Há trinta pessoas") and "digite" not in said
     assert result.path == ["first"]
+
+
+def test_a_stated_queue_for_the_simulator() -> None:
+    assert parse_queue_load("waiting=3, agents=2,talk_s=240") == QueueLoad(waiting=3, agents=2, talk_s=240)
+    with pytest.raises(ScriptError, match="names: waiting, agents"):
+        parse_queue_load("waiting=3,agentes=2")
+    with pytest.raises(ScriptError, match="waiting= and agents= are needed"):
+        parse_queue_load("waiting=3")
