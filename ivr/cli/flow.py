@@ -182,7 +182,8 @@ def _register_engine_commands(commands: Any) -> None:
     simulate.add_argument("--input", default=None, help='the caller\'s actions, comma-separated: "1,2,#"')
     simulate.add_argument(
         "--queue", action="append", default=[], metavar="NAME=OUTCOME",
-        help="how a queue answers: answered, no_agents, timeout, full, failed (default answered)",
+        help="how a queue answers: answered, no_agents, timeout, full, failed, callback (1 pressed while waiting); "
+        "default answered",
     )
     simulate.add_argument(
         "--queue-state", action="append", default=[], metavar="NAME:waiting=N,agents=N[,available=N,talk_s=N,hold_s=N]",

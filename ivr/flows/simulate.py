@@ -82,9 +82,11 @@ async def simulate(
     queues: Mapping[str, QueueOutcome] = {},
     queue_loads: Mapping[str, QueueLoad] = {},
     transfer: TransferOutcome = TransferOutcome.ANSWERED,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> CallResult:
-    """One call; `queue_loads` is how the queues stand before the caller joins (not stated: not known)."""
+    """One call, shown on `out` (the terminal's stdout as it is when the call starts); `queue_loads` is how
+    the queues stand before the caller joins (not stated: not known)."""
+    out = out or sys.stdout
     services = dataclasses.replace(services, queues=StatedQueues(queue_loads))
     catalogue = Catalogue.load(Path(settings.prompts_dir))
     channel = ScriptedChannel(

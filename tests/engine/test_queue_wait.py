@@ -74,6 +74,11 @@ def test_what_the_caller_hears(load: QueueLoad, text: str) -> None:
     assert heard(load) == text
 
 
+def test_every_place_in_line_can_be_said() -> None:
+    for waiting in range(40):
+        assert "fila" in heard(QueueLoad(waiting=waiting, agents=1))
+
+
 def test_never_zero_minutes() -> None:
     for seconds in range(0, 4000, 7):
         text = CATALOGUE.render_text(announcement_ids(estimate(QueueLoad(waiting=0, agents=1, hold_s=seconds))))
