@@ -13,8 +13,8 @@ Before joining, the IVR asks the queue's live state (`QueueWatch`, over AMI): no
 (then the call simply rings), the caller hears their place in line and the estimated wait
 (`ivr.engine.queue_wait`). With `callback`, they also hear that the call-back key (1) works at any moment
 of the wait; above `settings.queue_wait.offer_callback_over_s` that is an offer, with a few seconds to
-take it before joining. Pressing 1 while waiting leaves the queue for `callback` too. When the state cannot
-be known in time (AMI down), the caller joins and is told nothing about it.
+take it before joining. Pressing 1 while waiting leaves the queue for `callback` too (for `timeout` without
+one). When the state cannot be known in time (AMI down), the caller joins and is told nothing about it.
 
 The agent sees the protocol, the customer, the path through the IVR and the tickets opened as channel
 variables. When an agent answers, the IVR's part of the call is over.
