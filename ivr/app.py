@@ -149,8 +149,8 @@ def _senders(settings: Settings) -> dict[OutboxChannel, Sender]:
 
 
 @asynccontextmanager
-async def ami_queue_watch(settings: Settings) -> AsyncIterator[AmiQueueWatch]:
-    """The queues' live state over AMI, for what callers hear before joining a queue. Logging in happens in
+async def ami_client(settings: Settings) -> AsyncIterator[AmiClient]:
+    """The unit's one AMI connection (the queues' live state before a caller joins). Logging in happens in
     the background: an Asterisk not up yet must not hold the FastAGI start, panoramisk keeps reconnecting,
     and until it answers callers join queues untold."""
     # The secret `ivr asterisk provision` wrote into manager.conf: the configured one or this machine's own.
@@ -164,7 +164,7 @@ async def ami_queue_watch(settings: Settings) -> AsyncIterator[AmiQueueWatch]:
 
     connecting = asyncio.create_task(connect(), name="ami-connect")
     try:
-        yield AmiQueueWatch(client, timeout_s=settings.queue_wait.state_timeout_s)
+        yield client
     finally:
         connecting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -198,8 +198,8 @@ async def serve(settings: Settings) -> int:
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     library = served_library(settings)
-    async with build_services(settings, clock=system_clock) as services, ami_queue_watch(settings) as queues:
-        services.queues = queues
+    async with build_services(settings, clock=system_clock) as services, ami_client(settings) as ami:
+        services.queues = AmiQueueWatch(ami, timeout_s=settings.queue_wait.state_timeout_s)
 
         async def handle_call(channel: Channel, flow_name: str) -> None:
             flows = library.snapshot()  # the call keeps this release until it ends
