@@ -7,10 +7,14 @@ and the simulator give the system clock, flow tests the moment their file or cas
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from integrations.catalog import build_operations, declared_registry
 from integrations.messaging.email import SmtpSender
@@ -18,6 +22,9 @@ from integrations.messaging.outbox import Outbox, Sender
 from integrations.messaging.whatsapp import WhatsAppSender
 from integrations.speech import NoSpeechBackend
 from integrations.speech.google import GoogleRecognizer
+from ivr.ami.client import AmiClient, AmiError
+from ivr.ami.queues import AmiQueueWatch
+from ivr.asterisk.root import ami_secret
 from ivr.clock import Clock, system_clock
 from ivr.config import EmailSettings, Settings, SpeechSettings, WhatsAppSettings
 from ivr.engine.channel import Channel
@@ -141,6 +148,30 @@ def _senders(settings: Settings) -> dict[OutboxChannel, Sender]:
     return senders
 
 
+@asynccontextmanager
+async def ami_client(settings: Settings) -> AsyncIterator[AmiClient]:
+    """The unit's one AMI connection (the queues' live state before a caller joins). Logging in happens in
+    the background: an Asterisk not up yet must not hold the FastAGI start, panoramisk keeps reconnecting,
+    and until it answers callers join queues untold."""
+    # The secret `ivr asterisk provision` wrote into manager.conf: the configured one or this machine's own.
+    client = AmiClient(settings.ami.model_copy(update={"secret": SecretStr(ami_secret(settings))}))
+
+    async def connect() -> None:
+        try:
+            await client.connect()
+        except AmiError as exc:
+            log.warning("%s: callers join queues without hearing their place until AMI answers", exc)
+
+    connecting = asyncio.create_task(connect(), name="ami-connect")
+    try:
+        yield client
+    finally:
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting
+        await client.close()
+
+
 def served_library(settings: Settings) -> FlowLibrary:
     """The published flows; on a first start with nothing published, the flows directory is checked and
     published. A release that fails its checks stops the start: a server with nothing to serve would
@@ -167,7 +198,8 @@ async def serve(settings: Settings) -> int:
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     library = served_library(settings)
-    async with build_services(settings, clock=system_clock) as services:
+    async with build_services(settings, clock=system_clock) as services, ami_client(settings) as ami:
+        services.queues = AmiQueueWatch(ami, timeout_s=settings.queue_wait.state_timeout_s)
 
         async def handle_call(channel: Channel, flow_name: str) -> None:
             flows = library.snapshot()  # the call keeps this release until it ends

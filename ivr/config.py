@@ -311,6 +311,17 @@ class HoldSettings(_Section):
     after_s: float = Field(default=1.0, gt=0)
 
 
+class QueueWaitSettings(_Section):
+    """What a caller hears before joining a queue (ivr/engine/verbs/queue.py)."""
+
+    # An estimated wait above this offers a call back before the caller joins (the key works while waiting too).
+    offer_callback_over_s: float = Field(default=600.0, gt=0)
+    # The queue's live state is asked over AMI for at most this long; then the caller joins, told nothing.
+    state_timeout_s: float = Field(default=1.0, gt=0, le=5)
+    # How long the caller has to press the call-back key after the offer, before joining the queue.
+    offer_key_wait_s: float = Field(default=4.0, gt=0, le=15)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IVR_", env_nested_delimiter="__", extra="forbid")
 
@@ -342,6 +353,7 @@ class Settings(BaseSettings):
     email: EmailSettings = Field(default_factory=EmailSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     whatsapp: WhatsAppSettings = Field(default_factory=WhatsAppSettings)
+    queue_wait: QueueWaitSettings = Field(default_factory=QueueWaitSettings)
 
     @classmethod
     def settings_customise_sources(

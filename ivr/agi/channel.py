@@ -31,6 +31,10 @@ HANGUP_GRACE_S = 0.5
 WAV_SAMPLE_RATE = 8000
 #: Dialplan context that dials an outside number for a transfer (asterisk_conf/extensions.conf).
 TRANSFER_CONTEXT = "sac-transfer"
+#: Where Queue() sends a caller who presses the call-back key while waiting (queues.conf ``context``,
+#: asterisk_conf/extensions.conf): app_queue's exit with a key leaves QUEUESTATUS unset (or as an earlier
+#: Queue() of the call left it), so the channel's context is what tells it.
+QUEUE_KEY_CONTEXT = "sac-queue-key"
 #: Prefix of the call-context variables agents see (AMI AgentCalled shows channel variables).
 CONTEXT_PREFIX = "IVR_"
 #: Set when a flow ends normally; without it the dialplan sends the caller to the fallback queue.
@@ -200,6 +204,8 @@ class AgiChannel:
             await self.set_variable(name, value)
         # queues.conf sets joinempty/leavewhenempty, so Queue() returns at once when nobody is logged in.
         hung_up = await self._exec("Queue", f"{queue},{QUEUE_OPTIONS},,,{max(1, round(timeout_s))}")
+        if not hung_up and await self._variable("CONTEXT") == QUEUE_KEY_CONTEXT:
+            return QueueOutcome.CALLBACK
         status = await self._variable("QUEUESTATUS")
         if status in _QUEUE_STATUS:
             return _QUEUE_STATUS[status]

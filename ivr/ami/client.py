@@ -90,6 +90,7 @@ class QueueState:
     callers_waiting: int
     average_hold_s: int
     longest_wait_s: int
+    average_talk_s: int = 0  # QueueParams TalkTime: a recent conversation's length (the wait estimate)
 
     @property
     def logged_in(self) -> int:
@@ -257,6 +258,7 @@ class AmiClient:
             callers_waiting=_int(params.get("Calls")),
             average_hold_s=_int(params.get("Holdtime")),
             longest_wait_s=max(waits, default=0),
+            average_talk_s=_int(params.get("TalkTime")),
         )
 
     async def queue_add(

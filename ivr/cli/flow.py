@@ -182,7 +182,13 @@ def _register_engine_commands(commands: Any) -> None:
     simulate.add_argument("--input", default=None, help='the caller\'s actions, comma-separated: "1,2,#"')
     simulate.add_argument(
         "--queue", action="append", default=[], metavar="NAME=OUTCOME",
-        help="how a queue answers: answered, no_agents, timeout, full, failed (default answered)",
+        help="how a queue answers: answered, no_agents, timeout, full, failed, callback (1 pressed while waiting); "
+        "default answered",
+    )
+    simulate.add_argument(
+        "--queue-state", action="append", default=[], metavar="NAME:waiting=N,agents=N[,available=N,talk_s=N,hold_s=N]",
+        help="how a queue stands before the caller joins it (its position and wait are said); not given: unknown, "
+        "as with AMI down",
     )
     simulate.add_argument(
         "--transfer", default="answered", help="how a transfer ends: answered, busy, no_answer, failed"
@@ -212,7 +218,7 @@ async def _simulate(args: argparse.Namespace) -> int:
     from ivr.clock import ManualClock, local, system_clock
     from ivr.config import settings
     from ivr.engine.channel import QueueOutcome, TransferOutcome
-    from ivr.engine.scripted import ScriptError
+    from ivr.engine.scripted import ScriptError, parse_queue_load
     from ivr.flows.loader import FlowLoadError, flows_beside, load_flow
     from ivr.flows.simulate import simulate, split_inputs
 
@@ -225,6 +231,10 @@ async def _simulate(args: argparse.Namespace) -> int:
         for item in args.queue:
             name, _, outcome = item.partition("=")
             queues[name] = QueueOutcome(outcome)
+        loads = {}
+        for item in args.queue_state:
+            name, _, state = item.partition(":")
+            loads[name] = parse_queue_load(state)
         transfer = TransferOutcome(args.transfer)
         clock = system_clock if args.at is None else ManualClock(local(_moment(args.at), config.timezone))
     except FlowLoadError as exc:
@@ -235,7 +245,8 @@ async def _simulate(args: argparse.Namespace) -> int:
         return 2
     async with build_services(config, clock=clock) as services:
         result = await simulate(
-            flow, services, config, caller=args.caller, inputs=inputs, flows=flows, queues=queues, transfer=transfer
+            flow, services, config, caller=args.caller, inputs=inputs, flows=flows, queues=queues, queue_loads=loads,
+            transfer=transfer,
         )
     return 1 if result.outcome.value == "failed" else 0
 

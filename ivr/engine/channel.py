@@ -17,6 +17,9 @@ from ivr.engine.ports import CallInfo, Heard
 
 #: Keys a caller may press; all of them interrupt an interruptible prompt (DTMF barge-in).
 DTMF_KEYS = "0123456789*#"
+#: The key that asks for a call back instead of waiting in a queue, before joining or while waiting
+#: (the queues' exit context in asterisk_conf/extensions.conf has this extension).
+CALLBACK_KEY = "1"
 
 
 class CallerHangup(Exception):
@@ -46,6 +49,7 @@ class QueueOutcome(str, Enum):
     TIMEOUT = "timeout"
     FULL = "full"
     FAILED = "failed"
+    CALLBACK = "callback"  # the caller pressed CALLBACK_KEY while waiting: they left for a call back
 
 
 class TransferOutcome(str, Enum):

@@ -3,7 +3,7 @@
 Three objects, each with one job: the `Caller` (what they hear, the keys they pressed ahead, what they
 say), the `CallState` (who is calling, the variables gathered, the tickets opened; templates read it)
 and the `OperationGateway` (the back-end operations, with the hold prompt, keeping what they find).
-The call's clock and the settings a verb decides with complete them. A verb returns what happens next
+The call's clock, the queues' live state and the settings a verb decides with complete them. A verb returns what happens next
 (`ivr.engine.steps`); the interpreter walks the flow.
 """
 
@@ -15,8 +15,10 @@ from enum import Enum
 from zoneinfo import ZoneInfo
 
 from ivr.clock import Clock
+from ivr.config import QueueWaitSettings
 from ivr.engine.caller import Caller
 from ivr.engine.gateway import OperationGateway
+from ivr.engine.ports import QueueWatch
 from ivr.engine.state import CallState
 
 
@@ -36,6 +38,8 @@ class CallContext:
     clock: Clock
     timezone: ZoneInfo  # settings.timezone: opening hours and months are local time
     due_days: tuple[int, ...]  # settings.billing.due_days: the days an invoice may fall due
+    queues: QueueWatch  # how a queue stands before the caller joins it
+    queue_wait: QueueWaitSettings  # settings.queue_wait: what a caller about to wait is told and offered
 
     def now(self) -> datetime:
         """The call's local time."""

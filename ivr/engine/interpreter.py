@@ -125,6 +125,8 @@ def _call_context(protocol: str, channel: Channel, services: Services, settings:
         clock=services.clock,
         timezone=ZoneInfo(settings.timezone),
         due_days=settings.billing.due_days,
+        queues=services.queues,
+        queue_wait=settings.queue_wait,
     )
 
 

@@ -1,11 +1,12 @@
 """What the engine shares with what is below it (its ports): the data a call carries across the seam
-(`CallInfo`, `Heard`, `NodeVisit`, `Recognition`, `Ticket`, `CallSummary`) and the small protocols the
-store and the integrations implement (`EventSink`, `ProtocolAllocator`, `Recognizer`, `CallRecorder`,
-`SummarySender`), bundled in `Services`.
+(`CallInfo`, `Heard`, `NodeVisit`, `Recognition`, `Ticket`, `CallSummary`, `QueueLoad`) and the small
+protocols the store and the integrations implement (`EventSink`, `ProtocolAllocator`, `Recognizer`,
+`CallRecorder`, `SummarySender`, `QueueWatch`), bundled in `Services`.
 
 The engine never imports the store, AGI or any back-end: `ivr.app` wires concrete implementations into
 `Services`; flow tests and the simulator wire the store's or fakes. The caller's line is the other port
-(`ivr.engine.channel`), the operation contract the third (`ivr.engine.operations`).
+(`ivr.engine.channel`), the operation contract the third (`ivr.engine.operations`). `QueueWatch` tells
+the `queue` verb how a queue stands before the caller joins it (AMI in production, stated in flow tests).
 """
 
 from __future__ import annotations
@@ -129,6 +130,31 @@ class SummarySender(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class QueueLoad:
+    """How a queue stands just before a caller joins it."""
+
+    waiting: int  # callers already waiting: all of them are ahead of a caller joining now
+    agents: int  # logged in and not paused: those who take calls from the queue
+    available: int = 0  # of those, free right now
+    hold_s: int = 0  # recent average wait before an agent answered (Asterisk's Holdtime); 0 unknown
+    talk_s: int = 0  # recent average conversation (Asterisk's TalkTime); 0 unknown
+
+
+class QueueWatch(Protocol):
+    async def load(self, queue: str) -> QueueLoad | None:
+        """The queue's live state, or None when it cannot be known in time (AMI down or slow, no such
+        queue): the caller then joins the queue and hears nothing about it. Never raises."""
+        ...
+
+
+class UnknownQueues:
+    """A `QueueWatch` that knows nothing: callers just join (a unit without AMI, engine unit tests)."""
+
+    async def load(self, queue: str) -> QueueLoad | None:
+        return None
+
+
 @dataclass(slots=True)
 class Services:
     operations: OperationRegistry
@@ -138,3 +164,4 @@ class Services:
     calls: CallRecorder
     summaries: SummarySender
     clock: Clock  # the engine's; the operations, protocols and call records were built with the same one
+    queues: QueueWatch = field(default_factory=UnknownQueues)  # the queues' live state (`queue` verb)

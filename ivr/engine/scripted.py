@@ -11,16 +11,18 @@ Each script item is one thing the caller does when the IVR next waits for them:
 
 Everything the caller hears is kept in `heard` (prompt ids, in order). When the script runs out,
 `more` is asked for items (the interactive simulator reads the terminal); without it the caller hangs up.
+
+`StatedQueues` is the queues' live state the simulator or a flow test states (``waiting=3,agents=2``).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from ivr.engine.channel import DTMF_KEYS, CallerHangup, Digits, DigitsEnd, QueueOutcome, TransferOutcome
-from ivr.engine.ports import CallInfo, Heard
+from ivr.engine.ports import CallInfo, Heard, QueueLoad
 
 
 class ScriptError(ValueError):
@@ -38,6 +40,32 @@ def parse_item(item: str) -> str:
     raise ScriptError(
         f"'{item}' is not a caller action (keys like 1 or 123#, barge:1, say:<words>, silence, hangup)"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StatedQueues:
+    """A `QueueWatch` answering what was stated; a queue not stated is not known, as when AMI is down
+    (the caller joins, told nothing)."""
+
+    loads: Mapping[str, QueueLoad] = field(default_factory=dict)
+
+    async def load(self, queue: str) -> QueueLoad | None:
+        return self.loads.get(queue)
+
+
+def parse_queue_load(text: str) -> QueueLoad:
+    """ "waiting=3,agents=2,talk_s=240" -> a `QueueLoad` (its field names; whole numbers)."""
+    names = [f.name for f in fields(QueueLoad)]
+    values: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if name.strip() not in names or not value.strip().isdigit():
+            raise ScriptError(f"'{part}' is not a queue's state (name=number, names: {', '.join(names)})")
+        values[name.strip()] = int(value)
+    try:
+        return QueueLoad(**values)
+    except TypeError as exc:
+        raise ScriptError(f"'{text}': waiting= and agents= are needed") from exc
 
 
 @dataclass(slots=True)

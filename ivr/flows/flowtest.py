@@ -7,6 +7,9 @@
         caller: "3133334444"               # null for a withheld number
         inputs: ["1", "1"]                 # keys, barge:1, say:<words>, silence, hangup
         queues: {technical: answered}      # how queues answer (default: answered)
+        queue_state: {technical: {waiting: 3, agents: 2, talk_s: 240}}   # how a queue stands before the
+                                           # caller joins (position and wait said); not stated: unknown,
+                                           # as with AMI down (the caller joins, told nothing)
         operations: {open_ticket: error}   # back-ends that fail on this call: error, timeout, not_found
         at: "2026-11-28 21:00"             # this case's own moment (opening hours, holidays)
         expect:
@@ -55,8 +58,8 @@ from ivr.engine.channel import QueueOutcome, TransferOutcome
 from ivr.engine.flow import Flow
 from ivr.engine.interpreter import CallResult, run_call
 from ivr.engine.operations import OperationContext, OperationRegistry, OperationResult, OperationStatus
-from ivr.engine.ports import CallInfo, Services
-from ivr.engine.scripted import ScriptedChannel, parse_item
+from ivr.engine.ports import CallInfo, QueueLoad, Services
+from ivr.engine.scripted import ScriptedChannel, StatedQueues, parse_item
 from ivr.flows.loader import flows_beside, load_flow
 from ivr.voice.build import AUDIO_SUBDIR, BuildError, MissingAudio, out_of_date, total_duration
 from ivr.voice.catalogue import Catalogue
@@ -82,6 +85,18 @@ class Expect(BaseModel):
     summary: list[Literal["email", "whatsapp"]] | None = None  # how the written summary of the call went
 
 
+class StatedQueue(BaseModel):
+    """A queue's live state as a case states it (`QueueLoad`'s fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    waiting: int = Field(ge=0)
+    agents: int = Field(ge=0)
+    available: int = Field(default=0, ge=0)
+    hold_s: int = Field(default=0, ge=0)
+    talk_s: int = Field(default=0, ge=0)
+
+
 class Case(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -89,6 +104,7 @@ class Case(BaseModel):
     caller: str | None
     inputs: list[str] = []
     queues: dict[str, QueueOutcome] = {}
+    queue_state: dict[str, StatedQueue | Literal["unknown"]] = {}
     transfer: TransferOutcome = TransferOutcome.ANSWERED
     operations: dict[str, Literal["error", "timeout", "not_found"]] = {}
     at: datetime | None = None
@@ -204,6 +220,8 @@ async def run_case(
     if case.operations:
         failing = _failing(services.operations, case.operations, where=f"{file}: case '{case.name}'")
         services = dataclasses.replace(services, operations=failing)
+    loads = {name: QueueLoad(**state.model_dump()) for name, state in case.queue_state.items() if state != "unknown"}
+    services = dataclasses.replace(services, queues=StatedQueues(loads))
     channel = ScriptedChannel(
         CallInfo(caller_id=case.caller, dialled=settings.page.sac_number, unique_id=f"flowtest-{case.name}"),
         case.inputs,

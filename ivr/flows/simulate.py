@@ -10,6 +10,7 @@ the terminal, one per line, whenever the IVR waits. Numbers, money and dates are
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -19,8 +20,8 @@ from ivr.config import Settings
 from ivr.engine.channel import QueueOutcome, TransferOutcome
 from ivr.engine.flow import Flow
 from ivr.engine.interpreter import CallResult, run_call
-from ivr.engine.ports import CallInfo, Services
-from ivr.engine.scripted import Event, ScriptedChannel, ScriptError, parse_item
+from ivr.engine.ports import CallInfo, QueueLoad, Services
+from ivr.engine.scripted import Event, ScriptedChannel, ScriptError, StatedQueues, parse_item
 from ivr.voice.catalogue import Catalogue
 
 
@@ -79,9 +80,14 @@ async def simulate(
     inputs: list[str] | None,
     flows: Mapping[str, Flow] = {},
     queues: Mapping[str, QueueOutcome] = {},
+    queue_loads: Mapping[str, QueueLoad] = {},
     transfer: TransferOutcome = TransferOutcome.ANSWERED,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> CallResult:
+    """One call, shown on `out` (the terminal's stdout as it is when the call starts); `queue_loads` is how
+    the queues stand before the caller joins (not stated: not known)."""
+    out = out or sys.stdout
+    services = dataclasses.replace(services, queues=StatedQueues(queue_loads))
     catalogue = Catalogue.load(Path(settings.prompts_dir))
     channel = ScriptedChannel(
         CallInfo(caller_id=caller, dialled=settings.page.sac_number, unique_id="simulator"),

@@ -315,6 +315,7 @@ async def test_queue_sets_context_then_reports_no_agents(rig: CallRig) -> None:
     await peer.expect('SET VARIABLE "IVR_PROTOCOL" "202600000017"', "200 result=1")
     await peer.expect('SET VARIABLE "IVR_CNPJ_ROOT" "12.345.678"', "200 result=1")
     await peer.expect('EXEC "Queue" "technical,c,,,120"', "200 result=0")
+    await peer.expect('GET VARIABLE "CONTEXT"', "200 result=1 (sac-ivr)")
     await peer.expect('GET VARIABLE "QUEUESTATUS"', "200 result=1 (JOINEMPTY)")
     assert await outcome(outcomes) is QueueOutcome.NO_AGENTS
 
@@ -337,9 +338,22 @@ async def test_an_agent_who_hangs_up_first_ends_an_answered_call(rig: CallRig) -
     peer, outcomes = await rig.call(script)
     # With Queue's c option the caller comes back (not result=-1, which read as a failure).
     await peer.expect('EXEC "Queue" "billing,c,,,60"', "200 result=0")
+    await peer.expect('GET VARIABLE "CONTEXT"', "200 result=1 (sac-ivr)")
     await peer.expect('GET VARIABLE "QUEUESTATUS"', "200 result=1 (CONTINUE)")
     assert await outcome(outcomes) is QueueOutcome.ANSWERED
     await peer.expect('SET VARIABLE "IVR_DONE" "1"', "200 result=1")  # so the dialplan hangs up, no fallback
+
+
+async def test_the_call_back_key_pressed_while_waiting_leaves_the_queue(rig: CallRig) -> None:
+    async def script(ch: Channel) -> QueueOutcome:
+        return await ch.queue("technical", context={}, timeout_s=600)
+
+    peer, outcomes = await rig.call(script)
+    # app_queue's exit with a key jumps the channel to queues.conf's context and sets no QUEUESTATUS of its
+    # own: an earlier Queue() of the call may have left one, so the context is read first.
+    await peer.expect('EXEC "Queue" "technical,c,,,600"', "200 result=0")
+    await peer.expect('GET VARIABLE "CONTEXT"', "200 result=1 (sac-queue-key)")
+    assert await outcome(outcomes) is QueueOutcome.CALLBACK
 
 
 async def test_transfer_dials_through_the_transfer_context(rig: CallRig) -> None:

@@ -47,8 +47,10 @@ from .store import StoreReader
 
 AGENT_INTERFACE = "Local/agent@sac-test-agent/n"
 BRIEF_AGENT_INTERFACE = "Local/brief@sac-test-agent/n"
-# Stand-ins for agents' phones: one answers at once and stays on the line (bounded), the other answers
-# and hangs up first a second later.
+RINGING_AGENT_INTERFACE = "Local/ringing@sac-test-agent/n"
+# Stand-ins for agents' phones: one answers at once and stays on the line (bounded), one answers and hangs
+# up first a second later, one rings without answering (the caller keeps waiting).
+WAITING_CALLER = "Local/waiting@sac-test-agent/n"
 TEST_EXTENSIONS = """\
 [sac-test-agent]
 exten => agent,1,Answer()
@@ -56,6 +58,12 @@ exten => agent,1,Answer()
  same => n,Hangup()
 exten => brief,1,Answer()
  same => n,Wait(1)
+ same => n,Hangup()
+exten => ringing,1,Wait(30)
+ same => n,Hangup()
+; A caller already waiting in the technical queue (placed with AMI Originate).
+exten => waiting,1,Answer()
+ same => n,Queue(technical,,,,30)
  same => n,Hangup()
 """
 

@@ -18,12 +18,13 @@ import pytest
 import pytest_asyncio
 
 from ivr import phone
-from ivr.asterisk.sipp import CallResult, CallScript, Pause
+from ivr.asterisk.sipp import CallResult, CallScript, Keys, Pause
+from ivr.engine.channel import CALLBACK_KEY
 from ivr.protocol_number import make_ticket_number
 from ivr.store.seed import KNOWN_CALLER
 
 from .ami import Ami
-from .conftest import E2EAsterisk, RecordTiming, queue_member
+from .conftest import RINGING_AGENT_INTERFACE, WAITING_CALLER, E2EAsterisk, RecordTiming, queue_member
 from .ivr_process import IvrProcess
 from .scripts import SERRA_AZUL_CNPJ_ROOT, Journeys, answered_call, visit_of
 from .store import StoredCall, StoreReader, wait_for
@@ -175,6 +176,34 @@ async def test_a_caller_reaches_the_billing_queue_and_the_agent_sees_the_call(
     assert "identify/check_cnpj_root" in stored_call.path and stored_call.path[-1] == "billing_queue"
     assert visit_of(stored_call, "billing_hours")[2] == "open"
     assert stored_call.outcome == "queue:billing", stored_call
+
+
+async def test_a_caller_behind_another_hears_the_place_and_takes_a_call_back_with_1(
+    asterisk: E2EAsterisk, journeys: Journeys, stored: StoreReader, ami: Ami, record_timing: RecordTiming
+) -> None:
+    """The IVR reads the technical queue over AMI (one caller waiting, the one agent ringing for them), says
+    the place and the call-back key, and 1 pressed during it leads to the call back, not into the queue."""
+    before = stored.protocols()
+    to_agent = await journeys.script(KNOWN_CALLER, "0")  # timed by a walk that knows no queue state
+    # 1 four seconds into the place and the key (7.5 s as built; the margin is for a loaded machine), then a
+    # hang-up during the number read back.
+    script = CallScript(caller=KNOWN_CALLER, steps=(*to_agent.steps, Pause(4.0), Keys(CALLBACK_KEY), Pause(4.0)))
+    async with queue_member(ami, "technical", RINGING_AGENT_INTERFACE):
+        waiting = await ami.action("Originate", Channel=WAITING_CALLER, Application="Wait", Data="30", Async="true")
+        assert waiting.get("Response") == "Success", waiting
+        ahead = await ami.wait_event(_event("QueueCallerJoin", Queue="technical"), timeout_s=5)
+        started = time.monotonic()
+        result = await answered_call(asterisk, script, timeout_s=script.steps_s + 20)
+        record_timing("  queue state said and 1 taken (call)", time.monotonic() - started)
+        await ami.action("Hangup", Channel=ahead["Channel"])
+    assert result.hung_up_by == "caller", result.summary()
+    (call,) = await stored.ended_calls(before, 1)
+
+    assert call.path[call.path.index("agent") + 1] == "callback_offered", call.path
+    assert visit_of(call, "agent")[2] == "callback:technical"
+    # Taken before joining (the place was being said), not by leaving the queue with the key.
+    assert not [e for e in ami.events if e.get("Event") == "QueueCallerJoin" and e.get("Channel") == call.channel]
+    assert "callback_read_back" in call.path and call.outcome == "hangup", call
 
 
 async def test_a_killed_ivr_sends_its_caller_to_the_fallback_queue(
