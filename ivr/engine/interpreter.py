@@ -116,7 +116,12 @@ def _call_context(protocol: str, channel: Channel, services: Services, settings:
         listening=caller.listening,
     )
     operations = OperationGateway(
-        services.operations, state, caller, hold_prompt=settings.hold.prompt, hold_after_s=settings.hold.after_s
+        services.operations,
+        state,
+        caller,
+        callbacks=services.callbacks,
+        hold_prompt=settings.hold.prompt,
+        hold_after_s=settings.hold.after_s,
     )
     return CallContext(
         caller,
