@@ -18,6 +18,7 @@ from integrations.messaging.outbox import Outbox, Sender
 from integrations.messaging.whatsapp import WhatsAppSender
 from integrations.speech import NoSpeechBackend
 from integrations.speech.google import GoogleRecognizer
+from ivr import phone
 from ivr.clock import Clock, system_clock
 from ivr.config import EmailSettings, Settings, SpeechSettings, WhatsAppSettings
 from ivr.engine.channel import Channel
@@ -25,6 +26,7 @@ from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
 from ivr.engine.ports import Services
 from ivr.flows.library import FlowLibrary, NothingPublished
+from ivr.store.callbacks import StoreCallbackBook
 from ivr.store.calls import StoreCallRecorder
 from ivr.store.db import Store
 from ivr.store.events import StoreEventSink
@@ -76,6 +78,7 @@ async def build_services(settings: Settings, *, clock: Clock) -> AsyncIterator[S
                 recognizer=recognizer,
                 calls=StoreCallRecorder(events, clock=clock),
                 summaries=summaries,
+                callbacks=StoreCallbackBook(store, clock=clock, conf=settings.callbacks, timezone=settings.timezone),
                 clock=clock,
             )
         finally:
@@ -183,4 +186,38 @@ async def serve(settings: Settings) -> int:
         log.info(
             "FastAGI on %s:%d serving flows version %s", settings.agi.host, settings.agi.port, library.version
         )
-        return await serve_agi(handle_call, settings, on_reload=reload)
+        async with _callback_dialer(settings, services):
+            return await serve_agi(handle_call, settings, on_reload=reload)
+
+
+@asynccontextmanager
+async def _callback_dialer(settings: Settings, services: Services) -> AsyncIterator[None]:
+    """The call back dialer over its own AMI connection, unless disabled (settings callbacks.enabled).
+    An AMI not up yet only delays it: the client keeps reconnecting and the dialer waits for it."""
+    from ivr.ami.client import AmiClient, AmiError
+    from ivr.dialer import Dialer
+
+    if not settings.callbacks.enabled or not isinstance(services.callbacks, StoreCallbackBook):
+        log.info("call back dialer disabled: call backs wait in the book")
+        yield
+        return
+    ami = AmiClient(settings.ami)
+    dialer = Dialer(
+        services.callbacks,
+        ami,
+        conf=settings.callbacks,
+        caller_id=phone.for_trunk(settings.page.sac_number, settings.sip.trunk_number_format),
+        trunk_number_format=settings.sip.trunk_number_format,
+        reply_timeout_s=settings.ami.action_timeout_s,
+    )
+    try:
+        await ami.connect()
+    except AmiError as exc:
+        log.warning("call back dialer: %s; it dials once AMI is up", exc)
+    await dialer.start()
+    log.info("call back dialer %s started", dialer.unit)
+    try:
+        yield
+    finally:
+        await dialer.aclose()
+        await ami.close()
