@@ -233,6 +233,13 @@ class AgiChannel:
             pass  # the caller left first: the call is over either way, which is what hangup() wants
         self._hung_up = True
 
+    async def hangup_cause(self) -> int | None:
+        try:
+            cause = await self._variable("HANGUPCAUSE")
+        except (AgiConnectionLost, AgiTimeout):
+            return None  # Asterisk closed the connection: nothing more to learn about this call
+        return int(cause) if cause.isdigit() else None
+
     async def mark_done(self) -> None:
         """Tell the dialplan the IVR finished this call itself (no fallback queue after ``AGI()``).
 
