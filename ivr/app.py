@@ -7,6 +7,7 @@ and the simulator give the system clock, flow tests the moment their file or cas
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -210,14 +211,20 @@ async def _callback_dialer(settings: Settings, services: Services) -> AsyncItera
         trunk_number_format=settings.sip.trunk_number_format,
         reply_timeout_s=settings.ami.action_timeout_s,
     )
-    try:
-        await ami.connect()
-    except AmiError as exc:
-        log.warning("call back dialer: %s; it dials once AMI is up", exc)
+
+    async def connect() -> None:  # in the background: calls are served meanwhile
+        try:
+            await ami.connect()
+        except AmiError as exc:
+            log.warning("call back dialer: %s; it dials once AMI is up", exc)
+
+    connecting = asyncio.create_task(connect(), name="callback-dialer-ami")
     await dialer.start()
     log.info("call back dialer %s started", dialer.unit)
     try:
         yield
     finally:
+        connecting.cancel()
+        await asyncio.wait({connecting})
         await dialer.aclose()
         await ami.close()
