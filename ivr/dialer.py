@@ -200,8 +200,7 @@ class Dialer:
             "CallerID": self._caller_id,
             "Timeout": round(self._conf.ring_s * 1000),
             "Async": "true",  # a reply at once, the OriginateResponse event when answered or failed
-            # Asterisk splits a Variable header on commas: the tickets' list goes space-separated.
-            "Variable": [f"{name}={value.replace(',', ' ')}" for name, value in variables.items() if value],
+            "Variable": [f"{name}={_escaped(value)}" for name, value in variables.items() if value],
         }
 
     def _originate_response(self, event: Mapping[str, str]) -> None:
@@ -241,6 +240,11 @@ class Dialer:
         state = await self._book.finish(dial, outcome, detail, unit=self.unit)
         level = logging.INFO if state in (CallbackState.ANSWERED, CallbackState.PENDING) else logging.WARNING
         log.log(level, "%s: %s (%s); call back %s", who, outcome.value, detail, state.value)
+
+
+def _escaped(value: str) -> str:
+    """Asterisk splits an Originate Variable header on unescaped commas: the tickets' list keeps its own."""
+    return value.replace(",", "\\,")
 
 
 def _outcome(event: Mapping[str, str]) -> AttemptOutcome:

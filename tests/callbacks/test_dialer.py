@@ -64,7 +64,7 @@ async def test_nobody_is_dialled_without_a_free_agent_then_the_customer_first_wi
         "IVR_CUSTOMER=7",
         "IVR_CUSTOMER_NAME=Padaria Pão Quente",
         "IVR_PATH=start>main_menu>technical>callback_request",
-        "IVR_TICKETS=800000013 800000014",
+        "IVR_TICKETS=800000013\\,800000014",
         "IVR_CALLBACK_QUEUE=technical",
         f"IVR_CALLBACK_ID={callback_id}",
     }

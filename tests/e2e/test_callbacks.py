@@ -39,7 +39,7 @@ async def test_a_call_back_reaches_the_agent_only_once_the_customer_answered(
     callback_id = await book.schedule(
         CallbackRequest(
             protocol=PROTOCOL, ticket_number="800000014", number="31988776655", team="technical",
-            customer_id=7, customer_name="Padaria", caller_id="3133334444", path="start>callback", tickets="800000014",
+            customer_id=7, customer_name="Padaria", caller_id="3133334444", path="start>callback", tickets="800000013,800000014",
         )  # fmt: skip
     )
     client = AmiClient(settings.ami)
@@ -65,7 +65,7 @@ async def test_a_call_back_reaches_the_agent_only_once_the_customer_answered(
             await dialer.settle()
             answered = await customer
         assert connected["Queue"] == "technical"
-        assert "IVR_TICKETS=800000014" in connected["ChanVariable"]
+        assert "IVR_TICKETS=800000013,800000014" in connected["ChanVariable"]  # as an inbound call's
         heard = [
             e["AppData"] for e in ami.events if e.get("Event") == "Newexten" and e.get("Application") == "Playback"
             and e.get("Context") == "sac-callback"
