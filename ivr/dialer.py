@@ -1,7 +1,8 @@
 """The call back dialer: places the call backs of the book (ivr.store.callbacks) over AMI, inside `ivr serve`.
 
 Each turn it looks at the teams with a call back due and, for each, at its queue over AMI; while an agent
-is free (not counting the callers already waiting and the call backs already ringing), it claims one due
+is free (not counting the callers already waiting, nor the customers this unit is ringing or telling who
+calls before they join the queue), it claims one due
 call back inside the team's hours and sends an asynchronous ``Originate`` to the customer's number
 through the carrier trunk. The customer is dialled first: only when they answer does the dialplan
 (``sac-callback`` in asterisk_conf/extensions.conf.j2) tell them who is calling and the protocol, then put
@@ -41,6 +42,9 @@ CALLBACK_CONTEXT = "sac-callback"
 _REASONS = {"1": AttemptOutcome.NO_ANSWER, "3": AttemptOutcome.NO_ANSWER, "5": AttemptOutcome.BUSY}
 _UP = "6"  # CoreShowChannel's ChannelState for an answered channel
 _RECONCILE_LOOKS = 10  # a call back's channel still ringing is looked at this many times, ring_s apart at most
+#: An answered customer hears who is calling and the protocol before joining the queue: the agent stays
+#: counted for them until they join (or hang up), at most this long.
+JOIN_BOUND_S = 60.0
 
 
 class Ami(Protocol):
@@ -83,10 +87,13 @@ class Dialer:
         self._reply_timeout_s = reply_timeout_s  # Originate's own reply (it is queued at once)
         self.unit = unit or unit_name()
         self._responses: dict[str, asyncio.Future[Mapping[str, str]]] = {}
-        self._ringing: dict[str, int] = {}  # team -> attempts of this unit in flight
+        self._ringing: dict[str, int] = {}  # team -> attempts of this unit in flight (until the customer queues)
+        self._joined: dict[str, asyncio.Future[None]] = {}  # channel id -> answered customer now queued or gone
         self._attempts: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         ami.on_event("OriginateResponse", self._originate_response)
+        ami.on_event("QueueCallerJoin", self._left_announcements)
+        ami.on_event("Hangup", self._left_announcements)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="callback-dialer")
@@ -154,6 +161,7 @@ class Dialer:
         who = f"call back #{dial.callback_id} (call {dial.protocol}, {phone.mask(dial.number)}) attempt {dial.attempt}"
         response = asyncio.get_running_loop().create_future()
         self._responses[dial.action_id] = response  # before sending: the event may beat the reply
+        joined = self._joined[dial.channel_id] = asyncio.get_running_loop().create_future()
         try:
             try:
                 await self._ami.action(self._originate(dial), timeout_s=self._reply_timeout_s)
@@ -174,8 +182,11 @@ class Dialer:
                 return
             outcome = _outcome(event)
             await self._finish(dial, outcome, f"Reason {event.get('Reason', '?')}: {event.get('Response', '')}", who)
+            if outcome is AttemptOutcome.ANSWERED:
+                await asyncio.wait({joined}, timeout=JOIN_BOUND_S)  # the free agent is theirs meanwhile
         finally:
             self._responses.pop(dial.action_id, None)
+            self._joined.pop(dial.channel_id, None)
 
     def _originate(self, dial: Dial) -> dict[str, Any]:
         number = phone.for_trunk(f"+55{dial.number}", self._trunk_format)
@@ -207,6 +218,11 @@ class Dialer:
         future = self._responses.get(str(event.get("ActionID", "")))
         if future is not None and not future.done():
             future.set_result(event)
+
+    def _left_announcements(self, event: Mapping[str, str]) -> None:
+        future = self._joined.get(str(event.get("Uniqueid", "")))
+        if future is not None and not future.done():
+            future.set_result(None)
 
     async def _reconcile_then_finish(self, dial: Dial) -> None:
         """Decide an attempt whose outcome we missed by looking for its channel, never by dialling."""

@@ -33,8 +33,16 @@ class FakeAmi:
             if pattern == event["Event"]:
                 callback(Message(event))
 
-    def answer(self, originate: Mapping[str, Any], *, response: str = "Success", reason: str = "4") -> None:
+    def answer(
+        self, originate: Mapping[str, Any], *, response: str = "Success", reason: str = "4", joins: bool = True
+    ) -> None:
+        """The customer's phone answers (or not); an answered customer then joins the queue (`joins`)."""
         self.emit({"Event": "OriginateResponse", "ActionID": originate["ActionID"], "Response": response, "Reason": reason})
+        if response == "Success" and joins:
+            self.join(originate)
+
+    def join(self, originate: Mapping[str, Any]) -> None:
+        self.emit({"Event": "QueueCallerJoin", "Uniqueid": originate["ChannelId"], "Queue": "technical"})
 
     async def next_originate(self) -> dict[str, Any]:
         return await asyncio.wait_for(self.originated.get(), WAIT_S)

@@ -74,6 +74,28 @@ async def test_nobody_is_dialled_without_a_free_agent_then_the_customer_first_wi
     assert await state_of(store, callback_id) == (CallbackState.ANSWERED, 1, "answered")
 
 
+async def test_the_free_agent_stays_for_the_answered_customer_until_they_join_the_queue(
+    book: StoreCallbackBook, store: Store, ami: FakeAmi, unit: Dialer
+) -> None:
+    first = await book.schedule(request(protocol="202600000017"))
+    second = await book.schedule(request(protocol="202600000018", number="31977665544"))
+    ami.free_agents["technical"] = 1
+    assert await unit.turn() == 1
+    originate = await ami.next_originate()
+    ami.answer(originate, joins=False)  # hearing who calls and the protocol
+    assert await unit.turn() == 0 and len(ami.sent) == 1
+    ami.join(originate)
+    await unit.settle()
+    assert (await state_of(store, first))[0] is CallbackState.ANSWERED
+    ami.waiting["technical"] = 1  # the customer now waits for that agent
+    assert await unit.turn() == 0
+    ami.free_agents["technical"], ami.waiting["technical"] = 2, 1  # another agent logs in
+    assert await unit.turn() == 1
+    ami.answer(await ami.next_originate())
+    await unit.settle()
+    assert (await state_of(store, second))[0] is CallbackState.ANSWERED
+
+
 async def test_an_e164_trunk_gets_the_number_in_e164(book: StoreCallbackBook, ami: FakeAmi) -> None:
     await book.schedule(request())
     ami.free_agents["technical"] = 1
