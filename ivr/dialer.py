@@ -45,6 +45,7 @@ _RECONCILE_LOOKS = 10  # a call back's channel still ringing is looked at this m
 #: An answered customer hears who is calling and the protocol before joining the queue: the agent stays
 #: counted for them until they join (or hang up), at most this long.
 JOIN_BOUND_S = 60.0
+_STORE_TRIES = 5  # an attempt's outcome is written this many times at most, within half its lease
 
 
 class Ami(Protocol):
@@ -154,6 +155,8 @@ class Dialer:
         def done(finished: asyncio.Task[None]) -> None:
             self._attempts.discard(finished)
             self._ringing[team] -= 1
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("call back dialer: an attempt failed", exc_info=finished.exception())
 
         task.add_done_callback(done)
 
@@ -253,7 +256,17 @@ class Dialer:
         return None
 
     async def _finish(self, dial: Dial, outcome: AttemptOutcome, detail: str, who: str) -> None:
-        state = await self._book.finish(dial, outcome, detail, unit=self.unit)
+        """Store the outcome; a store outage is waited out (within the lease): an answered call back whose
+        outcome is lost would be reconciled as unknown and dialled again."""
+        for _ in range(_STORE_TRIES - 1):
+            try:
+                state = await self._book.finish(dial, outcome, detail, unit=self.unit)
+                break
+            except StoreUnavailable as exc:
+                log.warning("%s: %s not stored yet (%s)", who, outcome.value, exc)
+                await asyncio.sleep(self._conf.lease_s / (2 * _STORE_TRIES))
+        else:
+            state = await self._book.finish(dial, outcome, detail, unit=self.unit)
         level = logging.INFO if state in (CallbackState.ANSWERED, CallbackState.PENDING) else logging.WARNING
         log.log(level, "%s: %s (%s); call back %s", who, outcome.value, detail, state.value)
 

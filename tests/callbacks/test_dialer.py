@@ -11,8 +11,8 @@ import pytest
 
 from ivr.clock import ManualClock
 from ivr.dialer import Dialer
-from ivr.store.callbacks import StoreCallbackBook
-from ivr.store.db import Store
+from ivr.store.callbacks import Dial, StoreCallbackBook
+from ivr.store.db import Store, StoreUnavailable
 from ivr.store.models import AttemptOutcome, Callback, CallbackState
 
 from .conftest import CONF, request
@@ -235,3 +235,32 @@ async def test_a_second_unit_on_the_same_database_does_not_dial_it_again(
         await one.aclose()
         await two.aclose()
         await other_store.aclose()
+
+
+class StoreDownOnce(StoreCallbackBook):
+    """The store is down when the first outcome is written."""
+
+    down = True
+
+    async def finish(self, dial: Dial, outcome: AttemptOutcome, detail: str, *, unit: str) -> CallbackState:
+        if self.down:
+            self.down = False
+            raise StoreUnavailable("store unavailable: database is locked")
+        return await super().finish(dial, outcome, detail, unit=unit)
+
+
+async def test_an_outcome_the_store_could_not_take_is_written_once_it_is_back(
+    store: Store, ami: FakeAmi, clock: ManualClock
+) -> None:
+    conf = CONF.model_copy(update={"lease_s": 1.0})  # its retries come within half a lease
+    book = StoreDownOnce(store, clock=clock, conf=conf, timezone="America/Sao_Paulo")
+    callback_id = await book.schedule(request())
+    ami.free_agents["technical"] = 1
+    one = Dialer(book, ami, conf=conf, caller_id="3130033336", trunk_number_format="national", reply_timeout_s=0.1)
+    try:
+        await one.turn()
+        ami.answer(await ami.next_originate())
+        await one.settle()
+        assert not book.down and await state_of(store, callback_id) == (CallbackState.ANSWERED, 1, "answered")
+    finally:
+        await one.aclose()
