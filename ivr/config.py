@@ -329,6 +329,20 @@ class CallbackSettings(_Section):
         "commercial": {"weekdays": "08:00-18:00"},
     }
 
+    @field_validator("hours")
+    @classmethod
+    def _weekday_spans(cls, hours: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        days = {"mon", "tue", "wed", "thu", "fri", "sat", "sun", "weekdays", "every_day"}
+        span = r"\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}"
+        for team, schedule in hours.items():
+            for day, spans in schedule.items():
+                if day not in days or not re.fullmatch(rf"closed|{span}(\s*,\s*{span})*", spans.strip()):
+                    raise ValueError(
+                        f"{team}.{day}: expected a weekday (mon..sun, weekdays, every_day) and spans like "
+                        f"08:00-18:00 (or closed), got {day}: {spans!r}"
+                    )
+        return hours
+
     @model_validator(mode="after")
     def _lease_outlives_a_ring(self) -> CallbackSettings:
         if self.lease_s <= self.ring_s * 2:
