@@ -40,6 +40,16 @@ log = logging.getLogger(__name__)
 CALLBACK_CONTEXT = "sac-callback"
 #: OriginateResponse's Reason (Asterisk's control frame that ended the dial) for a call not answered.
 _REASONS = {"1": AttemptOutcome.NO_ANSWER, "3": AttemptOutcome.NO_ANSWER, "5": AttemptOutcome.BUSY}
+#: Asterisk 22 answers Reason 0 to a busy customer too: the dial's end says why, by DialEnd's DialStatus
+#: or the customer channel's Hangup cause (Q.850: 17 busy, 18/19 no answer, 21 rejected).
+_DIAL_ENDS = {
+    "DialStatus BUSY": AttemptOutcome.BUSY,
+    "DialStatus NOANSWER": AttemptOutcome.NO_ANSWER,
+    "Cause 17": AttemptOutcome.BUSY,
+    "Cause 18": AttemptOutcome.NO_ANSWER,
+    "Cause 19": AttemptOutcome.NO_ANSWER,
+    "Cause 21": AttemptOutcome.NO_ANSWER,
+}
 _UP = "6"  # CoreShowChannel's ChannelState for an answered channel
 _RECONCILE_LOOKS = 10  # a call back's channel still ringing is looked at this many times, ring_s apart at most
 #: An answered customer hears who is calling and the protocol before joining the queue: the agent stays
@@ -90,11 +100,14 @@ class Dialer:
         self._responses: dict[str, asyncio.Future[Mapping[str, str]]] = {}
         self._ringing: dict[str, int] = {}  # team -> attempts of this unit in flight (until the customer queues)
         self._joined: dict[str, asyncio.Future[None]] = {}  # channel id -> answered customer now queued or gone
+        self._dial_ends: dict[str, asyncio.Future[str]] = {}  # channel id -> how its dial ended
         self._attempts: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         ami.on_event("OriginateResponse", self._originate_response)
         ami.on_event("QueueCallerJoin", self._left_announcements)
         ami.on_event("Hangup", self._left_announcements)
+        ami.on_event("DialEnd", self._dial_ended)
+        ami.on_event("Hangup", self._dial_ended)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="callback-dialer")
@@ -165,6 +178,7 @@ class Dialer:
         response = asyncio.get_running_loop().create_future()
         self._responses[dial.action_id] = response  # before sending: the event may beat the reply
         joined = self._joined[dial.channel_id] = asyncio.get_running_loop().create_future()
+        dial_end = self._dial_ends[dial.channel_id] = asyncio.get_running_loop().create_future()
         try:
             try:
                 await self._ami.action(self._originate(dial), timeout_s=self._reply_timeout_s)
@@ -184,12 +198,20 @@ class Dialer:
                 await self._reconcile_then_finish(dial)
                 return
             outcome = _outcome(event)
-            await self._finish(dial, outcome, f"Reason {event.get('Reason', '?')}: {event.get('Response', '')}", who)
+            detail = f"Reason {event.get('Reason', '?')}: {event.get('Response', '')}"
+            if outcome is AttemptOutcome.FAILED:  # the Reason may not say why: the dial's end does
+                try:
+                    ended = await asyncio.wait_for(asyncio.shield(dial_end), self._reply_timeout_s)
+                    outcome, detail = _DIAL_ENDS.get(ended, outcome), f"{detail}; {ended}"
+                except TimeoutError:
+                    pass
+            await self._finish(dial, outcome, detail, who)
             if outcome is AttemptOutcome.ANSWERED:
                 await asyncio.wait({joined}, timeout=JOIN_BOUND_S)  # the free agent is theirs meanwhile
         finally:
             self._responses.pop(dial.action_id, None)
             self._joined.pop(dial.channel_id, None)
+            self._dial_ends.pop(dial.channel_id, None)
 
     def _originate(self, dial: Dial) -> dict[str, Any]:
         number = phone.for_trunk(f"+55{dial.number}", self._trunk_format)
@@ -221,6 +243,15 @@ class Dialer:
         future = self._responses.get(str(event.get("ActionID", "")))
         if future is not None and not future.done():
             future.set_result(event)
+
+    def _dial_ended(self, event: Mapping[str, str]) -> None:
+        if event.get("Event") == "DialEnd":
+            channel, ended = event.get("DestUniqueid", ""), f"DialStatus {event.get('DialStatus', '')}"
+        else:
+            channel, ended = event.get("Uniqueid", ""), f"Cause {event.get('Cause', '')}"
+        future = self._dial_ends.get(str(channel))
+        if future is not None and not future.done():
+            future.set_result(ended)
 
     def _left_announcements(self, event: Mapping[str, str]) -> None:
         future = self._joined.get(str(event.get("Uniqueid", "")))

@@ -34,10 +34,19 @@ class FakeAmi:
                 callback(Message(event))
 
     def answer(
-        self, originate: Mapping[str, Any], *, response: str = "Success", reason: str = "4", joins: bool = True
+        self,
+        originate: Mapping[str, Any],
+        *,
+        response: str = "Success",
+        reason: str = "4",
+        joins: bool = True,
+        dial_status: str = "",
     ) -> None:
-        """The customer's phone answers (or not); an answered customer then joins the queue (`joins`)."""
+        """The customer's phone answers (or not: `dial_status` as Asterisk 22's DialEnd, which comes after
+        a Reason 0); an answered customer then joins the queue (`joins`)."""
         self.emit({"Event": "OriginateResponse", "ActionID": originate["ActionID"], "Response": response, "Reason": reason})
+        if dial_status:
+            self.emit({"Event": "DialEnd", "DestUniqueid": originate["ChannelId"], "DialStatus": dial_status})
         if response == "Success" and joins:
             self.join(originate)
 

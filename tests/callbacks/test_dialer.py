@@ -115,10 +115,10 @@ async def test_each_outcome_is_stored_attempts_are_spaced_then_given_up(
 ) -> None:
     callback_id = await book.schedule(request())
     ami.free_agents["technical"] = 1
-    replies = [("Failure", "5", "busy"), ("Failure", "3", "no_answer"), ("Failure", "0", "failed")]
-    for attempt, (response, reason, outcome) in enumerate(replies, start=1):
+    replies = [("5", "", "busy"), ("0", "NOANSWER", "no_answer"), ("0", "CHANUNAVAIL", "failed")]
+    for attempt, (reason, dial_status, outcome) in enumerate(replies, start=1):
         assert await unit.turn() == 1
-        ami.answer(await ami.next_originate(), response=response, reason=reason)
+        ami.answer(await ami.next_originate(), response="Failure", reason=reason, dial_status=dial_status)
         await unit.settle()
         assert (await state_of(store, callback_id))[1:] == (attempt, outcome)
         assert await unit.turn() == 0  # spaced

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from datetime import timedelta
+
 from ivr import phone
 from ivr.ami.client import AmiClient
+from ivr.asterisk import sipp
 from ivr.clock import ManualClock
+from ivr.config import CallbackSettings
 from ivr.dialer import Dialer
 from ivr.engine.ports import CallbackRequest
 from ivr.store.callbacks import StoreCallbackBook
@@ -26,33 +30,61 @@ from .conftest import BRIEF_AGENT_INTERFACE, E2EAsterisk, queue_member
 pytestmark = pytest.mark.e2e
 
 PROTOCOL = "202600000017"
+#: The customer's phone, busy: 486 to the INVITE.
+BUSY_SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="sac-ivr busy customer">
+  <recv request="INVITE" crlf="true"/>
+  <send><![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+]]></send>
+  <recv request="ACK"/>
+</scenario>
+"""
+
+
+def _request(**changes: str) -> CallbackRequest:
+    fields = dict(
+        protocol=PROTOCOL, ticket_number="800000014", number="31988776655", team="technical",
+        customer_id=7, customer_name="Padaria", caller_id="3133334444", path="start>callback",
+        tickets="800000013,800000014",
+    )  # fmt: skip
+    return CallbackRequest(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+def _dialer(asterisk: E2EAsterisk, book: StoreCallbackBook, client: AmiClient) -> Dialer:
+    settings = asterisk.settings
+    return Dialer(
+        book,
+        client,
+        conf=book_conf(asterisk),
+        caller_id=phone.for_trunk(settings.page.sac_number, settings.sip.trunk_number_format),
+        trunk_number_format=settings.sip.trunk_number_format,
+        reply_timeout_s=settings.ami.action_timeout_s,
+        unit="e2e",
+    )
+
+
+def book_conf(asterisk: E2EAsterisk) -> CallbackSettings:
+    return asterisk.settings.callbacks.model_copy(update={"ring_s": 10.0, "lease_s": 60.0, "max_attempts": 2})
 
 
 async def test_a_call_back_reaches_the_agent_only_once_the_customer_answered(
     asterisk: E2EAsterisk, ami: Ami, tmp_path: Path
 ) -> None:
     settings = asterisk.settings
-    conf = settings.callbacks.model_copy(update={"ring_s": 10.0, "lease_s": 60.0})
     store = Store(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}")
     await upgrade(store)
-    book = StoreCallbackBook(store, clock=ManualClock(NOW), conf=conf, timezone=settings.timezone)
-    callback_id = await book.schedule(
-        CallbackRequest(
-            protocol=PROTOCOL, ticket_number="800000014", number="31988776655", team="technical",
-            customer_id=7, customer_name="Padaria", caller_id="3133334444", path="start>callback", tickets="800000013,800000014",
-        )  # fmt: skip
-    )
+    book = StoreCallbackBook(store, clock=ManualClock(NOW), conf=book_conf(asterisk), timezone=settings.timezone)
+    callback_id = await book.schedule(_request())
     client = AmiClient(settings.ami)
     await client.connect()
-    dialer = Dialer(
-        book,
-        client,
-        conf=conf,
-        caller_id=phone.for_trunk(settings.page.sac_number, settings.sip.trunk_number_format),
-        trunk_number_format=settings.sip.trunk_number_format,
-        reply_timeout_s=settings.ami.action_timeout_s,
-        unit="e2e",
-    )
+    dialer = _dialer(asterisk, book, client)
     try:
         assert await dialer.turn() == 0  # nobody logged in: nobody is dialled
         async with queue_member(ami, "technical", BRIEF_AGENT_INTERFACE):
@@ -77,6 +109,39 @@ async def test_a_call_back_reaches_the_agent_only_once_the_customer_answered(
         row = await store.read(lambda s: s.get_one(Callback, callback_id))
         assert (row.state, row.attempts, row.last_outcome) == (CallbackState.ANSWERED, 1, "answered")
         assert [o for _, o, _ in await book.attempts(callback_id)] == [AttemptOutcome.ANSWERED]
+    finally:
+        await dialer.aclose()
+        await client.close()
+        await store.aclose()
+
+
+async def test_a_busy_customer_is_called_again_after_the_spacing_then_given_up_and_kept(
+    asterisk: E2EAsterisk, ami: Ami, tmp_path: Path
+) -> None:
+    sip = asterisk.settings.sip
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}")
+    await upgrade(store)
+    clock = ManualClock(NOW)
+    conf = book_conf(asterisk)
+    book = StoreCallbackBook(store, clock=clock, conf=conf, timezone=asterisk.settings.timezone)
+    callback_id = await book.schedule(_request(protocol="202600000019"))
+    client = AmiClient(asterisk.settings.ami)
+    await client.connect()
+    dialer = _dialer(asterisk, book, client)
+    try:
+        async with queue_member(ami, "technical", BRIEF_AGENT_INTERFACE):
+            for attempt in range(1, conf.max_attempts + 1):
+                customer = asyncio.create_task(sipp._run_sipp(BUSY_SCENARIO, [], sip.sbc_address, sip.sbc_port, 15))
+                assert await dialer.turn() == 1
+                await dialer.settle()
+                busy = await customer
+                assert busy.ok and busy.received[0].startswith("INVITE sip:31988776655@"), busy.summary()
+                assert await dialer.turn() == 0  # spaced (or given up)
+                clock.set(clock() + timedelta(seconds=conf.spacing_s))
+        row = await store.read(lambda s: s.get_one(Callback, callback_id))
+        assert (row.state, row.attempts, row.last_outcome) == (CallbackState.GIVEN_UP, 2, "busy")
+        assert [o for _, o, _ in await book.attempts(callback_id)] == [AttemptOutcome.BUSY] * 2
+        assert not any(e.get("Event") == "AgentCalled" and "202600000019" in e.get("ChanVariable", "") for e in ami.events)
     finally:
         await dialer.aclose()
         await client.close()
