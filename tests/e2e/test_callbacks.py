@@ -5,6 +5,7 @@ team's queue, with the context an inbound call gives agents."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,8 @@ from ivr.store.models import AttemptOutcome, Callback, CallbackState
 from tests.callbacks.conftest import NOW
 
 from .ami import Ami
-from .conftest import BRIEF_AGENT_INTERFACE, E2EAsterisk, queue_member
+from .conftest import BRIEF_AGENT_INTERFACE, E2EAsterisk, queue_member, serve_ivr
+from .ivr_process import IvrProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -146,3 +148,36 @@ async def test_a_busy_customer_is_called_again_after_the_spacing_then_given_up_a
         await dialer.aclose()
         await client.close()
         await store.aclose()
+
+
+@pytest.fixture
+def serving(asterisk: E2EAsterisk) -> Iterator[IvrProcess]:
+    """`ivr serve` looking for due call backs twice a second."""
+    with serve_ivr(asterisk, env={"IVR_CALLBACKS__POLL_INTERVAL_S": "0.5"}) as process:
+        yield process
+
+
+async def test_ivr_serve_places_a_call_back_left_pending_across_a_restart(
+    asterisk: E2EAsterisk, ami: Ami, serving: IvrProcess
+) -> None:
+    store = Store(serving.database_url)
+    book = StoreCallbackBook(store, clock=ManualClock(serving.moment), conf=book_conf(asterisk), timezone="UTC")
+    try:
+        callback_id = await book.schedule(_request(protocol="202600000023"))
+    finally:
+        await store.aclose()
+    assert await asyncio.to_thread(serving.stop) == 0  # pending, nobody logged in: nothing dialled
+    await asyncio.to_thread(serving.start)
+    async with queue_member(ami, "technical", BRIEF_AGENT_INTERFACE):
+        customer = asyncio.create_task(asterisk.answer_on_trunk(timeout_s=40))
+        await ami.wait_event(
+            lambda e: e.get("Event") == "AgentConnect" and "IVR_PROTOCOL=202600000023" in e.get("ChanVariable", ""),
+            timeout_s=35,
+        )
+        assert (await customer).received[0].startswith("INVITE sip:31988776655@")
+    store = Store(serving.database_url)
+    try:
+        row = await store.read(lambda s: s.get_one(Callback, callback_id))
+    finally:
+        await store.aclose()
+    assert (row.state, row.attempts, row.last_outcome) == (CallbackState.ANSWERED, 1, "answered")
