@@ -20,7 +20,7 @@ from ivr.agi.bounds import Bound, CommandBounds
 from ivr.agi.recording import holds_voice
 from ivr.agi.wire import AgiConnection, AgiConnectionLost, AgiHangup, AgiRequest, AgiResponse, AgiTimeout
 from ivr.config import Settings
-from ivr.engine.channel import DTMF_KEYS, ChannelError, Digits, DigitsEnd, QueueOutcome, TransferOutcome
+from ivr.engine.channel import DTMF_KEYS, CallerHangup, ChannelError, Digits, DigitsEnd, QueueOutcome, TransferOutcome
 from ivr.engine.ports import CallInfo, Heard
 
 log = logging.getLogger(__name__)
@@ -236,8 +236,8 @@ class AgiChannel:
     async def hangup_cause(self) -> int | None:
         try:
             cause = await self._variable("HANGUPCAUSE")
-        except (AgiConnectionLost, AgiTimeout):
-            return None  # Asterisk closed the connection: nothing more to learn about this call
+        except (CallerHangup, ChannelError):  # the connection closed, or no answer: nothing more to learn
+            return None
         return int(cause) if cause.isdigit() else None
 
     async def mark_done(self) -> None:
