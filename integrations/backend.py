@@ -97,8 +97,9 @@ class Backend(Operations, Directory):
 
     @operation(
         "Ask a team to call the caller back: a callback request (a ticket) with the number to call, "
-        "the caller's own when it is a Brazilian landline or mobile; not_found when there is none.",
-        results=(*OPENED_RESULTS, "phone"),
+        "the caller's own when it is a Brazilian landline or mobile; not_found when there is none. "
+        "The IVR dials it (callback_number, callback_team: the engine keeps it in the call back book).",
+        results=(*OPENED_RESULTS, "phone", "callback_number", "callback_team"),
         opens=True,
     )
     async def request_callback(
@@ -113,7 +114,9 @@ class Backend(Operations, Directory):
         result = await self._open_ticket(
             ctx, TicketKind.CALLBACK_REQUEST, description=asked.description, callback_number=asked.number
         )
-        return OperationResult.found(**result.data, phone=asked.number)
+        return OperationResult.found(
+            **result.data, phone=asked.number, callback_number=asked.number, callback_team=team
+        )
 
     @abstractmethod
     async def _open_ticket(

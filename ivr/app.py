@@ -25,6 +25,7 @@ from integrations.speech.google import GoogleRecognizer
 from ivr.ami.client import AmiClient, AmiError
 from ivr.ami.queues import AmiQueueWatch
 from ivr.asterisk.root import ami_secret
+from ivr import phone
 from ivr.clock import Clock, system_clock
 from ivr.config import EmailSettings, Settings, SpeechSettings, WhatsAppSettings
 from ivr.engine.channel import Channel
@@ -32,6 +33,7 @@ from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
 from ivr.engine.ports import Services
 from ivr.flows.library import FlowLibrary, NothingPublished
+from ivr.store.callbacks import StoreCallbackBook
 from ivr.store.calls import StoreCallRecorder
 from ivr.store.db import Store
 from ivr.store.events import StoreEventSink
@@ -83,6 +85,7 @@ async def build_services(settings: Settings, *, clock: Clock) -> AsyncIterator[S
                 recognizer=recognizer,
                 calls=StoreCallRecorder(events, clock=clock),
                 summaries=summaries,
+                callbacks=StoreCallbackBook(store, clock=clock, conf=settings.callbacks, timezone=settings.timezone),
                 clock=clock,
             )
         finally:
@@ -150,9 +153,9 @@ def _senders(settings: Settings) -> dict[OutboxChannel, Sender]:
 
 @asynccontextmanager
 async def ami_client(settings: Settings) -> AsyncIterator[AmiClient]:
-    """The unit's one AMI connection (the queues' live state before a caller joins). Logging in happens in
-    the background: an Asterisk not up yet must not hold the FastAGI start, panoramisk keeps reconnecting,
-    and until it answers callers join queues untold."""
+    """The unit's one AMI connection (the queues' live state before a caller joins, the call back dialer).
+    Logging in happens in the background: an Asterisk not up yet must not hold the FastAGI start,
+    panoramisk keeps reconnecting, and until it answers callers join queues untold and call backs wait."""
     # The secret `ivr asterisk provision` wrote into manager.conf: the configured one or this machine's own.
     client = AmiClient(settings.ami.model_copy(update={"secret": SecretStr(ami_secret(settings))}))
 
@@ -160,7 +163,7 @@ async def ami_client(settings: Settings) -> AsyncIterator[AmiClient]:
         try:
             await client.connect()
         except AmiError as exc:
-            log.warning("%s: callers join queues without hearing their place until AMI answers", exc)
+            log.warning("%s: until AMI answers, callers join queues untold and call backs wait", exc)
 
     connecting = asyncio.create_task(connect(), name="ami-connect")
     try:
@@ -215,4 +218,32 @@ async def serve(settings: Settings) -> int:
         log.info(
             "FastAGI on %s:%d serving flows version %s", settings.agi.host, settings.agi.port, library.version
         )
-        return await serve_agi(handle_call, settings, on_reload=reload)
+        async with _callback_dialer(settings, services, ami):
+            return await serve_agi(handle_call, settings, on_reload=reload)
+
+
+@asynccontextmanager
+async def _callback_dialer(settings: Settings, services: Services, ami: AmiClient) -> AsyncIterator[None]:
+    """The call back dialer over the unit's AMI connection, unless disabled (settings callbacks.enabled).
+    An AMI not up yet only delays it: the client keeps reconnecting and the dialer waits for it."""
+    from ivr.dialer import Dialer
+
+    if not settings.callbacks.enabled or not isinstance(services.callbacks, StoreCallbackBook):
+        log.info("call back dialer disabled: call backs wait in the book")
+        yield
+        return
+    dialer = Dialer(
+        services.callbacks,
+        ami,
+        conf=settings.callbacks,
+        caller_id=phone.for_trunk(settings.page.sac_number, settings.sip.trunk_number_format),
+        trunk_number_format=settings.sip.trunk_number_format,
+        reply_timeout_s=settings.ami.action_timeout_s,
+    )
+
+    await dialer.start()
+    log.info("call back dialer %s started", dialer.unit)
+    try:
+        yield
+    finally:
+        await dialer.aclose()

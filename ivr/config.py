@@ -311,6 +311,48 @@ class HoldSettings(_Section):
     after_s: float = Field(default=1.0, gt=0)
 
 
+class CallbackSettings(_Section):
+    """The call back dialer inside ``ivr serve`` (ivr/dialer.py): it dials a due call back when the team's
+    queue has an agent free, inside the team's hours."""
+
+    enabled: bool = True
+    max_attempts: int = Field(default=3, ge=1, le=10)  # then the call back is given up (and stays listed)
+    spacing_s: float = Field(default=600.0, gt=0)  # between one attempt's end and the next
+    ring_s: float = Field(default=40.0, gt=0, le=120)  # how long the customer's phone rings
+    # A claimed row no unit finished within this is reconciled by another (its dialler died).
+    lease_s: float = Field(default=300.0, gt=0)
+    poll_interval_s: float = Field(default=15.0, gt=0)  # looks at the queues and the rows due this often
+    # When each team takes calls (weekday spans as in the flows' `hours`); a team not listed is 24x7
+    # (technical support, Decreto 11.034 Art. 4).
+    hours: dict[str, dict[str, str]] = {
+        "billing": {"weekdays": "08:00-18:00"},
+        "commercial": {"weekdays": "08:00-18:00"},
+    }
+
+    @field_validator("hours")
+    @classmethod
+    def _weekday_spans(cls, hours: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        days = {"mon", "tue", "wed", "thu", "fri", "sat", "sun", "weekdays", "every_day"}
+        span = r"\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}"
+        for team, schedule in hours.items():
+            for day, spans in schedule.items():
+                if day not in days or not re.fullmatch(rf"closed|{span}(\s*,\s*{span})*", spans.strip()):
+                    raise ValueError(
+                        f"{team}.{day}: expected a weekday (mon..sun, weekdays, every_day) and spans like "
+                        f"08:00-18:00 (or closed), got {day}: {spans!r}"
+                    )
+        return hours
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_ring(self) -> CallbackSettings:
+        if self.lease_s <= self.ring_s * 2:
+            raise ValueError(
+                f"lease_s ({self.lease_s}) must exceed twice ring_s ({self.ring_s}): a call still ringing "
+                "would be reconciled by another unit"
+            )
+        return self
+
+
 class QueueWaitSettings(_Section):
     """What a caller hears before joining a queue (ivr/engine/verbs/queue.py)."""
 
@@ -353,6 +395,7 @@ class Settings(BaseSettings):
     email: EmailSettings = Field(default_factory=EmailSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     whatsapp: WhatsAppSettings = Field(default_factory=WhatsAppSettings)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     queue_wait: QueueWaitSettings = Field(default_factory=QueueWaitSettings)
 
     @classmethod

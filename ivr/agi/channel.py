@@ -20,7 +20,7 @@ from ivr.agi.bounds import Bound, CommandBounds
 from ivr.agi.recording import holds_voice
 from ivr.agi.wire import AgiConnection, AgiConnectionLost, AgiHangup, AgiRequest, AgiResponse, AgiTimeout
 from ivr.config import Settings
-from ivr.engine.channel import DTMF_KEYS, ChannelError, Digits, DigitsEnd, QueueOutcome, TransferOutcome
+from ivr.engine.channel import DTMF_KEYS, CallerHangup, ChannelError, Digits, DigitsEnd, QueueOutcome, TransferOutcome
 from ivr.engine.ports import CallInfo, Heard
 
 log = logging.getLogger(__name__)
@@ -238,6 +238,13 @@ class AgiChannel:
         except (AgiHangup, AgiConnectionLost):
             pass  # the caller left first: the call is over either way, which is what hangup() wants
         self._hung_up = True
+
+    async def hangup_cause(self) -> int | None:
+        try:
+            cause = await self._variable("HANGUPCAUSE")
+        except (CallerHangup, ChannelError):  # the connection closed, or no answer: nothing more to learn
+            return None
+        return int(cause) if cause.isdigit() else None
 
     async def mark_done(self) -> None:
         """Tell the dialplan the IVR finished this call itself (no fallback queue after ``AGI()``).

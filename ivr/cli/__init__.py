@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "ivr.cli.serve",  # ivr serve
     "ivr.cli.asterisk",  # ivr asterisk up|down|status|cli, ivr call
     "ivr.cli.doctor",  # ivr doctor
+    "ivr.cli.callbacks",  # ivr callbacks list|cancel|retry
 )
 
 QUIET_COMMANDS = {"flow", "prompts"}

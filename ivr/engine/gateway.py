@@ -3,32 +3,46 @@
 Arguments are rendered from the call's variables; the caller hears the hold prompt once when an
 operation is slow, so they do not think the line is dead; and what an operation finds is kept in the
 call's state: who the caller is (operations flagged ``identifies``), the tickets it opened, and its
-results ``into`` a variable.
+results ``into`` a variable. A result naming a ``callback_number`` and ``callback_team`` is a call back
+the IVR owes: it is kept in the call back book with the call's context before the caller hears it was
+registered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 
 from ivr.engine.caller import Caller
 from ivr.engine.flow import FlowError
 from ivr.engine.operations import (
+    BackendError,
     OperationContext,
     OperationRegistry,
     OperationResult,
     OperationStatus,
     UnknownOperation,
 )
-from ivr.engine.ports import Ticket
+from ivr.engine.ports import CallbackBook, CallbackRequest, Ticket
 from ivr.engine.state import CallState
+
+log = logging.getLogger(__name__)
 
 
 class OperationGateway:
     def __init__(
-        self, registry: OperationRegistry, state: CallState, caller: Caller, *, hold_prompt: str, hold_after_s: float
+        self,
+        registry: OperationRegistry,
+        state: CallState,
+        caller: Caller,
+        *,
+        callbacks: CallbackBook,
+        hold_prompt: str,
+        hold_after_s: float,
     ) -> None:
         self._registry = registry
+        self._callbacks = callbacks
         self._state = state
         self._caller = caller
         self._hold_prompt = hold_prompt  # settings.hold: "" plays nothing
@@ -60,8 +74,33 @@ class OperationGateway:
             if result.data.get("ticket_number"):
                 kind = result.data.get("ticket_kind") or rendered.get("kind") or name
                 state.tickets.append(Ticket(type=str(kind), number=str(result.data["ticket_number"])))
+            if result.data.get("callback_number") and result.data.get("callback_team"):
+                result = await self._keep_callback(result)
         if into:
             state.variables[into] = {**result.data, "status": result.status.value}
+        return result
+
+    async def _keep_callback(self, result: OperationResult) -> OperationResult:
+        """The call back in the book, or an error the flow tells the caller: a promise nobody keeps is
+        worse than none (the back-end's ticket stays, for the team to see)."""
+        state = self._state
+        context = state.queue_context()
+        request = CallbackRequest(
+            protocol=state.protocol,
+            ticket_number=str(result.data.get("ticket_number") or ""),
+            number=str(result.data["callback_number"]),
+            team=str(result.data["callback_team"]),
+            customer_id=state.customer_id,
+            customer_name=context["customer_name"],
+            caller_id=state.caller_id,
+            path=context["path"],
+            tickets=context["tickets"],
+        )
+        try:
+            await self._callbacks.schedule(request)
+        except BackendError as exc:
+            log.error("call %s: the call back could not be kept (%s)", state.protocol, exc)
+            return OperationResult(OperationStatus.ERROR, {}, f"call back not kept: {exc}")
         return result
 
     async def _call_with_hold(

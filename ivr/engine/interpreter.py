@@ -6,6 +6,8 @@ or a failure cancels everything the call started.
 The walk is bounded twice: by ``settings.max_call_steps`` nodes, and by each node's own time limit.
 When the engine cannot go on (a step limit, a stuck node, a channel error, a missing node), the call
 ends as ``failed`` and the dialplan sends it to the fallback queue: the caller is never left in silence.
+A call that drops (its line ends with an abnormal cause) while an identified caller is being served
+becomes a call back on its protocol (Decreto 11.034 asks for the return of dropped calls).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ivr.engine.context import CallContext, Outcome
 from ivr.engine.flow import Flow, FlowError, Node
 from ivr.engine.gateway import OperationGateway
 from ivr.engine.operations import BackendError
-from ivr.engine.ports import CallSummary, NodeVisit, Services, SummarySender, Ticket
+from ivr.engine.ports import CallbackBook, CallbackRequest, CallSummary, NodeVisit, Services, SummarySender, Ticket
 from ivr.engine.state import CallState
 from ivr.engine.steps import EndCall, GoTo, Next, ReturnToCaller, RunSubflow
 
@@ -33,6 +35,12 @@ log = logging.getLogger(__name__)
 
 #: How deep subflows may call subflows (a flow calling itself is a mistake, not recursion).
 MAX_SUBFLOW_DEPTH = 5
+#: Q.850 causes of a call ended as people end calls: hung up (16, 31), or their line busy, unanswered or
+#: rejecting (17, 19, 21). Any other cause while the caller was being served is a dropped call.
+NORMAL_CAUSES = frozenset({16, 17, 19, 21, 31})
+#: The queues a dropped call's call back may go to (the flow's `team` variable, as `request_callback`
+#: takes it); any other team's caller goes to technical support, which answers 24x7.
+CALLBACK_QUEUES = ("technical", "billing", "commercial")
 
 
 class StepLimitExceeded(FlowError):
@@ -53,6 +61,7 @@ class CallResult:
     variables: dict[str, Any] = field(default_factory=dict)
     customer_id: int | None = None
     reason: str = ""  # why a call failed
+    called_back: bool = False  # the call dropped and became a call back
     summary_sent_by: tuple[str, ...] = ()  # channels the written summary of what was opened went by
 
     @property
@@ -102,6 +111,8 @@ async def run_call(
             customer_id=state.customer_id,
             reason=reason,
         )
+        if result.outcome is Outcome.HANGUP and walk.chose:
+            result.called_back = await _call_back_if_dropped(state, channel, services.callbacks)
         await services.calls.call_ended(protocol, result.summary, result.variables)
         result.summary_sent_by = await _send_summary(state, services.summaries)
     return result
@@ -116,7 +127,12 @@ def _call_context(protocol: str, channel: Channel, services: Services, settings:
         listening=caller.listening,
     )
     operations = OperationGateway(
-        services.operations, state, caller, hold_prompt=settings.hold.prompt, hold_after_s=settings.hold.after_s
+        services.operations,
+        state,
+        caller,
+        callbacks=services.callbacks,
+        hold_prompt=settings.hold.prompt,
+        hold_after_s=settings.hold.after_s,
     )
     return CallContext(
         caller,
@@ -128,6 +144,39 @@ def _call_context(protocol: str, channel: Channel, services: Services, settings:
         queues=services.queues,
         queue_wait=settings.queue_wait,
     )
+
+
+async def _call_back_if_dropped(state: CallState, channel: Channel, callbacks: CallbackBook) -> bool:
+    """Whether the call, which the caller left while being served (past a menu choice: in a journey or
+    waiting for a person), dropped and now is a call back: only for an identified caller whose own number
+    can be called back and who asked for none on this call, and only when the line ended abnormally."""
+    number = phone.callback_number(state.caller_id)
+    if state.customer_id is None or number is None or any(t.type == "callback_request" for t in state.tickets):
+        return False
+    cause = await channel.hangup_cause()
+    if cause is None or cause in NORMAL_CAUSES:
+        return False
+    team = state.variables.get("team")
+    context = state.queue_context()
+    request = CallbackRequest(
+        protocol=state.protocol,
+        ticket_number="",
+        number=number,
+        team=team if team in CALLBACK_QUEUES else "technical",
+        customer_id=state.customer_id,
+        customer_name=context["customer_name"],
+        caller_id=state.caller_id,
+        path=context["path"],
+        tickets=context["tickets"],
+        reason="dropped",
+    )
+    try:
+        await callbacks.schedule(request)
+    except BackendError as exc:
+        log.error("call %s dropped (cause %d) but its call back could not be kept (%s)", state.protocol, cause, exc)
+        return False
+    log.info("call %s dropped (cause %d): a call back to %s", state.protocol, cause, phone.mask(number))
+    return True
 
 
 #: The call variable a flow sets to "whatsapp" when an unidentified mobile caller accepts the summary of
@@ -165,6 +214,7 @@ class _Walk:
         self.max_steps = max_steps
         self.steps = 0
         self.depth = 0  # flows being walked: the call's flow, then the subflows it ran
+        self.chose = False  # the caller went past a menu: in a journey, or on the way to a person
 
     async def run(self, flow: Flow) -> EndCall:
         """Walk the call's flow until the call ends; a top-level `return` ends it politely."""
@@ -191,6 +241,7 @@ class _Walk:
                     raise StepLimitExceeded(f"more than {self.max_steps} steps; the flow loops near '{name}'")
                 self.call.state.path.append(prefix + name)
                 step = await self._visit(flow, node)
+                self.chose = self.chose or node.verb.kind == "menu"
                 if not isinstance(step, GoTo):
                     return step
                 name = step.node

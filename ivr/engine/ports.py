@@ -1,7 +1,7 @@
 """What the engine shares with what is below it (its ports): the data a call carries across the seam
-(`CallInfo`, `Heard`, `NodeVisit`, `Recognition`, `Ticket`, `CallSummary`, `QueueLoad`) and the small
-protocols the store and the integrations implement (`EventSink`, `ProtocolAllocator`, `Recognizer`,
-`CallRecorder`, `SummarySender`, `QueueWatch`), bundled in `Services`.
+(`CallInfo`, `Heard`, `NodeVisit`, `Recognition`, `Ticket`, `CallSummary`, `QueueLoad`, `CallbackRequest`)
+and the small protocols the store and the integrations implement (`EventSink`, `ProtocolAllocator`,
+`Recognizer`, `CallRecorder`, `SummarySender`, `QueueWatch`, `CallbackBook`), bundled in `Services`.
 
 The engine never imports the store, AGI or any back-end: `ivr.app` wires concrete implementations into
 `Services`; flow tests and the simulator wire the store's or fakes. The caller's line is the other port
@@ -155,6 +155,29 @@ class UnknownQueues:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class CallbackRequest:
+    """A call back the IVR owes: who to dial, which team takes them, and the call's context for the agent
+    (the same as an inbound call's, see `CallState.queue_context`)."""
+
+    protocol: str  # the call's protocol: the call back is announced and worked under it
+    ticket_number: str  # the back-end's callback request ("" when none was opened)
+    number: str  # confirmed national number (ivr.phone.callback_number)
+    team: str  # technical, billing or commercial: the queue the customer goes to
+    customer_id: int | None
+    customer_name: str
+    caller_id: str | None
+    path: str  # as agents see it ("start>menu>...")
+    tickets: str  # the numbers opened on the call, comma-separated
+    reason: str = "requested"  # or "dropped": the call fell while the caller was being served
+
+
+class CallbackBook(Protocol):
+    async def schedule(self, request: CallbackRequest) -> int:
+        """Keep the call back durably for the dialer; its id. Raises `BackendError` when it cannot."""
+        ...
+
+
 @dataclass(slots=True)
 class Services:
     operations: OperationRegistry
@@ -163,5 +186,6 @@ class Services:
     recognizer: Recognizer
     calls: CallRecorder
     summaries: SummarySender
+    callbacks: CallbackBook
     clock: Clock  # the engine's; the operations, protocols and call records were built with the same one
     queues: QueueWatch = field(default_factory=UnknownQueues)  # the queues' live state (`queue` verb)

@@ -90,6 +90,7 @@ class ScriptedChannel:
     variables: dict[str, str] = field(default_factory=dict)
     hung_up: bool = False
     hears_words: bool = True  # "say:<words>" items are already transcripts
+    line_cause: int = 16  # the Q.850 cause a scripted hang-up reports (16: the caller hung up normally)
 
     def __post_init__(self) -> None:
         self._items: deque[str] = deque(parse_item(i) for i in self.script)
@@ -198,4 +199,7 @@ class ScriptedChannel:
         if not self.hung_up:
             self.hung_up = True
             self._record(Event("hangup", "the IVR hung up"))
+
+    async def hangup_cause(self) -> int | None:
+        return self.line_cause if self.hung_up else None
 

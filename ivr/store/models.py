@@ -329,3 +329,71 @@ class OutboxMessage(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class CallbackState(str, Enum):
+    PENDING = "pending"  # waiting for its next attempt: due, inside its window, an agent free
+    DIALLING = "dialling"  # one attempt in flight, leased by one unit (ivr.dialer)
+    ANSWERED = "answered"  # the customer answered and was put in the team's queue
+    GIVEN_UP = "given_up"  # the last attempt failed: stays listed for an operator
+    CANCELLED = "cancelled"  # an operator cancelled it
+
+
+class AttemptOutcome(str, Enum):
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"
+    # Originate's reply was lost and the call was not found afterwards: counted, never re-sent at once.
+    UNKNOWN = "unknown"
+
+
+class Callback(Base):
+    """A call back the IVR owes a caller, whatever back-end holds its ticket: dialled by `ivr.dialer`.
+
+    A unit claims a due row by one conditional UPDATE (state `pending`, due) that sets `dialling`, its
+    lease and the attempt count, so two units on one database never dial the same row; the attempt
+    row is written in the same transaction before the Originate is sent, so a restart finds it.
+    """
+
+    __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_state_next_attempt_at", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_protocol: Mapped[str] = mapped_column(String(12), index=True)  # the call that asked (or dropped)
+    ticket_number: Mapped[str] = mapped_column(String(40), default="")  # the back-end's callback_request
+    number: Mapped[str] = mapped_column(String(11))  # confirmed national number to dial
+    team: Mapped[str] = mapped_column(String(40))  # the queue the customer goes to once they answer
+    customer_id: Mapped[int | None] = mapped_column()  # the back-end's account id (no FK: may be the carrier's)
+    customer_name: Mapped[str] = mapped_column(String(200), default="")
+    caller_id: Mapped[str | None] = mapped_column(String(20))  # the number the call came from
+    path: Mapped[str] = mapped_column(Text, default="")  # the IVR path, as agents see it ("a>b>c")
+    tickets: Mapped[str] = mapped_column(String(500), default="")  # tickets opened on the call, comma-separated
+    # When the team takes calls: {"schedule": {"weekdays": "08:00-18:00"}, "holidays": true}; {} = 24x7.
+    window: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(String(20), default="requested")  # requested | dropped
+    state: Mapped[CallbackState] = mapped_column(_enum(CallbackState), default=CallbackState.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    lease_owner: Mapped[str] = mapped_column(String(120), default="")
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_outcome: Mapped[str] = mapped_column(String(16), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CallbackAttempt(Base):
+    """One Originate of a call back: written before it is sent, its outcome when known."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    callback_id: Mapped[int] = mapped_column(ForeignKey("callbacks.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column()  # 1, 2, 3...
+    unit: Mapped[str] = mapped_column(String(120))  # who dialled (the lease owner)
+    action_id: Mapped[str] = mapped_column(String(64))  # the Originate's ActionID
+    channel_id: Mapped[str] = mapped_column(String(64))  # the customer channel's uniqueid (Originate ChannelId)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    outcome: Mapped[AttemptOutcome | None] = mapped_column(_enum(AttemptOutcome))
+    detail: Mapped[str] = mapped_column(String(200), default="")  # OriginateResponse Reason, or what went wrong

@@ -428,3 +428,19 @@ def test_dialled_number_comes_from_the_extension_or_else_the_dnid() -> None:
     assert call_info(AgiRequest({"agi_extension": "+5530033336", "agi_dnid": "30033336"})).dialled == "+5530033336"
     assert call_info(AgiRequest({"agi_extension": "s", "agi_dnid": "30033336"})).dialled == "30033336"
     assert call_info(AgiRequest({"agi_extension": "s", "agi_dnid": "unknown"})).dialled == ""
+
+
+async def test_the_cause_a_dropped_line_ended_with_is_read_after_the_hangup(rig: CallRig) -> None:
+    async def script(ch: Channel) -> object:
+        await ch.answer()
+        try:
+            await ch.play(["welcome"])
+        except CallerHangup:
+            return await ch.hangup_cause()
+        return "not reached"
+
+    peer, outcomes = await rig.call(script)
+    await peer.expect("ANSWER", "200 result=0", "HANGUP")
+    await peer.expect(f'STREAM FILE "sac/pt_BR/welcome" {ALL_KEYS}', "511 Command Not Permitted on a dead channel")
+    await peer.expect('GET VARIABLE "HANGUPCAUSE"', "200 result=1 (38)")  # network out of order
+    assert await outcome(outcomes) == 38

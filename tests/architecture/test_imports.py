@@ -37,7 +37,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
             "integrations.catalog",
         },
         {"ivr.asterisk"},  # our Asterisk: its root, configuration and test calls
-        {"ivr.app", "ivr.doctor"},  # the wiring of a running unit, and its health check
+        {"ivr.app", "ivr.doctor", "ivr.dialer"},  # the wiring of a running unit, its health check, call backs
         {"ivr.cli"},  # the `ivr` command
     )
 )

@@ -14,7 +14,7 @@ from ivr.config import load_settings
 from ivr.engine.flow import Flow
 from ivr.engine.interpreter import CallResult, run_call
 from ivr.engine.operations import Arg, OperationContext, OperationRegistry, OperationResult, OperationSpec
-from ivr.engine.ports import CallInfo, CallSummary, Heard, NodeVisit, Recognition, Services
+from ivr.engine.ports import CallbackRequest, CallInfo, CallSummary, Heard, NodeVisit, Recognition, Services
 from ivr.engine.scripted import ScriptedChannel
 from ivr.flows.loader import parse_flow
 from ivr.protocol_number import make_call_protocol
@@ -64,6 +64,15 @@ class Summaries:
         return ("email",) if summary.customer_id is not None else ()
 
 
+class Callbacks:
+    def __init__(self) -> None:
+        self.scheduled: list[CallbackRequest] = []
+
+    async def schedule(self, request: CallbackRequest) -> int:
+        self.scheduled.append(request)
+        return len(self.scheduled)
+
+
 CUSTOMERS = {"3133334444": {"customer_id": 7, "name": "Padaria Pão Quente", "confirmed": False}}
 
 
@@ -93,6 +102,7 @@ def services(now: datetime | None = None, operations: OperationRegistry | None =
         recognizer=Recognizer(),
         calls=Calls(),
         summaries=Summaries(),
+        callbacks=Callbacks(),
         clock=lambda: moment,
     )
 
