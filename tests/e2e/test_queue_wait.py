@@ -20,7 +20,6 @@ from ivr.ami.client import AmiClient
 from ivr.ami.queues import AmiQueueWatch
 from ivr.asterisk.sipp import CallScript, Keys, Pause
 from ivr.engine.channel import CALLBACK_KEY
-from ivr.engine.ports import QueueLoad
 
 from .ami import Ami
 from .conftest import RINGING_AGENT_INTERFACE, E2EAsterisk, queue_member, serve_ivr
@@ -41,7 +40,9 @@ async def test_the_queue_state_is_read_and_the_call_back_key_leaves_the_queue(
     try:
         async with queue_member(ami, "technical", RINGING_AGENT_INTERFACE):
             watch = AmiQueueWatch(watch_client, timeout_s=2.0)
-            assert await watch.load("technical") == QueueLoad(waiting=0, agents=1, available=1)
+            load = await watch.load("technical")
+            # Hold and talk times are the queue's history, which earlier calls of the session may have made.
+            assert load is not None and (load.waiting, load.agents, load.available) == (0, 1, 1)
 
             # The caller presses 1 three seconds into the call, while Queue() rings an agent who never answers.
             steps = (Pause(3.0), Keys(CALLBACK_KEY))
