@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from integrations.catalog import build_operations, declared_registry
 from integrations.messaging.email import SmtpSender
 from integrations.messaging.outbox import Outbox, Sender
+from integrations.messaging.screen_pop import ScreenPopSender, ScreenPops
 from integrations.messaging.whatsapp import WhatsAppSender
 from integrations.speech import NoSpeechBackend
 from integrations.speech.google import GoogleRecognizer
@@ -27,7 +28,7 @@ from ivr.ami.queues import AmiQueueWatch
 from ivr.asterisk.root import ami_secret
 from ivr import phone
 from ivr.clock import Clock, system_clock
-from ivr.config import EmailSettings, Settings, SpeechSettings, WhatsAppSettings
+from ivr.config import EmailSettings, ScreenPopSettings, Settings, SpeechSettings, WhatsAppSettings
 from ivr.engine.channel import Channel
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
@@ -53,6 +54,13 @@ class CallFailed(Exception):
 async def build_services(settings: Settings, *, clock: Clock) -> AsyncIterator[Services]:
     """Services over the configured store, migrated to the current schema, all reading `clock`; closed
     (flushed) on exit."""
+    async with _unit(settings, clock=clock) as (services, _):
+        yield services
+
+
+@asynccontextmanager
+async def _unit(settings: Settings, *, clock: Clock) -> AsyncIterator[tuple[Services, Outbox]]:
+    """`build_services`, with the outbox they write to (`serve` queues screen pops in it too)."""
     conf = settings.store
     recognizer = _recognizer(settings.speech)
     store = Store(settings.database_url, busy_timeout_s=conf.busy_timeout_s)
@@ -74,7 +82,7 @@ async def build_services(settings: Settings, *, clock: Clock) -> AsyncIterator[S
             clock=clock,
             timezone=settings.timezone,
         )
-        outbox = Outbox(store, _senders(settings), clock=clock, conf=settings.outbox)
+        outbox = Outbox(store, _senders(settings, clock=clock), clock=clock, conf=settings.outbox)
         operations, summaries = build_operations(store, outbox=outbox, settings=settings, clock=clock)
         await outbox.start()
         try:
@@ -87,7 +95,7 @@ async def build_services(settings: Settings, *, clock: Clock) -> AsyncIterator[S
                 summaries=summaries,
                 callbacks=StoreCallbackBook(store, clock=clock, conf=settings.callbacks, timezone=settings.timezone),
                 clock=clock,
-            )
+            ), outbox
         finally:
             await operations.aclose()  # the carrier API's connections, with `backend: http`
             await protocols.aclose()
@@ -114,8 +122,8 @@ async def demo_services(
     """Services over a fresh store (SQLite in `directory` unless an empty database is given), seeded with
     the demo customers as of ``clock()``, everything reading `clock`: what flow tests run against, so a
     case sees the same data at the same distance from its moment on every machine and never touches the
-    live store. It sends no e-mail or WhatsApp: the demo accounts' addresses and numbers are not ours to
-    write to, so messages stay in the demo store's outbox."""
+    live store. It sends no e-mail, WhatsApp or screen pop: the demo accounts' addresses and numbers are not
+    ours to write to, so messages stay in the demo store's outbox."""
     url = database_url or f"sqlite+aiosqlite:///{directory / 'demo.sqlite3'}"
     # The seeded store answers every operation: a flow test never reaches the carrier's live systems.
     demo = settings.model_copy(
@@ -124,6 +132,7 @@ async def demo_services(
             "var_dir": directory,
             "email": EmailSettings(),
             "whatsapp": WhatsAppSettings(),
+            "screen_pop": ScreenPopSettings(),
             "backend": "builtin",
         }
     )
@@ -137,7 +146,7 @@ async def demo_services(
         yield services
 
 
-def _senders(settings: Settings) -> dict[OutboxChannel, Sender]:
+def _senders(settings: Settings, *, clock: Clock) -> dict[OutboxChannel, Sender]:
     """The outbox channels this process sends; an unconfigured one leaves its messages waiting."""
     senders: dict[OutboxChannel, Sender] = {}
     if settings.email.host:
@@ -148,6 +157,8 @@ def _senders(settings: Settings) -> dict[OutboxChannel, Sender]:
         senders[OutboxChannel.WHATSAPP] = WhatsAppSender(settings.whatsapp)
     else:
         log.warning("WhatsApp not configured (IVR_WHATSAPP__PHONE_NUMBER_ID, IVR_WHATSAPP__TOKEN): messages wait")
+    if settings.screen_pop.url:
+        senders[OutboxChannel.SCREEN_POP] = ScreenPopSender(settings.screen_pop, clock=clock)
     return senders
 
 
@@ -201,7 +212,7 @@ async def serve(settings: Settings) -> int:
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     library = served_library(settings)
-    async with build_services(settings, clock=system_clock) as services, ami_client(settings) as ami:
+    async with _unit(settings, clock=system_clock) as (services, outbox), ami_client(settings) as ami:
         services.queues = AmiQueueWatch(ami, timeout_s=settings.queue_wait.state_timeout_s)
 
         async def handle_call(channel: Channel, flow_name: str) -> None:
@@ -218,8 +229,24 @@ async def serve(settings: Settings) -> int:
         log.info(
             "FastAGI on %s:%d serving flows version %s", settings.agi.host, settings.agi.port, library.version
         )
-        async with _callback_dialer(settings, services, ami):
+        async with _callback_dialer(settings, services, ami), _screen_pops(settings, outbox, ami):
             return await serve_agi(handle_call, settings, on_reload=reload)
+
+
+@asynccontextmanager
+async def _screen_pops(settings: Settings, outbox: Outbox, ami: AmiClient) -> AsyncIterator[None]:
+    """A screen pop queued for each agent answering a call from the IVR, unless screen_pop.url is empty."""
+    if not settings.screen_pop.url:
+        log.info("screen pops off (screen_pop.url empty): agents see the call's channel variables only")
+        yield
+        return
+    pops = ScreenPops(outbox, clock=system_clock)
+    ami.on_event("AgentConnect", pops.on_agent_connect)
+    log.info("screen pops to %s", settings.screen_pop.url)
+    try:
+        yield
+    finally:
+        await pops.aclose()  # before the outbox closes
 
 
 @asynccontextmanager

@@ -83,9 +83,11 @@ class AsteriskSettings(_Section):
     fallback_queue: str = "technical"
     queue_wait_s: int = 900
     # Channel variables shown to agents in AMI events (AgentCalled); set by the IVR before queueing.
-    # (the engine's queue context, as ivr/agi sets it: IVR_ + the key in upper case).
+    # (the engine's queue context, as ivr/agi sets it: IVR_ + the key in upper case; IVR_CIRCUIT and
+    # IVR_KEYED when a flow's queue node gives them in its `context`). The screen pop reads them too.
     agent_channel_vars: tuple[str, ...] = (
         "IVR_PROTOCOL", "IVR_CALLER_ID", "IVR_CUSTOMER", "IVR_CUSTOMER_NAME", "IVR_PATH", "IVR_TICKETS",
+        "IVR_CIRCUIT", "IVR_KEYED",
     )  # fmt: skip
     # RECORD FILE's directory as Asterisk names it (inside its chroot), and the same directory as the
     # IVR reads it; None = the first one under the Asterisk root.
@@ -253,6 +255,32 @@ class WhatsAppSettings(_Section):
         return bool(self.phone_number_id and self.token.get_secret_value())
 
 
+class ScreenPopSettings(_Section):
+    """The screen pop (integrations/messaging/screen_pop.py): when an agent answers a call from the IVR, the
+    call's context is POSTed as JSON to `url`, signed with `secret` (HMAC-SHA256), through the outbox. The
+    secret comes from the environment (IVR_SCREEN_POP__SECRET) or the IVR_CONFIG file, never from the repo."""
+
+    url: str = ""  # "" = off: no pop is queued
+    secret: SecretStr = SecretStr("")
+    # A pop not delivered within this is given up: the agent has been talking for a while by then.
+    max_age_s: float = Field(default=120.0, gt=0, le=3600)
+    timeout_s: float = Field(default=5.0, gt=0, le=60)  # one request (the outbox bounds the whole send too)
+    connect_timeout_s: float = Field(default=2.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL (or empty: off), got {url!r}")
+        return url
+
+    @model_validator(mode="after")
+    def _signed(self) -> ScreenPopSettings:
+        if self.url and len(self.secret.get_secret_value()) < 16:
+            raise ValueError("screen_pop.url is set: give a secret of at least 16 characters (IVR_SCREEN_POP__SECRET)")
+        return self
+
+
 class OutboxSettings(_Section):
     """How the outbox drainer sends (integrations/messaging/outbox.py)."""
 
@@ -395,6 +423,7 @@ class Settings(BaseSettings):
     email: EmailSettings = Field(default_factory=EmailSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     whatsapp: WhatsAppSettings = Field(default_factory=WhatsAppSettings)
+    screen_pop: ScreenPopSettings = Field(default_factory=ScreenPopSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     queue_wait: QueueWaitSettings = Field(default_factory=QueueWaitSettings)
 

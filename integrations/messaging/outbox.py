@@ -109,6 +109,8 @@ class OutboxStats:
 
 
 def mask_recipient(channel: OutboxChannel, recipient: str) -> str:
+    if channel is OutboxChannel.SCREEN_POP:
+        return recipient  # the agent's interface (PJSIP/agent-101): ours, not the customer's
     return email_address.mask(recipient) if channel is OutboxChannel.EMAIL else phone.mask(recipient)
 
 

@@ -67,7 +67,7 @@ class LiveState:
             call.ringing.clear()
         elif name == "AgentCalled":
             call.ringing.add(str(event.get("Interface", "")))
-            call.variables.update(_channel_variables(event.get("ChanVariable")))
+            call.variables.update(channel_variables(event.get("ChanVariable")))
         elif name == "AgentConnect":
             call.agent, call.answered_at = str(event.get("Interface", "")), self.clock()
             call.ringing.clear()
@@ -87,7 +87,9 @@ def attach(client: AmiClient, state: LiveState) -> None:
         client.on_event(name, state.apply)
 
 
-def _channel_variables(value: Any) -> dict[str, str]:
-    items = value if isinstance(value, list) else [value] if value else []
+def channel_variables(value: Any) -> dict[str, str]:
+    """An event's ``ChanVariable`` (panoramisk gives a list when it repeats, a string when it does not;
+    lines joined by newlines also read) as NAME -> value."""
+    items = value if isinstance(value, list) else str(value).splitlines() if value else []
     pairs = (str(item).partition("=") for item in items)
     return {k: v for k, sep, v in pairs if sep}

@@ -292,6 +292,7 @@ class FallbackProtocol(Base):
 class OutboxChannel(str, Enum):
     EMAIL = "email"
     WHATSAPP = "whatsapp"
+    SCREEN_POP = "screen_pop"  # the call's context to the agents' desktop (JSON over HTTP)
 
 
 class OutboxState(str, Enum):

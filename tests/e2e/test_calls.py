@@ -10,8 +10,9 @@ When the menus change, update the key sequences below (one per journey, with the
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -19,12 +20,16 @@ import pytest_asyncio
 
 from ivr import phone
 from ivr.asterisk.sipp import CallResult, CallScript, Keys, Pause
+from ivr.clock import system_clock
 from ivr.engine.channel import CALLBACK_KEY
 from ivr.protocol_number import make_ticket_number
 from ivr.store.seed import KNOWN_CALLER
+from tests.screenpop.conftest import SECRET, Receiver
 
 from .ami import Ami
-from .conftest import RINGING_AGENT_INTERFACE, WAITING_CALLER, E2EAsterisk, RecordTiming, queue_member
+from .conftest import (
+    RINGING_AGENT_INTERFACE, WAITING_CALLER, E2EAsterisk, RecordTiming, _free_port, queue_member, serve_ivr,
+)  # fmt: skip
 from .ivr_process import IvrProcess
 from .scripts import SERRA_AZUL_CNPJ_ROOT, Journeys, answered_call, visit_of
 from .store import StoredCall, StoreReader, wait_for
@@ -58,6 +63,20 @@ HANG_UP_IN_MENU = ("1",)
 
 def _event(name: str, **fields: str) -> Callable[[dict[str, str]], bool]:
     return lambda e: e.get("Event") == name and all(e.get(k) == v for k, v in fields.items())
+
+
+@pytest.fixture(scope="module")
+def pop_port() -> int:
+    return _free_port(socket.SOCK_STREAM)
+
+
+@pytest.fixture(scope="module")
+def ivr(asterisk: E2EAsterisk, pop_port: int) -> Iterator[IvrProcess]:
+    """This module's IVR sends screen pops to a desktop on `pop_port`, up in the test that expects one (pops
+    of other tests, if any, find it down and are retried in the outbox until they are too old)."""
+    env = {"IVR_SCREEN_POP__URL": f"http://127.0.0.1:{pop_port}/pops", "IVR_SCREEN_POP__SECRET": SECRET}
+    with serve_ivr(asterisk, env) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
@@ -150,22 +169,31 @@ async def test_a_caller_who_hangs_up_in_a_menu_leaves_the_partial_call_stored(
 
 
 async def test_a_caller_reaches_the_billing_queue_and_the_agent_sees_the_call(
-    asterisk: E2EAsterisk, journeys: Journeys, stored: StoreReader, ami: Ami
+    asterisk: E2EAsterisk, journeys: Journeys, stored: StoreReader, ami: Ami, pop_port: int
 ) -> None:
     before = stored.protocols()
     script = await journeys.script(KNOWN_CALLER, *BILLING_AGENT)
-    async with queue_member(ami, "billing"):
-        call = asyncio.create_task(answered_call(asterisk, script))
-        joined = await ami.wait_event(
-            _event("QueueCallerJoin", Queue="billing", CallerIDNum=KNOWN_CALLER), timeout_s=script.steps_s + 15
-        )
-        channel = joined["Channel"]
-        called = await ami.wait_event(_event("AgentCalled", Channel=channel), timeout_s=10)
-        await ami.wait_event(_event("AgentConnect", Channel=channel), timeout_s=10)
-        await ami.action("Hangup", Channel=channel)
-        result = await call
+    desk = Receiver(system_clock, port=pop_port)  # checks the signature and the timestamp
+    await desk.start()
+    try:
+        async with queue_member(ami, "billing"):
+            call = asyncio.create_task(answered_call(asterisk, script))
+            joined = await ami.wait_event(
+                _event("QueueCallerJoin", Queue="billing", CallerIDNum=KNOWN_CALLER), timeout_s=script.steps_s + 15
+            )
+            channel = joined["Channel"]
+            called = await ami.wait_event(_event("AgentCalled", Channel=channel), timeout_s=10)
+            await ami.wait_event(_event("AgentConnect", Channel=channel), timeout_s=10)
+            pop = (await desk.next()).pop  # queued on AgentConnect, sent at once
+            await ami.action("Hangup", Channel=channel)
+            result = await call
+    finally:
+        await desk.stop()
     assert result.hung_up_by == "asterisk", result.summary()
     (stored_call,) = await stored.ended_calls(before, 1)
+    assert (pop["protocol"], pop["queue"], pop["caller_id"]) == (stored_call.protocol, "billing", KNOWN_CALLER)
+    assert pop["customer"]["name"] == "Transportes Serra Azul Ltda" and "billing_menu" in pop["path"]
+    assert desk.refused == []
 
     context = dict(line.split("=", 1) for line in called["ChanVariable"].splitlines() if "=" in line)
     assert context["IVR_PROTOCOL"] == stored_call.protocol
