@@ -65,6 +65,7 @@ def pop_from_event(event: Mapping[str, Any], *, answered_at: str) -> dict[str, A
     if not protocol:
         return None
     customer = variables.get("IVR_CUSTOMER", "")
+    hold = str(event.get("HoldTime", ""))
     return {
         "event": "agent_connect",
         "protocol": protocol,
@@ -72,7 +73,7 @@ def pop_from_event(event: Mapping[str, Any], *, answered_at: str) -> dict[str, A
         "agent": {"interface": str(event.get("Interface", "")), "name": str(event.get("MemberName", ""))},
         "linkedid": str(event.get("Linkedid", "")),
         "answered_at": answered_at,
-        "hold_s": _int(event.get("HoldTime")),
+        "hold_s": int(hold) if hold.isdigit() else 0,
         "caller_id": variables.get("IVR_CALLER_ID") or None,  # withheld
         "customer": {
             "id": int(customer) if customer.isdigit() else None,  # not identified
@@ -171,10 +172,3 @@ class ScreenPopSender:
 
 def _items(value: str, separator: str) -> list[str]:
     return [item for item in value.split(separator) if item]
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value or 0)
-    except ValueError:
-        return 0

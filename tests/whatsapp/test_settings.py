@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ivr.app import _senders
+from ivr.clock import system_clock
 from ivr.config import ConfigError, load_settings
 from ivr.store.models import OutboxChannel
 
@@ -18,13 +19,13 @@ def test_the_environment_configures_the_sender_and_the_token_stays_secret(
     conf = settings.whatsapp
     assert conf.configured and conf.token.get_secret_value() == "from-the-environment"
     assert "from-the-environment" not in repr(settings)
-    assert OutboxChannel.WHATSAPP in _senders(settings)
+    assert OutboxChannel.WHATSAPP in _senders(settings, clock=system_clock)
 
 
 def test_without_a_token_whatsapp_messages_wait_in_the_outbox(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IVR_WHATSAPP__PHONE_NUMBER_ID", "123456789012345")
     monkeypatch.delenv("IVR_WHATSAPP__TOKEN", raising=False)
-    assert OutboxChannel.WHATSAPP not in _senders(load_settings())
+    assert OutboxChannel.WHATSAPP not in _senders(load_settings(), clock=system_clock)
 
 
 @pytest.mark.parametrize(
