@@ -63,6 +63,7 @@ class IvrProcess:
         self.database = directory / "ivr.sqlite3"
         self.output = directory / "ivr-serve.log"
         self.moment = business_morning(settings.timezone, system_clock())
+        self._started = time.monotonic()  # when the faked clock last started at `moment`
         self._proc: subprocess.Popen[bytes] | None = None
 
     def seed(self) -> None:
@@ -118,7 +119,7 @@ class IvrProcess:
         if faketime is None:
             raise IvrProcessError("faketime is not installed (apt-get install faketime)")
         (self.var_dir / "ivr-serve.pid").unlink(missing_ok=True)
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         with self.output.open("ab") as out:
             self._proc = subprocess.Popen(
                 [faketime, "-f", self.faketime, str(IVR), "serve"],
@@ -133,6 +134,11 @@ class IvrProcess:
             time.sleep(0.05)
         self.kill()
         raise IvrProcessError(f"`ivr serve` did not accept FastAGI calls within {START_TIMEOUT_S:.0f} s{self._tail()}")
+
+    def clock(self) -> datetime:
+        """The IVR's faked clock as seen from here (to a second or so): what a peer checking its
+        timestamps, such as a screen pop's receiver, compares them with."""
+        return self.moment + timedelta(seconds=time.monotonic() - self._started)
 
     def _accepts(self) -> bool:
         try:

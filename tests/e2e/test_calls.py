@@ -20,7 +20,6 @@ import pytest_asyncio
 
 from ivr import phone
 from ivr.asterisk.sipp import CallResult, CallScript, Keys, Pause
-from ivr.clock import system_clock
 from ivr.engine.channel import CALLBACK_KEY
 from ivr.protocol_number import make_ticket_number
 from ivr.store.seed import KNOWN_CALLER
@@ -169,11 +168,11 @@ async def test_a_caller_who_hangs_up_in_a_menu_leaves_the_partial_call_stored(
 
 
 async def test_a_caller_reaches_the_billing_queue_and_the_agent_sees_the_call(
-    asterisk: E2EAsterisk, journeys: Journeys, stored: StoreReader, ami: Ami, pop_port: int
+    asterisk: E2EAsterisk, ivr: IvrProcess, journeys: Journeys, stored: StoreReader, ami: Ami, pop_port: int
 ) -> None:
     before = stored.protocols()
     script = await journeys.script(KNOWN_CALLER, *BILLING_AGENT)
-    desk = Receiver(system_clock, port=pop_port)  # checks the signature and the timestamp
+    desk = Receiver(ivr.clock, port=pop_port)  # checks the signature, and the timestamp against the IVR's clock
     await desk.start()
     try:
         async with queue_member(ami, "billing"):
