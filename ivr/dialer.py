@@ -12,9 +12,10 @@ ring-no-answer.
 The outcome comes from the ``OriginateResponse`` event with our ActionID (Reason: answered, busy, no
 answer, failed). When the reply or the event is lost (AMI dropped, a slow Asterisk), nothing is sent
 again: the attempt is reconciled by looking for its channel (we name it with Originate's ``ChannelId``)
-among Asterisk's channels; found up, it was answered; gone, the attempt is ``unknown`` and the call back
-waits its spacing like any failed attempt. panoramisk never re-sends an Originate (it is among
-`ivr.ami.client.FORGETTABLE_ACTIONS`).
+among Asterisk's channels as soon as AMI answers again; found up, it was answered; gone after we saw it
+join the queue (a short conversation over before we looked), answered too; gone otherwise, the attempt is
+``unknown`` and the call back waits its spacing like any failed attempt. panoramisk never re-sends an
+Originate (it is among `ivr.ami.client.FORGETTABLE_ACTIONS`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ivr import phone
@@ -64,6 +66,8 @@ class Ami(Protocol):
     @property
     def connected(self) -> bool: ...
 
+    async def wait_logged_in(self, timeout_s: float) -> None: ...
+
     def on_event(self, pattern: str, callback: Callable[[Any], Any]) -> None: ...
 
     async def queue_status(self, queue: str) -> QueueState: ...
@@ -71,6 +75,15 @@ class Ami(Protocol):
     async def action(
         self, fields: Mapping[str, Any], *, timeout_s: float | None = None, as_list: bool = False
     ) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Watch:
+    """What this unit hears of one of its attempts over AMI."""
+
+    response: asyncio.Future[Mapping[str, str]]  # OriginateResponse with our ActionID
+    joined: asyncio.Future[str]  # QueueCallerJoin of its channel, or its Hangup before joining
+    dial_end: asyncio.Future[str]  # how its dial ended (DialEnd's status or Hangup's cause)
 
 
 def unit_name() -> str:
@@ -99,7 +112,7 @@ class Dialer:
         self.unit = unit or unit_name()
         self._responses: dict[str, asyncio.Future[Mapping[str, str]]] = {}
         self._ringing: dict[str, int] = {}  # team -> attempts of this unit in flight (until the customer queues)
-        self._joined: dict[str, asyncio.Future[None]] = {}  # channel id -> answered customer now queued or gone
+        self._joined: dict[str, asyncio.Future[str]] = {}  # channel id -> QueueCallerJoin, or Hangup before it
         self._dial_ends: dict[str, asyncio.Future[str]] = {}  # channel id -> how its dial ended
         self._attempts: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -175,10 +188,11 @@ class Dialer:
 
     async def _attempt(self, dial: Dial) -> None:
         who = f"call back #{dial.callback_id} (call {dial.protocol}, {phone.mask(dial.number)}) attempt {dial.attempt}"
-        response = asyncio.get_running_loop().create_future()
-        self._responses[dial.action_id] = response  # before sending: the event may beat the reply
-        joined = self._joined[dial.channel_id] = asyncio.get_running_loop().create_future()
-        dial_end = self._dial_ends[dial.channel_id] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        watch = _Watch(loop.create_future(), loop.create_future(), loop.create_future())
+        self._responses[dial.action_id] = watch.response  # before sending: the event may beat the reply
+        self._joined[dial.channel_id] = watch.joined
+        self._dial_ends[dial.channel_id] = watch.dial_end
         try:
             try:
                 await self._ami.action(self._originate(dial), timeout_s=self._reply_timeout_s)
@@ -189,29 +203,43 @@ class Dialer:
             except AmiActionError as exc:
                 await self._finish(dial, AttemptOutcome.FAILED, str(exc), who)
                 return
-            except AmiError as exc:  # the reply was lost: the call may be ringing
-                log.warning("%s: Originate's reply lost (%s); reconciling", who, exc)
-            try:
-                event = await asyncio.wait_for(asyncio.shield(response), self._conf.ring_s + self._reply_timeout_s)
-            except TimeoutError:
-                log.warning("%s: no OriginateResponse; looking for its channel", who)
-                await self._reconcile_then_finish(dial)
-                return
-            outcome = _outcome(event)
-            detail = f"Reason {event.get('Reason', '?')}: {event.get('Response', '')}"
-            if outcome is AttemptOutcome.FAILED:  # the Reason may not say why: the dial's end does
+            except AmiError as exc:
+                # The reply was lost, and with a dropped connection the events too: the customer may be
+                # ringing, or talking already. Their channel tells, as soon as AMI answers again.
+                log.warning("%s: Originate's reply lost (%s); looking for its channel", who, exc)
+                decided = await self._reconcile(dial, watch)
+            else:
                 try:
-                    ended = await asyncio.wait_for(asyncio.shield(dial_end), self._reply_timeout_s)
-                    outcome, detail = _DIAL_ENDS.get(ended, outcome), f"{detail}; {ended}"
+                    event = await asyncio.wait_for(
+                        asyncio.shield(watch.response), self._conf.ring_s + self._reply_timeout_s
+                    )
                 except TimeoutError:
-                    pass
-            await self._finish(dial, outcome, detail, who)
-            if outcome is AttemptOutcome.ANSWERED:
-                await asyncio.wait({joined}, timeout=JOIN_BOUND_S)  # the free agent is theirs meanwhile
+                    log.warning("%s: no OriginateResponse; looking for its channel", who)
+                    decided = await self._reconcile(dial, watch)
+                else:
+                    decided = await self._response_outcome(event, watch.dial_end)
+            if decided is None:
+                return  # undecided: its lease runs out and a unit with AMI reconciles it
+            await self._finish(dial, *decided, who)
+            if decided[0] is AttemptOutcome.ANSWERED:
+                await asyncio.wait({watch.joined}, timeout=JOIN_BOUND_S)  # the free agent is theirs meanwhile
         finally:
             self._responses.pop(dial.action_id, None)
             self._joined.pop(dial.channel_id, None)
             self._dial_ends.pop(dial.channel_id, None)
+
+    async def _response_outcome(
+        self, event: Mapping[str, str], dial_end: asyncio.Future[str]
+    ) -> tuple[AttemptOutcome, str]:
+        outcome = _outcome(event)
+        detail = f"Reason {event.get('Reason', '?')}: {event.get('Response', '')}"
+        if outcome is AttemptOutcome.FAILED:  # the Reason may not say why: the dial's end does
+            try:
+                ended = await asyncio.wait_for(asyncio.shield(dial_end), self._reply_timeout_s)
+                outcome, detail = _DIAL_ENDS.get(ended, outcome), f"{detail}; {ended}"
+            except TimeoutError:
+                pass
+        return outcome, detail
 
     def _originate(self, dial: Dial) -> dict[str, Any]:
         number = phone.for_trunk(f"+55{dial.number}", self._trunk_format)
@@ -256,27 +284,41 @@ class Dialer:
     def _left_announcements(self, event: Mapping[str, str]) -> None:
         future = self._joined.get(str(event.get("Uniqueid", "")))
         if future is not None and not future.done():
-            future.set_result(None)
+            future.set_result(str(event.get("Event", "")))
 
     async def _reconcile_then_finish(self, dial: Dial) -> None:
-        """Decide an attempt whose outcome we missed by looking for its channel, never by dialling."""
+        """An attempt of a unit that stopped mid-dial: decided by its channel, never by dialling."""
+        decided = await self._reconcile(dial)
+        if decided is not None:
+            await self._finish(dial, *decided, f"call back #{dial.callback_id} attempt {dial.attempt}")
+
+    async def _reconcile(self, dial: Dial, watch: _Watch | None = None) -> tuple[AttemptOutcome, str] | None:
+        """The outcome of an attempt we lost track of, from its channel (and from the events of this unit's
+        own attempt, `watch`, when they come after all); None when AMI cannot tell before the lease ends."""
         who = f"call back #{dial.callback_id} attempt {dial.attempt}"
         for _ in range(_RECONCILE_LOOKS):
+            if watch is not None and watch.response.done():
+                return await self._response_outcome(watch.response.result(), watch.dial_end)
             try:
+                await self._ami.wait_logged_in(self._conf.ring_s)
                 state = await self._channel_state(dial.channel_id)
             except AmiError as exc:
                 log.warning("%s: channels not read (%s); kept for the next unit after its lease", who, exc)
-                return  # the lease runs out and a unit with AMI reconciles it
-            if state is None:
-                await self._finish(dial, AttemptOutcome.UNKNOWN, "reply lost; channel gone", who)
-                return
+                return None
             if state == _UP:
-                await self._finish(dial, AttemptOutcome.ANSWERED, "reply lost; channel up", who)
-                return
+                return AttemptOutcome.ANSWERED, "reply lost; channel up"
+            if state is None:
+                if watch is not None and watch.joined.done() and watch.joined.result() == "QueueCallerJoin":
+                    return AttemptOutcome.ANSWERED, "reply lost; channel joined the queue, then ended"
+                return AttemptOutcome.UNKNOWN, "reply lost; channel gone"
             if not await self._book.hold(dial, unit=self.unit):
-                return  # cancelled, or another unit has it
-            await asyncio.sleep(min(self._conf.ring_s, self._conf.poll_interval_s))
-        await self._finish(dial, AttemptOutcome.UNKNOWN, "reply lost; channel never answered", who)
+                return None  # cancelled, or another unit has it
+            pause = min(self._conf.ring_s, self._conf.poll_interval_s)
+            if watch is None:
+                await asyncio.sleep(pause)
+            else:
+                await asyncio.wait({watch.response}, timeout=pause)  # its event may still come
+        return AttemptOutcome.UNKNOWN, "reply lost; channel never answered"
 
     async def _channel_state(self, channel_id: str) -> str | None:
         """The ChannelState of the channel with this uniqueid, None when it does not exist."""

@@ -21,9 +21,15 @@ class FakeAmi:
         self.waiting: dict[str, int] = {}
         self.originate_reply = "queued"  # or "error", "lost", "not_connected"
         self.channels: list[dict[str, str]] = []  # as CoreShowChannel events
+        self.channels_shown = asyncio.Event()  # CoreShowChannels answers once set (a test can hold it)
+        self.channels_shown.set()
         self.originated: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.sent: list[dict[str, Any]] = []
         self._handlers: list[tuple[str, Callable[[Any], Any]]] = []
+
+    async def wait_logged_in(self, timeout_s: float) -> None:
+        if not self.connected:
+            raise AmiNotConnected(f"no AMI login within {timeout_s:g} s")
 
     def on_event(self, pattern: str, callback: Callable[[Any], Any]) -> None:
         self._handlers.append((pattern, callback))
@@ -66,6 +72,7 @@ class FakeAmi:
     ) -> Any:
         name = fields["Action"]
         if name == "CoreShowChannels":
+            await asyncio.wait_for(self.channels_shown.wait(), WAIT_S)
             return [Message({"Response": "Success"}), *(Message({"Event": "CoreShowChannel", **c}) for c in self.channels)]
         assert name == "Originate", name
         if self.originate_reply == "not_connected":

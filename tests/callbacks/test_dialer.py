@@ -161,14 +161,32 @@ async def test_a_lost_reply_is_reconciled_by_its_channel_and_never_re_sent(
     up = await book.schedule(request(protocol="202600000018", number="31977665544"))
     ami.free_agents["technical"] = 2
     ami.originate_reply = "lost"
+    ami.channels_shown.clear()
     assert await unit.turn() == 2
     first, second = await ami.next_originate(), await ami.next_originate()
     answered = second if "IVR_PROTOCOL=202600000018" in second["Variable"] else first
     ami.channels = [{"Uniqueid": answered["ChannelId"], "ChannelState": "6", "Channel": "PJSIP/carrier-0001"}]
+    ami.channels_shown.set()
+    ami.join(answered)
     await unit.settle()  # no OriginateResponse: each attempt looks for its channel
     assert await state_of(store, gone) == (CallbackState.PENDING, 1, "unknown")
     assert await state_of(store, up) == (CallbackState.ANSWERED, 1, "answered")
     assert await unit.turn() == 0 and len(ami.sent) == 2  # nothing sent again
+
+
+async def test_a_lost_reply_of_a_call_that_joined_the_queue_and_ended_is_answered_not_dialled_again(
+    book: StoreCallbackBook, store: Store, ami: FakeAmi, unit: Dialer
+) -> None:
+    callback_id = await book.schedule(request())
+    ami.free_agents["technical"] = 1
+    ami.originate_reply = "lost"  # and its OriginateResponse with the dropped connection
+    await unit.turn()
+    originate = await ami.next_originate()
+    ami.join(originate)  # seen after the reconnect: the customer answered, heard the protocol, queued
+    ami.emit({"Event": "Hangup", "Uniqueid": originate["ChannelId"], "Cause": "16"})  # a short conversation
+    await unit.settle()
+    assert await state_of(store, callback_id) == (CallbackState.ANSWERED, 1, "answered")
+    assert await unit.turn() == 0 and len(ami.sent) == 1
 
 
 async def test_a_lost_reply_whose_event_still_comes_takes_the_event(
@@ -177,8 +195,12 @@ async def test_a_lost_reply_whose_event_still_comes_takes_the_event(
     callback_id = await book.schedule(request())
     ami.free_agents["technical"] = 1
     ami.originate_reply = "lost"
+    ami.channels_shown.clear()
     await unit.turn()
-    ami.answer(await ami.next_originate(), response="Failure", reason="5")
+    originate = await ami.next_originate()
+    ami.channels = [{"Uniqueid": originate["ChannelId"], "ChannelState": "5", "Channel": "PJSIP/carrier-0001"}]
+    ami.channels_shown.set()  # ringing when looked at; then the busy customer's event comes after all
+    ami.answer(originate, response="Failure", reason="5")
     await unit.settle()
     assert await state_of(store, callback_id) == (CallbackState.PENDING, 1, "busy")
 

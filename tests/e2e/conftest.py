@@ -90,7 +90,7 @@ class E2EAsterisk:
         return await sipp.answer_call(sip.sbc_address, sip.sbc_port, timeout_s=timeout_s)
 
 
-def _free_port(kind: socket.SocketKind) -> int:
+def free_port(kind: socket.SocketKind) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -101,11 +101,11 @@ def _e2e_settings() -> Settings:
     udp, tcp = socket.SOCK_DGRAM, socket.SOCK_STREAM
     return base.model_copy(
         update={
-            "sip": base.sip.model_copy(update={"port": _free_port(udp), "sbc_port": _free_port(udp)}),
+            "sip": base.sip.model_copy(update={"port": free_port(udp), "sbc_port": free_port(udp)}),
             "ami": base.ami.model_copy(
-                update={"port": _free_port(tcp), "secret": SecretStr(secrets.token_urlsafe(16))}
+                update={"port": free_port(tcp), "secret": SecretStr(secrets.token_urlsafe(16))}
             ),
-            "agi": base.agi.model_copy(update={"port": _free_port(tcp)}),
+            "agi": base.agi.model_copy(update={"port": free_port(tcp)}),
         }
     )
 
@@ -193,13 +193,17 @@ def ivr(asterisk: E2EAsterisk) -> Iterator[IvrProcess]:
 
 
 @contextmanager
-def serve_ivr(asterisk: E2EAsterisk, env: Mapping[str, str] | None = None) -> Iterator[IvrProcess]:
-    """`ivr serve` (with extra IVR_ settings `env`) for the e2e Asterisk; stopped cleanly at the end."""
+def serve_ivr(
+    asterisk: E2EAsterisk, env: Mapping[str, str] | None = None, database: Path | None = None
+) -> Iterator[IvrProcess]:
+    """`ivr serve` (with extra IVR_ settings `env`) for the e2e Asterisk; stopped cleanly at the end. With
+    `database` (another unit's), a second unit on the same store: nothing is seeded again."""
     directory = Path(tempfile.mkdtemp(prefix="sac-e2e-ivr-"))
-    process = IvrProcess(asterisk.settings, directory, env)
+    process = IvrProcess(asterisk.settings, directory, env, database=database)
     try:
         try:
-            process.seed()
+            if database is None:
+                process.seed()
             _timings.append(("ivr serve start (publishes the flows)", process.start()))
         except Exception as exc:  # noqa: BLE001 - any reason is reported, and the tests fail, never skip
             pytest.fail(f"cannot start the IVR for the e2e tests: {exc}", pytrace=False)

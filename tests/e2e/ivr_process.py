@@ -53,14 +53,20 @@ def business_morning(timezone: str, now: datetime) -> datetime:
 
 class IvrProcess:
     """`ivr serve` over a store and var directory in `directory`; `env` adds IVR_ settings (back-ends the
-    test session fakes on loopback, say)."""
+    test session fakes on loopback, say). A second unit shares the first one's ``database``."""
 
-    def __init__(self, settings: Settings, directory: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        directory: Path,
+        env: Mapping[str, str] | None = None,
+        database: Path | None = None,
+    ) -> None:
         self.settings = settings
         self.directory = directory
         self.extra_env = dict(env or {})
         self.var_dir = directory / "var"
-        self.database = directory / "ivr.sqlite3"
+        self.database = database or directory / "ivr.sqlite3"
         self.output = directory / "ivr-serve.log"
         self.moment = business_morning(settings.timezone, system_clock())
         self._started = time.monotonic()  # when the faked clock last started at `moment`
@@ -140,9 +146,13 @@ class IvrProcess:
         timestamps, such as a screen pop's receiver, compares them with."""
         return self.moment + timedelta(seconds=time.monotonic() - self._started)
 
+    @property
+    def agi_port(self) -> int:
+        return int(self.extra_env.get("IVR_AGI__PORT", self.settings.agi.port))
+
     def _accepts(self) -> bool:
         try:
-            with socket.create_connection((self.settings.agi.host, self.settings.agi.port), timeout=0.5):
+            with socket.create_connection((self.settings.agi.host, self.agi_port), timeout=0.5):
                 return True  # the IVR logs the empty connection and drops it
         except OSError:
             return False

@@ -26,9 +26,15 @@ from ivr.store.seed import KNOWN_CALLER
 from tests.screenpop.conftest import SECRET, Receiver
 
 from .ami import Ami
-from .conftest import (
-    RINGING_AGENT_INTERFACE, WAITING_CALLER, E2EAsterisk, RecordTiming, _free_port, queue_member, serve_ivr,
-)  # fmt: skip
+from .conftest import (  # fmt: skip
+    RINGING_AGENT_INTERFACE,
+    WAITING_CALLER,
+    E2EAsterisk,
+    RecordTiming,
+    free_port,
+    queue_member,
+    serve_ivr,
+)
 from .ivr_process import IvrProcess
 from .scripts import SERRA_AZUL_CNPJ_ROOT, Journeys, answered_call, visit_of
 from .store import StoredCall, StoreReader, wait_for
@@ -66,7 +72,7 @@ def _event(name: str, **fields: str) -> Callable[[dict[str, str]], bool]:
 
 @pytest.fixture(scope="module")
 def pop_port() -> int:
-    return _free_port(socket.SOCK_STREAM)
+    return free_port(socket.SOCK_STREAM)
 
 
 @pytest.fixture(scope="module")
