@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -219,7 +220,7 @@ async def serve(settings: Settings) -> int:
     async with (
         _unit(settings, clock=system_clock) as (services, outbox),
         ami_client(settings) as ami,
-        live_model(services, ami),
+        live_model(services, ami, socket=live_socket(settings)),
     ):
         services.queues = AmiQueueWatch(ami, timeout_s=settings.queue_wait.state_timeout_s)
 
@@ -241,10 +242,16 @@ async def serve(settings: Settings) -> int:
             return await serve_agi(handle_call, settings, on_reload=reload)
 
 
+def live_socket(settings: Settings) -> Path:
+    """Where a running `ivr serve` answers `ivr live` with its live snapshot."""
+    return settings.var_dir / "live.sock"
+
+
 @asynccontextmanager
-async def live_model(services: Services, ami: AmiClient) -> AsyncIterator[LiveModel]:
+async def live_model(services: Services, ami: AmiClient, *, socket: Path) -> AsyncIterator[LiveModel]:
     """The unit's live model: its calls told by the engine (`services.watch`), the queues from the unit's
-    AMI connection (resynchronised at each login), the call backs owed read from the store's book."""
+    AMI connection (resynchronised at each login), the call backs owed read from the store's book; its
+    snapshot given to whoever opens `socket`."""
     live = LiveModel(services.clock)
     live.attach(ami)
     services.watch = live
@@ -252,13 +259,40 @@ async def live_model(services: Services, ami: AmiClient) -> AsyncIterator[LiveMo
     if isinstance(services.callbacks, StoreCallbackBook):
         counting = asyncio.create_task(_count_callbacks_owed(services.callbacks, live), name="live-callbacks")
     try:
-        yield live
+        async with _snapshot_socket(socket, live):
+            yield live
     finally:
         if counting is not None:
             counting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await counting
         await live.aclose()
+
+
+@asynccontextmanager
+async def _snapshot_socket(path: Path, live: LiveModel) -> AsyncIterator[None]:
+    """A Unix socket (only this user may open it) writing one JSON snapshot per connection: nothing on the
+    network, and nothing in it but masked caller numbers."""
+
+    async def answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):  # a reader gone before its answer
+            writer.write(json.dumps(live.snapshot()).encode() + b"\n")
+            await writer.drain()
+        writer.close()
+
+    path.unlink(missing_ok=True)  # left by a unit that was killed
+    try:
+        server = await asyncio.start_unix_server(answer, path=str(path))
+    except OSError as exc:
+        log.warning("live snapshot socket %s: %s; `ivr live` cannot reach this unit", path, exc)
+        yield
+        return
+    path.chmod(0o600)
+    try:
+        yield
+    finally:
+        server.close()
+        path.unlink(missing_ok=True)
 
 
 async def _count_callbacks_owed(book: StoreCallbackBook, live: LiveModel) -> None:

@@ -1,19 +1,27 @@
 """The live model on its own: AMI events as Asterisk 22 names their fields, this unit's calls as the engine
-tells them, the snapshot a console reads and the change notices it waits on."""
+tells them, the snapshot a console reads, the change notices it waits on, and what `ivr live` prints."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ivr.ami.client import QueueMemberState, QueueState
+import pytest
+
+from ivr import app
+from ivr.ami.client import AmiClient, QueueMemberState, QueueState
 from ivr.ami.live import LiveModel
+from ivr.cli import live as live_cli
 from ivr.clock import ManualClock
 from ivr.engine.ports import CallInfo
+from tests.engine.fakes import services
 
+from .conftest import settings_for
 from .fake_ami import WAIT_S
 
 T0 = datetime(2026, 11, 25, 14, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))
@@ -138,3 +146,18 @@ def test_a_ringing_member_is_not_available_to_the_dialer_either() -> None:
     free = QueueMemberState.from_fields({"Name": "Agente 102", "Location": "PJSIP/agent-102", "Status": "1", "Paused": "0", "InCall": "0"})
     state = QueueState("billing", (ringing, free), callers_waiting=0, average_hold_s=0, longest_wait_s=0)
     assert (state.logged_in, state.available) == (2, 1)
+
+
+async def test_ivr_live_prints_the_snapshot_of_the_running_unit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    socket = tmp_path / "live.sock"
+    async with app.live_model(services(), AmiClient(settings_for(9)), socket=socket) as live:
+        live.call_started("202600000017", CallInfo(caller_id="31988776655"), "main")
+        assert socket.stat().st_mode & 0o777 == 0o600  # this user only
+        monkeypatch.setattr(app, "live_socket", lambda _settings: socket)
+        assert await live_cli._live(argparse.Namespace()) == 0  # noqa: SLF001
+    printed = json.loads(capsys.readouterr().out)
+    assert [c["caller"] for c in printed["calls"]] == ["31*******55"]
+    assert printed["ami"]["connected"] is False  # this unit's AMI never answered
+    assert not socket.exists()
