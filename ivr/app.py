@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,14 +20,15 @@ from pydantic import SecretStr
 from integrations.catalog import build_operations, declared_registry
 from integrations.messaging.email import SmtpSender
 from integrations.messaging.outbox import Outbox, Sender
-from integrations.messaging.screen_pop import ScreenPopSender, ScreenPops
+from integrations.messaging.screen_pop import ScreenPops, ScreenPopSender
 from integrations.messaging.whatsapp import WhatsAppSender
 from integrations.speech import NoSpeechBackend
 from integrations.speech.google import GoogleRecognizer
+from ivr import phone
 from ivr.ami.client import AmiClient, AmiError
+from ivr.ami.live import LiveModel
 from ivr.ami.queues import AmiQueueWatch
 from ivr.asterisk.root import ami_secret
-from ivr import phone
 from ivr.clock import Clock, system_clock
 from ivr.config import EmailSettings, ScreenPopSettings, Settings, SpeechSettings, WhatsAppSettings
 from ivr.engine.channel import Channel
@@ -36,7 +38,7 @@ from ivr.engine.ports import Services
 from ivr.flows.library import FlowLibrary, NothingPublished
 from ivr.store.callbacks import StoreCallbackBook
 from ivr.store.calls import StoreCallRecorder
-from ivr.store.db import Store
+from ivr.store.db import Store, StoreUnavailable
 from ivr.store.events import StoreEventSink
 from ivr.store.migrate import upgrade
 from ivr.store.models import OutboxChannel
@@ -44,6 +46,9 @@ from ivr.store.protocols import FallbackRange, StoreProtocolAllocator
 from ivr.store.seed import seed
 
 log = logging.getLogger(__name__)
+
+#: How often the live model's count of call backs owed is read from the store (they change slowly).
+CALLBACKS_OWED_POLL_S = 5.0
 
 
 class CallFailed(Exception):
@@ -164,8 +169,8 @@ def _senders(settings: Settings, *, clock: Clock) -> dict[OutboxChannel, Sender]
 
 @asynccontextmanager
 async def ami_client(settings: Settings) -> AsyncIterator[AmiClient]:
-    """The unit's one AMI connection (the queues' live state before a caller joins, the call back dialer).
-    Logging in happens in the background: an Asterisk not up yet must not hold the FastAGI start,
+    """The unit's one AMI connection (the queues' state before a caller joins, the call back dialer, the live
+    model). Logging in happens in the background: an Asterisk not up yet must not hold the FastAGI start,
     panoramisk keeps reconnecting, and until it answers callers join queues untold and call backs wait."""
     # The secret `ivr asterisk provision` wrote into manager.conf: the configured one or this machine's own.
     client = AmiClient(settings.ami.model_copy(update={"secret": SecretStr(ami_secret(settings))}))
@@ -212,7 +217,11 @@ async def serve(settings: Settings) -> int:
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     library = served_library(settings)
-    async with _unit(settings, clock=system_clock) as (services, outbox), ami_client(settings) as ami:
+    async with (
+        _unit(settings, clock=system_clock) as (services, outbox),
+        ami_client(settings) as ami,
+        live_model(services, ami, socket=live_socket(settings)),
+    ):
         services.queues = AmiQueueWatch(ami, timeout_s=settings.queue_wait.state_timeout_s)
 
         async def handle_call(channel: Channel, flow_name: str) -> None:
@@ -231,6 +240,68 @@ async def serve(settings: Settings) -> int:
         )
         async with _callback_dialer(settings, services, ami), _screen_pops(settings, outbox, ami):
             return await serve_agi(handle_call, settings, on_reload=reload)
+
+
+def live_socket(settings: Settings) -> Path:
+    """Where a running `ivr serve` answers `ivr live` with its live snapshot."""
+    return settings.var_dir / "live.sock"
+
+
+@asynccontextmanager
+async def live_model(services: Services, ami: AmiClient, *, socket: Path) -> AsyncIterator[LiveModel]:
+    """The unit's live model: its calls told by the engine (`services.watch`), the queues from the unit's
+    AMI connection (resynchronised at each login), the call backs owed read from the store's book; its
+    snapshot given to whoever opens `socket`."""
+    live = LiveModel(services.clock)
+    live.attach(ami)
+    services.watch = live
+    counting = None
+    if isinstance(services.callbacks, StoreCallbackBook):
+        counting = asyncio.create_task(_count_callbacks_owed(services.callbacks, live), name="live-callbacks")
+    try:
+        async with _snapshot_socket(socket, live):
+            yield live
+    finally:
+        if counting is not None:
+            counting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await counting
+        await live.aclose()
+
+
+@asynccontextmanager
+async def _snapshot_socket(path: Path, live: LiveModel) -> AsyncIterator[None]:
+    """A Unix socket (only this user may open it) writing one JSON snapshot per connection: nothing on the
+    network, and nothing in it but masked caller numbers."""
+
+    async def answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):  # a reader gone before its answer
+            writer.write(json.dumps(live.snapshot()).encode() + b"\n")
+            await writer.drain()
+        writer.close()
+
+    path.unlink(missing_ok=True)  # left by a unit that was killed
+    try:
+        server = await asyncio.start_unix_server(answer, path=str(path))
+    except OSError as exc:
+        log.warning("live snapshot socket %s: %s; `ivr live` cannot reach this unit", path, exc)
+        yield
+        return
+    path.chmod(0o600)
+    try:
+        yield
+    finally:
+        server.close()
+        path.unlink(missing_ok=True)
+
+
+async def _count_callbacks_owed(book: StoreCallbackBook, live: LiveModel) -> None:
+    while True:  # until live_model cancels it
+        try:
+            live.set_callbacks_pending(await book.owed_by_team())
+        except StoreUnavailable as exc:
+            log.warning("live model: call backs owed unknown (%s); the last count stands", exc)
+        await asyncio.sleep(CALLBACKS_OWED_POLL_S)
 
 
 @asynccontextmanager

@@ -31,6 +31,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from panoramisk import Manager
@@ -42,10 +43,14 @@ log = logging.getLogger(__name__)
 
 #: panoramisk compares ``action['action'].lower()`` against this list after a reconnect.
 FORGETTABLE_ACTIONS = ("ping", "login", "logoff", "originate")
-#: Device states (Asterisk's ast_device_state) that mean the member cannot take a call at all.
-_DEVICE_ABSENT = {"4", "5"}  # INVALID, UNAVAILABLE
+# A queue member's device state (Asterisk's ast_device_state, the ``Status`` field), by what it means here.
+_DEVICE_ABSENT = {"4", "5"}  # INVALID, UNAVAILABLE: cannot take a call at all
+_DEVICE_TALKING = {"2", "3", "8"}  # INUSE, BUSY, ONHOLD
+_DEVICE_RINGING = {"6", "7"}  # RINGING, RINGINUSE
 
 EventCallback = Callable[[Message], Any]
+#: Told True after each login (the first and every reconnect) and False when the connection is lost.
+ConnectionCallback = Callable[[bool], Any]
 
 
 class AmiError(Exception):
@@ -72,6 +77,16 @@ class AmiLoginError(AmiError):
     """Asterisk refused the login."""
 
 
+class MemberState(StrEnum):
+    """What a queue member can do now; the first that applies, in this order."""
+
+    LOGGED_OUT = "logged_out"  # device unregistered or invalid
+    PAUSED = "paused"
+    BUSY = "busy"  # on a call (a queue's, or any other)
+    RINGING = "ringing"  # offered a call: not free for another
+    FREE = "free"
+
+
 @dataclass(frozen=True, slots=True)
 class QueueMemberState:
     name: str
@@ -79,6 +94,32 @@ class QueueMemberState:
     paused: bool
     logged_in: bool  # registered device (not UNAVAILABLE/INVALID)
     in_call: bool
+    ringing: bool = False
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> QueueMemberState:
+        """From QueueStatus's QueueMember (``Name``, ``Location``) or a QueueMember* event (``MemberName``,
+        ``Interface``); ``Status`` is the device state, ``InCall`` a queue call."""
+        status = str(fields.get("Status", "5"))
+        return cls(
+            name=str(fields.get("Name") or fields.get("MemberName") or ""),
+            # The member's identity in the queue (what QueueRemove/QueuePause and AgentCalled name).
+            interface=str(fields.get("Interface") or fields.get("Location") or ""),
+            paused=fields.get("Paused") == "1",
+            logged_in=status not in _DEVICE_ABSENT,
+            in_call=fields.get("InCall") == "1" or status in _DEVICE_TALKING,
+            ringing=status in _DEVICE_RINGING,
+        )
+
+    @property
+    def state(self) -> MemberState:
+        if not self.logged_in:
+            return MemberState.LOGGED_OUT
+        if self.paused:
+            return MemberState.PAUSED
+        if self.in_call:
+            return MemberState.BUSY
+        return MemberState.RINGING if self.ringing else MemberState.FREE
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +143,8 @@ class QueueState:
 
     @property
     def available(self) -> int:
-        """Members who could take a call now (logged in, not paused, not on a call)."""
-        return sum(m.logged_in and not m.paused and not m.in_call for m in self.members)
+        """Members who could take a call now (logged in, not paused, not on a call, not ringing)."""
+        return sum(m.state is MemberState.FREE for m in self.members)
 
 
 class _Manager(Manager):  # type: ignore[misc]
@@ -136,6 +177,7 @@ class AmiClient:
         self._login_changed = asyncio.Event()
         self._watchdog: asyncio.Task[None] | None = None
         self._events: list[tuple[str, EventCallback]] = []
+        self._connection_callbacks: list[ConnectionCallback] = []
         self.reconnects = 0
 
     @property
@@ -147,6 +189,11 @@ class AmiClient:
         self._events.append((pattern, callback))
         if self._manager is not None:
             self._manager.register_event(pattern, _drop_manager_arg(callback))
+
+    def on_connection(self, callback: ConnectionCallback) -> None:
+        """Call ``callback(True)`` after each login and ``callback(False)`` when a logged-in connection is
+        lost: what was learnt from events before a drop is stale, and events sent meanwhile are gone."""
+        self._connection_callbacks.append(callback)
 
     async def connect(self) -> None:
         """Connect and log in; returns once logged in (bounded by ``action_timeout_s``)."""
@@ -239,26 +286,18 @@ class AmiClient:
             if event == "QueueParams":
                 params = msg
             elif event == "QueueMember":
-                members.append(
-                    QueueMemberState(
-                        name=msg.get("Name", ""),
-                        interface=msg.get("StateInterface") or msg.get("Location", ""),
-                        paused=msg.get("Paused") == "1",
-                        logged_in=msg.get("Status", "5") not in _DEVICE_ABSENT,
-                        in_call=msg.get("InCall") == "1",
-                    )
-                )
+                members.append(QueueMemberState.from_fields(msg))
             elif event == "QueueEntry":
-                waits.append(_int(msg.get("Wait")))
+                waits.append(int_field(msg.get("Wait")))
         if not params:
             raise AmiActionError("QueueStatus", Message({"Response": "Error", "Message": f"no such queue: {queue}"}))
         return QueueState(
             queue=queue,
             members=tuple(members),
-            callers_waiting=_int(params.get("Calls")),
-            average_hold_s=_int(params.get("Holdtime")),
+            callers_waiting=int_field(params.get("Calls")),
+            average_hold_s=int_field(params.get("Holdtime")),
             longest_wait_s=max(waits, default=0),
-            average_talk_s=_int(params.get("TalkTime")),
+            average_talk_s=int_field(params.get("TalkTime")),
         )
 
     async def queue_add(
@@ -313,11 +352,21 @@ class AmiClient:
         if ok:
             self._logged_in.set()
             log.info("AMI logged in at %s:%d", self._settings.host, self._settings.port)
+            self._tell_connection(True)
         self._login_changed.set()
 
     def _disconnected(self, manager: Manager, exc: BaseException | None) -> None:
-        self._logged_in.clear()
         log.warning("AMI connection lost (%s); panoramisk reconnects", exc)
+        self._lost()
+
+    def _lost(self) -> None:
+        if self._logged_in.is_set():  # once per connection: a watchdog's close is also seen by panoramisk
+            self._logged_in.clear()
+            self._tell_connection(False)
+
+    def _tell_connection(self, up: bool) -> None:
+        for callback in self._connection_callbacks:
+            callback(up)
 
     async def _watch(self) -> None:
         """Ping every ``ping_interval_s``; no Pong within ``action_timeout_s`` means a silent Asterisk."""
@@ -334,7 +383,7 @@ class AmiClient:
     def _reconnect(self) -> None:
         assert self._manager is not None
         self.reconnects += 1
-        self._logged_in.clear()
+        self._lost()
         self._manager.close()  # panoramisk keeps unanswered, non-forgettable actions to re-send
         self._manager.connect()
 
@@ -343,7 +392,8 @@ def _drop_manager_arg(callback: EventCallback) -> Callable[[Manager, Message], A
     return lambda manager, message: callback(message)
 
 
-def _int(value: str | None) -> int:
+def int_field(value: Any) -> int:
+    """A numeric AMI field; 0 when missing or not a number."""
     try:
         return int(value or 0)
     except ValueError:

@@ -1,90 +1,346 @@
-"""AMI events folded into live state: calls in progress, who waits in which queue, who talks to whom.
+"""The unit's live model: calls in the IVR and the node each is on, the queues, the call backs owed.
 
-`LiveState.apply` is a pure fold over event mappings (header name -> value), so it is tested with
-plain dicts and fed by `attach` from a live `AmiClient`. Events it reads (Asterisk 22 field names):
-Newchannel, Hangup, QueueCallerJoin, QueueCallerLeave, AgentCalled, AgentConnect. Channel variables
-set by the IVR (``IVR_*``) arrive in AgentCalled as ``ChanVariable: NAME=value`` when manager.conf
-lists them in ``channelvars``.
+Three feeds, one model:
+
+* **this unit's calls**, told in-process by the engine (`ivr.engine.ports.CallWatch`): protocol, caller
+  (masked at once: the model never holds a raw number), flow, node, since when;
+* **AMI events** folded by `LiveModel.apply` (plain mappings, Asterisk 22 field names): channels up
+  (Newchannel, Hangup), callers waiting per queue (QueueCallerJoin/Leave/Abandon), members per queue
+  (QueueMemberAdded/Removed/Status/Pause, AgentCalled/RingNoAnswer/Connect/Complete). An IVR call is joined
+  to its queue entry by the AGI channel's Uniqueid (Queue() runs on it) or its Linkedid;
+* **call backs owed** per queue, set by the wiring from the store (`set_callbacks_pending`).
+
+Events missed while AMI is down are never trusted to be replayed: on each login the model reads
+QueueStatus and CoreShowChannels afresh (`resync`). Events arriving meanwhile are folded and kept, then
+folded again over the fresh state; that is safe because every fold sets or removes by key. Until the
+resync is done the snapshot says ``ami.synced: false`` and since when its AMI part is stale.
+
+`snapshot()` is plain JSON-ready data. `subscribe()` gives change notices: each subscriber holds at most
+one pending notice (changes coalesce), so a slow reader costs no memory and reads the latest snapshot.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
-from ivr.ami.client import AmiClient
+from ivr import phone
+from ivr.ami.client import AmiClient, AmiError, AmiNotConnected, MemberState, QueueMemberState, int_field
 from ivr.clock import Clock
+from ivr.engine.ports import CallInfo
 
-EVENTS = ("Newchannel", "Hangup", "QueueCallerJoin", "QueueCallerLeave", "AgentCalled", "AgentConnect")
+log = logging.getLogger(__name__)
+
+EVENTS = (
+    "Newchannel",
+    "Hangup",
+    "QueueCallerJoin",
+    "QueueCallerLeave",
+    "QueueCallerAbandon",
+    "QueueMemberAdded",
+    "QueueMemberRemoved",
+    "QueueMemberStatus",
+    "QueueMemberPause",
+    "AgentCalled",
+    "AgentRingNoAnswer",
+    "AgentConnect",
+    "AgentComplete",
+)
+#: A failed resync (AMI slow to answer) is tried again this long after, while the connection lasts.
+RESYNC_RETRY_S = 2.0
+#: What member events change besides the member's own state fields (which QueueMember* events carry whole).
+_AGENT_EVENTS: dict[str, dict[str, bool]] = {
+    "AgentCalled": {"ringing": True},
+    "AgentRingNoAnswer": {"ringing": False},
+    "AgentConnect": {"ringing": False, "in_call": True},
+    "AgentComplete": {"in_call": False},
+}
 
 
 @dataclass(slots=True)
-class LiveCall:
+class _IvrCall:
+    protocol: str
     unique_id: str
     linked_id: str
-    channel: str
-    caller_id: str
-    started_at: datetime
-    queue: str = ""
-    queued_at: datetime | None = None
-    ringing: set[str] = field(default_factory=set)  # member interfaces being rung
-    agent: str = ""  # member interface that answered
-    answered_at: datetime | None = None
-    variables: dict[str, str] = field(default_factory=dict)
+    caller_masked: str
+    flow: str
+    since: datetime
+    node: str = ""
+    node_since: datetime | None = None
 
 
 @dataclass(slots=True)
-class LiveState:
-    """Channels known to be up, keyed by Uniqueid."""
+class _Waiting:
+    unique_id: str
+    linked_id: str
+    joined_at: datetime
 
-    clock: Clock
-    calls: dict[str, LiveCall] = field(default_factory=dict)
+
+@dataclass(slots=True)
+class _Queue:
+    members: dict[str, QueueMemberState] = field(default_factory=dict)  # by interface
+    waiting: dict[str, _Waiting] = field(default_factory=dict)  # by the caller's Uniqueid
+
+
+class Subscription:
+    """Change notices for one subscriber; iterate it for the snapshot after each change."""
+
+    def __init__(self, model: LiveModel) -> None:
+        self._model = model
+        self._changed = asyncio.Event()  # the one pending notice
+
+    def notify(self) -> None:
+        self._changed.set()
+
+    async def next(self) -> dict[str, Any]:
+        """The snapshot once something changed since the last one read."""
+        await self._changed.wait()
+        self._changed.clear()
+        return self._model.snapshot()
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            yield await self.next()
+
+
+class LiveModel:
+    """The live state of one unit. Implements `ivr.engine.ports.CallWatch`."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._calls: dict[str, _IvrCall] = {}  # by protocol
+        self._queues: dict[str, _Queue] = {}
+        self._channels: dict[str, str] = {}  # Uniqueid -> Linkedid of the channels up
+        self._callbacks: dict[str, int] = {}
+        self._connected = False
+        self._synced = False
+        self._stale_since: datetime | None = clock()  # nothing read from AMI yet
+        self._during_resync: list[Mapping[str, Any]] | None = None
+        self._resyncing: asyncio.Task[None] | None = None
+        self._subscribers: set[Subscription] = set()
+
+    # --- subscribers -------------------------------------------------------------------------------------
+
+    def subscribe(self) -> Subscription:
+        subscription = Subscription(self)
+        self._subscribers.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscribers.discard(subscription)
+
+    def _changed(self) -> None:
+        for subscription in self._subscribers:
+            subscription.notify()
+
+    # --- this unit's calls (CallWatch) ------------------------------------------------------------------
+
+    def call_started(self, protocol: str, call: CallInfo, flow: str) -> None:
+        self._calls[protocol] = _IvrCall(
+            protocol=protocol,
+            unique_id=call.unique_id,
+            linked_id=call.linked_id,
+            caller_masked=phone.mask(phone.normalise(call.caller_id)),
+            flow=flow,
+            since=self._clock(),
+        )
+        self._changed()
+
+    def node_entered(self, protocol: str, flow: str, node: str) -> None:
+        call = self._calls.get(protocol)
+        if call is not None:
+            call.flow, call.node, call.node_since = flow, node, self._clock()
+            self._changed()
+
+    def call_ended(self, protocol: str) -> None:
+        if self._calls.pop(protocol, None) is not None:
+            self._changed()
+
+    # --- call backs ---------------------------------------------------------------------------------------
+
+    def set_callbacks_pending(self, by_queue: Mapping[str, int]) -> None:
+        counts = {queue: n for queue, n in by_queue.items() if n}
+        if counts != self._callbacks:
+            self._callbacks = counts
+            self._changed()
+
+    # --- AMI ----------------------------------------------------------------------------------------------
+
+    def attach(self, client: AmiClient) -> None:
+        """Fold the client's events, and resynchronise on each of its logins."""
+        for name in EVENTS:
+            client.on_event(name, self.apply)
+        client.on_connection(lambda up: self._connection(client, up))
+        if client.connected:
+            self._connection(client, True)
+
+    async def aclose(self) -> None:
+        if self._resyncing is not None:
+            self._resyncing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resyncing
+            self._resyncing = None
 
     def apply(self, event: Mapping[str, Any]) -> None:
-        name = event.get("Event", "")
+        """Fold one AMI event (a mapping of header name to value)."""
+        if self._during_resync is not None:
+            self._during_resync.append(event)
+        if self._fold(event):
+            self._changed()
+
+    def _fold(self, event: Mapping[str, Any]) -> bool:
+        """Apply one event; whether anything changed. Every branch sets or removes by key (see the module)."""
+        name = str(event.get("Event", ""))
         uid = str(event.get("Uniqueid", ""))
+        queue_name = str(event.get("Queue", ""))
         if name == "Newchannel":
-            self.calls[uid] = LiveCall(
-                unique_id=uid,
-                linked_id=str(event.get("Linkedid", uid)),
-                channel=str(event.get("Channel", "")),
-                caller_id=str(event.get("CallerIDNum", "")),
-                started_at=self.clock(),
-            )
-            return
+            self._channels[uid] = str(event.get("Linkedid") or uid)
+            return True
         if name == "Hangup":
-            self.calls.pop(uid, None)
-            return
-        call = self.calls.get(uid)
-        if call is None:
-            return  # a channel that existed before we connected: nothing to update
+            return self._channels.pop(uid, None) is not None
+        queue = self._queues.setdefault(queue_name, _Queue())
         if name == "QueueCallerJoin":
-            call.queue, call.queued_at = str(event.get("Queue", "")), self.clock()
-        elif name == "QueueCallerLeave":
-            call.queue, call.queued_at = "", None
-            call.ringing.clear()
-        elif name == "AgentCalled":
-            call.ringing.add(str(event.get("Interface", "")))
-            call.variables.update(channel_variables(event.get("ChanVariable")))
-        elif name == "AgentConnect":
-            call.agent, call.answered_at = str(event.get("Interface", "")), self.clock()
-            call.ringing.clear()
+            linked = str(event.get("Linkedid") or self._channels.get(uid, uid))
+            queue.waiting.setdefault(uid, _Waiting(uid, linked, self._clock()))  # a replay keeps the first join
+            return True
+        if name in ("QueueCallerLeave", "QueueCallerAbandon"):
+            return queue.waiting.pop(uid, None) is not None
+        interface = str(event.get("Interface", ""))
+        if name == "QueueMemberRemoved":
+            return queue.members.pop(interface, None) is not None
+        if name in ("QueueMemberAdded", "QueueMemberStatus", "QueueMemberPause"):
+            queue.members[interface] = QueueMemberState.from_fields(event)
+            return True
+        member = queue.members.get(interface)
+        if member is None or name not in _AGENT_EVENTS:
+            return False
+        queue.members[interface] = replace(member, **_AGENT_EVENTS[name])
+        return True
 
-    def waiting(self, queue: str) -> list[LiveCall]:
-        """Callers waiting in ``queue``, longest wait first."""
-        waiting = [c for c in self.calls.values() if c.queue == queue and c.queued_at is not None]
-        return sorted(waiting, key=lambda c: c.queued_at or c.started_at)
+    def _connection(self, client: AmiClient, up: bool) -> None:
+        if self._resyncing is not None:
+            self._resyncing.cancel()
+            self._resyncing = None
+        self._connected = up
+        if not up:
+            if self._synced:
+                self._synced, self._stale_since = False, self._clock()
+            self._during_resync = None
+            self._changed()
+            return
+        self._resyncing = asyncio.create_task(self._resync_until_done(client), name="live-resync")
+        self._changed()
 
-    def with_agents(self) -> list[LiveCall]:
-        return [c for c in self.calls.values() if c.agent]
+    async def _resync_until_done(self, client: AmiClient) -> None:
+        while True:
+            try:
+                await self.resync(client)
+                return
+            except AmiNotConnected:
+                return  # the next login resynchronises
+            except AmiError as exc:
+                log.warning("live model: AMI resync failed (%s); again in %.0f s", exc, RESYNC_RETRY_S)
+                await asyncio.sleep(RESYNC_RETRY_S)
+
+    async def resync(self, client: AmiClient) -> None:
+        """Replace what AMI told us with what it says now (queues, their members and callers, channels)."""
+        self._during_resync = []
+        try:
+            status = await client.action({"Action": "QueueStatus"}, as_list=True)
+            channels = await client.action({"Action": "CoreShowChannels"}, as_list=True)
+            self._rebuild(_listed(status), _listed(channels))
+            for event in self._during_resync:
+                self._fold(event)
+        finally:
+            self._during_resync = None
+        self._synced, self._stale_since = True, None
+        log.info("live model: resynchronised from AMI (%d queues, %d channels)", len(self._queues), len(self._channels))
+        self._changed()
+
+    def _rebuild(self, status: list[Mapping[str, Any]], channels: list[Mapping[str, Any]]) -> None:
+        now = self._clock()
+        self._channels = {
+            str(c.get("Uniqueid", "")): str(c.get("Linkedid") or c.get("Uniqueid", ""))
+            for c in channels
+            if c.get("Event") == "CoreShowChannel"
+        }
+        queues: dict[str, _Queue] = {}
+        for msg in status:
+            event, queue = msg.get("Event"), queues.setdefault(str(msg.get("Queue", "")), _Queue())
+            if event == "QueueMember":
+                member = QueueMemberState.from_fields(msg)
+                queue.members[member.interface] = member
+            elif event == "QueueEntry":
+                uid = str(msg.get("Uniqueid", ""))
+                joined = now - timedelta(seconds=int_field(msg.get("Wait")))
+                queue.waiting[uid] = _Waiting(uid, self._channels.get(uid, uid), joined)
+        queues.pop("", None)  # the reply and its Complete event name no queue
+        self._queues = queues
+
+    # --- what the console and metrics read ---------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain data (strings, numbers, lists, dicts; moments in ISO 8601)."""
+        now = self._clock()
+        waiting_in = {
+            key: name for name, q in self._queues.items() for w in q.waiting.values() for key in (w.unique_id, w.linked_id)
+        }
+        calls = [
+            {
+                "protocol": c.protocol,
+                "caller": c.caller_masked,
+                "flow": c.flow,
+                "node": c.node,
+                "since": c.since.isoformat(),
+                "node_since": c.node_since.isoformat() if c.node_since else None,
+                "queue": waiting_in.get(c.unique_id) or waiting_in.get(c.linked_id),
+            }
+            for c in sorted(self._calls.values(), key=lambda c: c.since)
+        ]
+        queues = {
+            name: self._queue_view(self._queues.get(name, _Queue()), name, now)
+            for name in sorted(self._queues.keys() | self._callbacks.keys())
+            if name
+        }
+        return {
+            "at": now.isoformat(),
+            "ami": {
+                "connected": self._connected,
+                "synced": self._synced,
+                "stale_since": self._stale_since.isoformat() if self._stale_since else None,
+            },
+            "calls": calls,
+            "queues": queues,
+            "channels": len(self._channels),
+        }
+
+    def _queue_view(self, queue: _Queue, name: str, now: datetime) -> dict[str, Any]:
+        states = [m.state for m in queue.members.values()]
+        longest = max((now - w.joined_at for w in queue.waiting.values()), default=timedelta())
+        return {
+            "waiting": len(queue.waiting),
+            "longest_wait_s": max(0, int(longest.total_seconds())),
+            "agents": {
+                "logged_in": sum(s is not MemberState.LOGGED_OUT for s in states),
+                "free": states.count(MemberState.FREE),
+                "ringing": states.count(MemberState.RINGING),
+                "busy": states.count(MemberState.BUSY),
+                "paused": states.count(MemberState.PAUSED),
+            },
+            "callbacks_pending": self._callbacks.get(name, 0),
+        }
 
 
-def attach(client: AmiClient, state: LiveState) -> None:
-    """Feed ``state`` with the client's events."""
-    for name in EVENTS:
-        client.on_event(name, state.apply)
+def _listed(reply: Any) -> list[Mapping[str, Any]]:
+    return reply if isinstance(reply, list) else [reply]
 
 
 def channel_variables(value: Any) -> dict[str, str]:

@@ -87,6 +87,7 @@ async def run_call(
     call = _call_context(protocol, channel, services, settings)
     walk = _Walk(call, {flow.name: flow, **flows}, services, settings.max_call_steps)
     await services.calls.call_started(protocol, channel.info, flow.name, flow.version)
+    services.watch.call_started(protocol, channel.info, flow.name)
     ending: EndCall | None = None  # None: the call was cancelled
     reason = ""
     try:
@@ -100,6 +101,7 @@ async def run_call(
         log.error("call %s failed in flow %s: %s", protocol, flow.name, reason)
         ending = EndCall(Outcome.FAILED)
     finally:
+        services.watch.call_ended(protocol)
         state = call.state
         result = CallResult(
             protocol=protocol,
@@ -210,6 +212,7 @@ class _Walk:
         self.call = call
         self.flows = flows
         self.events = services.events
+        self.watch = services.watch
         self.clock = services.clock
         self.max_steps = max_steps
         self.steps = 0
@@ -251,6 +254,7 @@ class _Walk:
     async def _visit(self, flow: Flow, node: Node) -> GoTo | ReturnToCaller | EndCall:
         """Run one node (and the subflow it runs, if any); its node-visit event says how it went."""
         started = self.clock()
+        self.watch.node_entered(self.call.state.protocol, flow.name, node.name)
         t0 = asyncio.get_running_loop().time()
         step: Next | None = None
         outcome = "error"

@@ -1,7 +1,8 @@
 """What the engine shares with what is below it (its ports): the data a call carries across the seam
 (`CallInfo`, `Heard`, `NodeVisit`, `Recognition`, `Ticket`, `CallSummary`, `QueueLoad`, `CallbackRequest`)
 and the small protocols the store and the integrations implement (`EventSink`, `ProtocolAllocator`,
-`Recognizer`, `CallRecorder`, `SummarySender`, `QueueWatch`, `CallbackBook`), bundled in `Services`.
+`Recognizer`, `CallRecorder`, `SummarySender`, `QueueWatch`, `CallbackBook`, `CallWatch`), bundled in
+`Services`.
 
 The engine never imports the store, AGI or any back-end: `ivr.app` wires concrete implementations into
 `Services`; flow tests and the simulator wire the store's or fakes. The caller's line is the other port
@@ -102,6 +103,31 @@ class CallRecorder(Protocol):
     async def call_ended(self, protocol: str, outcome: str, variables: dict[str, Any]) -> None: ...
 
 
+class CallWatch(Protocol):
+    """Follows the unit's calls as they happen (the live model of ``ivr serve``). A node's visit is
+    recorded when the node ends, so the node a call is on now is told when it is entered. Never blocks,
+    never raises."""
+
+    def call_started(self, protocol: str, call: CallInfo, flow: str) -> None: ...
+
+    def node_entered(self, protocol: str, flow: str, node: str) -> None: ...
+
+    def call_ended(self, protocol: str) -> None: ...
+
+
+class UnwatchedCalls:
+    """A `CallWatch` nobody reads: flow tests, the simulator, a unit without a live model."""
+
+    def call_started(self, protocol: str, call: CallInfo, flow: str) -> None:
+        pass
+
+    def node_entered(self, protocol: str, flow: str, node: str) -> None:
+        pass
+
+    def call_ended(self, protocol: str) -> None:
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class Ticket:
     """A ticket opened on the call: its kind (technical_failure, complaint, cancellation...) and number."""
@@ -189,3 +215,4 @@ class Services:
     callbacks: CallbackBook
     clock: Clock  # the engine's; the operations, protocols and call records were built with the same one
     queues: QueueWatch = field(default_factory=UnknownQueues)  # the queues' live state (`queue` verb)
+    watch: CallWatch = field(default_factory=UnwatchedCalls)  # who follows calls live (the live model)

@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ivr import phone
@@ -308,6 +308,18 @@ class StoreCallbackBook:
         return taken
 
     # --- operators -------------------------------------------------------------------------------------
+
+    async def owed_by_team(self) -> dict[str, int]:
+        """Call backs still owed (waiting for an attempt, or being dialled) per team: the live model's."""
+        owed = (CallbackState.PENDING, CallbackState.DIALLING)
+        return await self._store.read(
+            lambda s: {
+                team: n
+                for team, n in s.execute(
+                    select(Callback.team, func.count()).where(Callback.state.in_(owed)).group_by(Callback.team)
+                )
+            }
+        )
 
     async def listed(self, states: Sequence[CallbackState] = ()) -> list[Listed]:
         def read(session: Session) -> list[Listed]:

@@ -114,3 +114,19 @@ def queue_status_reply(aid: str, queue: str = "technical") -> list[Fields]:
          "Uniqueid": "1764070000.17", "CallerIDNum": "1133334444", "Wait": "37", "Priority": "0", "ActionID": aid},
         {"Event": "QueueStatusComplete", "EventList": "Complete", "ListItems": "5", "ActionID": aid},
     ]
+
+
+def core_show_channels_reply(aid: str, *uniqueids: str) -> list[Fields]:
+    """What Asterisk 22 answers to CoreShowChannels: one CoreShowChannel per channel up."""
+    channels = [
+        {"Event": "CoreShowChannel", "ActionID": aid, "Channel": f"PJSIP/carrier-{uid}", "Uniqueid": uid,
+         "Linkedid": uid, "Context": "sac-inbound", "Exten": "30033336", "Priority": "3", "ChannelState": "6",
+         "ChannelStateDesc": "Up", "Application": "Queue", "ApplicationData": "technical", "Duration": "00:00:40",
+         "BridgeId": "", "CallerIDNum": "1133334444"}
+        for uid in uniqueids
+    ]  # fmt: skip
+    return [
+        {"Response": "Success", "ActionID": aid, "EventList": "start", "Message": "Channels will follow"},
+        *channels,
+        {"Event": "CoreShowChannelsComplete", "ActionID": aid, "EventList": "Complete", "ListItems": str(len(channels))},
+    ]

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from panoramisk.message import Message
 
 from ivr.ami.client import AmiActionError, AmiClient, AmiLoginError, AmiTimeout
-from ivr.ami.live import LiveState, attach
-from ivr.clock import system_clock
+from ivr.ami.live import LiveModel, Subscription, channel_variables
+from ivr.clock import ManualClock
 
 from .conftest import settings_for
-from .fake_ami import WAIT_S, FakeAmi, Fields, queue_status_reply
+from .fake_ami import WAIT_S, FakeAmi, Fields, core_show_channels_reply, queue_status_reply
+from .test_live import T0
 
 
 async def test_replies_are_matched_by_action_id_even_when_interleaved(ami: FakeAmi, client: AmiClient) -> None:
@@ -100,18 +104,56 @@ async def test_originate_is_never_resent_after_a_reconnect(ami: FakeAmi, client:
         await originate
 
 
-async def test_events_fold_into_live_state(ami: FakeAmi, client: AmiClient) -> None:
-    state = LiveState(clock=system_clock)
-    attach(client, state)
-    ami.responders["ping"] = lambda f: None
-    for message in (
-        {"Event": "Newchannel", "Channel": "PJSIP/carrier-00000007", "Uniqueid": "1764070000.17", "Linkedid": "1764070000.17", "CallerIDNum": "1133334444"},
-        {"Event": "QueueCallerJoin", "Queue": "technical", "Uniqueid": "1764070000.17", "Position": "1", "Count": "1"},
-        {"Event": "AgentCalled", "Queue": "technical", "Uniqueid": "1764070000.17", "Interface": "PJSIP/agent-102",
-         "ChanVariable": ["IVR_PROTOCOL=202600000017", "IVR_REASON=sem conexão"]},
-    ):
-        ami.send(0, message)
-    await client.ping()  # answered after the events: they have been dispatched by then
-    [call] = state.waiting("technical")
-    assert call.ringing == {"PJSIP/agent-102"}
-    assert call.variables == {"IVR_PROTOCOL": "202600000017", "IVR_REASON": "sem conexão"}
+async def test_repeated_channel_variables_arrive_as_a_list(ami: FakeAmi, client: AmiClient) -> None:
+    called: list[Message] = []
+    client.on_event("AgentCalled", called.append)
+    ami.send(0, {"Event": "AgentCalled", "Queue": "technical", "Uniqueid": "1764070000.17", "Interface": "PJSIP/agent-102",
+                 "ChanVariable": ["IVR_PROTOCOL=202600000017", "IVR_REASON=sem conexão"]})  # fmt: skip
+    await client.ping()  # answered after the event: it has been dispatched by then
+    assert channel_variables(called[0]["ChanVariable"]) == {"IVR_PROTOCOL": "202600000017", "IVR_REASON": "sem conexão"}
+
+
+async def until(model: LiveModel, changes: Subscription, ok: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The first snapshot, now or after a change, for which ``ok`` holds."""
+    async with asyncio.timeout(WAIT_S):
+        snapshot = model.snapshot()
+        while not ok(snapshot):
+            snapshot = await changes.next()
+    return snapshot
+
+
+def after_the_drop(aid: str) -> list[Fields]:
+    """QueueStatus once the caller has left and Agente 101 came back from lunch, while AMI was down."""
+    reply = [m for m in queue_status_reply(aid) if m.get("Event") != "QueueEntry"]
+    return [{**m, "Calls": "0"} if m.get("Event") == "QueueParams" else {**m, "Paused": "0"} for m in reply]
+
+
+async def test_the_live_model_resynchronises_when_asterisk_comes_back(ami: FakeAmi) -> None:
+    port = ami._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    c = AmiClient(settings_for(port))
+    model = LiveModel(ManualClock(T0))
+    model.attach(c)
+    changes = model.subscribe()
+    ami.responders["queuestatus"] = lambda f: queue_status_reply(f["ActionID"])
+    ami.responders["coreshowchannels"] = lambda f: core_show_channels_reply(f["ActionID"], "1764070000.17")
+    await c.connect()
+    try:
+        synced = await until(model, changes, lambda s: s["ami"]["synced"])
+        assert synced["queues"]["technical"] == {
+            "waiting": 1, "longest_wait_s": 37, "callbacks_pending": 0,
+            "agents": {"logged_in": 2, "free": 1, "ringing": 0, "busy": 0, "paused": 1},
+        }  # fmt: skip
+        assert synced["channels"] == 1 and synced["ami"]["stale_since"] is None
+
+        ami.drop(0)  # Asterisk restarts; what happens meanwhile is never sent as events
+        down = await until(model, changes, lambda s: not s["ami"]["connected"])
+        assert down["ami"] == {"connected": False, "synced": False, "stale_since": T0.isoformat()}
+        ami.responders["queuestatus"] = lambda f: after_the_drop(f["ActionID"])
+        ami.responders["coreshowchannels"] = lambda f: core_show_channels_reply(f["ActionID"])
+
+        back = await until(model, changes, lambda s: s["ami"]["synced"])
+        assert back["queues"]["technical"]["waiting"] == 0 and back["channels"] == 0
+        assert back["queues"]["technical"]["agents"]["free"] == 2  # as Asterisk says now
+    finally:
+        await c.close()
+        await model.aclose()

@@ -44,6 +44,15 @@ async def test_a_number_nobody_can_call_back_is_refused(book: StoreCallbackBook)
         await book.schedule(request(number="08007771234"))
 
 
+async def test_call_backs_owed_are_counted_per_team(book: StoreCallbackBook) -> None:
+    await book.schedule(request("technical"))
+    await book.schedule(request("technical", protocol="202600000025"))
+    cancelled = await book.schedule(request("billing", protocol="202600000033"))
+    assert await book.claim("technical", unit="a") is not None  # being dialled: still owed
+    await book.cancel(cancelled)
+    assert await book.owed_by_team() == {"technical": 2}
+
+
 @pytest.mark.parametrize(
     ("local", "open_"),
     [

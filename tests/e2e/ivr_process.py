@@ -9,6 +9,7 @@ and commercial teams are open whenever the suite runs, as a flow test's `at:` do
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from datetime import datetime
 from datetime import time as clock_time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -33,6 +35,7 @@ from ivr.store.seed import seed
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
+LIVE_TIMEOUT_S = 10.0  # `ivr live`: a Python start and one read from the running unit
 IVR = Path(sys.executable).with_name("ivr")
 
 
@@ -140,6 +143,16 @@ class IvrProcess:
             time.sleep(0.05)
         self.kill()
         raise IvrProcessError(f"`ivr serve` did not accept FastAGI calls within {START_TIMEOUT_S:.0f} s{self._tail()}")
+
+    async def live(self) -> dict[str, Any]:
+        """What `ivr live` prints of this unit: the snapshot of its live model."""
+        proc = await asyncio.create_subprocess_exec(
+            str(IVR), "live", env=self.environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), LIVE_TIMEOUT_S)
+        if proc.returncode != 0:
+            raise IvrProcessError(f"`ivr live` exited with {proc.returncode}: {err.decode(errors='replace')}")
+        return dict(json.loads(out))
 
     def clock(self) -> datetime:
         """The IVR's faked clock as seen from here (to a second or so): what a peer checking its

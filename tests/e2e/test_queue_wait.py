@@ -92,6 +92,9 @@ async def test_with_ami_down_the_caller_still_queues_told_nothing(
             _event("QueueCallerJoin", Queue="technical"), timeout_s=script.steps_s + 15
         )
         await ami.wait_event(_event("AgentConnect", Channel=joined["Channel"]), timeout_s=10)
+        live = await ivr_without_ami.live()  # the unit's live model: its call, at its node, queues unknown
+        assert [(c["flow"], c["node"], c["caller"]) for c in live["calls"]] == [("sac", "agent", "withheld")], live
+        assert live["ami"]["connected"] is False and live["ami"]["stale_since"], live
         await ami.action("Hangup", Channel=joined["Channel"])
         result = await call
     assert result.hung_up_by == "asterisk", result.summary()

@@ -9,7 +9,7 @@ from ivr.config import load_settings
 from ivr.engine.channel import CallerHangup, ChannelError
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import CallResult, run_call
-from ivr.engine.ports import Services
+from ivr.engine.ports import CallInfo, Services
 from ivr.engine.scripted import ScriptedChannel
 from ivr.engine.verbs.play import Play
 
@@ -57,6 +57,34 @@ async def test_a_call_gets_its_protocol_first_and_one_event_per_node() -> None:
         "announce", "who", "found", "1", "collected", "found", "answered:technical"
     ]  # fmt: skip
     assert svc.calls.ended == [(result.protocol, "queue:technical", result.variables)]
+
+
+class Watch:
+    """A `CallWatch` writing down what it is told, and how many visits were recorded by then."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.told: list[tuple[str, ...]] = []
+
+    def call_started(self, protocol: str, call: CallInfo, flow: str) -> None:
+        self.told.append(("started", protocol, flow))
+
+    def node_entered(self, protocol: str, flow: str, node: str) -> None:
+        self.told.append((node, str(len(self.svc.events.visits))))  # type: ignore[attr-defined]
+
+    def call_ended(self, protocol: str) -> None:
+        self.told.append(("ended", protocol))
+
+
+async def test_the_live_watch_is_told_each_node_as_it_is_entered() -> None:
+    svc = services()
+    svc.watch = watch = Watch(svc)
+    result, _, _ = await run(JOURNEY, ["1", "123456"], svc=svc)
+    assert watch.told == [
+        ("started", result.protocol, "j"),
+        *((node, str(i)) for i, node in enumerate(FULL_PATH)),  # before the node runs, not once it ends
+        ("ended", result.protocol),
+    ]
 
 
 @pytest.mark.parametrize("keys_before_hangup", [1, 2])
