@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,8 @@ POLL = {"IVR_CALLBACKS__POLL_INTERVAL_S": "0.5"}
 SECOND_DIAL_WINDOW_S = 3.0
 #: An attempt whose Originate reply was lost is decided once AMI is back and its channel looked at.
 DECIDED_WITHIN_S = 20.0
+#: The live model's view after Asterisk is back: a reconnect, a resync, the call backs owed read every 5 s.
+LIVE_WITHIN_S = 20.0
 
 
 @asynccontextmanager
@@ -74,6 +77,17 @@ async def outcome(process: IvrProcess, asterisk: E2EAsterisk, callback_id: int) 
         return row.state, row.attempts, [o for _, o, _ in await book.attempts(callback_id)]
     finally:
         await store.aclose()
+
+
+async def live_until(process: IvrProcess, ready: Callable[[dict[str, Any]], object]) -> None:
+    """`ivr live` of the unit, asked again until `ready` accepts what it prints; fails after LIVE_WITHIN_S."""
+    snapshot: dict[str, Any] = {}
+    try:
+        async with asyncio.timeout(LIVE_WITHIN_S):
+            while not ready(snapshot := await process.live()):
+                await asyncio.sleep(0.5)
+    except TimeoutError:
+        raise AssertionError(f"the live model never showed it within {LIVE_WITHIN_S} s; last: {snapshot}") from None
 
 
 def dials_to_customer(events: list[Message]) -> int:
@@ -132,7 +146,14 @@ async def test_a_call_back_pending_across_an_asterisk_restart_is_placed_once(ast
         callback_id = await schedule(process, asterisk, "202600000041")  # nobody logged in: it waits
         await asyncio.to_thread(asterisk.instance.stop)
         await asyncio.to_thread(asterisk.instance.start)
-        async with ami_session(asterisk) as ami:  # the IVR reconnects to the new Asterisk by itself
+        # The IVR reconnects to the new Asterisk by itself: its live model is read afresh and shows the call
+        # back still owed to the technical team.
+        await live_until(
+            process,
+            lambda s: s["ami"]["connected"] and s["ami"]["synced"]
+            and s["queues"].get("technical", {}).get("callbacks_pending") == 1,
+        )  # fmt: skip
+        async with ami_session(asterisk) as ami:
             await agent_gets_the_call(asterisk, ami, "202600000041")
             assert dials_to_customer(ami.events) == 1
         assert await outcome(process, asterisk, callback_id) == (CallbackState.ANSWERED, 1, [AttemptOutcome.ANSWERED])
