@@ -3,8 +3,9 @@
 Debian 12 ships no Asterisk, unstable does: ``debootstrap`` builds a minimal unstable root once per
 machine (cached outside the clone, about 500 MB, under a minute), from the mirror the machine's own
 apt sources name. ``provision`` then makes the root ours: our rendered configuration replaces the stock
-samples, the prompts go where ``STREAM FILE sac/pt_BR/<id>`` finds them, and the recordings directory
-is created where the IVR reads what ``RECORD FILE`` wrote.
+samples, the prompts go where ``STREAM FILE sac/pt_BR/<id>`` finds them (and our number fragments where
+Asterisk's own pt_BR number saying looks), and the recordings directory is created where the IVR reads
+what ``RECORD FILE`` wrote.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 REQUIRED_MAJOR = 22
 PACKAGES = ("asterisk", "asterisk-modules")
 SOUNDS_DIR = "usr/share/asterisk/sounds"  # astdatadir/sounds, relative to the root
+#: The calls' language (asterisk.conf defaultlanguage): Asterisk looks for <sounds>/pt_BR/<file> first.
+LANGUAGE = "pt_BR"
 MOH_DIR = "/var/lib/asterisk/moh/sac"
 BUILD_TIMEOUT_S = 900
 
@@ -190,6 +193,38 @@ def install_prompts(settings: Settings) -> int:
     return len(files)
 
 
+def asterisk_say_files() -> dict[str, str]:
+    """The files Asterisk's own number saying plays in Portuguese (main/say.c, ast_say_number_full_pt),
+    each made of one of our built fragments: app_queue says a caller's place in line with them.
+
+    Debian has no pt_BR sounds; without these, a Portuguese caller would hear the English ones."""
+    files = {f"digits/{n}": f"num/{n}" for n in [*range(20), *range(20, 100, 10), 100, *range(200, 1000, 100)]}
+    files |= {f"digits/{n}F": f"num/{n}_f" for n in [1, 2, *range(200, 1000, 100)]}
+    files |= {
+        "digits/100E": "num/cento",  # 101 to 199
+        "digits/1000": "num/mil",
+        "digits/1000000": "num/milhao",
+        "digits/1000000S": "num/milhoes",
+        "digits/pt-e": "word/e",
+        "digits/minus": "word/menos",
+    }
+    return files
+
+
+def install_say_files(settings: Settings) -> int:
+    """Install `asterisk_say_files` under the calls' language from the built prompts; returns the count."""
+    source = settings.prompts_dir / "audio"
+    target = settings.asterisk_root / SOUNDS_DIR / LANGUAGE
+    installed = 0
+    for name, fragment in asterisk_say_files().items():
+        for built in sorted(source.glob(f"{fragment}.*")):
+            path = target / f"{name}{built.suffix}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(built, path)
+            installed += 1
+    return installed
+
+
 def install_hold_music(root: Path) -> None:
     """Hold music: a soft chime every four seconds, a minute per file (Debian's MOH files are not installed)."""
     moh = root / MOH_DIR.lstrip("/")
@@ -237,6 +272,7 @@ def provision(
     version = asterisk_version(root)
     install_config(settings, layout, extra)
     prompts = install_prompts(settings)
+    install_say_files(settings)
     install_hold_music(root)
     install_beep(root)
     # RECORD FILE writes here; the IVR reads the same files through settings.recordings_path.

@@ -1,4 +1,4 @@
-"""What a caller about to join a queue is told: their place in line and an honest estimate of the wait.
+"""What a caller about to join a queue is told: an honest estimate of the wait.
 
 The estimate comes from the queue's live state (`QueueLoad`): a caller joining now is behind every caller
 already waiting; the free agents take the first of them at once, and each agent then frees up about once
@@ -10,10 +10,11 @@ honest figure; without either, only the position is said.
 It is said rounded the way a person would ("cerca de cinco minutos"), never "zero minutos": under a minute
 is "menos de um minuto", beyond an hour "mais de uma hora".
 
-    position 1   Você é o primeiro da fila.
-    position 12  Há onze pessoas antes de você na fila.
     75 s         O tempo estimado de espera é de cerca de um minuto.
     13 min       O tempo estimado de espera é de cerca de quinze minutos.
+
+The caller's place in line is said by the queue itself (Asterisk's announce-position, queues.conf) as they
+join and whenever it changes while they wait: said here too, the caller would hear it twice in a row.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from dataclasses import dataclass
 from ivr.engine.ports import QueueLoad
 from ivr.voice.speak import cardinal_ids
 
-#: Positions said as ordinals ("o segundo da fila"); beyond, the callers ahead are counted.
-ORDINALS = 10
 #: From this many minutes the estimate is rounded to five: a precise "treze minutos" would promise too much.
 ROUND_TO_FIVE_FROM_MIN = 10
 LONGEST_SAID_MIN = 60
@@ -63,12 +62,6 @@ def said_minutes(seconds: float) -> int | None:
     return min(LONGEST_SAID_MIN, 5 * int(minutes / 5 + 0.5))
 
 
-def position_ids(position: int) -> list[str]:
-    if position <= ORDINALS:
-        return ["queue/you_are", f"ordinal/{position}", "queue/in_line"]
-    return ["queue/there_are", *cardinal_ids(position - 1, feminine=True), "queue/people_ahead"]
-
-
 def wait_ids(seconds: float) -> list[str]:
     minutes = said_minutes(seconds)
     if minutes == 0:
@@ -79,5 +72,5 @@ def wait_ids(seconds: float) -> list[str]:
 
 
 def announcement_ids(wait: WaitEstimate) -> list[str]:
-    """Position, then the wait when it can be told."""
-    return [*position_ids(wait.position), *(wait_ids(wait.seconds) if wait.seconds is not None else [])]
+    """The wait, when it can be told."""
+    return wait_ids(wait.seconds) if wait.seconds is not None else []

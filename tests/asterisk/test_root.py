@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ivr.asterisk import root
+from ivr.config import load_settings
 
 DEB822 = """\
 Types: deb
@@ -59,3 +60,28 @@ def test_an_asterisk_other_than_22_is_refused(monkeypatch: pytest.MonkeyPatch, r
 def test_asterisk_22_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(root, "_run", lambda command: "Asterisk 22.10.1+dfsg\n")
     assert root.asterisk_version(Path("/nonexistent-root")) == "Asterisk 22.10.1+dfsg"
+
+
+def test_asterisk_says_numbers_in_portuguese_with_our_fragments(tmp_path: Path) -> None:
+    """The files Asterisk's pt number saying asks for (a queue says a caller's place with them) are our
+    built fragments, under the calls' language, where Asterisk looks before its English sounds."""
+    audio = tmp_path / "prompts/audio"
+    for fragment in ("num/2", "num/cento", "word/e", "num/200_f"):
+        (audio / fragment).parent.mkdir(parents=True, exist_ok=True)
+        for ext in ("alaw", "ulaw"):
+            (audio / f"{fragment}.{ext}").write_bytes(f"{fragment} {ext}".encode())
+    base = load_settings()
+    settings = base.model_copy(
+        update={"prompts_dir": tmp_path / "prompts", "asterisk": base.asterisk.model_copy(update={"root": tmp_path / "root"})}
+    )
+
+    assert root.install_say_files(settings) == 8
+    digits = tmp_path / "root" / root.SOUNDS_DIR / "pt_BR/digits"
+    assert (digits / "2.alaw").read_bytes() == b"num/2 alaw"  # "dois"
+    assert (digits / "100E.ulaw").read_bytes() == b"num/cento ulaw"  # 101 to 199: "cento e ..."
+    assert (digits / "pt-e.alaw").read_bytes() == b"word/e alaw"  # the "e" between hundreds, tens and units
+    assert (digits / "200F.alaw").read_bytes() == b"num/200_f alaw"  # "duzentas"
+    # Every number a queue can say (up to 999) finds its words: units, teens, tens, hundreds and "e".
+    files = root.asterisk_say_files()
+    needed = {f"digits/{n}" for n in [*range(20), *range(20, 100, 10), 100, *range(200, 1000, 100)]}
+    assert needed | {"digits/100E", "digits/pt-e"} <= files.keys()

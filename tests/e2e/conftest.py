@@ -63,7 +63,7 @@ exten => ringing,1,Wait(30)
  same => n,Hangup()
 ; A caller already waiting in the technical queue (placed with AMI Originate).
 exten => waiting,1,Answer()
- same => n,Queue(technical,,,,30)
+ same => n,Queue(technical,,,,90)
  same => n,Hangup()
 """
 
@@ -164,9 +164,13 @@ async def ami_session(asterisk: E2EAsterisk) -> AsyncIterator[Ami]:
 
 
 @asynccontextmanager
-async def queue_member(ami: Ami, queue: str, interface: str = AGENT_INTERFACE) -> AsyncIterator[str]:
-    """`interface` logged in to `queue` (AMI QueueAdd) until the block ends."""
-    added = await ami.action("QueueAdd", Queue=queue, Interface=interface, MemberName="e2e agent")
+async def queue_member(
+    ami: Ami, queue: str, interface: str = AGENT_INTERFACE, *, state_interface: str | None = None
+) -> AsyncIterator[str]:
+    """`interface` logged in to `queue` (AMI QueueAdd) until the block ends; its availability follows the
+    device `state_interface` when given (the queue sees a Local channel stand-in as "not in use" throughout)."""
+    state = {"StateInterface": state_interface} if state_interface else {}
+    added = await ami.action("QueueAdd", Queue=queue, Interface=interface, MemberName="e2e agent", **state)
     assert added.get("Response") == "Success", added
     try:
         yield interface

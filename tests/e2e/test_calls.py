@@ -27,6 +27,7 @@ from tests.screenpop.conftest import SECRET, Receiver
 
 from .ami import Ami
 from .conftest import (  # fmt: skip
+    AGENT_INTERFACE,
     RINGING_AGENT_INTERFACE,
     WAITING_CALLER,
     E2EAsterisk,
@@ -211,15 +212,15 @@ async def test_a_caller_reaches_the_billing_queue_and_the_agent_sees_the_call(
     assert stored_call.outcome == "queue:billing", stored_call
 
 
-async def test_a_caller_behind_another_hears_the_place_and_takes_a_call_back_with_1(
+async def test_a_caller_behind_another_hears_the_wait_and_takes_a_call_back_with_1(
     asterisk: E2EAsterisk, journeys: Journeys, stored: StoreReader, ami: Ami, record_timing: RecordTiming
 ) -> None:
     """The IVR reads the technical queue over AMI (one caller waiting, the one agent ringing for them), says
-    the place and the call-back key, and 1 pressed during it leads to the call back, not into the queue."""
+    the wait and the call-back key, and 1 pressed during it leads to the call back, not into the queue."""
     before = stored.protocols()
     to_agent = await journeys.script(KNOWN_CALLER, "0")  # timed by a walk that knows no queue state
-    # 1 four seconds into the place and the key (7.5 s as built; the margin is for a loaded machine), then a
-    # hang-up during the number read back.
+    # 1 four seconds into the wait and the key (4.6 s as built for the key alone, when the queue has no
+    # history yet), then a hang-up during the number read back.
     script = CallScript(caller=KNOWN_CALLER, steps=(*to_agent.steps, Pause(4.0), Keys(CALLBACK_KEY), Pause(4.0)))
     async with queue_member(ami, "technical", RINGING_AGENT_INTERFACE):
         waiting = await ami.action("Originate", Channel=WAITING_CALLER, Application="Wait", Data="30", Async="true")
@@ -234,9 +235,54 @@ async def test_a_caller_behind_another_hears_the_place_and_takes_a_call_back_wit
 
     assert call.path[call.path.index("agent") + 1] == "callback_offered", call.path
     assert visit_of(call, "agent")[2] == "callback:technical"
-    # Taken before joining (the place was being said), not by leaving the queue with the key.
+    # Taken before joining (the key was being said), not by leaving the queue with the key.
     assert not [e for e in ami.events if e.get("Event") == "QueueCallerJoin" and e.get("Channel") == call.channel]
     assert "callback_read_back" in call.path and call.outcome == "hangup", call
+
+
+async def test_in_the_queue_the_caller_hears_their_place_in_portuguese(
+    asterisk: E2EAsterisk, journeys: Journeys, ami: Ami
+) -> None:
+    """Behind another caller, the queue itself says the place as the caller joins (queues.conf announce-
+    position): our pt-BR prompts around the number, and the number by Asterisk's Portuguese number saying
+    over our own fragments, which the calls' language finds before Asterisk's English files."""
+    to_agent = await journeys.script(KNOWN_CALLER, "0")
+    script = CallScript(caller=KNOWN_CALLER, steps=(*to_agent.steps, Pause(40.0)), end="wait_bye")
+    call = asyncio.create_task(answered_call(asterisk, script, timeout_s=script.steps_s + 20))
+    caller = await ami.wait_event(lambda e: _event("Newchannel")(e) and e["Channel"].startswith("PJSIP/tester-"), 10)
+    # The one agent is busy on another call: its state follows the caller's own SIP device, in use from now on.
+    async with queue_member(ami, "technical", AGENT_INTERFACE, state_interface="PJSIP/tester"):
+        waiting = await ami.action("Originate", Channel=WAITING_CALLER, Application="Wait", Data="60", Async="true")
+        assert waiting.get("Response") == "Success", waiting
+        ahead = await ami.wait_event(_event("QueueCallerJoin", Queue="technical"), timeout_s=5)
+        joined = await ami.wait_event(
+            _event("QueueCallerJoin", Queue="technical", Channel=caller["Channel"]), timeout_s=to_agent.steps_s + 20
+        )
+        assert joined["Position"] == "2"
+        told = await wait_for(lambda: place_told(asterisk, joined["Channel"]), "the place said by the queue", 15)
+        await ami.action("Hangup", Channel=joined["Channel"])
+        await ami.action("Hangup", Channel=ahead["Channel"])
+        result = await call
+    assert result.hung_up_by == "asterisk", result.summary()
+    plays = [line for line in told if "Playing '" in line]
+    played = [line.split("Playing '", 1)[1].split("' (language")[0].rsplit(".", 1)[0] for line in plays]
+    assert played == [f"{asterisk.settings.agi.sound_prefix}/queue_position", "digits/2",
+                      f"{asterisk.settings.agi.sound_prefix}/queue_position_end"], told  # fmt: skip
+    assert all("(language 'pt_BR')" in line for line in plays), told
+    # What pt_BR/digits/2 is in the root: our "dois".
+    ours = asterisk.settings.prompts_dir / "audio/num/2.alaw"
+    assert asterisk.instance.host_path("/usr/share/asterisk/sounds/pt_BR/digits/2.alaw").read_bytes() == ours.read_bytes()
+
+
+def place_told(asterisk: E2EAsterisk, channel: str) -> list[str] | None:
+    """Asterisk's log lines of `channel` from the queue's place announcement (its first prompt) up to its
+    "Told ... position" line; None until that line is there."""
+    lines = [line for line in asterisk.instance.messages_log.read_text(errors="replace").splitlines() if channel in line]
+    told = next((i for i, line in enumerate(lines) if f"Told {channel} in technical their queue position" in line), None)
+    if told is None:
+        return None
+    starts = [i for i, line in enumerate(lines[:told]) if "Playing 'sac/" in line and "/queue_position." in line]
+    return lines[starts[-1] : told + 1] if starts else None
 
 
 async def test_a_killed_ivr_sends_its_caller_to_the_fallback_queue(

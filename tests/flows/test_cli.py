@@ -55,14 +55,14 @@ def test_simulate_prints_what_the_caller_hears_in_portuguese(capsys: pytest.Capt
     assert "main_menu > billing" in out
 
 
-def test_simulate_with_a_stated_queue_says_the_place_and_the_wait(capsys: pytest.CaptureFixture[str]) -> None:
+def test_simulate_with_a_stated_queue_says_the_wait(capsys: pytest.CaptureFixture[str]) -> None:
     status = main([
         "flow", "simulate", str(REPO_ROOT / "flows/sac.yaml"), "--input", "0", "--at", "2026-11-25 10:00",
         "--queue-state", "technical:waiting=1,agents=2,talk_s=300",
     ])  # fmt: skip
     out = capsys.readouterr().out
     assert status == 0
-    assert "IVR: Você é o segundo da fila. O tempo estimado de espera é de cerca de cinco minutos." in out
+    assert "IVR: O tempo estimado de espera é de cerca de cinco minutos." in out
     assert "[queue] technical: answered" in out
 
 
