@@ -34,6 +34,7 @@ from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
 from ivr.engine.ports import Services
 from ivr.flows.library import FlowLibrary, NothingPublished
+from ivr.store.announcements import StoreAnnouncements
 from ivr.store.callbacks import StoreCallbackBook
 from ivr.store.calls import StoreCallRecorder
 from ivr.store.db import Store
@@ -95,6 +96,13 @@ async def _unit(settings: Settings, *, clock: Clock) -> AsyncIterator[tuple[Serv
                 summaries=summaries,
                 callbacks=StoreCallbackBook(store, clock=clock, conf=settings.callbacks, timezone=settings.timezone),
                 clock=clock,
+                announcements=StoreAnnouncements(
+                    store,
+                    clock=clock,
+                    prompts_dir=settings.prompts_dir,
+                    voice=settings.voice.espeak_voice,
+                    words_per_minute=settings.voice.words_per_minute,
+                ),
             ), outbox
         finally:
             await operations.aclose()  # the carrier API's connections, with `backend: http`
