@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "ivr.cli.asterisk",  # ivr asterisk up|down|status|cli, ivr call
     "ivr.cli.doctor",  # ivr doctor
     "ivr.cli.callbacks",  # ivr callbacks list|cancel|retry
+    "ivr.cli.announce",  # ivr announce add|list|end
 )
 
 QUIET_COMMANDS = {"flow", "prompts"}
