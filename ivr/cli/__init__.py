@@ -28,7 +28,7 @@ COMMAND_MODULES = (
     "ivr.cli.announce",  # ivr announce add|list|end
 )
 
-QUIET_COMMANDS = {"flow", "prompts"}
+QUIET_COMMANDS = {"flow", "prompts", "announce"}
 
 
 def build_parser() -> argparse.ArgumentParser:

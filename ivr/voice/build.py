@@ -213,9 +213,10 @@ def build_announcement(
     tools = _find_tools(need_espeak=job.source == "tts", voice=voice, words_per_minute=words_per_minute)
     entry = _render(job, audio_dir, tools)
     sidecar = _sidecar(audio_dir, prompt_id)
-    tmp = sidecar.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(asdict(entry), ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, sidecar)
+    # Its own temporary name: two units (or test runs) may build the same words at once.
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=sidecar.parent, suffix=".tmp", delete=False) as tmp:
+        tmp.write(json.dumps(asdict(entry), ensure_ascii=False) + "\n")
+    os.replace(tmp.name, sidecar)
     return entry
 
 
