@@ -19,14 +19,14 @@ from pydantic import SecretStr
 from integrations.catalog import build_operations, declared_registry
 from integrations.messaging.email import SmtpSender
 from integrations.messaging.outbox import Outbox, Sender
-from integrations.messaging.screen_pop import ScreenPopSender, ScreenPops
+from integrations.messaging.screen_pop import ScreenPops, ScreenPopSender
 from integrations.messaging.whatsapp import WhatsAppSender
 from integrations.speech import NoSpeechBackend
 from integrations.speech.google import GoogleRecognizer
+from ivr import phone
 from ivr.ami.client import AmiClient, AmiError
 from ivr.ami.queues import AmiQueueWatch
-from ivr.asterisk.root import ami_secret
-from ivr import phone
+from ivr.asterisk.root import ami_secret, prompts_target
 from ivr.clock import Clock, system_clock
 from ivr.config import EmailSettings, ScreenPopSettings, Settings, SpeechSettings, WhatsAppSettings
 from ivr.engine.channel import Channel
@@ -100,6 +100,7 @@ async def _unit(settings: Settings, *, clock: Clock) -> AsyncIterator[tuple[Serv
                     store,
                     clock=clock,
                     prompts_dir=settings.prompts_dir,
+                    sounds_dir=prompts_target(settings) if settings.asterisk_root.is_dir() else None,
                     voice=settings.voice.espeak_voice,
                     words_per_minute=settings.voice.words_per_minute,
                 ),
@@ -142,6 +143,8 @@ async def demo_services(
             "whatsapp": WhatsAppSettings(),
             "screen_pop": ScreenPopSettings(),
             "backend": "builtin",
+            # No Asterisk plays these calls: announcements' audio is not copied into one's sounds.
+            "asterisk": settings.asterisk.model_copy(update={"root": directory / "no-asterisk"}),
         }
     )
     store = Store(demo.database_url, busy_timeout_s=demo.store.busy_timeout_s)

@@ -4,7 +4,7 @@
 An announcement's words become audio at once, with the prompts' own build (`ivr.voice.build`), so its
 length is known before it is kept: too long, and nothing is kept. A unit that finds one in force whose
 audio it has not built (another unit posted it) builds it before playing it, so every unit sharing the
-store plays it. A caller's scope is read from the store's accounts: the cities and designations of the
+store plays it, and copies it to where its Asterisk plays prompts from (`sounds_dir`). A caller's scope is read from the store's accounts: the cities and designations of the
 identified customer's circuits; a caller not identified is only in `all`.
 """
 
@@ -30,6 +30,7 @@ from ivr.voice.build import (
     ManifestEntry,
     announcement_name,
     build_announcement,
+    install_announcement,
     remove_announcement,
 )
 
@@ -55,11 +56,19 @@ class StoreAnnouncements:
     """`ivr.engine.ports.Announcements` over the store, and what supervisors do with it."""
 
     def __init__(
-        self, store: Store, *, clock: Clock, prompts_dir: Path, voice: str = "pt-br", words_per_minute: int = 150
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        prompts_dir: Path,
+        sounds_dir: Path | None = None,
+        voice: str = "pt-br",
+        words_per_minute: int = 150,
     ) -> None:
         self._store = store
         self._clock = clock
         self._prompts_dir = prompts_dir
+        self._sounds_dir = sounds_dir  # the copy of the prompts Asterisk plays (None: it plays prompts_dir's)
         self._voice = voice
         self._words_per_minute = words_per_minute
 
@@ -79,8 +88,8 @@ class StoreAnnouncements:
             if again or not announcement.scope.covers(cities, circuits):
                 continue
             try:  # built already, unless another unit posted it
-                await asyncio.to_thread(self._build, row.audio, row.text)
-            except BuildError as exc:
+                await asyncio.to_thread(self._ready, row.audio, row.text)
+            except (BuildError, OSError) as exc:
                 log.error("announcement %d not played: its audio cannot be built: %s", row.id, exc)
                 continue
             heard.append(announcement)
@@ -148,6 +157,11 @@ class StoreAnnouncements:
         return build_announcement(
             name, text, self._prompts_dir, voice=self._voice, words_per_minute=self._words_per_minute
         )
+
+    def _ready(self, name: str, text: str) -> None:  # in a worker thread
+        self._build(name, text)
+        if self._sounds_dir is not None:
+            install_announcement(name, self._prompts_dir, self._sounds_dir)
 
 
 def _announcement(row: PostedAnnouncement) -> Announcement:

@@ -220,6 +220,20 @@ def build_announcement(
     return entry
 
 
+def install_announcement(name: str, prompts_dir: Path, sounds_dir: Path) -> None:
+    """Copy an announcement's built audio to where Asterisk plays prompts from (`sounds_dir`, ours holds a
+    copy of the prompts made when it was set up, before the announcement existed), unless it is there."""
+    prompt_id = f"{ANNOUNCE_NAMESPACE}/{name}"
+    for ext in FORMATS:
+        target = audio_path(sounds_dir, prompt_id, ext)
+        if target.is_file():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # Asterisk never sees half a file
+        shutil.copyfile(audio_path(prompts_dir / AUDIO_SUBDIR, prompt_id, ext), tmp)
+        os.replace(tmp, target)
+
+
 def remove_announcement(name: str, prompts_dir: Path) -> None:
     """Delete the audio of an announcement that was refused (too long), so nothing is left of it."""
     prompt_id = f"{ANNOUNCE_NAMESPACE}/{name}"

@@ -83,12 +83,17 @@ async def test_an_ended_announcement_is_heard_no_more(board: StoreAnnouncements,
     assert await board.listed() == []
 
 
-async def test_a_unit_builds_the_audio_it_lacks(board: StoreAnnouncements, clock: ManualClock, tmp_path: Path) -> None:
+async def test_a_unit_builds_the_audio_it_lacks_and_gives_it_to_its_asterisk(
+    board: StoreAnnouncements, seeded: Store, clock: ManualClock, tmp_path: Path
+) -> None:
     posted = await board.post(EVERYONE, Scope.parse("all"), NOW + timedelta(hours=1), by="marta")
-    other_unit = StoreAnnouncements(board._store, clock=clock, prompts_dir=tmp_path / "other")
+    sounds = tmp_path / "asterisk" / "sounds" / "sac" / "pt_BR"
+    other_unit = StoreAnnouncements(seeded, clock=clock, prompts_dir=tmp_path / "other", sounds_dir=sounds)
     [heard] = await other_unit.in_force(None, NOW)
     assert heard.prompt_id == posted.prompt_id
-    assert (tmp_path / "other" / AUDIO_SUBDIR / f"{posted.prompt_id}.alaw").stat().st_size > 8000
+    built = (tmp_path / "other" / AUDIO_SUBDIR / f"{posted.prompt_id}.alaw").read_bytes()
+    assert len(built) > 8000 and (sounds / f"{posted.prompt_id}.alaw").read_bytes() == built
+    assert (sounds / f"{posted.prompt_id}.ulaw").is_file()
 
 
 @pytest.mark.parametrize(
