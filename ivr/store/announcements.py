@@ -4,8 +4,9 @@
 An announcement's words become audio at once, with the prompts' own build (`ivr.voice.build`), so its
 length is known before it is kept: too long, and nothing is kept. A unit that finds one in force whose
 audio it has not built (another unit posted it) builds it before playing it, so every unit sharing the
-store plays it, and copies it to where its Asterisk plays prompts from (`sounds_dir`). A caller's scope is read from the store's accounts: the cities and designations of the
-identified customer's circuits; a caller not identified is only in `all`.
+store plays it, and copies it to where its Asterisk plays prompts from (`sounds_dir`). A caller's scope
+is read from the store's accounts: the cities and designations of the identified customer's circuits; a
+caller not identified is only in `all`.
 """
 
 from __future__ import annotations
