@@ -69,6 +69,8 @@ async def test_an_identified_caller_hears_what_is_in_force_for_them_once_after_t
     assert [who for who, _ in posted.asked] == [7, 7]
     assert all(when == svc.clock() for _, when in posted.asked)  # the call's clock, never the wall's
     assert result.path[:4] == ["identify", "protocol", "announcements", "again"]
+    visits = {v.node: v.outcome for v in svc.events.visits}  # type: ignore[attr-defined]
+    assert (visits["announcements"], visits["again"]) == ("announced 1,2", "none")
 
 
 async def test_a_caller_not_identified_is_asked_for_as_none_and_nothing_in_force_says_nothing() -> None:

@@ -7,7 +7,8 @@
 Each announcement plays its own built audio, like a prompt. A caller hears those whose scope takes them in
 (``all``, their city, their circuit; a caller not identified only ``all``), each text once per call, and
 nothing at all, at no cost in time, when none is in force. A key stops them and is kept for the next
-question (DTMF barge-in): a caller who already knows where they are going is not held back.
+question (DTMF barge-in): a caller who already knows where they are going is not held back. The node's
+visit records what was played ("announced 3,5", or "none"): how many callers heard each one.
 """
 
 from __future__ import annotations
@@ -29,6 +30,6 @@ class Announce(Continues):
     async def run(self, call: CallContext) -> Next:
         posted = await call.announcements.in_force(call.state.customer_id, call.clock())
         # `once`: the same text (one audio) in two scopes, or a second announce point, is not said again.
-        ids = [prompt_id for announcement in posted for prompt_id in call.caller.once(announcement.prompt_id)]
-        await call.caller.play(ids, interruptible=self.interruptible)
-        return GoTo(self.next)
+        played = [a for a in posted if call.caller.once(a.prompt_id)]
+        await call.caller.play([a.prompt_id for a in played], interruptible=self.interruptible)
+        return GoTo(self.next, result=f"announced {','.join(str(a.id) for a in played)}" if played else "none")
