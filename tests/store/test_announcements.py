@@ -125,3 +125,13 @@ async def test_the_same_words_to_the_same_callers_are_refused(board: StoreAnnoun
 def test_malformed_scopes(text: str, why: str) -> None:
     with pytest.raises(AnnouncementRefused, match=why):
         Scope.parse(text)
+
+
+async def test_words_too_long_to_say_are_refused_and_their_audio_removed(
+    board: StoreAnnouncements, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("ivr.store.announcements.MAX_SECONDS", 1.0)  # the real bound (30 s) takes ~400 chars
+    with pytest.raises(AnnouncementRefused, match=r"the text lasts \d+\.\d s spoken, at most 1 s: shorten it"):
+        await board.post(OUTAGE, Scope.parse("all"), NOW + timedelta(hours=1), by="marta")
+    assert await board.listed(everything=True) == []
+    assert not any((tmp_path / "prompts" / AUDIO_SUBDIR / "announce").iterdir())
