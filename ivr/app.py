@@ -28,7 +28,7 @@ from ivr import phone
 from ivr.ami.client import AmiClient, AmiError
 from ivr.ami.live import LiveModel
 from ivr.ami.queues import AmiQueueWatch
-from ivr.asterisk.root import ami_secret
+from ivr.asterisk.root import ami_secret, prompts_target
 from ivr.clock import Clock, system_clock
 from ivr.config import EmailSettings, ScreenPopSettings, Settings, SpeechSettings, WhatsAppSettings
 from ivr.engine.channel import Channel
@@ -36,6 +36,7 @@ from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
 from ivr.engine.ports import Services
 from ivr.flows.library import FlowLibrary, NothingPublished
+from ivr.store.announcements import StoreAnnouncements
 from ivr.store.callbacks import StoreCallbackBook
 from ivr.store.calls import StoreCallRecorder
 from ivr.store.db import Store, StoreUnavailable
@@ -100,6 +101,14 @@ async def _unit(settings: Settings, *, clock: Clock) -> AsyncIterator[tuple[Serv
                 summaries=summaries,
                 callbacks=StoreCallbackBook(store, clock=clock, conf=settings.callbacks, timezone=settings.timezone),
                 clock=clock,
+                announcements=StoreAnnouncements(
+                    store,
+                    clock=clock,
+                    prompts_dir=settings.prompts_dir,
+                    sounds_dir=prompts_target(settings) if settings.asterisk_root.is_dir() else None,
+                    voice=settings.voice.espeak_voice,
+                    words_per_minute=settings.voice.words_per_minute,
+                ),
             ), outbox
         finally:
             await operations.aclose()  # the carrier API's connections, with `backend: http`
@@ -139,6 +148,8 @@ async def demo_services(
             "whatsapp": WhatsAppSettings(),
             "screen_pop": ScreenPopSettings(),
             "backend": "builtin",
+            # No Asterisk plays these calls: announcements' audio is not copied into one's sounds.
+            "asterisk": settings.asterisk.model_copy(update={"root": directory / "no-asterisk"}),
         }
     )
     store = Store(demo.database_url, busy_timeout_s=demo.store.busy_timeout_s)

@@ -10,8 +10,9 @@ which is not business time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 #: Returns the current moment as an aware datetime.
@@ -39,6 +40,25 @@ class ManualClock:
 def local(moment: datetime, timezone: str) -> datetime:
     """A moment a person wrote (a flow test's `at`, ``--at``): a naive one is local time in `timezone`."""
     return moment if moment.utcoffset() is not None else moment.replace(tzinfo=ZoneInfo(timezone))
+
+
+_DURATION = re.compile(r"(?P<sign>-?)(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?:in)?)?")
+
+
+def moment_from(text: str, now: datetime, timezone: str) -> datetime:
+    """A moment a person wrote: a duration from `now` ("2h", "90m", "1d", "1h30m"; "-1h" an hour ago) or a
+    date and time ("2026-12-06 18:00", ISO 8601), local time in `timezone` unless it gives its offset.
+    Raises ValueError saying what is accepted."""
+    spaced = text.strip().lower().replace(" ", "")
+    match = _DURATION.fullmatch(spaced)
+    if match and any(match[unit] for unit in "dhm"):
+        span = timedelta(days=int(match["d"] or 0), hours=int(match["h"] or 0), minutes=int(match["m"] or 0))
+        return now - span if match["sign"] else now + span
+    try:
+        return local(datetime.fromisoformat(text.strip()), timezone)
+    except ValueError:
+        accepted = "a date and time (2026-12-06 18:00) or a duration (2h, 90m, 1d)"
+        raise ValueError(f"{text!r} is not {accepted}") from None
 
 
 def _aware(moment: datetime) -> datetime:

@@ -4,7 +4,8 @@ A single time-out for every command cuts whatever lasts longer than it: a 30 s b
 menu prompt mid-sentence and sent the caller to the fallback queue. So each command is bounded by its
 own length:
 
-* ``STREAM FILE`` by the prompt's built length (the audio build's manifest, re-read when rebuilt);
+* ``STREAM FILE`` by the prompt's built length (the audio build's manifest, re-read when rebuilt; an
+  announcement's from the file beside its audio);
 * ``WAIT FOR DIGIT`` by its wait, ``RECORD FILE`` by its longest recording;
 * ``EXEC Queue``/``EXEC Dial`` by the call's own limit (``TIMEOUT(absolute)`` in the dialplan): they
   return only when the conversation with the agent or the outside number ends, which nothing else bounds;
@@ -19,7 +20,7 @@ import logging
 from dataclasses import dataclass
 
 from ivr.config import Settings
-from ivr.voice.build import AUDIO_SUBDIR, MANIFEST, BuildError, read_manifest
+from ivr.voice.build import AUDIO_SUBDIR, MANIFEST, BuildError, announcement_entry, is_announcement, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class CommandBounds:
         self._call_s = settings.asterisk.max_call_s
         self._audio_dir = settings.prompts_dir / AUDIO_SUBDIR
         self._lengths: dict[str, float] = {}
+        self._announced: dict[str, float] = {}  # announcements' lengths, by prompt id
         self._stamp: int | None = -1  # the manifest's mtime when read (None: there is none); -1: never read
 
     def refresh(self) -> None:
@@ -62,10 +64,26 @@ class CommandBounds:
         return Bound(self._instant, "agi.command_timeout_s")
 
     def prompt(self, prompt_id: str) -> Bound:
-        length = self._lengths.get(prompt_id)
+        if is_announcement(prompt_id):
+            length = self._announcement_length(prompt_id)
+        else:
+            length = self._lengths.get(prompt_id)
         if length is None:
             return Bound(self._instant, f"prompt {prompt_id} has no built length: agi.command_timeout_s")
         return Bound(length + self._margin, f"prompt {prompt_id} lasts {length:.1f} s, + {self._margin:g} s margin")
+
+    def _announcement_length(self, prompt_id: str) -> float | None:
+        # Its name is a hash of its words and voice, so the length read once stays its length.
+        if prompt_id not in self._announced:
+            try:
+                entry = announcement_entry(self._audio_dir, prompt_id)
+            except BuildError as exc:
+                log.error("announcement length unknown: %s", exc)
+                return None
+            if entry is None:
+                return None
+            self._announced[prompt_id] = entry.duration_s
+        return self._announced[prompt_id]
 
     def wait(self, what: str, seconds: float) -> Bound:
         return Bound(seconds + self._margin, f"{what} of {seconds:g} s, + {self._margin:g} s margin")

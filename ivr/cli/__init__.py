@@ -26,9 +26,10 @@ COMMAND_MODULES = (
     "ivr.cli.doctor",  # ivr doctor
     "ivr.cli.callbacks",  # ivr callbacks list|cancel|retry
     "ivr.cli.live",  # ivr live
+    "ivr.cli.announce",  # ivr announce add|list|end
 )
 
-QUIET_COMMANDS = {"flow", "prompts"}
+QUIET_COMMANDS = {"flow", "prompts", "announce"}
 
 
 def build_parser() -> argparse.ArgumentParser:

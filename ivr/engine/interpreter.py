@@ -145,6 +145,7 @@ def _call_context(protocol: str, channel: Channel, services: Services, settings:
         due_days=settings.billing.due_days,
         queues=services.queues,
         queue_wait=settings.queue_wait,
+        announcements=services.announcements,
     )
 
 

@@ -1,20 +1,22 @@
 """What the engine shares with what is below it (its ports): the data a call carries across the seam
-(`CallInfo`, `Heard`, `NodeVisit`, `Recognition`, `Ticket`, `CallSummary`, `QueueLoad`, `CallbackRequest`)
-and the small protocols the store and the integrations implement (`EventSink`, `ProtocolAllocator`,
-`Recognizer`, `CallRecorder`, `SummarySender`, `QueueWatch`, `CallbackBook`, `CallWatch`), bundled in
-`Services`.
+(`CallInfo`, `Heard`, `NodeVisit`, `Recognition`, `Ticket`, `CallSummary`, `QueueLoad`, `CallbackRequest`,
+`Scope`, `Announcement`) and the small protocols the store and the integrations implement (`EventSink`,
+`ProtocolAllocator`, `Recognizer`, `CallRecorder`, `SummarySender`, `QueueWatch`, `CallbackBook`,
+`CallWatch`, `Announcements`), bundled in `Services`.
 
 The engine never imports the store, AGI or any back-end: `ivr.app` wires concrete implementations into
 `Services`; flow tests and the simulator wire the store's or fakes. The caller's line is the other port
 (`ivr.engine.channel`), the operation contract the third (`ivr.engine.operations`). `QueueWatch` tells
 the `queue` verb how a queue stands before the caller joins it (AMI in production, stated in flow tests).
+`Announcements` tells the `announce` verb what supervisors posted for this caller (`ivr announce add`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -204,6 +206,97 @@ class CallbackBook(Protocol):
         ...
 
 
+class ScopeKind(str, Enum):
+    ALL = "all"  # every caller, identified or not
+    CITY = "city"  # callers identified as a customer with a circuit in this city
+    CIRCUIT = "circuit"  # callers identified as the customer of this circuit
+
+
+class AnnouncementRefused(ValueError):
+    """A supervisor's announcement that cannot be posted or ended; the message says why, in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Who hears an announcement: ``all``, ``city:Belo Horizonte`` or ``circuit:BHZ-FO-10021``."""
+
+    kind: ScopeKind
+    value: str = ""  # the city or the circuit's designation; "" for all
+
+    @classmethod
+    def parse(cls, text: str) -> Scope:
+        kind, _, value = text.partition(":")
+        try:
+            scope_kind = ScopeKind(kind.strip().lower())
+        except ValueError:
+            raise AnnouncementRefused(
+                f"scope {text!r}: write all, city:<city> (city:Belo Horizonte) or circuit:<designation>"
+            ) from None
+        value = " ".join(value.split())
+        if (scope_kind is ScopeKind.ALL) != (not value):
+            what = "takes nothing after it" if scope_kind is ScopeKind.ALL else "needs a name after the colon"
+            raise AnnouncementRefused(f"scope {text!r}: {scope_kind.value} {what}")
+        return cls(scope_kind, value)
+
+    def covers(self, cities: Collection[str], circuits: Collection[str]) -> bool:
+        """Whether a caller whose account has circuits `circuits` in `cities` is in this scope (none for a
+        caller not identified: they are only in `all`). Names compare without regard to case."""
+        if self.kind is ScopeKind.ALL:
+            return True
+        names = cities if self.kind is ScopeKind.CITY else circuits
+        return self.value.casefold() in {name.casefold() for name in names}
+
+    def __str__(self) -> str:
+        return self.kind.value if self.kind is ScopeKind.ALL else f"{self.kind.value}:{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """An announcement in force, ready to play: its audio is built like a prompt's, under `prompt_id`."""
+
+    id: int
+    text: str
+    scope: Scope
+    until: datetime
+    prompt_id: str  # "announce/<audio name>" (ivr.voice.build.ANNOUNCE_NAMESPACE)
+    duration_s: float
+
+
+class Announcements(Protocol):
+    async def in_force(self, customer_id: int | None, now: datetime) -> list[Announcement]:
+        """What callers of this account (None: not identified) hear at `now`, oldest first, one per text,
+        each with its audio built. Never raises: when it cannot be known, the caller hears none."""
+        ...
+
+    async def post(
+        self, text: str, scope: Scope, until: datetime, *, by: str, starts_at: datetime | None = None
+    ) -> Announcement:
+        """Keep a supervisor's announcement, its audio built at once; in force from `starts_at` (now unless
+        given) until `until`. Raises `AnnouncementRefused` (nothing kept) for an empty or too long text, an
+        unknown city or circuit, an `until` not after its start, or the same text already in force there."""
+        ...
+
+    async def end(self, announcement_id: int) -> Announcement:
+        """End one at once (callers stop hearing it); raises `AnnouncementRefused` when there is no such
+        announcement in force."""
+        ...
+
+
+class NoAnnouncements:
+    """`Announcements` with nothing posted (engine unit tests); posting is refused."""
+
+    async def in_force(self, customer_id: int | None, now: datetime) -> list[Announcement]:
+        return []
+
+    async def post(
+        self, text: str, scope: Scope, until: datetime, *, by: str, starts_at: datetime | None = None
+    ) -> Announcement:
+        raise AnnouncementRefused("announcements are not kept here")
+
+    async def end(self, announcement_id: int) -> Announcement:
+        raise AnnouncementRefused(f"no announcement {announcement_id} in force")
+
+
 @dataclass(slots=True)
 class Services:
     operations: OperationRegistry
@@ -216,3 +309,4 @@ class Services:
     clock: Clock  # the engine's; the operations, protocols and call records were built with the same one
     queues: QueueWatch = field(default_factory=UnknownQueues)  # the queues' live state (`queue` verb)
     watch: CallWatch = field(default_factory=UnwatchedCalls)  # who follows calls live (the live model)
+    announcements: Announcements = field(default_factory=NoAnnouncements)  # supervisors' (`announce` verb)

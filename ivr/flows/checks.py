@@ -50,6 +50,7 @@ GRAPH_RULES: tuple[Rule, ...] = (
     rules_structure.menu_size,
     rules_structure.broken_flow_effects,
     rules_sac.protocol_before_menus,
+    rules_sac.announcements_after_protocol,
     rules_sac.first_menu_rights,
     rules_sac.menus_offer_persons,
     rules_sac.no_data_before_person,

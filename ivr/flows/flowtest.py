@@ -11,6 +11,9 @@
                                            # caller joins (position and wait said); not stated: unknown,
                                            # as with AMI down (the caller joins, told nothing)
         operations: {open_ticket: error}   # back-ends that fail on this call: error, timeout, not_found
+        announcements:                     # posted by supervisors (`ivr announce add`) for this case only;
+          - {text: "...", scope: "city:Belo Horizonte", until: 2h}   # until: a date and time, or a duration
+                                           # from the case's moment ("-1h": expired an hour ago)
         at: "2026-11-28 21:00"             # this case's own moment (opening hours, holidays)
         expect:
           path: [main_menu, technical_queue]   # these nodes, in this order (others may come between)
@@ -39,10 +42,11 @@ the seconds are unknown and a case with `max_seconds` fails for that reason.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -52,16 +56,23 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from ivr.clock import Clock, ManualClock, local
+from ivr.clock import Clock, ManualClock, local, moment_from
 from ivr.config import Settings
 from ivr.engine.channel import QueueOutcome, TransferOutcome
 from ivr.engine.flow import Flow
 from ivr.engine.interpreter import CallResult, run_call
 from ivr.engine.operations import OperationContext, OperationRegistry, OperationResult, OperationStatus
-from ivr.engine.ports import CallInfo, QueueLoad, Services
+from ivr.engine.ports import Announcement, AnnouncementRefused, CallInfo, QueueLoad, Scope, Services
 from ivr.engine.scripted import ScriptedChannel, StatedQueues, parse_item
 from ivr.flows.loader import flows_beside, load_flow
-from ivr.voice.build import AUDIO_SUBDIR, BuildError, MissingAudio, out_of_date, total_duration
+from ivr.voice.build import (
+    AUDIO_SUBDIR,
+    BuildError,
+    MissingAudio,
+    announcement_texts,
+    out_of_date,
+    total_duration,
+)
 from ivr.voice.catalogue import Catalogue
 
 #: Services over a fresh demo store seeded as of ``clock()``, every part of the call reading `clock`
@@ -97,6 +108,16 @@ class StatedQueue(BaseModel):
     talk_s: int = Field(default=0, ge=0)
 
 
+class StatedAnnouncement(BaseModel):
+    """An announcement a case posts (`ivr announce add`), ended when the case is over."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    scope: str = "all"
+    until: str | datetime = "1h"  # a date and time, or a duration from the case's moment; "-1h": expired
+
+
 class Case(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -107,6 +128,7 @@ class Case(BaseModel):
     queue_state: dict[str, StatedQueue | Literal["unknown"]] = {}
     transfer: TransferOutcome = TransferOutcome.ANSWERED
     operations: dict[str, Literal["error", "timeout", "not_found"]] = {}
+    announcements: list[StatedAnnouncement] = []
     at: datetime | None = None
     expect: Expect
 
@@ -228,11 +250,39 @@ async def run_case(
         queue_outcomes=case.queues,
         transfer_outcome=case.transfer,
     )
-    result = await run_call(flow, channel, services, flows=flows, settings=settings)
-    heard_text = catalogue.render_text(channel.heard)
+    posted = await _post(case, services, settings, where=f"{file}: case '{case.name}'")
+    try:
+        result = await run_call(flow, channel, services, flows=flows, settings=settings)
+    finally:
+        for announcement in posted:  # the next case of the file, on the same store, does not hear them
+            with contextlib.suppress(AnnouncementRefused):  # expired already
+                await services.announcements.end(announcement.id)
+    heard_text = catalogue.render_text(channel.heard, announcement_texts(audio.audio_dir, channel.heard))
     seconds, unknown = audio.seconds(channel.heard)
     failures = _differences(case.expect, result, heard_text) + _over_time(case.expect, seconds, unknown)
     return CaseResult(file, case, result, heard_text, seconds, unknown, failures)
+
+
+async def _post(case: Case, services: Services, settings: Settings, *, where: str) -> list[Announcement]:
+    """The case's announcements, posted as of its moment; one that has expired was posted before it."""
+    now = services.clock()
+    posted = []
+    for stated in case.announcements:
+        try:
+            until = (
+                local(stated.until, settings.timezone)
+                if isinstance(stated.until, datetime)
+                else moment_from(stated.until, now, settings.timezone)
+            )
+            start = min(now, until - timedelta(hours=1))
+            posted.append(
+                await services.announcements.post(
+                    stated.text, Scope.parse(stated.scope), until, by="flow test", starts_at=start
+                )
+            )
+        except (ValueError, BuildError) as exc:  # AnnouncementRefused is a ValueError
+            raise FlowTestError(f"{where}: announcements: {exc}") from exc
+    return posted
 
 
 def _failing(registry: OperationRegistry, failing: Mapping[str, str], *, where: str) -> OperationRegistry:

@@ -2,6 +2,8 @@
 every path a caller can take, read strictly even though our callers are businesses:
 
 - the call's protocol number is announced before the first menu;
+- supervisors' announcements (`announce`) play after the protocol, which comes first, and, where a flow
+  set has them, on every way to the first menu, so every caller in their scope hears them;
 - every menu's option ``0`` is sure to reach a person without asking for data (`rules_reach.PersonReach`);
 - no caller is asked to key data before a way to a person is offered;
 - the first menu has an option that leads to opening a complaint, and one that leads to opening a
@@ -19,8 +21,9 @@ from collections.abc import Iterator
 from jinja2 import Environment, nodes
 from jinja2.parser import Parser
 
-from ivr.engine.flow import Node, Problem
+from ivr.engine.flow import Node, Problem, Severity
 from ivr.engine.operations import OperationRegistry
+from ivr.engine.verbs.announce import Announce
 from ivr.engine.verbs.branch import Branch
 from ivr.engine.verbs.collect import Collect
 from ivr.engine.verbs.menu import Menu
@@ -54,6 +57,33 @@ def protocol_before_menus(graph: CallGraph) -> Iterator[Problem]:
                     node.position,
                     f"a caller can reach menu '{node.name}' before hearing the call's protocol number "
                     f"({_route(walk, vertex, entry)}): {PROTOCOL_HINT} ({DECREE} and Anatel RGC)",
+                )
+
+
+def announcements_after_protocol(graph: CallGraph) -> Iterator[Problem]:
+    for entry in graph.entry_flows():
+        if not any(_plays_announcements(graph.node(v)) for v in graph.walk([graph.start_of(entry)]).passed):
+            continue  # a flow without announcements is not held to where they go
+        walk = graph.walk([graph.start_of(entry)], _announces_protocol_or_announcements)
+        for vertex in walk.stopped:
+            node = graph.node(vertex)
+            if _plays_announcements(node):
+                yield Problem(
+                    node.position,
+                    f"node '{node.name}' plays the supervisors' announcements before the call's protocol number "
+                    f"({_route(walk, vertex, entry)}): the protocol comes first ({DECREE} and Anatel RGC), so "
+                    "move it after the protocol, before the first menu",
+                )
+        walk = graph.walk([graph.start_of(entry)], _announcements_or_menu)
+        for vertex in walk.stopped:
+            node = graph.node(vertex)
+            if is_menu(node):
+                yield Problem(
+                    node.position,
+                    f"callers can reach the first menu '{node.name}' without the supervisors' announcements "
+                    f"({_route(walk, vertex, entry)}): put the 'announce' node on every way from the protocol "
+                    "to it, identified callers or not",
+                    Severity.WARNING,
                 )
 
 
@@ -250,6 +280,18 @@ def _surely_false(expression: nodes.Node, empty: frozenset[str]) -> bool:
 # Stops for walks, defined once so the graph's memory of which subflows can return is reused.
 def _announces_or_menu(node: Node) -> bool:
     return announces_protocol(node) or is_menu(node)
+
+
+def _plays_announcements(node: Node) -> bool:
+    return isinstance(node.verb, Announce)
+
+
+def _announces_protocol_or_announcements(node: Node) -> bool:
+    return announces_protocol(node) or _plays_announcements(node)
+
+
+def _announcements_or_menu(node: Node) -> bool:
+    return _plays_announcements(node) or is_menu(node)
 
 
 def _route(walk: Walk, vertex: Vertex, home: str) -> str:

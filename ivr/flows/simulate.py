@@ -4,7 +4,8 @@
 
 With ``--input`` the caller's actions come from the list (see `ivr.engine.scripted` for the forms:
 keys, ``barge:1``, ``say:quero segunda via``, ``silence``, ``hangup``); without it they are read from
-the terminal, one per line, whenever the IVR waits. Numbers, money and dates are spoken as pt-BR words.
+the terminal, one per line, whenever the IVR waits. Numbers, money and dates are spoken as pt-BR words;
+the supervisors' announcements in force in the store (`ivr announce`) are said as posted.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ivr.engine.flow import Flow
 from ivr.engine.interpreter import CallResult, run_call
 from ivr.engine.ports import CallInfo, QueueLoad, Services
 from ivr.engine.scripted import Event, ScriptedChannel, ScriptError, StatedQueues, parse_item
+from ivr.voice.build import AUDIO_SUBDIR, announcement_texts
 from ivr.voice.catalogue import Catalogue
 
 
@@ -31,15 +33,18 @@ def split_inputs(text: str) -> list[str]:
 
 
 class Printer:
-    """Shows the call as a dialogue: what the IVR says (catalogue text) and what the caller does."""
+    """Shows the call as a dialogue: what the IVR says (catalogue text, announcements' words) and what the
+    caller does."""
 
-    def __init__(self, catalogue: Catalogue, out: TextIO) -> None:
+    def __init__(self, catalogue: Catalogue, out: TextIO, audio_dir: Path) -> None:
         self.catalogue = catalogue
         self.out = out
+        self.audio_dir = audio_dir  # where the announcements' audio, and their words, are
 
     def __call__(self, event: Event) -> None:
         if event.kind == "play":
-            self.out.write(f"  IVR: {self.catalogue.render_text(event.prompt_ids)}\n")
+            words = announcement_texts(self.audio_dir, event.prompt_ids)
+            self.out.write(f"  IVR: {self.catalogue.render_text(event.prompt_ids, words)}\n")
         elif event.kind in ("keys", "say", "silence"):
             self.out.write(f"  caller ({event.kind}): {event.detail}\n")
         else:
@@ -95,7 +100,7 @@ async def simulate(
         queue_outcomes=queues,
         transfer_outcome=transfer,
         more=None if inputs is not None else terminal_reader(out),
-        on_event=Printer(catalogue, out),
+        on_event=Printer(catalogue, out, Path(settings.prompts_dir) / AUDIO_SUBDIR),
     )
     out.write(f"call from {caller or 'a withheld number'} to flow '{flow.name}' ({flow.source})\n")
     result = await run_call(flow, channel, services, flows=flows, settings=settings)

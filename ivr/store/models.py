@@ -4,7 +4,8 @@ Accounts: customers (CNPJ, customer code), the contacts registered on them, thei
 invoices with their lines and documents, incidents and planned maintenance per circuit, and leads.
 Calls: one row per call (its protocol, the normalised caller number, Asterisk's linkedid), the node
 visits of each call, named sequences for the numbers we issue, and protocols issued from the local
-fallback range while the store was down. Messages: the outbox of e-mails and WhatsApp messages waiting to
+fallback range while the store was down. Announcements: what supervisors post for callers to hear after
+the protocol (`ivr announce`). Messages: the outbox of e-mails and WhatsApp messages waiting to
 be sent (integrations.messaging.outbox), so a call never waits for a mail server.
 
 Times are stored in UTC (`UtcDateTime`); money as `Numeric(12, 2)` read back as `Decimal`. No column
@@ -26,7 +27,7 @@ from sqlalchemy import (
     DateTime,
 )
 from sqlalchemy import Enum as SqlEnum
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, MetaData, Numeric, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, MetaData, Numeric, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -40,6 +41,7 @@ from ivr.domain import (
     TicketKind,
     TicketState,
 )
+from ivr.engine.ports import ScopeKind
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -398,3 +400,23 @@ class CallbackAttempt(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     outcome: Mapped[AttemptOutcome | None] = mapped_column(_enum(AttemptOutcome))
     detail: Mapped[str] = mapped_column(String(200), default="")  # OriginateResponse Reason, or what went wrong
+
+
+class PostedAnnouncement(Base):
+    """A supervisor's announcement (`ivr announce add`): callers in its scope hear it after the protocol
+    from `starts_at` until `until`, or until it is ended (`ended_at`)."""
+
+    __tablename__ = "announcements"
+    __table_args__ = (Index("ix_announcements_until", "until"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(String(400))
+    scope_kind: Mapped[ScopeKind] = mapped_column(_enum(ScopeKind))
+    scope_value: Mapped[str] = mapped_column(String(120), default="")  # the city or circuit; "" for all
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    until: Mapped[datetime] = mapped_column(UtcDateTime)
+    audio: Mapped[str] = mapped_column(String(40))  # its audio: prompt announce/<audio> (ivr.voice.build)
+    duration_s: Mapped[float] = mapped_column(Float)  # of that audio, as built when posted
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -14,6 +14,11 @@ gaps), a short tail so words do not run together, 8 kHz, gain normalised.
 ``audio/manifest.json`` records per prompt a hash of what produced it (text, voice and speed, or the
 recording's bytes) and its duration, so a rebuild redoes only what changed, and `prompt_duration`
 tells tests how long an uninterruptible prompt lasts.
+
+Supervisors' announcements (`ivr announce add`) are built the same way, one at a time, as
+``audio/announce/<name>.alaw|ulaw`` with their own ``<name>.json`` beside them (text, duration): they
+come and go outside the catalogue, so the prompts' build never removes them, and two units building
+different ones never write the same file. They play as the prompt id ``announce/<name>``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from ivr.voice.catalogue import Catalogue, is_pause
 SAMPLE_RATE = 8000  # G.711: one byte per sample, so a file's size / 8000 is its length in seconds
 FORMATS = {"alaw": "al", "ulaw": "ul"}  # Asterisk's file extension -> sox's raw type
 MANIFEST = "manifest.json"
+ANNOUNCE_NAMESPACE = "announce"  # prompt ids of announcements: announce/<name>
 AUDIO_SUBDIR = "audio"
 RECORDED_SUBDIR = "recorded"
 PAUSE_SECONDS = 0.3
@@ -164,13 +170,13 @@ def prompt_duration(prompt_id: str, audio_dir: Path) -> float:
 
 
 def total_duration(prompt_ids: Iterable[str], audio_dir: Path) -> float:
-    """Seconds a sequence of prompts built in `audio_dir` lasts when played back to back."""
+    """Seconds a sequence of prompts (announcements too) built in `audio_dir` lasts when played back to back."""
     manifest = read_manifest(audio_dir)
     if not manifest:
         raise MissingAudio(f"{audio_dir / MANIFEST}: no prompt audio built; run `ivr prompts build`")
     total = 0.0
     for prompt_id in prompt_ids:
-        entry = manifest.get(prompt_id)
+        entry = announcement_entry(audio_dir, prompt_id) if is_announcement(prompt_id) else manifest.get(prompt_id)
         if entry is None:
             raise MissingAudio(f"prompt {prompt_id!r} has no built audio in {audio_dir}; run `ivr prompts build`")
         total += entry.duration_s
@@ -179,6 +185,81 @@ def total_duration(prompt_ids: Iterable[str], audio_dir: Path) -> float:
 
 def audio_path(audio_dir: Path, prompt_id: str, ext: str) -> Path:
     return audio_dir / f"{prompt_id}.{ext}"
+
+
+# --- announcements ---------------------------------------------------------------------------------
+
+
+def is_announcement(prompt_id: str) -> bool:
+    return prompt_id.startswith(f"{ANNOUNCE_NAMESPACE}/")
+
+
+def announcement_name(text: str, *, voice: str, words_per_minute: int) -> str:
+    """The audio's name for this text in this voice: the same words are one audio, whoever posts them."""
+    return "a" + _hash(ANNOUNCE_NAMESPACE, voice, str(words_per_minute), " ".join(text.split()))[:16]
+
+
+def build_announcement(
+    name: str, text: str, prompts_dir: Path, *, voice: str = "pt-br", words_per_minute: int = 150
+) -> ManifestEntry:
+    """The audio of an announcement as prompt ``announce/<name>``, built like a prompt's unless it already
+    is (for these words in this voice). Raises `BuildError`."""
+    audio_dir = prompts_dir / AUDIO_SUBDIR
+    prompt_id = f"{ANNOUNCE_NAMESPACE}/{name}"
+    job = _job(prompt_id, " ".join(text.split()), prompts_dir / RECORDED_SUBDIR, voice, words_per_minute)
+    entry = announcement_entry(audio_dir, prompt_id)
+    if entry is not None and entry.hash == job.hash and _outputs_exist(audio_dir, prompt_id):
+        return entry
+    tools = _find_tools(need_espeak=job.source == "tts", voice=voice, words_per_minute=words_per_minute)
+    entry = _render(job, audio_dir, tools)
+    sidecar = _sidecar(audio_dir, prompt_id)
+    # Its own temporary name: two units (or test runs) may build the same words at once.
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=sidecar.parent, suffix=".tmp", delete=False) as tmp:
+        tmp.write(json.dumps(asdict(entry), ensure_ascii=False) + "\n")
+    os.replace(tmp.name, sidecar)
+    return entry
+
+
+def install_announcement(name: str, prompts_dir: Path, sounds_dir: Path) -> None:
+    """Copy an announcement's built audio to where Asterisk plays prompts from (`sounds_dir`, ours holds a
+    copy of the prompts made when it was set up, before the announcement existed), unless it is there."""
+    prompt_id = f"{ANNOUNCE_NAMESPACE}/{name}"
+    for ext in FORMATS:
+        target = audio_path(sounds_dir, prompt_id, ext)
+        if target.is_file():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # Asterisk never sees half a file
+        shutil.copyfile(audio_path(prompts_dir / AUDIO_SUBDIR, prompt_id, ext), tmp)
+        os.replace(tmp, target)
+
+
+def remove_announcement(name: str, prompts_dir: Path) -> None:
+    """Delete the audio of an announcement that was refused (too long), so nothing is left of it."""
+    prompt_id = f"{ANNOUNCE_NAMESPACE}/{name}"
+    audio_dir = prompts_dir / AUDIO_SUBDIR
+    for path in (*(audio_path(audio_dir, prompt_id, ext) for ext in FORMATS), _sidecar(audio_dir, prompt_id)):
+        path.unlink(missing_ok=True)
+
+
+def announcement_entry(audio_dir: Path, prompt_id: str) -> ManifestEntry | None:
+    """The built audio of announcement `prompt_id` (its text and length), None when it is not built."""
+    try:
+        return ManifestEntry(**json.loads(_sidecar(audio_dir, prompt_id).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as exc:
+        raise BuildError(f"{_sidecar(audio_dir, prompt_id)}: unreadable ({exc}); post the announcement again") from exc
+
+
+def announcement_texts(audio_dir: Path, prompt_ids: Iterable[str]) -> dict[str, str]:
+    """The words of the announcements among `prompt_ids` that are built, to show them like prompts."""
+    entries = {pid: announcement_entry(audio_dir, pid) for pid in prompt_ids if is_announcement(pid)}
+    return {pid: entry.text for pid, entry in entries.items() if entry is not None}
+
+
+def _sidecar(audio_dir: Path, prompt_id: str) -> Path:
+    return audio_dir / f"{prompt_id}.json"
 
 
 # --- planning --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ A text made only of punctuation (``","``) is a *pause*: the audio build makes it
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,11 +88,12 @@ class Catalogue:
         """All ids, sorted."""
         return sorted(self._entries)
 
-    def render_text(self, prompt_ids: Iterable[str]) -> str:
-        """The words a caller hears for these prompts, as one readable line (for the simulator)."""
+    def render_text(self, prompt_ids: Iterable[str], others: Mapping[str, str] = {}) -> str:
+        """The words a caller hears for these prompts, as one readable line (for the simulator); `others`
+        gives the words of ids outside the catalogue (announcements)."""
         out = ""
         for prompt_id in prompt_ids:
-            text = self.text(prompt_id)
+            text = others[prompt_id] if prompt_id in others else self.text(prompt_id)
             if is_pause(text):
                 out = out.rstrip() + text.strip()
             elif out:

@@ -161,7 +161,7 @@ def test_calls_into_a_flow_that_does_not_load_are_not_followed(
         identify=IDENTIFY.replace("collect:", "colect:"),
     )  # fmt: skip
     assert messages(report) == [
-        "identify:4: node 'ask_cnpj': unknown verb 'colect' (known verbs: action, branch, collect, goto, hangup, "
+        "identify:4: node 'ask_cnpj': unknown verb 'colect' (known verbs: action, announce, branch, collect, goto, hangup, "
         "hours, lookup, menu, notify, play, queue, record, return, say, set, subflow, transfer)",
         "main:1: the calls into 'identify' are not followed, as identify.yaml does not load",
     ]

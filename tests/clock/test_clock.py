@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ivr.clock import ManualClock, local, system_clock
+from ivr.clock import ManualClock, local, moment_from, system_clock
 from ivr.config import REPO_ROOT
 
 CLOCK_MODULE = REPO_ROOT / "ivr" / "clock.py"
@@ -88,3 +88,25 @@ def test_a_written_moment_without_offset_is_local_time() -> None:
     assert local(datetime(2026, 12, 24, 21, 0), "America/Sao_Paulo") == datetime(2026, 12, 25, 0, 0, tzinfo=UTC)
     with_offset = datetime(2026, 12, 24, 21, 0, tzinfo=UTC)
     assert local(with_offset, "America/Sao_Paulo") is with_offset
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("2h", "2026-12-06 12:00-03:00"),
+        ("1h30m", "2026-12-06 11:30-03:00"),
+        ("90min", "2026-12-06 11:30-03:00"),
+        ("1d", "2026-12-07 10:00-03:00"),
+        ("-1h", "2026-12-06 09:00-03:00"),
+        ("2026-12-06 18:00", "2026-12-06 18:00-03:00"),  # local time unless it says otherwise
+        ("2026-12-06T18:00Z", "2026-12-06 15:00-03:00"),
+    ],
+)
+def test_a_moment_a_person_writes(text: str, moment: str) -> None:
+    now = datetime.fromisoformat("2026-12-06 10:00-03:00")
+    assert moment_from(text, now, "America/Sao_Paulo") == datetime.fromisoformat(moment)
+
+
+def test_a_moment_that_is_neither_says_what_is_accepted() -> None:
+    with pytest.raises(ValueError, match="is not a date and time .* or a duration"):
+        moment_from("amanhã", datetime.fromisoformat("2026-12-06 10:00-03:00"), "America/Sao_Paulo")

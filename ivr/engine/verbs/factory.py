@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ivr.engine.verbs.action import Action, Lookup
+from ivr.engine.verbs.announce import Announce
 from ivr.engine.verbs.base import Verb
 from ivr.engine.verbs.branch import Branch
 from ivr.engine.verbs.collect import Collect
@@ -29,7 +30,7 @@ VERBS: dict[str, type[Verb]] = {
     cls.kind: cls
     for cls in (
         Play, Say, Menu, Collect, Lookup, Action, Branch, Set, Hours, Queue, Transfer, Record, Notify,
-        Goto, Subflow, Return, Hangup,
+        Announce, Goto, Subflow, Return, Hangup,
     )
 }  # fmt: skip
 
