@@ -83,8 +83,9 @@ class AsteriskSettings(_Section):
     fallback_queue: str = "technical"
     queue_wait_s: int = 900
     # Channel variables shown to agents in AMI events (AgentCalled); set by the IVR before queueing.
-    # (the engine's queue context, as ivr/agi sets it: IVR_ + the key in upper case; IVR_CIRCUIT and
-    # IVR_KEYED when a flow's queue node gives them in its `context`). The screen pop reads them too.
+    # (the engine's queue context, as ivr/agi sets it: IVR_ + the key in upper case; IVR_KEYED the
+    # caller's answers, masked where personal; IVR_CIRCUIT when a flow's queue node gives it in its
+    # `context`, as flows/sac.yaml does for the circuit chosen). The screen pop reads them too.
     agent_channel_vars: tuple[str, ...] = (
         "IVR_PROTOCOL", "IVR_CALLER_ID", "IVR_CUSTOMER", "IVR_CUSTOMER_NAME", "IVR_PATH", "IVR_TICKETS",
         "IVR_CIRCUIT", "IVR_KEYED",

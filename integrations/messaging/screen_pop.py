@@ -17,8 +17,9 @@ and gets no pop.
     {"event": "agent_connect", "protocol": "202600000017", "queue": "billing",
      "agent": {"interface": "PJSIP/agent-101", "name": "Ana"}, "linkedid": "1765039990.12",
      "answered_at": "2026-12-06T18:00:00+00:00", "hold_s": 12, "caller_id": "3133334444",
-     "customer": {"id": 1, "name": "Transportes Serra Azul Ltda"}, "circuit": null, "keyed": null,
-     "path": ["main_menu", "billing_menu", "billing_queue"], "tickets": ["800000013"]}
+     "customer": {"id": 1, "name": "Transportes Serra Azul Ltda"}, "circuit": null,
+     "keyed": "main_menu=2 billing_menu=1", "path": ["main_menu", "billing_menu", "billing_queue"],
+     "tickets": ["800000013"]}
 
 A receiver recomputes the signature (compare in constant time), refuses a timestamp outside its tolerance
 (a replayed request carries an old one: the signature covers it) and may drop a delivery id it has

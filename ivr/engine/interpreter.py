@@ -267,6 +267,8 @@ class _Walk:
                     step = await node.verb.run(self.call)
             except FlowError as exc:
                 raise FlowError(f"flow '{flow.name}', node '{node.name}': {exc}") from exc
+            if step.input:  # what the caller answered here, already masked where it is personal data
+                self.call.state.keyed.append(f"{node.name}={step.input}")
             if isinstance(step, RunSubflow):
                 step = await self._subflow(step)
             outcome = step.result or _where(step)

@@ -88,6 +88,7 @@ class ScriptedChannel:
     events: list[Event] = field(default_factory=list)
     heard: list[str] = field(default_factory=list)
     variables: dict[str, str] = field(default_factory=dict)
+    agent_context: dict[str, str] = field(default_factory=dict)  # given to the last queue joined
     hung_up: bool = False
     hears_words: bool = True  # "say:<words>" items are already transcripts
     line_cause: int = 16  # the Q.850 cause a scripted hang-up reports (16: the caller hung up normally)
@@ -186,6 +187,7 @@ class ScriptedChannel:
 
     async def queue(self, queue: str, *, context: Mapping[str, str], timeout_s: float) -> QueueOutcome:
         await self._hangup_if_next()
+        self.agent_context = dict(context)  # what the agent who answers is shown
         outcome = self.queue_outcomes.get(queue, QueueOutcome.ANSWERED)
         self._record(Event("queue", f"{queue}: {outcome.value}"))
         return outcome

@@ -15,6 +15,10 @@ from ivr.engine.ports import Ticket
 from ivr.engine.template import evaluate, render
 
 
+#: The caller's latest answers an agent is told (the channel variable stays short).
+KEYED_TOLD = 12
+
+
 @dataclass(slots=True)
 class CallState:
     protocol: str
@@ -27,6 +31,7 @@ class CallState:
     variables: dict[str, Any] = field(default_factory=dict)
     path: list[str] = field(default_factory=list)  # node names; subflow nodes as "flow/node"
     tickets: list[Ticket] = field(default_factory=list)  # opened on this call
+    keyed: list[str] = field(default_factory=list)  # "node=answer" per answer given (masked where personal)
 
     def identify(self, customer_id: int, account: Mapping[str, Any], *, confirmed: bool) -> None:
         """The caller is the customer of this account; `confirmed` when this identification confirmed it.
@@ -74,4 +79,5 @@ class CallState:
             "customer_name": str(self.customer.get("customer_name", "")),  # integrations.accounts.IDENTITY
             "path": ">".join(self.path),
             "tickets": ",".join(t.number for t in self.tickets),
+            "keyed": " ".join(self.keyed[-KEYED_TOLD:]),
         }

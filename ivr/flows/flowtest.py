@@ -94,6 +94,7 @@ class Expect(BaseModel):
     not_heard: list[str] = []
     max_seconds: float | None = Field(default=None, gt=0)
     summary: list[Literal["email", "whatsapp"]] | None = None  # how the written summary of the call went
+    agent: dict[str, str] = {}  # what the agent who takes the call is shown (the queue's context), in part
 
 
 class StatedQueue(BaseModel):
@@ -259,7 +260,8 @@ async def run_case(
                 await services.announcements.end(announcement.id)
     heard_text = catalogue.render_text(channel.heard, announcement_texts(audio.audio_dir, channel.heard))
     seconds, unknown = audio.seconds(channel.heard)
-    failures = _differences(case.expect, result, heard_text) + _over_time(case.expect, seconds, unknown)
+    failures = _differences(case.expect, result, heard_text, channel.agent_context)
+    failures += _over_time(case.expect, seconds, unknown)
     return CaseResult(file, case, result, heard_text, seconds, unknown, failures)
 
 
@@ -297,8 +299,11 @@ async def _fail(status: OperationStatus, ctx: OperationContext, **args: object) 
     return OperationResult(status, {}, "failed on purpose by the flow test")
 
 
-def _differences(expect: Expect, result: CallResult, heard: str) -> list[str]:
+def _differences(expect: Expect, result: CallResult, heard: str, agent: Mapping[str, str]) -> list[str]:
     failures = []
+    for name, shown in expect.agent.items():
+        if agent.get(name) != shown:
+            failures.append(f"agent: expected {name} {shown!r}; shown {agent.get(name, '(no queue joined)')!r}")
     if expect.path and not _is_subsequence(expect.path, result.path):
         failures.append(f"path: expected {' > '.join(expect.path)} in order; went {' > '.join(result.path)}")
     if expect.outcome is not None and expect.outcome != result.summary:

@@ -59,6 +59,23 @@ async def test_a_call_gets_its_protocol_first_and_one_event_per_node() -> None:
     assert svc.calls.ended == [(result.protocol, "queue:technical", result.variables)]
 
 
+class Queued(ScriptedChannel):
+    """Keeps the context the call gave the agent when it joined a queue."""
+
+    context: dict[str, str] = {}
+
+    async def queue(self, queue, *, context, timeout_s):  # type: ignore[no-untyped-def]
+        self.context = dict(context)
+        return await super().queue(queue, context=context, timeout_s=timeout_s)
+
+
+async def test_the_agent_is_told_what_the_caller_keyed_masked_where_it_is_personal() -> None:
+    chan = Queued(caller(), ["1", "123456"])
+    await run_call(flow(JOURNEY), chan, services(), settings=load_settings())
+    assert chan.context["keyed"] == "menu=1 ask=<6 chars>"  # the customer code itself is not told
+    assert chan.context["path"] == ">".join(FULL_PATH)
+
+
 class Watch:
     """A `CallWatch` writing down what it is told, and how many visits were recorded by then."""
 
