@@ -14,7 +14,6 @@ from ivr.engine.flow import FlowError
 from ivr.engine.ports import Ticket
 from ivr.engine.template import evaluate, render
 
-
 #: The caller's latest answers an agent is told (the channel variable stays short).
 KEYED_TOLD = 12
 
