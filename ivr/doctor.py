@@ -1,7 +1,7 @@
 """`ivr doctor`: is every peer this IVR depends on there, and set up the way the settings say?
 
 Each check talks to its real peer (the database, Asterisk's AMI, the FastAGI port, the carrier API, the
-SMTP server, the speech endpoint) or reads what `ivr serve` would read (prompt audio, published flows),
+SMTP server, the speech endpoint, the agents' screen pop receiver) or reads what `ivr serve` would read (prompt audio, published flows),
 and says in one line what is wrong and how to fix it. The checks run concurrently, each bounded by
 `timeout_s`, so a peer that never answers costs one time-out, not a hang.
 
@@ -46,6 +46,7 @@ async def diagnose(settings: Settings, *, timeout_s: float = 5.0) -> list[Findin
         ("smtp", check_smtp),
         ("whatsapp", check_whatsapp),
         ("speech", check_speech),
+        ("screen_pop", check_screen_pop),
         ("prompts", check_prompts),
         ("flows", check_flows),
     ]
@@ -244,6 +245,26 @@ async def check_whatsapp(settings: Settings, timeout_s: float) -> Finding:
                        "check whatsapp.phone_number_id and whatsapp.api_version")  # fmt: skip
     shown = f"{number.get('display_phone_number', '?')} ({number.get('verified_name', '?')})"
     return Finding("whatsapp", Status.OK, f"{conf.base_url}: business number {shown}")
+
+
+async def check_screen_pop(settings: Settings, timeout_s: float) -> Finding:
+    conf = settings.screen_pop
+    if not conf.url:
+        return Finding("screen_pop", Status.OK, "off (screen_pop.url unset): agents see the call in channel variables")
+    from integrations.messaging.outbox import DeliveryError
+    from integrations.messaging.screen_pop import ScreenPopSender
+    from ivr.clock import system_clock
+
+    short = {"timeout_s": min(conf.timeout_s, timeout_s), "connect_timeout_s": min(conf.connect_timeout_s, timeout_s)}
+    try:
+        await ScreenPopSender(conf.model_copy(update=short), clock=system_clock).ping()
+    except DeliveryError as exc:
+        # A refusal (4xx) is the receiver's answer to our signature; anything else, no answer at all.
+        hint = "refused: check IVR_SCREEN_POP__SECRET and both clocks" if exc.permanent else (
+            "is the agents' desktop service up and reachable? check screen_pop.url"
+        )
+        return Finding("screen_pop", Status.FAIL, f"{exc} ({hint})")
+    return Finding("screen_pop", Status.OK, f"{conf.url} accepts a signed ping")
 
 
 async def check_speech(settings: Settings, timeout_s: float) -> Finding:

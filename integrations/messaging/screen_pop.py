@@ -142,33 +142,39 @@ class ScreenPopSender:
         self._conf = conf
         self._clock = clock
 
-    def headers(self, delivery: Delivery, body: bytes) -> dict[str, str]:
+    def _headers(self, delivery_id: int, body: bytes) -> dict[str, str]:
         timestamp = str(int(self._clock().timestamp()))  # this attempt's: a retry is signed afresh
         return {
             "Content-Type": "application/json",
             TIMESTAMP_HEADER: timestamp,
-            DELIVERY_HEADER: str(delivery.id),
+            DELIVERY_HEADER: str(delivery_id),
             SIGNATURE_HEADER: signature(self._conf.secret.get_secret_value(), timestamp, body),
         }
 
     async def send(self, delivery: Delivery) -> None:
-        conf = self._conf
         age_s = (self._clock() - delivery.created_at).total_seconds()
-        if age_s > conf.max_age_s:
+        if age_s > self._conf.max_age_s:
             raise DeliveryError(f"call {delivery.call_protocol}: pop {age_s:.0f} s old, no use now", permanent=True)
-        body = delivery.body.encode()
+        await self._post(delivery.id, delivery.body.encode())
+        log.info("screen pop for call %s to %s delivered", delivery.call_protocol, delivery.recipient)
+
+    async def ping(self) -> None:
+        """A signed ``{"event": "ping"}`` (delivery 0) a receiver accepts and shows nobody: `ivr doctor`'s
+        proof that the URL answers and the secret is the receiver's."""
+        await self._post(0, json.dumps({"event": "ping"}).encode())
+
+    async def _post(self, delivery_id: int, body: bytes) -> None:
+        conf = self._conf
         timeout = aiohttp.ClientTimeout(total=conf.timeout_s, sock_connect=conf.connect_timeout_s)
         try:
             async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.post(conf.url, data=body, headers=self.headers(delivery, body)) as response:
+                async with session.post(conf.url, data=body, headers=self._headers(delivery_id, body)) as response:
                     status = response.status  # the answer's body is not read: it may echo the payload
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise DeliveryError(f"screen pop {conf.url}: {type(exc).__name__}: {exc}") from exc
-        if 200 <= status < 300:
-            log.info("screen pop for call %s to %s delivered", delivery.call_protocol, delivery.recipient)
-            return
-        permanent = 400 <= status < 500 and status not in _RETRY_STATUSES
-        raise DeliveryError(f"screen pop {conf.url}: HTTP {status}", permanent=permanent)
+        if not 200 <= status < 300:
+            permanent = 400 <= status < 500 and status not in _RETRY_STATUSES
+            raise DeliveryError(f"screen pop {conf.url}: HTTP {status}", permanent=permanent)
 
 
 def _items(value: str, separator: str) -> list[str]:

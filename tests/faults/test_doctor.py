@@ -14,6 +14,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from integrations.catalog import declared_registry
 from ivr.cli import main
+from ivr.clock import system_clock
 from ivr.config import Settings, load_settings
 from ivr.doctor import (
     Status,
@@ -23,6 +24,7 @@ from ivr.doctor import (
     check_fastagi,
     check_flows,
     check_prompts,
+    check_screen_pop,
     check_smtp,
     check_speech,
     check_whatsapp,
@@ -36,6 +38,7 @@ from ivr.voice.catalogue import Catalogue
 from tests.ami.fake_ami import FakeAmi
 from tests.email.conftest import self_signed_tls
 from tests.http.carrier_fake import TOKEN, CarrierFake, Fault
+from tests.screenpop.conftest import SECRET, Receiver
 from tests.speech.fake_speech import FakeSpeech
 
 from .conftest import SmtpServer, free_port, seeded_sqlite
@@ -133,7 +136,8 @@ async def test_every_check_is_ok_when_every_peer_is_healthy(healthy: dict[str, A
     assert [(f.check, f.status) for f in findings] == [
         (name, Status.OK)
         for name in (
-            "settings", "database", "ami", "fastagi", "carrier_api", "smtp", "whatsapp", "speech", "prompts", "flows"
+            "settings", "database", "ami", "fastagi", "carrier_api", "smtp", "whatsapp", "speech", "screen_pop",
+            "prompts", "flows",
         )
     ], render(findings)
     assert not failed(findings)
@@ -318,3 +322,22 @@ async def test_flows_unpublished_changes_or_nothing_published(
     (flows / "mini.yaml").write_text(FLOW.replace("queue:", "hangup: hello\n    no_queue:"), encoding="utf-8")
     broken = await check_flows(with_(healthy, var_dir=tmp_path / "elsewhere"), T)
     assert broken.status is Status.FAIL and "fails its checks" in broken.detail
+
+
+async def test_the_screen_pop_receiver_answers_refuses_the_secret_or_is_down(healthy: dict[str, Any]) -> None:
+    desk = Receiver(system_clock)  # a desktop checking signatures and timestamps against its own clock
+    await desk.start()
+    try:
+        pops = {"url": desk.url, "secret": SECRET}
+        ok = await check_screen_pop(with_(healthy, screen_pop=pops), T)
+        assert ok.status is Status.OK and desk.url in ok.detail
+        assert [r.pop for r in desk.shown] == [{"event": "ping"}] and desk.refused == []
+        wrong = await check_screen_pop(with_(healthy, screen_pop={**pops, "secret": "another-secret-entirely"}), T)
+        assert wrong.status is Status.FAIL and "HTTP 401" in wrong.detail and "IVR_SCREEN_POP__SECRET" in wrong.detail
+        assert desk.refused == ["bad signature"]
+    finally:
+        await desk.stop()
+    down = await check_screen_pop(with_(healthy, screen_pop={"url": desk.url, "secret": SECRET}), T)
+    assert down.status is Status.FAIL and "check screen_pop.url" in down.detail
+    off = await check_screen_pop(with_(healthy, screen_pop={}), T)
+    assert off.status is Status.OK and "off" in off.detail
