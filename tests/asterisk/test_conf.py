@@ -55,6 +55,15 @@ def test_every_form_of_the_sac_number_goes_to_the_ivr_with_a_fallback() -> None:
     assert "exten => 3131958012,1,Dial(PJSIP/${EXTEN}@carrier" in dialplan
 
 
+def test_a_called_back_customer_pressing_the_queue_key_stays_in_line_at_their_place() -> None:
+    dialplan = _render()["extensions.conf"]
+    key = dialplan.split("[sac-queue-key]")[1].split("\n[")[0]
+    rules = [line for line in key.splitlines() if line.startswith(("exten", " same"))]
+    assert rules[0] == 'exten => 1,1,GotoIf($["${IVR_CALLBACK_QUEUE}" != ""]?sac-callback,queue,1)'  # before the fallback
+    callback = dialplan.split("[sac-callback]")[1].split("\n[")[0]
+    assert "exten => queue,1,Queue(${IVR_CALLBACK_QUEUE},,,,900,,,,${QUEUEPOSITION})" in callback
+
+
 def test_caller_id_is_filtered_to_printable_characters_before_the_ivr() -> None:
     dialplan = _render()["extensions.conf"]
     printable = r"\x20-\x7e\x80-\xff"  # FILTER ranges (func_strings.c): no control characters
