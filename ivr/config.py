@@ -52,6 +52,15 @@ class AmiSettings(_Section):
     ping_interval_s: float = 10.0
 
 
+class AgentPhone(_Section):
+    """An agent's SIP phone: Asterisk calls it at address:port when the queue gives it a call, and tells
+    it from callers by its address (no two phones, nor the SBC or the test callers, share one)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")  # its queue interface is PJSIP/agent-<name>
+    address: str
+    port: int = Field(default=5060, ge=1, le=65535)
+
+
 class SipSettings(_Section):
     """Where the shipped Asterisk listens for SIP (loopback; the carrier trunk comes from an SBC)."""
 
@@ -67,6 +76,8 @@ class SipSettings(_Section):
     # How the carrier trunk takes a number we dial: "national" (area code + number, 3131958012) or
     # "e164" (+553131958012). Settings and flows keep E.164; ivr.phone.for_trunk converts at the edge.
     trunk_number_format: Literal["national", "e164"] = "national"
+    # The agents' phones the queues ring (logged in to a queue over AMI as PJSIP/agent-<name>).
+    agents: list[AgentPhone] = []
 
 
 class AsteriskSettings(_Section):

@@ -81,6 +81,7 @@ def _check(settings: Settings, ami_secret: str) -> None:
         "sip.host": sip.host, "sip.sbc_address": sip.sbc_address, "sip.tester_address": sip.tester_address,
         "agi.host": settings.agi.host, "ami.host": settings.ami.host,
     }  # fmt: skip
+    addresses |= {f"sip.agents[{agent.name}].address": agent.address for agent in sip.agents}
     for name, value in addresses.items():
         try:
             ipaddress.ip_address(value)
@@ -91,6 +92,13 @@ def _check(settings: Settings, ami_secret: str) -> None:
             "sip.sbc_address and sip.tester_address are both "
             f"{sip.sbc_address}: PJSIP could not tell the carrier from a local test caller"
         )
+    # PJSIP tells who is calling by source address: each agent's phone needs one of its own.
+    seen = {sip.sbc_address: "sip.sbc_address", sip.tester_address: "sip.tester_address"}
+    for agent in sip.agents:
+        name = f"sip.agents[{agent.name}].address"
+        if agent.address in seen:
+            raise ConfigError(f"{name} is {agent.address}, as {seen[agent.address]}: PJSIP could not tell them apart")
+        seen[agent.address] = name
     if settings.asterisk.fallback_queue not in QUEUES:
         raise ConfigError(f"asterisk.fallback_queue: expected one of {', '.join(QUEUES)}")
     if not ami_secret:

@@ -41,6 +41,17 @@ def test_the_same_address_for_carrier_and_testers_is_refused() -> None:
         _render(clash)
 
 
+def test_agents_phones_are_rung_at_their_address_and_told_apart_by_it() -> None:
+    settings = load_settings(sip={"agents": [{"name": "ana", "address": "127.0.0.3", "port": 5071}]})
+    pjsip = _render(settings)["pjsip.conf"]
+    assert "contact = sip:ana@127.0.0.3:5071" in pjsip and "match = 127.0.0.3" in pjsip
+    assert "[agent-ana](endpoint-defaults)\ncontext = sac-agent" in pjsip  # it dials nothing by itself
+    for clash in ("127.0.0.1", settings.sip.sbc_address):  # the test callers', the carrier's
+        shared = load_settings(sip={"agents": [{"name": "ana", "address": clash}]})
+        with pytest.raises(ConfigError, match=r"sip.agents\[ana\].address"):
+            _render(shared)
+
+
 def test_every_form_of_the_sac_number_goes_to_the_ivr_with_a_fallback() -> None:
     settings = load_settings()
     dialplan = _render(settings)["extensions.conf"]

@@ -36,7 +36,7 @@ from ivr.asterisk import root as asterisk_root
 from ivr.asterisk import sipp
 from ivr.asterisk.conf import Layout
 from ivr.asterisk.instance import Instance
-from ivr.config import Settings, load_settings
+from ivr.config import AgentPhone, Settings, load_settings
 from ivr.voice.build import build_prompts
 from ivr.voice.catalogue import Catalogue
 
@@ -45,6 +45,8 @@ from .ami import Ami
 from .ivr_process import IvrProcess
 from .store import StoreReader
 
+#: Agents' SIP phones (SIPp answering, each on a loopback address of its own): queue member PJSIP/agent-<name>.
+AGENT_PHONES = {"ana": "127.0.0.3", "bia": "127.0.0.4"}
 AGENT_INTERFACE = "Local/agent@sac-test-agent/n"
 BRIEF_AGENT_INTERFACE = "Local/brief@sac-test-agent/n"
 RINGING_AGENT_INTERFACE = "Local/ringing@sac-test-agent/n"
@@ -89,6 +91,12 @@ class E2EAsterisk:
         sip = self.settings.sip
         return await sipp.answer_call(sip.sbc_address, sip.sbc_port, timeout_s=timeout_s)
 
+    async def answer_as_agent(self, name: str, timeout_s: float = 20.0) -> sipp.CallResult:
+        """Agent `name`'s SIP phone (SIPp on its own address) answering one call and holding it until
+        Asterisk hangs up."""
+        (phone,) = [agent for agent in self.settings.sip.agents if agent.name == name]
+        return await sipp.answer_call(phone.address, phone.port, timeout_s=timeout_s)
+
 
 def free_port(kind: socket.SocketKind) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
@@ -99,9 +107,10 @@ def free_port(kind: socket.SocketKind) -> int:
 def _e2e_settings() -> Settings:
     base = load_settings()
     udp, tcp = socket.SOCK_DGRAM, socket.SOCK_STREAM
+    agents = [AgentPhone(name=name, address=address, port=free_port(udp)) for name, address in AGENT_PHONES.items()]
     return base.model_copy(
         update={
-            "sip": base.sip.model_copy(update={"port": free_port(udp), "sbc_port": free_port(udp)}),
+            "sip": base.sip.model_copy(update={"port": free_port(udp), "sbc_port": free_port(udp), "agents": agents}),
             "ami": base.ami.model_copy(
                 update={"port": free_port(tcp), "secret": SecretStr(secrets.token_urlsafe(16))}
             ),

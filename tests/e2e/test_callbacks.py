@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
-from datetime import timedelta
 
 from ivr import phone
 from ivr.ami.client import AmiClient
@@ -89,16 +88,28 @@ async def test_a_call_back_reaches_the_agent_only_once_the_customer_answered(
     dialer = _dialer(asterisk, book, client)
     try:
         assert await dialer.turn() == 0  # nobody logged in: nobody is dialled
-        async with queue_member(ami, "technical", BRIEF_AGENT_INTERFACE):
-            customer = asyncio.create_task(asterisk.answer_on_trunk(timeout_s=40))
+        async with queue_member(ami, "technical", "PJSIP/agent-ana"):  # Ana's SIP phone
+            customer = asyncio.create_task(asterisk.answer_on_trunk(timeout_s=60))
+            agent = asyncio.create_task(asterisk.answer_as_agent("ana", timeout_s=60))
             assert await dialer.turn() == 1
             connected = await ami.wait_event(
                 lambda e: e.get("Event") == "AgentConnect" and f"IVR_PROTOCOL={PROTOCOL}" in e.get("ChanVariable", ""),
                 timeout_s=35,
             )
+            # Customer and agent talk: both channels enter one bridge.
+            bridged = await ami.wait_event(
+                lambda e: e.get("Event") == "BridgeEnter" and e.get("Channel") == connected["DestChannel"], 10
+            )
+            customer_side = await ami.wait_event(
+                lambda e: e.get("Event") == "BridgeEnter" and e.get("Channel") == connected["Channel"]
+                and e.get("BridgeUniqueid") == bridged["BridgeUniqueid"], 10,
+            )  # fmt: skip
             await dialer.settle()
-            answered = await customer
+            await ami.action("Hangup", Channel=connected["Channel"])  # the conversation ends
+            answered, phone = await customer, await agent
         assert connected["Queue"] == "technical"
+        assert customer_side["Channel"].startswith("PJSIP/carrier-") and bridged["Channel"].startswith("PJSIP/agent-ana-")
+        assert phone.received[0].startswith("INVITE sip:ana@127.0.0.3"), phone.received
         assert "IVR_TICKETS=800000013,800000014" in connected["ChanVariable"]  # as an inbound call's
         heard = [
             e["AppData"] for e in ami.events if e.get("Event") == "Newexten" and e.get("Application") == "Playback"
