@@ -137,6 +137,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     from integrations.catalog import declared_registry
+    from ivr.clock import system_clock
     from ivr.config import settings
     from ivr.flows.library import FlowLibrary, signal_server
 
@@ -149,6 +150,7 @@ def _publish(args: argparse.Namespace) -> int:
         config.var_dir / "published",
         catalogue=config.prompts_dir,
         registry=declared_registry(),
+        clock=system_clock,
         words_per_minute=config.voice.words_per_minute,
     )
     report = library.publish(flows_dir, who=args.who)

@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
-from ivr.clock import system_clock
+from ivr.clock import Clock
 from ivr.engine.flow import Flow, Position, Problem
 from ivr.engine.operations import OperationRegistry
 from ivr.flows.checks import Report, check_paths, flow_files
@@ -95,13 +95,16 @@ class FlowLibrary:
         *,
         catalogue: Catalogue | Path,
         registry: OperationRegistry,
+        clock: Clock,
         words_per_minute: int = 150,
     ) -> None:
         """Releases live in `root` (settings: ``var_dir / "published"``); they are checked against the
-        catalogue (or its directory), the registry and the voice's pace as `check_paths` takes them."""
+        catalogue (or its directory), the registry and the voice's pace as `check_paths` takes them.
+        `clock` dates the history's entries (an operator's wall time, not a call's business time)."""
         self.root = root
         self._catalogue = catalogue
         self._registry = registry
+        self._clock = clock
         self._words_per_minute = words_per_minute
         self._set: FlowSet | None = None
 
@@ -160,8 +163,7 @@ class FlowLibrary:
                     Position(flows_dir, 1, 1), "the flow files changed while they were being published: publish again"
                 )
                 return Report((problem,), report.flows)
-            # When an operator published: wall time, not a call's business time.
-            entry = Release(version, system_clock(), who or _who(), tuple(sorted(f.name for f in files)))
+            entry = Release(version, self._clock(), who or _who(), tuple(sorted(f.name for f in files)))
             with (self.root / HISTORY).open("a", encoding="utf-8") as history:
                 history.write(_history_line(entry) + "\n")
             _write_atomically(self.root / CURRENT, version + "\n")

@@ -14,6 +14,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from integrations.catalog import declared_registry
 from ivr.cli import main
+from ivr.clock import system_clock
 from ivr.config import Settings, load_settings
 from ivr.doctor import (
     Status,
@@ -92,7 +93,8 @@ def built(tmp_path: Path) -> tuple[Path, Path]:
     (flows / "mini.yaml").write_text(FLOW, encoding="utf-8")
     catalogue = Catalogue.load(prompts)
     build_prompts(catalogue, prompts, workers=1)
-    assert FlowLibrary(tmp_path / "published", catalogue=catalogue, registry=declared_registry()).publish(flows).ok
+    library = FlowLibrary(tmp_path / "published", catalogue=catalogue, registry=declared_registry(), clock=system_clock)
+    assert library.publish(flows).ok
     return prompts, flows
 
 
