@@ -1,7 +1,7 @@
 """``ivr flow ...``: the supervisor's commands for flows.
 
     check / graph / schema / publish   (written by the checks area: see ivr/flows/checks.py)
-    history / rollback                 (the published releases: ivr/flows/library.py)
+    history / diff / rollback          (the published releases: ivr/flows/library.py, ivr/flows/diff.py)
     simulate / test                    (the engine area: ivr/flows/simulate.py, ivr/flows/flowtest.py)
 
 Heavy imports stay inside the handlers so ``ivr --help`` stays instant.
@@ -194,18 +194,28 @@ def _publish(args: argparse.Namespace) -> int:
     return _tell_server(config, "publish")
 
 
-# --- history / rollback (the published releases) ---------------------------------------------
+# --- history / diff / rollback (the published releases) ---------------------------------------------
 
 
 def _register_release_commands(commands: Any) -> None:
     history = commands.add_parser(
         "history",
         help="the published releases, newest first, and which one is current",
-        description="Every publish and rollback, newest first: its number (for rollback), version, "
+        description="Every publish and rollback, newest first: its number (for diff and rollback), version, "
         "when (local time), who and note; CURRENT marks the one ivr serve loads.",
     )
     history.add_argument("--json", action="store_true", help="print JSON, for machines")
     history.set_defaults(handler=_history)
+
+    diff = commands.add_parser(
+        "diff",
+        help="what changed between two releases, or between the draft and a release",
+        description="A and B are release numbers (ivr flow history), versions, 'current', or a flows directory "
+        "(the draft, e.g. flows/). Prints a text diff of each flow file, then what changed node by node.",
+    )
+    diff.add_argument("a", metavar="A", help="the older side: 3, current, a version, or flows/")
+    diff.add_argument("b", metavar="B", help="the newer side, in the same forms")
+    diff.set_defaults(handler=_diff)
 
     rollback = commands.add_parser(
         "rollback",
@@ -265,6 +275,18 @@ def _history(args: argparse.Namespace) -> int:
     widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from ivr.config import settings
+    from ivr.flows.library import UnknownRelease
+
+    try:
+        print(_library(settings()).diff(args.a, args.b).render())
+    except UnknownRelease as exc:
+        print(f"ivr flow diff: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

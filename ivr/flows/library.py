@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -40,6 +41,7 @@ from ivr.clock import Clock
 from ivr.engine.flow import Flow, Position, Problem
 from ivr.engine.operations import OperationRegistry
 from ivr.flows.checks import Report, check_paths, flow_files
+from ivr.flows.diff import FlowsDiff, Side, diff_flows
 from ivr.voice.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ HISTORY = "history.jsonl"
 CURRENT = "CURRENT"
 #: A note is read in a table of the history, beside its number and version.
 MAX_NOTE = 200
+#: A version as a supervisor may type it: the whole hash or its first seven characters or more.
+VERSION_PREFIX = re.compile(r"[0-9a-f]{7,16}")
 
 
 class NothingPublished(LookupError):
@@ -259,7 +263,39 @@ class FlowLibrary:
         version = self.published_version()
         return next((e for e in reversed(self.history()) if e.version == version), None)
 
+    def diff(self, a: str, b: str) -> FlowsDiff:
+        """What changed from `a` to `b`, each as `side` reads it."""
+        return diff_flows(self.side(a), self.side(b))
+
+    def side(self, ref: str) -> Side:
+        """The flows `ref` names: ``current``, a history number, a version (or its first 7+ characters),
+        or a flows directory (the draft). Raises `UnknownRelease` saying what was expected."""
+        if ref == "current":
+            entry = self.current_entry()
+            if entry is None:
+                raise UnknownRelease("nothing is published yet, so there is no current release")
+            return self._release_side(f"current (release {entry.number})", entry.version)
+        if ref.isdigit() and len(ref) < 7:  # shorter than any version a supervisor may type
+            return self._release_side(f"release {ref}", self.entry(int(ref)).version)
+        if VERSION_PREFIX.fullmatch(ref):
+            versions = sorted({e.version for e in self.history() if e.version.startswith(ref)})
+            if len(versions) > 1:
+                raise UnknownRelease(f"{ref!r} starts several versions ({', '.join(versions)}): give more of it")
+            if versions:
+                return self._release_side(f"version {versions[0]}", versions[0])
+        if Path(ref).is_dir():
+            return Side(ref.rstrip("/") or ref, Path(ref))
+        raise UnknownRelease(
+            f"{ref!r} is not a release number, a version, 'current' or a flows directory (see 'ivr flow history')"
+        )
+
     # --- inside -------------------------------------------------------------------------------------
+
+    def _release_side(self, label: str, version: str) -> Side:
+        directory = self.root / RELEASES / version
+        if not directory.is_dir():
+            raise UnknownRelease(f"the files of {label} are missing from {directory}")
+        return Side(label, directory)
 
     def _make_current(
         self,

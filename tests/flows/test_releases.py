@@ -1,4 +1,4 @@
-"""`ivr flow history` and `rollback` as a supervisor runs them: which release is live,
+"""`ivr flow history`, `diff` and `rollback` as a supervisor runs them: which release is live, what changed,
 and going back to one that worked, recorded like a publish."""
 
 from __future__ import annotations
@@ -137,6 +137,62 @@ def test_a_note_of_several_lines_is_refused_and_nothing_is_published(
     assert (status, out) == (2, "")
     assert err == "ivr flow publish: --note: a note is one line of at most 200 characters\n"
     assert not (var_dir / "published" / HISTORY).exists()
+
+
+# --- diff ------------------------------------------------------------------------------------------------
+
+
+def test_diff_shows_the_text_and_what_changed_node_by_node(
+    three: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = run(capsys, "diff", "1", "2")
+    assert status == 0
+    assert "--- release 1/minimal.yaml\n+++ release 2/minimal.yaml\n" in out
+    assert '\n-        "1": {go: agent}\n' in out
+    assert "\n+  thanks:\n" in out
+    summary = out[out.index("summary") :].splitlines()
+    assert summary == [
+        "summary (release 1 → release 2):",
+        "  minimal.yaml:",
+        "    node added: thanks",
+        "    node changed: greet (changed: next)",
+        "    node changed: main_menu (options removed: 1 → agent; changed: prompt)",
+    ]
+
+
+def test_diff_takes_versions_current_and_the_draft(
+    three: list[str], draft: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = run(capsys, "diff", three[1][:7], "current")
+    assert status == 0
+    assert "summary (version " + three[1] + " → current (release 3)):" in out
+    assert "node changed: main_menu (changed: then)" in out
+
+    edit(draft, '"0": {go: agent}', '"0": {go: agent}\n        "2": {go: goodbye}')
+    status, out, _ = run(capsys, "diff", "current", str(draft))
+    assert status == 0
+    assert "node changed: main_menu (options added: 2 → goodbye)" in out
+
+
+def test_diff_of_the_same_flows_says_no_differences(three: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "diff", "3", "current") == (0, "no differences between release 3 and current (release 3)\n", "")
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "said"),
+    [
+        ("1", "9", "there is no release 9: expected a number from 1 to 3"),
+        ("0", "1", "there is no release 0: expected a number from 1 to 3"),
+        ("yesterday", "1", "'yesterday' is not a release number, a version, 'current' or a flows directory"),
+        ("1", "abcdef0123", "'abcdef0123' is not a release number, a version, 'current' or a flows directory"),
+    ],
+)
+def test_diff_of_something_unknown_says_what_it_expected(
+    three: list[str], capsys: pytest.CaptureFixture[str], a: str, b: str, said: str
+) -> None:
+    status, out, err = run(capsys, "diff", a, b)
+    assert (status, out) == (2, "")
+    assert err.startswith(f"ivr flow diff: {said}") and err.count("\n") == 1
 
 
 # --- rollback --------------------------------------------------------------------------------------------
