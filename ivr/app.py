@@ -210,6 +210,7 @@ def served_library(settings: Settings) -> FlowLibrary:
         settings.var_dir / "published",
         catalogue=settings.prompts_dir,
         registry=declared_registry(),
+        clock=system_clock,
         words_per_minute=settings.voice.words_per_minute,
     )
     try:

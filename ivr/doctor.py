@@ -334,6 +334,7 @@ async def check_flows(settings: Settings, timeout_s: float) -> Finding:
 
 def _flows(settings: Settings) -> Finding:
     from integrations.catalog import declared_registry
+    from ivr.clock import system_clock
     from ivr.flows.checks import check_paths, flow_files
     from ivr.flows.library import FlowLibrary, version_of
     from ivr.voice.catalogue import Catalogue, CatalogueError
@@ -344,7 +345,8 @@ def _flows(settings: Settings) -> Finding:
         return Finding("flows", Status.FAIL, f"cannot check flows: prompt catalogue: {exc.problems[0]}")
     pace = settings.voice.words_per_minute
     registry = declared_registry()
-    library = FlowLibrary(settings.var_dir / "published", catalogue=catalogue, registry=registry, words_per_minute=pace)
+    published = settings.var_dir / "published"
+    library = FlowLibrary(published, catalogue=catalogue, registry=registry, clock=system_clock, words_per_minute=pace)
     version = library.published_version()
     files = flow_files([settings.flows_dir])
     local = version_of(files) if files else None

@@ -1,6 +1,7 @@
 """``ivr flow ...``: the supervisor's commands for flows.
 
     check / graph / schema / publish   (written by the checks area: see ivr/flows/checks.py)
+    history / diff / rollback          (the published releases: ivr/flows/library.py, ivr/flows/diff.py)
     simulate / test                    (the engine area: ivr/flows/simulate.py, ivr/flows/flowtest.py)
 
 Heavy imports stay inside the handlers so ``ivr --help`` stays instant.
@@ -18,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ivr.clock import Clock
+    from ivr.config import Settings
     from ivr.engine.ports import Services
     from ivr.flows.checks import Report
+    from ivr.flows.library import FlowLibrary
 
 #: What `ivr flow test` runs with no argument: the flow tests of the checkout it is run in, not the
 #: installed package's copy.
@@ -30,6 +33,7 @@ def register(sub: Any) -> None:
     flow = sub.add_parser("flow", help="check, simulate, test and publish call flows")
     commands = flow.add_subparsers(dest="flow_command", required=True, metavar="SUBCOMMAND")
     _register_check_commands(commands)
+    _register_release_commands(commands)
     _register_engine_commands(commands)
 
 
@@ -66,6 +70,7 @@ def _register_check_commands(commands: Any) -> None:
     )
     publish.add_argument("flows_dir", nargs="?", type=Path, default=None, help="default: the flows dir")
     publish.add_argument("--who", default=None, help="who publishes, for the history (default: your login)")
+    publish.add_argument("--note", default=None, help='why, for the history: "new billing menu"')
     publish.set_defaults(handler=_publish)
 
 
@@ -135,23 +140,50 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _publish(args: argparse.Namespace) -> int:
+def _library(config: Settings) -> FlowLibrary:
+    """The published releases, checked against the configured prompts, operations and voice."""
     from integrations.catalog import declared_registry
+    from ivr.clock import system_clock
+    from ivr.flows.library import FlowLibrary
+
+    return FlowLibrary(
+        config.var_dir / "published",
+        catalogue=config.prompts_dir,
+        registry=declared_registry(),
+        clock=system_clock,
+        words_per_minute=config.voice.words_per_minute,
+    )
+
+
+def _tell_server(config: Settings, command: str) -> int:
+    """Ask a running ivr serve to reload what was just made current; say how it went."""
+    from ivr.flows.library import signal_server
+
+    try:
+        print(signal_server(config.var_dir / "ivr-serve.pid"))
+    except PermissionError:
+        print(
+            f"ivr flow {command}: not allowed to signal the running ivr serve; reload it as its user",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
     from ivr.config import settings
-    from ivr.flows.library import FlowLibrary, signal_server
 
     config = settings()
     flows_dir = args.flows_dir or config.flows_dir
     if not flows_dir.is_dir():
         print(f"ivr flow publish: {flows_dir} is not a directory of flows", file=sys.stderr)
         return 2
-    library = FlowLibrary(
-        config.var_dir / "published",
-        catalogue=config.prompts_dir,
-        registry=declared_registry(),
-        words_per_minute=config.voice.words_per_minute,
-    )
-    report = library.publish(flows_dir, who=args.who)
+    library = _library(config)
+    try:
+        report = library.publish(flows_dir, who=args.who, note=args.note)
+    except ValueError as exc:  # the note
+        print(f"ivr flow publish: --note: {exc}", file=sys.stderr)
+        return 2
     if report.problems:
         print(report.render())
     if not report.ok:
@@ -159,12 +191,141 @@ def _publish(args: argparse.Namespace) -> int:
         print(f"ivr flow publish: refused: fix the errors above; the published version stays {kept}", file=sys.stderr)
         return 1
     print(f"published {flows_dir} as version {library.version} ({', '.join(sorted(report.flows))})")
-    try:
-        print(signal_server(config.var_dir / "ivr-serve.pid"))
-    except PermissionError:
-        print("ivr flow publish: not allowed to signal the running ivr serve; reload it as its user", file=sys.stderr)
-        return 1
+    return _tell_server(config, "publish")
+
+
+# --- history / diff / rollback (the published releases) ---------------------------------------------
+
+
+def _register_release_commands(commands: Any) -> None:
+    history = commands.add_parser(
+        "history",
+        help="the published releases, newest first, and which one is current",
+        description="Every publish and rollback, newest first: its number (for diff and rollback), version, "
+        "when (local time), who and note; CURRENT marks the one ivr serve loads.",
+    )
+    history.add_argument("--json", action="store_true", help="print JSON, for machines")
+    history.set_defaults(handler=_history)
+
+    diff = commands.add_parser(
+        "diff",
+        help="what changed between two releases, or between the draft and a release",
+        description="A and B are release numbers (ivr flow history), versions, 'current', or a flows directory "
+        "(the draft, e.g. flows/). Prints a text diff of each flow file, then what changed node by node.",
+    )
+    diff.add_argument("a", metavar="A", help="the older side: 3, current, a version, or flows/")
+    diff.add_argument("b", metavar="B", help="the newer side, in the same forms")
+    diff.set_defaults(handler=_diff)
+
+    rollback = commands.add_parser(
+        "rollback",
+        help="make an earlier release current again (checked again first)",
+        description="Check release N again with today's prompts and operations; if it passes, make it current, "
+        "record it in the history and tell a running ivr serve to reload (SIGHUP): calls in progress finish on "
+        "their release, new calls take N. A release that fails is refused and the running one stays.",
+    )
+    rollback.add_argument("number", metavar="N", help="the release's number in ivr flow history")
+    rollback.add_argument("--who", default=None, help="who rolls back, for the history (default: your login)")
+    rollback.add_argument("--note", default=None, help='why, for the history: "billing menu loops"')
+    rollback.set_defaults(handler=_rollback)
+
+
+def _history(args: argparse.Namespace) -> int:
+    import json
+    from zoneinfo import ZoneInfo
+
+    from ivr.config import settings
+
+    config = settings()
+    library = _library(config)
+    zone = ZoneInfo(config.timezone)
+    entries = list(reversed(library.history()))
+    current = library.current_entry()
+    if args.json:
+        records = [
+            {
+                "number": entry.number,
+                "version": entry.version,
+                "published_at": entry.published_at.astimezone(zone).isoformat(),
+                "who": entry.who,
+                "note": entry.note,
+                "rollback_to": entry.rollback_to,
+                "files": list(entry.files),
+                "current": entry == current,
+            }
+            for entry in entries
+        ]
+        print(json.dumps(records, ensure_ascii=False, indent=2))
+        return 0
+    if not entries:
+        print("nothing published yet: ivr flow publish")
+        return 0
+    table = [["N", "version", f"when ({config.timezone})", "who", "note", ""]]
+    table += [
+        [
+            str(entry.number),
+            entry.version,
+            f"{entry.published_at.astimezone(zone):%Y-%m-%d %H:%M}",
+            entry.who,
+            entry.describe(),
+            "CURRENT" if entry == current else "",
+        ]
+        for entry in entries
+    ]
+    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from ivr.config import settings
+    from ivr.flows.library import UnknownRelease
+
+    try:
+        print(_library(settings()).diff(args.a, args.b).render())
+    except UnknownRelease as exc:
+        print(f"ivr flow diff: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from ivr.config import settings
+    from ivr.flows.library import UnknownRelease
+
+    if not args.number.isdigit():
+        print(f"ivr flow rollback: {args.number!r} is not a release number (see ivr flow history)", file=sys.stderr)
+        return 2
+    config = settings()
+    library = _library(config)
+    try:
+        done = library.rollback(int(args.number), who=args.who, note=args.note)
+    except UnknownRelease as exc:
+        print(f"ivr flow rollback: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # the note
+        print(f"ivr flow rollback: --note: {exc}", file=sys.stderr)
+        return 2
+    target = done.target
+    if done.report.problems:
+        print(done.report.render())
+    if not done.report.ok:
+        kept = library.published_version() or "(none)"
+        print(
+            f"ivr flow rollback: refused: release {target.number} fails today's checks; the published version "
+            f"stays {kept}",
+            file=sys.stderr,
+        )
+        return 1
+    if done.entry is None:
+        print(f"release {target.number} (version {target.version}) is already current: nothing changed")
+        return 0
+    print(
+        f"rolled back to release {target.number}: "
+        f"version {target.version} is current again (history entry {done.entry.number})"
+    )
+    return _tell_server(config, "rollback")
 
 
 # --- simulate / test (engine area) -----------------------------------------------------------------

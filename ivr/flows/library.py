@@ -2,12 +2,16 @@
 
 ``ivr flow publish`` checks a flow directory and, only if it has no errors, copies it into the library
 (``<var_dir>/published``) as a new *release*, then tells a running ``ivr serve`` to reload (SIGHUP).
-A broken set is refused and the running release keeps serving. On disk::
+A broken set is refused and the running release keeps serving. ``ivr flow rollback N`` makes an earlier
+release current again the same way, after checking it again. On disk::
 
     published/
       releases/<version>/*.yaml   one directory per release, never changed once written
-      history.jsonl               one line per publish: version, time, who, files
+      history.jsonl               one line per publish or rollback: version, time, who, files, note...
       CURRENT                     the version being served (replaced atomically)
+
+Each history line is numbered by its place in the file (1 = the first publish): the history is only ever
+appended to, so a number names the same entry for good.
 
 A release's version is a hash of its files' names and contents, so publishing the same files twice gives
 the same version. Calls take a `FlowSet` when they start and walk it to the end: a reload swaps the
@@ -22,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -32,10 +37,11 @@ from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
-from ivr.clock import system_clock
+from ivr.clock import Clock
 from ivr.engine.flow import Flow, Position, Problem
 from ivr.engine.operations import OperationRegistry
 from ivr.flows.checks import Report, check_paths, flow_files
+from ivr.flows.diff import FlowsDiff, Side, diff_flows
 from ivr.voice.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,10 @@ log = logging.getLogger(__name__)
 RELEASES = "releases"
 HISTORY = "history.jsonl"
 CURRENT = "CURRENT"
+#: A note is read in a table of the history, beside its number and version.
+MAX_NOTE = 200
+#: A version as a supervisor may type it: the whole hash or its first seven characters or more.
+VERSION_PREFIX = re.compile(r"[0-9a-f]{7,16}")
 
 
 class NothingPublished(LookupError):
@@ -68,14 +78,36 @@ class FlowSet:
             raise UnknownFlow(name) from None
 
 
+class UnknownRelease(ValueError):
+    """A release number or version the history does not have; the message says what was expected."""
+
+
 @dataclass(frozen=True, slots=True)
 class Release:
-    """One line of the history."""
+    """One line of the history: a publish, or a rollback to an earlier entry (`rollback_to`)."""
 
+    number: int  # 1 = the first line of the history
     version: str
     published_at: datetime
     who: str
     files: tuple[str, ...]
+    note: str | None = None
+    rollback_to: int | None = None
+
+    def describe(self) -> str:
+        """The note as a supervisor reads it: "rollback to 2: billing menu broken"."""
+        parts = [f"rollback to {self.rollback_to}" if self.rollback_to is not None else None, self.note]
+        return ": ".join(part for part in parts if part)
+
+
+@dataclass(frozen=True, slots=True)
+class Rollback:
+    """What ``rollback`` did: `entry` is the new history line, None when nothing changed (refused by the
+    checks in `report`, or the release was already current)."""
+
+    target: Release
+    report: Report
+    entry: Release | None
 
 
 def version_of(files: list[Path]) -> str:
@@ -95,13 +127,16 @@ class FlowLibrary:
         *,
         catalogue: Catalogue | Path,
         registry: OperationRegistry,
+        clock: Clock,
         words_per_minute: int = 150,
     ) -> None:
         """Releases live in `root` (settings: ``var_dir / "published"``); they are checked against the
-        catalogue (or its directory), the registry and the voice's pace as `check_paths` takes them."""
+        catalogue (or its directory), the registry and the voice's pace as `check_paths` takes them.
+        `clock` dates the history's entries (an operator's wall time, not a call's business time)."""
         self.root = root
         self._catalogue = catalogue
         self._registry = registry
+        self._clock = clock
         self._words_per_minute = words_per_minute
         self._set: FlowSet | None = None
 
@@ -141,11 +176,14 @@ class FlowLibrary:
 
     # --- publishing ---------------------------------------------------------------------------------
 
-    def publish(self, flows_dir: Path, *, who: str | None = None) -> Report:
+    def publish(self, flows_dir: Path, *, who: str | None = None, note: str | None = None) -> Report:
         """Check every flow in `flows_dir`; with no errors, make it the current release and serve it.
+        `note` says why, for the history.
 
         Returns the check's report; when it has errors nothing changes (the running release keeps serving).
+        Raises ValueError for a note that is not one short line.
         """
+        note = _one_line(note)
         files = flow_files([flows_dir])
         if not files:
             problem = Problem(Position(flows_dir, 1, 1), f"no flow files (*.yaml) in {flows_dir}: nothing to publish")
@@ -160,27 +198,121 @@ class FlowLibrary:
                     Position(flows_dir, 1, 1), "the flow files changed while they were being published: publish again"
                 )
                 return Report((problem,), report.flows)
-            # When an operator published: wall time, not a call's business time.
-            entry = Release(version, system_clock(), who or _who(), tuple(sorted(f.name for f in files)))
-            with (self.root / HISTORY).open("a", encoding="utf-8") as history:
-                history.write(_history_line(entry) + "\n")
-            _write_atomically(self.root / CURRENT, version + "\n")
+            self._make_current(version, who=who, files=tuple(sorted(f.name for f in files)), note=note)
         self.reload()
         return report
 
+    def rollback(self, number: int, *, who: str | None = None, note: str | None = None) -> Rollback:
+        """Make history entry `number`'s release current again, as a new entry ("rollback to N").
+
+        The release is checked again first (today's prompts and operations): with errors nothing changes
+        and the running release keeps serving. Raises `UnknownRelease` for a number the history lacks, and
+        ValueError for a note that is not one short line.
+        """
+        note = _one_line(note)
+        target = self.entry(number)
+        if target.version == self.published_version():
+            return Rollback(target, Report((), MappingProxyType({})), None)
+        release = self.root / RELEASES / target.version
+        if not release.is_dir():
+            problem = Problem(Position(release, 1, 1), f"the files of release {number} are missing")
+            return Rollback(target, Report((problem,), MappingProxyType({})), None)
+        report = self._check(release)
+        files = flow_files([release])
+        if report.ok and version_of(files) != target.version:  # a release is never changed once written
+            problem = Problem(
+                Position(release, 1, 1), f"the files of release {number} were changed after it was published"
+            )
+            report = Report((problem,), report.flows)
+        if not report.ok:
+            return Rollback(target, report, None)
+        with self._locked():
+            if target.version == self.published_version():  # another rollback got there first
+                return Rollback(target, report, None)
+            entry = self._make_current(
+                target.version, who=who, files=tuple(sorted(f.name for f in files)), note=note, rollback_to=number
+            )
+        self.reload()
+        return Rollback(target, report, entry)
+
     def history(self) -> list[Release]:
-        """Every publish, oldest first."""
+        """Every publish and rollback, oldest first (so entry N is at N - 1)."""
         path = self.root / HISTORY
         if not path.exists():
             return []
         releases = []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             item = json.loads(line)
             when = datetime.fromisoformat(item["published_at"])
-            releases.append(Release(item["version"], when, item["who"], tuple(item["files"])))
+            files = tuple(item["files"])
+            note, rollback_to = item.get("note"), item.get("rollback_to")
+            releases.append(Release(number, item["version"], when, item["who"], files, note, rollback_to))
         return releases
 
+    def entry(self, number: int) -> Release:
+        """History entry `number`; raises `UnknownRelease` saying which numbers there are."""
+        history = self.history()
+        if not history:
+            raise UnknownRelease("nothing is published yet: run 'ivr flow publish'")
+        if not 1 <= number <= len(history):
+            raise UnknownRelease(f"there is no release {number}: expected a number from 1 to {len(history)}")
+        return history[number - 1]
+
+    def current_entry(self) -> Release | None:
+        """The newest history entry of the version in CURRENT (what a reload serves), if any."""
+        version = self.published_version()
+        return next((e for e in reversed(self.history()) if e.version == version), None)
+
+    def diff(self, a: str, b: str) -> FlowsDiff:
+        """What changed from `a` to `b`, each as `side` reads it."""
+        return diff_flows(self.side(a), self.side(b))
+
+    def side(self, ref: str) -> Side:
+        """The flows `ref` names: ``current``, a history number, a version (or its first 7+ characters),
+        or a flows directory (the draft). Raises `UnknownRelease` saying what was expected."""
+        if ref == "current":
+            entry = self.current_entry()
+            if entry is None:
+                raise UnknownRelease("nothing is published yet, so there is no current release")
+            return self._release_side(f"current (release {entry.number})", entry.version)
+        if ref.isdigit() and len(ref) < 7:  # shorter than any version a supervisor may type
+            return self._release_side(f"release {ref}", self.entry(int(ref)).version)
+        if VERSION_PREFIX.fullmatch(ref):
+            versions = sorted({e.version for e in self.history() if e.version.startswith(ref)})
+            if len(versions) > 1:
+                raise UnknownRelease(f"{ref!r} starts several versions ({', '.join(versions)}): give more of it")
+            if versions:
+                return self._release_side(f"version {versions[0]}", versions[0])
+        if Path(ref).is_dir():
+            return Side(ref.rstrip("/") or ref, Path(ref))
+        raise UnknownRelease(
+            f"{ref!r} is not a release number, a version, 'current' or a flows directory (see 'ivr flow history')"
+        )
+
     # --- inside -------------------------------------------------------------------------------------
+
+    def _release_side(self, label: str, version: str) -> Side:
+        directory = self.root / RELEASES / version
+        if not directory.is_dir():
+            raise UnknownRelease(f"the files of {label} are missing from {directory}")
+        return Side(label, directory)
+
+    def _make_current(
+        self,
+        version: str,
+        *,
+        who: str | None,
+        files: tuple[str, ...],
+        note: str | None,
+        rollback_to: int | None = None,
+    ) -> Release:
+        """Record `version` in the history and name it in CURRENT; the caller holds the lock."""
+        number = len(self.history()) + 1
+        entry = Release(number, version, self._clock(), who or _who(), files, note, rollback_to)
+        with (self.root / HISTORY).open("a", encoding="utf-8") as history:
+            history.write(_history_line(entry) + "\n")
+        _write_atomically(self.root / CURRENT, version + "\n")
+        return entry
 
     def _check(self, directory: Path) -> Report:
         return check_paths(
@@ -236,16 +368,28 @@ def _who() -> str:
         return f"uid {os.getuid()}"
 
 
+def _one_line(note: str | None) -> str | None:
+    """A note as kept: stripped, None when empty; it must fit the history's one line per entry."""
+    note = (note or "").strip()
+    if "\n" in note or "\r" in note or len(note) > MAX_NOTE:
+        raise ValueError(f"a note is one line of at most {MAX_NOTE} characters")
+    return note or None
+
+
 def _history_line(entry: Release) -> str:
-    return json.dumps(
-        {
-            "version": entry.version,
-            "published_at": entry.published_at.isoformat(),
-            "who": entry.who,
-            "files": list(entry.files),
-        },
-        ensure_ascii=False,
-    )
+    """The stored line: the number is the line's place, so it is not stored; note and rollback_to only when
+    given (older lines have neither)."""
+    item: dict[str, object] = {
+        "version": entry.version,
+        "published_at": entry.published_at.isoformat(),
+        "who": entry.who,
+        "files": list(entry.files),
+    }
+    if entry.note:
+        item["note"] = entry.note
+    if entry.rollback_to is not None:
+        item["rollback_to"] = entry.rollback_to
+    return json.dumps(item, ensure_ascii=False)
 
 
 def _write_atomically(path: Path, text: str) -> None:

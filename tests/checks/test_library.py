@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr.clock import system_clock
 from ivr.config import REPO_ROOT
 from ivr.engine.operations import OperationRegistry
 from ivr.flows.checks import Report
@@ -17,7 +18,7 @@ FIXTURES = REPO_ROOT / "tests" / "data" / "flows"
 
 @pytest.fixture
 def library(tmp_path: Path, catalogue: Catalogue, registry: OperationRegistry) -> FlowLibrary:
-    return FlowLibrary(tmp_path / "published", catalogue=catalogue, registry=registry)
+    return FlowLibrary(tmp_path / "published", catalogue=catalogue, registry=registry, clock=system_clock)
 
 
 def edit(flows_dir: Path, old: str, new: str) -> None:
@@ -67,8 +68,8 @@ def test_a_call_keeps_the_version_it_started_with(library: FlowLibrary, flows_di
 def test_reload_picks_up_what_another_process_published(
     tmp_path: Path, catalogue: Catalogue, registry: OperationRegistry, flows_dir: Path
 ) -> None:
-    server = FlowLibrary(tmp_path / "published", catalogue=catalogue, registry=registry)
-    publisher = FlowLibrary(tmp_path / "published", catalogue=catalogue, registry=registry)
+    server = FlowLibrary(tmp_path / "published", catalogue=catalogue, registry=registry, clock=system_clock)
+    publisher = FlowLibrary(tmp_path / "published", catalogue=catalogue, registry=registry, clock=system_clock)
     with pytest.raises(NothingPublished):
         server.reload()
     publisher.publish(flows_dir)
@@ -88,8 +89,10 @@ def test_reload_keeps_serving_when_a_release_no_longer_checks(
     prompts.mkdir()
     text = (FIXTURES / "prompts" / "fixtures.yaml").read_text(encoding="utf-8")
     (prompts / "p.yaml").write_text(text.replace("\nsent: ", "\nsent_to_you: "), encoding="utf-8")
-    publisher = FlowLibrary(tmp_path / "published", catalogue=catalogue, registry=registry)
-    server = FlowLibrary(tmp_path / "published", catalogue=Catalogue.load(prompts), registry=registry)
+    publisher = FlowLibrary(tmp_path / "published", catalogue=catalogue, registry=registry, clock=system_clock)
+    server = FlowLibrary(
+        tmp_path / "published", catalogue=Catalogue.load(prompts), registry=registry, clock=system_clock
+    )
     publisher.publish(flows_dir)
     server.reload()
     first = server.version

@@ -74,7 +74,12 @@ class Walk:
 
 def published(ivr: IvrProcess) -> dict[str, Flow]:
     """The flows `ivr serve` published on its start, by name."""
-    library = FlowLibrary(ivr.var_dir / "published", catalogue=ivr.settings.prompts_dir, registry=declared_registry())
+    library = FlowLibrary(
+        ivr.var_dir / "published",
+        catalogue=ivr.settings.prompts_dir,
+        registry=declared_registry(),
+        clock=ManualClock(ivr.moment),
+    )
     library.reload()
     return dict(library.snapshot().flows)
 

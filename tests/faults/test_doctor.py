@@ -95,7 +95,8 @@ def built(tmp_path: Path) -> tuple[Path, Path]:
     (flows / "mini.yaml").write_text(FLOW, encoding="utf-8")
     catalogue = Catalogue.load(prompts)
     build_prompts(catalogue, prompts, workers=1)
-    assert FlowLibrary(tmp_path / "published", catalogue=catalogue, registry=declared_registry()).publish(flows).ok
+    library = FlowLibrary(tmp_path / "published", catalogue=catalogue, registry=declared_registry(), clock=system_clock)
+    assert library.publish(flows).ok
     return prompts, flows
 
 
