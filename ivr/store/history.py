@@ -169,7 +169,12 @@ def _trace(session: Session, number: str) -> CallTrace | None:
         tickets=tuple(TicketOpened(t.number, t.kind.value, t.state.value) for t in tickets),
         messages=tuple(
             MessageSent(
-                m.channel.value, mask_recipient(m.channel, m.recipient), m.template, m.state.value, m.attempts, m.sent_at
+                m.channel.value,
+                mask_recipient(m.channel, m.recipient),
+                m.template,
+                m.state.value,
+                m.attempts,
+                m.sent_at,
             )
             for m in messages
         ),

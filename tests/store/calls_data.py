@@ -1,7 +1,8 @@
 """A small known day of calls for the history and report tests, written straight into the store: DAY is
 the day before the tests' moment (NOW, 10:00 in São Paulo), times are local.
 
-    A  08:00 local  3133334444  Serra Azul  sac  greet > menu > tech > queue     queue:technical  ticket, mail, call back
+    A  08:00 local  3133334444  Serra Azul  sac  greet > menu > tech > queue     queue:technical  ticket, 2 messages,
+                                                                                                  a call back
     B  09:00 local  11987654321 -           sac  greet > menu(hangup)            hangup
     C  09:30 local  3133334444  Serra Azul  sac  greet > menu > status           ended (contained)
     D  09:40 local  withheld    -           sac  greet > menu > cnpj(invalid) > cnpj(hangup)  hangup
@@ -59,7 +60,8 @@ CALLS: dict[str, tuple[datetime, int, str | None, tuple[int, str] | None, str, s
     C: (at(9, 30), 60, "3133334444", (1, "Serra Azul Ltda"), "ended", "sac",
         [("greet", "play", "", "menu"), ("menu", "menu", "2", "2"), ("status", "say", "", "end")]),
     D: (at(9, 40), 90, None, None, "hangup", "sac",
-        [("greet", "play", "", "menu"), ("menu", "menu", "3", "3"), ("cnpj", "collect", "12.***.***/0001-**", "invalid"),
+        [("greet", "play", "", "menu"), ("menu", "menu", "3", "3"),
+         ("cnpj", "collect", "12.***.***/0001-**", "invalid"),
          ("cnpj", "collect", "", "hangup")]),
     E: (at(9, 50), 45, "11987654321", None, f"transfer:{NEGOTIATION}", "sac",
         [("greet", "play", "", "menu"), ("menu", "menu", "4", "4"), ("negotiation", "transfer", "", "transfer")]),
