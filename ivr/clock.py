@@ -45,15 +45,15 @@ def local(moment: datetime, timezone: str) -> datetime:
 _DURATION = re.compile(r"(?P<sign>-?)(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m(?:in)?)?")
 
 
-def moment_from(text: str, now: datetime, timezone: str) -> datetime:
-    """A moment a person wrote: a duration from `now` ("2h", "90m", "1d", "1h30m"; "-1h" an hour ago) or a
-    date and time ("2026-12-06 18:00", ISO 8601), local time in `timezone` unless it gives its offset.
-    Raises ValueError saying what is accepted."""
+def moment_from(text: str, now: datetime, timezone: str, *, past: bool = False) -> datetime:
+    """A moment a person wrote: a duration from `now` ("2h", "90m", "1d", "1h30m"; "-1h" an hour ago; with
+    `past`, as for ``--since``, "2h" is two hours ago too) or a date and time ("2026-12-06 18:00", ISO 8601),
+    local time in `timezone` unless it gives its offset. Raises ValueError saying what is accepted."""
     spaced = text.strip().lower().replace(" ", "")
     match = _DURATION.fullmatch(spaced)
     if match and any(match[unit] for unit in "dhm"):
         span = timedelta(days=int(match["d"] or 0), hours=int(match["h"] or 0), minutes=int(match["m"] or 0))
-        return now - span if match["sign"] else now + span
+        return now - span if match["sign"] or past else now + span
     try:
         return local(datetime.fromisoformat(text.strip()), timezone)
     except ValueError:

@@ -189,7 +189,7 @@ async def check_smtp(settings: Settings, timeout_s: float) -> Finding:
         return Finding("smtp", Status.WARN, "not configured: e-mails wait in the outbox (set IVR_EMAIL__HOST)")
     import aiosmtplib
 
-    from integrations.messaging import email_address
+    from ivr import email_address
 
     where = f"{conf.host}:{conf.port}"
     smtp = aiosmtplib.SMTP(

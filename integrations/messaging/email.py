@@ -16,8 +16,8 @@ from email.utils import format_datetime, formataddr
 
 import aiosmtplib
 
-from integrations.messaging import email_address
 from integrations.messaging.outbox import Delivery, DeliveryError
+from ivr import email_address
 from ivr.config import EmailSettings
 
 

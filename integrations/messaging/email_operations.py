@@ -11,7 +11,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from integrations.messaging import email_address
 from integrations.messaging.messages import (
     Account,
     MessageOperations,
@@ -21,7 +20,7 @@ from integrations.messaging.messages import (
     parse_month,
 )
 from integrations.messaging.outbox import Attachment, NewMessage, Outbox
-from ivr import phone
+from ivr import email_address, phone
 from ivr.clock import Clock
 from ivr.config import ServicePage
 from ivr.domain import DocumentKind, InvoiceStatus, TicketKind

@@ -36,12 +36,10 @@ from typing import Protocol
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from integrations.messaging import email_address
-from ivr import phone
 from ivr.clock import Clock
 from ivr.config import OutboxSettings
 from ivr.store.db import Store, StoreUnavailable
-from ivr.store.models import InvoiceDocument, OutboxChannel, OutboxMessage, OutboxState
+from ivr.store.models import InvoiceDocument, OutboxChannel, OutboxMessage, OutboxState, mask_recipient
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +104,6 @@ class OutboxStats:
     sent: int = 0
     retrying: int = 0  # failed attempts that will be tried again
     failed: int = 0  # messages given up on
-
-
-def mask_recipient(channel: OutboxChannel, recipient: str) -> str:
-    if channel is OutboxChannel.SCREEN_POP:
-        return recipient  # the agent's interface (PJSIP/agent-101): ours, not the customer's
-    return email_address.mask(recipient) if channel is OutboxChannel.EMAIL else phone.mask(recipient)
 
 
 class Outbox:

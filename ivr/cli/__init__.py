@@ -27,9 +27,11 @@ COMMAND_MODULES = (
     "ivr.cli.callbacks",  # ivr callbacks list|cancel|retry
     "ivr.cli.live",  # ivr live
     "ivr.cli.announce",  # ivr announce add|list|end
+    "ivr.cli.calls",  # ivr calls show|list
+    "ivr.cli.report",  # ivr report
 )
 
-QUIET_COMMANDS = {"flow", "prompts", "announce"}
+QUIET_COMMANDS = {"flow", "prompts", "announce", "calls", "report"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,8 +60,8 @@ async def _seed(args: argparse.Namespace) -> int:
 
 
 async def _outbox(args: argparse.Namespace) -> int:
-    from integrations.messaging.outbox import listed, mask_recipient
-    from ivr.store.models import OutboxState
+    from integrations.messaging.outbox import listed
+    from ivr.store.models import OutboxState, mask_recipient
 
     store = _open(args.url)
     try:

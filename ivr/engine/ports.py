@@ -102,7 +102,17 @@ class CallRecorder(Protocol):
 
     async def call_started(self, protocol: str, call: CallInfo, flow: str, flow_version: str) -> None: ...
 
-    async def call_ended(self, protocol: str, outcome: str, variables: dict[str, Any]) -> None: ...
+    async def call_ended(
+        self,
+        protocol: str,
+        outcome: str,
+        variables: dict[str, Any],
+        *,
+        customer_id: int | None = None,
+        customer_name: str = "",
+    ) -> None:
+        """The call's end, with the customer it was identified as (its calls are listed and shown by it)."""
+        ...
 
 
 class CallWatch(Protocol):

@@ -40,6 +40,10 @@ class CallState:
         self.account_confirmed = kept or confirmed
         self.customer = dict(account)
 
+    @property
+    def customer_name(self) -> str:
+        return str(self.customer.get("customer_name", ""))  # integrations.accounts.IDENTITY
+
     def template_vars(self) -> dict[str, Any]:
         call = {
             "protocol": self.protocol,
@@ -75,7 +79,7 @@ class CallState:
             "protocol": self.protocol,
             "caller_id": self.caller_id or "",
             "customer": str(self.customer_id or ""),
-            "customer_name": str(self.customer.get("customer_name", "")),  # integrations.accounts.IDENTITY
+            "customer_name": self.customer_name,
             "path": ">".join(self.path),
             "tickets": ",".join(t.number for t in self.tickets),
             "keyed": " ".join(self.keyed[-KEYED_TOLD:]),

@@ -23,7 +23,7 @@ from ivr.store.events import Rank, RecordKind, StoreEventSink
 from ivr.store.models import Call
 
 _STARTED = ("caller_id", "dialled", "unique_id", "linked_id", "channel", "flow", "flow_version", "started_at")
-_ENDED = ("ended_at", "outcome", "variables")
+_ENDED = ("ended_at", "outcome", "variables", "customer_id", "customer_name")
 
 
 @cache
@@ -58,6 +58,8 @@ class _CallStarted:
             "ended_at": None,
             "outcome": "",
             "variables": {},
+            "customer_id": None,
+            "customer_name": "",
         }
 
 
@@ -67,6 +69,8 @@ class _CallEnded:
     protocol: str
     outcome: str
     variables: dict[str, Any]
+    customer_id: int | None
+    customer_name: str
     at: datetime
 
     def row(self) -> dict[str, Any]:
@@ -84,6 +88,8 @@ class _CallEnded:
             "ended_at": self.at,
             "outcome": self.outcome[:80],
             "variables": self.variables,
+            "customer_id": self.customer_id,
+            "customer_name": self.customer_name[:200],
         }
 
 
@@ -95,7 +101,15 @@ class StoreCallRecorder:
     async def call_started(self, protocol: str, call: CallInfo, flow: str, flow_version: str) -> None:
         self._sink.record(_CallStarted(protocol, call, flow, flow_version, self._clock()))
 
-    async def call_ended(self, protocol: str, outcome: str, variables: dict[str, Any]) -> None:
+    async def call_ended(
+        self,
+        protocol: str,
+        outcome: str,
+        variables: dict[str, Any],
+        *,
+        customer_id: int | None = None,
+        customer_name: str = "",
+    ) -> None:
         # JSON-safe now (dates, Decimals become text), so a bad value cannot fail the batch later.
         safe = json.loads(json.dumps(variables, default=str))
-        self._sink.record(_CallEnded(protocol, outcome, safe, self._clock()))
+        self._sink.record(_CallEnded(protocol, outcome, safe, customer_id, customer_name, self._clock()))

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from ivr import email_address, phone
 from ivr.domain import (
     AccountStatus,
     ContactKind,
@@ -238,6 +239,8 @@ class Lead(Base):
 
 class Call(Base):
     __tablename__ = "calls"
+    # `ivr calls list` and `ivr report` read a span of calls by their start.
+    __table_args__ = (Index("ix_calls_started_at", "started_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     protocol: Mapped[str] = mapped_column(String(12), unique=True)
@@ -252,6 +255,8 @@ class Call(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     outcome: Mapped[str] = mapped_column(String(80), default="")
     variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    customer_id: Mapped[int | None] = mapped_column()  # the back-end's account id (no FK: may be the carrier's)
+    customer_name: Mapped[str] = mapped_column(String(200), default="")
 
 
 class NodeVisit(Base):
@@ -295,6 +300,13 @@ class OutboxChannel(str, Enum):
     EMAIL = "email"
     WHATSAPP = "whatsapp"
     SCREEN_POP = "screen_pop"  # the call's context to the agents' desktop (JSON over HTTP)
+
+
+def mask_recipient(channel: OutboxChannel, recipient: str) -> str:
+    """A message's recipient as operators and logs may see it."""
+    if channel is OutboxChannel.SCREEN_POP:
+        return recipient  # the agent's interface (PJSIP/agent-101): ours, not the customer's
+    return email_address.mask(recipient) if channel is OutboxChannel.EMAIL else phone.mask(recipient)
 
 
 class OutboxState(str, Enum):

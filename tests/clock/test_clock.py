@@ -107,6 +107,15 @@ def test_a_moment_a_person_writes(text: str, moment: str) -> None:
     assert moment_from(text, now, "America/Sao_Paulo") == datetime.fromisoformat(moment)
 
 
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [("2h", "2026-12-06 08:00-03:00"), ("-2h", "2026-12-06 08:00-03:00"), ("2026-12-01", "2026-12-01 00:00-03:00")],
+)
+def test_a_moment_in_the_past_counts_durations_back(text: str, moment: str) -> None:
+    now = datetime.fromisoformat("2026-12-06 10:00-03:00")
+    assert moment_from(text, now, "America/Sao_Paulo", past=True) == datetime.fromisoformat(moment)
+
+
 def test_a_moment_that_is_neither_says_what_is_accepted() -> None:
     with pytest.raises(ValueError, match="is not a date and time .* or a duration"):
         moment_from("amanhã", datetime.fromisoformat("2026-12-06 10:00-03:00"), "America/Sao_Paulo")

@@ -51,7 +51,15 @@ class Calls:
     async def call_started(self, protocol: str, call: CallInfo, flow: str, flow_version: str) -> None:
         self.started.append((protocol, flow))
 
-    async def call_ended(self, protocol: str, outcome: str, variables: dict[str, Any]) -> None:
+    async def call_ended(
+        self,
+        protocol: str,
+        outcome: str,
+        variables: dict[str, Any],
+        *,
+        customer_id: int | None = None,
+        customer_name: str = "",
+    ) -> None:
         self.ended.append((protocol, outcome, variables))
 
 

@@ -1,0 +1,142 @@
+"""Supervisors' figures over a span of calls (`ivr report`, later the web console): how calls ended, the
+tickets they opened, their average time to an outcome, and the nodes where callers hang up or fail input.
+
+Everything is counted in SQL, grouped, over the calls started in the span (index `ix_calls_started_at`);
+Python only reads the few grouped rows back, so a day of a million-call store costs the day's rows, not
+the store's. Days are the configured time zone's (a call at 23:30 in São Paulo is that day's, though it is
+the next day in UTC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import partial
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Float, case, cast, func, select
+from sqlalchemy.orm import Session
+
+from ivr.engine.context import Outcome
+from ivr.store.db import Store
+from ivr.store.models import Call, NodeVisit, Ticket
+
+#: Node-visit outcomes of a caller who did not give a usable answer (ivr.engine.verbs).
+INPUT_FAILURES = ("no_input", "invalid", "no_match", "no_speech")
+#: Node-visit outcomes of a node the engine could not get past (the call failed there).
+NODE_FAILURES = ("error", "timeout")
+#: Calls handed to a person: a queue's team, or an outside number (the negotiation line).
+_HANDED_OVER = (Outcome.QUEUE.value, Outcome.TRANSFER.value)
+
+
+@dataclass(frozen=True, slots=True)
+class DropOff:
+    """A node where calls ended badly: callers hung up on it, failed its input, or the call failed there."""
+
+    flow: str
+    node: str
+    visits: int
+    hung_up: int
+    input_failed: int
+    failed: int
+
+    @property
+    def share(self) -> float:
+        """Of the node's visits, the share that dropped off there (0..1)."""
+        return (self.hung_up + self.input_failed + self.failed) / self.visits
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    since: datetime
+    until: datetime  # excluded
+    flow: str | None  # None: every flow
+    calls: int
+    contained: int  # ended by the flow, nobody else needed
+    abandoned: int  # the caller hung up
+    transferred: tuple[tuple[str, int], ...]  # ("queue:technical", n), ("transfer:+553131958012", n)...
+    failed: int
+    in_progress: int  # started, not (yet) ended
+    tickets: tuple[tuple[str, int], ...]  # opened per kind
+    average_s: float | None  # from answer to outcome, over the calls ended
+    drop_off: tuple[DropOff, ...]  # most dropped first
+
+    @property
+    def transferred_total(self) -> int:
+        return sum(count for _, count in self.transferred)
+
+
+def local_days(first: date, days: int, timezone: str) -> tuple[datetime, datetime]:
+    """[start, end) of `days` calendar days from `first`, midnight to midnight in `timezone`."""
+    zone = ZoneInfo(timezone)
+    start = datetime.combine(first, time(), zone)
+    return start, datetime.combine(first + timedelta(days=days), time(), zone)
+
+
+async def report(store: Store, since: datetime, until: datetime, *, flow: str | None = None) -> Report:
+    return await store.read(partial(_report, since=since, until=until, flow=flow, dialect=store.dialect))
+
+
+def _report(session: Session, since: datetime, until: datetime, flow: str | None, dialect: str) -> Report:
+    spanned = [Call.started_at >= since, Call.started_at < until, *([Call.flow == flow] if flow is not None else [])]
+    seconds = _seconds(Call.started_at, Call.ended_at, dialect)
+    outcomes = session.execute(
+        select(Call.outcome, func.count(), func.count(Call.ended_at), func.sum(seconds))
+        .where(*spanned)
+        .group_by(Call.outcome)
+    ).all()
+    by_outcome = {outcome: count for outcome, count, _, _ in outcomes}
+    ended = sum(count for _, _, count, _ in outcomes)
+    total_s = sum(float(spent or 0) for _, _, _, spent in outcomes)
+    tickets = session.execute(
+        select(Ticket.kind, func.count())
+        .join(Call, Call.protocol == Ticket.call_protocol)
+        .where(*spanned)
+        .group_by(Ticket.kind)
+        .order_by(func.count().desc(), Ticket.kind)
+    ).all()
+    return Report(
+        since=since,
+        until=until,
+        flow=flow,
+        calls=sum(by_outcome.values()),
+        contained=by_outcome.get(Outcome.ENDED.value, 0),
+        abandoned=by_outcome.get(Outcome.HANGUP.value, 0),
+        transferred=tuple(
+            sorted(
+                ((o, n) for o, n in by_outcome.items() if o.partition(":")[0] in _HANDED_OVER),
+                key=lambda pair: (-pair[1], pair[0]),
+            )
+        ),
+        failed=by_outcome.get(Outcome.FAILED.value, 0),
+        in_progress=by_outcome.get("", 0),
+        tickets=tuple((kind.value, count) for kind, count in tickets),
+        average_s=total_s / ended if ended else None,
+        drop_off=_drop_off(session, spanned, since),
+    )
+
+
+def _drop_off(session: Session, spanned: list[ColumnElement[bool]], since: datetime) -> tuple[DropOff, ...]:
+    def counted(outcomes: tuple[str, ...]) -> Any:
+        return func.sum(case((NodeVisit.outcome.in_(outcomes), 1), else_=0))
+
+    hung_up, input_failed, failed = counted(("hangup",)), counted(INPUT_FAILURES), counted(NODE_FAILURES)
+    dropped = hung_up + input_failed + failed
+    rows = session.execute(
+        select(NodeVisit.flow, NodeVisit.node, func.count(), hung_up, input_failed, failed)
+        .join(Call, Call.protocol == NodeVisit.call_protocol)
+        # No visit starts before its call: the bound lets the store use the visits' own time index too.
+        .where(*spanned, NodeVisit.started_at >= since)
+        .group_by(NodeVisit.flow, NodeVisit.node)
+        .having(dropped > 0)
+        .order_by(dropped.desc(), NodeVisit.flow, NodeVisit.node)
+    ).all()
+    return tuple(DropOff(*row) for row in rows)
+
+
+def _seconds(start: Any, end: Any, dialect: str) -> ColumnElement[float]:
+    """`end - start` in seconds, in the store's SQL (SQLite keeps times as text)."""
+    if dialect == "sqlite":
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
+    return cast(func.extract("epoch", end - start), Float)
