@@ -9,8 +9,9 @@ own prompt, which the keys interrupt.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,8 +23,8 @@ from ivr.asterisk.timing import MARGIN_S
 from ivr.clock import ManualClock
 from ivr.engine import interpreter
 from ivr.engine.flow import Flow
-from ivr.engine.ports import CallInfo
-from ivr.engine.scripted import ScriptedChannel
+from ivr.engine.ports import CallInfo, QueueLoad
+from ivr.engine.scripted import ScriptedChannel, StatedQueues
 from ivr.engine.verbs.menu import Menu
 from ivr.engine.verbs.queue import Queue
 from ivr.flows.library import FlowLibrary
@@ -84,12 +85,17 @@ def published(ivr: IvrProcess) -> dict[str, Flow]:
     return dict(library.snapshot().flows)
 
 
-async def walk(ivr: IvrProcess, caller: str | None, inputs: Sequence[str]) -> Walk:
+async def walk(
+    ivr: IvrProcess, caller: str | None, inputs: Sequence[str], queues: Mapping[str, QueueLoad] | None = None
+) -> Walk:
     """The call `caller` makes with `inputs` (ivr.engine.scripted's forms; once they run out, the caller
-    hangs up at the next question), over a fresh demo store seeded as the IVR's, at the IVR's moment."""
+    hangs up at the next question), over a fresh demo store seeded as the IVR's, at the IVR's moment. With
+    `queues`, the queues stand so when the call reaches them (else: unknown, as with AMI down)."""
     flows = published(ivr)
     with tempfile.TemporaryDirectory(prefix="sac-e2e-walk-") as directory:
         async with demo_services(ivr.settings, Path(directory), clock=ManualClock(ivr.moment)) as services:
+            if queues is not None:
+                services = dataclasses.replace(services, queues=StatedQueues(dict(queues)))
             channel = ScriptedChannel(CallInfo(caller_id=caller, dialled="30033336"), list(inputs))
             result = await interpreter.run_call(flows["sac"], channel, services, flows=flows, settings=ivr.settings)
     stretches: list[Plays] = [[]]
@@ -132,12 +138,13 @@ class Journeys:
         *inputs: Input,
         end: Literal["hangup", "wait_bye"] = "wait_bye",
         sent_as: str | None = None,
+        queues: Mapping[str, QueueLoad] | None = None,
     ) -> CallScript:
-        """The call `caller` makes with `inputs`, timed by its walk. With ``end="hangup"`` the caller
-        hangs up once everything after the last input is said, up to the next question's prompt.
-        `sent_as` is the From's number when it is not `caller` as written (URI escapes)."""
+        """The call `caller` makes with `inputs`, timed by its walk (`queues` as `walk` takes them). With
+        ``end="hangup"`` the caller hangs up once everything after the last input is said, up to the next
+        question's prompt. `sent_as` is the From's number when it is not `caller` as written (URI escapes)."""
         answers = [i if isinstance(i, str) else f"say:{i.words}" for i in inputs if not isinstance(i, float)]
-        stretches = iter((await walk(self.ivr, caller, answers)).stretches)
+        stretches = iter((await walk(self.ivr, caller, answers, queues)).stretches)
         steps: list[Step] = []
         for given in inputs:
             if isinstance(given, float):

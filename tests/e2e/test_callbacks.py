@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from ivr import phone
 from ivr.ami.client import AmiClient
@@ -17,16 +18,19 @@ from ivr.asterisk import sipp
 from ivr.clock import ManualClock
 from ivr.config import CallbackSettings
 from ivr.dialer import Dialer
-from ivr.engine.ports import CallbackRequest
+from ivr.engine.ports import CallbackRequest, QueueLoad
 from ivr.store.callbacks import StoreCallbackBook
 from ivr.store.db import Store
 from ivr.store.migrate import upgrade
 from ivr.store.models import AttemptOutcome, Callback, CallbackState
+from ivr.store.seed import KNOWN_CALLER
 from tests.callbacks.conftest import NOW
 
 from .ami import Ami
 from .conftest import BRIEF_AGENT_INTERFACE, E2EAsterisk, queue_member, serve_ivr
 from .ivr_process import IvrProcess
+from .scripts import Journeys, answered_call
+from .store import StoreReader
 
 pytestmark = pytest.mark.e2e
 
@@ -189,6 +193,41 @@ async def test_ivr_serve_places_a_call_back_left_pending_across_a_restart(
     store = Store(serving.database_url)
     try:
         row = await store.read(lambda s: s.get_one(Callback, callback_id))
+    finally:
+        await store.aclose()
+    assert (row.state, row.attempts, row.last_outcome) == (CallbackState.ANSWERED, 1, "answered")
+
+
+async def test_a_caller_nobody_can_take_asks_for_a_call_back_and_an_agent_returns_it(
+    asterisk: E2EAsterisk, ami: Ami, serving: IvrProcess
+) -> None:
+    """The whole promise: nobody logged in, the caller takes the call back to the number calling; once an
+    agent logs in, `ivr serve` dials the customer, who hears the protocol of their call and meets the agent."""
+    stored = StoreReader(serving.database)
+    before = stored.protocols()
+    nobody = {"technical": QueueLoad(waiting=0, agents=0)}
+    script = await Journeys(serving).script(KNOWN_CALLER, "0", "1", "1", queues=nobody)
+    result = await answered_call(asterisk, script, timeout_s=script.steps_s + 30)
+    assert result.hung_up_by == "asterisk", result.summary()  # the IVR said goodbye
+    (call,) = await stored.ended_calls(before, 1)
+    assert "callback_request" in call.path, call.path
+    async with queue_member(ami, "technical", "PJSIP/agent-ana"):
+        customer = asyncio.create_task(asterisk.answer_on_trunk(timeout_s=60))
+        agent = asyncio.create_task(asterisk.answer_as_agent("ana", timeout_s=60))
+        connected = await ami.wait_event(
+            lambda e: e.get("Event") == "AgentConnect" and f"IVR_PROTOCOL={call.protocol}" in e.get("ChanVariable", ""),
+            timeout_s=40,
+        )
+        for channel in (connected["Channel"], connected["DestChannel"]):  # customer and agent talk
+            await ami.wait_event(lambda e: e.get("Event") == "BridgeEnter" and e.get("Channel") == channel, 10)
+        await ami.action("Hangup", Channel=connected["Channel"])
+        dialled, _ = await customer, await agent
+    assert dialled.received[0].startswith(f"INVITE sip:{KNOWN_CALLER}@"), dialled.received
+    store = Store(serving.database_url)
+    try:
+        (row,) = await store.read(
+            lambda s: list(s.scalars(select(Callback).where(Callback.call_protocol == call.protocol)))
+        )
     finally:
         await store.aclose()
     assert (row.state, row.attempts, row.last_outcome) == (CallbackState.ANSWERED, 1, "answered")
