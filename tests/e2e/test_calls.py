@@ -244,38 +244,47 @@ async def test_a_caller_behind_another_hears_the_wait_and_takes_a_call_back_with
     assert "callback_read_back" in call.path and call.outcome == "hangup", call
 
 
+@pytest.mark.parametrize("ahead", [0, 1, 3])
 async def test_in_the_queue_the_caller_hears_their_place_in_portuguese(
-    asterisk: E2EAsterisk, journeys: Journeys, ami: Ami
+    asterisk: E2EAsterisk, journeys: Journeys, ami: Ami, ahead: int
 ) -> None:
-    """Behind another caller, the queue itself says the place as the caller joins (queues.conf announce-
-    position): our pt-BR prompts around the number, and the number by Asterisk's Portuguese number saying
-    over our own fragments, which the calls' language finds before Asterisk's English files."""
+    """With `ahead` callers waiting before them, the queue itself says the place as the caller joins
+    (queues.conf announce-position): our pt-BR prompts around the number, and the number by Asterisk's
+    Portuguese number saying over our own fragments, which the calls' language finds before Asterisk's
+    English files."""
     to_agent = await journeys.script(KNOWN_CALLER, "0")
     script = CallScript(caller=KNOWN_CALLER, steps=(*to_agent.steps, Pause(40.0)), end="wait_bye")
     call = asyncio.create_task(answered_call(asterisk, script, timeout_s=script.steps_s + 20))
     caller = await ami.wait_event(lambda e: _event("Newchannel")(e) and e["Channel"].startswith("PJSIP/tester-"), 10)
     # The one agent is busy on another call: its state follows the caller's own SIP device, in use from now on.
     async with queue_member(ami, "technical", AGENT_INTERFACE, state_interface="PJSIP/tester"):
-        waiting = await ami.action("Originate", Channel=WAITING_CALLER, Application="Wait", Data="60", Async="true")
-        assert waiting.get("Response") == "Success", waiting
-        ahead = await ami.wait_event(_event("QueueCallerJoin", Queue="technical"), timeout_s=5)
+        waiting = []
+        for place in range(1, ahead + 1):
+            placed = await ami.action("Originate", Channel=WAITING_CALLER, Application="Wait", Data="60", Async="true")
+            assert placed.get("Response") == "Success", placed
+            waiting.append(await ami.wait_event(_event("QueueCallerJoin", Queue="technical", Position=str(place)), 5))
         joined = await ami.wait_event(
             _event("QueueCallerJoin", Queue="technical", Channel=caller["Channel"]), timeout_s=to_agent.steps_s + 20
         )
-        assert joined["Position"] == "2"
+        assert joined["Position"] == str(ahead + 1)
         told = await wait_for(lambda: place_told(asterisk, joined["Channel"]), "the place said by the queue", 15)
-        await ami.action("Hangup", Channel=joined["Channel"])
-        await ami.action("Hangup", Channel=ahead["Channel"])
+        for channel in (joined["Channel"], *(w["Channel"] for w in waiting)):
+            await ami.action("Hangup", Channel=channel)
         result = await call
     assert result.hung_up_by == "asterisk", result.summary()
+    assert f"their queue position (which was {ahead + 1})" in told[-1]
     plays = [line for line in told if "Playing '" in line]
     played = [line.split("Playing '", 1)[1].split("' (language")[0].rsplit(".", 1)[0] for line in plays]
-    assert played == [f"{asterisk.settings.agi.sound_prefix}/queue_position", "digits/2",
-                      f"{asterisk.settings.agi.sound_prefix}/queue_position_end"], told  # fmt: skip
+    prefix = asterisk.settings.agi.sound_prefix
+    expected = [f"{prefix}/queue_next"] if ahead == 0 else [
+        f"{prefix}/queue_position", f"digits/{ahead + 1}", f"{prefix}/queue_position_end"
+    ]  # fmt: skip
+    assert played == expected, told
     assert all("(language 'pt_BR')" in line for line in plays), told
-    # Found in pt_BR first: our "dois" is there (ivr.asterisk.root.install_say_files; which fragment each
-    # file is, tests/asterisk/test_root.py), so Asterisk's English "two" is never reached.
-    assert asterisk.instance.host_path("/usr/share/asterisk/sounds/pt_BR/digits/2.alaw").stat().st_size > 0
+    # Found in pt_BR first: our number is there (ivr.asterisk.root.install_say_files; which fragment each
+    # file is, tests/asterisk/test_root.py), so Asterisk's English one is never reached.
+    if ahead:
+        assert asterisk.instance.host_path(f"/usr/share/asterisk/sounds/pt_BR/digits/{ahead + 1}.alaw").stat().st_size
 
 
 def place_told(asterisk: E2EAsterisk, channel: str) -> list[str] | None:
@@ -285,7 +294,10 @@ def place_told(asterisk: E2EAsterisk, channel: str) -> list[str] | None:
     told = next((i for i, line in enumerate(lines) if f"Told {channel} in technical their queue position" in line), None)
     if told is None:
         return None
-    starts = [i for i, line in enumerate(lines[:told]) if "Playing 'sac/" in line and "/queue_position." in line]
+    starts = [
+        i for i, line in enumerate(lines[:told])
+        if "Playing 'sac/" in line and ("/queue_position." in line or "/queue_next." in line)
+    ]  # fmt: skip
     return lines[starts[-1] : told + 1] if starts else None
 
 
