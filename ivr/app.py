@@ -11,9 +11,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
@@ -35,16 +38,20 @@ from ivr.engine.channel import Channel
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
 from ivr.engine.ports import Services
+from ivr.flows.checks import check_paths
+from ivr.flows.flowtest import ServicesFactory
+from ivr.flows.impact import Impact, ImpactRefused, measure, replay_calls
 from ivr.flows.library import FlowLibrary, NothingPublished
 from ivr.store.announcements import StoreAnnouncements
 from ivr.store.callbacks import StoreCallbackBook
 from ivr.store.calls import StoreCallRecorder
-from ivr.store.db import Store, StoreUnavailable
+from ivr.store.db import Store, StoreUnavailable, open_store
 from ivr.store.events import StoreEventSink
 from ivr.store.migrate import upgrade
 from ivr.store.models import OutboxChannel
 from ivr.store.protocols import FallbackRange, StoreProtocolAllocator
-from ivr.store.seed import seed
+from ivr.store.replays import recorded_calls
+from ivr.store.seed import seed, stand_in
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +167,71 @@ async def demo_services(
         await store.aclose()
     async with build_services(demo, clock=clock) as services:
         yield services
+
+
+def demo_factory(settings: Settings) -> ServicesFactory:
+    """`demo_services` on a temporary directory of its own each time, removed when done."""
+
+    @asynccontextmanager
+    async def fresh(clock: Clock) -> AsyncIterator[Services]:
+        with tempfile.TemporaryDirectory(prefix="ivr-demo-") as directory:
+            async with demo_services(settings, Path(directory), clock=clock) as services:
+                yield services
+
+    return fresh
+
+
+async def flow_impact(
+    draft: Path, *, settings: Settings, clock: Clock, days: int = 7, limit: int = 2000
+) -> Impact:
+    """What publishing `draft` would change for the calls of the last `days` days (the newest `limit` of
+    them): each replayed against the current release and against the draft on demo stores, so nothing is
+    sent and no real ticket opened (`ivr.flows.impact`). For ``ivr flow impact`` and the web console.
+
+    Raises `ImpactRefused`: `draft` is not a directory of flows, the checker refuses it (impact is only
+    computed for a draft that would publish; the checker's report is attached), nothing is published to
+    compare with, or the store cannot be read."""
+    if days < 1 or limit < 1:
+        raise ImpactRefused("the days and the limit must be at least 1")
+    if not draft.is_dir():
+        raise ImpactRefused(f"{draft} is not a directory of flows")
+    registry = declared_registry()
+    words = settings.voice.words_per_minute
+    report = check_paths([draft], catalogue=settings.prompts_dir, registry=registry, words_per_minute=words)
+    if not report.flows and not report.problems:
+        raise ImpactRefused(f"no flow files (*.yaml) in {draft}")
+    if not report.ok:
+        raise ImpactRefused(f"{draft} fails its checks, so it would not publish: fix the errors first", report)
+    library = FlowLibrary(
+        settings.var_dir / "published", catalogue=settings.prompts_dir, registry=registry, clock=clock,
+        words_per_minute=words,
+    )  # fmt: skip
+    try:
+        served = library.reload()
+    except NothingPublished as exc:
+        raise ImpactRefused(f"{exc}: there is no release to compare the draft with") from exc
+    if not served.ok:
+        raise ImpactRefused("the current release fails today's checks: there is nothing sound to compare with", served)
+    entry = library.current_entry()
+    release = f"current release ({entry.number}, version {entry.version})" if entry else f"version {library.version}"
+    until = clock()
+    since = until - timedelta(days=days)
+    store = open_store(settings)
+    try:
+        in_window, calls = await recorded_calls(store, since, until, limit=limit)
+    except StoreUnavailable as exc:
+        raise ImpactRefused(f"the calls cannot be read from the store: {exc}") from exc
+    finally:
+        await store.aclose()
+    results, skipped = await replay_calls(
+        calls, release=library.snapshot().flows, draft=report.flows, make_services=demo_factory(settings),
+        settings=settings, stand_in=stand_in(), now=until,
+    )  # fmt: skip
+    zone = ZoneInfo(settings.timezone)
+    return measure(
+        calls, results, skipped, release=release, draft=str(draft), since=since.astimezone(zone),
+        until=until.astimezone(zone), in_window=in_window,
+    )  # fmt: skip
 
 
 def _senders(settings: Settings, *, clock: Clock) -> dict[OutboxChannel, Sender]:

@@ -10,17 +10,13 @@ Heavy imports stay inside the handlers so ``ivr --help`` stays instant.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ivr.clock import Clock
     from ivr.config import Settings
-    from ivr.engine.ports import Services
     from ivr.flows.checks import Report
     from ivr.flows.library import FlowLibrary
 
@@ -72,6 +68,21 @@ def _register_check_commands(commands: Any) -> None:
     publish.add_argument("--who", default=None, help="who publishes, for the history (default: your login)")
     publish.add_argument("--note", default=None, help='why, for the history: "new billing menu"')
     publish.set_defaults(handler=_publish)
+
+    impact = commands.add_parser(
+        "impact",
+        help="before publishing: how the draft would change the recorded calls of the last days",
+        description="Replay the recorded calls of the last days (the newest --limit) against the current release "
+        "and against the draft, on demo data: how many would end differently, which nodes gain or lose visits, "
+        "and which calls could not be replayed and why. The draft must pass the checks, as for publish. Masked "
+        "personal data is played by a demo account's values: see flows/README.md, Impact before publishing.",
+    )
+    impact.add_argument("flows_dir", nargs="?", type=Path, default=None, help="the draft (default: the flows dir)")
+    impact.add_argument("--days", type=int, default=7, help="how many days of calls, up to now (default 7)")
+    impact.add_argument("--limit", type=int, default=2000, help="replay at most this many, newest first (default 2000)")
+    impact.add_argument("--top", type=int, default=10, help="how many changes and nodes to list (default 10)")
+    impact.add_argument("--json", action="store_true", help="print JSON, for machines")
+    impact.set_defaults(handler=_impact)
 
 
 def _checked(paths: list[Path]) -> Report:
@@ -192,6 +203,27 @@ def _publish(args: argparse.Namespace) -> int:
         return 1
     print(f"published {flows_dir} as version {library.version} ({', '.join(sorted(report.flows))})")
     return _tell_server(config, "publish")
+
+
+async def _impact(args: argparse.Namespace) -> int:
+    import json
+
+    from ivr.app import flow_impact
+    from ivr.clock import system_clock
+    from ivr.config import settings
+    from ivr.flows.impact import ImpactRefused, render
+
+    config = settings()
+    draft = args.flows_dir or config.flows_dir
+    try:
+        impact = await flow_impact(draft, settings=config, clock=system_clock, days=args.days, limit=args.limit)
+    except ImpactRefused as exc:
+        if exc.report is not None:
+            print(exc.report.render())
+        print(f"ivr flow impact: {exc}", file=sys.stderr)
+        return 1 if exc.report is not None else 2
+    print(json.dumps(impact.as_json(), ensure_ascii=False, indent=2) if args.json else render(impact, top=args.top))
+    return 0
 
 
 # --- history / diff / rollback (the published releases) ---------------------------------------------
@@ -420,9 +452,7 @@ def _moment(text: str) -> datetime:
 
 
 async def _test(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from ivr.app import demo_services
+    from ivr.app import demo_factory
     from ivr.clock import system_clock
     from ivr.config import settings
     from ivr.flows.flowtest import FlowTestError, report, run_files
@@ -437,15 +467,8 @@ async def _test(args: argparse.Namespace) -> int:
         )
         return 2
     paths = args.paths or [CHECKOUT_TESTS]
-
-    @contextlib.asynccontextmanager
-    async def fresh_demo(clock: Clock) -> AsyncIterator[Services]:
-        with tempfile.TemporaryDirectory(prefix="ivr-flow-test-") as directory:
-            async with demo_services(config, Path(directory), clock=clock) as services:
-                yield services
-
     try:
-        results = await run_files(paths, fresh_demo, config, now=system_clock())
+        results = await run_files(paths, demo_factory(config), config, now=system_clock())
     except (FlowTestError, FlowLoadError) as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ days). Ticket numbers come from fixed sequence blocks, so they are the same in e
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from ivr import cnpj as cnpj_rules
 from ivr.domain import AccountStatus, ContactKind, DocumentKind, InvoiceLineKind, InvoiceStatus, TicketKind, TicketState
+from ivr.flows.impact import StandIn
 from ivr.protocol_number import make_call_protocol, make_ticket_number
 from ivr.store import boleto
 from ivr.store.db import Store
@@ -457,3 +459,19 @@ def _month_start(day: date, months_ago: int) -> date:
     """First day of the month `months_ago` before `day`'s month (negative: months after)."""
     index = day.year * 12 + day.month - 1 - months_ago
     return date(index // 12, index % 12 + 1, 1)
+
+
+def stand_in() -> StandIn:
+    """The first demo account (the known caller's) as the stand-in for callers whose data is masked in
+    their node visits (`ivr flow impact`): its CNPJ, and what a caller keys of it by length (CNPJ root,
+    customer code, phones, a circuit's last four and five digits)."""
+    account = ACCOUNTS[0]
+    keyed = [account.cnpj[:8], account.code]
+    keyed += [value for kind, value, _ in account.contacts if kind in (ContactKind.PHONE, ContactKind.WHATSAPP)]
+    for circuit in account.circuits:
+        digits = re.sub(r"\D", "", circuit.designation)
+        keyed += [digits[-4:], digits[-5:]]
+    by_length: dict[int, str] = {}
+    for value in keyed:
+        by_length.setdefault(len(value), value)  # the first of a length: the root before a phone
+    return StandIn(caller_id=KNOWN_CALLER, cnpj=account.cnpj, by_length=by_length)
