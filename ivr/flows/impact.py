@@ -35,7 +35,7 @@ from ivr.engine.channel import QueueOutcome, TransferOutcome
 from ivr.engine.flow import Flow
 from ivr.engine.interpreter import CallResult, run_call
 from ivr.engine.ports import CallInfo
-from ivr.engine.scripted import ScriptedChannel, StatedQueues
+from ivr.engine.scripted import ScriptedChannel, ScriptError, StatedQueues, parse_item
 from ivr.engine.verbs.collect import Collect
 from ivr.engine.verbs.menu import Menu
 from ivr.flows.checks import Report
@@ -46,6 +46,7 @@ SPOKEN_STAND_IN = "palavras do cliente"
 _CNPJ_MASK = re.compile(r"\d{2}\.\*{3}\.\*{3}/\*{4}-\w{2}|\*{3}")
 _LENGTH_MASK = re.compile(r"<(\d+) chars>")
 _PHONE_MASK = re.compile(r"\d{2}\*+\d{2}")
+_MONTH = re.compile(r"\d{4}-(\d{2})")
 
 
 class ImpactRefused(ValueError):
@@ -118,6 +119,16 @@ def replay_of(call: RecordedCall, release: Mapping[str, Flow], stand_in: StandIn
     return Replay(caller_id, tuple(inputs), queues, transfer)
 
 
+def _keys(visit: RecordedVisit, value: str) -> str:
+    """The keys that give `value` again: a month is kept as YYYY-MM but keyed as its two digits."""
+    if month := _MONTH.fullmatch(value):
+        value = month[1]
+    try:
+        return parse_item(f"{value}#")
+    except ScriptError:
+        raise NotReplayable(f"what {visit.flow}/{visit.node} kept cannot be keyed again ({visit.verb})") from None
+
+
 def _answers(visit: RecordedVisit, release: Mapping[str, Flow], stand_in: StandIn) -> list[str]:
     """What the caller did at one node, as script items (`ivr.engine.scripted`)."""
     node = release.get(visit.flow)
@@ -141,11 +152,11 @@ def _answers(visit: RecordedVisit, release: Mapping[str, Flow], stand_in: StandI
             return ["silence"] * (collect.no_input.retries + 1 if collect else 1)
         if outcome == "invalid":
             wrong = "0" * _masked_length(visit.input) if _is_masked(visit.input) else visit.input
-            return [f"{wrong}#"] * (collect.invalid.retries + 1 if collect else 1)
+            return [_keys(visit, wrong)] * (collect.invalid.retries + 1 if collect else 1)
         if outcome == "collected":
             if collect and collect.speech and collect.validator == "none":
                 return [f"say:{SPOKEN_STAND_IN}"]
-            return [f"{_unmasked(visit, stand_in)}#"]
+            return [_keys(visit, _unmasked(visit, stand_in))]
         return []
     if visit.verb == "record":
         return [f"say:{SPOKEN_STAND_IN}"] if outcome == "recorded" else ["silence"]

@@ -190,6 +190,7 @@ def test_masked_entries_are_played_by_the_demo_account() -> None:
             visit("ask_cnpj", "collect", "11.***.***/****-81", "collected", "identify"),
             visit("ask_code", "collect", "<6 chars>", "collected", "identify"),
             visit("ticket", "collect", "800001028", "collected"),  # our own numbers are stored as keyed
+            visit("ask_month", "collect", "2026-10", "collected"),  # a month is kept as YYYY-MM, keyed as MM
             visit("callback_number", "collect", "31******44", "collected"),
             visit("ask_cnpj_root", "collect", "<8 chars>", "invalid", "identify"),
             visit("complaint_words", "record", "<12 s>", "recorded"),
@@ -201,7 +202,7 @@ def test_masked_entries_are_played_by_the_demo_account() -> None:
 
     assert replay.caller_id == "3199990000"  # identified by what they keyed, not by their number
     assert replay.inputs == (
-        "2", f"{account.cnpj}#", "100200#", "800001028#", "3133334444#", "00000000#", "say:palavras do cliente",
+        "2", f"{account.cnpj}#", "100200#", "800001028#", "10#", "3133334444#", "00000000#", "say:palavras do cliente",
     )  # fmt: skip
     assert replay.queues == {"billing": QueueOutcome.NO_AGENTS}
 
