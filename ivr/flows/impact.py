@@ -47,6 +47,8 @@ _CNPJ_MASK = re.compile(r"\d{2}\.\*{3}\.\*{3}/\*{4}-\w{2}|\*{3}")
 _LENGTH_MASK = re.compile(r"<(\d+) chars>")
 _PHONE_MASK = re.compile(r"\d{2}\*+\d{2}")
 _MONTH = re.compile(r"\d{4}-(\d{2})")
+_QUEUE_OUTCOMES = frozenset(o.value for o in QueueOutcome)
+_TRANSFER_OUTCOMES = frozenset(o.value for o in TransferOutcome)
 
 
 class ImpactRefused(ValueError):
@@ -109,10 +111,10 @@ def replay_of(call: RecordedCall, release: Mapping[str, Flow], stand_in: StandIn
     for visit in call.visits:
         if visit.verb == "lookup" and visit.outcome == "found" and call.identified and not inputs:
             caller_id = stand_in.caller_id  # identified before keying anything: by the number calling
-        elif visit.verb == "queue" and ":" in visit.outcome:
+        elif visit.verb == "queue" and visit.outcome.partition(":")[0] in _QUEUE_OUTCOMES:
             outcome, _, name = visit.outcome.partition(":")
-            queues[name] = QueueOutcome(outcome)
-        elif visit.verb == "transfer" and visit.outcome in TransferOutcome._value2member_map_:
+            queues[name] = QueueOutcome(outcome)  # the last time it reached that queue
+        elif visit.verb == "transfer" and visit.outcome in _TRANSFER_OUTCOMES:
             transfer = TransferOutcome(visit.outcome)
         else:
             inputs += _answers(visit, release, stand_in)
