@@ -9,7 +9,7 @@ from typing import Any
 def register(sub: Any) -> None:
     parser = sub.add_parser("web", help="the supervisors' web console: live state, calls, reports, flows")
     parser.add_argument("--host", help="address to listen on (default: the web.host setting, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default: the web.port setting)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: the web.port setting; 0: any free one)")
     parser.set_defaults(handler=_web)
 
 
@@ -27,7 +27,8 @@ async def _web(args: argparse.Namespace) -> int:
     from ivr.web.app import console_for, create_app
 
     conf = settings()
-    host, port = args.host or conf.web.host, args.port or conf.web.port
+    host = args.host or conf.web.host
+    port = conf.web.port if args.port is None else args.port
     store = open_store(conf)
     try:
         await upgrade(store)  # the accounts' tables, on a store older than the console
@@ -39,7 +40,8 @@ async def _web(args: argparse.Namespace) -> int:
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()
-            print(f"ivr web: the console is at http://{host}:{port}/ (log in with an account from ivr users add)", flush=True)
+            bound_host, bound_port = runner.addresses[0][:2]  # the port taken, when asked for port 0
+            print(f"ivr web: the console is at http://{bound_host}:{bound_port}/ (accounts: ivr users add)", flush=True)
             await asyncio.Event().wait()  # until interrupted
         finally:
             await runner.cleanup()

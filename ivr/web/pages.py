@@ -99,7 +99,9 @@ def _safe_next(target: str | None) -> str:
 
 
 async def login_page(request: web.Request, *, message: str = "", status: int = 200) -> web.Response:
-    form_token = new_token()
+    # Kept while the browser holds one: a second login page (another tab, the favicon's redirect) must not
+    # make the first one's form stale.
+    form_token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token()
     response = render(
         request, "login.html", status=status, csrf=form_token, next=_safe_next(request.query.get("next")), message=message
     )
