@@ -8,6 +8,7 @@ worker thread since they check the flows on disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -189,16 +190,17 @@ async def live_events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={**HEADERS, "Content-Type": "text/event-stream"})
     await response.prepare(request)
     last, quiet_s = "", 0.0
-    while await console.accounts.session(token) is not None:
-        payload = json.dumps(await _live_state(console), ensure_ascii=False, sort_keys=True)
-        if payload != last:
-            await response.write(f"data: {payload}\n\n".encode())
-            last, quiet_s = payload, 0.0
-        elif quiet_s >= LIVE_KEEPALIVE_S:
-            await response.write(b": still here\n\n")
-            quiet_s = 0.0
-        await asyncio.sleep(console.conf.web.live_poll_s)
-        quiet_s += console.conf.web.live_poll_s
+    with contextlib.suppress(ConnectionResetError):  # the page was closed: nothing left to tell
+        while await console.accounts.session(token) is not None:
+            payload = json.dumps(await _live_state(console), ensure_ascii=False, sort_keys=True)
+            if payload != last:
+                await response.write(f"data: {payload}\n\n".encode())
+                last, quiet_s = payload, 0.0
+            elif quiet_s >= LIVE_KEEPALIVE_S:
+                await response.write(b": still here\n\n")
+                quiet_s = 0.0
+            await asyncio.sleep(console.conf.web.live_poll_s)
+            quiet_s += console.conf.web.live_poll_s
     return response
 
 
