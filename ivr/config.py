@@ -404,6 +404,21 @@ class QueueWaitSettings(_Section):
     offer_key_wait_s: float = Field(default=4.0, gt=0, le=15)
 
 
+class WebSettings(_Section):
+    """The supervisors' web console (`ivr web`): loopback unless the operator puts it behind a proxy."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8089, ge=1, le=65535)
+    session_lifetime_s: int = Field(default=8 * 3600, gt=0)  # a shift; then log in again
+    # Secure cookies travel only over HTTPS: set it once the console is served through TLS.
+    cookie_secure: bool = False
+    # Failed logins for one account from one address within the window; past it, refused (429) until the
+    # oldest failure leaves the window.
+    login_failures_max: int = Field(default=5, gt=0)
+    login_window_s: int = Field(default=15 * 60, gt=0)
+    live_poll_s: float = Field(default=1.0, gt=0, le=10)  # how often the live page asks `ivr serve`
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IVR_", env_nested_delimiter="__", extra="forbid")
 
@@ -438,6 +453,7 @@ class Settings(BaseSettings):
     screen_pop: ScreenPopSettings = Field(default_factory=ScreenPopSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     queue_wait: QueueWaitSettings = Field(default_factory=QueueWaitSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from ivr import phone
@@ -337,6 +339,21 @@ class LiveModel:
             },
             "callbacks_pending": self._callbacks.get(name, 0),
         }
+
+
+async def read_snapshot(path: Path, timeout_s: float) -> dict[str, Any]:
+    """One snapshot from the socket where a running unit serves its model (ivr.app): `ivr live`, the web
+    console. Raises OSError or TimeoutError when no unit answers there in time."""
+    async with asyncio.timeout(timeout_s):
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        try:
+            line = await reader.readline()
+        finally:
+            writer.close()
+    if not line:
+        raise ConnectionResetError("the unit closed the socket without a snapshot")
+    snapshot: dict[str, Any] = json.loads(line)
+    return snapshot
 
 
 def _listed(reply: Any) -> list[Mapping[str, Any]]:

@@ -29,9 +29,11 @@ COMMAND_MODULES = (
     "ivr.cli.announce",  # ivr announce add|list|end
     "ivr.cli.calls",  # ivr calls show|list
     "ivr.cli.report",  # ivr report
+    "ivr.cli.users",  # ivr users add|passwd|disable|list
+    "ivr.cli.web",  # ivr web
 )
 
-QUIET_COMMANDS = {"flow", "prompts", "announce", "calls", "report"}
+QUIET_COMMANDS = {"flow", "prompts", "announce", "calls", "report", "users"}
 
 
 def build_parser() -> argparse.ArgumentParser:

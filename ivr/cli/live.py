@@ -17,22 +17,17 @@ def register(sub: Any) -> None:
 
 
 async def _live(args: argparse.Namespace) -> int:
-    import asyncio
     import json
 
+    from ivr.ami.live import read_snapshot
     from ivr.app import live_socket
     from ivr.config import settings
 
     path = live_socket(settings())
     try:
-        async with asyncio.timeout(ANSWER_TIMEOUT_S):
-            reader, writer = await asyncio.open_unix_connection(str(path))
-            try:
-                line = await reader.readline()
-            finally:
-                writer.close()
+        snapshot = await read_snapshot(path, ANSWER_TIMEOUT_S)
     except (OSError, TimeoutError) as exc:
         print(f"ivr live: no running `ivr serve` answers at {path} ({exc or 'no answer in time'})", file=sys.stderr)
         return 1
-    print(json.dumps(json.loads(line), indent=2, ensure_ascii=False))
+    print(json.dumps(snapshot, indent=2, ensure_ascii=False))
     return 0

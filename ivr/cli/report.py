@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from ivr.config import Settings
     from ivr.store.reports import Report
 
-CSV_HEADER = ("section", "name", "value", "percent")
 
 
 def register(sub: Any) -> None:
@@ -37,7 +36,7 @@ async def _report(args: argparse.Namespace) -> int:
     from ivr.clock import system_clock
     from ivr.config import settings
     from ivr.store.db import open_store
-    from ivr.store.reports import local_days, report
+    from ivr.store.reports import CSV_HEADER, csv_rows, local_days, report
 
     conf = settings()
     first = args.week or args.day or system_clock().astimezone(ZoneInfo(conf.timezone)).date()
@@ -47,40 +46,16 @@ async def _report(args: argparse.Namespace) -> int:
     finally:
         await store.aclose()
     if args.csv:
-        csv.writer(sys.stdout, lineterminator="\n").writerows([CSV_HEADER, *_rows(figures, conf)])
+        rows = csv_rows(figures, timezone=conf.timezone, negotiation_number=conf.page.negotiation_number)
+        csv.writer(sys.stdout, lineterminator="\n").writerows([CSV_HEADER, *rows])
     else:
         print("\n".join(_text(figures, conf)))
     return 0
 
 
-def _rows(figures: Report, conf: Settings) -> list[tuple[str, str, str, str]]:
-    """The figures as (section, name, value, percent): outcomes of the calls, drop-off of the node's visits."""
-
-    def of_calls(section: str, name: str, count: int) -> tuple[str, str, str, str]:
-        return section, name, str(count), _percent(count, figures.calls)
-
-    average = "" if figures.average_s is None else f"{figures.average_s:.1f}"
-    return [
-        ("span", "local", f"{figures.since:%Y-%m-%d %H:%M} - {figures.until:%Y-%m-%d %H:%M} {conf.timezone}", ""),
-        ("span", "flow", figures.flow or "all", ""),
-        of_calls("calls", "all", figures.calls),
-        of_calls("outcome", "contained", figures.contained),
-        of_calls("outcome", "abandoned", figures.abandoned),
-        of_calls("outcome", "transferred", figures.transferred_total),
-        of_calls("outcome", "failed", figures.failed),
-        of_calls("outcome", "in progress", figures.in_progress),
-        *(of_calls("transferred", _reason(name, conf), count) for name, count in figures.transferred),
-        *(("tickets", kind, str(count), "") for kind, count in figures.tickets),
-        ("time to outcome", "average seconds", average, ""),
-        *(
-            (f"drop-off {what}", f"{node.flow}/{node.node}", str(count), _percent(count, node.visits))
-            for node in figures.drop_off
-            for what, count in (("hung up", node.hung_up), ("input failed", node.input_failed), ("failed", node.failed))
-        ),
-    ]
-
-
 def _text(figures: Report, conf: Settings) -> list[str]:
+    from ivr.store.reports import percent, transfer_reason
+
     last = figures.until - timedelta(days=1)  # the span's last day (its end is excluded)
     when = f"{figures.since:%Y-%m-%d}" + (f" to {last:%Y-%m-%d}" if last.date() > figures.since.date() else "")
     lines = [f"calls of {when} ({conf.timezone}), flow {figures.flow or 'all'}: {figures.calls}"]
@@ -91,9 +66,9 @@ def _text(figures: Report, conf: Settings) -> list[str]:
         ("failed", figures.failed),
         ("in progress", figures.in_progress),
     ):
-        lines.append(f"  {name:<14} {count:>6} {_percent(count, figures.calls):>6}%")
+        lines.append(f"  {name:<14} {count:>6} {percent(count, figures.calls):>6}%")
         if name == "transferred":
-            lines.extend(f"    {_reason(reason, conf):<40} {n:>6}" for reason, n in figures.transferred)
+            lines.extend(f"    {transfer_reason(reason, conf.page.negotiation_number):<40} {n:>6}" for reason, n in figures.transferred)
     average = "-" if figures.average_s is None else f"{figures.average_s:.0f} s"
     lines.append(f"average time to outcome: {average}")
     lines.append("tickets opened:" + ("" if figures.tickets else " none"))
@@ -105,12 +80,3 @@ def _text(figures: Report, conf: Settings) -> list[str]:
         for node in figures.drop_off
     )
     return lines
-
-
-def _reason(name: str, conf: Settings) -> str:
-    """A transfer to the negotiation line says so beside its number."""
-    return f"{name} (negotiation line)" if name == f"transfer:{conf.page.negotiation_number}" else name
-
-
-def _percent(count: int, of: int) -> str:
-    return f"{100 * count / of:.1f}" if of else "0.0"

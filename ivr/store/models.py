@@ -4,7 +4,8 @@ Accounts: customers (CNPJ, customer code), the contacts registered on them, thei
 invoices with their lines and documents, incidents and planned maintenance per circuit, and leads.
 Calls: one row per call (its protocol, the normalised caller number, Asterisk's linkedid), the node
 visits of each call, named sequences for the numbers we issue, and protocols issued from the local
-fallback range while the store was down. Announcements: what supervisors post for callers to hear after
+fallback range while the store was down. The web console: its accounts, their sessions, failed logins and
+the audit log of every change made through it. Announcements: what supervisors post for callers to hear after
 the protocol (`ivr announce`). Messages: the outbox of e-mails and WhatsApp messages waiting to
 be sent (integrations.messaging.outbox), so a call never waits for a mail server.
 
@@ -432,3 +433,64 @@ class PostedAnnouncement(Base):
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class WebRole(str, Enum):
+    """What a web console account may do, each including the ones before it."""
+
+    VIEWER = "viewer"  # sees live state, calls, reports, flow history
+    EDITOR = "editor"  # also publishes and rolls back flows
+    ADMIN = "admin"  # also reads the audit log and the accounts
+
+
+class WebUser(Base):
+    """A supervisor's account on the web console (`ivr users`); the password only as its argon2 hash."""
+
+    __tablename__ = "web_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[WebRole] = mapped_column(_enum(WebRole))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WebSession(Base):
+    """A logged-in browser: the cookie's token is kept only as its SHA-256, so the table gives no session away."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("web_users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))  # every form of the session carries it
+    address: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LoginFailure(Base):
+    """A failed login, counted per account name and address to refuse guessing."""
+
+    __tablename__ = "web_login_failures"
+    __table_args__ = (Index("ix_web_login_failures_name_address_at", "name", "address", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    address: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AuditEntry(Base):
+    """A change made through the console or to its accounts: who, when, what."""
+
+    __tablename__ = "web_audit"
+    __table_args__ = (Index("ix_web_audit_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    who: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))  # login, logout, user.add, flow.publish...
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")

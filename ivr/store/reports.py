@@ -140,3 +140,46 @@ def _seconds(start: Any, end: Any, dialect: str) -> ColumnElement[float]:
     if dialect == "sqlite":
         return (func.julianday(end) - func.julianday(start)) * 86400.0
     return cast(func.extract("epoch", end - start), Float)
+
+
+CSV_HEADER = ("section", "name", "value", "percent")
+
+
+def csv_rows(figures: Report, *, timezone: str, negotiation_number: str) -> list[tuple[str, str, str, str]]:
+    """The figures as (section, name, value, percent) for a spreadsheet (`ivr report --csv`, the web
+    console's download): outcomes as shares of the calls, drop-off as shares of the node's visits."""
+
+    def of_calls(section: str, name: str, count: int) -> tuple[str, str, str, str]:
+        return section, name, str(count), percent(count, figures.calls)
+
+    average = "" if figures.average_s is None else f"{figures.average_s:.1f}"
+    return [
+        ("span", "local", f"{figures.since:%Y-%m-%d %H:%M} - {figures.until:%Y-%m-%d %H:%M} {timezone}", ""),
+        ("span", "flow", figures.flow or "all", ""),
+        of_calls("calls", "all", figures.calls),
+        of_calls("outcome", "contained", figures.contained),
+        of_calls("outcome", "abandoned", figures.abandoned),
+        of_calls("outcome", "transferred", figures.transferred_total),
+        of_calls("outcome", "failed", figures.failed),
+        of_calls("outcome", "in progress", figures.in_progress),
+        *(
+            of_calls("transferred", transfer_reason(name, negotiation_number), count)
+            for name, count in figures.transferred
+        ),
+        *(("tickets", kind, str(count), "") for kind, count in figures.tickets),
+        ("time to outcome", "average seconds", average, ""),
+        *(
+            (f"drop-off {what}", f"{node.flow}/{node.node}", str(count), percent(count, node.visits))
+            for node in figures.drop_off
+            for what, count in (("hung up", node.hung_up), ("input failed", node.input_failed), ("failed", node.failed))
+        ),
+    ]
+
+
+def transfer_reason(name: str, negotiation_number: str) -> str:
+    """A transfer to the negotiation line says so beside its number."""
+    return f"{name} (negotiation line)" if name == f"transfer:{negotiation_number}" else name
+
+
+def percent(count: int, of: int) -> str:
+    return f"{100 * count / of:.1f}" if of else "0.0"

@@ -37,7 +37,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
             "integrations.catalog",
         },
         {"ivr.asterisk"},  # our Asterisk: its root, configuration and test calls
-        {"ivr.app", "ivr.doctor", "ivr.dialer"},  # the wiring of a running unit, its health check, call backs
+        {"ivr.app", "ivr.doctor", "ivr.dialer", "ivr.web"},  # a running unit's wiring, health, call backs; the console
         {"ivr.cli"},  # the `ivr` command
     )
 )
@@ -133,6 +133,9 @@ def test_no_package_cycles() -> None:
         ("ivr.engine", ("integrations", "ivr.store", "ivr.agi", "ivr.ami", "ivr.asterisk", "ivr.app", "ivr.cli")),
         ("ivr.store", ("integrations", "ivr.app", "ivr.cli")),
         ("ivr.flows", ("integrations", "ivr.store", "ivr.app", "ivr.cli")),
+        ("ivr.app", ("ivr.web",)),  # the console is its own process: nothing but the command imports it
+        ("ivr.doctor", ("ivr.web",)),
+        ("ivr.dialer", ("ivr.web",)),
     ],
 )
 def test_the_lower_packages_never_reach_up(lower: str, forbidden: tuple[str, ...]) -> None:

@@ -1,0 +1,363 @@
+"""The console's pages: login, live (server-sent events), calls and a call's trace, reports (with CSV),
+flow releases (history, diff, publish, rollback), the audit log and the accounts.
+
+Every change writes an audit row (who, when, what); publish and rollback are the flow library's, run in a
+worker thread since they check the flows on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import json
+import re
+from datetime import date, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from ivr.ami.live import read_snapshot
+from ivr.flows.library import UnknownRelease
+from ivr.store.history import CallFilter, listed, trace
+from ivr.store.models import WebRole
+from ivr.store.reports import CSV_HEADER, csv_rows, local_days, report
+from ivr.web.app import (
+    CONSOLE,
+    HEADERS,
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    Console,
+    address,
+    needs,
+    new_token,
+    render,
+    same,
+    user,
+)
+from ivr.web.auth import Opened, log_in, token_hash
+
+#: A release as a supervisor names it in the diff form: a history number, `current`, or `draft` (flows/).
+RELEASE_REF = re.compile(r"^(current|draft|\d{1,6})$")
+LIVE_ANSWER_TIMEOUT_S = 2.0
+LIVE_KEEPALIVE_S = 15.0  # a comment line now and then, so a proxy or a sleeping tab notices a closed stream
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/", _home)
+    app.router.add_get("/live", live_page)
+    app.router.add_get("/live/events", live_events)
+    app.router.add_get("/calls", calls_page)
+    app.router.add_get("/calls/{number}", call_page)
+    app.router.add_get("/reports", reports_page)
+    app.router.add_get("/reports.csv", reports_csv)
+    app.router.add_get("/flows", flows_page)
+    app.router.add_get("/flows/diff", diff_page)
+    app.router.add_post("/flows/publish", publish)
+    app.router.add_post("/flows/rollback", rollback)
+    app.router.add_get("/audit", audit_page)
+    app.router.add_get("/users", users_page)
+
+
+def _console(request: web.Request) -> Console:
+    return request.app[CONSOLE]
+
+
+async def _home(_request: web.Request) -> web.Response:
+    raise web.HTTPSeeOther("/live")
+
+
+def _today(console: Console) -> date:
+    return console.clock().astimezone(_zone(console)).date()
+
+
+def _zone(console: Console) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(console.conf.timezone)
+
+
+def _day(text: str | None, console: Console) -> date | None:
+    """A date from a form; None when it is not one (the page says so)."""
+    if not text:
+        return _today(console)
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
+# --- logging in and out ---------------------------------------------------------------------------------
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of this site: never `//elsewhere` nor a full address (no open redirect)."""
+    return target if target and target.startswith("/") and not target.startswith("//") else "/live"
+
+
+async def login_page(request: web.Request, *, message: str = "", status: int = 200) -> web.Response:
+    # Kept while the browser holds one: a second login page (another tab, the favicon's redirect) must not
+    # make the first one's form stale.
+    form_token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token()
+    response = render(
+        request, "login.html", status=status, csrf=form_token, next=_safe_next(request.query.get("next")), message=message
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        form_token,
+        httponly=True,
+        samesite="Strict",
+        secure=_console(request).conf.web.cookie_secure,
+        path="/login",
+    )
+    return response
+
+
+async def login(request: web.Request) -> web.Response:
+    console = _console(request)
+    form = await request.post()
+    if not same(form.get("csrf"), request.cookies.get(LOGIN_CSRF_COOKIE, "")):
+        raise web.HTTPForbidden(text="Forbidden: the login form's security token is missing or stale; reload the page.")
+    name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
+    outcome = await log_in(
+        console.accounts, console.conf.web, name, password, address=address(request), now=console.clock()
+    )
+    if not isinstance(outcome, Opened):
+        status = 429 if outcome.retry_after_s is not None else 401
+        response = await login_page(request, message=outcome.message, status=status)
+        if outcome.retry_after_s is not None:
+            response.headers["Retry-After"] = str(outcome.retry_after_s)
+        return response
+    response = web.HTTPSeeOther(_safe_next(str(form.get("next", ""))))
+    response.set_cookie(
+        SESSION_COOKIE,
+        outcome.token,
+        httponly=True,
+        samesite="Strict",
+        secure=console.conf.web.cookie_secure,
+        max_age=console.conf.web.session_lifetime_s,
+        path="/",
+    )
+    response.del_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    raise response
+
+
+async def logout(request: web.Request) -> web.Response:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    await _console(request).accounts.close_session(token_hash(token), who=user(request).name, address=address(request))
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
+
+
+# --- live ---------------------------------------------------------------------------------------------
+
+
+async def live_page(request: web.Request) -> web.Response:
+    return render(request, "live.html")
+
+
+async def _live_state(console: Console) -> dict[str, Any]:
+    """What the live page shows: the unit's snapshot (None when no `ivr serve` answers) and the
+    announcements in force."""
+    try:
+        unit: dict[str, Any] | None = await read_snapshot(console.live_socket, LIVE_ANSWER_TIMEOUT_S)
+        down = ""
+    except (OSError, TimeoutError, ValueError):
+        unit, down = None, "The IVR (ivr serve) is not running on this machine: there is no live state to show."
+    announcements = [
+        {
+            "id": item.announcement.id,
+            "text": item.announcement.text,
+            "scope": str(item.announcement.scope),
+            "until": f"{item.announcement.until.astimezone(_zone(console)):%Y-%m-%d %H:%M}",
+        }
+        for item in await console.announcements.listed()
+        if item.state == "in force"
+    ]
+    return {"unit": unit, "down": down, "announcements": announcements}
+
+
+async def live_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: the live state whenever it changes, read from the unit once per `live_poll_s`;
+    the stream ends when the session does."""
+    console = _console(request)
+    token = token_hash(request.cookies.get(SESSION_COOKIE, ""))
+    response = web.StreamResponse(headers={**HEADERS, "Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    last, quiet_s = "", 0.0
+    with contextlib.suppress(ConnectionResetError):  # the page was closed: nothing left to tell
+        while await console.accounts.session(token) is not None:
+            payload = json.dumps(await _live_state(console), ensure_ascii=False, sort_keys=True)
+            if payload != last:
+                await response.write(f"data: {payload}\n\n".encode())
+                last, quiet_s = payload, 0.0
+            elif quiet_s >= LIVE_KEEPALIVE_S:
+                await response.write(b": still here\n\n")
+                quiet_s = 0.0
+            await asyncio.sleep(console.conf.web.live_poll_s)
+            quiet_s += console.conf.web.live_poll_s
+    return response
+
+
+# --- calls --------------------------------------------------------------------------------------------
+
+
+async def calls_page(request: web.Request) -> web.Response:
+    console = _console(request)
+    query = request.query
+    number, caller = query.get("number", "").strip(), query.get("caller", "").strip()
+    day = _day(query.get("day"), console)
+    if number:
+        found = await trace(console.store, number)
+        if found is not None:
+            raise web.HTTPSeeOther(f"/calls/{found.call.protocol}")
+        return render(request, "calls.html", day=day, caller=caller, number=number, lines=[],
+                      message=f"No call has protocol or ticket {number}.")  # fmt: skip
+    if day is None:
+        return render(request, "calls.html", day=None, caller=caller, number="", lines=[],
+                      message="The date is not one: write it as 2026-12-01.")  # fmt: skip
+    since, until = local_days(day, 1, console.conf.timezone)
+    lines = await listed(console.store, CallFilter(since=since, until=until, caller=caller or None, limit=200))
+    message = "" if lines else f"No calls on {day:%Y-%m-%d}" + (" from that number." if caller else ".")
+    return render(request, "calls.html", day=day, caller=caller, number="", lines=lines, message=message)
+
+
+async def call_page(request: web.Request) -> web.Response:
+    seen = await trace(_console(request).store, request.match_info["number"])
+    if seen is None:
+        return render(request, "not_found.html", status=404, what=f"No call has protocol or ticket {request.match_info['number']}.")
+    return render(request, "call.html", seen=seen)
+
+
+# --- reports ------------------------------------------------------------------------------------------
+
+
+async def _figures(request: web.Request) -> tuple[Any, str, date] | None:
+    console = _console(request)
+    span = "week" if request.query.get("span") == "week" else "day"
+    first = _day(request.query.get("date"), console)
+    if first is None:
+        return None
+    flow = request.query.get("flow") or None
+    figures = await report(console.store, *local_days(first, 7 if span == "week" else 1, console.conf.timezone), flow=flow)
+    return figures, span, first
+
+
+async def reports_page(request: web.Request) -> web.Response:
+    console = _console(request)
+    found = await _figures(request)
+    if found is None:
+        return render(request, "reports.html", figures=None, span="day", first=_today(console), rows=[], chart=[],
+                      message="The date is not one: write it as 2026-12-01.")  # fmt: skip
+    figures, span, first = found
+    rows = csv_rows(figures, timezone=console.conf.timezone, negotiation_number=console.conf.page.negotiation_number)
+    chart = [(f"{node.flow}/{node.node}", node.share, node.visits) for node in figures.drop_off[:12]]
+    last = figures.until - timedelta(days=1)
+    return render(request, "reports.html", figures=figures, span=span, first=first, last=last, rows=rows, chart=chart,
+                  message="", query=request.query_string)  # fmt: skip
+
+
+async def reports_csv(request: web.Request) -> web.Response:
+    console = _console(request)
+    found = await _figures(request)
+    if found is None:
+        raise web.HTTPBadRequest(text="The date is not one: write it as 2026-12-01.")
+    figures, span, first = found
+    out = io.StringIO()
+    rows = csv_rows(figures, timezone=console.conf.timezone, negotiation_number=console.conf.page.negotiation_number)
+    csv.writer(out, lineterminator="\n").writerows([CSV_HEADER, *rows])
+    name = f"report-{span}-{first:%Y-%m-%d}.csv"
+    return web.Response(
+        text=out.getvalue(), content_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+# --- flows --------------------------------------------------------------------------------------------
+
+
+async def flows_page(request: web.Request, *, message: str = "", problems: str = "", status: int = 200) -> web.Response:
+    library = _console(request).library
+    history = await asyncio.to_thread(library.history)
+    current = await asyncio.to_thread(library.current_entry)
+    return render(request, "flows.html", status=status, history=list(reversed(history)),
+                  current=current.number if current else None, message=message, problems=problems)  # fmt: skip
+
+
+async def diff_page(request: web.Request) -> web.Response:
+    console = _console(request)
+    a, b = request.query.get("a", "").strip(), request.query.get("b", "current").strip()
+    if not (RELEASE_REF.match(a) and RELEASE_REF.match(b)):
+        return await flows_page(request, message="Compare release numbers, 'current' or 'draft'.", status=400)
+    try:
+        changes = await asyncio.to_thread(console.library.diff, _side(a, console), _side(b, console))
+    except UnknownRelease as exc:
+        return await flows_page(request, message=str(exc), status=404)
+    return render(request, "diff.html", changes=changes, a=a, b=b)
+
+
+def _side(ref: str, console: Console) -> str:
+    """`draft` is the flows directory being edited; anything else the library reads as it is."""
+    return str(console.conf.flows_dir) if ref == "draft" else ref
+
+
+@needs(WebRole.EDITOR)
+async def publish(request: web.Request) -> web.Response:
+    console = _console(request)
+    form = await request.post()
+    who, note = user(request).name, str(form.get("note", "")).strip() or None
+    try:
+        checked = await asyncio.to_thread(console.library.publish, console.conf.flows_dir, who=who, note=note)
+    except ValueError as exc:  # the note
+        return await flows_page(request, message=f"Not published: the note {exc}", status=400)
+    if not checked.ok:
+        return await flows_page(request, message="Not published: the draft fails its checks.",
+                                problems=checked.render(), status=422)  # fmt: skip
+    version = console.library.version
+    await console.accounts.audit(who, "flow.publish", f"version {version}" + (f": {note}" if note else ""),
+                                 address=address(request))  # fmt: skip
+    told = await asyncio.to_thread(console.tell_server)
+    return await flows_page(request, message=f"Published the draft as version {version}. {told}.")
+
+
+@needs(WebRole.EDITOR)
+async def rollback(request: web.Request) -> web.Response:
+    console = _console(request)
+    form = await request.post()
+    number = str(form.get("number", ""))
+    who, note = user(request).name, str(form.get("note", "")).strip() or None
+    if not number.isdigit():
+        return await flows_page(request, message="Choose a release number from the history.", status=400)
+    try:
+        done = await asyncio.to_thread(console.library.rollback, int(number), who=who, note=note)
+    except UnknownRelease as exc:
+        return await flows_page(request, message=str(exc), status=404)
+    except ValueError as exc:  # the note
+        return await flows_page(request, message=f"Not rolled back: the note {exc}", status=400)
+    if not done.report.ok:
+        return await flows_page(request, message=f"Not rolled back: release {number} fails today's checks.",
+                                problems=done.report.render(), status=422)  # fmt: skip
+    if done.entry is None:
+        return await flows_page(request, message=f"Release {number} is already current: nothing changed.")
+    await console.accounts.audit(who, "flow.rollback", f"to release {number} (version {done.target.version})"
+                                 + (f": {note}" if note else ""), address=address(request))  # fmt: skip
+    told = await asyncio.to_thread(console.tell_server)
+    return await flows_page(request, message=f"Release {number} is current again (history entry {done.entry.number}). {told}.")
+
+
+# --- administration -----------------------------------------------------------------------------------
+
+
+@needs(WebRole.ADMIN)
+async def audit_page(request: web.Request) -> web.Response:
+    return render(request, "audit.html", entries=await _console(request).accounts.audit_log())
+
+
+@needs(WebRole.ADMIN)
+async def users_page(request: web.Request) -> web.Response:
+    return render(request, "users.html", accounts=await _console(request).accounts.accounts())
+

@@ -1,0 +1,58 @@
+// The live page: one server-sent event per change of the unit's state; the tables are redrawn from it.
+"use strict";
+
+function cell(row, text) {
+  const td = document.createElement("td");
+  td.textContent = text === null || text === undefined ? "" : String(text);
+  row.appendChild(td);
+}
+
+function fill(id, items, columns) {
+  const body = document.querySelector(`#${id} tbody`);
+  body.replaceChildren();
+  for (const item of items) {
+    const row = document.createElement("tr");
+    for (const column of columns) cell(row, column(item));
+    body.appendChild(row);
+  }
+  if (!items.length) {
+    const row = document.createElement("tr");
+    cell(row, "none");
+    row.firstChild.colSpan = columns.length;
+    row.className = "muted";
+    body.appendChild(row);
+  }
+}
+
+function clock(iso) {
+  return iso ? new Date(iso).toLocaleTimeString() : "";
+}
+
+function show(state) {
+  const status = document.getElementById("live-status");
+  const unit = state.unit;
+  if (!unit) {
+    status.textContent = state.down;
+    status.className = "down";
+  } else {
+    const ami = unit.ami.connected ? (unit.ami.synced ? "Asterisk connected" : "Asterisk reconnecting") : "Asterisk not connected";
+    status.textContent = `Live at ${clock(unit.at)} · ${ami}`;
+    status.className = unit.ami.connected && unit.ami.synced ? "muted" : "down";
+  }
+  const calls = unit ? unit.calls : [];
+  const queues = unit ? Object.entries(unit.queues) : [];
+  fill("live-calls", calls, [c => c.protocol, c => c.caller, c => c.flow, c => c.node, c => clock(c.since), c => c.queue || ""]);
+  fill("live-queues", queues, [
+    ([name]) => name, ([, q]) => q.waiting, ([, q]) => `${q.longest_wait_s} s`,
+    ([, q]) => q.agents.free, ([, q]) => q.agents.logged_in, ([, q]) => q.callbacks_pending,
+  ]);
+  fill("live-announcements", state.announcements, [a => a.id, a => a.text, a => a.scope, a => a.until]);
+}
+
+const events = new EventSource("/live/events");
+events.onmessage = (event) => show(JSON.parse(event.data));
+events.onerror = () => {
+  const status = document.getElementById("live-status");
+  status.textContent = "The console lost its connection; retrying…";
+  status.className = "down";
+};
