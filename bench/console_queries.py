@@ -66,7 +66,7 @@ LOCAL = timezone(timedelta(hours=-3))  # São Paulo has had no summer time since
 FLOW, FLOW_VERSION = "sac", "bench"
 CUSTOMERS = 20_000
 WALKS = 4_000  # distinct paths through the flow, drawn once
-VISITS = (5, 15)  # a walk's length is drawn in this range (~10 visits a call), or it ends at a call's end
+VISITS = (6, 16)  # a walk's length is drawn in this range (~10 visits a call), or it ends at a call's end
 ENDS = ("queue", "transfer", "hangup")
 #: Share of a week's calls per weekday (Monday first) and of a day's per local hour.
 WEEKDAY = (1.15, 1.05, 1.0, 1.0, 0.95, 0.45, 0.25)
