@@ -165,7 +165,6 @@ class Day:
 
 class YearOfCalls:
     def __init__(self, calls: int, seed: int) -> None:
-        self.total = calls
         self.seed = seed
         days = [date(YEAR, 1, 1) + timedelta(days=n) for n in range(365)]
         weights = [WEEKDAY[d.weekday()] for d in days]
@@ -177,7 +176,8 @@ class YearOfCalls:
         rng = random.Random(seed)
         self.walks = flow_walks(ROOT / "flows" / "sac.yaml", WALKS, rng)
         pool = max(1_000, calls // 5)  # a caller calls 5 times a year on average; a few, hundreds
-        self.callers = [f"{rng.choice((11, 21, 31, 41, 51, 61, 71, 81))}9{n:08d}" for n in rng.sample(range(10**8), pool)]
+        area_codes = (11, 21, 31, 41, 51, 61, 71, 81)
+        self.callers = [f"{rng.choice(area_codes)}9{n:08d}" for n in rng.sample(range(10**8), pool)]
         self.caller_weights = list(_cumulative([1 / (rank + 10) ** 0.9 for rank in range(pool)]))
         self.customer_names = [f"Cliente {n:05d} Ltda" for n in range(1, CUSTOMERS + 1)]
         self.hour_weights = list(_cumulative(HOURLY))
@@ -216,7 +216,8 @@ class YearOfCalls:
                     menus = [i for i, step in enumerate(walk) if step[1] in INPUT_VERBS]
                     if menus:
                         i = rng.choice(menus)
-                        walk = [*walk[: i + 1], (walk[i][0], walk[i][1], "", rng.choice(("no_input", "no_match"))), *walk[i + 1 :]]
+                        missed = (walk[i][0], walk[i][1], "", rng.choice(("no_input", "no_match")))
+                        walk = [*walk[: i + 1], missed, *walk[i + 1 :]]
                 last = len(walk) - 1
                 for i, (node, verb, key, left_by) in enumerate(walk):
                     if i == last and outcome == "hangup":
@@ -228,6 +229,7 @@ class YearOfCalls:
                     at += timedelta(milliseconds=spent)
                 if outcome.startswith(("queue:", "transfer:")):
                     at += timedelta(seconds=rng.randint(30, 900))  # until an agent (or the number) answers
+                # The year's last calls that would end in the next year are still in progress.
                 ended = None if (day_index == len(self.days) - 1 and at.date() > day) else at
                 calls.append(
                     (protocol, number, "30033336", f"{start.timestamp():.3f}", f"{start.timestamp():.3f}",
