@@ -36,12 +36,18 @@ async def _report(args: argparse.Namespace) -> int:
     from ivr.clock import system_clock
     from ivr.config import settings
     from ivr.store.db import open_store
+<<<<<<< HEAD
     from ivr.store.reports import CSV_HEADER, csv_rows, local_days, report
+=======
+    from ivr.store.reports import SETTLED, local_days, report, roll_up
+>>>>>>> bench
 
     conf = settings()
-    first = args.week or args.day or system_clock().astimezone(ZoneInfo(conf.timezone)).date()
+    now = system_clock()
+    first = args.week or args.day or now.astimezone(ZoneInfo(conf.timezone)).date()
     store = open_store(conf, args.url)
     try:
+        await roll_up(store, before=now - SETTLED)  # the settled hours not rolled up yet: a month reads them
         figures = await report(store, *local_days(first, 7 if args.week else 1, conf.timezone), flow=args.flow)
     finally:
         await store.aclose()

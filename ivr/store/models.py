@@ -494,3 +494,28 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(40))  # login, logout, user.add, flow.publish...
     detail: Mapped[str] = mapped_column(String(500), default="")
     address: Mapped[str] = mapped_column(String(64), default="")
+
+
+class DropOffHour(Base):
+    """The drop-off per node of the calls of one flow started in one UTC hour, rolled up once the hour
+    has settled (ivr.store.reports.roll_up): a month's report reads these instead of its node visits."""
+
+    __tablename__ = "drop_off_hours"
+
+    hour: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)  # the calls' start, to the hour
+    call_flow: Mapped[str] = mapped_column(String(80), primary_key=True)  # the flow the calls started in
+    flow: Mapped[str] = mapped_column(String(80), primary_key=True)  # the visited node's flow (a subflow's)
+    node: Mapped[str] = mapped_column(String(80), primary_key=True)
+    visits: Mapped[int] = mapped_column()
+    hung_up: Mapped[int] = mapped_column()
+    input_failed: Mapped[int] = mapped_column()
+    failed: Mapped[int] = mapped_column()
+
+
+class Rollup(Base):
+    """How far a roll-up table is complete: every hour before `rolled_until` is in it."""
+
+    __tablename__ = "rollups"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)  # the table rolled up
+    rolled_until: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -3,12 +3,13 @@ drop-off per node, and days that are São Paulo's, not UTC's."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from ivr.store.db import Store
-from ivr.store.reports import DropOff, local_days, report
+from ivr.store.reports import DropOff, local_days, report, roll_up
 
 from .calls_data import DAY, NEGOTIATION, write_day
 
@@ -57,3 +58,18 @@ async def test_a_call_at_23_30_in_sao_paulo_is_that_day_s_though_utc_says_the_ne
 async def test_a_week_holds_its_seven_days(day: Store) -> None:
     figures = await report(day, *local_days(DAY - timedelta(days=1), 7, ZONE))
     assert (figures.calls, figures.contained) == (8, 3)
+
+
+async def test_the_hours_rolled_up_give_the_same_drop_off_as_the_visits(day: Store) -> None:
+    local = ZoneInfo(ZONE)
+    spans = [
+        local_days(DAY, 1, ZONE),
+        local_days(DAY - timedelta(days=1), 7, ZONE),
+        (datetime.combine(DAY, time(8, 30), local), datetime.combine(DAY, time(23, 45), local)),
+    ]
+    wanted = [await report(day, *span, flow=flow) for span in spans for flow in (None, "sac", "test")]
+    assert await roll_up(day, before=datetime.combine(DAY, time(9, 45), local)) > 0  # part of the day
+    assert [await report(day, *span, flow=flow) for span in spans for flow in (None, "sac", "test")] == wanted
+    assert await roll_up(day, before=datetime.combine(DAY + timedelta(days=2), time(), local)) > 0  # all of it
+    assert [await report(day, *span, flow=flow) for span in spans for flow in (None, "sac", "test")] == wanted
+    assert await roll_up(day, before=datetime.combine(DAY + timedelta(days=2), time(), local)) == 0
