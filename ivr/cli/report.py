@@ -36,11 +36,7 @@ async def _report(args: argparse.Namespace) -> int:
     from ivr.clock import system_clock
     from ivr.config import settings
     from ivr.store.db import open_store
-<<<<<<< HEAD
-    from ivr.store.reports import CSV_HEADER, csv_rows, local_days, report
-=======
-    from ivr.store.reports import SETTLED, local_days, report, roll_up
->>>>>>> bench
+    from ivr.store.reports import CSV_HEADER, SETTLED, csv_rows, local_days, report, roll_up
 
     conf = settings()
     now = system_clock()
