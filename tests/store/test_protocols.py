@@ -32,7 +32,8 @@ def allocator(store: Store, tmp_path: Path, *, timeout_s: float = 2.0) -> StoreP
 
 async def test_protocols_are_unique_across_two_engines_on_one_file(store: Store, tmp_path: Path) -> None:
     other = Store(store.url, busy_timeout_s=10)
-    first, second = allocator(store, tmp_path), allocator(other, tmp_path)
+    # Uniqueness, not speed: a deadline a loaded machine always meets (else numbers come from the fallback).
+    first, second = allocator(store, tmp_path, timeout_s=30.0), allocator(other, tmp_path, timeout_s=30.0)
     try:
         numbers = await asyncio.gather(*(a.allocate(CALL) for _ in range(25) for a in (first, second)))
     finally:
