@@ -33,6 +33,8 @@ COMMAND_MODULES = (
     "ivr.cli.web",  # ivr web
 )
 
+DATABASE_HINT = " (is the database there and migrated? `ivr db upgrade` prepares it; IVR_DATABASE_URL names it)"
+
 QUIET_COMMANDS = {"flow", "prompts", "announce", "calls", "report", "users"}
 
 
@@ -61,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = asyncio.run(handler(args)) if inspect.iscoroutinefunction(handler) else handler(args)
     except ConfigError as exc:
         print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    except ConnectionError as exc:  # a peer that is not there: the database (the store's StoreUnavailable)...
+        hint = DATABASE_HINT if str(exc).startswith("store unavailable") else ""
+        print(f"ivr {args.command}: {exc}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -141,3 +141,16 @@ async def test_report_of_today_and_of_a_week(url: str, capsys: pytest.CaptureFix
     assert out.splitlines()[0] == (
         f"calls of {DAY - timedelta(days=1)} to {DAY + timedelta(days=5)} (America/Sao_Paulo), flow all: 8"
     )
+
+
+@pytest.mark.parametrize("command", [["calls", "list", "--since", "1d"], ["report", "--day", "2026-12-01"]])
+def test_a_database_not_there_or_not_migrated_is_said_in_one_line(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before `ivr db upgrade` (a fresh clone), a supervisor's command says what to do, never a traceback."""
+    from ivr.cli import main
+
+    for database in (tmp_path / "nowhere" / "ivr.sqlite3", tmp_path / "empty.sqlite3"):
+        assert main([*command, "--url", f"sqlite+aiosqlite:///{database}"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "store unavailable" in err and "ivr db upgrade" in err, err
