@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,9 +15,8 @@ from sqlalchemy import insert
 
 import ivr.clock
 from ivr.app import demo_services
-from ivr.cli import main
 from ivr.clock import ManualClock
-from ivr.config import REPO_ROOT, settings
+from ivr.config import settings
 from ivr.engine.channel import QueueOutcome
 from ivr.engine.interpreter import run_call
 from ivr.engine.ports import CallInfo
@@ -29,7 +27,8 @@ from ivr.store.db import open_store
 from ivr.store.models import Call, NodeVisit
 from ivr.store.seed import stand_in
 
-FIXTURES = REPO_ROOT / "tests" / "data" / "flows"
+from .drafts import FIXTURES, edit, new_draft, run
+
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 NOW = datetime(2026, 12, 5, 14, 0, tzinfo=SAO_PAULO)
 #: The recorded calls: what the caller did, and how the technical queue answered.
@@ -57,23 +56,7 @@ def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 @pytest.fixture
 def draft(tmp_path: Path) -> Path:
-    directory = tmp_path / "flows"
-    directory.mkdir()
-    shutil.copy(FIXTURES / "good" / "minimal.yaml", directory)
-    return directory
-
-
-def edit(draft: Path, old: str, new: str) -> None:
-    path = draft / "minimal.yaml"
-    text = path.read_text(encoding="utf-8")
-    assert old in text
-    path.write_text(text.replace(old, new), encoding="utf-8")
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    status = main(["flow", *args])
-    out, err = capsys.readouterr()
-    return status, out, err
+    return new_draft(tmp_path)
 
 
 async def _record(draft: Path, directory: Path) -> None:

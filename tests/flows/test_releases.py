@@ -4,7 +4,6 @@ and going back to one that worked, recorded like a publish."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -14,13 +13,13 @@ import pytest
 
 import ivr.clock
 from integrations.catalog import declared_registry
-from ivr.cli import main
 from ivr.clock import ManualClock
-from ivr.config import REPO_ROOT, settings
+from ivr.config import settings
 from ivr.flows.library import CURRENT, HISTORY, RELEASES, FlowLibrary
 from tests.checks.test_cli import start_fake_serve
 
-FIXTURES = REPO_ROOT / "tests" / "data" / "flows"
+from .drafts import FIXTURES, edit, new_draft, run
+
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
 
 
@@ -45,23 +44,7 @@ def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 @pytest.fixture
 def draft(tmp_path: Path) -> Path:
-    directory = tmp_path / "flows"
-    directory.mkdir()
-    shutil.copy(FIXTURES / "good" / "minimal.yaml", directory)
-    return directory
-
-
-def edit(draft: Path, old: str, new: str) -> None:
-    path = draft / "minimal.yaml"
-    text = path.read_text(encoding="utf-8")
-    assert old in text
-    path.write_text(text.replace(old, new), encoding="utf-8")
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    status = main(["flow", *args])
-    out, err = capsys.readouterr()
-    return status, out, err
+    return new_draft(tmp_path)
 
 
 @pytest.fixture
