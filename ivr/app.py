@@ -202,10 +202,7 @@ async def flow_impact(
         raise ImpactRefused(f"no flow files (*.yaml) in {draft}")
     if not report.ok:
         raise ImpactRefused(f"{draft} fails its checks, so it would not publish: fix the errors first", report)
-    library = FlowLibrary(
-        settings.var_dir / "published", catalogue=settings.prompts_dir, registry=registry, clock=clock,
-        words_per_minute=words,
-    )  # fmt: skip
+    library = FlowLibrary.of(settings, registry=registry, clock=clock)
     try:
         served = library.reload()
     except NothingPublished as exc:
@@ -278,13 +275,7 @@ def served_library(settings: Settings) -> FlowLibrary:
     """The published flows; on a first start with nothing published, the flows directory is checked and
     published. A release that fails its checks stops the start: a server with nothing to serve would
     send every caller to the fallback queue."""
-    library = FlowLibrary(
-        settings.var_dir / "published",
-        catalogue=settings.prompts_dir,
-        registry=declared_registry(),
-        clock=system_clock,
-        words_per_minute=settings.voice.words_per_minute,
-    )
+    library = FlowLibrary.of(settings, registry=declared_registry(), clock=system_clock)
     try:
         report = library.reload()
     except NothingPublished:

@@ -157,13 +157,7 @@ def _library(config: Settings) -> FlowLibrary:
     from ivr.clock import system_clock
     from ivr.flows.library import FlowLibrary
 
-    return FlowLibrary(
-        config.var_dir / "published",
-        catalogue=config.prompts_dir,
-        registry=declared_registry(),
-        clock=system_clock,
-        words_per_minute=config.voice.words_per_minute,
-    )
+    return FlowLibrary.of(config, registry=declared_registry(), clock=system_clock)
 
 
 def _tell_server(config: Settings, command: str) -> int:

@@ -38,6 +38,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ivr.clock import Clock
+from ivr.config import Settings
 from ivr.engine.flow import Flow, Position, Problem
 from ivr.engine.operations import OperationRegistry
 from ivr.flows.checks import Report, check_paths, flow_files
@@ -142,6 +143,17 @@ class FlowLibrary:
 
     # --- serving ------------------------------------------------------------------------------------
 
+
+    @classmethod
+    def of(cls, settings: Settings, *, registry: OperationRegistry, clock: Clock) -> FlowLibrary:
+        """The releases the settings name (``var_dir / "published"``), checked against their prompts and pace."""
+        return cls(
+            settings.var_dir / "published",
+            catalogue=settings.prompts_dir,
+            registry=registry,
+            clock=clock,
+            words_per_minute=settings.voice.words_per_minute,
+        )
     def snapshot(self) -> FlowSet:
         """The flows being served now; a call keeps the set it started with until it ends."""
         if self._set is None:

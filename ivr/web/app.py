@@ -147,13 +147,7 @@ async def console_for(
     from ivr.store.db import open_store
 
     store = open_store(conf)
-    library = FlowLibrary(
-        conf.var_dir / "published",
-        catalogue=conf.prompts_dir,
-        registry=declared_registry(),
-        clock=clock,
-        words_per_minute=conf.voice.words_per_minute,
-    )
+    library = FlowLibrary.of(conf, registry=declared_registry(), clock=clock)
     try:
         yield Console(
             conf=conf,
