@@ -239,7 +239,9 @@ async def run_case(
     case: Case, flow: Flow, services: Services, settings: Settings, catalogue: Catalogue, audio: AudioLengths,
     *, file: Path, flows: Mapping[str, Flow] = {},
 ) -> CaseResult:
-    """One call through `flow`, at the moment of `services.clock`."""
+    """One call through `flow`, at the moment of `services.clock`. Its back-ends answer at once in the
+    call's time, however long the machine takes: the hold prompt, timed by the wall clock, is left out."""
+    settings = settings.model_copy(update={"hold": settings.hold.model_copy(update={"prompt": ""})})
     if case.operations:
         failing = _failing(services.operations, case.operations, where=f"{file}: case '{case.name}'")
         services = dataclasses.replace(services, operations=failing)

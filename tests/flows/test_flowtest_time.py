@@ -4,6 +4,8 @@ runs on."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +16,7 @@ from zoneinfo import ZoneInfo
 from ivr.app import demo_services
 from ivr.clock import Clock
 from ivr.config import load_settings
+from ivr.engine.operations import OperationContext, OperationResult, OperationStatus
 from ivr.engine.ports import Services
 from ivr.flows.flowtest import ServicesFactory, report, run_files
 
@@ -102,3 +105,32 @@ async def test_a_file_without_a_moment_runs_at_the_moment_the_run_started(tmp_pa
     started = datetime(2030, 4, 17, 10, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))
     [result] = await run_files([tests], demo(tmp_path), load_settings(), now=started)
     assert result.passed, report([result])
+
+
+async def test_a_slow_back_end_takes_no_time_in_a_case_the_caller_hears_no_hold_prompt(tmp_path: Path) -> None:
+    """Whether a case hears "Um momento" must not depend on how loaded the machine running it is."""
+    settings = load_settings()
+    settings = settings.model_copy(update={"hold": settings.hold.model_copy(update={"after_s": 0.001})})
+
+    async def slow_lookup(ctx: OperationContext, **args: object) -> OperationResult:
+        await asyncio.sleep(0.05)
+        return OperationResult(OperationStatus.NOT_FOUND, {})
+
+    @asynccontextmanager
+    async def slow(clock: Clock) -> AsyncIterator[Services]:
+        async with demo(tmp_path)(clock) as services:
+            operations = services.operations.with_handlers({"customer_by_caller_id": slow_lookup})
+            yield dataclasses.replace(services, operations=operations)
+
+    tests = write_tests(
+        tmp_path,
+        "flow: ../dated.yaml\n"
+        "at: '2026-12-24 10:00'\n"
+        "cases:\n"
+        "  - name: an unknown caller, after a slow lookup\n"
+        "    caller: '3133334444'\n"
+        "    expect: {path: [identify, goodbye], not_heard: ['Um momento']}\n",
+    )
+    [result] = await run_files([tests], slow, settings, now=datetime(2031, 1, 1, tzinfo=ZoneInfo("UTC")))
+    assert result.passed, report([result])
+    assert result.result.path == ["identify", "goodbye"]
