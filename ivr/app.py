@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import tempfile
 from collections.abc import AsyncIterator
@@ -29,7 +28,7 @@ from integrations.speech import NoSpeechBackend
 from integrations.speech.google import GoogleRecognizer
 from ivr import phone
 from ivr.ami.client import AmiClient, AmiError
-from ivr.ami.live import LiveModel
+from ivr.ami.live import LiveModel, serve_snapshots
 from ivr.ami.queues import AmiQueueWatch
 from ivr.asterisk.root import ami_secret, prompts_target
 from ivr.clock import Clock, system_clock
@@ -318,7 +317,7 @@ async def serve(settings: Settings) -> int:
 
 
 def live_socket(settings: Settings) -> Path:
-    """Where a running `ivr serve` answers `ivr live` with its live snapshot."""
+    """Where a running `ivr serve` answers `ivr live` and the web console with its live snapshot."""
     return settings.var_dir / "live.sock"
 
 
@@ -326,7 +325,7 @@ def live_socket(settings: Settings) -> Path:
 async def live_model(services: Services, ami: AmiClient, *, socket: Path) -> AsyncIterator[LiveModel]:
     """The unit's live model: its calls told by the engine (`services.watch`), the queues from the unit's
     AMI connection (resynchronised at each login), the call backs owed read from the store's book; its
-    snapshot given to whoever opens `socket`."""
+    snapshot, and each change after it, given to whoever opens `socket` (`serve_snapshots`)."""
     live = LiveModel(services.clock)
     live.attach(ami)
     services.watch = live
@@ -334,7 +333,7 @@ async def live_model(services: Services, ami: AmiClient, *, socket: Path) -> Asy
     if isinstance(services.callbacks, StoreCallbackBook):
         counting = asyncio.create_task(_count_callbacks_owed(services.callbacks, live), name="live-callbacks")
     try:
-        async with _snapshot_socket(socket, live):
+        async with serve_snapshots(socket, live):
             yield live
     finally:
         if counting is not None:
@@ -342,32 +341,6 @@ async def live_model(services: Services, ami: AmiClient, *, socket: Path) -> Asy
             with contextlib.suppress(asyncio.CancelledError):
                 await counting
         await live.aclose()
-
-
-@asynccontextmanager
-async def _snapshot_socket(path: Path, live: LiveModel) -> AsyncIterator[None]:
-    """A Unix socket (only this user may open it) writing one JSON snapshot per connection: nothing on the
-    network, and nothing in it but masked caller numbers."""
-
-    async def answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):  # a reader gone before its answer
-            writer.write(json.dumps(live.snapshot()).encode() + b"\n")
-            await writer.drain()
-        writer.close()
-
-    path.unlink(missing_ok=True)  # left by a unit that was killed
-    try:
-        server = await asyncio.start_unix_server(answer, path=str(path))
-    except OSError as exc:
-        log.warning("live snapshot socket %s: %s; `ivr live` cannot reach this unit", path, exc)
-        yield
-        return
-    path.chmod(0o600)
-    try:
-        yield
-    finally:
-        server.close()
-        path.unlink(missing_ok=True)
 
 
 async def _count_callbacks_owed(book: StoreCallbackBook, live: LiveModel) -> None:

@@ -416,7 +416,7 @@ class WebSettings(_Section):
     # oldest failure leaves the window.
     login_failures_max: int = Field(default=5, gt=0)
     login_window_s: int = Field(default=15 * 60, gt=0)
-    live_poll_s: float = Field(default=1.0, gt=0, le=10)  # how often the live page asks `ivr serve`
+    live_poll_s: float = Field(default=1.0, gt=0, le=10)  # how often the live page re-reads announcements, session
 
 
 class Settings(BaseSettings):

@@ -14,11 +14,12 @@ import io
 import json
 import re
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from ivr.ami.live import read_snapshot
+from ivr.ami.live import KEEPALIVE_S, watch_snapshots
 from ivr.flows.library import UnknownRelease
 from ivr.store.history import CallFilter, listed, trace
 from ivr.store.models import WebRole
@@ -41,7 +42,10 @@ from ivr.web.auth import Opened, log_in, token_hash
 #: A release as a supervisor names it in the diff form: a history number, `current`, or `draft` (flows/).
 RELEASE_REF = re.compile(r"^(current|draft|\d{1,6})$")
 LIVE_ANSWER_TIMEOUT_S = 2.0
+LIVE_SILENCE_S = 2 * KEEPALIVE_S  # the unit says something at least every KEEPALIVE_S; twice that is a hang
+LIVE_RETRY_S = 1.0  # after the unit went (a restart): how soon to look for it again
 LIVE_KEEPALIVE_S = 15.0  # a comment line now and then, so a proxy or a sleeping tab notices a closed stream
+LIVE_DOWN = "The IVR (ivr serve) is not running on this machine: there is no live state to show."
 
 
 def add_routes(app: web.Application) -> None:
@@ -161,15 +165,28 @@ async def live_page(request: web.Request) -> web.Response:
     return render(request, "live.html")
 
 
-async def _live_state(console: Console) -> dict[str, Any]:
-    """What the live page shows: the unit's snapshot (None when no `ivr serve` answers) and the
-    announcements in force."""
-    try:
-        unit: dict[str, Any] | None = await read_snapshot(console.live_socket, LIVE_ANSWER_TIMEOUT_S)
-        down = ""
-    except (OSError, TimeoutError, ValueError):
-        unit, down = None, "The IVR (ivr serve) is not running on this machine: there is no live state to show."
-    announcements = [
+class _UnitFeed:
+    """The unit's latest snapshot (None while no `ivr serve` answers), kept by `follow`: it subscribes to the
+    unit's live socket, and after the unit goes (a restart) tries again every `LIVE_RETRY_S`."""
+
+    def __init__(self, socket: Path) -> None:
+        self.socket = socket
+        self.snapshot: dict[str, Any] | None = None
+        self.changed = asyncio.Event()
+
+    async def follow(self) -> None:
+        while True:  # until the page's stream ends and cancels it
+            with contextlib.suppress(OSError, TimeoutError, ValueError):
+                async for snapshot in watch_snapshots(self.socket, LIVE_SILENCE_S):
+                    self.snapshot = snapshot
+                    self.changed.set()
+            self.snapshot = None
+            self.changed.set()
+            await asyncio.sleep(LIVE_RETRY_S)
+
+
+async def _announcements(console: Console) -> list[dict[str, Any]]:
+    return [
         {
             "id": item.announcement.id,
             "text": item.announcement.text,
@@ -179,28 +196,49 @@ async def _live_state(console: Console) -> dict[str, Any]:
         for item in await console.announcements.listed()
         if item.state == "in force"
     ]
-    return {"unit": unit, "down": down, "announcements": announcements}
 
 
 async def live_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: the live state whenever it changes, read from the unit once per `live_poll_s`;
-    the stream ends when the session does."""
+    """Server-sent events: the live state (the unit's snapshot, the announcements in force) at once and
+    whenever it changes. The unit tells each change as it happens; the announcements and the session are
+    read again every `live_poll_s`, and the stream ends with the session."""
     console = _console(request)
     token = token_hash(request.cookies.get(SESSION_COOKIE, ""))
     response = web.StreamResponse(headers={**HEADERS, "Content-Type": "text/event-stream"})
     await response.prepare(request)
-    last, quiet_s = "", 0.0
-    with contextlib.suppress(ConnectionResetError):  # the page was closed: nothing left to tell
-        while await console.accounts.session(token) is not None:
-            payload = json.dumps(await _live_state(console), ensure_ascii=False, sort_keys=True)
-            if payload != last:
-                await response.write(f"data: {payload}\n\n".encode())
-                last, quiet_s = payload, 0.0
-            elif quiet_s >= LIVE_KEEPALIVE_S:
-                await response.write(b": still here\n\n")
-                quiet_s = 0.0
-            await asyncio.sleep(console.conf.web.live_poll_s)
-            quiet_s += console.conf.web.live_poll_s
+    feed = _UnitFeed(console.live_socket)
+    following = asyncio.create_task(feed.follow(), name="live-feed")
+    clock = asyncio.get_running_loop().time
+    poll_s = console.conf.web.live_poll_s
+    with contextlib.suppress(TimeoutError):  # the unit's first answer, or knowing there is none
+        async with asyncio.timeout(LIVE_ANSWER_TIMEOUT_S):
+            await feed.changed.wait()
+    last, next_poll, quiet_since = "", clock(), clock()
+    announcements: list[dict[str, Any]] = []
+    try:
+        with contextlib.suppress(ConnectionResetError):  # the page was closed: nothing left to tell
+            while True:  # until the session ends or the page goes
+                feed.changed.clear()
+                if clock() >= next_poll:
+                    if await console.accounts.session(token) is None:
+                        break
+                    announcements = await _announcements(console)
+                    next_poll = clock() + poll_s
+                state = {"unit": feed.snapshot, "down": "" if feed.snapshot else LIVE_DOWN, "announcements": announcements}
+                payload = json.dumps(state, ensure_ascii=False, sort_keys=True)
+                if payload != last:
+                    await response.write(f"data: {payload}\n\n".encode())
+                    last, quiet_since = payload, clock()
+                elif clock() - quiet_since >= LIVE_KEEPALIVE_S:
+                    await response.write(b": still here\n\n")
+                    quiet_since = clock()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, next_poll - clock())):
+                        await feed.changed.wait()
+    finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
     return response
 
 

@@ -1,4 +1,6 @@
 // The live page: one server-sent event per change of the unit's state; the tables are redrawn from it.
+// The browser reconnects a dropped stream by itself (the console follows an `ivr serve` restart on its
+// side); a stream refused for good (the session ended: the login page answers) reloads the page.
 "use strict";
 
 function cell(row, text) {
@@ -55,4 +57,5 @@ events.onerror = () => {
   const status = document.getElementById("live-status");
   status.textContent = "The console lost its connection; retrying…";
   status.className = "down";
+  if (events.readyState === EventSource.CLOSED) setTimeout(() => window.location.reload(), 3000);
 };
