@@ -43,6 +43,7 @@ from ivr.engine.flow import Flow, Position, Problem
 from ivr.engine.operations import OperationRegistry
 from ivr.flows.checks import Report, check_paths, flow_files
 from ivr.flows.diff import FlowsDiff, Side, diff_flows
+from ivr.flows.loader import load_flow, text_version
 from ivr.voice.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
@@ -300,6 +301,17 @@ class FlowLibrary:
         raise UnknownRelease(
             f"{ref!r} is not a release number, a version, 'current' or a flows directory (see 'ivr flow history')"
         )
+
+    def published_flow(self, name: str, version: str) -> Flow | None:
+        """Flow `name` at `version` (its text's hash, as a call records it) from whichever release holds it;
+        None when none does. Loaded, not checked: for drawing what a call walked, never for serving it."""
+        for directory in sorted((self.root / RELEASES).glob("*/")):
+            for path in flow_files([directory]):
+                if text_version(path.read_text(encoding="utf-8")) == version:
+                    flow = load_flow(path)
+                    if flow.name == name:
+                        return flow
+        return None
 
     # --- inside -------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import hmac
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +23,7 @@ from ivr.store.db import Store
 from ivr.store.models import WebRole
 from ivr.store.web_accounts import LoggedIn, WebAccounts
 from ivr.web.auth import allowed, token_hash
+from ivr.web.diagrams import Diagrams
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "sac_session"
@@ -52,6 +53,7 @@ class Console:
     announcements: StoreAnnouncements
     live_socket: Path  # where a running `ivr serve` answers with its live snapshot
     tell_server: Callable[[], str]  # asks a running `ivr serve` to load the newly current release
+    diagrams: Diagrams = field(default_factory=Diagrams)
 
 
 CONSOLE = web.AppKey("console", Console)

@@ -23,7 +23,7 @@ from ivr.ami.live import KEEPALIVE_S, watch_snapshots
 from ivr.flows.library import UnknownRelease
 from ivr.store.history import CallFilter, listed, trace
 from ivr.store.models import WebRole
-from ivr.store.reports import CSV_HEADER, csv_rows, local_days, report
+from ivr.store.reports import CSV_HEADER, csv_rows, local_days, settled_report
 from ivr.web.app import (
     CONSOLE,
     HEADERS,
@@ -38,6 +38,7 @@ from ivr.web.app import (
     user,
 )
 from ivr.web.auth import Opened, log_in, token_hash
+from ivr.web.diagrams import diff_drawings, drop_off_drawings, path_drawings
 
 #: A release as a supervisor names it in the diff form: a history number, `current`, or `draft` (flows/).
 RELEASE_REF = re.compile(r"^(current|draft|\d{1,6})$")
@@ -224,7 +225,8 @@ async def live_events(request: web.Request) -> web.StreamResponse:
                         break
                     announcements = await _announcements(console)
                     next_poll = clock() + poll_s
-                state = {"unit": feed.snapshot, "down": "" if feed.snapshot else LIVE_DOWN, "announcements": announcements}
+                down = "" if feed.snapshot else LIVE_DOWN
+                state = {"unit": feed.snapshot, "down": down, "announcements": announcements}
                 payload = json.dumps(state, ensure_ascii=False, sort_keys=True)
                 if payload != last:
                     await response.write(f"data: {payload}\n\n".encode())
@@ -266,10 +268,12 @@ async def calls_page(request: web.Request) -> web.Response:
 
 
 async def call_page(request: web.Request) -> web.Response:
-    seen = await trace(_console(request).store, request.match_info["number"])
+    console = _console(request)
+    seen = await trace(console.store, request.match_info["number"])
     if seen is None:
         return render(request, "not_found.html", status=404, what=f"No call has protocol or ticket {request.match_info['number']}.")
-    return render(request, "call.html", seen=seen)
+    drawings = await path_drawings(console.diagrams, console.library, seen)
+    return render(request, "call.html", seen=seen, drawings=drawings)
 
 
 # --- reports ------------------------------------------------------------------------------------------
@@ -282,7 +286,8 @@ async def _figures(request: web.Request) -> tuple[Any, str, date] | None:
     if first is None:
         return None
     flow = request.query.get("flow") or None
-    figures = await report(console.store, *local_days(first, 7 if span == "week" else 1, console.conf.timezone), flow=flow)
+    days = local_days(first, 7 if span == "week" else 1, console.conf.timezone)
+    figures = await settled_report(console.store, *days, flow=flow, now=console.clock())
     return figures, span, first
 
 
@@ -296,8 +301,9 @@ async def reports_page(request: web.Request) -> web.Response:
     rows = csv_rows(figures, timezone=console.conf.timezone, negotiation_number=console.conf.page.negotiation_number)
     chart = [(f"{node.flow}/{node.node}", node.share, node.visits) for node in figures.drop_off[:12]]
     last = figures.until - timedelta(days=1)
+    drawings = await drop_off_drawings(console.diagrams, console.library, figures.drop_off)
     return render(request, "reports.html", figures=figures, span=span, first=first, last=last, rows=rows, chart=chart,
-                  message="", query=request.query_string)  # fmt: skip
+                  drawings=drawings, message="", query=request.query_string)  # fmt: skip
 
 
 async def reports_csv(request: web.Request) -> web.Response:
@@ -335,7 +341,8 @@ async def diff_page(request: web.Request) -> web.Response:
         changes = await asyncio.to_thread(console.library.diff, _side(a, console), _side(b, console))
     except UnknownRelease as exc:
         return await flows_page(request, message=str(exc), status=404)
-    return render(request, "diff.html", changes=changes, a=a, b=b)
+    drawings = await diff_drawings(console.diagrams, changes.files)
+    return render(request, "diff.html", changes=changes, a=a, b=b, drawings=drawings)
 
 
 def _side(ref: str, console: Console) -> str:
