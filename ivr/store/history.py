@@ -119,13 +119,15 @@ class CallTrace:
 
 @dataclass(frozen=True, slots=True)
 class CallFilter:
-    """Which calls `listed` returns: started in [since, until), newest first, at most `limit`."""
+    """Which calls `listed` returns: started in [since, until), newest first, at most `limit` after the
+    newest `offset` (a page of a listing)."""
 
     since: datetime
     until: datetime | None = None
     caller: str | None = None  # as a person writes it; matched normalised
     outcome: str | None = None  # contained, hangup, failed, queue, queue:<team>, transfer, transfer:<number>
     limit: int = 50
+    offset: int = 0
 
 
 async def trace(store: Store, number: str) -> CallTrace | None:
@@ -206,7 +208,8 @@ def _listed(session: Session, which: CallFilter) -> list[CallLine]:
         query = query.where(Call.caller_id == (phone.normalise(which.caller) or which.caller.strip()))
     if which.outcome is not None:
         query = _with_outcome(query, which.outcome)
-    rows = session.scalars(query.order_by(Call.started_at.desc(), Call.id.desc()).limit(which.limit))
+    newest = query.order_by(Call.started_at.desc(), Call.id.desc())
+    rows = session.scalars(newest.offset(which.offset).limit(which.limit))
     return [CallLine.of(row) for row in rows]
 
 

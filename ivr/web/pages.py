@@ -13,17 +13,22 @@ import csv
 import io
 import json
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from ivr.ami.live import KEEPALIVE_S, watch_snapshots
 from ivr.flows.library import UnknownRelease
 from ivr.store.history import CallFilter, listed, trace
 from ivr.store.models import WebRole
 from ivr.store.reports import CSV_HEADER, csv_rows, local_days, settled_report
+from ivr.store.web_accounts import WebAccounts
 from ivr.web.app import (
     CONSOLE,
     HEADERS,
@@ -37,11 +42,14 @@ from ivr.web.app import (
     same,
     user,
 )
-from ivr.web.auth import Opened, log_in, token_hash
+from ivr.web.auth import Opened, hash_password, log_in, token_hash
 from ivr.web.diagrams import diff_drawings, drop_off_drawings, path_drawings
 
 #: A release as a supervisor names it in the diff form: a history number, `current`, or `draft` (flows/).
 RELEASE_REF = re.compile(r"^(current|draft|\d{1,6})$")
+PAGE_ROWS = 50  # lines of a listing's page (calls, the audit log)
+MAX_PAGE = 10_000  # keeps a typed page number's offset bounded
+BAD_PAGE = "The page is not one: a number from 1."
 LIVE_ANSWER_TIMEOUT_S = 2.0
 LIVE_SILENCE_S = 2 * KEEPALIVE_S  # the unit says something at least every KEEPALIVE_S; twice that is a hang
 LIVE_RETRY_S = 1.0  # after the unit went (a restart): how soon to look for it again
@@ -66,6 +74,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/flows/rollback", rollback)
     app.router.add_get("/audit", audit_page)
     app.router.add_get("/users", users_page)
+    app.router.add_post("/users/{change}", account_change)
 
 
 def _console(request: web.Request) -> Console:
@@ -97,6 +106,31 @@ def _day(text: str | None, console: Console) -> date | None:
 
 
 # --- logging in and out ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """Where a listing's page is: its number and the links to the pages beside it, the filters kept."""
+
+    number: int
+    newer: str | None
+    older: str | None
+
+
+def _page(request: web.Request) -> int | None:
+    """The page asked for (1 when none); None when it is not a page number (the page says so)."""
+    text = request.query.get("page", "1").strip()
+    return int(text) if text.isdigit() and 1 <= int(text) <= MAX_PAGE else None
+
+
+def _paged(request: web.Request, number: int, rows: list[Any]) -> tuple[list[Any], Paging]:
+    """A page of `rows`, read one past `PAGE_ROWS` to know whether an older page follows."""
+
+    def link(to: int) -> str:
+        return f"{request.path}?{urlencode({**request.query, 'page': str(to)})}"
+
+    older = link(number + 1) if len(rows) > PAGE_ROWS else None
+    return rows[:PAGE_ROWS], Paging(number, link(number - 1) if number > 1 else None, older)
 
 
 def _safe_next(target: str | None) -> str:
@@ -258,13 +292,15 @@ async def calls_page(request: web.Request) -> web.Response:
             raise web.HTTPSeeOther(f"/calls/{found.call.protocol}")
         return render(request, "calls.html", day=day, caller=caller, number=number, lines=[],
                       message=f"No call has protocol or ticket {number}.")  # fmt: skip
-    if day is None:
-        return render(request, "calls.html", day=None, caller=caller, number="", lines=[],
-                      message="The date is not one: write it as 2026-12-01.")  # fmt: skip
+    page = _page(request)
+    if day is None or page is None:
+        message = "The date is not one: write it as 2026-12-01." if day is None else BAD_PAGE
+        return render(request, "calls.html", day=day, caller=caller, number="", lines=[], message=message)
     since, until = local_days(day, 1, console.conf.timezone)
-    lines = await listed(console.store, CallFilter(since=since, until=until, caller=caller or None, limit=200))
+    which = CallFilter(since, until, caller or None, limit=PAGE_ROWS + 1, offset=(page - 1) * PAGE_ROWS)
+    lines, paging = _paged(request, page, await listed(console.store, which))
     message = "" if lines else f"No calls on {day:%Y-%m-%d}" + (" from that number." if caller else ".")
-    return render(request, "calls.html", day=day, caller=caller, number="", lines=lines, message=message)
+    return render(request, "calls.html", day=day, caller=caller, number="", lines=lines, message=message, paging=paging)
 
 
 async def call_page(request: web.Request) -> web.Response:
@@ -399,10 +435,89 @@ async def rollback(request: web.Request) -> web.Response:
 
 @needs(WebRole.ADMIN)
 async def audit_page(request: web.Request) -> web.Response:
-    return render(request, "audit.html", entries=await _console(request).accounts.audit_log())
+    page = _page(request)
+    if page is None:
+        raise web.HTTPBadRequest(text=BAD_PAGE)
+    entries = await _console(request).accounts.audit_log(limit=PAGE_ROWS + 1, offset=(page - 1) * PAGE_ROWS)
+    entries, paging = _paged(request, page, entries)
+    return render(request, "audit.html", entries=entries, paging=paging)
 
 
 @needs(WebRole.ADMIN)
 async def users_page(request: web.Request) -> web.Response:
-    return render(request, "users.html", accounts=await _console(request).accounts.accounts())
+    return await _users(request)
 
+
+async def _users(request: web.Request, *, message: str = "", status: int = 200) -> web.Response:
+    accounts = await _console(request).accounts.accounts()
+    return render(request, "users.html", status=status, accounts=accounts, roles=list(WebRole), message=message)
+
+
+@needs(WebRole.ADMIN)
+async def account_change(request: web.Request) -> web.Response:
+    """One change of an account from its form on the users page (`ACCOUNT_CHANGES`); bad input and refusals
+    (WebAccounts' rules, hash_password's) are said on the page with the reason, never as an error page."""
+    change = ACCOUNT_CHANGES.get(request.match_info["change"])
+    if change is None:
+        raise web.HTTPNotFound(text="Not found: no such change of an account.")
+    form = await request.post()
+    try:
+        done = await change(_console(request).accounts, form, user(request).name, address(request))
+    except ValueError as exc:  # AccountError is one
+        return await _users(request, message=f"Not done: {exc}.", status=400)
+    return await _users(request, message=done)
+
+
+Form = MultiDictProxy[Any]
+
+
+def _name(form: Form) -> str:
+    return str(form.get("name", "")).strip()
+
+
+def _role(form: Form) -> WebRole:
+    try:
+        return WebRole(str(form.get("role", "")))
+    except ValueError:
+        raise ValueError("choose a role: " + ", ".join(role.value for role in WebRole)) from None
+
+
+def _password(form: Form) -> str:
+    """The argon2 hash of the password typed twice, under the same rules as `ivr users` (hash_password)."""
+    password = str(form.get("password", ""))
+    if password != str(form.get("again", "")):
+        raise ValueError("the two passwords differ")
+    return hash_password(password)
+
+
+async def _add(accounts: WebAccounts, form: Form, who: str, where: str) -> str:
+    name, role = _name(form), _role(form)
+    await accounts.add(name, _password(form), role, who=who, address=where)
+    return f"Added {name} as {role.value}."
+
+
+async def _set_role(accounts: WebAccounts, form: Form, who: str, where: str) -> str:
+    name, role = _name(form), _role(form)
+    await accounts.set_role(name, role, who=who, address=where)
+    return f"{name} is {role.value} now."
+
+
+async def _reset_password(accounts: WebAccounts, form: Form, who: str, where: str) -> str:
+    name = _name(form)
+    await accounts.set_password(name, _password(form), who=who, address=where)
+    return f"The password of {name} is set (and the account enabled)."
+
+
+async def _disable(accounts: WebAccounts, form: Form, who: str, where: str) -> str:
+    name = _name(form)
+    await accounts.disable(name, who=who, address=where)
+    return f"{name} is disabled; its sessions ended."
+
+
+#: The users page's forms, by the last part of their action (/users/add...): each says what it did.
+ACCOUNT_CHANGES: dict[str, Callable[[WebAccounts, Form, str, str], Awaitable[str]]] = {
+    "add": _add,
+    "role": _set_role,
+    "password": _reset_password,
+    "disable": _disable,
+}
