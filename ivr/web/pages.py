@@ -1,5 +1,6 @@
 """The console's pages: login, live (server-sent events), calls and a call's trace, reports (with CSV),
-flow releases (history, diff, publish, rollback), the audit log and the accounts.
+flow releases (history, diff, publish, rollback), the audit log and the accounts; the trace, the reports
+and the diff are also drawn on the flow (ivr.web.diagrams).
 
 Every change writes an audit row (who, when, what); publish and rollback are the flow library's, run in a
 worker thread since they check the flows on disk.
