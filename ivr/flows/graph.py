@@ -56,10 +56,11 @@ class Mark:
 @dataclass(frozen=True, slots=True)
 class Overlay:
     """What a page draws over a flow: marked nodes (by name) and edges (by (from, to), `START` for the start
-    edge); with `dim`, whatever is not marked is greyed; `extra` nodes (another version's) are drawn too."""
+    edge, or (from, to, label) for one of several edges between two nodes); with `dim`, whatever is not
+    marked is greyed; `extra` nodes (another version's) are drawn too."""
 
     nodes: Mapping[str, Mark] = field(default_factory=dict)
-    edges: Mapping[tuple[str, str], Mark] = field(default_factory=dict)
+    edges: Mapping[tuple[str, ...], Mark] = field(default_factory=dict)
     dim: bool = False
     extra: Mapping[str, Node] = field(default_factory=dict)
     caption: str = ""  # a line under the title: what the marks mean
@@ -158,7 +159,8 @@ def _node_attributes(node: Node, problems: list[Problem], reached: bool) -> dict
         attributes.update(color=colour, fontcolor=colour, penwidth="2")
         attributes["tooltip"] = "\n".join(f"{p.severity.value}: {p.message}" for p in problems)
     else:
-        attributes["tooltip"] = f"{node.position}"
+        # The file's name and line, not its path: a drawing in the console tells nothing of the server's disks.
+        attributes["tooltip"] = f"{node.position.file.name}:{node.position.line}"
     attributes["label"] = label
     attributes["id"] = f"node:{node.name}"
     return attributes
@@ -176,7 +178,7 @@ def _node_marked(attributes: dict[str, str], overlay: Overlay, name: str) -> dic
 
 
 def _edge_marked(attributes: dict[str, str], overlay: Overlay, edge: tuple[str, str]) -> dict[str, str]:
-    mark = overlay.edges.get(edge)
+    mark = overlay.edges.get((*edge, attributes.get("label", ""))) or overlay.edges.get(edge)
     if mark is not None:
         attributes.update(color=mark.colour, fontcolor=mark.colour, penwidth="2.5", **{"class": mark.css})
         attributes["label"] = " ".join(part for part in (attributes.get("label", ""), mark.note) if part)

@@ -114,23 +114,30 @@ async def path_drawings(diagrams: Diagrams, library: FlowLibrary, seen: CallTrac
             note = "No published release here holds this version, so it cannot be drawn."
             drawings.append(Drawing(title, None, note))
         else:
-            drawings.append(await diagrams.drawing(flow, path_overlay(seen.path, name, version), title))
+            drawings.append(await diagrams.drawing(flow, path_overlay(seen.path, flow), title))
     return drawings
 
 
-def path_overlay(path: Sequence[Step], flow: str, version: str) -> Overlay:
+def path_overlay(path: Sequence[Step], flow: Flow) -> Overlay:
     """The call's steps in one flow: each node visited marked with its step numbers (1 is the call's first
-    node, as in the path's table), each edge taken with the number of the step it led to; the rest dimmed."""
+    node, as in the path's table), each edge taken with the number of the step it led to; the rest dimmed.
+    Of several edges between two nodes (a lookup's found / not_found), the one named by the step's result."""
+    labelled = {(node.name, target, label) for node in flow.nodes.values() for label, target in node.verb.targets()}
     visits: dict[str, list[int]] = {}
-    taken: dict[tuple[str, str], list[int]] = {}
-    previous = ""
+    taken: dict[tuple[str, ...], list[int]] = {}
+    previous: Step | None = None  # the step before, when it was in this flow
     for number, step in enumerate(path, start=1):
-        if (step.flow, step.flow_version) != (flow, version):
-            previous = ""
+        if (step.flow, step.flow_version) != (flow.name, flow.version):
+            previous = None
             continue
         visits.setdefault(step.node, []).append(number)
-        taken.setdefault((previous or START, step.node), []).append(number)  # entering the flow: its start
-        previous = step.node
+        if previous is None:  # the call entered this flow: at its start
+            edge: tuple[str, ...] = (START, step.node)
+        else:  # a visit records its result ("found", a menu's key); the edge's label may say "option <key>"
+            named = [(previous.node, step.node, label) for label in (previous.outcome, f"option {previous.outcome}")]
+            edge = next((key for key in named if key in labelled), (previous.node, step.node))
+        taken.setdefault(edge, []).append(number)
+        previous = step
 
     def numbers(steps: list[int]) -> str:
         return " ".join(f"#{n}" for n in steps)
