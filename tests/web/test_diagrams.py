@@ -62,7 +62,8 @@ async def test_a_call_s_path_is_drawn_on_the_flow_it_ran_in_order(site: Site) ->
     assert sorted(title.replace("&#45;&gt;", "->") for title in taken) == sorted(
         ["start:->greet", *(f"{a}->{b}" for a, b in zip(PATH, PATH[1:], strict=False))]
     )  # one edge per step: of identify_by_caller's three ways to announce_protocol, the not_found taken
-    assert re.search(r'class="edge taken">\n<title>identify_by_caller[^<]*</title>\n(?:.*\n){1,6}?.*>not_found #3<', page)
+    not_found = r'class="edge taken">\n<title>identify_by_caller[^<]*</title>\n(?:.*\n){1,6}?.*>not_found #3<'
+    assert re.search(not_found, page)
     assert "<script" not in page.split("<svg", 1)[1].split("</svg>", 1)[0]
 
 
