@@ -43,6 +43,7 @@ from ivr.engine.flow import Flow, Position, Problem
 from ivr.engine.operations import OperationRegistry
 from ivr.flows.checks import Report, check_paths, flow_files
 from ivr.flows.diff import FlowsDiff, Side, diff_flows
+from ivr.flows.loader import text_version
 from ivr.voice.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ class FlowLibrary:
         self._clock = clock
         self._words_per_minute = words_per_minute
         self._set: FlowSet | None = None
+        self._flow_versions: dict[str, set[str]] = {}  # a release's version -> the versions of its flows
 
     # --- serving ------------------------------------------------------------------------------------
 
@@ -274,6 +276,20 @@ class FlowLibrary:
         """The newest history entry of the version in CURRENT (what a reload serves), if any."""
         version = self.published_version()
         return next((e for e in reversed(self.history()) if e.version == version), None)
+
+    def releases_holding(self, flow_version: str) -> list[Release]:
+        """The history entries whose release holds a flow at `flow_version` (what a call stores of the flow
+        it ran): the releases that call may have run on, oldest first. Releases never change, so each one's
+        flow versions are read once."""
+        holding = []
+        for entry in self.history():
+            versions = self._flow_versions.get(entry.version)
+            if versions is None:
+                files = sorted((self.root / RELEASES / entry.version).glob("*.yaml"))
+                versions = self._flow_versions[entry.version] = {text_version(f.read_text("utf-8")) for f in files}
+            if flow_version in versions:
+                holding.append(entry)
+        return holding
 
     def diff(self, a: str, b: str) -> FlowsDiff:
         """What changed from `a` to `b`, each as `side` reads it."""

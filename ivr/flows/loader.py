@@ -95,8 +95,14 @@ def parse_flow(text: str, path: Path) -> Flow:
             problems.append(Problem(top_positions["start"], f"start node '{start}' is not among the nodes"))
     if problems:
         raise FlowLoadError(problems)
-    version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-    return Flow(name=str(name), start=str(start), nodes=nodes, source=path, version=version, key_positions=top_positions)
+    return Flow(
+        name=str(name), start=str(start), nodes=nodes, source=path, version=text_version(text), key_positions=top_positions
+    )
+
+
+def text_version(text: str) -> str:
+    """A flow's version: the hash of its YAML text, which a call stores with its path."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _load_node(path: Path, raw_nodes: CommentedMap, name: Any, problems: list[Problem]) -> Node | None:

@@ -231,7 +231,8 @@ async def call_page(request: web.Request) -> web.Response:
     seen = await trace(_console(request).store, request.match_info["number"])
     if seen is None:
         return render(request, "not_found.html", status=404, what=f"No call has protocol or ticket {request.match_info['number']}.")
-    return render(request, "call.html", seen=seen)
+    releases = await asyncio.to_thread(_console(request).library.releases_holding, seen.flow_version)
+    return render(request, "call.html", seen=seen, releases=[entry.number for entry in releases])
 
 
 # --- reports ------------------------------------------------------------------------------------------
