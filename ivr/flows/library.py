@@ -291,6 +291,13 @@ class FlowLibrary:
                 holding.append(entry)
         return holding
 
+    def releases_named(self, flow_version: str) -> str:
+        """The releases holding `flow_version` as a supervisor reads them: "release 2", "releases 1, 4"."""
+        numbers = [str(entry.number) for entry in self.releases_holding(flow_version)]
+        if not numbers:
+            return "no published release holds this flow version"
+        return f"release{'s' if len(numbers) > 1 else ''} {', '.join(numbers)}"
+
     def diff(self, a: str, b: str) -> FlowsDiff:
         """What changed from `a` to `b`, each as `side` reads it."""
         return diff_flows(self.side(a), self.side(b))

@@ -274,6 +274,7 @@ class NodeVisit(Base):
     outcome: Mapped[str] = mapped_column(String(80))
     started_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     duration_ms: Mapped[int] = mapped_column()
+    prompts: Mapped[list[str] | None] = mapped_column(JSON)  # prompt ids played, digits masked; None before 0009
 
 
 class Sequence(Base):

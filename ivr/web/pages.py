@@ -23,6 +23,7 @@ from ivr.flows.library import UnknownRelease
 from ivr.store.history import CallFilter, listed, trace
 from ivr.store.models import WebRole
 from ivr.store.reports import CSV_HEADER, csv_rows, local_days, report
+from ivr.voice.build import heard_lines
 from ivr.web.app import (
     CONSOLE,
     HEADERS,
@@ -231,8 +232,10 @@ async def call_page(request: web.Request) -> web.Response:
     seen = await trace(_console(request).store, request.match_info["number"])
     if seen is None:
         return render(request, "not_found.html", status=404, what=f"No call has protocol or ticket {request.match_info['number']}.")
-    releases = await asyncio.to_thread(_console(request).library.releases_holding, seen.flow_version)
-    return render(request, "call.html", seen=seen, releases=[entry.number for entry in releases])
+    console = _console(request)
+    releases = await asyncio.to_thread(console.library.releases_named, seen.flow_version)
+    heard = await asyncio.to_thread(heard_lines, console.conf.prompts_dir, [step.prompts for step in seen.path])
+    return render(request, "call.html", seen=seen, releases=releases, heard=heard)
 
 
 # --- reports ------------------------------------------------------------------------------------------

@@ -136,6 +136,7 @@ async def test_a_supervisor_sees_a_real_call_live_and_a_publish_leaves_it_on_its
             (later,) = stored.protocols() - before - {protocol}
             await stored.ended_calls(before, 2)
             assert await release_of(work, console_url, protocol) == f"release {old}"
+            await expect(work.locator("#path")).to_contain_text("Você ligou para a American Tower Fibra")
             assert await release_of(work, console_url, later) == f"release {new}"
             await shot(work, "trace")
         finally:
