@@ -32,7 +32,7 @@ from aiohttp import web
 
 from ivr.clock import Clock, ManualClock, local
 from ivr.config import Settings
-from ivr.flows.checks import Report, flow_files
+from ivr.flows.checks import flow_files
 from ivr.flows.flowtest import FlowTestError, ServicesFactory, run_files
 from ivr.flows.impact import Impact, ImpactRefused
 from ivr.flows.library import FlowLibrary
@@ -152,22 +152,26 @@ async def check(request: web.Request) -> web.Response:
     form = await request.post()
     name = str(form.get("name", ""))
     _draft_file(request, name)
-    report = await asyncio.to_thread(checked_with, console.library, _draft(console), name, _posted_text(form))
+    text = _posted_text(form)
+    return web.json_response(await asyncio.to_thread(checked_with, console.library, _draft(console), name, text))
+
+
+def checked_with(library: FlowLibrary, draft: Path, name: str, text: str) -> dict[str, Any]:
+    """The check of the whole draft with file `name` holding `text` instead, on a temporary copy, as the
+    editor's script reads it: a problem in a file of the draft names the file, any other (the prompt
+    catalogue's, whose files share the flows' names) its whole path."""
+    with tempfile.TemporaryDirectory(prefix="ivr-draft-") as directory:
+        copy = Path(directory)
+        for file in flow_files([draft]):
+            shutil.copyfile(file, copy / file.name)
+        (copy / name).write_text(text, encoding="utf-8")
+        report = library.check(copy)
     problems = [
-        {"file": p.position.file.name, "line": p.position.line, "column": p.position.column,
-         "severity": p.severity.value, "message": p.message}
+        {"file": p.position.file.name if p.position.file.parent == copy else str(p.position.file),
+         "line": p.position.line, "column": p.position.column, "severity": p.severity.value, "message": p.message}
         for p in (*report.errors, *report.warnings)
     ]  # fmt: skip
-    return web.json_response({"problems": problems, "summary": report.summary(), "ok": report.ok})
-
-
-def checked_with(library: FlowLibrary, draft: Path, name: str, text: str) -> Report:
-    """The check of the whole draft with file `name` holding `text` instead, on a temporary copy."""
-    with tempfile.TemporaryDirectory(prefix="ivr-draft-") as copy:
-        for file in flow_files([draft]):
-            shutil.copyfile(file, Path(copy) / file.name)
-        (Path(copy) / name).write_text(text, encoding="utf-8")
-        return library.check(Path(copy))
+    return {"problems": problems, "summary": report.summary(), "ok": report.ok}
 
 
 @needs(WebRole.EDITOR)
