@@ -178,7 +178,7 @@ class FlowLibrary:
             raise NothingPublished(f"no flows are published in {self.root}: run 'ivr flow publish'")
         if self._set is not None and self._set.version == version:
             return Report((), self._set.flows)
-        report = self._check(self.root / RELEASES / version)
+        report = self.check(self.root / RELEASES / version)
         if report.ok:
             self._set = FlowSet(version, report.flows)
             log.info("serving flows version %s (%s)", version, ", ".join(sorted(report.flows)))
@@ -203,7 +203,7 @@ class FlowLibrary:
             problem = Problem(Position(flows_dir, 1, 1), f"no flow files (*.yaml) in {flows_dir}: nothing to publish")
             return Report((problem,), MappingProxyType({}))
         version = version_of(files)  # taken before the check: what is stored must be what was checked
-        report = self._check(flows_dir)
+        report = self.check(flows_dir)
         if not report.ok:
             return report
         with self._locked():
@@ -231,7 +231,7 @@ class FlowLibrary:
         if not release.is_dir():
             problem = Problem(Position(release, 1, 1), f"the files of release {number} are missing")
             return Rollback(target, Report((problem,), MappingProxyType({})), None)
-        report = self._check(release)
+        report = self.check(release)
         files = flow_files([release])
         if report.ok and version_of(files) != target.version:  # a release is never changed once written
             problem = Problem(
@@ -349,7 +349,8 @@ class FlowLibrary:
         _write_atomically(self.root / CURRENT, version + "\n")
         return entry
 
-    def _check(self, directory: Path) -> Report:
+    def check(self, directory: Path) -> Report:
+        """The check a publish runs on `directory` (the console's editor checks a draft with it too)."""
         return check_paths(
             [directory], catalogue=self._catalogue, registry=self._registry, words_per_minute=self._words_per_minute
         )

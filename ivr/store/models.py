@@ -493,7 +493,7 @@ class AuditEntry(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     who: Mapped[str] = mapped_column(String(80))
     action: Mapped[str] = mapped_column(String(40))  # login, logout, user.add, flow.publish...
-    detail: Mapped[str] = mapped_column(String(500), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")  # an edit of a flow keeps its whole diff
     address: Mapped[str] = mapped_column(String(64), default="")
 
 

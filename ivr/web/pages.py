@@ -24,6 +24,7 @@ from ivr.store.history import CallFilter, listed, trace
 from ivr.store.models import WebRole
 from ivr.store.reports import CSV_HEADER, csv_rows, local_days, report
 from ivr.voice.build import heard_lines
+from ivr.web import editor
 from ivr.web.app import (
     CONSOLE,
     HEADERS,
@@ -62,6 +63,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/flows/rollback", rollback)
     app.router.add_get("/audit", audit_page)
     app.router.add_get("/users", users_page)
+    editor.add_routes(app)
 
 
 def _console(request: web.Request) -> Console:
