@@ -1,8 +1,8 @@
 """The console watching real calls: a supervisor's browser (Debian's chromium through Playwright) on
 `ivr web`, beside the `ivr serve` that SIPp callers reach through Asterisk 22, both on the same store and
 var directory. The live page shows a call as it happens and drops it when it ends, without a reload; a
-release published while a call is in progress leaves that call on the release it started with, and the
-next call takes the new one; each call's trace names its release.
+release edited and published in the browser while a call is in progress leaves that call on the release it
+started with, and the next call takes the new one; each call's trace names its release and what was heard.
 
 Screenshots go to var/screenshots/ (console-*.png), beside the fast suite's browser test.
 """
@@ -31,7 +31,7 @@ from .store import StoreReader
 pytestmark = pytest.mark.e2e
 
 SUPERVISOR, PASSWORD = "vera", "uma senha longa o bastante"
-IN_PROGRESS_S = 25.0  # the first caller stays this long: the publish happens meanwhile
+IN_PROGRESS_S = 40.0  # the first caller stays this long: the edit and the publish happen meanwhile
 BRIEF_S = 6.0  # the second caller, after the publish
 SEEN_MS = 10_000  # a page shows what happened within this (the live page takes about a second)
 
@@ -113,11 +113,18 @@ async def test_a_supervisor_sees_a_real_call_live_and_a_publish_leaves_it_on_its
             await expect(row).to_contain_text("31******44")  # the caller, masked
             await shot(live, "live-call")
 
-            # While the call is in progress, a supervisor publishes a change of the draft.
-            sac = draft / "sac.yaml"
-            sac.write_text(sac.read_text(encoding="utf-8") + "# revisado pela supervisão\n", encoding="utf-8")
+            # While the call is in progress, a supervisor edits the draft in the browser and publishes it.
             await work.click("nav >> text=Flows")
             old = str(await work.locator("#history tr.current td").first.text_content()).strip()
+            await work.goto(f"{console_url}/flows/edit/sac.yaml")
+            await expect(work.locator("#check-status")).to_contain_text("the draft can be published")
+            await work.focus("#text")
+            await work.keyboard.press("Control+End")
+            await work.keyboard.type("# revisado pela supervisão\n")
+            await work.click("#save")
+            await expect(work.locator("#message")).to_contain_text("Saved sac.yaml. The draft passes its checks")
+            assert "# revisado pela supervisão" in (draft / "sac.yaml").read_text(encoding="utf-8")
+            await work.click("text=Impact of publishing the draft")
             await work.fill("#publish input[name=note]", "comentário da supervisão")
             await work.click("#publish button")
             await expect(work.locator(".notice")).to_contain_text("Published the draft as version")
