@@ -106,6 +106,18 @@ def _draft_file(request: web.Request, name: str) -> Path:
     return _draft(console) / name
 
 
+async def _read_draft(path: Path) -> str:
+    """A draft file's text; one removed meanwhile or not UTF-8 gets a page saying so, not a server error."""
+    try:
+        return await asyncio.to_thread(path.read_text, encoding="utf-8")
+    except FileNotFoundError:
+        raise web.HTTPNotFound(text=f"{path.name} was removed from the draft meanwhile.") from None
+    except UnicodeDecodeError as exc:
+        raise web.HTTPUnprocessableEntity(
+            text=f"{path.name} is not UTF-8 text (byte {exc.start}): save it as UTF-8 in an editor, then reload."
+        ) from None
+
+
 def _posted_text(form: Any) -> str:
     """The edited text as a file keeps it: a browser sends a textarea's lines ended by CR LF."""
     text = str(form.get("text", ""))
@@ -134,7 +146,7 @@ async def edit_first(request: web.Request) -> web.Response:
 
 async def edit_page(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    text = await asyncio.to_thread(_draft_file(request, name).read_text, encoding="utf-8")
+    text = await _read_draft(_draft_file(request, name))
     return _editor(request, name, text, base=digest(text))
 
 
@@ -184,7 +196,7 @@ async def save(request: web.Request) -> web.Response:
     form = await request.post()
     text, base = _posted_text(form), str(form.get("base", ""))
     async with request.app[SAVING]:
-        before = await asyncio.to_thread(path.read_text, encoding="utf-8")
+        before = await _read_draft(path)
         if digest(before) != base:
             theirs = "".join(_diff(name, text, before, ("yours", "on disk now")))
             return _editor(request, name, text, base=base, status=409, theirs=theirs,

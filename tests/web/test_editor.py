@@ -172,3 +172,11 @@ async def test_the_impact_of_the_draft_replays_the_recorded_calls(site: Site) ->
     draft(site).write_text(text.replace(MENU_LINE, BROKEN_LINE), encoding="utf-8")
     refused = await site.client.get("/flows/impact")
     assert refused.status == 422 and "fails its checks" in await refused.text() and "nowhere" in await refused.text()
+
+
+async def test_a_draft_file_that_is_not_utf8_is_said_so_not_a_server_error(site: Site) -> None:
+    assert await site.log_in("ana") == 303
+    draft(site).write_bytes(draft(site).read_bytes() + b"# caf\xe9 em latin-1\n")
+    response = await site.client.get("/flows/edit/sac.yaml")
+    assert response.status == 422
+    assert "sac.yaml is not UTF-8 text" in await response.text()
