@@ -261,6 +261,8 @@ class _Walk:
         t0 = asyncio.get_running_loop().time()
         step: Next | None = None
         outcome = "error"
+        heard = self.call.caller.heard
+        first_heard = until_heard = len(heard)
         limit_s = node.verb.time_limit_s()
         deadline = asyncio.timeout(limit_s)
         try:
@@ -269,6 +271,8 @@ class _Walk:
                     step = await node.verb.run(self.call)
             except FlowError as exc:
                 raise FlowError(f"flow '{flow.name}', node '{node.name}': {exc}") from exc
+            finally:
+                until_heard = len(heard)  # a subflow's prompts are its own nodes'
             if step.input:  # what the caller answered here, already masked where it is personal data
                 self.call.state.keyed.append(f"{node.name}={step.input}")
             if isinstance(step, RunSubflow):
@@ -295,6 +299,7 @@ class _Walk:
                     outcome=outcome,
                     started_at=started,
                     duration_ms=int((asyncio.get_running_loop().time() - t0) * 1000),
+                    prompts=tuple(heard[first_heard:until_heard]),
                 )
             )
 

@@ -64,6 +64,7 @@ class NodeVisit:
     outcome: str  # e.g. "1", "no_input", "found", "queued:technical", "hangup"
     started_at: datetime
     duration_ms: int
+    prompts: tuple[str, ...] = ()  # the prompt ids played at this node, spelled digits masked (Caller.heard)
 
 
 class EventSink(Protocol):

@@ -141,6 +141,7 @@ class FlowLibrary:
         self._clock = clock
         self._words_per_minute = words_per_minute
         self._set: FlowSet | None = None
+        self._flow_versions: dict[str, set[str]] = {}  # a release's version -> the versions of its flows
 
     # --- serving ------------------------------------------------------------------------------------
 
@@ -177,7 +178,7 @@ class FlowLibrary:
             raise NothingPublished(f"no flows are published in {self.root}: run 'ivr flow publish'")
         if self._set is not None and self._set.version == version:
             return Report((), self._set.flows)
-        report = self._check(self.root / RELEASES / version)
+        report = self.check(self.root / RELEASES / version)
         if report.ok:
             self._set = FlowSet(version, report.flows)
             log.info("serving flows version %s (%s)", version, ", ".join(sorted(report.flows)))
@@ -202,7 +203,7 @@ class FlowLibrary:
             problem = Problem(Position(flows_dir, 1, 1), f"no flow files (*.yaml) in {flows_dir}: nothing to publish")
             return Report((problem,), MappingProxyType({}))
         version = version_of(files)  # taken before the check: what is stored must be what was checked
-        report = self._check(flows_dir)
+        report = self.check(flows_dir)
         if not report.ok:
             return report
         with self._locked():
@@ -230,7 +231,7 @@ class FlowLibrary:
         if not release.is_dir():
             problem = Problem(Position(release, 1, 1), f"the files of release {number} are missing")
             return Rollback(target, Report((problem,), MappingProxyType({})), None)
-        report = self._check(release)
+        report = self.check(release)
         files = flow_files([release])
         if report.ok and version_of(files) != target.version:  # a release is never changed once written
             problem = Problem(
@@ -276,6 +277,27 @@ class FlowLibrary:
         version = self.published_version()
         return next((e for e in reversed(self.history()) if e.version == version), None)
 
+    def releases_holding(self, flow_version: str) -> list[Release]:
+        """The history entries whose release holds a flow at `flow_version` (what a call stores of the flow
+        it ran): the releases that call may have run on, oldest first. Releases never change, so each one's
+        flow versions are read once."""
+        holding = []
+        for entry in self.history():
+            versions = self._flow_versions.get(entry.version)
+            if versions is None:
+                files = sorted((self.root / RELEASES / entry.version).glob("*.yaml"))
+                versions = self._flow_versions[entry.version] = {text_version(f.read_text("utf-8")) for f in files}
+            if flow_version in versions:
+                holding.append(entry)
+        return holding
+
+    def releases_named(self, flow_version: str) -> str:
+        """The releases holding `flow_version` as a supervisor reads them: "release 2", "releases 1, 4"."""
+        numbers = [str(entry.number) for entry in self.releases_holding(flow_version)]
+        if not numbers:
+            return "no published release holds this flow version"
+        return f"release{'s' if len(numbers) > 1 else ''} {', '.join(numbers)}"
+
     def diff(self, a: str, b: str) -> FlowsDiff:
         """What changed from `a` to `b`, each as `side` reads it."""
         return diff_flows(self.side(a), self.side(b))
@@ -303,14 +325,12 @@ class FlowLibrary:
         )
 
     def published_flow(self, name: str, version: str) -> Flow | None:
-        """Flow `name` at `version` (its text's hash, as a call records it) from whichever release holds it;
-        None when none does. Loaded, not checked: for drawing what a call walked, never for serving it."""
-        for directory in sorted((self.root / RELEASES).glob("*/")):
-            for path in flow_files([directory]):
-                if text_version(path.read_text(encoding="utf-8")) == version:
-                    flow = load_flow(path)
-                    if flow.name == name:
-                        return flow
+        """Flow `name` at `version` (its text's hash, as a call records it) from a release holding it; None
+        when none does. Loaded, not checked: for drawing what a call walked, never for serving it."""
+        for entry in self.releases_holding(version)[:1]:  # every release holding it holds the same text
+            for path in flow_files([self.root / RELEASES / entry.version]):
+                if text_version(path.read_text(encoding="utf-8")) == version and (flow := load_flow(path)).name == name:
+                    return flow
         return None
 
     # --- inside -------------------------------------------------------------------------------------
@@ -338,7 +358,8 @@ class FlowLibrary:
         _write_atomically(self.root / CURRENT, version + "\n")
         return entry
 
-    def _check(self, directory: Path) -> Report:
+    def check(self, directory: Path) -> Report:
+        """The check a publish runs on `directory` (the console's editor checks a draft with it too)."""
         return check_paths(
             [directory], catalogue=self._catalogue, registry=self._registry, words_per_minute=self._words_per_minute
         )

@@ -49,11 +49,6 @@ def load_flow(path: Path) -> Flow:
     return parse_flow(text, path)
 
 
-def text_version(text: str) -> str:
-    """A flow's version: the content hash of its text (a call records it beside the flow's name)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
 def flows_beside(flow: Flow) -> dict[str, Flow]:
     """The other flows in the same directory, by name: those ``subflow:`` nodes may call."""
     flows = {}
@@ -103,6 +98,11 @@ def parse_flow(text: str, path: Path) -> Flow:
     return Flow(
         name=str(name), start=str(start), nodes=nodes, source=path, version=text_version(text), key_positions=top_positions
     )
+
+
+def text_version(text: str) -> str:
+    """A flow's version: the hash of its YAML text, which a call stores with its path."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _load_node(path: Path, raw_nodes: CommentedMap, name: Any, problems: list[Problem]) -> Node | None:

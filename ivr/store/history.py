@@ -40,6 +40,7 @@ class Step:
     outcome: str
     started_at: datetime
     duration_ms: int
+    prompts: tuple[str, ...]  # prompt ids played at the node, digits masked (empty for visits before 0009)
     flow_version: str  # the content hash of the flow's text, as the engine ran it
 
 
@@ -167,7 +168,8 @@ def _trace(session: Session, number: str) -> CallTrace | None:
         flow_version=call.flow_version,
         linked_id=call.linked_id,
         path=tuple(
-            Step(v.flow, v.node, v.verb, v.input, v.outcome, v.started_at, v.duration_ms, v.flow_version)
+            Step(v.flow, v.node, v.verb, v.input, v.outcome, v.started_at, v.duration_ms, tuple(v.prompts or ()),
+                 v.flow_version)
             for v in visits
         ),
         tickets=tuple(TicketOpened(t.number, t.kind.value, t.state.value) for t in tickets),

@@ -30,6 +30,8 @@ from ivr.store.history import CallFilter, listed, trace
 from ivr.store.models import WebRole
 from ivr.store.reports import CSV_HEADER, csv_rows, local_days, settled_report
 from ivr.store.web_accounts import WebAccounts
+from ivr.voice.build import heard_lines
+from ivr.web import editor
 from ivr.web.app import (
     CONSOLE,
     HEADERS,
@@ -76,6 +78,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/audit", audit_page)
     app.router.add_get("/users", users_page)
     app.router.add_post("/users/{change}", account_change)
+    editor.add_routes(app)
 
 
 def _console(request: web.Request) -> Console:
@@ -309,8 +312,10 @@ async def call_page(request: web.Request) -> web.Response:
     seen = await trace(console.store, request.match_info["number"])
     if seen is None:
         return render(request, "not_found.html", status=404, what=f"No call has protocol or ticket {request.match_info['number']}.")
+    releases = await asyncio.to_thread(console.library.releases_named, seen.flow_version)
+    heard = await asyncio.to_thread(heard_lines, console.conf.prompts_dir, [step.prompts for step in seen.path])
     drawings = await path_drawings(console.diagrams, console.library, seen)
-    return render(request, "call.html", seen=seen, drawings=drawings)
+    return render(request, "call.html", seen=seen, releases=releases, heard=heard, drawings=drawings)
 
 
 # --- reports ------------------------------------------------------------------------------------------

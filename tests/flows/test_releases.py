@@ -16,6 +16,7 @@ from integrations.catalog import declared_registry
 from ivr.clock import ManualClock
 from ivr.config import settings
 from ivr.flows.library import CURRENT, HISTORY, RELEASES, FlowLibrary
+from ivr.flows.loader import load_flow
 from tests.checks.test_cli import start_fake_serve
 
 from .drafts import FIXTURES, edit, new_draft, run
@@ -278,3 +279,21 @@ def test_rollback_with_nothing_published(var_dir: Path, capsys: pytest.CaptureFi
     expected = "ivr flow rollback: nothing is published yet: run 'ivr flow publish'\n"
     assert run(capsys, "rollback", "1") == (2, "", expected)
     assert not (var_dir / "published").exists()
+
+
+def test_a_calls_flow_version_names_the_releases_that_hold_it(
+    var_dir: Path, three: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a call stores of its flow (the flow's own version) leads back to the release numbers in the
+    history, a rollback's entry included; a version no release holds leads nowhere."""
+    assert run(capsys, "rollback", "1", "--who", "dora")[0] == 0
+    flows = library(var_dir)
+    flows.reload()
+    first, third = (
+        {load_flow(path).version for path in (var_dir / "published" / RELEASES / v).glob("*.yaml")}
+        for v in (three[0], three[2])
+    )
+    assert first and third - first
+    assert [[e.number for e in flows.releases_holding(v)] for v in sorted(first)] == [[1, 4]] * len(first)
+    assert [[e.number for e in flows.releases_holding(v)] for v in sorted(third - first)] == [[3]] * len(third - first)
+    assert flows.releases_holding("0123456789abcdef") == []

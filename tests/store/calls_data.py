@@ -49,6 +49,8 @@ def at(hour: int, minute: int = 0, day: date = DAY) -> datetime:
 A, B, C, D, E, F, G, H = (make_call_protocol(2026, n) for n in range(1, 9))
 TICKET = make_ticket_number(7)
 NEGOTIATION = "+553131958012"
+#: What every call heard at `greet`, as a visit stores it: the protocol's digits masked.
+GREETING = ("welcome", "your_protocol_is", "digit/*", "digit/*")
 
 # protocol: (local start, seconds to outcome, caller, customer, outcome, flow, [(node, verb, input, outcome)])
 CALLS: dict[str, tuple[datetime, int, str | None, tuple[int, str] | None, str, str, list[tuple[str, ...]]]] = {
@@ -110,7 +112,8 @@ def insert_call(
             insert(NodeVisit),
             [
                 dict(call_protocol=protocol, flow=flow, flow_version=flow_version, node=node, verb=verb, input=given,
-                     outcome=result, started_at=start + timedelta(seconds=i), duration_ms=1000)
+                     outcome=result, started_at=start + timedelta(seconds=i), duration_ms=1000,
+                     prompts=list(GREETING) if node == "greet" else [])
                 for i, (node, verb, given, result) in enumerate(visits)
             ],
         )  # fmt: skip
