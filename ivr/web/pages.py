@@ -201,7 +201,7 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def live_page(request: web.Request) -> web.Response:
-    return render(request, "live.html")
+    return render(request, "live.html", timezone=_console(request).conf.timezone)
 
 
 class _UnitFeed:

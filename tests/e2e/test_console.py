@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Page, async_playwright, expect
@@ -111,6 +112,9 @@ async def test_a_supervisor_sees_a_real_call_live_and_a_publish_leaves_it_on_its
             protocol = str(await row.locator("td").first.text_content()).strip()
             assert protocol in stored.protocols() - before
             await expect(row).to_contain_text("31******44")  # the caller, masked
+            since = str(await row.locator("td").nth(4).text_content())  # in the IVR's time zone, 24-hour
+            local_hour = f"{ivr.clock().astimezone(ZoneInfo(ivr.settings.timezone)):%H}"
+            assert re.fullmatch(r"\d\d:\d\d:\d\d", since) and since[:2] == local_hour, since
             await shot(live, "live-call")
 
             # While the call is in progress, a supervisor edits the draft in the browser and publishes it.

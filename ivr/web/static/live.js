@@ -26,8 +26,12 @@ function fill(id, items, columns) {
   }
 }
 
+// Times as the call centre reads them: 24-hour, in the IVR's timezone, whatever the browser's settings.
+const timeZone = document.getElementById("live-status").dataset.timezone;
+const timeFormat = new Intl.DateTimeFormat("pt-BR", {timeZone, hour: "2-digit", minute: "2-digit", second: "2-digit"});
+
 function clock(iso) {
-  return iso ? new Date(iso).toLocaleTimeString() : "";
+  return iso ? timeFormat.format(new Date(iso)) : "";
 }
 
 function show(state) {
