@@ -419,6 +419,13 @@ class WebSettings(_Section):
     live_poll_s: float = Field(default=1.0, gt=0, le=10)  # how often the live page asks `ivr serve`
 
 
+class LogSettings(_Section):
+    """How the long-running commands (`ivr serve`, `ivr web`) log, on stderr (ivr/logs.py)."""
+
+    format: Literal["text", "json"] = "text"  # json: one object per line, what a log shipper reads
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # `ivr -v` still means DEBUG
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IVR_", env_nested_delimiter="__", extra="forbid")
 
@@ -454,6 +461,7 @@ class Settings(BaseSettings):
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     queue_wait: QueueWaitSettings = Field(default_factory=QueueWaitSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ivr import phone
+from ivr import logs, phone
 from ivr.config import Settings
 from ivr.engine.caller import Caller
 from ivr.engine.channel import CallerHangup, Channel, ChannelError
@@ -78,12 +78,21 @@ async def run_call(
     settings: Settings,
     flows: Mapping[str, Flow] = {},
 ) -> CallResult:
-    """Run a call from answer to end. ``flows`` holds the flows ``subflow:`` nodes may call."""
+    """Run a call from answer to end. ``flows`` holds the flows ``subflow:`` nodes may call. Every line
+    logged once the call has its protocol carries it (`ivr.logs`)."""
     try:
         await channel.answer()
         protocol = await services.protocols.allocate(channel.info)
     except CallerHangup:
         return CallResult(protocol="", outcome=Outcome.HANGUP)
+    with logs.in_call(protocol):
+        return await _walk_call(protocol, flow, channel, services, settings, flows)
+
+
+async def _walk_call(
+    protocol: str, flow: Flow, channel: Channel, services: Services, settings: Settings, flows: Mapping[str, Flow]
+) -> CallResult:
+    """The answered call, from its protocol to its end: the walk, then its record, call back and summary."""
     call = _call_context(protocol, channel, services, settings)
     walk = _Walk(call, {flow.name: flow, **flows}, services, settings.max_call_steps)
     await services.calls.call_started(protocol, channel.info, flow.name, flow.version)
