@@ -80,13 +80,31 @@ async def run_call(
 ) -> CallResult:
     """Run a call from answer to end. ``flows`` holds the flows ``subflow:`` nodes may call. Every line
     logged once the call has its protocol carries it (`ivr.logs`)."""
+    metrics = services.metrics
+    metrics.call_started()
+    outcome = Outcome.FAILED  # unless the call gets further: one cancelled (a drain) counts as failed
     try:
-        await channel.answer()
-        protocol = await services.protocols.allocate(channel.info)
-    except CallerHangup:
-        return CallResult(protocol="", outcome=Outcome.HANGUP)
-    with logs.in_call(protocol):
-        return await _walk_call(protocol, flow, channel, services, settings, flows)
+        try:
+            await channel.answer()
+            protocol = await _allocate(channel, services)
+        except CallerHangup:
+            outcome = Outcome.HANGUP
+            return CallResult(protocol="", outcome=Outcome.HANGUP)
+        with logs.in_call(protocol):
+            result = await _walk_call(protocol, flow, channel, services, settings, flows)
+        outcome = result.outcome
+        return result
+    finally:
+        metrics.call_ended(outcome.value)
+
+
+async def _allocate(channel: Channel, services: Services) -> str:
+    """The call's protocol, the one write a call waits for: how long it took is measured."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    protocol = await services.protocols.allocate(channel.info)
+    services.metrics.protocol_allocated(loop.time() - started)
+    return protocol
 
 
 async def _walk_call(
@@ -144,6 +162,7 @@ def _call_context(protocol: str, channel: Channel, services: Services, settings:
         state,
         caller,
         callbacks=services.callbacks,
+        metrics=services.metrics,
         hold_prompt=settings.hold.prompt,
         hold_after_s=settings.hold.after_s,
     )
@@ -225,6 +244,7 @@ class _Walk:
         self.flows = flows
         self.events = services.events
         self.watch = services.watch
+        self.metrics = services.metrics
         self.clock = services.clock
         self.max_steps = max_steps
         self.steps = 0
@@ -311,6 +331,7 @@ class _Walk:
                     prompts=tuple(heard[first_heard:until_heard]),
                 )
             )
+            self.metrics.node_visited(flow.name, node.name, outcome)
 
     async def _subflow(self, step: RunSubflow) -> GoTo | EndCall:
         flow = self.flows.get(step.flow)
