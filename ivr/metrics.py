@@ -139,10 +139,12 @@ async def metrics_server(
     metrics: PrometheusMetrics,
     *,
     outbox_pending: Callable[[], Awaitable[Mapping[str, int]]] | None = None,
-) -> AsyncIterator[int]:
+) -> AsyncIterator[int | None]:
     """Serve ``/metrics`` on the event loop (aiohttp) at conf.host:conf.port until the block ends; yields the
-    bound port (conf.port 0 takes a free one). Before each scrape, `outbox_pending` is asked for the
-    outbox's depth (bounded by OUTBOX_COUNT_TIMEOUT_S; when it fails the last depth is served)."""
+    bound port (conf.port 0 takes a free one), or None when the address cannot be taken: that is logged as
+    an error and the unit goes on answering calls, which matter more than being watched. Before each
+    scrape, `outbox_pending` is asked for the outbox's depth (bounded by OUTBOX_COUNT_TIMEOUT_S; when it
+    fails the last depth is served)."""
     counting = asyncio.Lock()  # concurrent scrapes share one count rather than queue several
 
     async def scrape(request: web.Request) -> web.Response:
@@ -160,8 +162,12 @@ async def metrics_server(
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, conf.host, conf.port)
-        await site.start()
+        try:
+            await web.TCPSite(runner, conf.host, conf.port).start()
+        except OSError as exc:  # the port is taken (another unit on this host?) or the address is not ours
+            log.error("metrics: cannot listen on %s:%d (%s); serving calls without /metrics", conf.host, conf.port, exc)
+            yield None
+            return
         port = int(runner.addresses[0][1])
         log.info("metrics at http://%s:%d/metrics", conf.host, port)
         yield port

@@ -228,6 +228,14 @@ async def test_a_call_over_the_demo_store_is_counted(served: tuple[PrometheusMet
     assert sample(samples, "sac_ivr_node_visits_total", flow="m", node="who") == 1
 
 
+async def test_a_port_taken_leaves_the_unit_without_metrics_but_running(caplog: pytest.LogCaptureFixture) -> None:
+    async with metrics_server(MetricsSettings(port=0), PrometheusMetrics()) as taken:
+        assert taken is not None
+        async with metrics_server(MetricsSettings(port=taken), PrometheusMetrics()) as port:
+            assert port is None
+    assert f"cannot listen on 127.0.0.1:{taken}" in caplog.text
+
+
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "metrics.example.com"])
 def test_a_host_beyond_loopback_must_be_allowed_explicitly(host: str) -> None:
     with pytest.raises(ConfigError, match="not a loopback address.*allow_remote"):
