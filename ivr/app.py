@@ -27,7 +27,7 @@ from integrations.messaging.screen_pop import ScreenPops, ScreenPopSender
 from integrations.messaging.whatsapp import WhatsAppSender
 from integrations.speech import NoSpeechBackend
 from integrations.speech.google import GoogleRecognizer
-from ivr import phone
+from ivr import logs, phone
 from ivr.ami.client import AmiClient, AmiError
 from ivr.ami.live import LiveModel
 from ivr.ami.queues import AmiQueueWatch
@@ -311,6 +311,8 @@ async def serve(settings: Settings) -> int:
         async def handle_call(channel: Channel, flow_name: str) -> None:
             flows = library.snapshot()  # the call keeps this release until it ends
             result = await run_call(flows[flow_name], channel, services, flows=flows.flows, settings=settings)
+            # This task is the call's own: what the FastAGI server logs of it from here (a failure) carries it too.
+            logs.call_protocol.set(result.protocol)
             if result.outcome is Outcome.FAILED:
                 raise CallFailed(f"call {result.protocol} failed: {result.reason}")
 
