@@ -26,7 +26,7 @@ from integrations.messaging.screen_pop import ScreenPops, ScreenPopSender
 from integrations.messaging.whatsapp import WhatsAppSender
 from integrations.speech import NoSpeechBackend
 from integrations.speech.google import GoogleRecognizer
-from ivr import phone
+from ivr import logs, phone
 from ivr.ami.client import AmiClient, AmiError
 from ivr.ami.live import LiveModel, serve_snapshots
 from ivr.ami.queues import AmiQueueWatch
@@ -36,11 +36,12 @@ from ivr.config import EmailSettings, ScreenPopSettings, Settings, SpeechSetting
 from ivr.engine.channel import Channel
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
-from ivr.engine.ports import Services
+from ivr.engine.ports import Metrics, NoMetrics, Services
 from ivr.flows.checks import check_paths
 from ivr.flows.flowtest import ServicesFactory
 from ivr.flows.impact import Impact, ImpactRefused, measure, replay_calls
 from ivr.flows.library import FlowLibrary, NothingPublished
+from ivr.metrics import QUEUE_WAIT_ENDS, PrometheusMetrics, metrics_server
 from ivr.store.announcements import StoreAnnouncements
 from ivr.store.callbacks import StoreCallbackBook
 from ivr.store.calls import StoreCallRecorder
@@ -71,9 +72,13 @@ async def build_services(settings: Settings, *, clock: Clock) -> AsyncIterator[S
 
 
 @asynccontextmanager
-async def _unit(settings: Settings, *, clock: Clock) -> AsyncIterator[tuple[Services, Outbox]]:
-    """`build_services`, with the outbox they write to (`serve` queues screen pops in it too)."""
+async def _unit(
+    settings: Settings, *, clock: Clock, metrics: Metrics | None = None
+) -> AsyncIterator[tuple[Services, Outbox]]:
+    """`build_services`, with the outbox they write to (`serve` queues screen pops in it too), counting in
+    `metrics` when given (`serve`'s)."""
     conf = settings.store
+    metrics = metrics or NoMetrics()
     recognizer = _recognizer(settings.speech)
     store = Store(settings.database_url, busy_timeout_s=conf.busy_timeout_s)
     try:
@@ -93,6 +98,7 @@ async def _unit(settings: Settings, *, clock: Clock) -> AsyncIterator[tuple[Serv
             timeout_s=conf.allocate_timeout_s,
             clock=clock,
             timezone=settings.timezone,
+            metrics=metrics,
         )
         outbox = Outbox(store, _senders(settings, clock=clock), clock=clock, conf=settings.outbox)
         operations, summaries = build_operations(store, outbox=outbox, settings=settings, clock=clock)
@@ -115,6 +121,7 @@ async def _unit(settings: Settings, *, clock: Clock) -> AsyncIterator[tuple[Serv
                     voice=settings.voice.espeak_voice,
                     words_per_minute=settings.voice.words_per_minute,
                 ),
+                metrics=metrics,
             ), outbox
         finally:
             await operations.aclose()  # the carrier API's connections, with `backend: http`
@@ -291,16 +298,20 @@ async def serve(settings: Settings) -> int:
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     library = served_library(settings)
+    metrics = PrometheusMetrics() if settings.metrics.enabled else None
     async with (
-        _unit(settings, clock=system_clock) as (services, outbox),
+        _unit(settings, clock=system_clock, metrics=metrics) as (services, outbox),
         ami_client(settings) as ami,
         live_model(services, ami, socket=live_socket(settings)),
+        _metrics(settings, metrics, outbox, ami),
     ):
         services.queues = AmiQueueWatch(ami, timeout_s=settings.queue_wait.state_timeout_s)
 
         async def handle_call(channel: Channel, flow_name: str) -> None:
             flows = library.snapshot()  # the call keeps this release until it ends
             result = await run_call(flows[flow_name], channel, services, flows=flows.flows, settings=settings)
+            # This task is the call's own: what the FastAGI server logs of it from here (a failure) carries it too.
+            logs.call_protocol.set(result.protocol)
             if result.outcome is Outcome.FAILED:
                 raise CallFailed(f"call {result.protocol} failed: {result.reason}")
 
@@ -350,6 +361,22 @@ async def _count_callbacks_owed(book: StoreCallbackBook, live: LiveModel) -> Non
         except StoreUnavailable as exc:
             log.warning("live model: call backs owed unknown (%s); the last count stands", exc)
         await asyncio.sleep(CALLBACKS_OWED_POLL_S)
+
+
+@asynccontextmanager
+async def _metrics(
+    settings: Settings, metrics: PrometheusMetrics | None, outbox: Outbox, ami: AmiClient
+) -> AsyncIterator[None]:
+    """/metrics on settings.metrics' address, with the queue waits from AMI and the outbox's depth counted
+    at each scrape; nothing when metrics are disabled."""
+    if metrics is None:
+        log.info("metrics off (metrics.enabled false)")
+        yield
+        return
+    for event in QUEUE_WAIT_ENDS:
+        ami.on_event(event, metrics.on_queue_event)
+    async with metrics_server(settings.metrics, metrics, outbox_pending=outbox.pending_by_channel):
+        yield
 
 
 @asynccontextmanager
