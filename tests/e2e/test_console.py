@@ -2,7 +2,8 @@
 `ivr web`, beside the `ivr serve` that SIPp callers reach through Asterisk 22, both on the same store and
 var directory. The live page shows a call as it happens and drops it when it ends, without a reload; a
 release edited and published in the browser while a call is in progress leaves that call on the release it
-started with, and the next call takes the new one; each call's trace names its release and what was heard.
+started with, and the next call takes the new one; after a rollback in the browser the next call runs the
+old release again. Each call's trace names its release and what was heard.
 
 Screenshots go to var/screenshots/ (console-*.png), beside the fast suite's browser test.
 """
@@ -27,7 +28,7 @@ from tests.web.console_process import CHROMIUM, CHROMIUM_ARGS, chromium_env, con
 
 from .conftest import E2EAsterisk, serve_ivr
 from .ivr_process import IVR, IvrProcess
-from .store import StoreReader
+from .store import StoreReader, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -110,7 +111,7 @@ async def test_a_supervisor_sees_a_real_call_live_and_a_publish_leaves_it_on_its
             row = live.locator("#live-calls tbody tr", has_text="sac")
             await expect(row).to_have_count(1)  # the live page, never reloaded, shows the call
             protocol = str(await row.locator("td").first.text_content()).strip()
-            assert protocol in stored.protocols() - before
+            await wait_for(lambda: protocol in stored.protocols() - before or None, "the live call in the store", 10)
             await expect(row).to_contain_text("31******44")  # the caller, masked
             since = str(await row.locator("td").nth(4).text_content())  # in the IVR's time zone, 24-hour
             local_hour = f"{ivr.clock().astimezone(ZoneInfo(ivr.settings.timezone)):%H}"
@@ -150,5 +151,14 @@ async def test_a_supervisor_sees_a_real_call_live_and_a_publish_leaves_it_on_its
             await expect(work.locator("#path")).to_contain_text("Você ligou para a American Tower Fibra")
             assert await release_of(work, console_url, later) == f"release {new}"
             await shot(work, "trace")
+
+            # Going back: the next call runs release 1's flow again (history entry 3 holds the same files).
+            await work.click("nav >> text=Flows")
+            await work.click(f"button:has-text('Roll back to {old}')")
+            await expect(work.locator(".notice")).to_contain_text(f"Release {old} is current again")
+            back = str(await work.locator("#history tr.current td").first.text_content()).strip()
+            (await calling(asterisk, "3198887777", BRIEF_S)).answered or pytest.fail("the call after the rollback")
+            (last,) = (await stored.ended_calls(before | {protocol, later}, 1))
+            assert await release_of(work, console_url, last.protocol) == f"releases {old}, {back}"
         finally:
             await browser.close()
