@@ -28,10 +28,23 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TypeVar
 
+from ivr.engine.flow import Flow
+from ivr.engine.verbs.base import Verb
+from ivr.engine.verbs.collect import Collect
+from ivr.engine.verbs.menu import Menu
+from ivr.engine.verbs.queue import Queue
+from ivr.flows.loader import load_flow
 from ivr.store.seed import KNOWN_CALLER as CALLER
 
+VerbT = TypeVar("VerbT", bound=Verb)
+
+FLOWS = Path(__file__).resolve().parent.parent / "flows"
 #: The demo account's ticket that is in progress (flows/tests/sac.yaml uses it too).
 TICKET = "800001028"
 AGENT = "PJSIP/agent-7001"
@@ -56,11 +69,69 @@ class Script:
     missing_prompt: str = ""
 
 
-#: A known caller asks for a ticket's status (3), keys the ticket number, hears it is in progress, then
-#: asks for a person (0) and talks to an agent of the technical queue until hanging up.
-TICKET_STATUS_THEN_AGENT = Script((("main_menu", "3"), ("type_ticket_number", f"{TICKET}#"), ("anything_else", "0")))
+#: The ticket-status journey by the nodes it goes through (the menus' keys change, the nodes stay): the
+#: menus from the flow's start to the collect that asks for the ticket number, then the menu after the
+#: status is said, where the caller asks for a person of the technical queue.
+TICKET_STATUS_NODE = "ticket_status"
+AFTER_STATUS_MENU = "anything_else"
+AGENT_QUEUE = "technical"
 #: The same caller, on an Asterisk host where the main menu's sound file is missing.
 MAIN_MENU_MISSING = Script((), missing_prompt="main_menu")
+
+
+class FlowChanged(AssertionError):
+    """The flow no longer has the nodes the bench's journey goes through."""
+
+
+@lru_cache
+def ticket_status_then_agent(flow_file: Path = FLOWS / "sac.yaml") -> Script:
+    """A known caller asks for a ticket's status, keys the ticket number, hears it is in progress, then asks
+    for a person and talks to an agent of the technical queue until hanging up: the keys read off `flow_file`."""
+    flow = load_flow(flow_file)
+    collect = _verb(flow, TICKET_STATUS_NODE, Collect)
+    _verb(flow, AFTER_STATUS_MENU, Menu)
+    return Script(
+        (
+            *_menu_keys(flow, flow.start, lambda name: name == TICKET_STATUS_NODE),
+            (collect.prompt[0], f"{TICKET}#"),
+            *_menu_keys(flow, AFTER_STATUS_MENU, lambda name: _queue_name(flow, name) == AGENT_QUEUE),
+        )
+    )
+
+
+def _verb(flow: Flow, name: str, kind: type[VerbT]) -> VerbT:
+    node = flow.nodes.get(name)
+    if node is None or not isinstance(node.verb, kind):
+        raise FlowChanged(
+            f"{flow.source}: the bench's ticket-status journey needs a `{kind.kind}` node {name!r} "
+            "(bench/asterisk_side.py names the nodes it goes through: update them to the flow)"
+        )
+    return node.verb
+
+
+def _queue_name(flow: Flow, name: str) -> str | None:
+    verb = flow.nodes[name].verb
+    return verb.name if isinstance(verb, Queue) else None
+
+
+def _menu_keys(flow: Flow, start: str, reached: Callable[[str], bool]) -> tuple[tuple[str, str], ...]:
+    """``(menu prompt, key)`` from node `start` to the nearest node `reached` accepts, menu after menu,
+    through nodes that ask the caller nothing (their branches taken as the data allows)."""
+    ahead: deque[tuple[str, tuple[tuple[str, str], ...]]] = deque([(start, ())])
+    seen: set[str] = set()
+    while ahead:  # the fewest keys first: a step without a key goes to the front (a 0-1 breadth-first search)
+        name, keys = ahead.popleft()
+        if name in seen or name not in flow.nodes:
+            continue
+        seen.add(name)
+        if reached(name):
+            return keys
+        verb = flow.nodes[name].verb
+        if isinstance(verb, Menu):
+            ahead.extend((option.go, (*keys, (verb.prompt[0], key))) for key, option in verb.options.items())
+        elif not verb.waits_for_caller:
+            ahead.extendleft((target, keys) for _, target in verb.targets())
+    raise FlowChanged(f"{flow.source}: no way by menu keys from {start!r} to the bench's next step")
 
 
 def header(n: int, flow: str = "sac") -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy import func, select
 
-from bench.asterisk_side import TICKET_STATUS_THEN_AGENT, Caller, unique_id
+from bench.asterisk_side import Caller, ticket_status_then_agent, unique_id
 from ivr.config import Settings
 from ivr.protocol_number import NumberKind, is_valid_protocol_or_ticket, kind_of
 from ivr.store.db import Store
@@ -81,7 +81,7 @@ async def test_two_units_share_one_store(new_database: NewDatabase, tmp_path: Pa
         await asyncio.gather(*(unit.start() for unit in units))  # both migrate the empty database at once
         await ivr_command("db", "seed", database_url=url, var_dir=tmp_path / "seed")
         callers = [
-            [Caller(index * CALLS_PER_UNIT + n, TICKET_STATUS_THEN_AGENT) for n in range(1, CALLS_PER_UNIT + 1)]
+            [Caller(index * CALLS_PER_UNIT + n, ticket_status_then_agent()) for n in range(1, CALLS_PER_UNIT + 1)]
             for index in range(UNITS)
         ]
         await asyncio.gather(*(place_call(unit.port, c) for unit, cs in zip(units, callers) for c in cs))
