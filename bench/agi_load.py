@@ -178,6 +178,7 @@ def _ivr_env(directory: Path, database: Path) -> dict[str, str]:
         IVR_VAR_DIR=str(directory),
         IVR_DATABASE_URL=f"sqlite+aiosqlite:///{database}",
         IVR_FLOWS_DIR=str(directory.parent / FLOWS),
+        IVR_METRICS__PORT="0",  # served as by default, on a free port (the default one may be another unit's)
     )
     return env
 

@@ -26,6 +26,7 @@ def ivr_environment(database_url: str, var_dir: Path) -> dict[str, str]:
         IVR_DATABASE_URL=database_url,
         IVR_VAR_DIR=str(var_dir),
         IVR_AGI__DRAIN_TIMEOUT_S="5",
+        IVR_METRICS__PORT="0",  # units side by side (and other work on the host) each take a free port
         # The test is about the store's numbers: a slow machine must not send calls to the fallback range.
         IVR_STORE__ALLOCATE_TIMEOUT_S="15",
     )
