@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import inspect
 import os
 from typing import Any
@@ -25,6 +26,7 @@ async def _serve(args: argparse.Namespace) -> int:
     pid_file = configured.var_dir / "ivr-serve.pid"
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
+    tune_gc()
     try:
         result = app.serve(configured)
         if inspect.isawaitable(result):
@@ -32,3 +34,15 @@ async def _serve(args: argparse.Namespace) -> int:
     finally:
         pid_file.unlink(missing_ok=True)
     return int(result or 0)
+
+
+#: A young generation this large is collected ~30x less often under load: each collection of the default 700
+#: scanned the objects of every call in progress, and promoted them to be scanned again (~1 ms of CPU a call).
+GC_THRESHOLDS = (20_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """The server's objects are mostly long-lived (modules, settings) or freed by reference counting (a
+    call's): the cyclic collector is made to run rarely, and never over what exists before the first call."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
