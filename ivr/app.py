@@ -13,6 +13,7 @@ import logging
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -292,18 +293,36 @@ def served_library(settings: Settings) -> FlowLibrary:
     return library
 
 
-async def serve(settings: Settings) -> int:
-    """Run the FastAGI server over the published flows until SIGTERM; SIGHUP re-reads the published release."""
+@dataclass(frozen=True)
+class Worker:
+    """One of the processes of ``ivr serve --workers N`` (ivr.supervisor starts them), `index` 0 to N-1."""
+
+    index: int
+    count: int
+
+    @property
+    def leads(self) -> bool:
+        """Worker 0 alone does what one unit must do once: dial the call backs (one dialer counting the free
+        agents, not N), queue the screen pops and count the queue waits (every worker's AMI connection
+        hears each AgentConnect)."""
+        return self.index == 0
+
+
+async def serve(settings: Settings, worker: Worker | None = None) -> int:
+    """Run the FastAGI server over the published flows until SIGTERM; SIGHUP re-reads the published release.
+    As a `worker`, it shares the FastAGI port with the others (SO_REUSEPORT) and has a live socket and a
+    metrics port of its own (`live_socket`, `worker_metrics`)."""
     from ivr.agi.server import serve as serve_agi
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     library = served_library(settings)
     metrics = PrometheusMetrics() if settings.metrics.enabled else None
+    leads = worker is None or worker.leads
     async with (
         _unit(settings, clock=system_clock, metrics=metrics) as (services, outbox),
         ami_client(settings) as ami,
-        live_model(services, ami, socket=live_socket(settings)),
-        _metrics(settings, metrics, outbox, ami),
+        live_model(services, ami, socket=live_socket(settings, worker)),
+        _metrics(worker_metrics(settings, worker), metrics, outbox, ami, queue_waits=leads),
     ):
         services.queues = AmiQueueWatch(ami, timeout_s=settings.queue_wait.state_timeout_s)
 
@@ -323,13 +342,26 @@ async def serve(settings: Settings) -> int:
         log.info(
             "FastAGI on %s:%d serving flows version %s", settings.agi.host, settings.agi.port, library.version
         )
-        async with _callback_dialer(settings, services, ami), _screen_pops(settings, outbox, ami):
-            return await serve_agi(handle_call, settings, on_reload=reload)
+        async with contextlib.AsyncExitStack() as duties:
+            if leads:
+                await duties.enter_async_context(_callback_dialer(settings, services, ami))
+                await duties.enter_async_context(_screen_pops(settings, outbox, ami))
+            return await serve_agi(handle_call, settings, on_reload=reload, reuse_port=worker is not None)
 
 
-def live_socket(settings: Settings) -> Path:
-    """Where a running `ivr serve` answers `ivr live` and the web console with its live snapshot."""
-    return settings.var_dir / "live.sock"
+def live_socket(settings: Settings, worker: Worker | None = None) -> Path:
+    """Where a running `ivr serve` answers `ivr live` and the web console with its live snapshot: with
+    workers, the supervisor answers there with all its workers' calls, each worker on ``live-<index>.sock``."""
+    return settings.var_dir / ("live.sock" if worker is None else f"live-{worker.index}.sock")
+
+
+def worker_metrics(settings: Settings, worker: Worker | None) -> Settings:
+    """Worker `index` serves its /metrics at metrics.port + index (port 0: each a free port): one registry
+    per process, so Prometheus scrapes each worker and sums them."""
+    if worker is None or settings.metrics.port == 0:
+        return settings
+    port = settings.metrics.port + worker.index
+    return settings.model_copy(update={"metrics": settings.metrics.model_copy(update={"port": port})})
 
 
 @asynccontextmanager
@@ -365,16 +397,17 @@ async def _count_callbacks_owed(book: StoreCallbackBook, live: LiveModel) -> Non
 
 @asynccontextmanager
 async def _metrics(
-    settings: Settings, metrics: PrometheusMetrics | None, outbox: Outbox, ami: AmiClient
+    settings: Settings, metrics: PrometheusMetrics | None, outbox: Outbox, ami: AmiClient, *, queue_waits: bool
 ) -> AsyncIterator[None]:
-    """/metrics on settings.metrics' address, with the queue waits from AMI and the outbox's depth counted
-    at each scrape; nothing when metrics are disabled."""
+    """/metrics on settings.metrics' address, with the queue waits from AMI (when `queue_waits`) and the
+    outbox's depth counted at each scrape; nothing when metrics are disabled."""
     if metrics is None:
         log.info("metrics off (metrics.enabled false)")
         yield
         return
-    for event in QUEUE_WAIT_ENDS:
-        ami.on_event(event, metrics.on_queue_event)
+    if queue_waits:
+        for event in QUEUE_WAIT_ENDS:
+            ami.on_event(event, metrics.on_queue_event)
     async with metrics_server(settings.metrics, metrics, outbox_pending=outbox.pending_by_channel):
         yield
 

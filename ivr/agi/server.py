@@ -55,9 +55,16 @@ class AgiServer:
     """Accepts FastAGI connections and runs each call in its own task."""
 
     def __init__(
-        self, handler: CallHandler, settings: Settings, *, host: str | None = None, port: int | None = None
+        self,
+        handler: CallHandler,
+        settings: Settings,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self._handler = handler
+        self._reuse_port = reuse_port  # `ivr serve --workers`: each worker listens on the port, the kernel spreads calls
         self._settings = settings
         self._bounds = CommandBounds(settings)
         self._host = host if host is not None else settings.agi.host
@@ -80,7 +87,13 @@ class AgiServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._accept, self._host, self._port, limit=MAX_LINE, backlog=BACKLOG, reuse_address=True
+            self._accept,
+            self._host,
+            self._port,
+            limit=MAX_LINE,
+            backlog=BACKLOG,
+            reuse_address=True,
+            reuse_port=self._reuse_port,
         )
         log.info("FastAGI listening on %s:%d", self._host, self.port)
 
@@ -156,12 +169,13 @@ async def serve(
     port: int | None = None,
     on_reload: ReloadHook | None = None,
     started: Callable[[AgiServer], Any] | None = None,
+    reuse_port: bool = False,
 ) -> int:
     """Run the FastAGI server until SIGTERM or SIGINT, then drain. SIGHUP calls ``on_reload``.
 
     Returns the number of calls cut by the drain bound (0 after a clean drain).
     """
-    server = AgiServer(handler, settings, host=host, port=port)
+    server = AgiServer(handler, settings, host=host, port=port, reuse_port=reuse_port)
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -93,7 +93,7 @@ class _Queue:
 class Subscription:
     """Change notices for one subscriber; iterate it for the snapshot after each change."""
 
-    def __init__(self, model: LiveModel) -> None:
+    def __init__(self, model: SnapshotSource) -> None:
         self._model = model
         self._changed = asyncio.Event()  # the one pending notice
 
@@ -114,23 +114,15 @@ class Subscription:
             yield await self.next()
 
 
-class LiveModel:
-    """The live state of one unit. Implements `ivr.engine.ports.CallWatch`."""
+class SnapshotSource:
+    """What `serve_snapshots` serves (a unit's `LiveModel`, or the `MergedSnapshots` of its workers): a
+    snapshot, and subscribers notified when it changed (`_changed`)."""
 
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._calls: dict[str, _IvrCall] = {}  # by protocol
-        self._queues: dict[str, _Queue] = {}
-        self._channels: dict[str, str] = {}  # Uniqueid -> Linkedid of the channels up
-        self._callbacks: dict[str, int] = {}
-        self._connected = False
-        self._synced = False
-        self._stale_since: datetime | None = clock()  # nothing read from AMI yet
-        self._during_resync: list[Mapping[str, Any]] | None = None
-        self._resyncing: asyncio.Task[None] | None = None
+    def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
 
-    # --- subscribers -------------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        raise NotImplementedError
 
     def subscribe(self) -> Subscription:
         subscription = Subscription(self)
@@ -143,6 +135,23 @@ class LiveModel:
     def _changed(self) -> None:
         for subscription in self._subscribers:
             subscription.notify()
+
+
+class LiveModel(SnapshotSource):
+    """The live state of one unit. Implements `ivr.engine.ports.CallWatch`."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self._clock = clock
+        self._calls: dict[str, _IvrCall] = {}  # by protocol
+        self._queues: dict[str, _Queue] = {}
+        self._channels: dict[str, str] = {}  # Uniqueid -> Linkedid of the channels up
+        self._callbacks: dict[str, int] = {}
+        self._connected = False
+        self._synced = False
+        self._stale_since: datetime | None = clock()  # nothing read from AMI yet
+        self._during_resync: list[Mapping[str, Any]] | None = None
+        self._resyncing: asyncio.Task[None] | None = None
 
     # --- this unit's calls (CallWatch) ------------------------------------------------------------------
 
@@ -351,8 +360,52 @@ _REQUEST_WAIT_S = 5.0
 _KEEPALIVE = b'{"keepalive": true}\n'
 
 
+class MergedSnapshots(SnapshotSource):
+    """The snapshot of a unit run as several worker processes (``ivr serve --workers``), from each worker's
+    latest (`set`). Calls are each worker's own, so all are listed. Queues, channels and call backs owed
+    are the unit's, read alike by every worker (its AMI connection, the store): they are taken from one
+    worker, one whose AMI is synced if any, never added up."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self._clock = clock
+        self._workers: dict[int, dict[str, Any]] = {}
+
+    def set(self, worker: int, snapshot: dict[str, Any] | None) -> None:
+        """Worker `worker`'s latest snapshot, or None while it does not answer (its calls are not shown)."""
+        if snapshot is None:
+            if self._workers.pop(worker, None) is None:
+                return
+        else:
+            self._workers[worker] = snapshot
+        self._changed()
+
+    def snapshot(self) -> dict[str, Any]:
+        answering = [self._workers[n] for n in sorted(self._workers)]
+        if not answering:
+            now = self._clock().isoformat()
+            return {"at": now, "ami": {"connected": False, "synced": False, "stale_since": now}, "calls": [],
+                    "queues": {}, "channels": 0, "workers": 0}  # fmt: skip
+        unit = next((s for s in answering if s["ami"]["synced"]), answering[0])
+        calls = sorted((c for s in answering for c in s["calls"]), key=lambda c: str(c["since"]))
+        return {**unit, "at": self._clock().isoformat(), "calls": calls, "workers": len(answering)}
+
+
+async def follow_worker(merged: MergedSnapshots, worker: int, path: Path, *, retry_s: float = 0.5) -> None:
+    """Keep `merged` told of the worker answering at `path` (its ``live-<n>.sock``), through its restarts,
+    until cancelled: while it does not answer, its calls are left out."""
+    while True:  # until the supervisor cancels it
+        try:
+            async for snapshot in watch_snapshots(path, KEEPALIVE_S * 2):
+                merged.set(worker, snapshot)
+        except (OSError, TimeoutError, ValueError):
+            pass  # not started yet, restarting, or gone: said by leaving its calls out
+        merged.set(worker, None)
+        await asyncio.sleep(retry_s)
+
+
 @asynccontextmanager
-async def serve_snapshots(path: Path, live: LiveModel) -> AsyncIterator[bool]:
+async def serve_snapshots(path: Path, live: SnapshotSource) -> AsyncIterator[bool]:
     """A Unix socket (only this user may open it) for `ivr live` and the web console; yields whether it
     listens. Each connection gets one JSON snapshot line at once; a client that then writes `SUBSCRIBE`
     gets a line after each change (coalesced: the latest state) and a keepalive line when quiet. Nothing on

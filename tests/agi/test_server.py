@@ -172,7 +172,9 @@ async def test_ivr_serve_writes_the_pid_file_while_serving(tmp_path: Path, monke
 
     settings.cache_clear()
     try:
-        status = await cli._serve(argparse.Namespace(host="127.0.0.1", port=14574))
+        status = await cli._serve(
+            argparse.Namespace(host="127.0.0.1", port=14574, workers=1, worker=None, supervisor=None, verbose=False)
+        )
     finally:
         settings.cache_clear()
     assert status == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from ivr import app
 from ivr.ami.client import AmiClient, QueueMemberState, QueueState
-from ivr.ami.live import LiveModel
+from ivr.ami.live import LiveModel, MergedSnapshots, follow_worker, read_snapshot, serve_snapshots, watch_snapshots
 from ivr.cli import live as live_cli
 from ivr.clock import ManualClock
 from ivr.engine.ports import CallInfo
@@ -161,3 +162,30 @@ async def test_ivr_live_prints_the_snapshot_of_the_running_unit(
     assert [c["caller"] for c in printed["calls"]] == ["31*******55"]
     assert printed["ami"]["connected"] is False  # this unit's AMI never answered
     assert not socket.exists()
+
+
+async def test_the_supervisors_socket_shows_every_workers_calls_and_the_unit_once(tmp_path: Path) -> None:
+    """`ivr serve --workers 2`: each worker serves its own live-<n>.sock; the supervisor's live.sock merges them."""
+    clock = ManualClock(T0)
+    workers = [LiveModel(clock) for _ in range(2)]
+    merged = MergedSnapshots(clock)
+    async with contextlib.AsyncExitStack() as stack:
+        for n, model in enumerate(workers):
+            model.set_callbacks_pending({"billing": 2})  # each worker reads the same store
+            await stack.enter_async_context(serve_snapshots(tmp_path / f"live-{n}.sock", model))
+        await stack.enter_async_context(serve_snapshots(tmp_path / "live.sock", merged))
+        followers = [asyncio.create_task(follow_worker(merged, n, tmp_path / f"live-{n}.sock")) for n in range(2)]
+        stack.callback(lambda: [task.cancel() for task in followers])
+        updates = aiter(watch_snapshots(tmp_path / "live.sock", WAIT_S))
+        async with asyncio.timeout(WAIT_S):
+            while (await anext(updates)).get("workers") != 2:
+                pass  # until both workers answered
+            workers[0].call_started("202600000017", CallInfo(caller_id="31988776655"), "main")
+            clock.set(T0 + timedelta(seconds=1))
+            workers[1].call_started("202600000025", CallInfo(caller_id=None), "main")
+            while len((snapshot := await anext(updates))["calls"]) < 2:
+                pass
+        assert [c["protocol"] for c in snapshot["calls"]] == ["202600000017", "202600000025"]
+        assert snapshot["queues"]["billing"]["callbacks_pending"] == 2  # the unit's, not added up
+        assert (await read_snapshot(tmp_path / "live.sock", WAIT_S))["calls"] == snapshot["calls"]
+        await updates.aclose()

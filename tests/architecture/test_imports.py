@@ -47,7 +47,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         },
         {"ivr.asterisk"},  # our Asterisk: its root, configuration and test calls
         # a running unit's wiring, its metrics, health, call backs; the console
-        {"ivr.app", "ivr.metrics", "ivr.doctor", "ivr.dialer", "ivr.web"},
+        {"ivr.app", "ivr.metrics", "ivr.doctor", "ivr.dialer", "ivr.supervisor", "ivr.web"},
         {"ivr.cli"},  # the `ivr` command
     )
 )

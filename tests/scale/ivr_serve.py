@@ -51,18 +51,42 @@ async def ivr_command(*args: str, database_url: str, var_dir: Path) -> str:
 
 
 class IvrServe:
-    def __init__(self, database_url: str, var_dir: Path) -> None:
+    def __init__(self, database_url: str, var_dir: Path, *, workers: int = 1) -> None:
         self.database_url = database_url
         self.var_dir = var_dir
+        self.workers = workers
         self.port = 0
         self.log: list[str] = []
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._new_line = asyncio.Condition()
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def send_signal(self, sig: int) -> None:
+        assert self._process is not None
+        self._process.send_signal(sig)
+
+    async def logged(self, pattern: str, count: int = 1, timeout_s: float = START_TIMEOUT_S) -> list[re.Match[str]]:
+        """The first `count` matches of `pattern` in the log, waiting for them (AssertionError after `timeout_s`)."""
+
+        def found() -> list[re.Match[str]]:
+            return [m for m in map(re.compile(pattern).search, self.log) if m]
+
+        try:
+            async with asyncio.timeout(timeout_s), self._new_line:
+                await self._new_line.wait_for(lambda: len(found()) >= count)
+        except TimeoutError:
+            raise AssertionError(f"{count} x {pattern!r} not logged within {timeout_s:.0f} s:\n{self.tail()}") from None
+        return found()[:count]
 
     async def start(self) -> None:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "ivr.cli", "serve", "--host", "127.0.0.1", "--port", "0",
-            cwd=REPO, env=ivr_environment(self.database_url, self.var_dir),
+            "--workers", str(self.workers), cwd=REPO, env=ivr_environment(self.database_url, self.var_dir),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -97,7 +121,9 @@ class IvrServe:
         assert self._process is not None and self._process.stderr is not None
         async for raw in self._process.stderr:  # ends at EOF, when the server exits
             line = raw.decode(errors="replace").rstrip()
-            self.log.append(line)
+            async with self._new_line:
+                self.log.append(line)
+                self._new_line.notify_all()
             match = _LISTENING.search(line)
             if match and not listening.done():
                 listening.set_result(int(match[1]))
