@@ -61,6 +61,8 @@ MAX_COMMANDS = 400
 #: the fallback range's first sequence number, and what the IVR plays when an operation is slow.
 FALLBACK_FIRST: int = Settings.model_fields["protocol_fallback_range"].default[0]
 HOLD_PROMPT = HoldSettings().prompt
+#: A caller waiting longer than this for the protocol is counted (the goal: none).
+SLOW_ALLOCATION_S = 2.0
 #: The bench's copy of the flows (taken at its start), which every `ivr serve` run publishes.
 FLOWS = "flows"
 #: A recorded call: each command line with the answer lines Asterisk's side wrote back.
@@ -83,6 +85,12 @@ class Server(ABC):
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
+
+    @property
+    def pids(self) -> list[int]:
+        """The server's processes: itself and its children (``ivr serve --workers``' workers)."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        return [self.pid, *map(int, children)]
 
     @abstractmethod
     async def start(self) -> None:
@@ -122,8 +130,9 @@ class IvrServe(Server):
     name = "ivr"
     _LISTENING = re.compile(r"FastAGI listening on [^ ]+:(\d+)")
 
-    def __init__(self, directory: Path, template: Path) -> None:
+    def __init__(self, directory: Path, template: Path, workers: int = 1) -> None:
         super().__init__()
+        self.workers = workers
         self.directory = directory
         self.database = directory / "ivr.sqlite3"
         directory.mkdir(parents=True)
@@ -134,6 +143,7 @@ class IvrServe(Server):
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "ivr.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+            "--workers", str(self.workers),
             cwd=REPO, env=_ivr_env(self.directory, self.database), stderr=subprocess.PIPE,
         )  # fmt: skip
         listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -162,11 +172,13 @@ class IvrServe(Server):
 
     async def _read_log(self, listening: asyncio.Future[int]) -> None:
         assert self.process is not None and self.process.stderr is not None
+        listeners = 0
         async for raw in self.process.stderr:  # ends at EOF, when the server exits
             line = raw.decode(errors="replace").rstrip()
             self.log.append(line)
             match = self._LISTENING.search(line)
-            if match and not listening.done():
+            listeners += bool(match)
+            if match and listeners == self.workers and not listening.done():  # every worker on the port
                 listening.set_result(int(match[1]))
         if not listening.done():
             listening.set_exception(RuntimeError("ivr serve exited before listening:\n" + "\n".join(self.log[-20:])))
@@ -437,16 +449,17 @@ def check_completed(records: Sequence[CallRecord]) -> None:
 
 async def load(server: Server, script: Script, calls: int, ramp_s: float) -> Run:
     """N calls at once (or over `ramp_s`); all held at the queue while the server's RSS is read."""
-    idle = rss_kib(server.pid)
+    pids = server.pids
+    idle = sum(map(rss_kib, pids))
     busy: list[int] = []
-    cpu_before = cpu_s(server.pid)
+    cpu_before = sum(map(cpu_s, pids))
     started = time.perf_counter()
     callers = [Caller(n, script) for n in range(1, calls + 1)]
     records = await run_calls(
-        server.port, callers, Hold(calls, at_queue), lambda: busy.append(rss_kib(server.pid)), ramp_s
+        server.port, callers, Hold(calls, at_queue), lambda: busy.append(sum(map(rss_kib, pids))), ramp_s
     )
     elapsed = time.perf_counter() - started
-    cpu = cpu_s(server.pid) - cpu_before
+    cpu = sum(map(cpu_s, pids)) - cpu_before
     check_completed(records)
     if isinstance(server, ReplayServer):
         cut = [r.caller.n for r in records if len(r.transcript) != server.commands]
@@ -550,9 +563,12 @@ async def failover_killed(server: IvrServe, script: Script, calls: int) -> Failo
     )
 
 
-async def measure_failovers(directory: Path, template: Path, script: Script, calls: int) -> list[Failover]:
-    """Both failures on one ``ivr serve``: the missing prompt first (the server survives it), then the kill."""
-    server = IvrServe(directory / "failover", template)
+async def measure_failovers(
+    directory: Path, template: Path, script: Script, calls: int, workers: int
+) -> list[Failover]:
+    """Both failures on one ``ivr serve``: the missing prompt first (the server survives it), then the kill
+    (of the supervisor, with workers: they die with it)."""
+    server = IvrServe(directory / "failover", template, workers)
     await server.start()
     try:
         await warm_up(server, script)
@@ -564,7 +580,9 @@ async def measure_failovers(directory: Path, template: Path, script: Script, cal
 # ---------------------------------------------------------------- report
 
 
-def report(runs: Sequence[Run], failovers: Sequence[Failover], recording: CallRecord, rounds: int, ramp_s: float) -> None:
+def report(
+    runs: Sequence[Run], failovers: Sequence[Failover], recording: CallRecord, rounds: int, ramp_s: float, workers: int
+) -> None:
     transcript = recording.transcript
     scripted = recording.caller.variables["IVR_PATH"]
     keys = ", ".join(f"{keys} at {prompt}" for prompt, keys in recording.caller.script.keys)
@@ -575,7 +593,7 @@ def report(runs: Sequence[Run], failovers: Sequence[Failover], recording: CallRe
     arrivals = f"arriving evenly over {ramp_s:g} s" if ramp_s else "arriving at once"
     print(
         f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, loopback; N calls {arrivals}; "
-        f"median of {rounds} round(s) by calls/s"
+        f"median of {rounds} round(s) by calls/s; ivr serve --workers {workers} (CPU and memory: all its processes)"
     )
     print(
         f"{'server':<7}{'calls':>7}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'alloc p50/p99 ms':>18}"
@@ -612,6 +630,8 @@ def report(runs: Sequence[Run], failovers: Sequence[Failover], recording: CallRe
         )
         for line in s.problems:
             print(f"  server log: {line}")
+        slow = sum(c.allocation_s > SLOW_ALLOCATION_S for c in r.records)
+        print(f"  {slow} call(s) waited over {SLOW_ALLOCATION_S:g} s for their protocol")
         off = r.off_script(scripted)
         print(f"  {sum(off.values())} call(s) left the scripted path; {r.heard(HOLD_PROMPT)} heard the hold prompt")
         for path, count in off.most_common(5):
@@ -627,7 +647,9 @@ def report(runs: Sequence[Run], failovers: Sequence[Failover], recording: CallRe
     print(" CPU ms/call = the server's user + system CPU time during the run / N)")
 
 
-async def main(calls: Sequence[int], rounds: int, ramp_s: float, flows: Path, failover_calls: int) -> None:
+async def main(
+    calls: Sequence[int], rounds: int, ramp_s: float, flows: Path, failover_calls: int, workers: int
+) -> None:
     _check_descriptors(max(*calls, failover_calls))
     started, load_before = time.monotonic(), os.getloadavg()[0]
     runs: list[Run] = []
@@ -640,15 +662,16 @@ async def main(calls: Sequence[int], rounds: int, ramp_s: float, flows: Path, fa
         for n in calls:
             by_server: dict[str, list[Run]] = {"floor": [], "wire": [], "ivr": []}
             for index in range(rounds):  # the three servers in turn, so drift on the machine hits all alike
-                run, recording = await measure(IvrServe(directory / f"ivr-{n}-{index}", template), script, n, ramp_s)
+                ivr = IvrServe(directory / f"ivr-{n}-{index}", template, workers)
+                run, recording = await measure(ivr, script, n, ramp_s)
                 by_server["ivr"].append(run)
                 transcript_file.write_text(json.dumps(recording.transcript))
                 for name in ("floor", "wire"):
                     by_server[name].append((await measure(ReplayServer(name, transcript_file), script, n, ramp_s))[0])
             for done in by_server.values():
                 runs.append(sorted(done, key=lambda r: r.calls_per_s)[len(done) // 2])
-        failovers = await measure_failovers(directory, template, script, failover_calls)
-    report(runs, failovers, recording, rounds, ramp_s)
+        failovers = await measure_failovers(directory, template, script, failover_calls, workers)
+    report(runs, failovers, recording, rounds, ramp_s, workers)
     print(
         f"bench took {time.monotonic() - started:.0f} s; load average {load_before:.2f} before, "
         f"{os.getloadavg()[0]:.2f} after (other work on the machine moves the figures)"
@@ -673,6 +696,7 @@ if __name__ == "__main__":
         "--failover-calls", type=int, help="calls failing at once in the fallback-queue runs (default: the smallest --calls)"
     )
     parser.add_argument("--flows", type=Path, default=REPO / "flows", help="the flows directory to serve (default: flows/)")
+    parser.add_argument("--workers", type=int, default=1, help="ivr serve --workers (default: 1, one process)")
     parser.add_argument("--serve", choices=("floor", "wire"), help=argparse.SUPPRESS)  # a replaying child
     parser.add_argument("--transcript", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -680,4 +704,5 @@ if __name__ == "__main__":
         recorded = [(line, answer) for line, answer in json.loads(args.transcript.read_text())]
         asyncio.run(serve_floor(recorded) if args.serve == "floor" else serve_wire(recorded))
     else:
-        asyncio.run(main(args.calls, args.rounds, args.ramp, args.flows, args.failover_calls or min(args.calls)))
+        failover_calls = args.failover_calls or min(args.calls)
+        asyncio.run(main(args.calls, args.rounds, args.ramp, args.flows, failover_calls, args.workers))

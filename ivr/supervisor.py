@@ -177,7 +177,7 @@ class Supervisor:
                 try:
                     await asyncio.wait_for(asyncio.shield(waiting), bound)
                 except TimeoutError:
-                    log.error("supervisor: worker pid %d still running %.0f s after SIGTERM: killed", process.pid, bound)
+                    log.error("supervisor: worker pid %d running %.0f s after SIGTERM: killed", process.pid, bound)
                     process.kill()
             return await waiting
         finally:
