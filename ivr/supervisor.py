@@ -93,7 +93,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
         followers = [
             asyncio.create_task(follow_worker(merged, n, live_socket(settings, Worker(n, self._count))))
             for n in range(self._count)
@@ -107,8 +107,7 @@ class Supervisor:
                 keepers = [asyncio.create_task(self._keep(n)) for n in range(self._count)]
                 await self._stopping.wait()
                 log.info("supervisor: stopping %d worker(s)", len(self._processes))
-                self._forward(signal.SIGTERM)
-                statuses = await asyncio.gather(*keepers)
+                statuses = await asyncio.gather(*keepers)  # each tells its worker to drain, and waits
         finally:
             for task in followers:
                 task.cancel()
@@ -120,12 +119,12 @@ class Supervisor:
             return 1
         return 0 if all(status == 0 for status in statuses) else 1
 
-    def _forward(self, sig: signal.Signals) -> None:
-        if sig is signal.SIGHUP:
-            log.info("SIGHUP: telling %d worker(s) to reload", len(self._processes))
+    def _reload(self) -> None:
+        """SIGHUP: every worker running reloads (one restarting loads the current release as it starts)."""
+        log.info("SIGHUP: telling %d worker(s) to reload", len(self._processes))
         for process in self._processes.values():
             if process.returncode is None:
-                process.send_signal(sig)
+                process.send_signal(signal.SIGHUP)
 
     async def _keep(self, index: int) -> int:
         """Run worker `index` until the supervisor stops, restarting it when it dies; its last exit status."""
@@ -167,12 +166,14 @@ class Supervisor:
         return process
 
     async def _wait(self, process: asyncio.subprocess.Process) -> int:
-        """The worker's exit status; once stopping, a worker past its drain bound is killed."""
+        """The worker's exit status. Once the supervisor stops, the worker is told (SIGTERM: it drains) and,
+        past its drain bound, killed."""
         waiting = asyncio.ensure_future(process.wait())
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
             await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not waiting.done():
+                process.send_signal(signal.SIGTERM)
                 bound = self._settings.agi.drain_timeout_s + STOP_MARGIN_S
                 try:
                     await asyncio.wait_for(asyncio.shield(waiting), bound)
