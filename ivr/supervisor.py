@@ -63,8 +63,13 @@ def die_with_supervisor(supervisor: int) -> None:
 def reserve_port(host: str, port: int) -> socket.socket:
     """A socket bound (not listening) to host:port with SO_REUSEPORT: it turns port 0 into a real port the
     workers share, and keeps the port the supervisor's while workers restart. The kernel hands
-    connections only to the listening sockets (the workers')."""
+    connections only to the listening sockets (the workers'). Raises OSError when another server has the
+    port: SO_REUSEPORT alone would let a second `ivr serve` of this user share it, and take half the calls."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as probe:  # without SO_REUSEPORT: refused while anyone listens
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+        address = probe.getsockname()
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
