@@ -27,6 +27,7 @@ from integrations.messaging.whatsapp import WhatsAppSender
 from integrations.speech import NoSpeechBackend
 from integrations.speech.google import GoogleRecognizer
 from ivr import logs, phone
+from ivr.agi.recording import delete_older
 from ivr.ami.client import AmiClient, AmiError
 from ivr.ami.live import LiveModel, serve_snapshots
 from ivr.ami.queues import AmiQueueWatch
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: How often the live model's count of call backs owed is read from the store (they change slowly).
 CALLBACKS_OWED_POLL_S = 5.0
+#: How often recordings past their retention are looked for (the retention is counted in days).
+RECORDINGS_SWEEP_S = 3600.0
 
 
 class CallFailed(Exception):
@@ -304,6 +307,7 @@ async def serve(settings: Settings) -> int:
         ami_client(settings) as ami,
         live_model(services, ami, socket=live_socket(settings)),
         _metrics(settings, metrics, outbox, ami),
+        recordings_retention(settings, clock=system_clock),
     ):
         services.queues = AmiQueueWatch(ami, timeout_s=settings.queue_wait.state_timeout_s)
 
@@ -325,6 +329,32 @@ async def serve(settings: Settings) -> int:
         )
         async with _callback_dialer(settings, services, ami), _screen_pops(settings, outbox, ami):
             return await serve_agi(handle_call, settings, on_reload=reload)
+
+
+@asynccontextmanager
+async def recordings_retention(settings: Settings, *, clock: Clock) -> AsyncIterator[None]:
+    """Recordings kept for the teams are deleted once past the retention period: at start, then every
+    `RECORDINGS_SWEEP_S`, off the event loop (a directory of many files must not stall calls)."""
+    retention = timedelta(days=settings.asterisk.recordings_retention_days)
+
+    async def sweep() -> None:
+        while True:  # until the unit stops
+            try:
+                deleted = await asyncio.to_thread(delete_older, settings.recordings_path, clock() - retention)
+            except OSError as exc:
+                log.error("recordings past their retention could not be deleted: %s", exc)
+            else:
+                if deleted:
+                    log.info("deleted %d recording(s) kept over %g days", deleted, retention.days)
+            await asyncio.sleep(RECORDINGS_SWEEP_S)
+
+    task = asyncio.create_task(sweep(), name="recordings-retention")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def live_socket(settings: Settings) -> Path:

@@ -106,6 +106,8 @@ class AsteriskSettings(_Section):
     # IVR reads it; None = the first one under the Asterisk root.
     recordings_dir_in_asterisk: str = "/var/spool/asterisk/sac-recordings"
     recordings_dir: Path | None = None
+    # A recording a flow keeps for the team (record: keep) is personal data: deleted after this many days.
+    recordings_retention_days: float = Field(default=30, gt=0)
 
 
 class StoreSettings(_Section):
