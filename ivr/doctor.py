@@ -386,10 +386,11 @@ def _recordings(settings: Settings) -> Finding:
         return Finding("recordings", Status.WARN, f"{directory} does not exist: run `ivr asterisk provision`")
     kept, retention_days = recordings_kept(directory), settings.asterisk.recordings_retention_days
     held = f"{kept.files} recording(s), {kept.size / 2**20:.1f} MiB in {directory}"
+    retention = f"kept up to {retention_days:g} days"
     if kept.oldest is None:
-        return Finding("recordings", Status.OK, f"no recordings kept in {directory} (kept up to {retention_days:g} days)")
+        return Finding("recordings", Status.OK, f"no recordings kept in {directory} ({retention})")
     age_days = (system_clock() - kept.oldest) / timedelta(days=1)
     if age_days > retention_days + 1:  # the sweep runs hourly in `ivr serve`
         return Finding("recordings", Status.WARN, f"{held}, the oldest {age_days:.0f} days old, past the "
                        f"{retention_days:g}-day retention: is `ivr serve` running? it deletes them")  # fmt: skip
-    return Finding("recordings", Status.OK, f"{held}, the oldest {age_days:.1f} days old (kept up to {retention_days:g} days)")
+    return Finding("recordings", Status.OK, f"{held}, the oldest {age_days:.1f} days old ({retention})")

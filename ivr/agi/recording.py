@@ -2,8 +2,9 @@
 much of it is kept, for how long.
 
 A recording is personal data: one that holds no voice is deleted at once rather than kept or sent to
-the recogniser; one transcribed is deleted once heard unless its flow keeps it for the team (``record``'s
-``keep``); what is kept is deleted once older than the retention (`delete_older`, run by ``ivr serve``). "Voice" is judged as Asterisk's own silence detector does (main/dsp.c,
+the recogniser; one transcribed is deleted once heard unless its flow keeps it for the team
+(``record``'s ``keep``); what is kept is deleted once older than the retention (`delete_older`, run by
+``ivr serve``). "Voice" is judged as Asterisk's own silence detector does (main/dsp.c,
 ``__ast_dsp_silence_noise``): a 20 ms frame whose mean absolute sample is under the threshold
 (``DEFAULT_SILENCE_THRESHOLD``, 256: we ship no dsp.conf) is silence.
 """
