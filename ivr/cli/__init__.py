@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ivr.config import ConfigError
+from ivr.text import OneLineFormatter
 
 # Modules exposing `register(subparsers)`; each adds one top-level command group.
 COMMAND_MODULES = (
@@ -52,9 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # A supervisor's commands print their own report; the services' INFO lines would drown it.
     quiet = args.command in QUIET_COMMANDS and not args.verbose
+    stream = logging.StreamHandler()
+    # One record per line: a value from outside (a customer name with a line break) cannot forge another.
+    stream.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO, handlers=[stream]
     )
     if not args.verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise

@@ -21,7 +21,16 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer)
     for layer in (
         # the business's words and the tools everything uses
-        {"ivr.config", "ivr.clock", "ivr.phone", "ivr.email_address", "ivr.cnpj", "ivr.protocol_number", "ivr.domain"},
+        {
+            "ivr.config",
+            "ivr.clock",
+            "ivr.phone",
+            "ivr.email_address",
+            "ivr.cnpj",
+            "ivr.protocol_number",
+            "ivr.domain",
+            "ivr.text",
+        },
         {"ivr.voice"},  # prompts and pt-BR speaking
         {"ivr.engine"},  # the flow engine and its ports, the operation contract among them
         {"ivr.agi", "ivr.ami", "ivr.flows"},  # the call's line, Asterisk's manager, flow tooling
