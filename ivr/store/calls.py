@@ -21,6 +21,7 @@ from ivr.clock import Clock
 from ivr.engine.ports import CallInfo
 from ivr.store.events import Rank, RecordKind, StoreEventSink
 from ivr.store.models import Call
+from ivr.text import replace_controls
 
 _STARTED = ("caller_id", "dialled", "unique_id", "linked_id", "channel", "flow", "flow_version", "started_at")
 _ENDED = ("ended_at", "outcome", "variables", "customer_id", "customer_name")
@@ -89,7 +90,7 @@ class _CallEnded:
             "outcome": self.outcome[:80],
             "variables": self.variables,
             "customer_id": self.customer_id,
-            "customer_name": self.customer_name[:200],
+            "customer_name": replace_controls(self.customer_name)[:200],  # PostgreSQL refuses a NUL in text
         }
 
 
