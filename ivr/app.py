@@ -38,7 +38,7 @@ from ivr.engine.channel import Channel
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
 from ivr.engine.ports import Services
-from ivr.flows.checks import check_paths
+from ivr.flows.checks import Report, check_paths
 from ivr.flows.flowtest import ServicesFactory
 from ivr.flows.impact import Impact, ImpactRefused, measure, replay_calls
 from ivr.flows.library import FlowLibrary, NothingPublished
@@ -305,16 +305,23 @@ async def serve(settings: Settings) -> int:
             if result.outcome is Outcome.FAILED:
                 raise CallFailed(f"call {result.protocol} failed: {result.reason}")
 
-        def reload() -> None:
-            report = library.reload()
-            if not report.ok:
-                log.error("published flows refused; still serving version %s", library.version)
+        async def reload() -> None:
+            await reload_flows(library)
 
         log.info(
             "FastAGI on %s:%d serving flows version %s", settings.agi.host, settings.agi.port, library.version
         )
         async with _callback_dialer(settings, services, ami), _screen_pops(settings, outbox, ami):
             return await serve_agi(handle_call, settings, on_reload=reload)
+
+
+async def reload_flows(library: FlowLibrary) -> Report:
+    """SIGHUP: re-read and check the published release in a worker thread. Checking a large (or hostile)
+    flow set takes CPU time the calls in progress, all on this event loop, must not wait for."""
+    report = await asyncio.to_thread(library.reload)
+    if not report.ok:
+        log.error("published flows refused; still serving version %s", library.version)
+    return report
 
 
 def live_socket(settings: Settings) -> Path:
