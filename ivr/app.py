@@ -45,7 +45,7 @@ from ivr.flows.library import FlowLibrary, NothingPublished
 from ivr.store.announcements import StoreAnnouncements
 from ivr.store.callbacks import StoreCallbackBook
 from ivr.store.calls import StoreCallRecorder
-from ivr.store.db import Store, StoreUnavailable, open_store
+from ivr.store.db import Store, StoreUnavailable, open_store, private_directory
 from ivr.store.events import StoreEventSink
 from ivr.store.migrate import upgrade
 from ivr.store.models import OutboxChannel
@@ -290,7 +290,7 @@ async def serve(settings: Settings) -> int:
     """Run the FastAGI server over the published flows until SIGTERM; SIGHUP re-reads the published release."""
     from ivr.agi.server import serve as serve_agi
 
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.var_dir)  # the default database, the fallback protocols' journal, the live socket
     library = served_library(settings)
     async with (
         _unit(settings, clock=system_clock) as (services, outbox),

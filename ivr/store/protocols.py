@@ -252,7 +252,10 @@ class StoreProtocolAllocator:
                     continue
                 name = call_protocol_sequence(year)
                 try:
-                    last = await self._store.write(lambda session: next_value(session, name, len(wanted)))
+                    # durable: a number announced to a caller must never be issued again after a power cut
+                    last = await self._store.write(
+                        lambda session: next_value(session, name, len(wanted)), durable=True
+                    )
                 except Exception as exc:  # handed to each waiting call: allocate() falls back or raises it
                     for future in wanted:
                         if not future.done():

@@ -166,14 +166,15 @@ async def test_a_burst_falling_back_gets_its_numbers_near_the_time_out(
     assert sorted(recorded) == sorted(numbers)
 
 
-async def test_a_burst_of_calls_shares_a_few_store_writes(store: Store, tmp_path: Path) -> None:
+async def test_a_burst_of_calls_shares_a_few_durable_store_writes(store: Store, tmp_path: Path) -> None:
     writes = 0
     real_write = store.write
 
-    async def counted(fn):  # type: ignore[no-untyped-def]
+    async def counted(fn, *, durable=False):  # type: ignore[no-untyped-def]
         nonlocal writes
         writes += 1
-        return await real_write(fn)
+        assert durable, "a protocol number must survive a power cut once announced (synchronous=FULL)"
+        return await real_write(fn, durable=durable)
 
     store.write = counted  # type: ignore[method-assign]
     burst = allocator(store, tmp_path)
