@@ -44,7 +44,7 @@ from ivr.flows.impact import Impact, ImpactRefused, measure, replay_calls
 from ivr.flows.library import FlowLibrary, NothingPublished
 from ivr.store.announcements import StoreAnnouncements
 from ivr.store.callbacks import StoreCallbackBook
-from ivr.store.calls import StoreCallRecorder
+from ivr.store.calls import StoreCallRecorder, mark_lost_calls
 from ivr.store.db import Store, StoreUnavailable, open_store, private_directory
 from ivr.store.events import StoreEventSink
 from ivr.store.migrate import upgrade
@@ -297,6 +297,7 @@ async def serve(settings: Settings) -> int:
         ami_client(settings) as ami,
         live_model(services, ami, socket=live_socket(settings)),
     ):
+        await close_lost_calls(settings, clock=system_clock)  # before the first call is taken
         services.queues = AmiQueueWatch(ami, timeout_s=settings.queue_wait.state_timeout_s)
 
         async def handle_call(channel: Channel, flow_name: str) -> None:
@@ -313,6 +314,23 @@ async def serve(settings: Settings) -> int:
         )
         async with _callback_dialer(settings, services, ami), _screen_pops(settings, outbox, ami):
             return await serve_agi(handle_call, settings, on_reload=reload)
+
+
+async def close_lost_calls(settings: Settings, *, clock: Clock) -> int:
+    """Calls a crash left open (a ``calls`` row with no end) get the outcome ``lost``, once no unit sharing
+    the store can still be carrying them (`ivr.store.calls.mark_lost_calls`). A store that does not answer
+    does not stop the start: the calls are marked at a later one."""
+    store = open_store(settings)
+    try:
+        lost = await mark_lost_calls(store, started_before=clock() - timedelta(seconds=settings.asterisk.max_call_s))
+    except StoreUnavailable as exc:
+        log.warning("calls left open by a crash not marked lost now: %s", exc)
+        return 0
+    finally:
+        await store.aclose()
+    if lost:
+        log.warning("%d call(s) left open by a crash marked lost", lost)
+    return lost
 
 
 async def reload_flows(library: FlowLibrary) -> Report:
