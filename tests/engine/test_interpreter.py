@@ -56,7 +56,9 @@ async def test_a_call_gets_its_protocol_first_and_one_event_per_node() -> None:
     assert [v.outcome for v in svc.events.visits] == [
         "announce", "who", "found", "1", "collected", "found", "answered:technical"
     ]  # fmt: skip
-    assert svc.calls.ended == [(result.protocol, "queue:technical", result.variables)]
+    assert result.variables["code"] == "123456"  # the flow used it ...
+    # ... the store keeps it as the node visit shows it: a customer code is personal data.
+    assert svc.calls.ended == [(result.protocol, "queue:technical", {**result.variables, "code": "<6 chars>"})]
 
 
 class Queued(ScriptedChannel):
@@ -67,6 +69,30 @@ class Queued(ScriptedChannel):
     async def queue(self, queue, *, context, timeout_s):  # type: ignore[no-untyped-def]
         self.context = dict(context)
         return await super().queue(queue, context=context, timeout_s=timeout_s)
+
+
+async def test_the_calls_record_keeps_a_cnpj_and_the_callers_words_masked_as_the_node_visits_do() -> None:
+    text = """
+flow: p
+start: cnpj
+nodes:
+  cnpj:
+    collect: {prompt: type_cnpj, into: cnpj, validator: cnpj, then: person}
+    next: words
+  words:
+    record: {prompt: tell_us, into: words, transcribe: true}
+    next: person
+  person:
+    queue: {name: technical, no_agents: bye, timeout: bye}
+  bye:
+    hangup: goodbye
+"""
+    result, _, svc = await run(text, ["11222333000181", "say:meu nome é Ana Souza"])
+    assert (result.variables["cnpj"], result.variables["words"]) == ("11222333000181", "meu nome é Ana Souza")
+    (_, _, recorded), = svc.calls.ended
+    inputs = {v.node: v.input for v in svc.events.visits}
+    assert (recorded["cnpj"], recorded["words"]) == (inputs["cnpj"], inputs["words"])
+    assert "11222333000181" not in str(recorded) and "Ana" not in str(recorded)
 
 
 async def test_the_agent_is_told_what_the_caller_keyed_masked_where_it_is_personal() -> None:
@@ -324,7 +350,7 @@ async def test_a_subflow_that_ends_the_call_ends_it_for_the_flow_that_ran_it() -
     result, _, svc = await walk(MAIN, [to_a_person], ["123456"])
     assert (result.outcome, result.target) == (Outcome.QUEUE, "technical")
     assert result.path == ["first", "ask/q", "ask/deeper"]  # never back at `done`
-    assert svc.calls.ended == [(result.protocol, "queue:technical", result.variables)]
+    assert svc.calls.ended == [(result.protocol, "queue:technical", {**result.variables, "code": "<6 chars>"})]
     last_two = [(v.node, v.outcome) for v in svc.events.visits][-2:]
     assert last_two == [("deeper", "answered:technical"), ("first", "answered:technical")]
 
