@@ -230,11 +230,17 @@ def private_directory(directory: Path) -> None:
 def _private_file(database: Path) -> None:
     """The database file created 0600 before SQLite opens it (SQLite gives its -wal and -shm files the
     database file's mode), an existing one tightened to 0600. A missing directory is not made here: the
-    store is then unavailable, as a database elsewhere would be (`ivr db upgrade` makes it)."""
+    store is then unavailable, as a database elsewhere would be (`ivr db upgrade` makes it).
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX lock this
+    process holds on it, so the locks of another store's SQLite connections in this process would go
+    (two `ivr serve` units on one file corrupted it). O_EXCL opens only a file nobody has yet.
+    """
     try:
-        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
         if database.stat().st_mode & 0o077:
-            database.chmod(0o600)
+            database.chmod(0o600)  # a chmod takes no descriptor, and no lock
     except OSError:
         pass  # no directory, or not ours to write: SQLite says so, as StoreUnavailable, at the first use
 

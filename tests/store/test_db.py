@@ -7,6 +7,7 @@ import os
 import sqlite3
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -77,6 +78,25 @@ async def test_an_existing_database_file_readable_by_others_is_tightened(tmp_pat
     store = Store(sqlite_url(database))
     await store.aclose()
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+async def test_a_database_in_use_is_never_opened_outside_sqlite(
+    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Closing a descriptor drops every POSIX lock the process holds on the file: SQLite's locks included.
+    database = Path(sqlite_store.url.split("///", 1)[1])
+    opened: list[str] = []
+    real_open = os.open
+
+    def watched(path: Any, *args: Any, **kwargs: Any) -> int:
+        descriptor = real_open(path, *args, **kwargs)
+        opened.append(str(path))  # a descriptor the process will close
+        return descriptor
+
+    monkeypatch.setattr(os, "open", watched)
+    other = Store(sqlite_store.url)  # a second store on the same file in the same process (ivr serve has two)
+    await other.aclose()
+    assert str(database) not in opened
 
 
 async def test_a_failed_write_is_rolled_back(store: Store) -> None:
