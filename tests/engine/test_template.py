@@ -17,6 +17,9 @@ from ivr.engine.template import check_expression, check_template, evaluate, rend
         ('{{ "a" * 10 ** 9 }}', "repeated 1000000000 times"),
         ("{{ [0] * 10 ** 6 }}", "repeated 1000000 times"),
         ("{{ -(2 ** 99999) }}", "more than 4096 bits"),
+        ('{{ "%100000000s" % 1 }}', "width or precision over 100000"),
+        ('{{ "a"|center(10 ** 9) }}', "filter 'center' given 1000000000"),
+        ('{{ "a"|indent(width=200000) }}', "filter 'indent' given 200000"),
     ],
 )
 def test_a_huge_constant_is_a_checker_error_found_at_once(template: str, says: str) -> None:
@@ -34,6 +37,8 @@ def test_a_huge_result_from_the_calls_data_is_refused_when_rendered() -> None:
         render("{{ n ** e }}", {"n": 9, "e": 99_999_999})
     with pytest.raises(SecurityError, match="repeated"):
         evaluate("s * n", {"s": "ab", "n": 10**9})
+    with pytest.raises(SecurityError, match="width or precision"):
+        render("{{ f % 1 }}", {"f": "%999999999d"})
 
 
 def test_ordinary_arithmetic_is_untouched() -> None:
@@ -41,3 +46,6 @@ def test_ordinary_arithmetic_is_untouched() -> None:
         f"1024 ababab 42 {(9**9) ** 9}"  # jinja's ** groups from the left
     )
     assert evaluate("2 * x > 3", {"x": 2}) is True
+    assert render('{{ "%05d" % n }} {{ 7 % 3 }} {{ "%s-%s" % (1, 2) }} {{ "ab"|center(6) }}', {"n": 42}) == (
+        "00042 1 1-2   ab  "
+    )
