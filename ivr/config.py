@@ -73,6 +73,12 @@ class AmiSettings(_Section):
     action_timeout_s: float = 5.0
     ping_interval_s: float = 10.0
 
+    @model_validator(mode="after")
+    def _loopback(self) -> AmiSettings:
+        # AMI has no TLS here, and a login always carries the secret (generated when not given).
+        _refuse_plaintext("ami.host", self.host, "the AMI secret")
+        return self
+
 
 class AgentPhone(_Section):
     """An agent's SIP phone: Asterisk calls it at address:port when the queue gives it a call, and tells

@@ -41,6 +41,7 @@ def test_the_config_file_is_read_and_the_environment_wins(monkeypatch: pytest.Mo
         ("whatsapp", {"base_url": "http://10.0.0.7", "token": "t"}, "whatsapp.base_url"),
         ("email", {"host": "smtp.operadora.com.br", "security": "none", "password": "p"}, "email.security"),
         ("speech", {"endpoint": "speech.googleapis.com:443", "insecure": True}, "speech.insecure"),
+        ("ami", {"host": "192.0.2.10"}, "ami.host"),
     ],
 )
 def test_a_credential_in_plaintext_off_loopback_is_refused_naming_the_setting(
@@ -61,6 +62,7 @@ def test_plaintext_to_loopback_stays_allowed_for_local_servers(host: str) -> Non
         whatsapp={"base_url": f"http://{url_host}:9", "token": "t"},
         email={"host": host, "security": "none", "password": "p"},
         speech={"endpoint": f"{url_host}:50051", "insecure": True},
+        ami={"host": host},
     )
     assert loaded.email.host == host
 
