@@ -282,7 +282,8 @@ class StoreProtocolAllocator:
                     }
                     for item in pending
                 ]
-                await self._store.write(lambda session: _insert_new(session, rows))
+                # durable: the journal is forgotten next, so a power cut must not undo this commit
+                await self._store.write(lambda session: _insert_new(session, rows), durable=True)
                 await asyncio.to_thread(self._fallback.forget, {item.protocol for item in pending})
                 log.info("reconciled %d protocol(s) issued from the fallback range", len(pending))
         except BaseException:
