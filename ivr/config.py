@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from ivr.text import has_control
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -77,6 +79,10 @@ class AmiSettings(_Section):
     def _loopback(self) -> AmiSettings:
         # AMI has no TLS here, and a login always carries the secret (generated when not given).
         _refuse_plaintext("ami.host", self.host, "the AMI secret")
+        # The login is sent by panoramisk, past the client's header check: a line break would add headers.
+        for name, value in (("ami.username", self.username), ("ami.secret", self.secret.get_secret_value())):
+            if has_control(value):
+                raise ValueError(f"{name} holds a line break or another control character")
         return self
 
 

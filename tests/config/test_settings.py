@@ -72,3 +72,12 @@ def test_without_a_credential_or_with_tls_any_host_is_allowed() -> None:
         carrier_api={"base_url": "https://api.operadora.com.br/v1", "token": "t"},
         email={"host": "smtp.operadora.com.br", "security": "none"},  # no password: no AUTH to expose
     )
+
+
+@pytest.mark.parametrize("field", ["username", "secret"])
+def test_an_ami_login_value_with_a_line_break_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, field: str
+) -> None:
+    monkeypatch.setenv(f"IVR_AMI__{field.upper()}", "x\r\nAction: Originate")
+    with pytest.raises(ConfigError, match=f"ami.{field} holds a line break"):
+        load_settings()
