@@ -71,30 +71,6 @@ class Queued(ScriptedChannel):
         return await super().queue(queue, context=context, timeout_s=timeout_s)
 
 
-async def test_the_calls_record_keeps_a_cnpj_and_the_callers_words_masked_as_the_node_visits_do() -> None:
-    text = """
-flow: p
-start: cnpj
-nodes:
-  cnpj:
-    collect: {prompt: type_cnpj, into: cnpj, validator: cnpj, then: person}
-    next: words
-  words:
-    record: {prompt: tell_us, into: words, transcribe: true}
-    next: person
-  person:
-    queue: {name: technical, no_agents: bye, timeout: bye}
-  bye:
-    hangup: goodbye
-"""
-    result, _, svc = await run(text, ["11222333000181", "say:meu nome é Ana Souza"])
-    assert (result.variables["cnpj"], result.variables["words"]) == ("11222333000181", "meu nome é Ana Souza")
-    (_, _, recorded), = svc.calls.ended
-    inputs = {v.node: v.input for v in svc.events.visits}
-    assert (recorded["cnpj"], recorded["words"]) == (inputs["cnpj"], inputs["words"])
-    assert "11222333000181" not in str(recorded) and "Ana" not in str(recorded)
-
-
 async def test_the_agent_is_told_what_the_caller_keyed_masked_where_it_is_personal() -> None:
     chan = Queued(caller(), ["1", "123456"])
     await run_call(flow(JOURNEY), chan, services(), settings=load_settings())
