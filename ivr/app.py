@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import tempfile
 from collections.abc import AsyncIterator
@@ -27,9 +26,9 @@ from integrations.messaging.screen_pop import ScreenPops, ScreenPopSender
 from integrations.messaging.whatsapp import WhatsAppSender
 from integrations.speech import NoSpeechBackend
 from integrations.speech.google import GoogleRecognizer
-from ivr import phone
+from ivr import logs, phone
 from ivr.ami.client import AmiClient, AmiError
-from ivr.ami.live import LiveModel
+from ivr.ami.live import LiveModel, serve_snapshots
 from ivr.ami.queues import AmiQueueWatch
 from ivr.asterisk.root import ami_secret, prompts_target
 from ivr.clock import Clock, system_clock
@@ -37,11 +36,12 @@ from ivr.config import EmailSettings, ScreenPopSettings, Settings, SpeechSetting
 from ivr.engine.channel import Channel
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
-from ivr.engine.ports import Services
+from ivr.engine.ports import Metrics, NoMetrics, Services
 from ivr.flows.checks import Report, check_paths
 from ivr.flows.flowtest import ServicesFactory
 from ivr.flows.impact import Impact, ImpactRefused, measure, replay_calls
 from ivr.flows.library import FlowLibrary, NothingPublished
+from ivr.metrics import QUEUE_WAIT_ENDS, PrometheusMetrics, metrics_server
 from ivr.store.announcements import StoreAnnouncements
 from ivr.store.callbacks import StoreCallbackBook
 from ivr.store.calls import StoreCallRecorder, mark_lost_calls
@@ -72,9 +72,13 @@ async def build_services(settings: Settings, *, clock: Clock) -> AsyncIterator[S
 
 
 @asynccontextmanager
-async def _unit(settings: Settings, *, clock: Clock) -> AsyncIterator[tuple[Services, Outbox]]:
-    """`build_services`, with the outbox they write to (`serve` queues screen pops in it too)."""
+async def _unit(
+    settings: Settings, *, clock: Clock, metrics: Metrics | None = None
+) -> AsyncIterator[tuple[Services, Outbox]]:
+    """`build_services`, with the outbox they write to (`serve` queues screen pops in it too), counting in
+    `metrics` when given (`serve`'s)."""
     conf = settings.store
+    metrics = metrics or NoMetrics()
     recognizer = _recognizer(settings.speech)
     store = Store(settings.database_url, busy_timeout_s=conf.busy_timeout_s)
     try:
@@ -94,6 +98,7 @@ async def _unit(settings: Settings, *, clock: Clock) -> AsyncIterator[tuple[Serv
             timeout_s=conf.allocate_timeout_s,
             clock=clock,
             timezone=settings.timezone,
+            metrics=metrics,
         )
         outbox = Outbox(store, _senders(settings, clock=clock), clock=clock, conf=settings.outbox)
         operations, summaries = build_operations(store, outbox=outbox, settings=settings, clock=clock)
@@ -116,6 +121,7 @@ async def _unit(settings: Settings, *, clock: Clock) -> AsyncIterator[tuple[Serv
                     voice=settings.voice.espeak_voice,
                     words_per_minute=settings.voice.words_per_minute,
                 ),
+                metrics=metrics,
             ), outbox
         finally:
             await operations.aclose()  # the carrier API's connections, with `backend: http`
@@ -292,10 +298,12 @@ async def serve(settings: Settings) -> int:
 
     private_directory(settings.var_dir)  # the default database, the fallback protocols' journal, the live socket
     library = served_library(settings)
+    metrics = PrometheusMetrics() if settings.metrics.enabled else None
     async with (
-        _unit(settings, clock=system_clock) as (services, outbox),
+        _unit(settings, clock=system_clock, metrics=metrics) as (services, outbox),
         ami_client(settings) as ami,
         live_model(services, ami, socket=live_socket(settings)),
+        _metrics(settings, metrics, outbox, ami),
     ):
         await close_lost_calls(settings, clock=system_clock)  # before the first call is taken
         services.queues = AmiQueueWatch(ami, timeout_s=settings.queue_wait.state_timeout_s)
@@ -303,6 +311,8 @@ async def serve(settings: Settings) -> int:
         async def handle_call(channel: Channel, flow_name: str) -> None:
             flows = library.snapshot()  # the call keeps this release until it ends
             result = await run_call(flows[flow_name], channel, services, flows=flows.flows, settings=settings)
+            # This task is the call's own: what the FastAGI server logs of it from here (a failure) carries it too.
+            logs.call_protocol.set(result.protocol)
             if result.outcome is Outcome.FAILED:
                 raise CallFailed(f"call {result.protocol} failed: {result.reason}")
 
@@ -343,7 +353,7 @@ async def reload_flows(library: FlowLibrary) -> Report:
 
 
 def live_socket(settings: Settings) -> Path:
-    """Where a running `ivr serve` answers `ivr live` with its live snapshot."""
+    """Where a running `ivr serve` answers `ivr live` and the web console with its live snapshot."""
     return settings.var_dir / "live.sock"
 
 
@@ -351,7 +361,7 @@ def live_socket(settings: Settings) -> Path:
 async def live_model(services: Services, ami: AmiClient, *, socket: Path) -> AsyncIterator[LiveModel]:
     """The unit's live model: its calls told by the engine (`services.watch`), the queues from the unit's
     AMI connection (resynchronised at each login), the call backs owed read from the store's book; its
-    snapshot given to whoever opens `socket`."""
+    snapshot, and each change after it, given to whoever opens `socket` (`serve_snapshots`)."""
     live = LiveModel(services.clock)
     live.attach(ami)
     services.watch = live
@@ -359,7 +369,7 @@ async def live_model(services: Services, ami: AmiClient, *, socket: Path) -> Asy
     if isinstance(services.callbacks, StoreCallbackBook):
         counting = asyncio.create_task(_count_callbacks_owed(services.callbacks, live), name="live-callbacks")
     try:
-        async with _snapshot_socket(socket, live):
+        async with serve_snapshots(socket, live):
             yield live
     finally:
         if counting is not None:
@@ -369,32 +379,6 @@ async def live_model(services: Services, ami: AmiClient, *, socket: Path) -> Asy
         await live.aclose()
 
 
-@asynccontextmanager
-async def _snapshot_socket(path: Path, live: LiveModel) -> AsyncIterator[None]:
-    """A Unix socket (only this user may open it) writing one JSON snapshot per connection: nothing on the
-    network, and nothing in it but masked caller numbers."""
-
-    async def answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):  # a reader gone before its answer
-            writer.write(json.dumps(live.snapshot()).encode() + b"\n")
-            await writer.drain()
-        writer.close()
-
-    path.unlink(missing_ok=True)  # left by a unit that was killed
-    try:
-        server = await asyncio.start_unix_server(answer, path=str(path))
-    except OSError as exc:
-        log.warning("live snapshot socket %s: %s; `ivr live` cannot reach this unit", path, exc)
-        yield
-        return
-    path.chmod(0o600)
-    try:
-        yield
-    finally:
-        server.close()
-        path.unlink(missing_ok=True)
-
-
 async def _count_callbacks_owed(book: StoreCallbackBook, live: LiveModel) -> None:
     while True:  # until live_model cancels it
         try:
@@ -402,6 +386,22 @@ async def _count_callbacks_owed(book: StoreCallbackBook, live: LiveModel) -> Non
         except StoreUnavailable as exc:
             log.warning("live model: call backs owed unknown (%s); the last count stands", exc)
         await asyncio.sleep(CALLBACKS_OWED_POLL_S)
+
+
+@asynccontextmanager
+async def _metrics(
+    settings: Settings, metrics: PrometheusMetrics | None, outbox: Outbox, ami: AmiClient
+) -> AsyncIterator[None]:
+    """/metrics on settings.metrics' address, with the queue waits from AMI and the outbox's depth counted
+    at each scrape; nothing when metrics are disabled."""
+    if metrics is None:
+        log.info("metrics off (metrics.enabled false)")
+        yield
+        return
+    for event in QUEUE_WAIT_ENDS:
+        ami.on_event(event, metrics.on_queue_event)
+    async with metrics_server(settings.metrics, metrics, outbox_pending=outbox.pending_by_channel):
+        yield
 
 
 @asynccontextmanager

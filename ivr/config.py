@@ -29,13 +29,14 @@ class ConfigError(ValueError):
 
 
 def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost: the only hosts a credential may travel to in plaintext (local fakes)."""
+    """127.0.0.0/8, ::1 or localhost: the only hosts a credential may travel to in plaintext (local fakes), or
+    unauthenticated metrics be served on without saying so."""
     host = host.strip("[]").rstrip(".").lower()
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+    except ValueError:  # a host name other than localhost: it may resolve anywhere
         return False
 
 
@@ -474,7 +475,33 @@ class WebSettings(_Section):
     # oldest failure leaves the window.
     login_failures_max: int = Field(default=5, gt=0)
     login_window_s: int = Field(default=15 * 60, gt=0)
-    live_poll_s: float = Field(default=1.0, gt=0, le=10)  # how often the live page asks `ivr serve`
+    live_poll_s: float = Field(default=1.0, gt=0, le=10)  # how often the live page re-reads announcements, session
+
+
+class LogSettings(_Section):
+    """How the long-running commands (`ivr serve`, `ivr web`) log, on stderr (ivr/logs.py)."""
+
+    format: Literal["text", "json"] = "text"  # json: one object per line, what a log shipper reads
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # `ivr -v` still means DEBUG
+
+
+class MetricsSettings(_Section):
+    """`ivr serve`'s Prometheus metrics (ivr/metrics.py), at http://host:port/metrics. Loopback unless
+    `allow_remote`: the scrape has no authentication, so a wider address is an explicit choice."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)  # 0: any free port (tests)
+    allow_remote: bool = False  # serve on a non-loopback host (behind a firewall or a scraping proxy)
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> MetricsSettings:
+        if not self.allow_remote and not is_loopback(self.host):
+            raise ValueError(
+                f"host {self.host!r} is not a loopback address: the metrics have no authentication; "
+                "set metrics.allow_remote: true to serve them there anyway"
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -512,6 +539,8 @@ class Settings(BaseSettings):
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     queue_wait: QueueWaitSettings = Field(default_factory=QueueWaitSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @classmethod
     def settings_customise_sources(

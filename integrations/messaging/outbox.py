@@ -170,6 +170,17 @@ class Outbox:
         self._wake.set()
         return ids
 
+    async def pending_by_channel(self) -> dict[str, int]:
+        """How many messages wait to be sent, per channel (every channel named, 0 when none): one grouped
+        count, which the (state, next_attempt_at) index answers without reading the messages."""
+        query = (
+            select(OutboxMessage.channel, func.count())
+            .where(OutboxMessage.state == OutboxState.PENDING)
+            .group_by(OutboxMessage.channel)
+        )
+        counted = await self._store.read(lambda session: dict(session.execute(query).all()))
+        return {channel.value: counted.get(channel, 0) for channel in OutboxChannel}
+
     # --- the drainer -------------------------------------------------------------------------------
 
     async def start(self) -> None:

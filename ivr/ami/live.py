@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -341,17 +342,104 @@ class LiveModel:
         }
 
 
+#: What a client writes to the live socket, after the first snapshot, to be kept told of each change.
+SUBSCRIBE = b'{"subscribe": true}\n'
+#: A subscriber hears at least this often (a keepalive line when nothing changed), so a hung unit shows.
+KEEPALIVE_S = 5.0
+#: How long the socket waits for a client to say whether it subscribes; a one-shot reader just closes.
+_REQUEST_WAIT_S = 5.0
+_KEEPALIVE = b'{"keepalive": true}\n'
+
+
+@asynccontextmanager
+async def serve_snapshots(path: Path, live: LiveModel) -> AsyncIterator[bool]:
+    """A Unix socket (only this user may open it) for `ivr live` and the web console; yields whether it
+    listens. Each connection gets one JSON snapshot line at once; a client that then writes `SUBSCRIBE`
+    gets a line after each change (coalesced: the latest state) and a keepalive line when quiet. Nothing on
+    the network, and nothing in it but masked caller numbers."""
+
+    connections: dict[asyncio.StreamWriter, Subscription] = {}
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections[writer] = live.subscribe()  # before the first snapshot, so no change falls in between
+        with contextlib.suppress(ConnectionError, TimeoutError):  # a reader gone, or silent: nothing to tell
+            try:
+                writer.write(json.dumps(live.snapshot()).encode() + b"\n")
+                await writer.drain()
+                async with asyncio.timeout(_REQUEST_WAIT_S):
+                    request = await reader.readline()
+                if request == SUBSCRIBE:
+                    await _tell_changes(connections[writer], writer)
+            finally:
+                live.unsubscribe(connections.pop(writer))
+        writer.close()
+
+    path.unlink(missing_ok=True)  # left by a unit that was killed
+    try:
+        server = await asyncio.start_unix_server(answer, path=str(path))
+    except OSError as exc:
+        log.warning("live snapshot socket %s: %s; `ivr live` and the console cannot reach this unit", path, exc)
+        yield False
+        return
+    path.chmod(0o600)
+    try:
+        yield True
+    finally:
+        server.close()
+        path.unlink(missing_ok=True)
+        for writer, subscription in list(connections.items()):  # subscribers see the unit go, as on a restart
+            writer.close()
+            subscription.notify()  # wakes its handler, which finds the connection closing and returns
+
+
+async def _tell_changes(subscription: Subscription, writer: asyncio.StreamWriter) -> None:
+    """Until the client or the server goes: the snapshot after each change, a keepalive after `KEEPALIVE_S`
+    of quiet."""
+    while True:
+        try:
+            async with asyncio.timeout(KEEPALIVE_S):
+                line = json.dumps(await subscription.next()).encode() + b"\n"
+        except TimeoutError:
+            line = _KEEPALIVE
+        if writer.is_closing():
+            return
+        writer.write(line)
+        await writer.drain()
+
+
 async def read_snapshot(path: Path, timeout_s: float) -> dict[str, Any]:
-    """One snapshot from the socket where a running unit serves its model (ivr.app): `ivr live`, the web
-    console. Raises OSError or TimeoutError when no unit answers there in time."""
+    """One snapshot from the socket where a running unit serves its model (`serve_snapshots`): `ivr live`.
+    Raises OSError or TimeoutError when no unit answers there in time."""
     async with asyncio.timeout(timeout_s):
         reader, writer = await asyncio.open_unix_connection(str(path))
         try:
             line = await reader.readline()
         finally:
             writer.close()
+    return _snapshot(line)
+
+
+async def watch_snapshots(path: Path, timeout_s: float) -> AsyncIterator[dict[str, Any]]:
+    """The unit's snapshot now, then after each of its changes, for as long as the unit answers (the web
+    console's live page). Raises OSError or TimeoutError when no unit answers, or it falls silent for
+    `timeout_s` (it sends a keepalive every `KEEPALIVE_S`); ValueError for a line that is not a snapshot."""
+    async with asyncio.timeout(timeout_s):
+        reader, writer = await asyncio.open_unix_connection(str(path))
+    try:
+        writer.write(SUBSCRIBE)
+        await writer.drain()
+        while True:  # until the unit goes (the read fails) or the consumer stops iterating
+            async with asyncio.timeout(timeout_s):
+                line = await reader.readline()
+            if line != _KEEPALIVE:
+                yield _snapshot(line)
+    finally:
+        writer.close()
+
+
+def _snapshot(line: bytes) -> dict[str, Any]:
     if not line:
-        raise ConnectionResetError("the unit closed the socket without a snapshot")
+        raise ConnectionResetError("the unit closed the live socket")
     snapshot: dict[str, Any] = json.loads(line)
     return snapshot
 

@@ -14,8 +14,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ivr.config import ConfigError
-from ivr.text import OneLineFormatter
+from ivr import logs
+from ivr.config import ConfigError, settings
 
 # Modules exposing `register(subparsers)`; each adds one top-level command group.
 COMMAND_MODULES = (
@@ -37,6 +37,8 @@ COMMAND_MODULES = (
 DATABASE_HINT = " (is the database there and migrated? `ivr db upgrade` prepares it; IVR_DATABASE_URL names it)"
 
 QUIET_COMMANDS = {"flow", "prompts", "announce", "calls", "report", "users"}
+#: Commands that run for days: they log as the `log` settings say (JSON lines for an operator's shipper).
+LONG_RUNNING_COMMANDS = {"serve", "web"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,18 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # A supervisor's commands print their own report; the services' INFO lines would drown it.
-    quiet = args.command in QUIET_COMMANDS and not args.verbose
-    stream = logging.StreamHandler()
-    # One record per line: a value from outside (a customer name with a line break) cannot forge another.
-    stream.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO, handlers=[stream]
-    )
-    if not args.verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise
     handler = args.handler
     try:
+        _configure_logging(args)
         result = asyncio.run(handler(args)) if inspect.iscoroutinefunction(handler) else handler(args)
     except ConfigError as exc:
         print(f"ivr: {exc}", file=sys.stderr)
@@ -74,4 +67,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return int(result or 0)
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    fmt: logs.LogFormat = "text"
+    level: int | str = logging.INFO
+    if args.command in LONG_RUNNING_COMMANDS:
+        conf = settings().log
+        fmt, level = conf.format, conf.level
+    elif args.command in QUIET_COMMANDS:
+        level = logging.WARNING  # a supervisor's commands print their own report; INFO lines would drown it
+    logs.configure(fmt, logging.DEBUG if args.verbose else level)
+    if not args.verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise
 

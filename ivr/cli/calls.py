@@ -61,8 +61,16 @@ async def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(asdict(seen), default=datetime.isoformat, ensure_ascii=False, indent=2))
     else:
-        print("\n".join(_trace_lines(seen, conf)))
+        print("\n".join(_trace_lines(seen, conf, _releases_named(conf, seen.flow_version))))
     return 0
+
+
+def _releases_named(conf: Settings, flow_version: str) -> str:
+    from integrations.catalog import declared_registry
+    from ivr.clock import system_clock
+    from ivr.flows.library import FlowLibrary
+
+    return FlowLibrary.of(conf, registry=declared_registry(), clock=system_clock).releases_named(flow_version)
 
 
 async def _list(args: argparse.Namespace) -> int:
@@ -102,23 +110,28 @@ def _line(line: CallLine, conf: Settings) -> str:
     )
 
 
-def _trace_lines(seen: CallTrace, conf: Settings) -> list[str]:
+def _trace_lines(seen: CallTrace, conf: Settings, releases: str) -> list[str]:
     call = seen.call
     lines = [
         f"call {call.protocol}: {_local(call.started_at, conf)}, {_seconds(call.duration_s)}",
         f"  caller    {call.caller_masked}",
         f"  customer  {_customer(call)}",
-        f"  flow      {seen.flow} {seen.flow_version}",
+        f"  flow      {seen.flow}, {releases} (flow version {seen.flow_version})",
         f"  outcome   {call.outcome}",
         f"  linkedid  {seen.linked_id or '-'}",
         "  path:",
     ]
-    for step in seen.path:
+    from ivr.voice.build import heard_lines
+
+    heard = heard_lines(conf.prompts_dir, [step.prompts for step in seen.path])
+    for step, words in zip(seen.path, heard, strict=True):
         given = f" input {step.input}" if step.input else ""
         lines.append(
             f"    {_local(step.started_at, conf, '%H:%M:%S')} {step.flow}/{step.node} ({step.verb}){given} -> "
             f"{step.outcome}, {step.duration_ms / 1000:.1f} s"
         )
+        if words:
+            lines.append(f"      heard: {words}")
     lines.append("  tickets:" if seen.tickets else "  tickets: none")
     lines.extend(f"    {t.number} {t.kind} ({t.state})" for t in seen.tickets)
     lines.append("  messages:" if seen.messages else "  messages: none")

@@ -36,15 +36,15 @@ async def _report(args: argparse.Namespace) -> int:
     from ivr.clock import system_clock
     from ivr.config import settings
     from ivr.store.db import open_store
-    from ivr.store.reports import CSV_HEADER, SETTLED, csv_rows, local_days, report, roll_up
+    from ivr.store.reports import CSV_HEADER, csv_rows, local_days, settled_report
 
     conf = settings()
     now = system_clock()
     first = args.week or args.day or now.astimezone(ZoneInfo(conf.timezone)).date()
     store = open_store(conf, args.url)
     try:
-        await roll_up(store, before=now - SETTLED)  # the settled hours not rolled up yet: a month reads them
-        figures = await report(store, *local_days(first, 7 if args.week else 1, conf.timezone), flow=args.flow)
+        span = local_days(first, 7 if args.week else 1, conf.timezone)
+        figures = await settled_report(store, *span, flow=args.flow, now=now)
     finally:
         await store.aclose()
     if args.csv:

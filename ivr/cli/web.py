@@ -18,13 +18,14 @@ async def _web(args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
-    from ivr.app import live_socket
+    from ivr.app import demo_factory, flow_impact, live_socket
     from ivr.clock import system_clock
     from ivr.config import settings
     from ivr.flows.library import signal_server
     from ivr.store.db import open_store
     from ivr.store.migrate import upgrade
     from ivr.web.app import console_for, create_app
+    from ivr.web.editor import DraftRunners
 
     conf = settings()
     host = args.host or conf.web.host
@@ -35,7 +36,10 @@ async def _web(args: argparse.Namespace) -> int:
     finally:
         await store.aclose()
     tell = lambda: signal_server(conf.var_dir / "ivr-serve.pid")  # noqa: E731
-    async with console_for(conf, clock=system_clock, live_socket=live_socket(conf), tell_server=tell) as console:
+    drafts = DraftRunners(demo=demo_factory, impact=flow_impact)
+    async with console_for(
+        conf, clock=system_clock, live_socket=live_socket(conf), tell_server=tell, drafts=drafts
+    ) as console:
         runner = web.AppRunner(create_app(console), access_log=None)
         await runner.setup()
         try:

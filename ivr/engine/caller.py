@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from ivr.engine.channel import Channel
 from ivr.engine.intents import Said
 from ivr.engine.ports import Heard, RecognitionError, Recognizer
+from ivr.voice.speak import DIGIT_PREFIX, MASKED_DIGIT
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class Caller:
         self._min_confidence = min_confidence  # settings.speech.min_confidence
         self._typeahead = ""  # keys pressed during prompts, not yet used
         self._said_once: set[str] = set()  # hints this call has heard (prompt ids)
+        self.heard: list[str] = []  # every prompt id played, in order; a spelled digit as MASKED_DIGIT
 
     @property
     def listening(self) -> bool:
@@ -37,6 +39,7 @@ class Caller:
         skipped when the caller has already keyed ahead (they know what they want)."""
         if not prompt_ids or (interruptible and self._typeahead):
             return
+        self.heard += [MASKED_DIGIT if p.startswith(DIGIT_PREFIX) else p for p in prompt_ids]
         key = await self.channel.play(prompt_ids, interruptible=interruptible)
         if interruptible and key:
             self._typeahead += key

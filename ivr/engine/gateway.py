@@ -24,7 +24,7 @@ from ivr.engine.operations import (
     OperationStatus,
     UnknownOperation,
 )
-from ivr.engine.ports import CallbackBook, CallbackRequest, Ticket
+from ivr.engine.ports import CallbackBook, CallbackRequest, Metrics, Ticket
 from ivr.engine.state import CallState
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,13 @@ class OperationGateway:
         caller: Caller,
         *,
         callbacks: CallbackBook,
+        metrics: Metrics,
         hold_prompt: str,
         hold_after_s: float,
     ) -> None:
         self._registry = registry
         self._callbacks = callbacks
+        self._metrics = metrics
         self._state = state
         self._caller = caller
         self._hold_prompt = hold_prompt  # settings.hold: "" plays nothing
@@ -109,7 +111,7 @@ class OperationGateway:
         """Run the operation; past `hold_after_s` the caller hears the hold prompt once while it goes on.
         The prompt is the only channel command meanwhile and ends before the result is used; the
         operation stays bounded by its own deadline (the registry's time-out)."""
-        operation = asyncio.ensure_future(self._registry.call(name, args, ctx, timeout_s=timeout_s))
+        operation = asyncio.ensure_future(self._measured(name, args, ctx, timeout_s))
         try:
             done, _ = await asyncio.wait({operation}, timeout=self._hold_after_s)
             if not done and self._hold_prompt:
@@ -119,3 +121,13 @@ class OperationGateway:
             if not operation.done():  # the caller hung up, or the node ran out of time, during the prompt
                 operation.cancel()
                 await asyncio.wait({operation})
+
+    async def _measured(
+        self, name: str, args: Mapping[str, object], ctx: OperationContext, timeout_s: float | None
+    ) -> OperationResult:
+        """The registry's answer, its status and latency counted (a refusal or a time-out too)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        result = await self._registry.call(name, args, ctx, timeout_s=timeout_s)
+        self._metrics.operation_done(name, result.status.value, loop.time() - started)
+        return result

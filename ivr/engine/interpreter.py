@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ivr import phone
+from ivr import logs, phone
 from ivr.config import Settings
 from ivr.engine.caller import Caller
 from ivr.engine.channel import CallerHangup, Channel, ChannelError
@@ -78,12 +78,39 @@ async def run_call(
     settings: Settings,
     flows: Mapping[str, Flow] = {},
 ) -> CallResult:
-    """Run a call from answer to end. ``flows`` holds the flows ``subflow:`` nodes may call."""
+    """Run a call from answer to end. ``flows`` holds the flows ``subflow:`` nodes may call. Every line
+    logged once the call has its protocol carries it (`ivr.logs`)."""
+    metrics = services.metrics
+    metrics.call_started()
+    outcome = Outcome.FAILED  # unless the call gets further: one cancelled (a drain) counts as failed
     try:
-        await channel.answer()
-        protocol = await services.protocols.allocate(channel.info)
-    except CallerHangup:
-        return CallResult(protocol="", outcome=Outcome.HANGUP)
+        try:
+            await channel.answer()
+            protocol = await _allocate(channel, services)
+        except CallerHangup:
+            outcome = Outcome.HANGUP
+            return CallResult(protocol="", outcome=Outcome.HANGUP)
+        with logs.in_call(protocol):
+            result = await _walk_call(protocol, flow, channel, services, settings, flows)
+        outcome = result.outcome
+        return result
+    finally:
+        metrics.call_ended(outcome.value)
+
+
+async def _allocate(channel: Channel, services: Services) -> str:
+    """The call's protocol, the one write a call waits for: how long it took is measured."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    protocol = await services.protocols.allocate(channel.info)
+    services.metrics.protocol_allocated(loop.time() - started)
+    return protocol
+
+
+async def _walk_call(
+    protocol: str, flow: Flow, channel: Channel, services: Services, settings: Settings, flows: Mapping[str, Flow]
+) -> CallResult:
+    """The answered call, from its protocol to its end: the walk, then its record, call back and summary."""
     call = _call_context(protocol, channel, services, settings)
     walk = _Walk(call, {flow.name: flow, **flows}, services, settings.max_call_steps)
     await services.calls.call_started(protocol, channel.info, flow.name, flow.version)
@@ -139,6 +166,7 @@ def _call_context(protocol: str, channel: Channel, services: Services, settings:
         state,
         caller,
         callbacks=services.callbacks,
+        metrics=services.metrics,
         hold_prompt=settings.hold.prompt,
         hold_after_s=settings.hold.after_s,
     )
@@ -220,6 +248,7 @@ class _Walk:
         self.flows = flows
         self.events = services.events
         self.watch = services.watch
+        self.metrics = services.metrics
         self.clock = services.clock
         self.max_steps = max_steps
         self.steps = 0
@@ -265,6 +294,8 @@ class _Walk:
         t0 = asyncio.get_running_loop().time()
         step: Next | None = None
         outcome = "error"
+        heard = self.call.caller.heard
+        first_heard = until_heard = len(heard)
         limit_s = node.verb.time_limit_s()
         deadline = asyncio.timeout(limit_s)
         try:
@@ -273,6 +304,8 @@ class _Walk:
                     step = await node.verb.run(self.call)
             except FlowError as exc:
                 raise FlowError(f"flow '{flow.name}', node '{node.name}': {exc}") from exc
+            finally:
+                until_heard = len(heard)  # a subflow's prompts are its own nodes'
             if step.input:  # what the caller answered here, already masked where it is personal data
                 self.call.state.keyed.append(f"{node.name}={step.input}")
             if isinstance(step, RunSubflow):
@@ -299,8 +332,10 @@ class _Walk:
                     outcome=outcome,
                     started_at=started,
                     duration_ms=int((asyncio.get_running_loop().time() - t0) * 1000),
+                    prompts=tuple(heard[first_heard:until_heard]),
                 )
             )
+            self.metrics.node_visited(flow.name, node.name, outcome)
 
     async def _subflow(self, step: RunSubflow) -> GoTo | EndCall:
         flow = self.flows.get(step.flow)

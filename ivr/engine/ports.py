@@ -2,13 +2,14 @@
 (`CallInfo`, `Heard`, `NodeVisit`, `Recognition`, `Ticket`, `CallSummary`, `QueueLoad`, `CallbackRequest`,
 `Scope`, `Announcement`) and the small protocols the store and the integrations implement (`EventSink`,
 `ProtocolAllocator`, `Recognizer`, `CallRecorder`, `SummarySender`, `QueueWatch`, `CallbackBook`,
-`CallWatch`, `Announcements`), bundled in `Services`.
+`CallWatch`, `Announcements`, `Metrics`), bundled in `Services`.
 
 The engine never imports the store, AGI or any back-end: `ivr.app` wires concrete implementations into
 `Services`; flow tests and the simulator wire the store's or fakes. The caller's line is the other port
 (`ivr.engine.channel`), the operation contract the third (`ivr.engine.operations`). `QueueWatch` tells
 the `queue` verb how a queue stands before the caller joins it (AMI in production, stated in flow tests).
 `Announcements` tells the `announce` verb what supervisors posted for this caller (`ivr announce add`).
+`Metrics` counts what a call did for ``ivr serve``'s Prometheus endpoint; elsewhere it counts nothing.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class NodeVisit:
     outcome: str  # e.g. "1", "no_input", "found", "queued:technical", "hangup"
     started_at: datetime
     duration_ms: int
+    prompts: tuple[str, ...] = ()  # the prompt ids played at this node, spelled digits masked (Caller.heard)
 
 
 class EventSink(Protocol):
@@ -137,6 +139,54 @@ class UnwatchedCalls:
         pass
 
     def call_ended(self, protocol: str) -> None:
+        pass
+
+
+class Metrics(Protocol):
+    """What calls did, counted for the unit's metrics (``ivr.metrics`` in ``ivr serve``). Label values are
+    bounded (flow, node and operation names, outcomes), never a protocol or a caller. Never blocks, never
+    raises; each method costs a counter increment or two."""
+
+    def call_started(self) -> None: ...
+
+    def call_ended(self, outcome: str) -> None:
+        """An `Outcome`'s value: ended (the flow finished it), hangup, failed, queue or transfer."""
+        ...
+
+    def node_visited(self, flow: str, node: str, outcome: str) -> None:
+        """One node left, with its visit's outcome (an input failure is no_input, no_match or invalid)."""
+        ...
+
+    def operation_done(self, operation: str, status: str, seconds: float) -> None:
+        """One operation answered with an `OperationStatus` value after `seconds`."""
+        ...
+
+    def protocol_allocated(self, seconds: float) -> None: ...
+
+    def protocol_fell_back(self) -> None:
+        """A protocol came from the local fallback range (the store did not answer in time)."""
+        ...
+
+
+class NoMetrics:
+    """`Metrics` nobody reads: flow tests, the simulator, the replays of the impact of a draft."""
+
+    def call_started(self) -> None:
+        pass
+
+    def call_ended(self, outcome: str) -> None:
+        pass
+
+    def node_visited(self, flow: str, node: str, outcome: str) -> None:
+        pass
+
+    def operation_done(self, operation: str, status: str, seconds: float) -> None:
+        pass
+
+    def protocol_allocated(self, seconds: float) -> None:
+        pass
+
+    def protocol_fell_back(self) -> None:
         pass
 
 
@@ -320,3 +370,4 @@ class Services:
     queues: QueueWatch = field(default_factory=UnknownQueues)  # the queues' live state (`queue` verb)
     watch: CallWatch = field(default_factory=UnwatchedCalls)  # who follows calls live (the live model)
     announcements: Announcements = field(default_factory=NoAnnouncements)  # supervisors' (`announce` verb)
+    metrics: Metrics = field(default_factory=NoMetrics)  # counted for `ivr serve`'s /metrics

@@ -33,6 +33,31 @@ class FileChange:
     name: str  # the file's name, e.g. sac.yaml
     text: tuple[str, ...]  # unified diff lines, without line ends
     summary: tuple[str, ...]  # one line each: "node added: survey", "node changed: main_menu (...)"
+    # The flow as each side loads it, to draw: None on the side without the file, and on both sides when
+    # either does not load (nothing sure to draw).
+    old: Flow | None = None
+    new: Flow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeChanges:
+    """The nodes of one flow that differ between two versions, by name; `changed` says how each did."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[tuple[str, str], ...]  # (name, " (menu → say)"...)
+
+
+def node_changes(old: Flow, new: Flow) -> NodeChanges:
+    return NodeChanges(
+        added=tuple(name for name in new.nodes if name not in old.nodes),
+        removed=tuple(name for name in old.nodes if name not in new.nodes),
+        changed=tuple(
+            (name, _how(old.nodes[name], node))
+            for name, node in new.nodes.items()
+            if name in old.nodes and old.nodes[name].verb != node.verb
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +98,9 @@ def diff_flows(a: Side, b: Side) -> FlowsDiff:
             tofile=f"{b.label}/{name}" if name in new else "/dev/null",
             lineterm="",
         )
-        changes.append(FileChange(name, tuple(text), tuple(_summary(old.get(name), new.get(name)))))
+        was, now = _loaded(old.get(name)), _loaded(new.get(name))
+        drawn = (None, None) if isinstance(was, str) or isinstance(now, str) else (was, now)
+        changes.append(FileChange(name, tuple(text), tuple(_summary(was, now)), *drawn))
     return FlowsDiff(a, b, tuple(changes))
 
 
@@ -81,12 +108,11 @@ def _files(directory: Path) -> dict[str, Path]:
     return {path.name: path for path in flow_files([directory])}
 
 
-def _summary(old_path: Path | None, new_path: Path | None) -> list[str]:
-    if old_path is None:
+def _summary(old: Flow | str | None, new: Flow | str | None) -> list[str]:
+    if old is None:
         return ["file added"]
-    if new_path is None:
+    if new is None:
         return ["file removed"]
-    old, new = _loaded(old_path), _loaded(new_path)
     if isinstance(old, str) or isinstance(new, str):
         unloaded = [line for line in (old, new) if isinstance(line, str)]
         return [f"does not load, so its nodes cannot be compared: {line}" for line in unloaded]
@@ -95,17 +121,17 @@ def _summary(old_path: Path | None, new_path: Path | None) -> list[str]:
         lines.append(f"flow renamed: {old.name} → {new.name}")
     if old.start != new.start:
         lines.append(f"start: {old.start} → {new.start}")
-    lines += [f"node added: {name}" for name in new.nodes if name not in old.nodes]
-    lines += [f"node removed: {name}" for name in old.nodes if name not in new.nodes]
-    for name, node in new.nodes.items():
-        before = old.nodes.get(name)
-        if before is not None and before.verb != node.verb:
-            lines.append(f"node changed: {name}{_how(before, node)}")
+    nodes = node_changes(old, new)
+    lines += [f"node added: {name}" for name in nodes.added]
+    lines += [f"node removed: {name}" for name in nodes.removed]
+    lines += [f"node changed: {name}{how}" for name, how in nodes.changed]
     return lines or ["no node changed (layout or comments only)"]
 
 
-def _loaded(path: Path) -> Flow | str:
-    """The flow, or its first load problem as one line."""
+def _loaded(path: Path | None) -> Flow | str | None:
+    """The flow, its first load problem as one line, or None for a file that is not there."""
+    if path is None:
+        return None
     try:
         return load_flow(path)
     except FlowLoadError as exc:

@@ -43,7 +43,7 @@ from ivr.engine.flow import Flow, Position, Problem
 from ivr.engine.operations import OperationRegistry
 from ivr.flows.checks import Report, check_paths, flow_files
 from ivr.flows.diff import FlowsDiff, Side, diff_flows
-from ivr.flows.loader import text_version
+from ivr.flows.loader import load_flow, text_version
 from ivr.voice.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class FlowLibrary:
             raise NothingPublished(f"no flows are published in {self.root}: run 'ivr flow publish'")
         if self._set is not None and self._set.version == version:
             return Report((), self._set.flows)
-        report = self._check(self.root / RELEASES / version)
+        report = self.check(self.root / RELEASES / version)
         if report.ok:
             self._set = FlowSet(version, report.flows)
             log.info("serving flows version %s (%s)", version, ", ".join(sorted(report.flows)))
@@ -203,7 +203,7 @@ class FlowLibrary:
             problem = Problem(Position(flows_dir, 1, 1), f"no flow files (*.yaml) in {flows_dir}: nothing to publish")
             return Report((problem,), MappingProxyType({}))
         version = version_of(files)  # taken before the check: what is stored must be what was checked
-        report = self._check(flows_dir)
+        report = self.check(flows_dir)
         if not report.ok:
             return report
         with self._locked():
@@ -231,7 +231,7 @@ class FlowLibrary:
         if not release.is_dir():
             problem = Problem(Position(release, 1, 1), f"the files of release {number} are missing")
             return Rollback(target, Report((problem,), MappingProxyType({})), None)
-        report = self._check(release)
+        report = self.check(release)
         files = flow_files([release])
         if report.ok and version_of(files) != target.version:  # a release is never changed once written
             problem = Problem(
@@ -291,6 +291,13 @@ class FlowLibrary:
                 holding.append(entry)
         return holding
 
+    def releases_named(self, flow_version: str) -> str:
+        """The releases holding `flow_version` as a supervisor reads them: "release 2", "releases 1, 4"."""
+        numbers = [str(entry.number) for entry in self.releases_holding(flow_version)]
+        if not numbers:
+            return "no published release holds this flow version"
+        return f"release{'s' if len(numbers) > 1 else ''} {', '.join(numbers)}"
+
     def diff(self, a: str, b: str) -> FlowsDiff:
         """What changed from `a` to `b`, each as `side` reads it."""
         return diff_flows(self.side(a), self.side(b))
@@ -317,6 +324,15 @@ class FlowLibrary:
             f"{ref!r} is not a release number, a version, 'current' or a flows directory (see 'ivr flow history')"
         )
 
+    def published_flow(self, name: str, version: str) -> Flow | None:
+        """Flow `name` at `version` (its text's hash, as a call records it) from a release holding it; None
+        when none does. Loaded, not checked: for drawing what a call walked, never for serving it."""
+        for entry in self.releases_holding(version)[:1]:  # every release holding it holds the same text
+            for path in flow_files([self.root / RELEASES / entry.version]):
+                if text_version(path.read_text(encoding="utf-8")) == version and (flow := load_flow(path)).name == name:
+                    return flow
+        return None
+
     # --- inside -------------------------------------------------------------------------------------
 
     def _release_side(self, label: str, version: str) -> Side:
@@ -342,7 +358,8 @@ class FlowLibrary:
         _write_atomically(self.root / CURRENT, version + "\n")
         return entry
 
-    def _check(self, directory: Path) -> Report:
+    def check(self, directory: Path) -> Report:
+        """The check a publish runs on `directory` (the console's editor checks a draft with it too)."""
         return check_paths(
             [directory], catalogue=self._catalogue, registry=self._registry, words_per_minute=self._words_per_minute
         )

@@ -56,6 +56,10 @@ class Record(Protocol):
         ...
 
 
+#: Prompts kept per visit: a node replays its question a few times at most; a runaway list is cut.
+MAX_PROMPTS = 200
+
+
 @cache
 def _insert_visits(_dialect: str) -> Executable:
     return insert(models.NodeVisit)
@@ -81,6 +85,7 @@ class _Visit:
             # The engine's clock gives aware times; a naive one is taken as the host's local time.
             "started_at": v.started_at if v.started_at.tzinfo else v.started_at.astimezone(),
             "duration_ms": v.duration_ms,
+            "prompts": list(v.prompts[:MAX_PROMPTS]),
         }
 
 

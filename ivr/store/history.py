@@ -40,6 +40,8 @@ class Step:
     outcome: str
     started_at: datetime
     duration_ms: int
+    prompts: tuple[str, ...]  # prompt ids played at the node, digits masked (empty for visits before 0009)
+    flow_version: str  # the content hash of the flow's text, as the engine ran it
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +120,15 @@ class CallTrace:
 
 @dataclass(frozen=True, slots=True)
 class CallFilter:
-    """Which calls `listed` returns: started in [since, until), newest first, at most `limit`."""
+    """Which calls `listed` returns: started in [since, until), newest first, at most `limit` after the
+    newest `offset` (a page of a listing)."""
 
     since: datetime
     until: datetime | None = None
     caller: str | None = None  # as a person writes it; matched normalised
     outcome: str | None = None  # contained, hangup, failed, queue, queue:<team>, transfer, transfer:<number>
     limit: int = 50
+    offset: int = 0
 
 
 async def trace(store: Store, number: str) -> CallTrace | None:
@@ -164,7 +168,9 @@ def _trace(session: Session, number: str) -> CallTrace | None:
         flow_version=call.flow_version,
         linked_id=call.linked_id,
         path=tuple(
-            Step(v.flow, v.node, v.verb, v.input, v.outcome, v.started_at, v.duration_ms) for v in visits
+            Step(v.flow, v.node, v.verb, v.input, v.outcome, v.started_at, v.duration_ms, tuple(v.prompts or ()),
+                 v.flow_version)
+            for v in visits
         ),
         tickets=tuple(TicketOpened(t.number, t.kind.value, t.state.value) for t in tickets),
         messages=tuple(
@@ -204,7 +210,8 @@ def _listed(session: Session, which: CallFilter) -> list[CallLine]:
         query = query.where(Call.caller_id == (phone.normalise(which.caller) or which.caller.strip()))
     if which.outcome is not None:
         query = _with_outcome(query, which.outcome)
-    rows = session.scalars(query.order_by(Call.started_at.desc(), Call.id.desc()).limit(which.limit))
+    newest = query.order_by(Call.started_at.desc(), Call.id.desc())
+    rows = session.scalars(newest.offset(which.offset).limit(which.limit))
     return [CallLine.of(row) for row in rows]
 
 

@@ -274,6 +274,7 @@ class NodeVisit(Base):
     outcome: Mapped[str] = mapped_column(String(80))
     started_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     duration_ms: Mapped[int] = mapped_column()
+    prompts: Mapped[list[str] | None] = mapped_column(JSON)  # prompt ids played, digits masked; None before 0009
 
 
 class Sequence(Base):
@@ -492,7 +493,7 @@ class AuditEntry(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     who: Mapped[str] = mapped_column(String(80))
     action: Mapped[str] = mapped_column(String(40))  # login, logout, user.add, flow.publish...
-    detail: Mapped[str] = mapped_column(String(500), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")  # an edit of a flow keeps its whole diff
     address: Mapped[str] = mapped_column(String(64), default="")
 
 

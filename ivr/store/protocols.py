@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ivr.clock import Clock
-from ivr.engine.ports import CallInfo
+from ivr.engine.ports import CallInfo, Metrics, NoMetrics
 from ivr.protocol_number import make_call_protocol
 from ivr.store.db import Store, StoreUnavailable
 from ivr.store.models import FallbackProtocol
@@ -201,8 +201,10 @@ class StoreProtocolAllocator:
         clock: Clock,
         timezone: str = "America/Sao_Paulo",
         unit: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or NoMetrics()  # counts the numbers issued from the fallback range
         self._fallback = fallback
         self._timeout_s = timeout_s
         self._zone = ZoneInfo(timezone)
@@ -306,6 +308,7 @@ class StoreProtocolAllocator:
                 await asyncio.to_thread(self._fallback.reserve, year)  # file lock + fsync: off the loop
             protocol = self._fallback.issue(year, call.unique_id, now)  # from memory, one journal line
         self._maybe_pending = True
+        self._metrics.protocol_fell_back()
         return protocol
 
     def _reconciled(self, task: asyncio.Task[int]) -> None:

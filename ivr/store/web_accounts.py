@@ -7,9 +7,11 @@ same transaction.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -20,7 +22,12 @@ from ivr.store.models import AuditEntry, LoginFailure, WebRole, WebSession, WebU
 
 
 class AccountError(ValueError):
-    """An account that exists already, or does not; the message says which."""
+    """A change refused: an account that exists already or does not, a name that is not one, an admin
+    disabling their own account, or the last active admin removed; the message says which."""
+
+
+#: An account's name: what a person types at the login, and what the audit log shows.
+ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +66,27 @@ class WebAccounts:
 
     # --- accounts ---------------------------------------------------------------------------------------
 
-    async def add(self, name: str, password_hash: str, role: WebRole, *, who: str) -> None:
+    async def add(self, name: str, password_hash: str, role: WebRole, *, who: str, address: str = "") -> None:
+        if not ACCOUNT_NAME.fullmatch(name):
+            raise AccountError(f"{name!r} is not an account name: 1 to 64 letters, digits, '.', '_', '@' or '-'")
         now = self._clock()
-        await self._store.write(partial(_add, name=name, password_hash=password_hash, role=role, who=who, now=now))
+        await self._store.write(
+            partial(_add, name=name, password_hash=password_hash, role=role, who=who, now=now, address=address)
+        )
 
-    async def set_password(self, name: str, password_hash: str, *, who: str) -> None:
-        await self._store.write(partial(_change, name=name, who=who, now=self._clock(), password_hash=password_hash))
+    async def set_password(self, name: str, password_hash: str, *, who: str, address: str = "") -> None:
+        """A new password; a disabled account is enabled again."""
+        await self._change(name, who, address, password_hash=password_hash)
 
-    async def disable(self, name: str, *, who: str) -> None:
+    async def set_role(self, name: str, role: WebRole, *, who: str, address: str = "") -> None:
+        await self._change(name, who, address, role=role)
+
+    async def disable(self, name: str, *, who: str, address: str = "") -> None:
         """The account can log in no more, and its open sessions end now."""
-        await self._store.write(partial(_change, name=name, who=who, now=self._clock(), active=False))
+        await self._change(name, who, address, active=False)
+
+    async def _change(self, name: str, who: str, address: str, **change: Any) -> None:
+        await self._store.write(partial(_change, name=name, who=who, address=address, now=self._clock(), **change))
 
     async def accounts(self) -> list[Account]:
         return await self._store.read(_accounts)
@@ -113,9 +131,9 @@ class WebAccounts:
             partial(_audit, who=who, action=action, detail=detail, address=address, now=self._clock())
         )
 
-    async def audit_log(self, limit: int = 200) -> list[Audited]:
-        """The newest `limit` entries, newest first."""
-        return await self._store.read(partial(_audit_log, limit=limit))
+    async def audit_log(self, limit: int = 200, offset: int = 0) -> list[Audited]:
+        """The newest `limit` entries after the newest `offset`, newest first."""
+        return await self._store.read(partial(_audit_log, limit=limit, offset=offset))
 
 
 def _row(session: Session, name: str) -> WebUser:
@@ -125,25 +143,50 @@ def _row(session: Session, name: str) -> WebUser:
     return row
 
 
-def _add(session: Session, *, name: str, password_hash: str, role: WebRole, who: str, now: datetime) -> None:
+def _add(
+    session: Session, *, name: str, password_hash: str, role: WebRole, who: str, now: datetime, address: str
+) -> None:
     if session.scalars(select(WebUser.id).where(WebUser.name == name)).first() is not None:
         raise AccountError(f"account {name!r} exists already (ivr users passwd {name} changes its password)")
     session.add(WebUser(name=name, password_hash=password_hash, role=role, active=True, created_at=now, updated_at=now))
-    session.add(AuditEntry(at=now, who=who, action="user.add", detail=f"{name} as {role.value}", address=""))
+    session.add(AuditEntry(at=now, who=who, action="user.add", detail=f"{name} as {role.value}", address=address))
 
 
 def _change(
-    session: Session, *, name: str, who: str, now: datetime, password_hash: str | None = None, active: bool | None = None
+    session: Session,
+    *,
+    name: str,
+    who: str,
+    address: str,
+    now: datetime,
+    password_hash: str | None = None,
+    role: WebRole | None = None,
+    active: bool | None = None,
 ) -> None:
+    """One change to an account and its audit row. Refused (AccountError): disabling one's own account, and
+    disabling or demoting the last active admin (nobody could manage the accounts from the console then)."""
     row = _row(session, name)
+    if active is False and name == who:
+        raise AccountError("you cannot disable your own account: another admin can")
+    loses_admin = active is False or (role is not None and role is not WebRole.ADMIN)
+    if loses_admin and row.role is WebRole.ADMIN and row.active and _active_admins(session) <= 1:
+        raise AccountError(f"{name} is the last active admin: make another account admin first")
     if password_hash is not None:
         row.password_hash, row.active = password_hash, True
-        session.add(AuditEntry(at=now, who=who, action="user.passwd", detail=name, address=""))
+        session.add(AuditEntry(at=now, who=who, action="user.passwd", detail=name, address=address))
+    if role is not None and role is not row.role:
+        detail = f"{name}: {row.role.value} -> {role.value}"
+        row.role = role
+        session.add(AuditEntry(at=now, who=who, action="user.role", detail=detail, address=address))
     if active is False:
         row.active = False
         session.execute(delete(WebSession).where(WebSession.user_id == row.id))
-        session.add(AuditEntry(at=now, who=who, action="user.disable", detail=name, address=""))
+        session.add(AuditEntry(at=now, who=who, action="user.disable", detail=name, address=address))
     row.updated_at = now
+
+
+def _active_admins(session: Session) -> int:
+    return session.scalar(select(func.count(WebUser.id)).where(WebUser.role == WebRole.ADMIN, WebUser.active)) or 0
 
 
 def _account_of(row: WebUser) -> Account:
@@ -202,6 +245,7 @@ def _audit(session: Session, *, who: str, action: str, detail: str, address: str
     session.add(AuditEntry(at=now, who=who, action=action, detail=detail[:500], address=address))
 
 
-def _audit_log(session: Session, *, limit: int) -> list[Audited]:
-    rows = session.scalars(select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit))
+def _audit_log(session: Session, *, limit: int, offset: int) -> list[Audited]:
+    newest = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    rows = session.scalars(newest.offset(offset).limit(limit))
     return [Audited(row.at, row.who, row.action, row.detail, row.address) for row in rows]

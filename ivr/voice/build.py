@@ -30,12 +30,14 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
-from ivr.voice.catalogue import Catalogue, is_pause
+from ivr.voice.catalogue import Catalogue, CatalogueError, is_pause
+from ivr.voice.speak import MASKED_DIGIT
 
 SAMPLE_RATE = 8000  # G.711: one byte per sample, so a file's size / 8000 is its length in seconds
 FORMATS = {"alaw": "al", "ulaw": "ul"}  # Asterisk's file extension -> sox's raw type
@@ -256,6 +258,29 @@ def announcement_texts(audio_dir: Path, prompt_ids: Iterable[str]) -> dict[str, 
     """The words of the announcements among `prompt_ids` that are built, to show them like prompts."""
     entries = {pid: announcement_entry(audio_dir, pid) for pid in prompt_ids if is_announcement(pid)}
     return {pid: entry.text for pid, entry in entries.items() if entry is not None}
+
+
+def heard_lines(prompts_dir: Path, plays: Sequence[Sequence[str]]) -> list[str]:
+    """What each of a call's stored plays said, a line each, in the words of the catalogue as it is now:
+    a masked digit as •, an announcement's words while it is built, an id no longer in the catalogue in
+    brackets. A catalogue that does not load leaves the ids as they are."""
+    try:
+        files = tuple((path.name, path.stat().st_mtime_ns) for path in sorted(prompts_dir.glob("*.yaml")))
+        catalogue = _catalogue_as_of(prompts_dir, files)
+    except (CatalogueError, OSError):
+        return [" ".join(ids) for ids in plays]
+    lines = []
+    for ids in plays:
+        others = {MASKED_DIGIT: "•", **announcement_texts(prompts_dir / AUDIO_SUBDIR, ids)}
+        others.update({p: f"[{p}]" for p in ids if p not in others and not catalogue.has(p)})
+        lines.append(catalogue.render_text(ids, others))
+    return lines
+
+
+@lru_cache(maxsize=2)
+def _catalogue_as_of(prompts_dir: Path, files: tuple[tuple[str, int], ...]) -> Catalogue:
+    """The catalogue loaded once per state of its files (names and modification times)."""
+    return Catalogue.load(prompts_dir)
 
 
 def _sidecar(audio_dir: Path, prompt_id: str) -> Path:

@@ -248,8 +248,14 @@ def _digit_string(kind: str, value: object) -> str:
     return text
 
 
+#: Spelled digits (`digit/7`); what a call stores of them is MASKED_DIGIT: a number read back digit by
+#: digit may be a CNPJ or a phone.
+DIGIT_PREFIX = "digit/"
+MASKED_DIGIT = "digit/*"
+
+
 def _spell(digits: str) -> list[str]:
-    return [f"digit/{d}" for d in digits]
+    return [f"{DIGIT_PREFIX}{d}" for d in digits]
 
 
 def _grouped(groups: list[list[str]]) -> list[str]:

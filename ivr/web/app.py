@@ -7,9 +7,9 @@ import hmac
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -23,6 +23,10 @@ from ivr.store.db import Store
 from ivr.store.models import WebRole
 from ivr.store.web_accounts import LoggedIn, WebAccounts
 from ivr.web.auth import allowed, token_hash
+from ivr.web.diagrams import Diagrams
+
+if TYPE_CHECKING:
+    from ivr.web.editor import DraftRunners
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "sac_session"
@@ -52,6 +56,8 @@ class Console:
     announcements: StoreAnnouncements
     live_socket: Path  # where a running `ivr serve` answers with its live snapshot
     tell_server: Callable[[], str]  # asks a running `ivr serve` to load the newly current release
+    drafts: DraftRunners  # what the editor runs on the draft (flow tests, simulator, impact): ivr.app's
+    diagrams: Diagrams = field(default_factory=Diagrams)
 
 
 CONSOLE = web.AppKey("console", Console)
@@ -140,7 +146,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @asynccontextmanager
 async def console_for(
-    conf: Settings, *, clock: Clock, live_socket: Path, tell_server: Callable[[], str]
+    conf: Settings, *, clock: Clock, live_socket: Path, tell_server: Callable[[], str], drafts: DraftRunners
 ) -> AsyncIterator[Console]:
     """The console over the configured store and published flows, the store closed on exit."""
     from integrations.catalog import declared_registry
@@ -158,6 +164,7 @@ async def console_for(
             announcements=StoreAnnouncements(store, clock=clock, prompts_dir=conf.prompts_dir),
             live_socket=live_socket,
             tell_server=tell_server,
+            drafts=drafts,
         )
     finally:
         await store.aclose()

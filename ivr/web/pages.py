@@ -1,5 +1,6 @@
 """The console's pages: login, live (server-sent events), calls and a call's trace, reports (with CSV),
-flow releases (history, diff, publish, rollback), the audit log and the accounts.
+flow releases (history, diff, publish, rollback), the audit log and the accounts; the trace, the reports
+and the diff are also drawn on the flow (ivr.web.diagrams).
 
 Every change writes an audit row (who, when, what); publish and rollback are the flow library's, run in a
 worker thread since they check the flows on disk.
@@ -13,16 +14,24 @@ import csv
 import io
 import json
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
+from multidict import MultiDictProxy
 
-from ivr.ami.live import read_snapshot
+from ivr.ami.live import KEEPALIVE_S, watch_snapshots
 from ivr.flows.library import UnknownRelease
 from ivr.store.history import CallFilter, listed, trace
 from ivr.store.models import WebRole
-from ivr.store.reports import CSV_HEADER, csv_rows, local_days, report
+from ivr.store.reports import CSV_HEADER, csv_rows, local_days, settled_report
+from ivr.store.web_accounts import WebAccounts
+from ivr.voice.build import heard_lines
+from ivr.web import editor
 from ivr.web.app import (
     CONSOLE,
     HEADERS,
@@ -36,12 +45,19 @@ from ivr.web.app import (
     same,
     user,
 )
-from ivr.web.auth import Opened, log_in, token_hash
+from ivr.web.auth import Opened, hash_password, log_in, token_hash
+from ivr.web.diagrams import diff_drawings, drop_off_drawings, path_drawings
 
 #: A release as a supervisor names it in the diff form: a history number, `current`, or `draft` (flows/).
 RELEASE_REF = re.compile(r"^(current|draft|\d{1,6})$")
+PAGE_ROWS = 50  # lines of a listing's page (calls, the audit log)
+MAX_PAGE = 10_000  # keeps a typed page number's offset bounded
+BAD_PAGE = "The page is not one: a number from 1."
 LIVE_ANSWER_TIMEOUT_S = 2.0
+LIVE_SILENCE_S = 2 * KEEPALIVE_S  # the unit says something at least every KEEPALIVE_S; twice that is a hang
+LIVE_RETRY_S = 1.0  # after the unit went (a restart): how soon to look for it again
 LIVE_KEEPALIVE_S = 15.0  # a comment line now and then, so a proxy or a sleeping tab notices a closed stream
+LIVE_DOWN = "The IVR (ivr serve) is not running on this machine: there is no live state to show."
 
 
 def add_routes(app: web.Application) -> None:
@@ -61,6 +77,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/flows/rollback", rollback)
     app.router.add_get("/audit", audit_page)
     app.router.add_get("/users", users_page)
+    app.router.add_post("/users/{change}", account_change)
+    editor.add_routes(app)
 
 
 def _console(request: web.Request) -> Console:
@@ -92,6 +110,31 @@ def _day(text: str | None, console: Console) -> date | None:
 
 
 # --- logging in and out ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """Where a listing's page is: its number and the links to the pages beside it, the filters kept."""
+
+    number: int
+    newer: str | None
+    older: str | None
+
+
+def _page(request: web.Request) -> int | None:
+    """The page asked for (1 when none); None when it is not a page number (the page says so)."""
+    text = request.query.get("page", "1").strip()
+    return int(text) if text.isdigit() and 1 <= int(text) <= MAX_PAGE else None
+
+
+def _paged(request: web.Request, number: int, rows: list[Any]) -> tuple[list[Any], Paging]:
+    """A page of `rows`, read one past `PAGE_ROWS` to know whether an older page follows."""
+
+    def link(to: int) -> str:
+        return f"{request.path}?{urlencode({**request.query, 'page': str(to)})}"
+
+    older = link(number + 1) if len(rows) > PAGE_ROWS else None
+    return rows[:PAGE_ROWS], Paging(number, link(number - 1) if number > 1 else None, older)
 
 
 def _safe_next(target: str | None) -> str:
@@ -158,18 +201,31 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def live_page(request: web.Request) -> web.Response:
-    return render(request, "live.html")
+    return render(request, "live.html", timezone=_console(request).conf.timezone)
 
 
-async def _live_state(console: Console) -> dict[str, Any]:
-    """What the live page shows: the unit's snapshot (None when no `ivr serve` answers) and the
-    announcements in force."""
-    try:
-        unit: dict[str, Any] | None = await read_snapshot(console.live_socket, LIVE_ANSWER_TIMEOUT_S)
-        down = ""
-    except (OSError, TimeoutError, ValueError):
-        unit, down = None, "The IVR (ivr serve) is not running on this machine: there is no live state to show."
-    announcements = [
+class _UnitFeed:
+    """The unit's latest snapshot (None while no `ivr serve` answers), kept by `follow`: it subscribes to the
+    unit's live socket, and after the unit goes (a restart) tries again every `LIVE_RETRY_S`."""
+
+    def __init__(self, socket: Path) -> None:
+        self.socket = socket
+        self.snapshot: dict[str, Any] | None = None
+        self.changed = asyncio.Event()
+
+    async def follow(self) -> None:
+        while True:  # until the page's stream ends and cancels it
+            with contextlib.suppress(OSError, TimeoutError, ValueError):
+                async for snapshot in watch_snapshots(self.socket, LIVE_SILENCE_S):
+                    self.snapshot = snapshot
+                    self.changed.set()
+            self.snapshot = None
+            self.changed.set()
+            await asyncio.sleep(LIVE_RETRY_S)
+
+
+async def _announcements(console: Console) -> list[dict[str, Any]]:
+    return [
         {
             "id": item.announcement.id,
             "text": item.announcement.text,
@@ -179,28 +235,50 @@ async def _live_state(console: Console) -> dict[str, Any]:
         for item in await console.announcements.listed()
         if item.state == "in force"
     ]
-    return {"unit": unit, "down": down, "announcements": announcements}
 
 
 async def live_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: the live state whenever it changes, read from the unit once per `live_poll_s`;
-    the stream ends when the session does."""
+    """Server-sent events: the live state (the unit's snapshot, the announcements in force) at once and
+    whenever it changes. The unit tells each change as it happens; the announcements and the session are
+    read again every `live_poll_s`, and the stream ends with the session."""
     console = _console(request)
     token = token_hash(request.cookies.get(SESSION_COOKIE, ""))
     response = web.StreamResponse(headers={**HEADERS, "Content-Type": "text/event-stream"})
     await response.prepare(request)
-    last, quiet_s = "", 0.0
-    with contextlib.suppress(ConnectionResetError):  # the page was closed: nothing left to tell
-        while await console.accounts.session(token) is not None:
-            payload = json.dumps(await _live_state(console), ensure_ascii=False, sort_keys=True)
-            if payload != last:
-                await response.write(f"data: {payload}\n\n".encode())
-                last, quiet_s = payload, 0.0
-            elif quiet_s >= LIVE_KEEPALIVE_S:
-                await response.write(b": still here\n\n")
-                quiet_s = 0.0
-            await asyncio.sleep(console.conf.web.live_poll_s)
-            quiet_s += console.conf.web.live_poll_s
+    feed = _UnitFeed(console.live_socket)
+    following = asyncio.create_task(feed.follow(), name="live-feed")
+    clock = asyncio.get_running_loop().time
+    poll_s = console.conf.web.live_poll_s
+    with contextlib.suppress(TimeoutError):  # the unit's first answer, or knowing there is none
+        async with asyncio.timeout(LIVE_ANSWER_TIMEOUT_S):
+            await feed.changed.wait()
+    last, next_poll, quiet_since = "", clock(), clock()
+    announcements: list[dict[str, Any]] = []
+    try:
+        with contextlib.suppress(ConnectionResetError):  # the page was closed: nothing left to tell
+            while True:  # until the session ends or the page goes
+                feed.changed.clear()
+                if clock() >= next_poll:
+                    if await console.accounts.session(token) is None:
+                        break
+                    announcements = await _announcements(console)
+                    next_poll = clock() + poll_s
+                down = "" if feed.snapshot else LIVE_DOWN
+                state = {"unit": feed.snapshot, "down": down, "announcements": announcements}
+                payload = json.dumps(state, ensure_ascii=False, sort_keys=True)
+                if payload != last:
+                    await response.write(f"data: {payload}\n\n".encode())
+                    last, quiet_since = payload, clock()
+                elif clock() - quiet_since >= LIVE_KEEPALIVE_S:
+                    await response.write(b": still here\n\n")
+                    quiet_since = clock()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, next_poll - clock())):
+                        await feed.changed.wait()
+    finally:
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await following
     return response
 
 
@@ -218,21 +296,26 @@ async def calls_page(request: web.Request) -> web.Response:
             raise web.HTTPSeeOther(f"/calls/{found.call.protocol}")
         return render(request, "calls.html", day=day, caller=caller, number=number, lines=[],
                       message=f"No call has protocol or ticket {number}.")  # fmt: skip
-    if day is None:
-        return render(request, "calls.html", day=None, caller=caller, number="", lines=[],
-                      message="The date is not one: write it as 2026-12-01.")  # fmt: skip
+    page = _page(request)
+    if day is None or page is None:
+        message = "The date is not one: write it as 2026-12-01." if day is None else BAD_PAGE
+        return render(request, "calls.html", day=day, caller=caller, number="", lines=[], message=message)
     since, until = local_days(day, 1, console.conf.timezone)
-    lines = await listed(console.store, CallFilter(since=since, until=until, caller=caller or None, limit=200))
+    which = CallFilter(since, until, caller or None, limit=PAGE_ROWS + 1, offset=(page - 1) * PAGE_ROWS)
+    lines, paging = _paged(request, page, await listed(console.store, which))
     message = "" if lines else f"No calls on {day:%Y-%m-%d}" + (" from that number." if caller else ".")
-    return render(request, "calls.html", day=day, caller=caller, number="", lines=lines, message=message)
+    return render(request, "calls.html", day=day, caller=caller, number="", lines=lines, message=message, paging=paging)
 
 
 async def call_page(request: web.Request) -> web.Response:
-    seen = await trace(_console(request).store, request.match_info["number"])
+    console = _console(request)
+    seen = await trace(console.store, request.match_info["number"])
     if seen is None:
         return render(request, "not_found.html", status=404, what=f"No call has protocol or ticket {request.match_info['number']}.")
-    releases = await asyncio.to_thread(_console(request).library.releases_holding, seen.flow_version)
-    return render(request, "call.html", seen=seen, releases=[entry.number for entry in releases])
+    releases = await asyncio.to_thread(console.library.releases_named, seen.flow_version)
+    heard = await asyncio.to_thread(heard_lines, console.conf.prompts_dir, [step.prompts for step in seen.path])
+    drawings = await path_drawings(console.diagrams, console.library, seen)
+    return render(request, "call.html", seen=seen, releases=releases, heard=heard, drawings=drawings)
 
 
 # --- reports ------------------------------------------------------------------------------------------
@@ -245,7 +328,8 @@ async def _figures(request: web.Request) -> tuple[Any, str, date] | None:
     if first is None:
         return None
     flow = request.query.get("flow") or None
-    figures = await report(console.store, *local_days(first, 7 if span == "week" else 1, console.conf.timezone), flow=flow)
+    days = local_days(first, 7 if span == "week" else 1, console.conf.timezone)
+    figures = await settled_report(console.store, *days, flow=flow, now=console.clock())
     return figures, span, first
 
 
@@ -259,8 +343,9 @@ async def reports_page(request: web.Request) -> web.Response:
     rows = csv_rows(figures, timezone=console.conf.timezone, negotiation_number=console.conf.page.negotiation_number)
     chart = [(f"{node.flow}/{node.node}", node.share, node.visits) for node in figures.drop_off[:12]]
     last = figures.until - timedelta(days=1)
+    drawings = await drop_off_drawings(console.diagrams, console.library, figures.drop_off)
     return render(request, "reports.html", figures=figures, span=span, first=first, last=last, rows=rows, chart=chart,
-                  message="", query=request.query_string)  # fmt: skip
+                  drawings=drawings, message="", query=request.query_string)  # fmt: skip
 
 
 async def reports_csv(request: web.Request) -> web.Response:
@@ -298,7 +383,8 @@ async def diff_page(request: web.Request) -> web.Response:
         changes = await asyncio.to_thread(console.library.diff, _side(a, console), _side(b, console))
     except UnknownRelease as exc:
         return await flows_page(request, message=str(exc), status=404)
-    return render(request, "diff.html", changes=changes, a=a, b=b)
+    drawings = await diff_drawings(console.diagrams, changes.files)
+    return render(request, "diff.html", changes=changes, a=a, b=b, drawings=drawings)
 
 
 def _side(ref: str, console: Console) -> str:
@@ -355,10 +441,89 @@ async def rollback(request: web.Request) -> web.Response:
 
 @needs(WebRole.ADMIN)
 async def audit_page(request: web.Request) -> web.Response:
-    return render(request, "audit.html", entries=await _console(request).accounts.audit_log())
+    page = _page(request)
+    if page is None:
+        raise web.HTTPBadRequest(text=BAD_PAGE)
+    entries = await _console(request).accounts.audit_log(limit=PAGE_ROWS + 1, offset=(page - 1) * PAGE_ROWS)
+    entries, paging = _paged(request, page, entries)
+    return render(request, "audit.html", entries=entries, paging=paging)
 
 
 @needs(WebRole.ADMIN)
 async def users_page(request: web.Request) -> web.Response:
-    return render(request, "users.html", accounts=await _console(request).accounts.accounts())
+    return await _users(request)
 
+
+async def _users(request: web.Request, *, message: str = "", status: int = 200) -> web.Response:
+    accounts = await _console(request).accounts.accounts()
+    return render(request, "users.html", status=status, accounts=accounts, roles=list(WebRole), message=message)
+
+
+@needs(WebRole.ADMIN)
+async def account_change(request: web.Request) -> web.Response:
+    """One change of an account from its form on the users page (`ACCOUNT_CHANGES`); bad input and refusals
+    (WebAccounts' rules, hash_password's) are said on the page with the reason, never as an error page."""
+    change = ACCOUNT_CHANGES.get(request.match_info["change"])
+    if change is None:
+        raise web.HTTPNotFound(text="Not found: no such change of an account.")
+    form = await request.post()
+    try:
+        done = await change(_console(request).accounts, form, user(request).name, address(request))
+    except ValueError as exc:  # AccountError is one
+        return await _users(request, message=f"Not done: {exc}.", status=400)
+    return await _users(request, message=done)
+
+
+Form = MultiDictProxy[Any]
+
+
+def _name(form: Form) -> str:
+    return str(form.get("name", "")).strip()
+
+
+def _role(form: Form) -> WebRole:
+    try:
+        return WebRole(str(form.get("role", "")))
+    except ValueError:
+        raise ValueError("choose a role: " + ", ".join(role.value for role in WebRole)) from None
+
+
+def _password(form: Form) -> str:
+    """The argon2 hash of the password typed twice, under the same rules as `ivr users` (hash_password)."""
+    password = str(form.get("password", ""))
+    if password != str(form.get("again", "")):
+        raise ValueError("the two passwords differ")
+    return hash_password(password)
+
+
+async def _add(accounts: WebAccounts, form: Form, who: str, where: str) -> str:
+    name, role = _name(form), _role(form)
+    await accounts.add(name, _password(form), role, who=who, address=where)
+    return f"Added {name} as {role.value}."
+
+
+async def _set_role(accounts: WebAccounts, form: Form, who: str, where: str) -> str:
+    name, role = _name(form), _role(form)
+    await accounts.set_role(name, role, who=who, address=where)
+    return f"{name} is {role.value} now."
+
+
+async def _reset_password(accounts: WebAccounts, form: Form, who: str, where: str) -> str:
+    name = _name(form)
+    await accounts.set_password(name, _password(form), who=who, address=where)
+    return f"The password of {name} is set (and the account enabled)."
+
+
+async def _disable(accounts: WebAccounts, form: Form, who: str, where: str) -> str:
+    name = _name(form)
+    await accounts.disable(name, who=who, address=where)
+    return f"{name} is disabled; its sessions ended."
+
+
+#: The users page's forms, by the last part of their action (/users/add...): each says what it did.
+ACCOUNT_CHANGES: dict[str, Callable[[WebAccounts, Form, str, str], Awaitable[str]]] = {
+    "add": _add,
+    "role": _set_role,
+    "password": _reset_password,
+    "disable": _disable,
+}

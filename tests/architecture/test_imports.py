@@ -24,6 +24,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         {
             "ivr.config",
             "ivr.clock",
+            "ivr.logs",
             "ivr.phone",
             "ivr.email_address",
             "ivr.cnpj",
@@ -46,13 +47,16 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
             "integrations.catalog",
         },
         {"ivr.asterisk"},  # our Asterisk: its root, configuration and test calls
-        {"ivr.app", "ivr.doctor", "ivr.dialer", "ivr.web"},  # a running unit's wiring, health, call backs; the console
+        # a running unit's wiring, its metrics, health, call backs; the console
+        {"ivr.app", "ivr.metrics", "ivr.doctor", "ivr.dialer", "ivr.web"},
         {"ivr.cli"},  # the `ivr` command
     )
 )
 
 #: Libraries that talk to the outside world: the engine reaches them only through its ports.
-ADAPTER_LIBRARIES = frozenset({"sqlalchemy", "alembic", "aiohttp", "panoramisk", "aiosmtplib", "google", "grpc"})
+ADAPTER_LIBRARIES = frozenset(
+    {"sqlalchemy", "alembic", "aiohttp", "panoramisk", "aiosmtplib", "google", "grpc", "prometheus_client"}
+)
 
 
 def _modules() -> dict[str, Path]:

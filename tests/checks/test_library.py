@@ -128,14 +128,14 @@ def test_unknown_flow_and_empty_directory(library: FlowLibrary, flows_dir: Path,
 def test_a_file_saved_while_publishing_is_not_published(
     library: FlowLibrary, flows_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    check = library._check
+    check = library.check
 
     def check_then_save(directory: Path) -> Report:
         report = check(directory)
         edit(flows_dir, "then: agent", "then: goodbye")  # a supervisor saves while the check runs
         return report
 
-    monkeypatch.setattr(library, "_check", check_then_save)
+    monkeypatch.setattr(library, "check", check_then_save)
     report = library.publish(flows_dir)
     [problem] = report.errors
     assert problem.message == "the flow files changed while they were being published: publish again"

@@ -1,8 +1,9 @@
 """The console watching real calls: a supervisor's browser (Debian's chromium through Playwright) on
 `ivr web`, beside the `ivr serve` that SIPp callers reach through Asterisk 22, both on the same store and
 var directory. The live page shows a call as it happens and drops it when it ends, without a reload; a
-release published while a call is in progress leaves that call on the release it started with, and the
-next call takes the new one; each call's trace names its release.
+release edited and published in the browser while a call is in progress leaves that call on the release it
+started with, and the next call takes the new one; after a rollback in the browser the next call runs the
+old release again. Each call's trace names its release and what was heard.
 
 Screenshots go to var/screenshots/ (console-*.png), beside the fast suite's browser test.
 """
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Page, async_playwright, expect
@@ -26,12 +28,12 @@ from tests.web.console_process import CHROMIUM, CHROMIUM_ARGS, chromium_env, con
 
 from .conftest import E2EAsterisk, serve_ivr
 from .ivr_process import IVR, IvrProcess
-from .store import StoreReader
+from .store import StoreReader, wait_for
 
 pytestmark = pytest.mark.e2e
 
 SUPERVISOR, PASSWORD = "vera", "uma senha longa o bastante"
-IN_PROGRESS_S = 25.0  # the first caller stays this long: the publish happens meanwhile
+IN_PROGRESS_S = 40.0  # the first caller stays this long: the edit and the publish happen meanwhile
 BRIEF_S = 6.0  # the second caller, after the publish
 SEEN_MS = 10_000  # a page shows what happened within this (the live page takes about a second)
 
@@ -109,15 +111,25 @@ async def test_a_supervisor_sees_a_real_call_live_and_a_publish_leaves_it_on_its
             row = live.locator("#live-calls tbody tr", has_text="sac")
             await expect(row).to_have_count(1)  # the live page, never reloaded, shows the call
             protocol = str(await row.locator("td").first.text_content()).strip()
-            assert protocol in stored.protocols() - before
+            await wait_for(lambda: protocol in stored.protocols() - before or None, "the live call in the store", 10)
             await expect(row).to_contain_text("31******44")  # the caller, masked
+            since = str(await row.locator("td").nth(4).text_content())  # in the IVR's time zone, 24-hour
+            local_hour = f"{ivr.clock().astimezone(ZoneInfo(ivr.settings.timezone)):%H}"
+            assert re.fullmatch(r"\d\d:\d\d:\d\d", since) and since[:2] == local_hour, since
             await shot(live, "live-call")
 
-            # While the call is in progress, a supervisor publishes a change of the draft.
-            sac = draft / "sac.yaml"
-            sac.write_text(sac.read_text(encoding="utf-8") + "# revisado pela supervisão\n", encoding="utf-8")
+            # While the call is in progress, a supervisor edits the draft in the browser and publishes it.
             await work.click("nav >> text=Flows")
             old = str(await work.locator("#history tr.current td").first.text_content()).strip()
+            await work.goto(f"{console_url}/flows/edit/sac.yaml")
+            await expect(work.locator("#check-status")).to_contain_text("the draft can be published")
+            await work.focus("#text")
+            await work.keyboard.press("Control+End")
+            await work.keyboard.type("# revisado pela supervisão\n")
+            await work.click("#save")
+            await expect(work.locator("#message")).to_contain_text("Saved sac.yaml. The draft passes its checks")
+            assert "# revisado pela supervisão" in (draft / "sac.yaml").read_text(encoding="utf-8")
+            await work.click("text=Impact of publishing the draft")
             await work.fill("#publish input[name=note]", "comentário da supervisão")
             await work.click("#publish button")
             await expect(work.locator(".notice")).to_contain_text("Published the draft as version")
@@ -136,7 +148,17 @@ async def test_a_supervisor_sees_a_real_call_live_and_a_publish_leaves_it_on_its
             (later,) = stored.protocols() - before - {protocol}
             await stored.ended_calls(before, 2)
             assert await release_of(work, console_url, protocol) == f"release {old}"
+            await expect(work.locator("#path")).to_contain_text("Você ligou para a American Tower Fibra")
             assert await release_of(work, console_url, later) == f"release {new}"
             await shot(work, "trace")
+
+            # Going back: the next call runs release 1's flow again (history entry 3 holds the same files).
+            await work.click("nav >> text=Flows")
+            await work.click(f"button:has-text('Roll back to {old}')")
+            await expect(work.locator(".notice")).to_contain_text(f"Release {old} is current again")
+            back = str(await work.locator("#history tr.current td").first.text_content()).strip()
+            (await calling(asterisk, "3198887777", BRIEF_S)).answered or pytest.fail("the call after the rollback")
+            (last,) = (await stored.ended_calls(before | {protocol, later}, 1))
+            assert await release_of(work, console_url, last.protocol) == f"releases {old}, {back}"
         finally:
             await browser.close()

@@ -61,6 +61,17 @@ async def test_a_call_gets_its_protocol_first_and_one_event_per_node() -> None:
     assert svc.calls.ended == [(result.protocol, "queue:technical", {**result.variables, "code": "<6 chars>"})]
 
 
+async def test_each_visit_keeps_the_prompts_played_there_with_spelled_digits_masked() -> None:
+    result, chan, svc = await run(JOURNEY, ["1", "123456"])
+    prompts = {v.node: v.prompts for v in svc.events.visits}
+    assert prompts["greet"] == ("welcome",)
+    said = prompts["announce"]  # the protocol: the year as a number, then its digits (none kept)
+    assert said[0] == "your_protocol_is" and "digit/*" in said
+    assert not any(p.startswith("digit/") and p != "digit/*" for p in said)
+    assert [p for p in said if p.startswith("digit/")] == ["digit/*"] * sum(p.startswith("digit/") for p in chan.heard)
+    assert prompts["who"] == () and prompts["menu"][0] == "main_menu" and prompts["ask"][0] == "type_customer_code"
+
+
 class Queued(ScriptedChannel):
     """Keeps the context the call gave the agent when it joined a queue."""
 
@@ -319,6 +330,8 @@ async def test_a_subflow_that_returns_goes_on_at_the_node_after_it_even_nested()
         ("main", "first", "done"),
         ("main", "done", "answered:billing"),
     ]
+    # Each prompt once, at the node that played it: not again at the node that ran its subflow.
+    assert [p for v in svc.events.visits for p in v.prompts] == chan.heard
 
 
 async def test_a_subflow_that_ends_the_call_ends_it_for_the_flow_that_ran_it() -> None:

@@ -48,7 +48,8 @@ async def test_show_traces_a_call_masked(url: str, capsys: pytest.CaptureFixture
     assert out.startswith(f"call {A}: {DAY} 08:00:00, 120 s\n  caller    31******44\n")
     for expected in (
         "  customer  Serra Azul Ltda (#1)\n",
-        "  flow      sac v7\n",
+        "  flow      sac, no published release holds this flow version (flow version v7)\n",
+        "    08:00:00 sac/greet (play) -> menu, 1.0 s\n      heard: Olá! Você ligou para a American Tower Fibra.",
         "  outcome   queue:technical\n",
         f"  linkedid  {A}.1\n",
         "    08:00:01 sac/menu (menu) input 1 -> 1, 1.0 s\n",

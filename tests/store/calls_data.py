@@ -49,6 +49,8 @@ def at(hour: int, minute: int = 0, day: date = DAY) -> datetime:
 A, B, C, D, E, F, G, H = (make_call_protocol(2026, n) for n in range(1, 9))
 TICKET = make_ticket_number(7)
 NEGOTIATION = "+553131958012"
+#: What every call heard at `greet`, as a visit stores it: the protocol's digits masked.
+GREETING = ("welcome", "your_protocol_is", "digit/*", "digit/*")
 
 # protocol: (local start, seconds to outcome, caller, customer, outcome, flow, [(node, verb, input, outcome)])
 CALLS: dict[str, tuple[datetime, int, str | None, tuple[int, str] | None, str, str, list[tuple[str, ...]]]] = {
@@ -74,34 +76,52 @@ CALLS: dict[str, tuple[datetime, int, str | None, tuple[int, str] | None, str, s
 }  # fmt: skip
 
 
-def _rows(session: Session) -> None:
-    for protocol, (start, seconds, caller, customer, outcome, flow, visits) in CALLS.items():
-        session.execute(
-            insert(Call).values(
-                protocol=protocol,
-                caller_id=caller,
-                dialled="30033336",
-                unique_id=f"{protocol}.2",
-                linked_id=f"{protocol}.1",
-                channel="PJSIP/trunk-1",
-                flow=flow,
-                flow_version="v7",
-                started_at=start,
-                ended_at=start + timedelta(seconds=seconds),
-                outcome=outcome,
-                variables={},
-                customer_id=customer[0] if customer else None,
-                customer_name=customer[1] if customer else "",
-            )
+def insert_call(
+    session: Session,
+    protocol: str,
+    start: datetime,
+    seconds: int,
+    caller: str | None,
+    customer: tuple[int, str] | None,
+    outcome: str,
+    flow: str,
+    visits: list[tuple[str, ...]],
+    flow_version: str = "v7",
+) -> None:
+    """One call and its node visits (node, verb, input, outcome), a second apart from its start."""
+    session.execute(
+        insert(Call).values(
+            protocol=protocol,
+            caller_id=caller,
+            dialled="30033336",
+            unique_id=f"{protocol}.2",
+            linked_id=f"{protocol}.1",
+            channel="PJSIP/trunk-1",
+            flow=flow,
+            flow_version=flow_version,
+            started_at=start,
+            ended_at=start + timedelta(seconds=seconds),
+            outcome=outcome,
+            variables={},
+            customer_id=customer[0] if customer else None,
+            customer_name=customer[1] if customer else "",
         )
+    )
+    if visits:
         session.execute(
             insert(NodeVisit),
             [
-                dict(call_protocol=protocol, flow=flow, flow_version="v7", node=node, verb=verb, input=given,
-                     outcome=result, started_at=start + timedelta(seconds=i), duration_ms=1000)
+                dict(call_protocol=protocol, flow=flow, flow_version=flow_version, node=node, verb=verb, input=given,
+                     outcome=result, started_at=start + timedelta(seconds=i), duration_ms=1000,
+                     prompts=list(GREETING) if node == "greet" else [])
                 for i, (node, verb, given, result) in enumerate(visits)
             ],
         )  # fmt: skip
+
+
+def _rows(session: Session) -> None:
+    for protocol, spec in CALLS.items():
+        insert_call(session, protocol, *spec)
     start = CALLS[A][0]
     session.execute(
         insert(Ticket).values(

@@ -9,7 +9,7 @@ import pytest
 from ivr.store.db import Store
 from ivr.store.history import Attempt, CallFilter, MessageSent, Step, TicketOpened, listed, trace
 
-from .calls_data import CALLS, DAY, TICKET, A, B, C, D, E, F, G, H, at, write_day
+from .calls_data import CALLS, DAY, GREETING, TICKET, A, B, C, D, E, F, G, H, at, write_day
 
 
 @pytest.fixture
@@ -29,7 +29,8 @@ async def test_a_call_is_traced_from_answer_to_end_with_what_it_opened_and_sent(
     assert (seen.flow, seen.flow_version, seen.linked_id, seen.ended_at) == (
         "sac", "v7", f"{A}.1", start + timedelta(seconds=120),
     )  # fmt: skip
-    assert seen.path[1] == Step("sac", "menu", "menu", "1", "1", start + timedelta(seconds=1), 1000)
+    assert seen.path[1] == Step("sac", "menu", "menu", "1", "1", start + timedelta(seconds=1), 1000, (), "v7")
+    assert seen.path[0].prompts == GREETING
     assert [step.node for step in seen.path] == ["greet", "menu", "tech", "queue_tech"]
     assert seen.tickets == (TicketOpened(TICKET, "technical_failure", "open"),)
     assert seen.messages == (

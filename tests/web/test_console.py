@@ -139,6 +139,7 @@ async def test_a_call_s_trace_shows_its_path_tickets_messages_and_linkedid(site:
     for seen in ("queue:technical", "sac/queue_tech", TICKET, "f***@serraazul.com.br", f"{A}.1", "31******44"):
         assert seen in page, seen
     assert "no published release holds this flow version" in page  # the day's calls ran a flow "v7"
+    assert "Você ligou para a American Tower Fibra" in page and "• •" in page  # heard at greet, digits masked
     assert (await site.client.get("/calls/000000000000")).status == 404
 
 

@@ -1,4 +1,6 @@
 // The live page: one server-sent event per change of the unit's state; the tables are redrawn from it.
+// The browser reconnects a dropped stream by itself (the console follows an `ivr serve` restart on its
+// side); a stream refused for good (the session ended: the login page answers) reloads the page.
 "use strict";
 
 function cell(row, text) {
@@ -24,8 +26,12 @@ function fill(id, items, columns) {
   }
 }
 
+// Times as the call centre reads them: 24-hour, in the IVR's timezone, whatever the browser's settings.
+const timeZone = document.getElementById("live-status").dataset.timezone;
+const timeFormat = new Intl.DateTimeFormat("pt-BR", {timeZone, hour: "2-digit", minute: "2-digit", second: "2-digit"});
+
 function clock(iso) {
-  return iso ? new Date(iso).toLocaleTimeString() : "";
+  return iso ? timeFormat.format(new Date(iso)) : "";
 }
 
 function show(state) {
@@ -55,4 +61,5 @@ events.onerror = () => {
   const status = document.getElementById("live-status");
   status.textContent = "The console lost its connection; retrying…";
   status.className = "down";
+  if (events.readyState === EventSource.CLOSED) setTimeout(() => window.location.reload(), 3000);
 };
