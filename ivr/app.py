@@ -38,15 +38,15 @@ from ivr.engine.channel import Channel
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
 from ivr.engine.ports import Metrics, NoMetrics, Services
-from ivr.flows.checks import check_paths
+from ivr.flows.checks import Report, check_paths
 from ivr.flows.flowtest import ServicesFactory
 from ivr.flows.impact import Impact, ImpactRefused, measure, replay_calls
 from ivr.flows.library import FlowLibrary, NothingPublished
 from ivr.metrics import QUEUE_WAIT_ENDS, PrometheusMetrics, metrics_server
 from ivr.store.announcements import StoreAnnouncements
 from ivr.store.callbacks import StoreCallbackBook
-from ivr.store.calls import StoreCallRecorder
-from ivr.store.db import Store, StoreUnavailable, open_store
+from ivr.store.calls import StoreCallRecorder, mark_lost_calls
+from ivr.store.db import Store, StoreUnavailable, open_store, private_directory
 from ivr.store.events import StoreEventSink
 from ivr.store.migrate import upgrade
 from ivr.store.models import OutboxChannel
@@ -299,7 +299,7 @@ async def serve(settings: Settings) -> int:
     """Run the FastAGI server over the published flows until SIGTERM; SIGHUP re-reads the published release."""
     from ivr.agi.server import serve as serve_agi
 
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.var_dir)  # the default database, the fallback protocols' journal, the live socket
     library = served_library(settings)
     metrics = PrometheusMetrics() if settings.metrics.enabled else None
     async with (
@@ -309,6 +309,7 @@ async def serve(settings: Settings) -> int:
         _metrics(settings, metrics, outbox, ami),
         recordings_retention(settings, clock=system_clock),
     ):
+        await close_lost_calls(settings, clock=system_clock)  # before the first call is taken
         services.queues = AmiQueueWatch(ami, timeout_s=settings.queue_wait.state_timeout_s)
 
         async def handle_call(channel: Channel, flow_name: str) -> None:
@@ -319,10 +320,8 @@ async def serve(settings: Settings) -> int:
             if result.outcome is Outcome.FAILED:
                 raise CallFailed(f"call {result.protocol} failed: {result.reason}")
 
-        def reload() -> None:
-            report = library.reload()
-            if not report.ok:
-                log.error("published flows refused; still serving version %s", library.version)
+        async def reload() -> None:
+            await reload_flows(library)
 
         log.info(
             "FastAGI on %s:%d serving flows version %s", settings.agi.host, settings.agi.port, library.version
@@ -355,6 +354,32 @@ async def recordings_retention(settings: Settings, *, clock: Clock) -> AsyncIter
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def close_lost_calls(settings: Settings, *, clock: Clock) -> int:
+    """Calls a crash left open (a ``calls`` row with no end) get the outcome ``lost``, once no unit sharing
+    the store can still be carrying them (`ivr.store.calls.mark_lost_calls`). A store that does not answer
+    does not stop the start: the calls are marked at a later one."""
+    store = open_store(settings)
+    try:
+        lost = await mark_lost_calls(store, started_before=clock() - timedelta(seconds=settings.asterisk.max_call_s))
+    except StoreUnavailable as exc:
+        log.warning("calls left open by a crash not marked lost now: %s", exc)
+        return 0
+    finally:
+        await store.aclose()
+    if lost:
+        log.warning("%d call(s) left open by a crash marked lost", lost)
+    return lost
+
+
+async def reload_flows(library: FlowLibrary) -> Report:
+    """SIGHUP: re-read and check the published release in a worker thread. Checking a large (or hostile)
+    flow set takes CPU time the calls in progress, all on this event loop, must not wait for."""
+    report = await asyncio.to_thread(library.reload)
+    if not report.ok:
+        log.error("published flows refused; still serving version %s", library.version)
+    return report
 
 
 def live_socket(settings: Settings) -> Path:

@@ -14,15 +14,39 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ivr.text import has_control
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ConfigError(ValueError):
     """The configuration is unusable; the message names the file or variable and what was expected."""
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: the only hosts a credential may travel to in plaintext (local fakes), or
+    unauthenticated metrics be served on without saying so."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost: it may resolve anywhere
+        return False
+
+
+def _refuse_plaintext(setting: str, host: str, credential: str) -> None:
+    """A credential in plaintext to a host other than loopback is readable on the way: refused at load."""
+    if not is_loopback(host):
+        raise ValueError(
+            f"{setting} sends {credential} in plaintext to {host or '(no host)'}: use TLS, or a loopback host "
+            "(127.0.0.1, ::1, localhost) for a local test server"
+        )
 
 
 class _Section(BaseModel):
@@ -51,6 +75,16 @@ class AmiSettings(_Section):
     secret: SecretStr = SecretStr("")
     action_timeout_s: float = 5.0
     ping_interval_s: float = 10.0
+
+    @model_validator(mode="after")
+    def _loopback(self) -> AmiSettings:
+        # AMI has no TLS here, and a login always carries the secret (generated when not given).
+        _refuse_plaintext("ami.host", self.host, "the AMI secret")
+        # The login is sent by panoramisk, past the client's header check: a line break would add headers.
+        for name, value in (("ami.username", self.username), ("ami.secret", self.secret.get_secret_value())):
+            if has_control(value):
+                raise ValueError(f"{name} holds a line break or another control character")
+        return self
 
 
 class AgentPhone(_Section):
@@ -153,6 +187,12 @@ class SpeechSettings(_Section):
             raise ValueError(f"expected host:port (e.g. speech.googleapis.com:443), got {endpoint!r}")
         return endpoint
 
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> SpeechSettings:
+        if self.insecure and self.endpoint:
+            _refuse_plaintext("speech.insecure", self.endpoint.rpartition(":")[0], "the callers' recorded speech")
+        return self
+
 
 class ServicePage(_Section):
     """Numbers, mailboxes and deadlines from the carrier's service page (shared/SEED.md). Numbers are
@@ -226,6 +266,12 @@ class EmailSettings(_Section):
     from_name: str = "American Tower Fibra"
     timeout_s: float = 30.0  # per SMTP command
 
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> EmailSettings:
+        if self.security == "none" and self.password.get_secret_value():
+            _refuse_plaintext("email.security (none)", self.host, "the SMTP password (IVR_EMAIL__PASSWORD)")
+        return self
+
 
 class WhatsAppSettings(_Section):
     """The WhatsApp Business Cloud API (integrations/messaging/whatsapp.py): template messages sent from the SAC's
@@ -264,6 +310,12 @@ class WhatsAppSettings(_Section):
         if number_id and not number_id.isdigit():
             raise ValueError(f"expected the numeric phone number id from WhatsApp Manager, got {number_id!r}")
         return number_id
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> WhatsAppSettings:
+        if self.base_url.startswith("http://") and self.token.get_secret_value():
+            _refuse_plaintext("whatsapp.base_url (http://)", urlsplit(self.base_url).hostname or "", "the access token")
+        return self
 
     @property
     def configured(self) -> bool:
@@ -345,6 +397,12 @@ class CarrierApiSettings(_Section):
         if not url.startswith(("http://", "https://")) or "?" in url or "#" in url:
             raise ValueError(f"expected an http:// or https:// base URL without query (https://host/v1), got {url!r}")
         return url
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> CarrierApiSettings:
+        if self.base_url.startswith("http://") and self.token.get_secret_value():
+            _refuse_plaintext("carrier_api.base_url (http://)", urlsplit(self.base_url).hostname or "", "the API token")
+        return self
 
 
 class HoldSettings(_Section):
@@ -440,21 +498,12 @@ class MetricsSettings(_Section):
 
     @model_validator(mode="after")
     def _loopback_unless_allowed(self) -> MetricsSettings:
-        if not self.allow_remote and not _is_loopback(self.host):
+        if not self.allow_remote and not is_loopback(self.host):
             raise ValueError(
                 f"host {self.host!r} is not a loopback address: the metrics have no authentication; "
                 "set metrics.allow_remote: true to serve them there anyway"
             )
         return self
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name other than localhost: it may resolve anywhere
-        return False
 
 
 class Settings(BaseSettings):

@@ -36,7 +36,7 @@ from typing import Any
 
 from ivr.agi.bounds import CommandBounds
 from ivr.agi.channel import AgiChannel
-from ivr.agi.wire import MAX_LINE, AgiConnection, AgiError, read_request
+from ivr.agi.wire import MAX_LINE, AgiConnection, AgiError, AgiProtocolError, read_request
 from ivr.config import Settings
 from ivr.engine.channel import CallerHangup, Channel
 
@@ -140,6 +140,9 @@ class AgiServer:
             await channel.mark_done()  # only a flow that returned normally keeps the caller from the fallback
         except CallerHangup:
             log.info("call %s: caller hung up", call_id)
+        except AgiProtocolError as exc:
+            # The peer broke the protocol (a bogus result=, say): this call ends, the server goes on.
+            log.error("call %s (flow %r) ended: AGI protocol error: %s", call_id, request.flow, exc)
         except Exception:
             # The call's last stop: the flow failed. Closing the socket sends the caller to the
             # dialplan's fallback queue; the traceback goes to the log. Cancellation passes through.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,6 +122,27 @@ def test_write_leaves_only_our_files(tmp_path: Path) -> None:
     conf.write(etc, {"pjsip.conf": "; ours\n"})
     assert sorted(p.name for p in etc.iterdir()) == ["pjsip.conf"]
     assert (etc / "pjsip.conf").read_text() == "; ours\n"
+
+
+def test_manager_conf_is_0600_from_before_its_secret_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    modes: dict[str, int] = {}
+    fdopen = os.fdopen
+
+    def watched(fd: int, *args: Any, **kwargs: Any) -> Any:  # the mode the file has before anything is written
+        modes[os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[1]] = stat.S_IMODE(os.fstat(fd).st_mode)
+        return fdopen(fd, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", watched)
+    umask = os.umask(0o022)
+    try:
+        conf.write(tmp_path, {"manager.conf": f"secret = {SECRET}\n", "pjsip.conf": "; ours\n"})
+    finally:
+        os.umask(umask)
+    assert modes == {".manager.conf.tmp": 0o600, ".pjsip.conf.tmp": 0o640}
+    assert stat.S_IMODE((tmp_path / "manager.conf").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "pjsip.conf").stat().st_mode) == 0o640
 
 
 def test_private_instances_get_their_own_directories() -> None:

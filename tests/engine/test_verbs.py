@@ -361,6 +361,23 @@ async def test_a_transcribed_recording_is_deleted_once_heard_unless_the_flow_kee
     assert result.variables["words_audio"] == (str(recorded) if keep else "")
 
 
+async def test_the_calls_record_keeps_a_cnpj_and_the_callers_words_masked_as_the_node_visits_do() -> None:
+    text = wrap("""
+  first:
+    collect: {prompt: type_cnpj, into: cnpj, validator: cnpj, then: person}
+    next: words
+  words:
+    record: {prompt: tell_us, into: words, transcribe: true}
+    next: person
+""")
+    result, _, svc = await run(text, ["11222333000181", "say:meu nome é Ana Souza"])
+    assert (result.variables["cnpj"], result.variables["words"]) == ("11222333000181", "meu nome é Ana Souza")
+    ((_, _, recorded),) = svc.calls.ended  # type: ignore[attr-defined]
+    inputs = {v.node: v.input for v in svc.events.visits}  # type: ignore[attr-defined]
+    assert (recorded["cnpj"], recorded["words"]) == (inputs["first"], inputs["words"])
+    assert "11222333000181" not in str(recorded) and "Ana" not in str(recorded)
+
+
 async def test_the_protocol_announcement_cannot_be_interrupted() -> None:
     text = wrap("""
   first:

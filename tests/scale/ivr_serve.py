@@ -28,6 +28,7 @@ def ivr_environment(database_url: str, var_dir: Path) -> dict[str, str]:
         IVR_AGI__DRAIN_TIMEOUT_S="5",
         # The test is about the store's numbers: a slow machine must not send calls to the fallback range.
         IVR_STORE__ALLOCATE_TIMEOUT_S="15",
+        IVR_METRICS__PORT="0",  # two units on one host cannot both serve /metrics on the default port
     )
     return env
 

@@ -42,14 +42,15 @@ class Record(Continues):
         return PROMPT_ALLOWANCE_S + self.max_s
 
     async def run(self, call: CallContext) -> Next:
-        caller, variables = call.caller, call.state.variables
+        caller, state = call.caller, call.state
         await caller.play(self.prompt, interruptible=False)
         heard = await caller.channel.listen(max_seconds=self.max_s, silence_seconds=self.silence_s, beep=self.beep)
         audio = str(heard.audio) if heard.audio else ""
+        masked = f"<{heard.duration_s:.0f} s>"  # the caller's words are personal data: only their length
         if self.transcribe:
-            variables[self.into] = (await caller.hear(heard, keep_audio=self.keep)).text
-            variables[f"{self.into}_audio"] = audio if self.keep else ""
+            state.keep(self.into, (await caller.hear(heard, keep_audio=self.keep)).text, masked=masked)
+            state.variables[f"{self.into}_audio"] = audio if self.keep else ""
         else:
-            variables[self.into] = audio or (heard.transcript or "")
-        recorded = "recorded" if variables[self.into] else "silent"
-        return GoTo(self.next, input=f"<{heard.duration_s:.0f} s>", result=recorded)
+            state.keep(self.into, audio or (heard.transcript or ""), masked=masked)
+        recorded = "recorded" if state.variables[self.into] else "silent"
+        return GoTo(self.next, input=masked, result=recorded)
