@@ -46,7 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asterisk_side import MAIN_MENU_MISSING, TICKET_STATUS_THEN_AGENT, Caller, header, split_command
+from asterisk_side import AGI_KEY, MAIN_MENU_MISSING, TICKET_STATUS_THEN_AGENT, Caller, header, split_command
 
 from ivr.config import HoldSettings, Settings
 
@@ -178,6 +178,7 @@ def _ivr_env(directory: Path, database: Path) -> dict[str, str]:
         IVR_VAR_DIR=str(directory),
         IVR_DATABASE_URL=f"sqlite+aiosqlite:///{database}",
         IVR_FLOWS_DIR=str(directory.parent / FLOWS),
+        IVR_AGI__SECRET=AGI_KEY,
     )
     return env
 

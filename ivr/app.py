@@ -27,11 +27,12 @@ from integrations.messaging.whatsapp import WhatsAppSender
 from integrations.speech import NoSpeechBackend
 from integrations.speech.google import GoogleRecognizer
 from ivr import logs, phone
+from ivr.agi.admission import Admission
 from ivr.agi.recording import delete_older
 from ivr.ami.client import AmiClient, AmiError
 from ivr.ami.live import LiveModel, serve_snapshots
 from ivr.ami.queues import AmiQueueWatch
-from ivr.asterisk.root import ami_secret, prompts_target
+from ivr.asterisk.root import agi_secret, ami_secret, prompts_target
 from ivr.clock import Clock, system_clock
 from ivr.config import EmailSettings, ScreenPopSettings, Settings, SpeechSettings, WhatsAppSettings
 from ivr.engine.channel import Channel
@@ -327,7 +328,8 @@ async def serve(settings: Settings) -> int:
             "FastAGI on %s:%d serving flows version %s", settings.agi.host, settings.agi.port, library.version
         )
         async with _callback_dialer(settings, services, ami), _screen_pops(settings, outbox, ami):
-            return await serve_agi(handle_call, settings, on_reload=reload)
+            admission = Admission.of(settings, agi_secret(settings))
+            return await serve_agi(handle_call, settings, admission=admission, on_reload=reload)
 
 
 @asynccontextmanager

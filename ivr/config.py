@@ -66,6 +66,32 @@ class AgiSettings(_Section):
     drain_timeout_s: float = 60.0
     header_timeout_s: float = 5.0  # a peer must send its whole agi_* block within this
     sound_prefix: str = "sac/pt_BR"  # STREAM FILE <sound_prefix>/<prompt id>, under Asterisk's sounds dir
+    # Who may start a call (ivr/agi/admission.py): the key the shipped dialplan puts in the AGI URL (empty:
+    # one generated per install, as for AMI), the addresses Asterisk connects from, the flows a call may
+    # start in (a subflow such as identify is not one), and how many connections may be waiting to send
+    # their agi_* block at once (the rest are closed: a flood of idle sockets cannot starve the calls).
+    secret: SecretStr = SecretStr("")
+    asterisk_hosts: list[str] = ["127.0.0.1", "::1"]
+    entry_flows: list[str] = ["sac"]
+    max_unidentified: int = Field(default=256, ge=1)
+
+    @field_validator("asterisk_hosts")
+    @classmethod
+    def _addresses(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ValueError(f"expected IP addresses (Asterisk's, as it connects), got {host!r}") from None
+        return hosts
+
+    @field_validator("secret")
+    @classmethod
+    def _url_safe(cls, secret: SecretStr) -> SecretStr:
+        value = secret.get_secret_value()
+        if value and not re.fullmatch(r"[A-Za-z0-9_-]{16,}", value):
+            raise ValueError("expected 16 or more letters, digits, '-' or '_' (it travels in the AGI URL)")
+        return secret
 
 
 class AmiSettings(_Section):

@@ -39,9 +39,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ivr.engine.channel import CallerHangup, ChannelError
 from ivr.text import has_control
@@ -128,6 +128,18 @@ class AgiRequest:
     def params(self) -> dict[str, str]:
         """The request query as a mapping (last value wins)."""
         return dict(parse_qsl(self.script.partition("?")[2], keep_blank_values=True))
+
+    def without_param(self, name: str) -> AgiRequest:
+        """The same request without query parameter `name` in its path (a key nothing after the door sees)."""
+
+        def stripped(value: str) -> str:
+            path, _, query = value.partition("?")
+            kept = [(key, item) for key, item in parse_qsl(query, keep_blank_values=True) if key != name]
+            return path + (f"?{urlencode(kept)}" if kept else "")
+
+        paths = ("agi_network_script", "agi_request")
+        headers = {key: stripped(value) if key in paths else value for key, value in self.headers.items()}
+        return replace(self, headers=headers)
 
     def get(self, name: str) -> str | None:
         """A header value, with Asterisk's ``unknown`` placeholder (and empty) read as missing."""

@@ -22,7 +22,7 @@ from ivr.config import REPO_ROOT, ConfigError, Settings
 TEMPLATES_DIR = REPO_ROOT / "asterisk_conf"
 QUEUES = ("technical", "billing", "commercial")
 #: Files holding a secret (the AMI user's): readable by their owner only.
-SECRET_FILES = frozenset({"manager.conf", "manager_local.conf"})
+SECRET_FILES = frozenset({"manager.conf", "manager_local.conf", "extensions.conf"})  # AMI secret, AGI key
 # Core subsystems that read these files at start; their defaults suit us, so they are written empty
 # rather than left missing (which Asterisk logs as an error on every start).
 DEFAULTS_ONLY = (
@@ -113,7 +113,7 @@ def _check(settings: Settings, ami_secret: str) -> None:
 
 
 def render(
-    settings: Settings, layout: Layout, ami_secret: str, moh_dir: str, modules_dir: str
+    settings: Settings, layout: Layout, ami_secret: str, agi_key: str, moh_dir: str, modules_dir: str
 ) -> dict[str, str]:
     """File name -> text of every configuration file the instance needs."""
     _check(settings, ami_secret)
@@ -132,6 +132,7 @@ def render(
         "agi": settings.agi,
         "ami": settings.ami,
         "ami_secret": ami_secret,
+        "agi_key": agi_key,
         "agent_channel_vars": settings.asterisk.agent_channel_vars,
         "moh_dir": moh_dir,
         "sac_forms": sac_number_forms(settings.page.sac_number),

@@ -13,11 +13,12 @@ from ivr.asterisk import conf
 from ivr.config import ConfigError, Settings, load_settings
 
 SECRET = "test-secret-not-real"
+AGI_KEY = "agi-key-not-real-0123"
 
 
 def _render(settings: Settings | None = None) -> dict[str, str]:
     settings = settings or load_settings()
-    return conf.render(settings, conf.Layout.shipped(), SECRET, "/var/lib/asterisk/moh/sac", "/usr/lib/x/modules")
+    return conf.render(settings, conf.Layout.shipped(), SECRET, AGI_KEY, "/var/lib/asterisk/moh/sac", "/usr/lib/x/modules")
 
 
 def test_every_file_renders_and_nothing_names_localhost() -> None:
@@ -62,7 +63,7 @@ def test_every_form_of_the_sac_number_goes_to_the_ivr_with_a_fallback() -> None:
     with_area_code = ("3130033336", "+553130033336", "553130033336", "03130033336", "_0XX3130033336")
     for form in (*forms, *with_area_code):
         assert f"exten => {form},1,Goto(sac-ivr,${{EXTEN}},1)" in dialplan
-    assert f"AGI(agi://127.0.0.1:{settings.agi.port}/sac)" in dialplan
+    assert f"AGI(agi://127.0.0.1:{settings.agi.port}/sac?key={AGI_KEY})" in dialplan  # ivr/agi/admission.py
     assert "TIMEOUT(absolute)" in dialplan
     assert '"${AGISTATUS}" = "FAILURE" | "${IVR_DONE}" = ""' in dialplan
     # The negotiation line as the trunk dials it: national form, from the E.164 setting.
@@ -105,7 +106,7 @@ def test_ami_is_loopback_only_with_the_secret_from_settings() -> None:
 
 def test_an_empty_ami_secret_is_refused() -> None:
     with pytest.raises(ConfigError, match="IVR_AMI__SECRET"):
-        conf.render(load_settings(), conf.Layout.shipped(), "", "/moh", "/modules")
+        conf.render(load_settings(), conf.Layout.shipped(), "", AGI_KEY, "/moh", "/modules")
 
 
 def test_modules_are_loaded_explicitly() -> None:
@@ -170,4 +171,4 @@ def test_values_that_would_corrupt_the_configuration_are_refused(
 
 def test_a_secret_with_a_comment_sign_is_refused() -> None:
     with pytest.raises(ConfigError, match="ami.secret"):
-        conf.render(load_settings(), conf.Layout.shipped(), "abc;def", "/moh", "/modules")
+        conf.render(load_settings(), conf.Layout.shipped(), "abc;def", AGI_KEY, "/moh", "/modules")

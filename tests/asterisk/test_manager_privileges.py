@@ -67,7 +67,7 @@ def events_consumed() -> set[str]:
 
 
 def granted(kind: str) -> set[str]:
-    manager = conf.render(load_settings(), conf.Layout.shipped(), "s3cret", "/moh", "/modules")["manager.conf"]
+    manager = conf.render(load_settings(), conf.Layout.shipped(), "s3cret", "agi-key-not-real-0123", "/moh", "/modules")["manager.conf"]
     (line,) = re.findall(rf"^{kind} = (.+)$", manager, re.MULTILINE)
     return {part.strip() for part in line.split(",")}
 

@@ -128,7 +128,9 @@ def _e2e_settings() -> Settings:
             "ami": base.ami.model_copy(
                 update={"port": free_port(tcp), "secret": SecretStr(secrets.token_urlsafe(16))}
             ),
-            "agi": base.agi.model_copy(update={"port": free_port(tcp)}),
+            "agi": base.agi.model_copy(
+                update={"port": free_port(tcp), "secret": SecretStr(secrets.token_urlsafe(16))}
+            ),
         }
     )
 
