@@ -46,7 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asterisk_side import MAIN_MENU_MISSING, Caller, Script, header, split_command, ticket_status_then_agent
+from asterisk_side import AGI_KEY, MAIN_MENU_MISSING, Caller, Script, header, split_command, ticket_status_then_agent
 
 from ivr.config import HoldSettings, Settings
 
@@ -191,6 +191,7 @@ def _ivr_env(directory: Path, database: Path) -> dict[str, str]:
         IVR_DATABASE_URL=f"sqlite+aiosqlite:///{database}",
         IVR_FLOWS_DIR=str(directory.parent / FLOWS),
         IVR_METRICS__PORT="0",  # served as by default, on a free port (the default one may be another unit's)
+        IVR_AGI__SECRET=AGI_KEY,
     )
     return env
 

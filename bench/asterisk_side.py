@@ -134,10 +134,16 @@ def _menu_keys(flow: Flow, start: str, reached: Callable[[str], bool]) -> tuple[
     raise FlowChanged(f"{flow.source}: no way by menu keys from {start!r} to the bench's next step")
 
 
+#: The key the bench's dialplan would carry in its AGI URL; an `ivr serve` under the bench is given it
+#: (IVR_AGI__SECRET), as the shipped dialplan and `ivr serve` share an install's key (ivr/agi/admission.py).
+AGI_KEY = "bench-agi-key-0123456789"
+
+
 def header(n: int, flow: str = "sac") -> str:
-    """The ``agi_*`` block res_agi sends when call `n` reaches ``AGI(agi://127.0.0.1:4574/<flow>?lang=pt_BR)``."""
+    """The ``agi_*`` block res_agi sends when call `n` reaches ``AGI(agi://127.0.0.1:4574/<flow>?lang=pt_BR&key=...)``."""
+    script = f"{flow}?lang=pt_BR&key={AGI_KEY}"
     return (
-        f"agi_network: yes\nagi_network_script: {flow}?lang=pt_BR\nagi_request: agi://127.0.0.1/{flow}?lang=pt_BR\n"
+        f"agi_network: yes\nagi_network_script: {script}\nagi_request: agi://127.0.0.1/{script}\n"
         f"agi_channel: PJSIP/carrier-{n:08x}\nagi_language: pt_BR\nagi_type: PJSIP\nagi_uniqueid: {unique_id(n)}\n"
         f"agi_version: 22.6.0\nagi_callerid: {CALLER}\nagi_calleridname: unknown\nagi_callingpres: 0\n"
         "agi_dnid: 30033336\nagi_context: sac-inbound\nagi_extension: 30033336\nagi_priority: 3\n"

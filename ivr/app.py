@@ -28,25 +28,27 @@ from integrations.messaging.whatsapp import WhatsAppSender
 from integrations.speech import NoSpeechBackend
 from integrations.speech.google import GoogleRecognizer
 from ivr import logs, phone
+from ivr.agi.admission import Admission
+from ivr.agi.recording import delete_older
 from ivr.ami.client import AmiClient, AmiError
 from ivr.ami.live import LiveModel, serve_snapshots
 from ivr.ami.queues import AmiQueueWatch
-from ivr.asterisk.root import ami_secret, prompts_target
+from ivr.asterisk.root import agi_secret, ami_secret, prompts_target
 from ivr.clock import Clock, system_clock
 from ivr.config import EmailSettings, ScreenPopSettings, Settings, SpeechSettings, WhatsAppSettings
 from ivr.engine.channel import Channel
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
 from ivr.engine.ports import Metrics, NoMetrics, Services
-from ivr.flows.checks import check_paths
+from ivr.flows.checks import Report, check_paths
 from ivr.flows.flowtest import ServicesFactory
 from ivr.flows.impact import Impact, ImpactRefused, measure, replay_calls
 from ivr.flows.library import FlowLibrary, NothingPublished
 from ivr.metrics import QUEUE_WAIT_ENDS, PrometheusMetrics, metrics_server
 from ivr.store.announcements import StoreAnnouncements
 from ivr.store.callbacks import StoreCallbackBook
-from ivr.store.calls import StoreCallRecorder
-from ivr.store.db import Store, StoreUnavailable, open_store
+from ivr.store.calls import StoreCallRecorder, mark_lost_calls
+from ivr.store.db import Store, StoreUnavailable, open_store, private_directory
 from ivr.store.events import StoreEventSink
 from ivr.store.migrate import upgrade
 from ivr.store.models import OutboxChannel
@@ -58,6 +60,8 @@ log = logging.getLogger(__name__)
 
 #: How often the live model's count of call backs owed is read from the store (they change slowly).
 CALLBACKS_OWED_POLL_S = 5.0
+#: How often recordings past their retention are looked for (the retention is counted in days).
+RECORDINGS_SWEEP_S = 3600.0
 
 
 class CallFailed(Exception):
@@ -304,7 +308,7 @@ class Worker:
     def leads(self) -> bool:
         """Worker 0 alone does what one unit must do once: dial the call backs (one dialer counting the free
         agents, not N), queue the screen pops and count the queue waits (every worker's AMI connection
-        hears each AgentConnect)."""
+        hears each AgentConnect), delete the recordings past their retention."""
         return self.index == 0
 
 
@@ -314,7 +318,7 @@ async def serve(settings: Settings, worker: Worker | None = None) -> int:
     metrics port of its own (`live_socket`, `worker_metrics`)."""
     from ivr.agi.server import serve as serve_agi
 
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(settings.var_dir)  # the default database, the fallback protocols' journal, the live socket
     library = served_library(settings)
     metrics = PrometheusMetrics() if settings.metrics.enabled else None
     leads = worker is None or worker.leads
@@ -323,7 +327,10 @@ async def serve(settings: Settings, worker: Worker | None = None) -> int:
         ami_client(settings) as ami,
         live_model(services, ami, socket=live_socket(settings, worker)),
         _metrics(worker_metrics(settings, worker), metrics, outbox, ami, queue_waits=leads),
+        recordings_retention(settings, clock=system_clock) if leads else contextlib.nullcontext(),
     ):
+        if worker is None:  # (a supervisor does it once for its workers)
+            await close_lost_calls(settings, clock=system_clock)  # before the first call is taken
         services.queues = AmiQueueWatch(ami, timeout_s=settings.queue_wait.state_timeout_s)
 
         async def handle_call(channel: Channel, flow_name: str) -> None:
@@ -334,10 +341,8 @@ async def serve(settings: Settings, worker: Worker | None = None) -> int:
             if result.outcome is Outcome.FAILED:
                 raise CallFailed(f"call {result.protocol} failed: {result.reason}")
 
-        def reload() -> None:
-            report = library.reload()
-            if not report.ok:
-                log.error("published flows refused; still serving version %s", library.version)
+        async def reload() -> None:
+            await reload_flows(library)
 
         log.info(
             "FastAGI on %s:%d serving flows version %s", settings.agi.host, settings.agi.port, library.version
@@ -346,7 +351,62 @@ async def serve(settings: Settings, worker: Worker | None = None) -> int:
             if leads:
                 await duties.enter_async_context(_callback_dialer(settings, services, ami))
                 await duties.enter_async_context(_screen_pops(settings, outbox, ami))
-            return await serve_agi(handle_call, settings, on_reload=reload, reuse_port=worker is not None)
+            admission = Admission.of(settings, agi_secret(settings))
+            return await serve_agi(
+                handle_call, settings, admission=admission, on_reload=reload, reuse_port=worker is not None
+            )
+
+
+@asynccontextmanager
+async def recordings_retention(settings: Settings, *, clock: Clock) -> AsyncIterator[None]:
+    """Recordings kept for the teams are deleted once past the retention period: at start, then every
+    `RECORDINGS_SWEEP_S`, off the event loop (a directory of many files must not stall calls)."""
+    retention = timedelta(days=settings.asterisk.recordings_retention_days)
+
+    async def sweep() -> None:
+        while True:  # until the unit stops
+            try:
+                deleted = await asyncio.to_thread(delete_older, settings.recordings_path, clock() - retention)
+            except OSError as exc:
+                log.error("recordings past their retention could not be deleted: %s", exc)
+            else:
+                if deleted:
+                    log.info("deleted %d recording(s) kept over %g days", deleted, retention.days)
+            await asyncio.sleep(RECORDINGS_SWEEP_S)
+
+    task = asyncio.create_task(sweep(), name="recordings-retention")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def close_lost_calls(settings: Settings, *, clock: Clock) -> int:
+    """Calls a crash left open (a ``calls`` row with no end) get the outcome ``lost``, once no unit sharing
+    the store can still be carrying them (`ivr.store.calls.mark_lost_calls`). A store that does not answer
+    does not stop the start: the calls are marked at a later one."""
+    store = open_store(settings)
+    try:
+        lost = await mark_lost_calls(store, started_before=clock() - timedelta(seconds=settings.asterisk.max_call_s))
+    except StoreUnavailable as exc:
+        log.warning("calls left open by a crash not marked lost now: %s", exc)
+        return 0
+    finally:
+        await store.aclose()
+    if lost:
+        log.warning("%d call(s) left open by a crash marked lost", lost)
+    return lost
+
+
+async def reload_flows(library: FlowLibrary) -> Report:
+    """SIGHUP: re-read and check the published release in a worker thread. Checking a large (or hostile)
+    flow set takes CPU time the calls in progress, all on this event loop, must not wait for."""
+    report = await asyncio.to_thread(library.reload)
+    if not report.ok:
+        log.error("published flows refused; still serving version %s", library.version)
+    return report
 
 
 def live_socket(settings: Settings, worker: Worker | None = None) -> Path:

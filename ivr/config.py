@@ -14,15 +14,39 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ivr.text import has_control
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ConfigError(ValueError):
     """The configuration is unusable; the message names the file or variable and what was expected."""
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: the only hosts a credential may travel to in plaintext (local fakes), or
+    unauthenticated metrics be served on without saying so."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost: it may resolve anywhere
+        return False
+
+
+def _refuse_plaintext(setting: str, host: str, credential: str) -> None:
+    """A credential in plaintext to a host other than loopback is readable on the way: refused at load."""
+    if not is_loopback(host):
+        raise ValueError(
+            f"{setting} sends {credential} in plaintext to {host or '(no host)'}: use TLS, or a loopback host "
+            "(127.0.0.1, ::1, localhost) for a local test server"
+        )
 
 
 class _Section(BaseModel):
@@ -42,6 +66,32 @@ class AgiSettings(_Section):
     drain_timeout_s: float = 60.0
     header_timeout_s: float = 5.0  # a peer must send its whole agi_* block within this
     sound_prefix: str = "sac/pt_BR"  # STREAM FILE <sound_prefix>/<prompt id>, under Asterisk's sounds dir
+    # Who may start a call (ivr/agi/admission.py): the key the shipped dialplan puts in the AGI URL (empty:
+    # one generated per install, as for AMI), the addresses Asterisk connects from, the flows a call may
+    # start in (a subflow such as identify is not one), and how many connections may be waiting to send
+    # their agi_* block at once (the rest are closed: a flood of idle sockets cannot starve the calls).
+    secret: SecretStr = SecretStr("")
+    asterisk_hosts: list[str] = ["127.0.0.1", "::1"]
+    entry_flows: list[str] = ["sac"]
+    max_unidentified: int = Field(default=256, ge=1)
+
+    @field_validator("asterisk_hosts")
+    @classmethod
+    def _addresses(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ValueError(f"expected IP addresses (Asterisk's, as it connects), got {host!r}") from None
+        return hosts
+
+    @field_validator("secret")
+    @classmethod
+    def _url_safe(cls, secret: SecretStr) -> SecretStr:
+        value = secret.get_secret_value()
+        if value and not re.fullmatch(r"[A-Za-z0-9_-]{16,}", value):
+            raise ValueError("expected 16 or more letters, digits, '-' or '_' (it travels in the AGI URL)")
+        return secret
 
 
 class AmiSettings(_Section):
@@ -51,6 +101,16 @@ class AmiSettings(_Section):
     secret: SecretStr = SecretStr("")
     action_timeout_s: float = 5.0
     ping_interval_s: float = 10.0
+
+    @model_validator(mode="after")
+    def _loopback(self) -> AmiSettings:
+        # AMI has no TLS here, and a login always carries the secret (generated when not given).
+        _refuse_plaintext("ami.host", self.host, "the AMI secret")
+        # The login is sent by panoramisk, past the client's header check: a line break would add headers.
+        for name, value in (("ami.username", self.username), ("ami.secret", self.secret.get_secret_value())):
+            if has_control(value):
+                raise ValueError(f"{name} holds a line break or another control character")
+        return self
 
 
 class AgentPhone(_Section):
@@ -106,6 +166,8 @@ class AsteriskSettings(_Section):
     # IVR reads it; None = the first one under the Asterisk root.
     recordings_dir_in_asterisk: str = "/var/spool/asterisk/sac-recordings"
     recordings_dir: Path | None = None
+    # A recording a flow keeps for the team (record: keep) is personal data: deleted after this many days.
+    recordings_retention_days: float = Field(default=30, gt=0)
 
 
 class StoreSettings(_Section):
@@ -150,6 +212,12 @@ class SpeechSettings(_Section):
         if not host or not port.isdigit():
             raise ValueError(f"expected host:port (e.g. speech.googleapis.com:443), got {endpoint!r}")
         return endpoint
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> SpeechSettings:
+        if self.insecure and self.endpoint:
+            _refuse_plaintext("speech.insecure", self.endpoint.rpartition(":")[0], "the callers' recorded speech")
+        return self
 
 
 class ServicePage(_Section):
@@ -224,6 +292,12 @@ class EmailSettings(_Section):
     from_name: str = "American Tower Fibra"
     timeout_s: float = 30.0  # per SMTP command
 
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> EmailSettings:
+        if self.security == "none" and self.password.get_secret_value():
+            _refuse_plaintext("email.security (none)", self.host, "the SMTP password (IVR_EMAIL__PASSWORD)")
+        return self
+
 
 class WhatsAppSettings(_Section):
     """The WhatsApp Business Cloud API (integrations/messaging/whatsapp.py): template messages sent from the SAC's
@@ -262,6 +336,12 @@ class WhatsAppSettings(_Section):
         if number_id and not number_id.isdigit():
             raise ValueError(f"expected the numeric phone number id from WhatsApp Manager, got {number_id!r}")
         return number_id
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> WhatsAppSettings:
+        if self.base_url.startswith("http://") and self.token.get_secret_value():
+            _refuse_plaintext("whatsapp.base_url (http://)", urlsplit(self.base_url).hostname or "", "the access token")
+        return self
 
     @property
     def configured(self) -> bool:
@@ -343,6 +423,12 @@ class CarrierApiSettings(_Section):
         if not url.startswith(("http://", "https://")) or "?" in url or "#" in url:
             raise ValueError(f"expected an http:// or https:// base URL without query (https://host/v1), got {url!r}")
         return url
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> CarrierApiSettings:
+        if self.base_url.startswith("http://") and self.token.get_secret_value():
+            _refuse_plaintext("carrier_api.base_url (http://)", urlsplit(self.base_url).hostname or "", "the API token")
+        return self
 
 
 class HoldSettings(_Section):
@@ -438,21 +524,12 @@ class MetricsSettings(_Section):
 
     @model_validator(mode="after")
     def _loopback_unless_allowed(self) -> MetricsSettings:
-        if not self.allow_remote and not _is_loopback(self.host):
+        if not self.allow_remote and not is_loopback(self.host):
             raise ValueError(
                 f"host {self.host!r} is not a loopback address: the metrics have no authentication; "
                 "set metrics.allow_remote: true to serve them there anyway"
             )
         return self
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name other than localhost: it may resolve anywhere
-        return False
 
 
 class Settings(BaseSettings):

@@ -35,6 +35,7 @@ from ivr.config import CallbackSettings
 from ivr.store.callbacks import Dial, StoreCallbackBook
 from ivr.store.db import StoreUnavailable
 from ivr.store.models import AttemptOutcome, CallbackState
+from ivr.text import replace_controls
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +346,9 @@ class Dialer:
 
 
 def _escaped(value: str) -> str:
-    """Asterisk splits an Originate Variable header on unescaped commas: the tickets' list keeps its own."""
-    return value.replace(",", "\\,")
+    """Asterisk splits an Originate Variable header on unescaped commas: the tickets' list keeps its own.
+    A control character (a customer name from the back-end with a line break) is replaced, not fatal."""
+    return replace_controls(value).replace(",", "\\,")
 
 
 def _outcome(event: Mapping[str, str]) -> AttemptOutcome:

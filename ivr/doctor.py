@@ -49,6 +49,7 @@ async def diagnose(settings: Settings, *, timeout_s: float = 5.0) -> list[Findin
         ("screen_pop", check_screen_pop),
         ("prompts", check_prompts),
         ("flows", check_flows),
+        ("recordings", check_recordings),
     ]
 
     async def bounded(name: str, check: Check) -> Finding:
@@ -366,3 +367,30 @@ def _flows(settings: Settings) -> Finding:
         return Finding("flows", Status.WARN, f"version {version} published and passing its checks; "
                        f"{settings.flows_dir} has changes not published (`ivr flow publish`)")  # fmt: skip
     return Finding("flows", Status.OK, f"version {version} published ({len(report.flows)} flows), passing its checks")
+
+
+async def check_recordings(settings: Settings, timeout_s: float) -> Finding:
+    return await asyncio.to_thread(_recordings, settings)
+
+
+def _recordings(settings: Settings) -> Finding:
+    """What the recordings kept for the teams take on disk, and whether any outlived the retention (no
+    `ivr serve` has been deleting them)."""
+    from datetime import timedelta
+
+    from ivr.agi.recording import recordings_kept
+    from ivr.clock import system_clock
+
+    directory = settings.recordings_path
+    if not directory.is_dir():
+        return Finding("recordings", Status.WARN, f"{directory} does not exist: run `ivr asterisk provision`")
+    kept, retention_days = recordings_kept(directory), settings.asterisk.recordings_retention_days
+    held = f"{kept.files} recording(s), {kept.size / 2**20:.1f} MiB in {directory}"
+    retention = f"kept up to {retention_days:g} days"
+    if kept.oldest is None:
+        return Finding("recordings", Status.OK, f"no recordings kept in {directory} ({retention})")
+    age_days = (system_clock() - kept.oldest) / timedelta(days=1)
+    if age_days > retention_days + 1:  # the sweep runs hourly in `ivr serve`
+        return Finding("recordings", Status.WARN, f"{held}, the oldest {age_days:.0f} days old, past the "
+                       f"{retention_days:g}-day retention: is `ivr serve` running? it deletes them")  # fmt: skip
+    return Finding("recordings", Status.OK, f"{held}, the oldest {age_days:.1f} days old ({retention})")

@@ -18,6 +18,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Literal
 
+from ivr.text import OneLineFormatter
+
 #: The protocol of the call the current task is handling; "" outside a call.
 call_protocol: ContextVar[str] = ContextVar("call_protocol", default="")
 
@@ -71,7 +73,9 @@ def handler(fmt: LogFormat) -> logging.Handler:
     """A stderr handler writing `fmt`, every record stamped with its call's protocol."""
     out = logging.StreamHandler()
     out.addFilter(CallProtocolFilter())
-    out.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    # JSON escapes line breaks itself; in text, a value from outside (a customer name with a line break)
+    # must not forge a second record.
+    out.setFormatter(JsonFormatter() if fmt == "json" else OneLineFormatter(TEXT_FORMAT))
     return out
 
 

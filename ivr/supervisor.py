@@ -4,8 +4,8 @@ Each worker is a whole `ivr.app.serve` (its own event loop, store connections, A
 model), started as ``ivr serve --worker <index>`` on the port the supervisor reserved. Every worker
 listens on it with SO_REUSEPORT, and the kernel spreads the connections among them. The supervisor:
 
-* migrates the store and publishes the flows on a first start once, before any worker starts (N workers
-  doing it at once would race);
+* migrates the store, publishes the flows on a first start and marks lost the calls a crash left open, once,
+  before any worker starts (N workers doing it at once would race);
 * holds the pid file that `ivr flow publish` signals: SIGHUP is forwarded to every worker (each reloads);
   SIGTERM or SIGINT is forwarded too, every worker drains its calls, and the supervisor exits 0 once all
   have exited 0 (1 otherwise);
@@ -33,10 +33,10 @@ import time
 from collections import deque
 
 from ivr.ami.live import MergedSnapshots, follow_worker, serve_snapshots
-from ivr.app import Worker, live_socket, served_library
+from ivr.app import Worker, close_lost_calls, live_socket, served_library
 from ivr.clock import system_clock
 from ivr.config import Settings
-from ivr.store.db import open_store
+from ivr.store.db import open_store, private_directory
 from ivr.store.migrate import upgrade
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,6 @@ class Supervisor:
 
     async def run(self) -> int:
         settings = self._settings
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
         await _prepare(settings)
         reserved = reserve_port(settings.agi.host, settings.agi.port)
         self._port = reserved.getsockname()[1]
@@ -191,12 +190,14 @@ class Supervisor:
 
 
 async def _prepare(settings: Settings) -> None:
-    """What N workers must not race to do: migrate the store, publish the flows on a first start (and
-    refuse to start on flows that fail their checks)."""
+    """What N workers must not race to do, or need done once: migrate the store, publish the flows on a
+    first start (and refuse to start on flows that fail their checks), mark lost the calls a crash left open."""
+    private_directory(settings.var_dir)
     store = open_store(settings)
     try:
         await upgrade(store)
     finally:
         await store.aclose()
     served_library(settings)
+    await close_lost_calls(settings, clock=system_clock)
 

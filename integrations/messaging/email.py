@@ -51,6 +51,10 @@ class SmtpSender:
 
     async def send(self, delivery: Delivery) -> None:
         conf = self._conf
+        if not email_address.is_one_address(delivery.recipient):  # "To: a@x.com, b@y.com" would reach both
+            raise DeliveryError(
+                f"recipient {email_address.mask_field(delivery.recipient)} is not one address; not sent", permanent=True
+            )
         try:
             await aiosmtplib.send(
                 self.build(delivery),

@@ -5,6 +5,7 @@ write to, the call's moment and an invoice's month as the customer reads them.""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,12 +21,14 @@ from sqlalchemy.orm import Session
 from integrations.builtin.store import StoreOperations
 from integrations.messaging.outbox import Attachment, NewMessage, Outbox
 from integrations.messaging.whatsapp import recipient
-from ivr import phone
+from ivr import email_address, phone
 from ivr.clock import Clock
 from ivr.domain import ContactKind, DocumentKind, InvoiceStatus, TicketKind
 from ivr.engine.operations import BackendError, Operations
 from ivr.store.db import StoreUnavailable
 from ivr.store.models import Contact, Customer, Invoice, Ticket
+
+log = logging.getLogger(__name__)
 
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 MONTHS = (
@@ -155,7 +158,11 @@ def account_of(name: str, cnpj: str, code: str, contacts: Iterable[tuple[Contact
     mobiles: list[str] = []
     for kind, value in contacts:
         if kind is ContactKind.EMAIL:
-            emails.append(value)
+            if email_address.is_one_address(value):
+                emails.append(value.strip())
+            else:  # nothing goes to a field of several addresses: whose they are is not ours to guess
+                masked = email_address.mask_field(value)
+                log.warning("a registered e-mail is not one address (%s): nothing is sent to it", masked)
             continue
         national = phone.normalise(value)
         number = recipient(national) if national else None

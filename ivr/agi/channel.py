@@ -18,10 +18,19 @@ from collections.abc import Mapping, Sequence
 from ivr import phone
 from ivr.agi.bounds import Bound, CommandBounds
 from ivr.agi.recording import holds_voice
-from ivr.agi.wire import AgiConnection, AgiConnectionLost, AgiHangup, AgiRequest, AgiResponse, AgiTimeout
+from ivr.agi.wire import (
+    AgiConnection,
+    AgiConnectionLost,
+    AgiHangup,
+    AgiProtocolError,
+    AgiRequest,
+    AgiResponse,
+    AgiTimeout,
+)
 from ivr.config import Settings
 from ivr.engine.channel import DTMF_KEYS, CallerHangup, ChannelError, Digits, DigitsEnd, QueueOutcome, TransferOutcome
 from ivr.engine.ports import CallInfo, Heard
+from ivr.text import replace_controls
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +65,7 @@ _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_,-]*\))?\Z")
 _QUEUE = re.compile(r"[A-Za-z0-9_-]+\Z")
 _DIALLED = re.compile(r"\+?[0-9]+\Z")
+_ANY_DTMF = DTMF_KEYS + "ABCD"  # a phone may send A-D: a key the flow ignores, not a broken peer
 
 _QUEUE_STATUS = {
     "TIMEOUT": QueueOutcome.TIMEOUT,
@@ -71,6 +81,14 @@ _DIAL_STATUS = {
     "BUSY": TransferOutcome.BUSY,
     "NOANSWER": TransferOutcome.NO_ANSWER,
 }
+
+
+def _key(answer: AgiResponse) -> str:
+    """The key whose ASCII code res_agi put in ``result=``; any other code is a peer gone wrong, not a key."""
+    key = chr(answer.result) if 0 < answer.result < 128 else ""
+    if not key or key not in _ANY_DTMF:
+        raise AgiProtocolError(f"answer with result={answer.result}, not a DTMF key: {answer.raw[:80]!r}")
+    return key
 
 
 def call_info(request: AgiRequest, linked_id: str = "") -> CallInfo:
@@ -125,7 +143,7 @@ class AgiChannel:
                 "STREAM FILE", f"{self._sound_prefix}/{prompt_id}", escape, bound=self._bounds.prompt(prompt_id)
             )
             if answer.result > 0:
-                return chr(answer.result)
+                return _key(answer)
         return ""
 
     async def read_digits(
@@ -139,7 +157,7 @@ class AgiChannel:
             )
             if answer.result == 0:
                 return Digits(digits, DigitsEnd.TIMEOUT)
-            key = chr(answer.result)
+            key = _key(answer)
             if key in terminator:
                 return Digits(digits, DigitsEnd.TERMINATOR, key)
             digits += key
@@ -150,7 +168,7 @@ class AgiChannel:
         answer = await self._run(
             "WAIT FOR DIGIT", round(within_s * 1000), bound=self._bounds.wait("a late key's wait", within_s)
         )
-        return chr(answer.result) if answer.result > 0 else ""
+        return _key(answer) if answer.result > 0 else ""
 
     async def listen(self, *, max_seconds: float, silence_seconds: float, beep: bool = False) -> Heard:
         name = f"{self._record_prefix}-{uuid.uuid4().hex[:12]}"
@@ -174,7 +192,7 @@ class AgiChannel:
         return Heard(
             audio=local if kept else None,
             duration_s=endpos / WAV_SAMPLE_RATE,
-            interrupted_by=chr(answer.result) if answer.data == "dtmf" else "",
+            interrupted_by=_key(answer) if answer.data == "dtmf" else "",
         )
 
     async def _record(self, name: str, seconds: float, seventh: str | None, silence: int) -> AgiResponse:
@@ -194,7 +212,8 @@ class AgiChannel:
     async def set_variable(self, name: str, value: str) -> None:
         if not _VARIABLE.match(name):
             raise ChannelError(f"not a channel variable name: {name!r}")
-        await self._run("SET VARIABLE", name, value)
+        # Values are data (a back-end's customer name): a line break in one is replaced, never fatal.
+        await self._run("SET VARIABLE", name, replace_controls(value))
 
     async def queue(self, queue: str, *, context: Mapping[str, str], timeout_s: float) -> QueueOutcome:
         if not _QUEUE.match(queue):

@@ -1,7 +1,10 @@
-"""What ``RECORD FILE`` left on disk: does it hold a voice, or only silence (or nothing at all)?
+"""What ``RECORD FILE`` left on disk: does it hold a voice, or only silence (or nothing at all)? And how
+much of it is kept, for how long.
 
 A recording is personal data: one that holds no voice is deleted at once rather than kept or sent to
-the recogniser. "Voice" is judged as Asterisk's own silence detector does (main/dsp.c,
+the recogniser; one transcribed is deleted once heard unless its flow keeps it for the team
+(``record``'s ``keep``); what is kept is deleted once older than the retention (`delete_older`, run by
+``ivr serve``). "Voice" is judged as Asterisk's own silence detector does (main/dsp.c,
 ``__ast_dsp_silence_noise``): a 20 ms frame whose mean absolute sample is under the threshold
 (``DEFAULT_SILENCE_THRESHOLD``, 256: we ship no dsp.conf) is silence.
 """
@@ -11,6 +14,8 @@ from __future__ import annotations
 import sys
 import wave
 from array import array
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 #: Asterisk's DEFAULT_SILENCE_THRESHOLD (main/dsp.c).
@@ -38,3 +43,41 @@ def holds_voice(path: Path) -> bool:
         for start in range(0, len(samples), FRAME_SAMPLES)
     )
 
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingsKept:
+    files: int
+    size: int  # bytes
+    oldest: datetime | None  # the oldest file's modification time
+
+
+def recordings_kept(directory: Path) -> RecordingsKept:
+    """What the recordings directory holds now (a missing directory holds nothing)."""
+    files = [path.stat() for path in _recordings(directory)]
+    oldest = min((stat.st_mtime for stat in files), default=None)
+    return RecordingsKept(
+        len(files), sum(stat.st_size for stat in files), None if oldest is None else datetime.fromtimestamp(oldest, UTC)
+    )
+
+
+def delete_older(directory: Path, before: datetime) -> int:
+    """Delete the recordings last written before `before`; returns how many. One deleted meanwhile (the
+    call that made it) is not an error."""
+    limit = before.timestamp()
+    deleted = 0
+    for path in _recordings(directory):
+        try:
+            if path.stat().st_mtime < limit:
+                path.unlink()
+                deleted += 1
+        except FileNotFoundError:
+            continue
+    return deleted
+
+
+def _recordings(directory: Path) -> list[Path]:
+    try:
+        return [path for path in directory.iterdir() if path.is_file()]
+    except FileNotFoundError:
+        return []

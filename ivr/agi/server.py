@@ -30,13 +30,15 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import resource
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ivr.agi.admission import KEY_PARAM, Admission
 from ivr.agi.bounds import CommandBounds
 from ivr.agi.channel import AgiChannel
-from ivr.agi.wire import MAX_LINE, AgiConnection, AgiError, read_request
+from ivr.agi.wire import MAX_LINE, AgiConnection, AgiError, AgiProtocolError, read_request
 from ivr.config import Settings
 from ivr.engine.channel import CallerHangup, Channel
 
@@ -59,6 +61,7 @@ class AgiServer:
         handler: CallHandler,
         settings: Settings,
         *,
+        admission: Admission,
         host: str | None = None,
         port: int | None = None,
         reuse_port: bool = False,
@@ -66,6 +69,8 @@ class AgiServer:
         self._handler = handler
         self._reuse_port = reuse_port  # `ivr serve --workers`: each worker listens on the port, the kernel spreads calls
         self._settings = settings
+        self._admission = admission
+        self._unidentified = 0  # connections still to send their agi_* block
         self._bounds = CommandBounds(settings)
         self._host = host if host is not None else settings.agi.host
         self._port = port if port is not None else settings.agi.port
@@ -122,6 +127,12 @@ class AgiServer:
         return len(left)
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._unidentified >= self._settings.agi.max_unidentified:
+            # Idle sockets that never send a header must not take every file descriptor from the calls.
+            log.warning("FastAGI peer %s closed: %d connections already waiting for their agi_* block",
+                        writer.get_extra_info("peername"), self._unidentified)  # fmt: skip
+            writer.transport.abort()
+            return
         # Our own task per call (not the one asyncio's stream protocol would make): drain may cancel
         # it, and Python 3.11's stream callback logs a cancelled connection task as an error.
         task = asyncio.create_task(self._run_call(reader, writer))
@@ -136,12 +147,21 @@ class AgiServer:
 
     async def _run_call(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        self._unidentified += 1
         try:
             request = await read_request(reader, timeout=self._settings.agi.header_timeout_s)
         except (AgiError, CallerHangup) as exc:  # CallerHangup: the socket reset before the block ended
             log.warning("FastAGI peer %s: %s", peer, exc)
             writer.close()
             return
+        finally:
+            self._unidentified -= 1
+        refused = self._admission.refusal(peer[0] if peer else None, request)
+        if refused is not None:
+            log.warning("FastAGI peer %s refused: %s", peer, refused)
+            writer.close()
+            return
+        request = request.without_param(KEY_PARAM)
         conn = AgiConnection(reader, writer, request)
         call_id = request.get("agi_uniqueid") or str(peer)
         for name in request.malformed:  # a control character in a caller-ID value, say: the call goes on
@@ -153,6 +173,9 @@ class AgiServer:
             await channel.mark_done()  # only a flow that returned normally keeps the caller from the fallback
         except CallerHangup:
             log.info("call %s: caller hung up", call_id)
+        except AgiProtocolError as exc:
+            # The peer broke the protocol (a bogus result=, say): this call ends, the server goes on.
+            log.error("call %s (flow %r) ended: AGI protocol error: %s", call_id, request.flow, exc)
         except Exception:
             # The call's last stop: the flow failed. Closing the socket sends the caller to the
             # dialplan's fallback queue; the traceback goes to the log. Cancellation passes through.
@@ -165,6 +188,7 @@ async def serve(
     handler: CallHandler,
     settings: Settings,
     *,
+    admission: Admission,
     host: str | None = None,
     port: int | None = None,
     on_reload: ReloadHook | None = None,
@@ -175,7 +199,8 @@ async def serve(
 
     Returns the number of calls cut by the drain bound (0 after a clean drain).
     """
-    server = AgiServer(handler, settings, host=host, port=port, reuse_port=reuse_port)
+    raise_open_files_limit()
+    server = AgiServer(handler, settings, admission=admission, host=host, port=port, reuse_port=reuse_port)
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -214,3 +239,17 @@ async def _reload(on_reload: ReloadHook) -> None:
     except Exception:
         # A bad reload (e.g. a flow that fails its checks) must not stop the calls being served.
         log.exception("reload failed; still serving the previous configuration")
+
+
+def raise_open_files_limit() -> int:
+    """Each call holds a socket (and Asterisk's peer another): the soft limit on open files (often 1,024)
+    goes up to the hard one, so a burst of calls is not refused for descriptors. Returns the limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):  # a container may refuse: the soft limit stays
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    if soft < 4096:
+        log.warning("open files limited to %d (ulimit -n): fewer calls than that at once", soft)
+    return soft

@@ -25,7 +25,8 @@ Errors (the engine's two exceptions at the root, foreign errors mapped with ``ra
     ChannelError                      (ivr.engine.channel)
      └── AgiError
           ├── AgiArgumentError        + ValueError: CR/LF/NUL in an argument, command line too long
-          ├── AgiProtocolError        malformed header block or answer, line or answer too long
+          ├── AgiProtocolError        malformed header block or answer (a result= that is no C int, a key
+          │                           code that is no DTMF key), line or answer too long
           ├── AgiTimeout              + TimeoutError: no (complete) answer in time
           └── AgiCommandError         510 / 520 / 503: Asterisk refused the command (.status, .text)
     CallerHangup                      (ivr.engine.channel)
@@ -38,11 +39,12 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ivr.engine.channel import CallerHangup, ChannelError
+from ivr.text import has_control
 
 #: Longest line we accept from Asterisk (its own buffers are 1-2 KiB; GET VARIABLE values fit in 1 KiB).
 MAX_LINE = 8192
@@ -52,6 +54,8 @@ MAX_COMMAND = 2047
 MAX_HEADER_LINES = 200
 MAX_USAGE_LINES = 200
 MAX_TRYING = 100
+#: How long closing a call's socket may wait for the peer to take what is left unsent.
+CLOSE_TIMEOUT_S = 2.0
 
 
 class AgiStatus(IntEnum):
@@ -125,6 +129,18 @@ class AgiRequest:
         """The request query as a mapping (last value wins)."""
         return dict(parse_qsl(self.script.partition("?")[2], keep_blank_values=True))
 
+    def without_param(self, name: str) -> AgiRequest:
+        """The same request without query parameter `name` in its path (a key nothing after the door sees)."""
+
+        def stripped(value: str) -> str:
+            path, _, query = value.partition("?")
+            kept = [(key, item) for key, item in parse_qsl(query, keep_blank_values=True) if key != name]
+            return path + (f"?{urlencode(kept)}" if kept else "")
+
+        paths = ("agi_network_script", "agi_request")
+        headers = {key: stripped(value) if key in paths else value for key, value in self.headers.items()}
+        return replace(self, headers=headers)
+
     def get(self, name: str) -> str | None:
         """A header value, with Asterisk's ``unknown`` placeholder (and empty) read as missing."""
         value = self.headers.get(name)
@@ -143,10 +159,11 @@ class AgiResponse:
 
 
 _STATUS_LINE = re.compile(r"(?P<code>\d{3})(?P<sep>[ -])(?P<rest>.*)\Z", re.DOTALL)
-_RESULT = re.compile(r"result=(?P<result>-?\d+)(?P<tail>.*)\Z", re.DOTALL)
+# res_agi prints result= with "%d": a C int, then a blank or the end. "result=12abc" is not 12.
+_RESULT = re.compile(r"result=(?P<result>-?\d{1,10})(?P<tail>(?:\s.*)?)\Z", re.DOTALL)
+RESULT_RANGE = range(-(2**31), 2**31)
 _ENDPOS = re.compile(r"(?:^|\s)endpos=(?P<endpos>-?\d+)\s*\Z")
 _COMMAND_WORDS = re.compile(r"[A-Z]+(?: [A-Z]+)*\Z")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def quote(argument: str | int) -> str:
@@ -183,8 +200,8 @@ def parse_status_line(line: str) -> tuple[int, bool, str]:
 def parse_result(code: int, text: str, raw: str) -> AgiResponse:
     """The ``result=N (data) endpos=N`` part of a 100/200 line."""
     match = _RESULT.match(text)
-    if not match:
-        raise AgiProtocolError(f"answer without result=: {raw[:80]!r}")
+    if not match or int(match["result"]) not in RESULT_RANGE:
+        raise AgiProtocolError(f"answer without an integer result=: {raw[:80]!r}")
     tail = match["tail"].strip()
     endpos: int | None = None
     found = _ENDPOS.search(tail)
@@ -249,7 +266,7 @@ async def _read_headers(reader: asyncio.StreamReader, headers: dict[str, str]) -
         name, sep, value = line.partition(": ")
         if sep and name.startswith("agi_") and name not in headers:
             previous = name
-            if not _CONTROL.search(value):
+            if not has_control(value):
                 headers[name] = value
                 continue
         elif not previous:
@@ -336,14 +353,21 @@ class AgiConnection:
             self._break(error)
             raise error
 
-    async def close(self) -> None:
-        """Close the socket (Asterisk then continues the dialplan after ``AGI()``)."""
+    async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Close the socket (Asterisk then continues the dialplan after ``AGI()``).
+
+        A peer that stops reading leaves unsent bytes in the buffer, and ``wait_closed`` waits for them
+        for ever: past `timeout_s` the transport is aborted, so a stalled Asterisk never holds a call task.
+        """
         if not self._writer.is_closing():
             self._writer.close()
         try:
-            await self._writer.wait_closed()
+            async with asyncio.timeout(timeout_s):
+                await self._writer.wait_closed()
         except ConnectionError:
             pass  # the peer went first; the socket is closed either way
+        except TimeoutError:
+            self._writer.transport.abort()
 
     def _break(self, error: AgiError) -> None:
         self._broken = error

@@ -22,6 +22,7 @@ Errors::
      ├── AmiActionError      Asterisk answered "Response: Error" (.response holds the message)
      ├── AmiNotConnected     + ConnectionError: not logged in (yet, or any more)
      └── AmiLoginError       Asterisk refused our username/secret
+    ValueError               a header name or value holds CR, LF or another control character (nothing sent)
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from panoramisk import Manager
 from panoramisk.message import Message
 
 from ivr.config import AmiSettings
+from ivr.text import has_control
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +258,7 @@ class AmiClient:
         ``as_list`` is always given to panoramisk: its guess from the reply text reads Asterisk's
         "Added interface to queue" (QueueAdd) as the start of a list and would wait forever.
         """
+        check_fields(fields)  # before anything else: a bad header is a bug to see, connected or not
         if self._manager is None or not self._logged_in.is_set():
             raise AmiNotConnected(f"AMI {fields.get('Action')}: not connected")
         timeout_s = self._settings.action_timeout_s if timeout_s is None else timeout_s
@@ -386,6 +389,24 @@ class AmiClient:
         self._lost()
         self._manager.close()  # panoramisk keeps unanswered, non-forgettable actions to re-send
         self._manager.connect()
+
+
+def check_fields(fields: Mapping[str, Any]) -> None:
+    """Refuse a header name or value holding CR, LF or another control character, before anything is sent.
+
+    An AMI action is ``Name: value`` lines ended by a blank line: a line break in a value would start a
+    header of the sender's choosing, or a second action. Callers clean data they pass on
+    (`ivr.text.replace_controls`); reaching here with one is a bug, so it fails loudly, naming the header
+    (never its value, which may be personal data).
+    """
+    for name, value in fields.items():
+        if has_control(str(name)) or not str(name):
+            raise ValueError(f"AMI {fields.get('Action')}: header name {name!r} is empty or holds a control character")
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if has_control(str(item)):
+                raise ValueError(
+                    f"AMI {fields.get('Action')}: header {name} holds CR, LF or another control character; not sent"
+                )
 
 
 def _drop_manager_arg(callback: EventCallback) -> Callable[[Manager, Message], Any]:

@@ -8,6 +8,7 @@ directories (``Layout``) and its settings.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from ivr.config import REPO_ROOT, ConfigError, Settings
 
 TEMPLATES_DIR = REPO_ROOT / "asterisk_conf"
 QUEUES = ("technical", "billing", "commercial")
+#: Files holding a secret (the AMI user's): readable by their owner only.
+SECRET_FILES = frozenset({"manager.conf", "manager_local.conf", "extensions.conf"})  # AMI secret, AGI key
 # Core subsystems that read these files at start; their defaults suit us, so they are written empty
 # rather than left missing (which Asterisk logs as an error on every start).
 DEFAULTS_ONLY = (
@@ -110,7 +113,7 @@ def _check(settings: Settings, ami_secret: str) -> None:
 
 
 def render(
-    settings: Settings, layout: Layout, ami_secret: str, moh_dir: str, modules_dir: str
+    settings: Settings, layout: Layout, ami_secret: str, agi_key: str, moh_dir: str, modules_dir: str
 ) -> dict[str, str]:
     """File name -> text of every configuration file the instance needs."""
     _check(settings, ami_secret)
@@ -129,6 +132,7 @@ def render(
         "agi": settings.agi,
         "ami": settings.ami,
         "ami_secret": ami_secret,
+        "agi_key": agi_key,
         "agent_channel_vars": settings.asterisk.agent_channel_vars,
         "moh_dir": moh_dir,
         "sac_forms": sac_number_forms(settings.page.sac_number),
@@ -159,6 +163,11 @@ def write(etc_dir: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
         path = etc_dir / name
         tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.chmod(0o640)  # manager.conf holds the AMI secret
+        tmp.unlink(missing_ok=True)
+        # Created with its final mode before a byte is written: manager.conf's secret is never readable by
+        # others, not even for the moment between writing and a chmod.
+        mode = 0o600 if name in SECRET_FILES else 0o640
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w", encoding="utf-8") as out:
+            out.write(text)
+        tmp.chmod(mode)  # exactly this mode, whatever the umask took away
         tmp.replace(path)

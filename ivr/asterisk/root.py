@@ -159,10 +159,19 @@ def modules_dir(root: Path) -> str:
 
 def ami_secret(settings: Settings) -> str:
     """The AMI secret: the configured one, else a random one generated once per machine (mode 0600)."""
-    configured = settings.ami.secret.get_secret_value()
+    return _install_secret(settings.ami.secret.get_secret_value(), "ami-secret")
+
+
+def agi_secret(settings: Settings) -> str:
+    """The key the dialplan's AGI URL carries and `ivr serve` asks for: the configured one, else a random
+    one generated once per machine (mode 0600)."""
+    return _install_secret(settings.agi.secret.get_secret_value(), "agi-secret")
+
+
+def _install_secret(configured: str, name: str) -> str:
     if configured:
         return configured
-    path = cache_dir() / "ami-secret"
+    path = cache_dir() / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
@@ -256,7 +265,7 @@ def install_beep(root: Path) -> None:
 def install_config(settings: Settings, layout: conf.Layout, extra: dict[str, str] | None = None) -> None:
     """Render our configuration into the instance's etc directory and create its other directories."""
     root = settings.asterisk_root
-    files = conf.render(settings, layout, ami_secret(settings), MOH_DIR, modules_dir(root))
+    files = conf.render(settings, layout, ami_secret(settings), agi_secret(settings), MOH_DIR, modules_dir(root))
     files.update(extra or {})
     for directory in (*layout.all(), f"{layout.log}/cdr-custom"):
         (root / directory.lstrip("/")).mkdir(parents=True, exist_ok=True)

@@ -105,10 +105,9 @@ def _open(url: str | None) -> Store:
     from sqlalchemy.engine import make_url
 
     from ivr.config import settings
-    from ivr.store.db import open_store
+    from ivr.store.db import open_store, private_directory
 
-    store = open_store(settings(), url)
-    parsed = make_url(store.url)
+    parsed = make_url(url or settings().database_url)
     if parsed.get_backend_name() == "sqlite" and parsed.database:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return store
+        private_directory(Path(parsed.database).parent)  # before the store creates its file there
+    return open_store(settings(), url)

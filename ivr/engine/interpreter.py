@@ -143,7 +143,11 @@ async def _walk_call(
         if result.outcome is Outcome.HANGUP and walk.chose:
             result.called_back = await _call_back_if_dropped(state, channel, services.callbacks)
         await services.calls.call_ended(
-            protocol, result.summary, result.variables, customer_id=state.customer_id, customer_name=state.customer_name
+            protocol,
+            result.summary,
+            state.recorded_variables(),  # what the caller gave, masked as in the node visits
+            customer_id=state.customer_id,
+            customer_name=state.customer_name,
         )
         result.summary_sent_by = await _send_summary(state, services.summaries)
     return result

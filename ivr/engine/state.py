@@ -31,6 +31,7 @@ class CallState:
     path: list[str] = field(default_factory=list)  # node names; subflow nodes as "flow/node"
     tickets: list[Ticket] = field(default_factory=list)  # opened on this call
     keyed: list[str] = field(default_factory=list)  # "node=answer" per answer given (masked where personal)
+    masked: dict[str, str] = field(default_factory=dict)  # variable -> how records show it (see `keep`)
 
     def identify(self, customer_id: int, account: Mapping[str, Any], *, confirmed: bool) -> None:
         """The caller is the customer of this account; `confirmed` when this identification confirmed it.
@@ -39,6 +40,16 @@ class CallState:
         self.customer_id = customer_id
         self.account_confirmed = kept or confirmed
         self.customer = dict(account)
+
+    def keep(self, name: str, value: Any, *, masked: str) -> None:
+        """Keep what the caller gave (a CNPJ, keyed digits, a transcript) in a variable; `masked` is how the
+        call's records show it, the same form as the node's visit (`Next.input`)."""
+        self.variables[name] = value
+        self.masked[name] = masked
+
+    def recorded_variables(self) -> dict[str, Any]:
+        """The variables as the store keeps them: what the caller gave only in its masked form."""
+        return {**self.variables, **{name: shown for name, shown in self.masked.items() if name in self.variables}}
 
     @property
     def customer_name(self) -> str:

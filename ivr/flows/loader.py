@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent, NodeEvent
 
 from ivr.engine.flow import Flow, Node, Position, Problem
 from ivr.engine.verbs.factory import VERBS, make_verb
@@ -62,7 +63,10 @@ def flows_beside(flow: Flow) -> dict[str, Flow]:
 def parse_flow(text: str, path: Path) -> Flow:
     """Parse flow YAML text; ``path`` names it in problems and becomes `Flow.source`."""
     try:
-        data = YAML(typ="rt").load(text)
+        yaml = YAML(typ="rt")
+        if shared := _anchors_and_aliases(yaml, text, path):
+            raise FlowLoadError(shared)
+        data = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = Position(path, mark.line + 1, mark.column + 1) if mark else Position(path, 1, 1)
@@ -98,6 +102,23 @@ def parse_flow(text: str, path: Path) -> Flow:
     return Flow(
         name=str(name), start=str(start), nodes=nodes, source=path, version=text_version(text), key_positions=top_positions
     )
+
+
+def _anchors_and_aliases(yaml: YAML, text: str, path: Path) -> list[Problem]:
+    """Each YAML anchor (``&name``) and alias (``*name``) in the text, as a problem at its line.
+
+    An alias repeats a value without repeating its text: nested ones ("billion laughs") make a few lines
+    into millions of nodes for the loader and the checks to walk. Flow files write every value out. The
+    events are read before anything is built, so the scan costs one pass over the text.
+    """
+    problems = []
+    for event in yaml.parse(text):
+        at = Position(path, event.start_mark.line + 1, event.start_mark.column + 1)
+        if isinstance(event, AliasEvent):
+            problems.append(Problem(at, f"YAML alias '*{event.anchor}' is not allowed in a flow: write the value out"))
+        elif isinstance(event, NodeEvent) and event.anchor:
+            problems.append(Problem(at, f"YAML anchor '&{event.anchor}' is not allowed in a flow: write the value out"))
+    return problems
 
 
 def text_version(text: str) -> str:

@@ -35,6 +35,7 @@ from ivr.engine.ports import CallbackRequest
 from ivr.engine.verbs.hours import DAYS, parse_spans
 from ivr.store.db import Store, StoreUnavailable
 from ivr.store.models import AttemptOutcome, Callback, CallbackAttempt, CallbackState
+from ivr.text import replace_controls
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class StoreCallbackBook:
             number=number,
             team=request.team,
             customer_id=request.customer_id,
-            customer_name=request.customer_name[:200],
+            customer_name=replace_controls(request.customer_name)[:200],  # PostgreSQL refuses a NUL in text
             caller_id=request.caller_id,
             path=request.path,
             tickets=request.tickets[:500],

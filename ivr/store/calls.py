@@ -13,15 +13,20 @@ from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
 
-from sqlalchemy import Executable
+from sqlalchemy import Executable, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from ivr import phone
 from ivr.clock import Clock
 from ivr.engine.ports import CallInfo
+from ivr.store.db import Store
 from ivr.store.events import Rank, RecordKind, StoreEventSink
 from ivr.store.models import Call
+from ivr.text import replace_controls
 
+#: The outcome of a call whose process died before it ended (its end, unknown, stays empty).
+LOST = "lost"
 _STARTED = ("caller_id", "dialled", "unique_id", "linked_id", "channel", "flow", "flow_version", "started_at")
 _ENDED = ("ended_at", "outcome", "variables", "customer_id", "customer_name")
 
@@ -89,7 +94,7 @@ class _CallEnded:
             "outcome": self.outcome[:80],
             "variables": self.variables,
             "customer_id": self.customer_id,
-            "customer_name": self.customer_name[:200],
+            "customer_name": replace_controls(self.customer_name)[:200],  # PostgreSQL refuses a NUL in text
         }
 
 
@@ -113,3 +118,22 @@ class StoreCallRecorder:
         # JSON-safe now (dates, Decimals become text), so a bad value cannot fail the batch later.
         safe = json.loads(json.dumps(variables, default=str))
         self._sink.record(_CallEnded(protocol, outcome, safe, customer_id, customer_name, self._clock()))
+
+
+async def mark_lost_calls(store: Store, *, started_before: datetime) -> int:
+    """Give the outcome `LOST` to calls left open (no end, no outcome) that started before `started_before`;
+    returns how many.
+
+    Several units may share the store, and the row does not say which unit a call is on, so only calls no
+    unit can still be carrying are marked: `started_before` is this process's start minus Asterisk's hard
+    bound on a call (``asterisk.max_call_s``, TIMEOUT(absolute) in the dialplan), by which every channel has
+    hung up. A unit whose end record was only delayed (a store outage) still writes it: the upsert of the
+    call's end replaces `LOST` with the real outcome.
+    """
+
+    def mark(session: Session) -> int:
+        open_before = (Call.ended_at.is_(None), Call.outcome == "", Call.started_at < started_before)
+        marked = session.execute(update(Call).where(*open_before).values(outcome=LOST))
+        return int(marked.rowcount)  # type: ignore[attr-defined]
+
+    return await store.write(mark)

@@ -20,9 +20,11 @@ cannot spare). PostgreSQL URLs (asyncpg) run on SQLAlchemy's asyncio engine; the
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import create_engine, event
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _WRITE = "ivr_write"  # execution option marking a connection that begins a write transaction
+_DURABLE = "ivr_durable"  # ... whose commit must survive a power cut (synchronous=FULL)
 SQLITE_THREADS = 8  # worker threads (and pooled connections) of a SQLite store
 
 
@@ -49,6 +52,11 @@ class _GaveUp(Exception):
 
 
 class Store:
+    """A database. `write(fn, durable=True)` is for the transactions a power cut must not undo once
+    committed (the protocol sequence): on SQLite they commit with ``synchronous=FULL``, where the others
+    keep WAL's ``NORMAL`` (durable against a crash of the process, not of the machine). PostgreSQL's
+    commits are durable already (``synchronous_commit`` on)."""
+
     def __init__(self, url: str, *, busy_timeout_s: float = 5.0) -> None:
         self.url = url
         parsed = make_url(url)
@@ -67,10 +75,10 @@ class Store:
         except (OperationalError, InterfaceError, OSError) as exc:
             raise StoreUnavailable(f"store unavailable: {_reason(exc)}") from exc
 
-    async def write(self, fn: Callable[[Session], T]) -> T:
-        """Run `fn` in a write transaction (``BEGIN IMMEDIATE`` on SQLite) and commit it."""
+    async def write(self, fn: Callable[[Session], T], *, durable: bool = False) -> T:
+        """Run `fn` in a write transaction (``BEGIN IMMEDIATE`` on SQLite) and commit it; `durable`: see above."""
         try:
-            return await self._backend.write(fn)
+            return await self._backend.write(fn, durable)
         except (OperationalError, InterfaceError, OSError) as exc:
             raise StoreUnavailable(f"store unavailable: {_reason(exc)}") from exc
 
@@ -91,6 +99,7 @@ class _SqliteBackend:
     def __init__(self, url: URL, busy_timeout_s: float) -> None:
         if url.database in (None, "", ":memory:"):
             raise ValueError(f"{url}: an in-memory SQLite store is not supported; give a file path")
+        _private_file(Path(url.database))
         self._engine = create_engine(
             url.set(drivername="sqlite"),  # pysqlite, whichever driver the URL names (aiosqlite)
             connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
@@ -105,21 +114,23 @@ class _SqliteBackend:
     async def read(self, fn: Callable[[Session], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, self._read, fn)
 
-    async def write(self, fn: Callable[[Session], T]) -> T:
-        return await self._in_turn(self._write, fn)
+    async def write(self, fn: Callable[[Session], T], durable: bool) -> T:
+        return await self._in_turn(self._write, fn, {_WRITE: True, _DURABLE: durable})
 
     async def run_with_connection(self, fn: Callable[[Connection], T]) -> T:
-        return await self._in_turn(self._with_connection, fn)
+        return await self._in_turn(self._with_connection, fn, {_WRITE: True})
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._threads.shutdown)
         self._engine.dispose()
 
-    async def _in_turn(self, run: Callable[[Any, threading.Event], T], fn: Any) -> T:
+    async def _in_turn(
+        self, run: Callable[[Any, dict[str, bool], threading.Event], T], fn: Any, options: dict[str, bool]
+    ) -> T:
         """Run a write transaction in a worker thread, holding the write turn until it has ended."""
         gave_up = threading.Event()
         async with self._write_turn:
-            done = asyncio.get_running_loop().run_in_executor(self._threads, run, fn, gave_up)
+            done = asyncio.get_running_loop().run_in_executor(self._threads, run, fn, options, gave_up)
             try:
                 return await asyncio.shield(done)
             except asyncio.CancelledError:
@@ -133,18 +144,18 @@ class _SqliteBackend:
         with self._sessions() as session:
             return fn(session)
 
-    def _write(self, fn: Callable[[Session], T], gave_up: threading.Event) -> T:
+    def _write(self, fn: Callable[[Session], T], options: dict[str, bool], gave_up: threading.Event) -> T:
         with self._sessions() as session:
-            session.connection(execution_options={_WRITE: True})
+            session.connection(execution_options=options)
             result = fn(session)
             if gave_up.is_set():
                 raise _GaveUp
             session.commit()
             return result
 
-    def _with_connection(self, fn: Callable[[Connection], T], gave_up: threading.Event) -> T:
+    def _with_connection(self, fn: Callable[[Connection], T], options: dict[str, bool], gave_up: threading.Event) -> T:
         with self._engine.connect() as conn:
-            conn.execution_options(**{_WRITE: True})
+            conn.execution_options(**options)
             with conn.begin():
                 result = fn(conn)
                 if gave_up.is_set():
@@ -164,7 +175,7 @@ class _AsyncBackend:
         async with self._sessions() as session:
             return await session.run_sync(fn)
 
-    async def write(self, fn: Callable[[Session], T]) -> T:
+    async def write(self, fn: Callable[[Session], T], durable: bool) -> T:
         async with self._sessions() as session:
             await session.connection(execution_options={_WRITE: True})
             result = await session.run_sync(fn)
@@ -201,9 +212,39 @@ def _configure_sqlite(engine: Any, busy_timeout_s: float) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # On pysqlite itself: through exec_driver_sql, a BEGIN made a cursor and a result (~30 µs a transaction).
+        options = conn.get_execution_options()
+        # On pysqlite itself: through exec_driver_sql, each statement made a cursor and a result (~30 µs).
         sqlite = conn.connection.driver_connection
-        sqlite.execute("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+        if options.get(_WRITE):
+            # Per transaction, before BEGIN (a pooled connection keeps what the last one set).
+            sqlite.execute(f"PRAGMA synchronous={'FULL' if options.get(_DURABLE) else 'NORMAL'}")
+        sqlite.execute("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
+
+
+def private_directory(directory: Path) -> None:
+    """A directory for the database (personal data), made 0700 with any missing parent. An existing one is left as it
+    is: it may not be ours alone."""
+    missing = [path for path in (directory, *directory.parents) if not path.exists()]
+    for path in reversed(missing):  # mkdir(parents=True) would give the parents the umask's mode
+        path.mkdir(mode=0o700, exist_ok=True)
+
+
+def _private_file(database: Path) -> None:
+    """The database file created 0600 before SQLite opens it (SQLite gives its -wal and -shm files the
+    database file's mode), an existing one tightened to 0600. A missing directory is not made here: the
+    store is then unavailable, as a database elsewhere would be (`ivr db upgrade` makes it).
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX lock this
+    process holds on it, so the locks of another store's SQLite connections in this process would go
+    (two `ivr serve` units on one file corrupted it). O_EXCL opens only a file nobody has yet.
+    """
+    try:
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        if database.stat().st_mode & 0o077:
+            database.chmod(0o600)  # a chmod takes no descriptor, and no lock
+    except OSError:
+        pass  # no directory, or not ours to write: SQLite says so, as StoreUnavailable, at the first use
 
 
 def _reason(exc: BaseException) -> str:

@@ -254,7 +254,10 @@ class StoreProtocolAllocator:
                     continue
                 name = call_protocol_sequence(year)
                 try:
-                    last = await self._store.write(lambda session: next_value(session, name, len(wanted)))
+                    # durable: a number announced to a caller must never be issued again after a power cut
+                    last = await self._store.write(
+                        lambda session: next_value(session, name, len(wanted)), durable=True
+                    )
                 except Exception as exc:  # handed to each waiting call: allocate() falls back or raises it
                     for future in wanted:
                         if not future.done():
@@ -281,7 +284,8 @@ class StoreProtocolAllocator:
                     }
                     for item in pending
                 ]
-                await self._store.write(lambda session: _insert_new(session, rows))
+                # durable: the journal is forgotten next, so a power cut must not undo this commit
+                await self._store.write(lambda session: _insert_new(session, rows), durable=True)
                 await asyncio.to_thread(self._fallback.forget, {item.protocol for item in pending})
                 log.info("reconciled %d protocol(s) issued from the fallback range", len(pending))
         except BaseException:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from ivr.agi.admission import OPEN
 from ivr.agi.server import AgiServer
 from ivr.engine.channel import Channel
 
@@ -38,7 +39,7 @@ class CallRig:
                 raise
 
         settings = settings_for_tests(self.tmp_path, prompt_lengths, **agi)
-        server = AgiServer(handler, settings, host="127.0.0.1", port=0)
+        server = AgiServer(handler, settings, admission=OPEN, host="127.0.0.1", port=0)
         await server.start()
         self.servers.append(server)
         return server, outcomes

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ivr.agi import channel as channel_module
-from ivr.agi.wire import AgiCommandError, AgiHangup, AgiTimeout
+from ivr.agi.wire import AgiCommandError, AgiHangup, AgiProtocolError, AgiTimeout
 from ivr.engine.channel import CallerHangup, Channel, ChannelError, Digits, DigitsEnd, QueueOutcome, TransferOutcome
 from ivr.engine.ports import Heard
 
@@ -146,19 +146,33 @@ async def test_caller_id_name_cannot_inject_a_command(rig: CallRig) -> None:
     assert await peer.closed_by_ivr()
 
 
-async def test_a_value_with_a_carriage_return_is_refused_before_sending(rig: CallRig) -> None:
-    async def script(ch: Channel) -> object:
-        try:
-            await ch.set_variable("IVR_CALLER_NAME", "Ana\rEXEC System x")
-        except ValueError as exc:
-            await ch.hangup()
-            return exc
-        return None
+async def test_a_back_end_value_with_control_characters_is_sent_cleaned_not_refused(rig: CallRig) -> None:
+    async def script(ch: Channel) -> None:
+        await ch.set_variable("IVR_CUSTOMER_NAME", "Serra\r\nEXEC System x\0Azul")
 
     peer, outcomes = await rig.call(script)
-    await peer.expect("HANGUP", "200 result=1")  # the very next line: nothing was injected before it
-    assert "CR" in str(await outcome(outcomes))
-    assert await peer.closed_by_ivr()  # hung up by the flow: no IVR_DONE to set
+    line = await peer.command()
+    assert parse_args(line) == ["SET", "VARIABLE", "IVR_CUSTOMER_NAME", "Serra\ufffd\ufffdEXEC System x\ufffdAzul"]
+    await peer.send("200 result=1")
+    assert await outcome(outcomes) is None  # the call goes on
+    await peer.expect('SET VARIABLE "IVR_DONE" "1"', "200 result=1")
+    assert await peer.closed_by_ivr()
+
+
+@pytest.mark.parametrize("answer", ["200 result=49abc", "200 result=x", "200 result=99999999999", "200 result=7"])
+async def test_a_bogus_result_ends_the_call_as_a_protocol_error_logged(
+    rig: CallRig, caplog: pytest.LogCaptureFixture, answer: str
+) -> None:
+    async def script(ch: Channel) -> str:
+        return await ch.play(["welcome"])
+
+    peer, outcomes = await rig.call(script)
+    await peer.expect(f'STREAM FILE "sac/pt_BR/welcome" {ALL_KEYS}', answer)
+    assert isinstance(await outcome(outcomes), AgiProtocolError)  # never a key misread from garbage
+    assert await peer.closed_by_ivr()  # no IVR_DONE: the dialplan's fallback takes the caller
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("AGI protocol error" in e and "result=" in e for e in errors)
+    assert not any(r.exc_info for r in caplog.records)  # a peer's fault, said in one line: no traceback
 
 
 async def test_a_caller_number_broken_by_a_line_break_leaves_the_call_unidentified(

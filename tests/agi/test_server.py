@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr.agi.admission import OPEN
 from ivr.agi.server import AgiServer, serve
 from ivr.cli import serve as cli
 from ivr.config import Settings
@@ -97,7 +98,9 @@ async def test_thousand_concurrent_calls_in_one_process(rig: CallRig) -> None:
 
 async def _serve_in_background(settings: Settings, handler, **kw) -> tuple[asyncio.Task[int], AgiServer]:  # type: ignore[no-untyped-def]
     started: asyncio.Future[AgiServer] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve(handler, settings, host="127.0.0.1", port=0, started=started.set_result, **kw))
+    task = asyncio.create_task(
+        serve(handler, settings, admission=OPEN, host="127.0.0.1", port=0, started=started.set_result, **kw)
+    )
     return task, await asyncio.wait_for(started, WAIT_S)
 
 

@@ -9,7 +9,9 @@ import pytest
 from ivr.agi.wire import (
     MAX_COMMAND,
     AgiArgumentError,
+    AgiConnection,
     AgiProtocolError,
+    AgiRequest,
     AgiStatus,
     AgiTimeout,
     format_command,
@@ -73,6 +75,43 @@ def test_answers_as_res_agi_writes_them(line: str, result: int, data: str, endpo
     code, continues, text = parse_status_line(line)
     answer = parse_result(code, text, line)
     assert (answer.result, answer.data, answer.endpos, continues) == (result, data, endpos, False)
+
+
+@pytest.mark.parametrize(
+    "line", ["200 result=12abc", "200 result=abc", "200 result=", "200 result=99999999999", "200 result=1.5"]
+)
+def test_a_result_that_is_not_a_c_int_is_a_protocol_error(line: str) -> None:
+    code, _, text = parse_status_line(line)
+    with pytest.raises(AgiProtocolError, match="integer result="):
+        parse_result(code, text, line)
+
+
+class _StalledWriter:
+    """A socket whose peer stopped reading: wait_closed never returns, until the transport is aborted."""
+
+    def __init__(self) -> None:
+        self.aborted = asyncio.Event()
+        self.transport = self
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        self.aborted.set()
+
+    async def wait_closed(self) -> None:
+        await self.aborted.wait()
+
+
+async def test_closing_a_connection_to_a_stalled_peer_is_bounded_and_aborts_it() -> None:
+    writer = _StalledWriter()
+    conn = AgiConnection(asyncio.StreamReader(), writer, AgiRequest({}))  # type: ignore[arg-type]
+    async with asyncio.timeout(2):
+        await conn.close(timeout_s=0.05)
+    assert writer.aborted.is_set()
 
 
 def test_usage_answer_continues_and_codes_are_named() -> None:

@@ -44,6 +44,27 @@ async def test_every_action_has_our_timeout(ami: FakeAmi, client: AmiClient) -> 
         await client.queue_remove("technical", "PJSIP/agent-101")
 
 
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"Action": "QueuePause", "Queue": "technical", "Reason": "lunch\r\nAction: Originate"}, "header Reason"),
+        ({"Action": "QueuePause", "Queue": "technical", "Reason": "nul\0"}, "header Reason"),
+        ({"Action": "Originate", "Variable": ["A=1", "B=2\nAction: Logoff"]}, "header Variable"),
+        ({"Action": "Ping", "X\r\nAction: Logoff": "1"}, "header name"),
+    ],
+)
+async def test_control_characters_in_a_header_are_refused_before_anything_is_sent(
+    ami: FakeAmi, client: AmiClient, fields: dict[str, object], named: str
+) -> None:
+    with pytest.raises(ValueError, match=named):
+        await client.action(fields)
+    await client.ping()  # the next thing on the wire is our ping: nothing of the refused action went out
+    _, first = await ami.received.get()
+    while first.get("Action") == "Login":
+        _, first = await ami.received.get()
+    assert first["Action"] == "Ping" and "Reason" not in first and "Variable" not in first
+
+
 async def test_queue_add_and_an_error_reply(ami: FakeAmi, client: AmiClient) -> None:
     ami.responders["queueadd"] = lambda f: [{"Response": "Success", "ActionID": f["ActionID"], "Message": "Added interface to queue"}]
     ami.responders["queueremove"] = lambda f: [{"Response": "Error", "ActionID": f["ActionID"], "Message": "Unable to remove interface: Not there"}]

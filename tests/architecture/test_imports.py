@@ -30,6 +30,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
             "ivr.cnpj",
             "ivr.protocol_number",
             "ivr.domain",
+            "ivr.text",
         },
         {"ivr.voice"},  # prompts and pt-BR speaking
         {"ivr.engine"},  # the flow engine and its ports, the operation contract among them

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,11 +13,12 @@ from ivr.asterisk import conf
 from ivr.config import ConfigError, Settings, load_settings
 
 SECRET = "test-secret-not-real"
+AGI_KEY = "agi-key-not-real-0123"
 
 
 def _render(settings: Settings | None = None) -> dict[str, str]:
     settings = settings or load_settings()
-    return conf.render(settings, conf.Layout.shipped(), SECRET, "/var/lib/asterisk/moh/sac", "/usr/lib/x/modules")
+    return conf.render(settings, conf.Layout.shipped(), SECRET, AGI_KEY, "/var/lib/asterisk/moh/sac", "/usr/lib/x/modules")
 
 
 def test_every_file_renders_and_nothing_names_localhost() -> None:
@@ -59,7 +63,7 @@ def test_every_form_of_the_sac_number_goes_to_the_ivr_with_a_fallback() -> None:
     with_area_code = ("3130033336", "+553130033336", "553130033336", "03130033336", "_0XX3130033336")
     for form in (*forms, *with_area_code):
         assert f"exten => {form},1,Goto(sac-ivr,${{EXTEN}},1)" in dialplan
-    assert f"AGI(agi://127.0.0.1:{settings.agi.port}/sac)" in dialplan
+    assert f"AGI(agi://127.0.0.1:{settings.agi.port}/sac?key={AGI_KEY})" in dialplan  # ivr/agi/admission.py
     assert "TIMEOUT(absolute)" in dialplan
     assert '"${AGISTATUS}" = "FAILURE" | "${IVR_DONE}" = ""' in dialplan
     # The negotiation line as the trunk dials it: national form, from the E.164 setting.
@@ -102,7 +106,7 @@ def test_ami_is_loopback_only_with_the_secret_from_settings() -> None:
 
 def test_an_empty_ami_secret_is_refused() -> None:
     with pytest.raises(ConfigError, match="IVR_AMI__SECRET"):
-        conf.render(load_settings(), conf.Layout.shipped(), "", "/moh", "/modules")
+        conf.render(load_settings(), conf.Layout.shipped(), "", AGI_KEY, "/moh", "/modules")
 
 
 def test_modules_are_loaded_explicitly() -> None:
@@ -119,6 +123,27 @@ def test_write_leaves_only_our_files(tmp_path: Path) -> None:
     conf.write(etc, {"pjsip.conf": "; ours\n"})
     assert sorted(p.name for p in etc.iterdir()) == ["pjsip.conf"]
     assert (etc / "pjsip.conf").read_text() == "; ours\n"
+
+
+def test_manager_conf_is_0600_from_before_its_secret_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    modes: dict[str, int] = {}
+    fdopen = os.fdopen
+
+    def watched(fd: int, *args: Any, **kwargs: Any) -> Any:  # the mode the file has before anything is written
+        modes[os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[1]] = stat.S_IMODE(os.fstat(fd).st_mode)
+        return fdopen(fd, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", watched)
+    umask = os.umask(0o022)
+    try:
+        conf.write(tmp_path, {"manager.conf": f"secret = {SECRET}\n", "pjsip.conf": "; ours\n"})
+    finally:
+        os.umask(umask)
+    assert modes == {".manager.conf.tmp": 0o600, ".pjsip.conf.tmp": 0o640}
+    assert stat.S_IMODE((tmp_path / "manager.conf").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "pjsip.conf").stat().st_mode) == 0o640
 
 
 def test_private_instances_get_their_own_directories() -> None:
@@ -146,4 +171,4 @@ def test_values_that_would_corrupt_the_configuration_are_refused(
 
 def test_a_secret_with_a_comment_sign_is_refused() -> None:
     with pytest.raises(ConfigError, match="ami.secret"):
-        conf.render(load_settings(), conf.Layout.shipped(), "abc;def", "/moh", "/modules")
+        conf.render(load_settings(), conf.Layout.shipped(), "abc;def", AGI_KEY, "/moh", "/modules")

@@ -5,10 +5,12 @@ a restarted IVR resuming what was pending and reconciling what was in flight."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
+from ivr.ami.client import check_fields
 from ivr.clock import ManualClock
 from ivr.dialer import Dialer
 from ivr.store.callbacks import Dial, StoreCallbackBook
@@ -72,6 +74,17 @@ async def test_nobody_is_dialled_without_a_free_agent_then_the_customer_first_wi
     ami.answer(originate)
     await unit.settle()
     assert await state_of(store, callback_id) == (CallbackState.ANSWERED, 1, "answered")
+
+
+async def test_a_customer_name_with_a_line_break_is_dialled_cleaned_not_refused(
+    book: StoreCallbackBook, ami: FakeAmi, unit: Dialer
+) -> None:
+    await book.schedule(replace(request(), customer_name="Padaria\r\nAction: Hangup\0"))
+    ami.free_agents["technical"] = 1
+    assert await unit.turn() == 1
+    originate = await ami.next_originate()
+    assert "IVR_CUSTOMER_NAME=Padaria\ufffd\ufffdAction: Hangup\ufffd" in originate["Variable"]
+    check_fields(originate)  # what the real client checks before writing: nothing left to refuse
 
 
 async def test_the_free_agent_stays_for_the_answered_customer_until_they_join_the_queue(

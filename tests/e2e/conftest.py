@@ -69,6 +69,20 @@ exten => waiting,1,Answer()
  same => n,Hangup()
 """
 
+#: The harness's own AMI user (manager_local.conf, which the shipped manager.conf includes when present): it
+#: hangs up channels and watches every event, which the IVR's least-privilege user may not.
+HARNESS_AMI_USER = "sac-e2e-harness"
+HARNESS_AMI_SECRET = secrets.token_urlsafe(16)
+
+
+def harness_manager(settings: Settings) -> str:
+    host = settings.ami.host
+    return (
+        f"[{HARNESS_AMI_USER}]\nsecret = {HARNESS_AMI_SECRET}\ndeny = 0.0.0.0/0.0.0.0\n"
+        f"permit = {host}/255.255.255.255\nread = all\nwrite = all\n"
+    )
+
+
 _timings: list[tuple[str, float]] = []
 RecordTiming = Callable[[str, float], None]
 
@@ -114,7 +128,9 @@ def _e2e_settings() -> Settings:
             "ami": base.ami.model_copy(
                 update={"port": free_port(tcp), "secret": SecretStr(secrets.token_urlsafe(16))}
             ),
-            "agi": base.agi.model_copy(update={"port": free_port(tcp)}),
+            "agi": base.agi.model_copy(
+                update={"port": free_port(tcp), "secret": SecretStr(secrets.token_urlsafe(16))}
+            ),
         }
     )
 
@@ -142,7 +158,8 @@ def asterisk() -> Iterator[E2EAsterisk]:
             voice=voice.espeak_voice, words_per_minute=voice.words_per_minute, workers=voice.build_workers,
         )  # fmt: skip
         _timings.append((f"prompts build ({len(built.built)} built)", built.seconds))
-        asterisk_root.provision(settings, layout, extra={"extensions_local.conf": TEST_EXTENSIONS})
+        extra = {"extensions_local.conf": TEST_EXTENSIONS, "manager_local.conf": harness_manager(settings)}
+        asterisk_root.provision(settings, layout, extra=extra)
         instance.start()
     except Exception as exc:  # noqa: BLE001 - any reason is reported, and the session fails, never skips
         instance.stop()
@@ -163,9 +180,9 @@ async def agi(asterisk: E2EAsterisk) -> AsyncIterator[fastagi.FastAgiStub]:
 
 @asynccontextmanager
 async def ami_session(asterisk: E2EAsterisk) -> AsyncIterator[Ami]:
-    """An AMI connection to the instance, logged in with the settings' user, closed at the end."""
+    """An AMI connection to the instance, logged in as the harness's user, closed at the end."""
     s = asterisk.settings.ami
-    client = await Ami.connect(s.host, s.port, s.username, s.secret.get_secret_value())
+    client = await Ami.connect(s.host, s.port, HARNESS_AMI_USER, HARNESS_AMI_SECRET)
     try:
         yield client
     finally:

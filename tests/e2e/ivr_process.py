@@ -106,6 +106,7 @@ class IvrProcess:
             IVR_VAR_DIR=str(self.var_dir),
             IVR_AGI__HOST=s.agi.host,
             IVR_AGI__PORT=str(s.agi.port),
+            IVR_AGI__SECRET=s.agi.secret.get_secret_value(),
             IVR_AGI__DRAIN_TIMEOUT_S="3",
             IVR_AMI__PORT=str(s.ami.port),
             IVR_AMI__SECRET=s.ami.secret.get_secret_value(),

@@ -95,6 +95,27 @@ async def test_no_protocol_mail_without_an_account_or_a_registered_email(
 
 
 @pytest.mark.parametrize(
+    "field", ["ana@x.com.br bia@y.com.br", "ana@x.com.br,bia@y.com.br", "ana@x.com.br; bia@y.com.br"]
+)
+async def test_a_field_of_several_addresses_sends_to_none_and_says_why_masked(
+    registry: OperationRegistry, store: Store, caplog: pytest.LogCaptureFixture, field: str
+) -> None:
+    def one_field_of_several(session: Any) -> None:
+        customer = session.scalars(select(Customer).where(Customer.cnpj == "11222333000181")).one()
+        session.execute(delete(Contact).where(Contact.kind == ContactKind.EMAIL))
+        session.add(Contact(customer_id=customer.id, kind=ContactKind.EMAIL, value=field))
+
+    await store.write(one_field_of_several)
+    caller = await Caller(registry).confirmed_account()
+    assert (await caller.op("email_protocol")).status is OperationStatus.NOT_FOUND
+    assert (await caller.op("send_document", kind="boleto")).status is OperationStatus.NOT_FOUND
+    assert await queued(store) == 0
+    logged = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "not one address (a***@x.com.br, b***@y.com.br)" in logged
+    assert "ana@" not in logged and "bia@" not in logged
+
+
+@pytest.mark.parametrize(
     ("kind", "month", "reference", "file_name", "says"),
     [
         ("boleto", "", "2026-03", "boleto-100200-2026-03.pdf", "Linha digitável: "),

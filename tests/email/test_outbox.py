@@ -86,6 +86,19 @@ async def test_a_refused_recipient_fails_at_once_and_others_still_go(
     assert "550" in refused.last_error and "ti@" not in refused.last_error  # addresses masked
 
 
+async def test_a_recipient_of_several_addresses_fails_at_once_and_reaches_nobody(
+    store: Store, smtp: SmtpServer, outboxes: list[Outbox]
+) -> None:
+    box = drainer(store, smtp, outboxes)
+    await box.start()
+    await box.enqueue(note(1, "ana@x.com.br, bia@y.com.br"), note(2))
+    assert (await smtp.next()).rcpt_tos == (CUSTOMER,)  # the other message only
+    await box.wait_until(lambda s: s.failed == 1 and s.sent == 1, WAIT_S)
+    several, sent = await rows(store)
+    assert (several.state, several.attempts, sent.state) == (OutboxState.FAILED, 1, OutboxState.SENT)
+    assert "a***@x.com.br, b***@y.com.br" in several.last_error and "not one address" in several.last_error
+
+
 async def test_a_document_gone_from_the_store_fails_the_message(
     store: Store, smtp: SmtpServer, outboxes: list[Outbox]
 ) -> None:

@@ -56,7 +56,9 @@ async def test_a_call_gets_its_protocol_first_and_one_event_per_node() -> None:
     assert [v.outcome for v in svc.events.visits] == [
         "announce", "who", "found", "1", "collected", "found", "answered:technical"
     ]  # fmt: skip
-    assert svc.calls.ended == [(result.protocol, "queue:technical", result.variables)]
+    assert result.variables["code"] == "123456"  # the flow used it ...
+    # ... the store keeps it as the node visit shows it: a customer code is personal data.
+    assert svc.calls.ended == [(result.protocol, "queue:technical", {**result.variables, "code": "<6 chars>"})]
 
 
 async def test_each_visit_keeps_the_prompts_played_there_with_spelled_digits_masked() -> None:
@@ -337,7 +339,7 @@ async def test_a_subflow_that_ends_the_call_ends_it_for_the_flow_that_ran_it() -
     result, _, svc = await walk(MAIN, [to_a_person], ["123456"])
     assert (result.outcome, result.target) == (Outcome.QUEUE, "technical")
     assert result.path == ["first", "ask/q", "ask/deeper"]  # never back at `done`
-    assert svc.calls.ended == [(result.protocol, "queue:technical", result.variables)]
+    assert svc.calls.ended == [(result.protocol, "queue:technical", {**result.variables, "code": "<6 chars>"})]
     last_two = [(v.node, v.outcome) for v in svc.events.visits][-2:]
     assert last_two == [("deeper", "answered:technical"), ("first", "answered:technical")]
 

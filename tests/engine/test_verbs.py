@@ -1,6 +1,9 @@
 """The other verbs, each through a real call walk with a scripted caller."""
 
+import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,6 +13,7 @@ from ivr.engine.channel import QueueOutcome, TransferOutcome
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import run_call
 from ivr.engine.operations import Arg, OperationContext, OperationResult, OperationSpec
+from ivr.engine.ports import Heard, Recognition
 from ivr.engine.scripted import ScriptedChannel
 from ivr.flows.loader import FlowLoadError
 
@@ -326,6 +330,52 @@ async def test_record_with_transcription_keeps_the_callers_words() -> None:
     result, chan, _ = await run(text, ["barge:1", "say:o técnico não apareceu"])
     assert result.variables["words"] == "o técnico não apareceu"
     assert "ignored" in [e.detail for e in chan.events if e.kind == "keys"][0]  # recording prompt not interruptible
+
+
+@pytest.mark.parametrize("keep", [False, True])
+async def test_a_transcribed_recording_is_deleted_once_heard_unless_the_flow_keeps_it(
+    keep: bool, tmp_path: Path
+) -> None:
+    recorded = tmp_path / "said.wav"
+
+    class Speaks(ScriptedChannel):
+        async def listen(self, *, max_seconds: float, silence_seconds: float, beep: bool = False) -> Heard:
+            recorded.write_bytes(b"RIFF")  # what RECORD FILE left
+            return Heard(audio=recorded, duration_s=4.0)
+
+    class Transcribes:
+        listens = True
+
+        async def recognise(self, heard: Heard, *, phrase_hints: Sequence[str] = ()) -> Recognition:
+            return Recognition(transcript="o técnico não apareceu", confidence=0.9)
+
+    text = wrap(f"""
+  first:
+    record: {{prompt: tell_us, into: words, transcribe: true, keep: {str(keep).lower()}}}
+    next: done
+""")
+    svc = dataclasses.replace(services(), recognizer=Transcribes())
+    result = await run_call(flow(text), Speaks(caller(), [], hears_words=False), svc, settings=load_settings())
+    assert result.variables["words"] == "o técnico não apareceu"
+    assert recorded.exists() is keep
+    assert result.variables["words_audio"] == (str(recorded) if keep else "")
+
+
+async def test_the_calls_record_keeps_a_cnpj_and_the_callers_words_masked_as_the_node_visits_do() -> None:
+    text = wrap("""
+  first:
+    collect: {prompt: type_cnpj, into: cnpj, validator: cnpj, then: person}
+    next: words
+  words:
+    record: {prompt: tell_us, into: words, transcribe: true}
+    next: person
+""")
+    result, _, svc = await run(text, ["11222333000181", "say:meu nome é Ana Souza"])
+    assert (result.variables["cnpj"], result.variables["words"]) == ("11222333000181", "meu nome é Ana Souza")
+    ((_, _, recorded),) = svc.calls.ended  # type: ignore[attr-defined]
+    inputs = {v.node: v.input for v in svc.events.visits}  # type: ignore[attr-defined]
+    assert (recorded["cnpj"], recorded["words"]) == (inputs["first"], inputs["words"])
+    assert "11222333000181" not in str(recorded) and "Ana" not in str(recorded)
 
 
 async def test_the_protocol_announcement_cannot_be_interrupted() -> None:

@@ -125,6 +125,7 @@ async def healthy(
         "email": {"host": "127.0.0.1", "port": smtp.port, "security": "none"},
         "speech": {"endpoint": speech.endpoint, "insecure": True},
         "whatsapp": {"base_url": graph, "api_version": "v21.0", "phone_number_id": "123456", "token": "wa-token"},
+        "asterisk": {"recordings_dir": tmp_path},
     }
 
 
@@ -138,7 +139,7 @@ async def test_every_check_is_ok_when_every_peer_is_healthy(healthy: dict[str, A
         (name, Status.OK)
         for name in (
             "settings", "database", "ami", "fastagi", "carrier_api", "smtp", "whatsapp", "speech", "screen_pop",
-            "prompts", "flows",
+            "prompts", "flows", "recordings",
         )
     ], render(findings)
     assert not failed(findings)

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.asterisk_side import AGI_KEY
+
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -26,9 +28,10 @@ def ivr_environment(database_url: str, var_dir: Path) -> dict[str, str]:
         IVR_DATABASE_URL=database_url,
         IVR_VAR_DIR=str(var_dir),
         IVR_AGI__DRAIN_TIMEOUT_S="5",
-        IVR_METRICS__PORT="0",  # units side by side (and other work on the host) each take a free port
+        IVR_AGI__SECRET=AGI_KEY,  # what the scripted Asterisk side sends (bench/asterisk_side.py)
         # The test is about the store's numbers: a slow machine must not send calls to the fallback range.
         IVR_STORE__ALLOCATE_TIMEOUT_S="15",
+        IVR_METRICS__PORT="0",  # two units on one host cannot both serve /metrics on the default port
     )
     return env
 

@@ -242,7 +242,7 @@ async def test_a_key_pressed_while_listening_switches_the_question_to_keys(
     assert fake_speech.requests == []
 
 
-async def test_a_complaint_in_the_callers_words_is_kept_as_text_and_audio(
+async def test_a_request_in_the_callers_words_is_kept_as_text_and_audio_when_the_flow_keeps_it(
     google: GoogleRecognizer, fake_speech: FakeSpeech, spoken_wav: Path
 ) -> None:
     text = """
@@ -250,7 +250,7 @@ flow: t
 start: words
 nodes:
   words:
-    record: {prompt: tell_us, into: complaint, transcribe: true}
+    record: {prompt: tell_us, into: complaint, transcribe: true, keep: true}
     next: bye
   bye:
     hangup: goodbye

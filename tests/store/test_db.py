@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from ivr.cli.db import _open
 from ivr.store.db import Store, StoreUnavailable
 from ivr.store.models import Sequence
 
@@ -41,6 +45,58 @@ async def test_two_engines_on_one_file_lose_no_update(sqlite_store: Store) -> No
 async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(sqlite_store: Store) -> None:
     assert await sqlite_store.read(lambda s: s.execute(text("PRAGMA journal_mode")).scalar()) == "wal"
     assert await sqlite_store.read(lambda s: s.execute(text("PRAGMA busy_timeout")).scalar()) == 10_000
+
+
+async def test_a_durable_write_commits_with_synchronous_full_and_the_others_with_normal(sqlite_store: Store) -> None:
+    def synchronous(session: Session) -> int:
+        return int(session.execute(text("PRAGMA synchronous")).scalar_one())
+
+    for _ in range(3):  # whichever pooled connection comes, it is set for the transaction it runs
+        assert await sqlite_store.write(synchronous, durable=True) == 2  # FULL: the WAL is synced at commit
+        assert await sqlite_store.write(synchronous) == 1  # NORMAL
+
+
+async def test_the_database_file_and_its_wal_are_0600_and_ivr_db_makes_its_directory_0700(tmp_path: Path) -> None:
+    umask = os.umask(0o022)  # a usual umask: without care, 0644 and 0755
+    directory = tmp_path / "var" / "db"
+    store = _open(sqlite_url(directory / "ivr.sqlite3"))
+    try:
+        await store.write(lambda s: s.execute(text("CREATE TABLE t (x INTEGER)")))
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+        assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700
+        for name in ("ivr.sqlite3", "ivr.sqlite3-wal", "ivr.sqlite3-shm"):
+            assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600, name
+    finally:
+        os.umask(umask)
+        await store.aclose()
+
+
+async def test_an_existing_database_file_readable_by_others_is_tightened(tmp_path: Path) -> None:
+    database = tmp_path / "ivr.sqlite3"
+    database.touch(mode=0o644)
+    database.chmod(0o644)
+    store = Store(sqlite_url(database))
+    await store.aclose()
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+async def test_a_database_in_use_is_never_opened_outside_sqlite(
+    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Closing a descriptor drops every POSIX lock the process holds on the file: SQLite's locks included.
+    database = Path(sqlite_store.url.split("///", 1)[1])
+    opened: list[str] = []
+    real_open = os.open
+
+    def watched(path: Any, *args: Any, **kwargs: Any) -> int:
+        descriptor = real_open(path, *args, **kwargs)
+        opened.append(str(path))  # a descriptor the process will close
+        return descriptor
+
+    monkeypatch.setattr(os, "open", watched)
+    other = Store(sqlite_store.url)  # a second store on the same file in the same process (ivr serve has two)
+    await other.aclose()
+    assert str(database) not in opened
 
 
 async def test_a_failed_write_is_rolled_back(store: Store) -> None:

@@ -166,21 +166,39 @@ async def test_a_burst_falling_back_gets_its_numbers_near_the_time_out(
     assert sorted(recorded) == sorted(numbers)
 
 
-async def test_a_burst_of_calls_shares_a_few_store_writes(store: Store, tmp_path: Path) -> None:
-    writes = 0
+def durability_of_writes(store: Store) -> list[bool]:
+    """Whether each store write from now on asks to be durable (synchronous=FULL on SQLite)."""
+    seen: list[bool] = []
     real_write = store.write
 
-    async def counted(fn):  # type: ignore[no-untyped-def]
-        nonlocal writes
-        writes += 1
-        return await real_write(fn)
+    async def watched(fn, *, durable=False):  # type: ignore[no-untyped-def]
+        seen.append(durable)
+        return await real_write(fn, durable=durable)
 
-    store.write = counted  # type: ignore[method-assign]
+    store.write = watched  # type: ignore[method-assign]
+    return seen
+
+
+async def test_a_burst_of_calls_shares_a_few_durable_store_writes(store: Store, tmp_path: Path) -> None:
+    writes = durability_of_writes(store)
     burst = allocator(store, tmp_path)
     numbers = await asyncio.gather(*(burst.allocate(CALL) for _ in range(300)))
     await burst.aclose()
     assert sorted(numbers) == sorted(make_call_protocol(2026, seq) for seq in range(1, 301))
-    assert writes <= 5, f"{writes} store writes for 300 calls"
+    assert len(writes) <= 5, f"{len(writes)} store writes for 300 calls"
+    assert all(writes), "a protocol number must survive a power cut once announced"
+
+
+async def test_reconciling_fallback_numbers_is_durable_before_the_journal_forgets_them(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    fallback = FallbackRange(tmp_path / "fb.json", 9_000_000, 9_999_999)
+    fallback.issue(2026, "1764070000.1", NOW)  # issued while the store was down
+    writes = durability_of_writes(sqlite_store)
+    reconciling = StoreProtocolAllocator(sqlite_store, fallback, timeout_s=1, unit="ivr-test", clock=lambda: NOW)
+    assert await reconciling.reconcile() == 1
+    await reconciling.aclose()
+    assert writes == [True] and fallback.pending() == []
 
 
 async def test_calls_that_gave_up_before_their_turn_use_no_store_number(

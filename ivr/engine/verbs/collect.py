@@ -150,10 +150,11 @@ class Collect(Continues):
                     return GoTo(self.invalid.go or self.then, input=self._masked(value), result="invalid")
                 await caller.play([self.invalid.prompt] if self.invalid.prompt else [])
                 continue
-            variables[self.into] = kept
+            masked = self._masked(kept)
+            call.state.keep(self.into, kept, masked=masked)
             if self.validator == "protocol":
                 variables[f"{self.into}_kind"] = kind_of(kept).value  # type: ignore[union-attr]
-            return GoTo(self.next, input=self._masked(kept), result="collected")
+            return GoTo(self.next, input=masked, result="collected")
         return GoTo(self.then, result="invalid")
 
     async def _keys(self, caller: Caller) -> str:

@@ -4,8 +4,10 @@
       record: {prompt: tell_us_what_happened, into: complaint_text, max_s: 60, transcribe: true}
       next: open_complaint
 
-Without ``transcribe`` the variable holds the recording's file name; with it, the transcript (the
-recording's file name is then in ``<into>_audio``).
+Without ``transcribe`` the variable holds the recording's file name; with it, the transcript, and the
+recording is deleted once heard (it is personal data) unless ``keep: true``: then its file name is in
+``<into>_audio``, for the team to listen to. What is kept is deleted after the retention period (settings
+``asterisk.recordings_retention_days``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Record(Continues):
     silence_s: float = Field(default=3.0, gt=0, le=10)
     beep: bool = True
     transcribe: bool = False
+    keep: bool = False  # with transcribe: keep the audio too (its file name in <into>_audio)
 
     def prompt_ids(self) -> list[str]:
         return list(self.prompt)
@@ -39,14 +42,15 @@ class Record(Continues):
         return PROMPT_ALLOWANCE_S + self.max_s
 
     async def run(self, call: CallContext) -> Next:
-        caller, variables = call.caller, call.state.variables
+        caller, state = call.caller, call.state
         await caller.play(self.prompt, interruptible=False)
         heard = await caller.channel.listen(max_seconds=self.max_s, silence_seconds=self.silence_s, beep=self.beep)
         audio = str(heard.audio) if heard.audio else ""
+        masked = f"<{heard.duration_s:.0f} s>"  # the caller's words are personal data: only their length
         if self.transcribe:
-            variables[self.into] = (await caller.hear(heard, keep_audio=True)).text
-            variables[f"{self.into}_audio"] = audio
+            state.keep(self.into, (await caller.hear(heard, keep_audio=self.keep)).text, masked=masked)
+            state.variables[f"{self.into}_audio"] = audio if self.keep else ""
         else:
-            variables[self.into] = audio or (heard.transcript or "")
-        recorded = "recorded" if variables[self.into] else "silent"
-        return GoTo(self.next, input=f"<{heard.duration_s:.0f} s>", result=recorded)
+            state.keep(self.into, audio or (heard.transcript or ""), masked=masked)
+        recorded = "recorded" if state.variables[self.into] else "silent"
+        return GoTo(self.next, input=masked, result=recorded)
