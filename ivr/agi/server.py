@@ -67,7 +67,7 @@ class AgiServer:
         reuse_port: bool = False,
     ) -> None:
         self._handler = handler
-        self._reuse_port = reuse_port  # `ivr serve --workers`: each worker listens on the port, the kernel spreads calls
+        self._reuse_port = reuse_port  # `ivr serve --workers`: all workers listen on the port, the kernel spreads calls
         self._settings = settings
         self._admission = admission
         self._unidentified = 0  # connections still to send their agi_* block
