@@ -1,7 +1,7 @@
 """`ivr serve --workers 2` on one SQLite store: both workers take calls on the one FastAGI port, `ivr live`'s
-socket shows the unit, a publish reloads every worker, a killed worker is replaced, SIGTERM drains them
-all and the supervisor exits 0; every call's protocol comes from the store's sequence, none twice, and
-every call's row and visits reach the store."""
+socket shows the unit, a publish reloads every worker, a killed worker is replaced, SIGTERM drains the calls
+in progress on every worker and the supervisor exits 0; every call's protocol comes from the store's
+sequence, none twice, and every call's row and visits reach the store."""
 
 from __future__ import annotations
 
@@ -102,3 +102,42 @@ async def test_two_workers_share_the_port_reload_restart_and_drain(tmp_path: Pat
     for protocol, caller in protocols.items():
         assert rows[protocol].ended_at is not None and rows[protocol].outcome, protocol
         assert visits.get(protocol) == len(caller.variables["IVR_PATH"].split(">")), protocol
+
+
+async def test_sigterm_drains_every_workers_calls_then_the_supervisor_exits_0(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}"
+    var_dir = tmp_path / "var"
+    await ivr_command("db", "seed", database_url=url, var_dir=var_dir)
+    unit = IvrServe(url, var_dir, workers=WORKERS)
+    script = ticket_status_then_agent()
+    callers = [Caller(n, script) for n in range(1, 9)]
+    all_at_queue, talked = asyncio.Event(), asyncio.Event()
+
+    async def agent_talking() -> None:
+        at_queue.append(1)
+        if len(at_queue) == len(callers):
+            all_at_queue.set()
+        await talked.wait()
+
+    at_queue: list[int] = []
+    try:
+        await unit.start()
+        await unit.logged(r"FastAGI listening on", WORKERS)
+        calls = asyncio.gather(*(place_call(unit.port, c, at_queue=agent_talking) for c in callers))
+        try:
+            await asyncio.wait_for(all_at_queue.wait(), 30)
+            unit.send_signal(signal.SIGTERM)
+            await unit.logged(r"stopping: no new calls; draining", WORKERS)  # each worker, its calls still on
+        finally:
+            talked.set()
+            await calls
+    finally:
+        status = await unit.stop()
+    assert status == 0, unit.tail()  # no call was cut by the drain bound
+    assert all(c.queued == "technical" and c.hung_up for c in callers)
+    store = Store(url)
+    try:
+        ended = await store.read(lambda s: s.scalar(select(func.count()).where(Call.ended_at.is_not(None))))
+    finally:
+        await store.aclose()
+    assert ended == len(callers)
