@@ -39,11 +39,16 @@ async def calls_served(url: str) -> float:
     return sum(float(m[1]) for m in re.finditer(r"^sac_ivr_calls_ended_total\{[^}]*\} (\S+)$", text, re.M))
 
 
-async def test_two_workers_share_the_port_reload_restart_and_drain(tmp_path: Path) -> None:
+async def seeded_unit(tmp_path: Path) -> IvrServe:
+    """`ivr serve --workers 2` (not started) over a demo-seeded SQLite store in `tmp_path`."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}"
-    var_dir = tmp_path / "var"
-    await ivr_command("db", "seed", database_url=url, var_dir=var_dir)
-    unit = IvrServe(url, var_dir, workers=WORKERS)
+    await ivr_command("db", "seed", database_url=url, var_dir=tmp_path / "var")
+    return IvrServe(url, tmp_path / "var", workers=WORKERS)
+
+
+async def test_two_workers_share_the_port_reload_restart_and_drain(tmp_path: Path) -> None:
+    unit = await seeded_unit(tmp_path)
+    url, var_dir = unit.database_url, unit.var_dir
     script = ticket_status_then_agent()
     callers: list[Caller] = []
     try:
@@ -105,12 +110,8 @@ async def test_two_workers_share_the_port_reload_restart_and_drain(tmp_path: Pat
 
 
 async def test_sigterm_drains_every_workers_calls_then_the_supervisor_exits_0(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}"
-    var_dir = tmp_path / "var"
-    await ivr_command("db", "seed", database_url=url, var_dir=var_dir)
-    unit = IvrServe(url, var_dir, workers=WORKERS)
-    script = ticket_status_then_agent()
-    callers = [Caller(n, script) for n in range(1, 9)]
+    unit = await seeded_unit(tmp_path)
+    callers = [Caller(n, ticket_status_then_agent()) for n in range(1, 9)]
     all_at_queue, talked = asyncio.Event(), asyncio.Event()
 
     async def agent_talking() -> None:
@@ -135,7 +136,7 @@ async def test_sigterm_drains_every_workers_calls_then_the_supervisor_exits_0(tm
         status = await unit.stop()
     assert status == 0, unit.tail()  # no call was cut by the drain bound
     assert all(c.queued == "technical" and c.hung_up for c in callers)
-    store = Store(url)
+    store = Store(unit.database_url)
     try:
         ended = await store.read(lambda s: s.scalar(select(func.count()).where(Call.ended_at.is_not(None))))
     finally:
