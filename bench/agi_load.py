@@ -192,8 +192,6 @@ def _ivr_env(directory: Path, database: Path) -> dict[str, str]:
         IVR_FLOWS_DIR=str(directory.parent / FLOWS),
         IVR_METRICS__PORT="0",  # served as by default, on a free port (the default one may be another unit's)
         IVR_AGI__SECRET=AGI_KEY,
-        # A burst's sockets all wait for their agi_* block at once: the default cap (256) refuses the rest.
-        IVR_AGI__MAX_UNIDENTIFIED="65536",
     )
     return env
 

@@ -73,7 +73,7 @@ class AgiSettings(_Section):
     secret: SecretStr = SecretStr("")
     asterisk_hosts: list[str] = ["127.0.0.1", "::1"]
     entry_flows: list[str] = ["sac"]
-    max_unidentified: int = Field(default=256, ge=1)
+    max_unidentified: int = Field(default=4096, ge=1)  # a burst of calls connects faster than headers are read
 
     @field_validator("asterisk_hosts")
     @classmethod
