@@ -325,7 +325,7 @@ async def serve(settings: Settings, worker: Worker | None = None) -> int:
     async with (
         _unit(settings, clock=system_clock, metrics=metrics) as (services, outbox),
         ami_client(settings) as ami,
-        live_model(services, ami, socket=live_socket(settings, worker)),
+        live_model(services, ami, socket=live_socket(settings, worker)) as live,
         _metrics(worker_metrics(settings, worker), metrics, outbox, ami, queue_waits=leads),
         recordings_retention(settings, clock=system_clock) if leads else contextlib.nullcontext(),
     ):
@@ -343,7 +343,9 @@ async def serve(settings: Settings, worker: Worker | None = None) -> int:
 
         async def reload() -> None:
             await reload_flows(library)
+            live.serving(library.version)
 
+        live.serving(library.version)
         log.info(
             "FastAGI on %s:%d serving flows version %s", settings.agi.host, settings.agi.port, library.version
         )

@@ -152,6 +152,13 @@ class LiveModel(SnapshotSource):
         self._stale_since: datetime | None = clock()  # nothing read from AMI yet
         self._during_resync: list[Mapping[str, Any]] | None = None
         self._resyncing: asyncio.Task[None] | None = None
+        self._flows_version: str | None = None
+
+    def serving(self, version: str | None) -> None:
+        """The published flows' version new calls take (after a start or a reload)."""
+        if version != self._flows_version:
+            self._flows_version = version
+            self._changed()
 
     # --- this unit's calls (CallWatch) ------------------------------------------------------------------
 
@@ -332,6 +339,7 @@ class LiveModel(SnapshotSource):
             "calls": calls,
             "queues": queues,
             "channels": len(self._channels),
+            "flows": [self._flows_version] if self._flows_version else [],  # the versions new calls take
         }
 
     def _queue_view(self, queue: _Queue, name: str, now: datetime) -> dict[str, Any]:
@@ -385,10 +393,11 @@ class MergedSnapshots(SnapshotSource):
         if not answering:
             now = self._clock().isoformat()
             return {"at": now, "ami": {"connected": False, "synced": False, "stale_since": now}, "calls": [],
-                    "queues": {}, "channels": 0, "workers": 0}  # fmt: skip
+                    "queues": {}, "channels": 0, "flows": [], "workers": 0}  # fmt: skip
         unit = next((s for s in answering if s["ami"]["synced"]), answering[0])
         calls = sorted((c for s in answering for c in s["calls"]), key=lambda c: str(c["since"]))
-        return {**unit, "at": self._clock().isoformat(), "calls": calls, "workers": len(answering)}
+        flows = sorted({version for s in answering for version in s.get("flows", [])})  # two while reloading
+        return {**unit, "at": self._clock().isoformat(), "calls": calls, "flows": flows, "workers": len(answering)}
 
 
 async def follow_worker(merged: MergedSnapshots, worker: int, path: Path, *, retry_s: float = 0.5) -> None:

@@ -237,6 +237,17 @@ async def _announcements(console: Console) -> list[dict[str, Any]]:
     ]
 
 
+def _serving(console: Console, snapshot: dict[str, Any] | None) -> str:
+    """The releases the unit gives new calls, as the history numbers them: "release 2" (two while its
+    workers reload one after another)."""
+    versions = snapshot.get("flows", []) if snapshot else []
+    if not versions:
+        return ""
+    history = console.library.history()
+    numbers = [next((str(e.number) for e in reversed(history) if e.version == v), v) for v in versions]
+    return f"release{'s' if len(numbers) > 1 else ''} {', '.join(numbers)}"
+
+
 async def live_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: the live state (the unit's snapshot, the announcements in force) at once and
     whenever it changes. The unit tells each change as it happens; the announcements and the session are
@@ -264,7 +275,8 @@ async def live_events(request: web.Request) -> web.StreamResponse:
                     announcements = await _announcements(console)
                     next_poll = clock() + poll_s
                 down = "" if feed.snapshot else LIVE_DOWN
-                state = {"unit": feed.snapshot, "down": down, "announcements": announcements}
+                serving = await asyncio.to_thread(_serving, console, feed.snapshot)
+                state = {"unit": feed.snapshot, "down": down, "announcements": announcements, "serving": serving}
                 payload = json.dumps(state, ensure_ascii=False, sort_keys=True)
                 if payload != last:
                     await response.write(f"data: {payload}\n\n".encode())

@@ -137,6 +137,8 @@ async def test_a_supervisor_sees_a_real_call_live_and_a_publish_leaves_it_on_its
             assert new != old
             assert not first.done(), "the first call ended before the publish: the test proves nothing"
             await shot(work, "published")
+            # The unit reloads in a moment (every worker): the live page says when new calls take it.
+            await expect(live.locator("#live-status")).to_contain_text(f"new calls take release {new}")
 
             second = calling(asterisk, "3198887777", BRIEF_S)
             for call in (await first, await second):
@@ -157,6 +159,7 @@ async def test_a_supervisor_sees_a_real_call_live_and_a_publish_leaves_it_on_its
             await work.click(f"button:has-text('Roll back to {old}')")
             await expect(work.locator(".notice")).to_contain_text(f"Release {old} is current again")
             back = str(await work.locator("#history tr.current td").first.text_content()).strip()
+            await expect(live.locator("#live-status")).to_contain_text(f"new calls take release {back}")
             (await calling(asterisk, "3198887777", BRIEF_S)).answered or pytest.fail("the call after the rollback")
             (last,) = (await stored.ended_calls(before | {protocol, later}, 1))
             assert await release_of(work, console_url, last.protocol) == f"releases {old}, {back}"

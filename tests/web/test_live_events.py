@@ -88,3 +88,17 @@ async def test_the_stream_follows_the_unit_through_a_restart(live_site: Site) ->
         async with serve_snapshots(live_site.console.live_socket, restarted):
             back = await state_where(stream, lambda s: s["unit"] is not None, deadline_s=5.0)
             assert protocols(back) == [PROTOCOL]
+
+
+async def test_the_live_state_names_the_release_new_calls_take(live_site: Site) -> None:
+    """After a publish, the supervisor sees when the unit has loaded it: calls from then on take it."""
+    history = live_site.console.library.history()
+    model = LiveModel(live_site.clock)
+    model.serving(history[-1].version)
+    async with serve_snapshots(live_site.console.live_socket, model):
+        assert await live_site.log_in("vera") == 303
+        async with live_site.client.get("/live/events") as stream:
+            first = await state_where(stream, lambda s: s["unit"] is not None, deadline_s=5.0)
+            assert first["serving"] == f"release {history[-1].number}"
+            model.serving("0123456789abcdef")  # a version the history does not have: named as it is
+            await state_where(stream, lambda s: s["serving"] == "release 0123456789abcdef")

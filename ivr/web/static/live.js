@@ -42,7 +42,8 @@ function show(state) {
     status.className = "down";
   } else {
     const ami = unit.ami.connected ? (unit.ami.synced ? "Asterisk connected" : "Asterisk reconnecting") : "Asterisk not connected";
-    status.textContent = `Live at ${clock(unit.at)} · ${ami}`;
+    const serving = state.serving ? ` · new calls take ${state.serving}` : "";
+    status.textContent = `Live at ${clock(unit.at)} · ${ami}${serving}`;
     status.className = unit.ami.connected && unit.ami.synced ? "muted" : "down";
   }
   const calls = unit ? unit.calls : [];
