@@ -686,7 +686,7 @@ if __name__ == "__main__":
         "--failover-calls", type=int, help="calls failing at once in the fallback-queue runs (default: the smallest --calls)"
     )
     parser.add_argument("--flows", type=Path, default=REPO / "flows", help="the flows directory to serve (default: flows/)")
-    parser.add_argument("--serve", choices=("floor", "wire", "panoramisk"), help=argparse.SUPPRESS)  # a replaying child
+    parser.add_argument("--serve", choices=("floor", "wire", "panoramisk"), help=argparse.SUPPRESS)  # a child
     parser.add_argument("--transcript", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
