@@ -24,7 +24,7 @@ and checks them, then hangs up. It is ramped the same way, after the IVR.
 CPU is read from ``/proc/<pid>/stat`` (utime + stime) of Asterisk and of ``ivr serve``: over each
 step's offer period, and over the whole ramp (its calls drained); SIPp's own from the reaped children.
 
-Run from the repo root, as root:  .venv/bin/python bench/capacity_calls.py [--rates 1 2 3 4] [--step 40]
+Run from the repo root, as root:  .venv/bin/python bench/capacity_calls.py [--rates 2 4 6 8] [--step 30]
 (see bench/README.md). Loopback only, bounded (``--max-minutes``, at most 10), and everything it starts
 (Asterisk, ``ivr serve``, SIPp, their directories) is stopped and removed, even on Ctrl-C or SIGTERM.
 """
@@ -43,6 +43,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ from ivr.asterisk import conf
 from ivr.asterisk import root as asterisk_root
 from ivr.asterisk import sipp
 from ivr.asterisk.instance import Instance
+from ivr.asterisk.timing import MARGIN_S
 from ivr.config import Settings
 from ivr.store.seed import KNOWN_CALLER
 from tests.e2e.conftest import e2e_settings, reap_stale_instances
@@ -80,8 +82,12 @@ MAX_MINUTES = 10.0
 RECV_TIMEOUT_S = 60.0
 #: Read() waits this long for the keys once the question's prompt is over.
 READ_TIMEOUT_S = 8
+#: Extra seconds a scripted caller waits before each key group (see with_slack).
+SLACK_S = 2.0
 #: How long Asterisk's and the IVR's CPU is read with no call, before the ramps.
 IDLE_S = 10.0
+#: The ways astray calls went that the report shows, per step.
+WAYS_SHOWN = 4
 #: Steps are numbered in the dialled number with two digits.
 MAX_STEPS = 100
 CDR_COLUMNS = ("linkedid", "uniqueid", "start", "answer", "end", "duration", "billsec", "disposition", "src", "dst",
@@ -102,6 +108,15 @@ def journeys_of(ivr: IvrProcess) -> list[Journey]:
         Journey("failure_ticket", UNKNOWN_CALLER, TECHNICAL_TICKET, "failure_opened"),
         Journey("boleto_copy", KNOWN_CALLER, boleto_of(month_before(ivr.moment.date())), "document_sent"),
     ]
+
+
+def with_slack(inputs: Sequence[str], slack_s: float) -> list[str | float]:
+    """The inputs with an extra wait before each key group. SIPp cannot hear: it sends the keys a margin
+    into the question's prompt (ivr.asterisk.timing.MARGIN_S) as measured, so an IVR later than that
+    within one stretch of prompts loses them (a prompt before the question cannot be interrupted). The
+    IVR waits for the keys, so the slack does not add up over a call; the question's own prompt and its
+    input time-out (5 s for a menu, 8 s for a collect) bound it."""
+    return [item for given in inputs for item in ((slack_s, given) if slack_s else (given,))]
 
 
 # ---------------------------------------------------------------- the numbers each step dials
@@ -227,6 +242,7 @@ class Step:
     ivr_cpu_s: float = 0.0
     ok: dict[str, int] = field(default_factory=dict)  # calls whose records show the journey's way, by journey
     astray: int = 0  # calls whose records show another way
+    ways: Counter[str] = field(default_factory=Counter)  # the ways the astray calls went
     fallback: int = 0  # legs in the fallback queue (by time)
 
     @property
@@ -243,6 +259,14 @@ class Step:
     @property
     def completed(self) -> int:
         return self.sipp("SuccessfulCall(C)")
+
+    def sipp_failures(self) -> Counter[str]:
+        """SIPp's reasons for the calls it failed (FailedTimeoutOnRecv...), summed over the step's processes."""
+        reasons: Counter[str] = Counter()
+        for load in self.loads:
+            reasons.update({k[:-3]: v for k, v in load.stats.items() if k.startswith("Failed") and k.endswith("(C)")})
+        del reasons["FailedCall"]
+        return +reasons  # only those that happened
 
     @property
     def failed(self) -> int:
@@ -413,13 +437,14 @@ class Bench:
         """Count, per step and journey, the calls whose records show them going the journey's way."""
         by_index = {s.index: s for s in steps}
         for step in steps:
-            step.ok, step.astray, step.fallback = {}, 0, 0
+            step.ok, step.astray, step.fallback, step.ways = {}, 0, 0, Counter()
 
-        def counted(step: Step | None, journey: Journey | None) -> None:
+        def counted(step: Step | None, journey: Journey | None, way: str) -> None:
             if step is None:
                 return
             if journey is None:
                 step.astray += 1
+                step.ways[way] += 1
             else:
                 step.ok[journey.name] = step.ok.get(journey.name, 0) + 1
 
@@ -436,7 +461,8 @@ class Bench:
                 index, journey = step_of_number(row["dst"]), contexts.get(row["dcontext"])
                 if journey is not None and index is not None:
                     finished = row["dst"].startswith("9") and row["lastapp"] == "Hangup"
-                    counted(by_index.get(index), journey if finished else None)
+                    way = f"{row['dcontext']} ended at {row['dst'][:2]}.. in {row['lastapp']}"
+                    counted(by_index.get(index), journey if finished else None, way)
             return
         reader = StoreReader(self.ivr.database)
         for protocol in reader.protocols():
@@ -446,7 +472,9 @@ class Bench:
                 continue
             way = [j for j in journeys if call.caller_id == phone.normalise(j.caller) and j.passes in call.path]
             finished = len(way) == 1 and call.path[-1] == "goodbye" and call.outcome == "ended"
-            counted(by_index.get(index), way[0] if finished else None)
+            keyed = [f"{node}[{given}:{outcome}]" for node, given, outcome in call.visits if given]
+            said = " > ".join([*keyed, *(f"{node}[:{outcome}]" for node, _, outcome in call.visits[-2:])])
+            counted(by_index.get(index), way[0] if finished else None, f"{call.caller_id}: ... {said} ({call.outcome})")
 
 
 # ---------------------------------------------------------------- setup and report
@@ -518,6 +546,13 @@ def report(ramps: Sequence[Ramp], idle: Idle, lengths: dict[str, float], load_be
         print(f"  CPU per call over the ramp ({ramp.seconds:.0f} s, drained), net of idle: {cpu}")
         print(f"  SIPp's CPU over the ramp: {ramp.sipp_cpu_s:.1f} s")
     print(f"idle (no call, {IDLE_S:.0f} s): Asterisk {_pct(idle.asterisk, 1)} of a core, IVR {_pct(idle.ivr, 1)}")
+    for ramp in ramps:
+        for s in ramp.steps:
+            for way, count in s.ways.most_common(WAYS_SHOWN):
+                print(f"  {ramp.target} at {s.rate:.2f} calls/s, {count} astray: {way}")
+            if s.sipp_failures():
+                reasons = ", ".join(f"{reason} {count}" for reason, count in s.sipp_failures().items())
+                print(f"  {ramp.target} at {s.rate:.2f} calls/s, SIPp failed: {reasons}")
     by_target = {r.target: r for r in ramps}
     ivr_ramp, ceiling = by_target.get("ivr"), by_target.get("ceiling")
     if ivr_ramp and ceiling and ivr_ramp.sustained and ceiling.sustained:
@@ -534,8 +569,9 @@ def report(ramps: Sequence[Ramp], idle: Idle, lengths: dict[str, float], load_be
 
 
 async def main(
-    rates: Sequence[float], step_s: float, max_minutes: float, targets: Sequence[str], ivr_env: dict[str, str]
-) -> None:
+    rates: Sequence[float], step_s: float, slack_s: float, max_minutes: float, targets: Sequence[str],
+    ivr_env: dict[str, str],
+) -> None:  # fmt: skip
     started, load_before = time.time(), os.getloadavg()[0]
     deadline = started + 60 * max_minutes
     settings = e2e_settings()
@@ -546,7 +582,8 @@ async def main(
             ivr = await stack.enter_async_context(ivr_serve(settings, work / "ivr", ivr_env))
             journeys = journeys_of(ivr)
             timed = Journeys(ivr)  # the flows the IVR published, timed against the built prompts
-            scripts = {j.name: await timed.script(j.caller, *j.inputs) for j in journeys}
+            # A float input is an extra wait on SIPp's timeline (tests/e2e/scripts.py): `slack_s` before each key group.
+            scripts = {j.name: await timed.script(j.caller, *with_slack(j.inputs, slack_s)) for j in journeys}
             contexts = [
                 (j.name, ceiling_context(j.name, index, j.inputs, (await walk(ivr, j.caller, j.inputs)).stretches,
                                          settings.agi.sound_prefix))
@@ -567,6 +604,7 @@ async def main(
                 await bench.ramp(target, scripts, numbers[target], journeys, rates, step_s, deadline)
                 for target in targets
             ]
+            print(f"keys sent {MARGIN_S:g} s into each question's prompt plus {slack_s:g} s of slack")
             report(ramps, idle, {name: script.steps_s for name, script in scripts.items()}, load_before, started)
 
 
@@ -584,8 +622,11 @@ def run(coroutine: Coroutine[Any, Any, None]) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", type=float, nargs="+", default=[1, 2, 3, 4], help="calls/s offered, step by step")
-    parser.add_argument("--step", type=float, default=40.0, help="seconds each step offers its rate")
+    parser.add_argument("--rates", type=float, nargs="+", default=[2, 4, 6, 8], help="calls/s offered, step by step")
+    parser.add_argument("--step", type=float, default=30.0, help="seconds each step offers its rate")
+    parser.add_argument(
+        "--slack", type=float, default=SLACK_S, help="extra seconds before each key group (default %(default)s)"
+    )
     parser.add_argument("--max-minutes", type=float, default=MAX_MINUTES, help="bound on the whole run (at most 10)")
     parser.add_argument("--only", choices=("ivr", "ceiling"), help="ramp one target only")
     parser.add_argument(
@@ -596,4 +637,4 @@ if __name__ == "__main__":
     if os.geteuid() != 0:
         raise SystemExit("capacity_calls: run as root (Asterisk runs chrooted)")
     targets = [args.only] if args.only else ["ivr", "ceiling"]
-    run(main(args.rates, args.step, min(args.max_minutes, MAX_MINUTES), targets, ivr_env))
+    run(main(args.rates, args.step, args.slack, min(args.max_minutes, MAX_MINUTES), targets, ivr_env))
