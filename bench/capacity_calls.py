@@ -617,7 +617,10 @@ def run(coroutine: Coroutine[Any, Any, None]) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         await coroutine
 
-    asyncio.run(guarded())
+    try:
+        asyncio.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        raise SystemExit("capacity_calls: interrupted; everything it started is stopped") from None
 
 
 if __name__ == "__main__":
