@@ -57,4 +57,5 @@ def test_the_ceiling_plays_what_the_walk_heard_and_checks_every_key_group() -> N
         " same => n,Hangup()",
         "exten => _81XX,1,Hangup()",
     ]
-    assert ceiling_extensions([("ticket", text)]).startswith("[sac-inbound]\nexten => _91XX,1,Goto(bench-ticket,${EXTEN},1)\n")
+    extensions = ceiling_extensions([("ticket", text)])
+    assert extensions.startswith("[sac-inbound]\nexten => _91XX,1,Goto(bench-ticket,${EXTEN},1)\n")
