@@ -6,7 +6,7 @@ who asks for a ticket's status, keys its number, then asks for a person and talk
 call is held at ``EXEC Queue`` (the agent talking) until all N calls have reached it, so N calls are
 truly in progress at once; the server process's RSS is read then.
 
-Three servers take the same load, each in its own process (so its RSS is its own):
+Four servers take the same load, each in its own process (so its RSS is its own):
 
 * ``ivr``: the product. ``python -m ivr.cli serve`` over a demo-seeded SQLite store in a temporary
   directory: it publishes ``flows/`` (with their checks) on first start, allocates each call's protocol
@@ -15,6 +15,8 @@ Three servers take the same load, each in its own process (so its RSS is its own
   wire replay that transcript.
 * ``wire``: ``ivr.agi.wire`` alone replaying the recorded commands (quoting, answer parsing, timeouts,
   out-of-band HANGUP): no engine, no store. The gap between it and ``ivr`` is the engine and the store.
+* ``panoramisk``: panoramisk 1.4's FastAGI server (``panoramisk.fast_agi.Application``), the library a
+  user would otherwise pick, replaying the same commands with ``Request.send_command``.
 * ``floor``: the least an asyncio AGI responder can do: write the recorded lines, read the answers'
   lines. No parsing, no timeouts, no safety.
 
@@ -102,7 +104,7 @@ class Server(ABC):
 
 
 class ReplayServer(Server):
-    """The floor or the wire (this script's ``--serve`` child), replaying a recorded transcript."""
+    """The floor, the wire or panoramisk (this script's ``--serve`` child), replaying a recorded transcript."""
 
     def __init__(self, name: str, transcript: Path) -> None:
         super().__init__()
@@ -253,6 +255,24 @@ async def serve_wire(transcript: Transcript) -> None:
             await conn.close()
 
     server = await asyncio.start_server(call, "127.0.0.1", 0, limit=MAX_LINE, backlog=4096)
+    await _announce_and_wait(server.sockets[0].getsockname()[1])
+
+
+async def serve_panoramisk(transcript: Transcript) -> None:
+    """panoramisk's FastAGI server as its documentation shows it: one route, `send_command` per line. It
+    reads one line per command, so the out-of-band ``HANGUP`` after ``EXEC Queue`` is taken as the next
+    command's answer (the replay goes on regardless: the same commands are sent)."""
+    from panoramisk.fast_agi import Application, Request
+
+    lines = [line for line, _ in transcript]
+
+    async def call(request: Request) -> None:
+        for line in lines:
+            await request.send_command(line)
+
+    app = Application()
+    app.add_route(re.search(r"agi_network_script: (.*)", header(0))[1], call)  # type: ignore[index]
+    server = await asyncio.start_server(app.handler, "127.0.0.1", 0, backlog=4096)
     await _announce_and_wait(server.sockets[0].getsockname()[1])
 
 
@@ -597,7 +617,7 @@ def report(
         f"median of {rounds} round(s) by calls/s; ivr serve --workers {workers} (CPU and memory: all its processes)"
     )
     print(
-        f"{'server':<7}{'calls':>7}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'alloc p50/p99 ms':>18}"
+        f"{'server':<11}{'calls':>7}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'alloc p50/p99 ms':>18}"
         f"{'KiB/call':>10}{'CPU ms/call':>13}"
     )
     for r in runs:
@@ -607,7 +627,7 @@ def report(
             else "-"
         )
         print(
-            f"{r.server:<7}{r.calls:>7}{r.calls_per_s:>9.0f}{pct_ms(r.latencies_s, 0.5):>9.2f}"
+            f"{r.server:<11}{r.calls:>7}{r.calls_per_s:>9.0f}{pct_ms(r.latencies_s, 0.5):>9.2f}"
             f"{pct_ms(r.latencies_s, 0.99):>9.2f}{alloc:>18}{r.kib_per_call:>10.1f}{r.cpu_ms_per_call:>13.2f}"
         )
     for calls in sorted({r.calls for r in runs}):
@@ -661,13 +681,13 @@ async def main(
         script = ticket_status_then_agent(directory / FLOWS / "sac.yaml")
         transcript_file = directory / "transcript.json"
         for n in calls:
-            by_server: dict[str, list[Run]] = {"floor": [], "wire": [], "ivr": []}
+            by_server: dict[str, list[Run]] = {"floor": [], "wire": [], "panoramisk": [], "ivr": []}
             for index in range(rounds):  # the three servers in turn, so drift on the machine hits all alike
                 ivr = IvrServe(directory / f"ivr-{n}-{index}", template, workers)
                 run, recording = await measure(ivr, script, n, ramp_s)
                 by_server["ivr"].append(run)
                 transcript_file.write_text(json.dumps(recording.transcript))
-                for name in ("floor", "wire"):
+                for name in ("floor", "wire", "panoramisk"):
                     by_server[name].append((await measure(ReplayServer(name, transcript_file), script, n, ramp_s))[0])
             for done in by_server.values():
                 runs.append(sorted(done, key=lambda r: r.calls_per_s)[len(done) // 2])
@@ -698,12 +718,13 @@ if __name__ == "__main__":
     )
     parser.add_argument("--flows", type=Path, default=REPO / "flows", help="the flows directory to serve (default: flows/)")
     parser.add_argument("--workers", type=int, default=1, help="ivr serve --workers (default: 1, one process)")
-    parser.add_argument("--serve", choices=("floor", "wire"), help=argparse.SUPPRESS)  # a replaying child
+    parser.add_argument("--serve", choices=("floor", "wire", "panoramisk"), help=argparse.SUPPRESS)  # a child
     parser.add_argument("--transcript", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         recorded = [(line, answer) for line, answer in json.loads(args.transcript.read_text())]
-        asyncio.run(serve_floor(recorded) if args.serve == "floor" else serve_wire(recorded))
+        serve = {"floor": serve_floor, "wire": serve_wire, "panoramisk": serve_panoramisk}[args.serve]
+        asyncio.run(serve(recorded))
     else:
         failover_calls = args.failover_calls or min(args.calls)
         asyncio.run(main(args.calls, args.rounds, args.ramp, args.flows, failover_calls, args.workers))

@@ -118,7 +118,8 @@ def free_port(kind: socket.SocketKind) -> int:
         return int(sock.getsockname()[1])
 
 
-def _e2e_settings() -> Settings:
+def e2e_settings() -> Settings:
+    """The settings with free loopback ports for a private Asterisk (also bench/capacity_calls.py's)."""
     base = load_settings()
     udp, tcp = socket.SOCK_DGRAM, socket.SOCK_STREAM
     agents = [AgentPhone(name=name, address=address, port=free_port(udp)) for name, address in AGENT_PHONES.items()]
@@ -135,7 +136,7 @@ def _e2e_settings() -> Settings:
     )
 
 
-def _reap_stale_instances(root: Path) -> None:
+def reap_stale_instances(root: Path) -> None:
     """Stop and remove instances left by test sessions that died (their pid is in the name)."""
     for path in sorted((root / "srv/sac-ivr").glob("e2e-*")):
         owner = path.name.split("-")[1]
@@ -146,8 +147,8 @@ def _reap_stale_instances(root: Path) -> None:
 
 @pytest.fixture(scope="session")
 def asterisk() -> Iterator[E2EAsterisk]:
-    settings = _e2e_settings()
-    _reap_stale_instances(settings.asterisk_root)
+    settings = e2e_settings()
+    reap_stale_instances(settings.asterisk_root)
     layout = Layout.private(f"e2e-{os.getpid()}-{secrets.token_hex(3)}")
     instance = Instance(settings.asterisk_root, layout)
     started = time.monotonic()

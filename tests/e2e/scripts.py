@@ -13,6 +13,7 @@ import dataclasses
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +29,7 @@ from ivr.engine.scripted import ScriptedChannel, StatedQueues
 from ivr.engine.verbs.menu import Menu
 from ivr.engine.verbs.queue import Queue
 from ivr.flows.library import FlowLibrary
+from ivr.protocol_number import make_ticket_number
 from ivr.voice.build import AUDIO_SUBDIR, prompt_duration, total_duration
 
 from .conftest import E2EAsterisk
@@ -35,6 +37,33 @@ from .ivr_process import IvrProcess
 from .store import StoredCall
 
 SERRA_AZUL_CNPJ_ROOT = "11222333"  # the known caller's account (ivr/store/seed.py)
+UNKNOWN_CALLER = "3199990000"
+OWN_TICKET = make_ticket_number(102)  # Serra Azul's ticket in progress
+HOSPITAL_CNPJ = "45263816000146"  # Hospital Vale do Aço: one circuit, no outage
+
+# Journeys placed by the e2e tests and by bench/capacity_calls.py (keys per prompt, with the nodes of
+# flows/sac.yaml and flows/identify.yaml they answer). When the menus change, update them here.
+# main_menu 1 -> technical_entry (a known caller hears their open ticket first) -> technical 2 ->
+# ticket_status (number #) -> status_who -> status_lookup -> status_in_progress (status_not_found for
+# another customer's ticket) -> ... -> anything_else 1 -> goodbye
+TICKET_STATUS = ("1", "2", f"{OWN_TICKET}#", "1")
+# main_menu 1 -> technical 1 -> failure -> identify/ask_cnpj (14 digits #) -> identify/find_by_cnpj
+# -> suspension_lookup -> failure_check (no outage) -> failure_symptom 1 -> open_failure -> failure_opened
+# -> ... -> anything_else 1 -> goodbye
+TECHNICAL_TICKET = ("1", "1", f"{HOSPITAL_CNPJ}#", "1", "1")
+
+
+# main_menu 2 -> billing -> identify/ask_cnpj_root (#) -> say_overdue -> billing_menu 1
+# -> copies 1 -> boleto_copy -> document_month 2 -> ask_month (MM #) -> send_document -> document_sent
+# -> line_offer 2 -> anything_else 1 -> goodbye
+def boleto_of(month: date) -> tuple[str, ...]:
+    return ("2", f"{SERRA_AZUL_CNPJ_ROOT}#", "1", "1", "2", f"{month:%m}#", "2", "1")
+
+
+def month_before(day: date) -> date:
+    """The first of the month before `day`'s: the demo accounts' overdue boleto (ivr/store/seed.py)."""
+    first = day.replace(day=1)
+    return first.replace(year=first.year - 1, month=12) if first.month == 1 else first.replace(month=first.month - 1)
 #: More waits than any flow makes of a caller who never answers (each question gives up after a few).
 SILENT_WAITS = 100
 #: The tone RECORD FILE plays before it records (ivr/asterisk/root.py install_beep).

@@ -29,6 +29,7 @@ class StoredCall:
     path: list[str]  # node names in visit order; subflow nodes as "flow/node"
     visits: list[tuple[str, str, str]]  # (node as in `path`, input, outcome) in visit order
     tickets: list[tuple[str, str]]  # (number, kind) opened on the call
+    dialled: str = ""  # the SAC number in the form the caller dialled
 
 
 class StoreReader:
@@ -44,13 +45,13 @@ class StoreReader:
 
     def call(self, protocol: str) -> StoredCall:
         rows = self._query(
-            "SELECT protocol, caller_id, channel, unique_id, linked_id, outcome, ended_at, flow FROM calls "
+            "SELECT protocol, caller_id, channel, unique_id, linked_id, outcome, ended_at, flow, dialled FROM calls "
             "WHERE protocol = ?",
             protocol,
         )
         if not rows:
             raise LookupError(f"no call {protocol} in the store")
-        protocol, caller_id, channel, unique_id, linked_id, outcome, ended_at, flow = rows[0]
+        protocol, caller_id, channel, unique_id, linked_id, outcome, ended_at, flow, dialled = rows[0]
         visits = self._query(
             "SELECT flow, node, input, outcome FROM node_visits WHERE call_protocol = ? ORDER BY id", protocol
         )
@@ -67,6 +68,7 @@ class StoreReader:
             path=[name for name, _, _ in named],
             visits=named,
             tickets=[(number, kind) for number, kind in tickets],
+            dialled=dialled,
         )
 
     def ticket_description(self, number: str) -> str:

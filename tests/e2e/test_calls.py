@@ -37,7 +37,17 @@ from .conftest import (  # fmt: skip
     serve_ivr,
 )
 from .ivr_process import IvrProcess
-from .scripts import SERRA_AZUL_CNPJ_ROOT, Journeys, answered_call, visit_of
+from .scripts import (  # fmt: skip
+    HOSPITAL_CNPJ,
+    OWN_TICKET,
+    SERRA_AZUL_CNPJ_ROOT,
+    TECHNICAL_TICKET,
+    TICKET_STATUS,
+    UNKNOWN_CALLER,
+    Journeys,
+    answered_call,
+    visit_of,
+)
 from .store import StoredCall, StoreReader, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -45,21 +55,10 @@ pytestmark = pytest.mark.e2e
 # --- the journeys: keys per prompt, and the nodes (flows/sac.yaml, flows/identify.yaml) they answer ---
 # Demo accounts (ivr/store/seed.py): KNOWN_CALLER is Transportes Serra Azul, CNPJ 11.222.333/0001-81;
 # Hospital Vale do Aço (CNPJ 45.263.816/0001-46) has one circuit and no outage.
-UNKNOWN_CALLER = "3199990000"
 HANGING_UP_CALLER = "3198887777"
-OWN_TICKET = make_ticket_number(102)  # Serra Azul's ticket in progress
 OTHERS_TICKET = make_ticket_number(201)  # Hospital Vale do Aço's ticket: not the known caller's
-HOSPITAL_CNPJ = "45263816000146"
-
-# main_menu 1 -> technical_entry (a known caller hears their open ticket first) -> technical 2 ->
-# ticket_status (number #) -> status_who -> status_lookup -> status_in_progress (status_not_found for
-# another customer's ticket) -> ... -> anything_else 1 -> goodbye
-TICKET_STATUS = ("1", "2", f"{OWN_TICKET}#", "1")
+# TICKET_STATUS (tests/e2e/scripts.py) for another customer's ticket: status_not_found
 TICKET_STATUS_OTHERS = ("1", "2", f"{OTHERS_TICKET}#", "1")
-# main_menu 1 -> technical 1 -> failure -> identify/ask_cnpj (14 digits #) -> identify/find_by_cnpj
-# -> suspension_lookup -> failure_check (no outage) -> failure_symptom 1 -> open_failure -> failure_opened
-# -> ... -> anything_else 1 -> goodbye
-TECHNICAL_TICKET = ("1", "1", f"{HOSPITAL_CNPJ}#", "1", "1")
 # main_menu 2 -> billing -> identify/ask_cnpj_root (8 digits #) -> identify/check_cnpj_root
 # -> invoice_lookup -> say_overdue -> billing_menu 0 -> billing_hours (open) -> billing_queue
 BILLING_AGENT = ("2", f"{SERRA_AZUL_CNPJ_ROOT}#", "0")

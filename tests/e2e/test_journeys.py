@@ -26,7 +26,6 @@ from ivr import phone
 from ivr.asterisk.sipp import CallResult, Speech, prepare_speech
 from ivr.asterisk.timing import said_s
 from ivr.engine.verbs.say import Say
-from ivr.protocol_number import make_ticket_number
 from ivr.store.seed import KNOWN_CALLER
 from ivr.voice.build import prompt_duration, total_duration
 from ivr.voice.catalogue import Catalogue
@@ -36,7 +35,16 @@ from . import audio
 from .conftest import E2EAsterisk, serve_ivr
 from .ivr_process import IvrProcess
 from .loopback import Loopback, loopback_servers
-from .scripts import SERRA_AZUL_CNPJ_ROOT, Journeys, Spoken, answered_call, visit_of
+from .scripts import (  # fmt: skip
+    OWN_TICKET,
+    SERRA_AZUL_CNPJ_ROOT,
+    Journeys,
+    Spoken,
+    answered_call,
+    boleto_of,
+    month_before,
+    visit_of,
+)
 from .store import StoredCall, StoreReader, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -47,7 +55,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 SERRA_AZUL_EMAILS = {"financeiro@serraazul.com.br", "ti@serraazul.com.br"}
 SUSPENDED_CALLER = "3132221111"
 SUSPENDED_CNPJ = "60394672000150"
-OWN_TICKET = make_ticket_number(102)  # Serra Azul's ticket in progress
 NEGOTIATION_DIALLED = "3131958012"  # +55 31 3195-8012 as the trunk takes it (sip.trunk_number_format national)
 NEGOTIATION_OUTCOME = "transfer:+553131958012"
 RECEIVABLES_SAID = "arroba, americantower ponto com"  # the receivables mailbox, said as words
@@ -65,13 +72,6 @@ PROTOCOL_AGAIN = ("1", "2", f"{OWN_TICKET}#", "2")
 SERVICE_REQUEST = ("1", "3", "1")
 SERVICE_REQUEST_END = ("1",)
 TRANSFER_TALK_S = 8.0  # the negotiation line answers, and the caller talks a while before hanging up
-# main_menu 2 -> billing -> identify/ask_cnpj_root (#) -> say_overdue -> billing_menu 1
-# -> copies 1 -> boleto_copy -> document_month 2 -> ask_month (MM #) -> send_document -> document_sent
-# -> line_offer 2 -> anything_else 1 -> goodbye
-def boleto_of(month: date) -> tuple[str, ...]:
-    return ("2", f"{SERRA_AZUL_CNPJ_ROOT}#", "1", "1", "2", f"{month:%m}#", "2", "1")
-
-
 # main_menu 2 -> billing -> identify/ask_cnpj_root (#) -> say_overdue -> billing_menu 3 -> payment
 # -> pay_overdue -> payment_menu 2 -> negotiation -> negotiation_transfer: out through the carrier trunk
 NEGOTIATE = ("2", f"{SERRA_AZUL_CNPJ_ROOT}#", "3", "2")
@@ -148,9 +148,7 @@ async def in_flight(
     asterisk: E2EAsterisk, ivr: IvrProcess, journeys: Journeys, stored: StoreReader, spoken: SpokenRequest
 ) -> AsyncIterator[InFlight]:
     before = stored.protocols()
-    month = ivr.moment.date().replace(day=1)
-    overdue_month = (month.replace(year=month.year - 1, month=12) if month.month == 1 else
-                     month.replace(month=month.month - 1))  # fmt: skip
+    overdue_month = month_before(ivr.moment.date())
     total, oldest = stored.overdue(SUSPENDED_CNPJ)
     suspended_said = (
         _said_s(_say_node(journeys, "suspended_amount"), str(total), journeys.audio)

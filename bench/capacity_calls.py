@@ -1,0 +1,646 @@
+"""Capacity on real calls: a SIPp ramp through Asterisk 22 and ``ivr serve``, beside a dialplan-only IVR.
+
+One private Asterisk instance on free loopback ports (the e2e harness's settings: tests/e2e/conftest.py)
+and one ``ivr serve`` on a demo-seeded SQLite store (tests/e2e/ivr_process.py) take callers doing three
+real DTMF journeys in equal shares: the status of a ticket, a failure ticket opened by an unknown caller
+who keys a CNPJ, and a copy of last month's boleto (tests/e2e/scripts.py's keys, timed by a walk of the
+same call against the built prompts' lengths, as the e2e tests time them). Each step offers a rate for
+a while: one SIPp process per journey (``-r 1 -rp <period> -m <calls>``); the next step starts when
+this one's offer period ends, so calls of consecutive steps overlap as real traffic does. After the
+first step with a failed call no step starts.
+
+A call failed if SIPp failed it (an unexpected message, a time-out), or its record does not show it
+going the journey's way: for the IVR the store (it passed the journey's own node and ended at
+``goodbye``, outcome ``ended``) and Asterisk's CDR (a leg in ``sac-fallback``: the caller landed in
+the fallback queue); for the ceiling the CDR (the dialplan ended in its ``Hangup()`` with every key as
+expected). Each step dials its own form of the number (``0<step>30033336``, a carrier-code form the
+shipped dialplan takes; ``9<journey><step>`` for the ceiling), so records are tied to their step
+exactly; a fallback leg, whose CDR no longer names the number, by its time.
+
+The ceiling is the same journeys with no AGI: an extension per journey, installed only in this
+instance, that plays the built prompts the walk heard (``Playback``), reads the keys with ``Read()``
+and checks them, then hangs up. It is ramped the same way, after the IVR.
+
+CPU is read from ``/proc/<pid>/stat`` (utime + stime) of Asterisk and of ``ivr serve``: over each
+step's offer period, and over the whole ramp (its calls drained); SIPp's own from the reaped children.
+
+Run from the repo root, as root:  .venv/bin/python bench/capacity_calls.py [--rates 2 4 6 8] [--step 30]
+(see bench/README.md). Loopback only, bounded (``--max-minutes``, at most 10), and everything it starts
+(Asterisk, ``ivr serve``, SIPp, their directories) is stopped and removed, even on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import dataclasses
+import os
+import resource
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+# The bench reuses the e2e harness (tests/e2e): settings, the IVR process, the journeys; imports follow.
+sys.path.insert(0, str(REPO))
+
+from ivr import phone
+from ivr.asterisk import conf
+from ivr.asterisk import root as asterisk_root
+from ivr.asterisk import sipp
+from ivr.asterisk.instance import Instance
+from ivr.asterisk.timing import MARGIN_S
+from ivr.config import Settings, StoreSettings
+from ivr.store.seed import KNOWN_CALLER
+from tests.e2e.conftest import e2e_settings, reap_stale_instances
+from tests.e2e.ivr_process import IvrProcess
+from tests.e2e.scripts import (
+    TECHNICAL_TICKET,
+    TICKET_STATUS,
+    UNKNOWN_CALLER,
+    Journeys,
+    Plays,
+    boleto_of,
+    month_before,
+    walk,
+)
+from tests.e2e.store import StoreReader
+
+#: The whole run, setup and both ramps, is cut at this bound.
+MAX_MINUTES = 10.0
+#: Any one wait for Asterisk in a call (its answer, its BYE after the last prompt): a call stuck longer failed.
+RECV_TIMEOUT_S = 60.0
+#: Read() waits this long for the keys once the question's prompt is over.
+READ_TIMEOUT_S = 8
+#: Extra seconds a scripted caller waits before each key group (see with_slack).
+SLACK_S = 2.0
+#: How long Asterisk's and the IVR's CPU is read with no call, before the ramps.
+IDLE_S = 10.0
+#: The ways astray calls went that the report shows, per step.
+WAYS_SHOWN = 4
+#: Steps are numbered in the dialled number with two digits.
+MAX_STEPS = 100
+CDR_COLUMNS = ("linkedid", "uniqueid", "start", "answer", "end", "duration", "billsec", "disposition", "src", "dst",
+               "dcontext", "channel", "dstchannel", "lastapp")  # fmt: skip  (asterisk_conf/cdr_custom.conf.j2)
+
+
+@dataclass(frozen=True)
+class Journey:
+    name: str
+    caller: str
+    inputs: tuple[str, ...]
+    passes: str  # a node only this journey visits: the call must pass it, then end at `goodbye`
+
+
+def journeys_of(ivr: IvrProcess) -> list[Journey]:
+    return [
+        Journey("ticket_status", KNOWN_CALLER, TICKET_STATUS, "status_in_progress"),
+        Journey("failure_ticket", UNKNOWN_CALLER, TECHNICAL_TICKET, "failure_opened"),
+        Journey("boleto_copy", KNOWN_CALLER, boleto_of(month_before(ivr.moment.date())), "document_sent"),
+    ]
+
+
+def with_slack(inputs: Sequence[str], slack_s: float) -> list[str | float]:
+    """The inputs with an extra wait before each key group. SIPp cannot hear: it sends the keys a margin
+    into the question's prompt (ivr.asterisk.timing.MARGIN_S) as measured, so an IVR later than that
+    within one stretch of prompts loses them (a prompt before the question cannot be interrupted). The
+    IVR waits for the keys, so the slack does not add up over a call; the question's own prompt and its
+    input time-out (5 s for a menu, 8 s for a collect) bound it."""
+    return [item for given in inputs for item in ((slack_s, given) if slack_s else (given,))]
+
+
+# ---------------------------------------------------------------- the numbers each step dials
+
+
+def ivr_number(sac: str, step: int) -> str:
+    """The SAC number with the step as carrier code (0 + XX + number: a form sac-inbound takes)."""
+    return f"0{step:02d}{sac}"
+
+
+def ceiling_number(journey: int, step: int) -> str:
+    return f"9{journey}{step:02d}"
+
+
+def step_of_number(number: str) -> int | None:
+    """The step a dialled number (either form) belongs to; None for a number no step dials."""
+    if len(number) > 4 and number.startswith("0") and number[1:3].isdigit():
+        return int(number[1:3])
+    if len(number) == 4 and number[0] in "89" and number.isdigit():  # 8...: a ceiling call that went astray
+        return int(number[2:])
+    return None
+
+
+# ---------------------------------------------------------------- the ceiling's dialplan
+
+
+def ceiling_context(name: str, journey: int, inputs: Sequence[str], stretches: Sequence[Plays], prefix: str) -> str:
+    """The journey as a dialplan, for every step's number: what the walk heard before each input (the
+    question's prompt last, read with the keys), each key group checked (a wrong one ends the call at
+    8<journey><step>), then what it heard after the last input, then Hangup()."""
+
+    def files(plays: Sequence[tuple[str, ...]]) -> str:
+        return "&".join(f"{prefix}/{prompt}" for ids in plays for prompt in ids)
+
+    lines = [f"[bench-{name}]", f"exten => _9{journey}XX,1,Answer()"]
+    for given, plays in zip(inputs, stretches):
+        if plays[:-1]:
+            lines.append(f" same => n,Playback({files(plays[:-1])})")
+        digits = 0 if given.endswith("#") else len(given)  # 0: Read() stops at '#'
+        lines.append(f" same => n,Read(KEYS,{files(plays[-1:])},{digits},,1,{READ_TIMEOUT_S})")
+        lines.append(f' same => n,GotoIf($["${{KEYS}}" != "{given.rstrip("#")}"]?8${{EXTEN:1}},1)')
+    if stretches[len(inputs)]:
+        lines.append(f" same => n,Playback({files(stretches[len(inputs)])})")
+    lines += [" same => n,Hangup()", f"exten => _8{journey}XX,1,Hangup()", ""]
+    return "\n".join(lines)
+
+
+def ceiling_extensions(contexts: Sequence[tuple[str, str]]) -> str:
+    """extensions_local.conf from (journey, context) in journey order: the numbers, added to sac-inbound
+    (where test callers land), then the contexts."""
+    numbers = [
+        f"exten => _9{index}XX,1,Goto(bench-{name},${{EXTEN}},1)" for index, (name, _) in enumerate(contexts, 1)
+    ]
+    return "\n".join(["[sac-inbound]", *numbers, "", *(text for _, text in contexts)])
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU time the process has used (``/proc/<pid>/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """CPU of this process's reaped children: the SIPp processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def last_stats(text: str) -> dict[str, int]:
+    """The counters of the last complete row of a SIPp ``-trace_stat`` file (';'-separated, a header row
+    first; SIPp may be writing the last row as we read)."""
+    rows = text.splitlines()
+    if len(rows) < 2:
+        return {}
+    header = rows[0].split(";")
+    for row in reversed(rows[1:]):
+        values = row.split(";")
+        if len(values) >= len(header) - 1:  # SIPp ends every row but the header with a ';'
+            return {name: int(value) for name, value in zip(header, values) if value.isdigit()}
+    return {}
+
+
+def epoch_of(unique_id: str) -> float:
+    """When Asterisk created the channel: its unique id is ``[<systemname>-]<epoch>.<sequence>``."""
+    try:
+        return float(unique_id.rpartition("-")[2])
+    except ValueError:
+        return 0.0
+
+
+@dataclass
+class Load:
+    """One SIPp process: a journey's share of a step."""
+
+    journey: Journey
+    offered: int
+    directory: Path
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """SIPp's counters now: the header and the end of its stats file (read every second; it grows)."""
+        path = self.directory / "stats.csv"
+        if not path.exists():
+            return {}
+        with path.open("rb") as stats:
+            header = stats.readline()
+            stats.seek(max(stats.tell(), path.stat().st_size - 16384))
+            return last_stats((header + stats.read()).decode(errors="replace"))
+
+
+@dataclass
+class Step:
+    index: int
+    rate: float  # calls/s offered, all journeys together
+    started: float  # time.time() at the step's start
+    ended: float = 0.0  # when its offer period ended
+    loads: list[Load] = field(default_factory=list)
+    concurrent: int = 0  # the most calls up at once (SIPp's CurrentCall, every process summed) while it offered
+    asterisk_cpu_s: float = 0.0  # during its offer period
+    ivr_cpu_s: float = 0.0
+    ok: dict[str, int] = field(default_factory=dict)  # calls whose records show the journey's way, by journey
+    astray: int = 0  # calls whose records show another way
+    ways: Counter[str] = field(default_factory=Counter)  # the ways the astray calls went
+    fallback: int = 0  # legs in the fallback queue (by time)
+
+    @property
+    def offered(self) -> int:
+        return sum(load.offered for load in self.loads)
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.started
+
+    def sipp(self, column: str) -> int:
+        return sum(load.stats.get(column, 0) for load in self.loads)
+
+    @property
+    def completed(self) -> int:
+        return self.sipp("SuccessfulCall(C)")
+
+    def sipp_failures(self) -> Counter[str]:
+        """SIPp's reasons for the calls it failed (FailedTimeoutOnRecv...), summed over the step's processes."""
+        reasons: Counter[str] = Counter()
+        for load in self.loads:
+            reasons.update({k[:-3]: v for k, v in load.stats.items() if k.startswith("Failed") and k.endswith("(C)")})
+        del reasons["FailedCall"]
+        return +reasons  # only those that happened
+
+    @property
+    def failed(self) -> int:
+        """Calls SIPp failed or did not complete, or whose records do not show the journey's way: the
+        larger count (a call can fail both ways)."""
+        by_records = sum(max(load.offered - self.ok.get(load.journey.name, 0), 0) for load in self.loads)
+        return max(self.offered - self.completed, by_records + self.fallback)
+
+
+@dataclass(frozen=True)
+class Idle:
+    asterisk: float  # CPU seconds per second with no call
+    ivr: float
+
+
+@dataclass
+class Ramp:
+    target: str  # "ivr" or "ceiling"
+    steps: list[Step]
+    seconds: float  # from the first step to the last call drained
+    asterisk_cpu_s: float  # over `seconds`
+    ivr_cpu_s: float
+    sipp_cpu_s: float
+
+    @property
+    def clean(self) -> list[Step]:
+        """The steps before the first with a failed call."""
+        first_bad = next((i for i, s in enumerate(self.steps) if s.failed), len(self.steps))
+        return self.steps[:first_bad]
+
+    @property
+    def sustained(self) -> Step | None:
+        return self.clean[-1] if self.clean else None
+
+    @property
+    def calls(self) -> int:
+        return sum(s.offered for s in self.steps)
+
+    def per_call_ms(self, cpu_s: float, idle_per_s: float) -> float:
+        """CPU per call over the ramp, net of what the process burns with no call."""
+        return 1000 * (cpu_s - idle_per_s * self.seconds) / self.calls
+
+
+# ---------------------------------------------------------------- the ramp
+
+
+class Bench:
+    def __init__(self, settings: Settings, instance: Instance, ivr: IvrProcess, work: Path) -> None:
+        self.settings = settings
+        self.instance = instance
+        self.ivr = ivr
+        self.work = work
+        self.running: list[asyncio.subprocess.Process] = []
+
+    async def idle(self, seconds: float) -> Idle:
+        """Asterisk's and the IVR's CPU with no call at all (timers, the IVR's background work)."""
+        asterisk_pid, ivr_pid = self.instance.pid(), self.ivr.pid
+        assert asterisk_pid is not None and ivr_pid is not None
+        before = (cpu_s(asterisk_pid), cpu_s(ivr_pid))
+        await asyncio.sleep(seconds)
+        return Idle((cpu_s(asterisk_pid) - before[0]) / seconds, (cpu_s(ivr_pid) - before[1]) / seconds)
+
+    async def ramp(
+        self, target: str, scripts: dict[str, sipp.CallScript], number: Callable[[int, int], str],
+        journeys: list[Journey], rates: Sequence[float], step_s: float, deadline: float,
+    ) -> Ramp:  # fmt: skip
+        """`number(journey, step)`: what a journey's calls dial in a step (journeys counted from 1)."""
+        asterisk_pid, ivr_pid = self.instance.pid(), self.ivr.pid
+        assert asterisk_pid is not None and ivr_pid is not None
+        begun, sipp_before = time.time(), children_cpu_s()
+        cpu_before = (cpu_s(asterisk_pid), cpu_s(ivr_pid))
+        steps: list[Step] = []
+        longest = max(script.steps_s for script in scripts.values()) + RECV_TIMEOUT_S
+        for index, rate in enumerate(rates[:MAX_STEPS]):
+            if steps and (self._any_failed(target, steps, journeys) or time.time() + step_s + longest > deadline):
+                break
+            step = Step(index, rate, time.time())
+            steps.append(step)
+            cpu = (cpu_s(asterisk_pid), cpu_s(ivr_pid))
+            for j, journey in enumerate(journeys, 1):
+                script = dataclasses.replace(scripts[journey.name], number=number(j, index))
+                step.loads.append(await self._offer(target, journey, script, rate / len(journeys), step_s))
+            step.rate = step.offered / step_s  # what SIPp was told, after rounding each journey's share to whole calls
+            while time.time() - step.started < step_s:
+                await asyncio.sleep(1.0)
+                up = sum(load.stats.get("CurrentCall", 0) for s in steps for load in s.loads)
+                step.concurrent = max(step.concurrent, up)
+            step.ended = time.time()
+            step.asterisk_cpu_s, step.ivr_cpu_s = cpu_s(asterisk_pid) - cpu[0], cpu_s(ivr_pid) - cpu[1]
+            print(f"  {target}: {step.rate:.2f} calls/s for {step.seconds:.0f} s, {step.concurrent} up", flush=True)
+        await self._drain(deadline)
+        await self._settle(target)
+        self._check(target, steps, journeys)
+        return Ramp(
+            target, steps, time.time() - begun, cpu_s(asterisk_pid) - cpu_before[0], cpu_s(ivr_pid) - cpu_before[1],
+            children_cpu_s() - sipp_before,
+        )  # fmt: skip
+
+    async def _offer(self, target: str, journey: Journey, script: sipp.CallScript, rate: float, step_s: float) -> Load:
+        """A SIPp process placing `rate` calls/s of the journey for `step_s` seconds, each call bounded."""
+        directory = Path(tempfile.mkdtemp(prefix=f"{target}-{journey.name}-", dir=self.work))
+        (directory / "scenario.xml").write_text(sipp.scenario_xml(script), encoding="iso-8859-1")
+        calls = max(1, round(rate * step_s))
+        sip = self.settings.sip
+        bound_s = step_s + script.steps_s + 2 * RECV_TIMEOUT_S
+        # The single-call runner's port choices (ivr/asterisk/sipp.py), reused: SIPp's default SIP port
+        # would be shared by concurrent SIPp processes.
+        ports = ["-p", str(sipp._free_sip_port()), "-mp", str(sipp._free_media_port())]  # noqa: SLF001
+        command = [
+            shutil.which("sipp") or "sipp", f"{sip.host}:{sip.port}", "-s", script.number,
+            "-sf", str(directory / "scenario.xml"), "-r", "1", "-rp", f"{max(1, round(1000 / rate))}ms",
+            "-m", str(calls), "-l", str(calls), "-i", sip.tester_address, "-mi", sip.tester_address, *ports,
+            "-nostdin", "-timeout", f"{bound_s:.0f}s", "-recv_timeout", f"{RECV_TIMEOUT_S:.0f}s",
+            "-trace_stat", "-stf", str(directory / "stats.csv"), "-fd", "1",
+            "-trace_err", "-error_file", str(directory / "errors.log"),
+        ]  # fmt: skip
+        with (directory / "stderr.log").open("wb") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                *command, cwd=directory, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
+            )  # fmt: skip
+        self.running.append(process)
+        await asyncio.sleep(0.2)
+        if process.returncode is not None and not (directory / "stats.csv").exists():
+            detail = (directory / "stderr.log").read_text(errors="replace").strip()[-500:]
+            raise sipp.SippError(f"sipp exited at once ({process.returncode}): {detail}")
+        return Load(journey, calls, directory)
+
+    async def _drain(self, deadline: float) -> None:
+        """Every SIPp done (each is bounded by its -timeout, the whole by the deadline), then reaped."""
+        try:
+            async with asyncio.timeout(max(deadline - time.time(), 1.0)):
+                await asyncio.gather(*(p.wait() for p in self.running))
+        finally:
+            self.kill_sipp()
+
+    def kill_sipp(self) -> None:
+        for process in self.running:
+            if process.returncode is None:
+                process.kill()
+        self.running.clear()
+
+    async def _settle(self, target: str) -> None:
+        """The IVR writes its rows in batches: wait (bounded) until every call in the store has ended."""
+        if target != "ivr":
+            return
+        reader = StoreReader(self.ivr.database)
+        for _ in range(50):
+            if all(reader.call(p).ended for p in reader.protocols()):
+                return
+            await asyncio.sleep(0.2)
+
+    # ------------------------------------------------ the records: the store (IVR) and the CDR (both)
+
+    def _cdr(self) -> list[dict[str, str]]:
+        path = self.instance.host_path(f"{self.instance.layout.log}/cdr-custom/Master.csv")
+        if not path.exists():
+            return []
+        with path.open(encoding="utf-8", errors="replace", newline="") as rows:
+            return [dict(zip(CDR_COLUMNS, row)) for row in csv.reader(rows)]
+
+    def _any_failed(self, target: str, steps: list[Step], journeys: list[Journey]) -> bool:
+        """A call has already failed: SIPp says so, or the records of the calls ended so far."""
+        self._check(target, steps, journeys)
+        return any(s.sipp("FailedCall(C)") or s.astray or s.fallback for s in steps)
+
+    def _check(self, target: str, steps: list[Step], journeys: list[Journey]) -> None:
+        """Count, per step and journey, the calls whose records show them going the journey's way."""
+        by_index = {s.index: s for s in steps}
+        for step in steps:
+            step.ok, step.astray, step.fallback, step.ways = {}, 0, 0, Counter()
+
+        def counted(step: Step | None, journey: Journey | None, way: str) -> None:
+            if step is None:
+                return
+            if journey is None:
+                step.astray += 1
+                step.ways[way] += 1
+            else:
+                step.ok[journey.name] = step.ok.get(journey.name, 0) + 1
+
+        cdr = self._cdr()
+        for row in cdr:
+            if row["dcontext"] == "sac-fallback":
+                at = epoch_of(row["uniqueid"])
+                step = next((s for s in reversed(steps) if s.started - 1 <= at), None)
+                if step is not None:
+                    step.fallback += 1
+        if target == "ceiling":
+            contexts = {f"bench-{j.name}": j for j in journeys}
+            for row in cdr:
+                index, journey = step_of_number(row["dst"]), contexts.get(row["dcontext"])
+                if journey is not None and index is not None:
+                    finished = row["dst"].startswith("9") and row["lastapp"] == "Hangup"
+                    way = f"{row['dcontext']} ended at {row['dst'][:2]}.. in {row['lastapp']}"
+                    counted(by_index.get(index), journey if finished else None, way)
+            return
+        reader = StoreReader(self.ivr.database)
+        for protocol in reader.protocols():
+            call = reader.call(protocol)
+            index = step_of_number(call.dialled)
+            if index is None or not call.ended:
+                continue
+            way = [j for j in journeys if call.caller_id == phone.normalise(j.caller) and j.passes in call.path]
+            finished = len(way) == 1 and call.path[-1] == "goodbye" and call.outcome == "ended"
+            keyed = [f"{node}[{given}:{outcome}]" for node, given, outcome in call.visits if given]
+            said = " > ".join([*keyed, *(f"{node}[:{outcome}]" for node, _, outcome in call.visits[-2:])])
+            counted(by_index.get(index), way[0] if finished else None, f"{call.caller_id}: ... {said} ({call.outcome})")
+
+
+# ---------------------------------------------------------------- setup and report
+
+
+@contextmanager
+def private_asterisk(settings: Settings) -> Iterator[Instance]:
+    """A private instance (named as the e2e ones are, so a dead bench's is reaped too) with app_read
+    loaded for the ceiling; stopped and removed at the end."""
+    root = settings.asterisk_root
+    reap_stale_instances(root)
+    layout = conf.Layout.private(f"e2e-{os.getpid()}-capacity-{secrets.token_hex(2)}")
+    instance = Instance(root, layout)
+    secret, modules_dir = asterisk_root.ami_secret(settings), asterisk_root.modules_dir(root)
+    modules = conf.render(settings, layout, secret, asterisk_root.MOH_DIR, modules_dir)["modules.conf"]
+    try:
+        asterisk_root.provision(settings, layout, extra={"modules.conf": modules + "load = app_read.so\n"})
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()
+        shutil.rmtree(instance.host_path(layout.etc).parent, ignore_errors=True)
+
+
+@asynccontextmanager
+async def ivr_serve(settings: Settings, directory: Path, env: dict[str, str]) -> AsyncIterator[IvrProcess]:
+    directory.mkdir()
+    process = IvrProcess(settings, directory, env)
+    try:
+        await asyncio.to_thread(process.seed)  # it runs an event loop of its own
+        process.start()
+        yield process
+        process.stop()
+    finally:
+        process.kill()
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def report(ramps: Sequence[Ramp], idle: Idle, lengths: dict[str, float], load_before: float, started: float) -> None:
+    print()
+    print(
+        f"{os.cpu_count()} cores, load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; "
+        "journeys in equal shares: " + ", ".join(f"{name} ({s:.0f} s)" for name, s in lengths.items())
+    )
+    print(
+        f"{'target':<8}{'calls/s':>8}{'offered':>8}{'done':>6}{'failed':>7}{'astray':>7}{'fallbk':>7}{'up':>5}"
+        f"{'Asterisk CPU':>13}{'IVR CPU':>8}{'IVR/Ast':>8}"
+    )
+    for ramp in ramps:
+        for s in ramp.steps:
+            ivr, share = (_pct(s.ivr_cpu_s, s.seconds), _pct(s.ivr_cpu_s, s.asterisk_cpu_s))
+            if ramp.target != "ivr":
+                ivr = share = "-"
+            print(
+                f"{ramp.target:<8}{s.rate:>8.2f}{s.offered:>8}{s.completed:>6}{s.failed:>7}{s.astray:>7}{s.fallback:>7}"
+                f"{s.concurrent:>5}{_pct(s.asterisk_cpu_s, s.seconds):>13}{ivr:>8}{share:>8}"
+            )
+    for ramp in ramps:
+        best = ramp.sustained
+        top = "the highest step offered" if len(ramp.clean) == len(ramp.steps) else "the step before the first failure"
+        said = f"{best.rate:g} calls/s, {best.concurrent} calls up ({top})" if best else "none: the first step failed"
+        cpu = f"Asterisk {ramp.per_call_ms(ramp.asterisk_cpu_s, idle.asterisk):.0f} ms"
+        if ramp.target == "ivr":
+            cpu += f", IVR {ramp.per_call_ms(ramp.ivr_cpu_s, idle.ivr):.0f} ms"
+        print(f"{ramp.target}: sustained with 0 failures: {said}")
+        print(f"  CPU per call over the ramp ({ramp.seconds:.0f} s, drained), net of idle: {cpu}")
+        print(f"  SIPp's CPU over the ramp: {ramp.sipp_cpu_s:.1f} s")
+    print(f"idle (no call, {IDLE_S:.0f} s): Asterisk {_pct(idle.asterisk, 1)} of a core, IVR {_pct(idle.ivr, 1)}")
+    for ramp in ramps:
+        for s in ramp.steps:
+            for way, count in s.ways.most_common(WAYS_SHOWN):
+                print(f"  {ramp.target} at {s.rate:.2f} calls/s, {count} astray: {way}")
+            if s.sipp_failures():
+                reasons = ", ".join(f"{reason} {count}" for reason, count in s.sipp_failures().items())
+                print(f"  {ramp.target} at {s.rate:.2f} calls/s, SIPp failed: {reasons}")
+    by_target = {r.target: r for r in ramps}
+    ivr_ramp, ceiling = by_target.get("ivr"), by_target.get("ceiling")
+    if ivr_ramp and ceiling and ivr_ramp.sustained and ceiling.sustained:
+        ratio = ivr_ramp.sustained.rate / ceiling.sustained.rate
+        bound = " (a lower bound: the ceiling never failed)" if len(ceiling.clean) == len(ceiling.steps) else ""
+        print(f"IVR / ceiling, sustained calls/s: x{ratio:.2f}{bound} (goal >= 0.9)")
+    if ivr_ramp:
+        gross = _pct(ivr_ramp.ivr_cpu_s, ivr_ramp.asterisk_cpu_s)
+        per_call = (ivr_ramp.per_call_ms(cpu, idle_s) for cpu, idle_s in
+                    ((ivr_ramp.ivr_cpu_s, idle.ivr), (ivr_ramp.asterisk_cpu_s, idle.asterisk)))  # fmt: skip
+        net = _pct(*per_call)
+        print(f"IVR CPU / Asterisk CPU over the IVR's ramp: {gross}, per call net of idle {net} (goal <= 10%)")
+    print(f"bench took {time.time() - started:.0f} s")
+
+
+async def main(
+    rates: Sequence[float], step_s: float, slack_s: float, max_minutes: float, targets: Sequence[str],
+    ivr_env: dict[str, str],
+) -> None:  # fmt: skip
+    started, load_before = time.time(), os.getloadavg()[0]
+    deadline = started + 60 * max_minutes
+    settings = e2e_settings()
+    with tempfile.TemporaryDirectory(prefix="sac-capacity-") as tmp:
+        work = Path(tmp)
+        async with AsyncExitStack() as stack:  # unwound in reverse: the IVR, then Asterisk
+            instance = stack.enter_context(private_asterisk(settings))
+            ivr = await stack.enter_async_context(ivr_serve(settings, work / "ivr", ivr_env))
+            journeys = journeys_of(ivr)
+            timed = Journeys(ivr)  # the flows the IVR published, timed against the built prompts
+            # A float input is an extra wait on SIPp's timeline (tests/e2e/scripts.py): `slack_s` before each key group.
+            scripts = {j.name: await timed.script(j.caller, *with_slack(j.inputs, slack_s)) for j in journeys}
+            contexts = [
+                (j.name, ceiling_context(j.name, index, j.inputs, (await walk(ivr, j.caller, j.inputs)).stretches,
+                                         settings.agi.sound_prefix))
+                for index, j in enumerate(journeys, 1)
+            ]  # fmt: skip
+            # Written once the walks know what the ceiling plays; read by a dialplan reload.
+            local = instance.host_path(f"{instance.layout.etc}/extensions_local.conf")
+            local.write_text(ceiling_extensions(contexts), encoding="utf-8")
+            instance.command("dialplan reload")
+            bench = Bench(settings, instance, ivr, work)
+            stack.callback(bench.kill_sipp)
+            idle = await bench.idle(IDLE_S)
+            numbers: dict[str, Callable[[int, int], str]] = {
+                "ivr": lambda journey, step: ivr_number(scripts[journeys[0].name].number, step),
+                "ceiling": ceiling_number,
+            }
+            ramps = [
+                await bench.ramp(target, scripts, numbers[target], journeys, rates, step_s, deadline)
+                for target in targets
+            ]
+            print(f"keys sent {MARGIN_S:g} s into each question's prompt plus {slack_s:g} s of slack")
+            report(ramps, idle, {name: script.steps_s for name, script in scripts.items()}, load_before, started)
+
+
+def run(coroutine: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run, with SIGTERM taken as Ctrl-C: the main task is cancelled and every cleanup runs."""
+
+    async def guarded() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        await coroutine
+
+    try:
+        asyncio.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        raise SystemExit("capacity_calls: interrupted; everything it started is stopped") from None
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", type=float, nargs="+", default=[2, 4, 6, 8], help="calls/s offered, step by step")
+    parser.add_argument("--step", type=float, default=30.0, help="seconds each step offers its rate")
+    parser.add_argument(
+        "--slack", type=float, default=SLACK_S, help="extra seconds before each key group (default %(default)s)"
+    )
+    parser.add_argument("--max-minutes", type=float, default=MAX_MINUTES, help="bound on the whole run (at most 10)")
+    parser.add_argument("--only", choices=("ivr", "ceiling"), help="ramp one target only")
+    parser.add_argument(
+        "--ivr-env", nargs="*", default=[], metavar="IVR_X=VALUE", help="extra settings for ivr serve (experiments)"
+    )
+    args = parser.parse_args()
+    # The store's production flush interval: the e2e harness shortens it (rows sooner, shorter waits), which
+    # costs a transaction every 0.2 s.
+    ivr_env = {"IVR_STORE__EVENT_FLUSH_INTERVAL_S": str(StoreSettings().event_flush_interval_s)}
+    ivr_env |= dict(item.split("=", 1) for item in args.ivr_env)
+    if os.geteuid() != 0:
+        raise SystemExit("capacity_calls: run as root (Asterisk runs chrooted)")
+    targets = [args.only] if args.only else ["ivr", "ceiling"]
+    run(main(args.rates, args.step, args.slack, min(args.max_minutes, MAX_MINUTES), targets, ivr_env))
