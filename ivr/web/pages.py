@@ -350,14 +350,15 @@ async def reports_page(request: web.Request) -> web.Response:
     found = await _figures(request)
     if found is None:
         return render(request, "reports.html", figures=None, span="day", first=_today(console), rows=[], chart=[],
-                      message="The date is not one: write it as 2026-12-01.")  # fmt: skip
+                      flows=console.conf.agi.entry_flows, message="The date is not one: write it as 2026-12-01.")  # fmt: skip
     figures, span, first = found
     rows = csv_rows(figures, timezone=console.conf.timezone, negotiation_number=console.conf.page.negotiation_number)
     chart = [(f"{node.flow}/{node.node}", node.share, node.visits) for node in figures.drop_off[:12]]
     last = figures.until - timedelta(days=1)
     drawings = await drop_off_drawings(console.diagrams, console.library, figures.drop_off)
     return render(request, "reports.html", figures=figures, span=span, first=first, last=last, rows=rows, chart=chart,
-                  drawings=drawings, message="", query=request.query_string)  # fmt: skip
+                  drawings=drawings, flows=console.conf.agi.entry_flows, message="",
+                  query=request.query_string)  # fmt: skip
 
 
 async def reports_csv(request: web.Request) -> web.Response:

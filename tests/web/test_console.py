@@ -153,6 +153,14 @@ async def test_the_report_of_a_day_and_its_csv(site: Site) -> None:
     assert rows[0] == "section,name,value,percent" and "calls,all,7,100.0" in rows
 
 
+async def test_the_report_of_one_flow(site: Site) -> None:
+    assert await site.log_in("vera") == 303
+    page = await (await site.client.get(f"/reports?date={DAY}&span=day&flow=sac")).text()
+    assert '<option value="sac" selected>sac</option>' in page and "flow sac." in page
+    rows = (await (await site.client.get(f"/reports.csv?date={DAY}&span=day&flow=sac")).text()).splitlines()
+    assert "calls,all,6,100.0" in rows  # the seventh call of the day ran another flow
+
+
 async def test_the_live_page_says_plainly_when_no_unit_runs(site: Site) -> None:
     assert await site.log_in("vera") == 303
     async with site.client.get("/live/events") as response:
