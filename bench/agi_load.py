@@ -417,13 +417,18 @@ class Run:
             path = r.caller.variables.get("IVR_PATH", "")
             if path != scripted:
                 nodes = path.split(">")
-                same = next((i for i, (a, b) in enumerate(zip(nodes, way)) if a != b), min(len(nodes), len(way)))
+                same = next(
+                    (i for i, (a, b) in enumerate(zip(nodes, way, strict=False)) if a != b), min(len(nodes), len(way))
+                )
                 paths["...>" + ">".join(nodes[max(same - 1, 0) :])] += 1
         return paths
 
     def heard(self, prompt: str) -> int:
         """Calls that heard `prompt` (e.g. the hold prompt of a slow operation)."""
-        return sum(any(line.startswith("STREAM FILE") and f'/{prompt}"' in line for line, _ in r.transcript) for r in self.records)
+        return sum(
+            any(line.startswith("STREAM FILE") and f'/{prompt}"' in line for line, _ in r.transcript)
+            for r in self.records
+        )
 
 
 def pct_ms(values: Sequence[float], q: float) -> float:
@@ -621,11 +626,8 @@ def report(
         f"{'KiB/call':>10}{'CPU ms/call':>13}"
     )
     for r in runs:
-        alloc = (
-            f"{pct_ms([c.allocation_s for c in r.records], 0.5):.1f}/{pct_ms([c.allocation_s for c in r.records], 0.99):.1f}"
-            if r.server == "ivr"
-            else "-"
-        )
+        allocations = [c.allocation_s for c in r.records]
+        alloc = f"{pct_ms(allocations, 0.5):.1f}/{pct_ms(allocations, 0.99):.1f}" if r.server == "ivr" else "-"
         print(
             f"{r.server:<11}{r.calls:>7}{r.calls_per_s:>9.0f}{pct_ms(r.latencies_s, 0.5):>9.2f}"
             f"{pct_ms(r.latencies_s, 0.99):>9.2f}{alloc:>18}{r.kib_per_call:>10.1f}{r.cpu_ms_per_call:>13.2f}"
@@ -647,7 +649,8 @@ def report(
         print(
             f"store at {r.calls} (SQLite, {s.calls} calls with the warm-ups): call rows {s.call_rows} "
             f"({s.ended_rows} ended), node visits {s.visit_rows}/{s.visits_expected}, "
-            f"records lost >= {s.records_lost}/{s.records_expected}; protocols from the fallback range {s.from_fallback}"
+            f"records lost >= {s.records_lost}/{s.records_expected}; "
+            f"protocols from the fallback range {s.from_fallback}"
         )
         for line in s.problems:
             print(f"  server log: {line}")
@@ -712,11 +715,17 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, nargs="+", default=[100, 1000], help="concurrent calls per run")
     parser.add_argument("--rounds", type=int, default=1, help="runs per row; the median is shown")
-    parser.add_argument("--ramp", type=float, default=0.0, help="seconds over which the N calls arrive (default: all at once)")
     parser.add_argument(
-        "--failover-calls", type=int, help="calls failing at once in the fallback-queue runs (default: the smallest --calls)"
+        "--ramp", type=float, default=0.0, help="seconds over which the N calls arrive (default: all at once)"
     )
-    parser.add_argument("--flows", type=Path, default=REPO / "flows", help="the flows directory to serve (default: flows/)")
+    parser.add_argument(
+        "--failover-calls",
+        type=int,
+        help="calls failing at once in the fallback-queue runs (default: the smallest --calls)",
+    )
+    parser.add_argument(
+        "--flows", type=Path, default=REPO / "flows", help="the flows directory to serve (default: flows/)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="ivr serve --workers (default: 1, one process)")
     parser.add_argument("--serve", choices=("floor", "wire", "panoramisk"), help=argparse.SUPPRESS)  # a child
     parser.add_argument("--transcript", type=Path, help=argparse.SUPPRESS)

@@ -55,9 +55,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ivr import phone
-from ivr.asterisk import conf
+from ivr.asterisk import conf, sipp
 from ivr.asterisk import root as asterisk_root
-from ivr.asterisk import sipp
 from ivr.asterisk.instance import Instance
 from ivr.asterisk.timing import MARGIN_S
 from ivr.config import Settings, StoreSettings
@@ -152,7 +151,7 @@ def ceiling_context(name: str, journey: int, inputs: Sequence[str], stretches: S
         return "&".join(f"{prefix}/{prompt}" for ids in plays for prompt in ids)
 
     lines = [f"[bench-{name}]", f"exten => _9{journey}XX,1,Answer()"]
-    for given, plays in zip(inputs, stretches):
+    for given, plays in zip(inputs, stretches, strict=False):  # the last stretch, after the inputs: below
         if plays[:-1]:
             lines.append(f" same => n,Playback({files(plays[:-1])})")
         digits = 0 if given.endswith("#") else len(given)  # 0: Read() stops at '#'
@@ -198,7 +197,7 @@ def last_stats(text: str) -> dict[str, int]:
     for row in reversed(rows[1:]):
         values = row.split(";")
         if len(values) >= len(header) - 1:  # SIPp ends every row but the header with a ';'
-            return {name: int(value) for name, value in zip(header, values) if value.isdigit()}
+            return {name: int(value) for name, value in zip(header, values, strict=False) if value.isdigit()}
     return {}
 
 
@@ -426,7 +425,7 @@ class Bench:
         if not path.exists():
             return []
         with path.open(encoding="utf-8", errors="replace", newline="") as rows:
-            return [dict(zip(CDR_COLUMNS, row)) for row in csv.reader(rows)]
+            return [dict(zip(CDR_COLUMNS, row, strict=False)) for row in csv.reader(rows)]
 
     def _any_failed(self, target: str, steps: list[Step], journeys: list[Journey]) -> bool:
         """A call has already failed: SIPp says so, or the records of the calls ended so far."""

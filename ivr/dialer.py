@@ -146,7 +146,9 @@ class Dialer:
             try:
                 await self.turn()
             except StoreUnavailable as exc:
-                log.warning("call back dialer: store unavailable (%s); next turn in %.0f s", exc, self._conf.poll_interval_s)
+                log.warning(
+                    "call back dialer: store unavailable (%s); next turn in %.0f s", exc, self._conf.poll_interval_s
+                )
             except Exception:  # a bug must not stop call backs for good: logged, next turn
                 log.exception("call back dialer: turn failed")
             await asyncio.sleep(self._conf.poll_interval_s)

@@ -1,9 +1,9 @@
 """`ivr doctor`: is every peer this IVR depends on there, and set up the way the settings say?
 
 Each check talks to its real peer (the database, Asterisk's AMI, the FastAGI port, the carrier API, the
-SMTP server, the speech endpoint, the agents' screen pop receiver) or reads what `ivr serve` would read (prompt audio, published flows),
-and says in one line what is wrong and how to fix it. The checks run concurrently, each bounded by
-`timeout_s`, so a peer that never answers costs one time-out, not a hang.
+SMTP server, the speech endpoint, the agents' screen pop receiver) or reads what `ivr serve` would read
+(prompt audio, published flows), and says in one line what is wrong and how to fix it. The checks run
+concurrently, each bounded by `timeout_s`, so a peer that never answers costs one time-out, not a hang.
 
     findings = await diagnose(settings, timeout_s=5)
     print(render(findings))   # "ok   database  ...", "FAIL ami  ..."

@@ -34,7 +34,8 @@ OPEN_STATES = (TicketState.OPEN, TicketState.IN_PROGRESS, TicketState.WAITING_CU
 
 
 class StoreJourneys(StoreOperations, Backend):
-    """The journeys' operations answered from the store; the others: `integrations.builtin.operations.BuiltinOperations`."""
+    """The journeys' operations answered from the store; the others:
+    `integrations.builtin.operations.BuiltinOperations`."""
 
     async def attach_to_incident(self, ctx: OperationContext) -> OperationResult:
         customer_id = ctx.identified_customer

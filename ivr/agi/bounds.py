@@ -91,5 +91,6 @@ class CommandBounds:
     def conversation(self) -> Bound:
         return Bound(
             self._call_s + self._margin,
-            f"a conversation ends only with the call: asterisk.max_call_s {self._call_s} s, + {self._margin:g} s margin",
+            f"a conversation ends only with the call: asterisk.max_call_s {self._call_s} s, "
+            f"+ {self._margin:g} s margin",
         )

@@ -310,7 +310,10 @@ class LiveModel(SnapshotSource):
         """The whole state as plain data (strings, numbers, lists, dicts; moments in ISO 8601)."""
         now = self._clock()
         waiting_in = {
-            key: name for name, q in self._queues.items() for w in q.waiting.values() for key in (w.unique_id, w.linked_id)
+            key: name
+            for name, q in self._queues.items()
+            for w in q.waiting.values()
+            for key in (w.unique_id, w.linked_id)
         }
         calls = [
             {

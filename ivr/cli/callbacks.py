@@ -46,7 +46,10 @@ async def _list(args: argparse.Namespace) -> int:
             + (f" next={row.next_attempt_at:%Y-%m-%d %H:%M}Z" if row.state is CallbackState.PENDING else "")
         )
         for number, outcome, detail in attempts[row.id]:
-            print(f"    attempt {number}: {outcome.value if outcome else 'in flight'}" + (f" ({detail})" if detail else ""))
+            print(
+                f"    attempt {number}: {outcome.value if outcome else 'in flight'}"
+                + (f" ({detail})" if detail else "")
+            )
     if not rows:
         print("no call backs")
     return 0

@@ -70,7 +70,10 @@ def _text(figures: Report, conf: Settings) -> list[str]:
     ):
         lines.append(f"  {name:<14} {count:>6} {percent(count, figures.calls):>6}%")
         if name == "transferred":
-            lines.extend(f"    {transfer_reason(reason, conf.page.negotiation_number):<40} {n:>6}" for reason, n in figures.transferred)
+            lines.extend(
+                f"    {transfer_reason(reason, conf.page.negotiation_number):<40} {n:>6}"
+                for reason, n in figures.transferred
+            )
     average = "-" if figures.average_s is None else f"{figures.average_s:.0f} s"
     lines.append(f"average time to outcome: {average}")
     lines.append("tickets opened:" + ("" if figures.tickets else " none"))

@@ -159,7 +159,7 @@ def declarations(cls: type) -> list[OperationSpec]:
     return [spec for _, spec in found.values()]
 
 
-class Operations(ABC):
+class Operations(ABC):  # noqa: B024 (no abstract method of its own: ABC makes its subclasses' binding)
     """A class answering declared operations. What it lacks of an interface it implements is refused when
     it is built (an abstract method); the two methods below are how the registry runs its operations."""
 

@@ -81,11 +81,17 @@ def parse_flow(text: str, path: Path) -> Flow:
     top_positions = {str(k): _key_position(path, data, k) for k in data}
     for key in data:
         if key not in TOP_KEYS:
-            problems.append(Problem(top_positions[str(key)], f"unknown key '{key}' (expected one of: {', '.join(TOP_KEYS)})"))
+            problems.append(
+                Problem(top_positions[str(key)], f"unknown key '{key}' (expected one of: {', '.join(TOP_KEYS)})")
+            )
     name, start = data.get("flow"), data.get("start")
     for key, value in (("flow", name), ("start", start)):
         if not isinstance(value, str) or not value:
-            problems.append(Problem(top_positions.get(key, top), f"'{key}' must name the {'flow' if key == 'flow' else 'first node'}"))
+            problems.append(
+                Problem(
+                    top_positions.get(key, top), f"'{key}' must name the {'flow' if key == 'flow' else 'first node'}"
+                )
+            )
     raw_nodes = data.get("nodes")
     nodes: dict[str, Node] = {}
     if not isinstance(raw_nodes, CommentedMap) or not raw_nodes:
@@ -100,7 +106,12 @@ def parse_flow(text: str, path: Path) -> Flow:
     if problems:
         raise FlowLoadError(problems)
     return Flow(
-        name=str(name), start=str(start), nodes=nodes, source=path, version=text_version(text), key_positions=top_positions
+        name=str(name),
+        start=str(start),
+        nodes=nodes,
+        source=path,
+        version=text_version(text),
+        key_positions=top_positions,
     )
 
 
@@ -140,7 +151,11 @@ def _load_node(path: Path, raw_nodes: CommentedMap, name: Any, problems: list[Pr
     verb_keys = [k for k in raw if k not in NODE_KEYS]
     unknown = [k for k in verb_keys if k not in VERBS]
     for key in unknown:
-        problems.append(Problem(positions[str(key)], f"node '{name}': unknown verb '{key}' (known verbs: {', '.join(sorted(VERBS))})"))
+        problems.append(
+            Problem(
+                positions[str(key)], f"node '{name}': unknown verb '{key}' (known verbs: {', '.join(sorted(VERBS))})"
+            )
+        )
     known = [k for k in verb_keys if k in VERBS]
     if len(known) != 1:
         if not unknown:

@@ -352,7 +352,9 @@ class StoreCallbackBook:
             lambda s: [
                 (a.number, a.outcome, a.detail)
                 for a in s.scalars(
-                    select(CallbackAttempt).where(CallbackAttempt.callback_id == callback_id).order_by(CallbackAttempt.id)
+                    select(CallbackAttempt)
+                    .where(CallbackAttempt.callback_id == callback_id)
+                    .order_by(CallbackAttempt.id)
                 )
             ]
         )

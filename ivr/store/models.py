@@ -26,9 +26,17 @@ from sqlalchemy import (
     BigInteger,
     Date,
     DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
 )
 from sqlalchemy import Enum as SqlEnum
-from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, MetaData, Numeric, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -255,9 +256,7 @@ class StoreProtocolAllocator:
                 name = call_protocol_sequence(year)
                 try:
                     # durable: a number announced to a caller must never be issued again after a power cut
-                    last = await self._store.write(
-                        lambda session: next_value(session, name, len(wanted)), durable=True
-                    )
+                    last = await self._store.write(partial(next_value, name=name, count=len(wanted)), durable=True)
                 except Exception as exc:  # handed to each waiting call: allocate() falls back or raises it
                     for future in wanted:
                         if not future.done():

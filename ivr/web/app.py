@@ -137,7 +137,9 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "POST":
             form = await request.post()
             if not same(form.get("csrf"), logged_in.csrf_token):
-                raise web.HTTPForbidden(text="Forbidden: the form's security token is missing or stale; reload the page.")
+                raise web.HTTPForbidden(
+                    text="Forbidden: the form's security token is missing or stale; reload the page."
+                )
     response = await handler(request)
     if not response.prepared:
         response.headers.update(HEADERS)

@@ -77,7 +77,11 @@ async def log_in(
     token = secrets.token_urlsafe(32)
     expires_at = now + timedelta(seconds=conf.session_lifetime_s)
     await accounts.open_session(
-        account, token_hash=token_hash(token), csrf_token=secrets.token_urlsafe(32), address=address, expires_at=expires_at
+        account,
+        token_hash=token_hash(token),
+        csrf_token=secrets.token_urlsafe(32),
+        address=address,
+        expires_at=expires_at,
     )
     return Opened(token, expires_at)
 

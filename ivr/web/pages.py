@@ -147,7 +147,12 @@ async def login_page(request: web.Request, *, message: str = "", status: int = 2
     # make the first one's form stale.
     form_token = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token()
     response = render(
-        request, "login.html", status=status, csrf=form_token, next=_safe_next(request.query.get("next")), message=message
+        request,
+        "login.html",
+        status=status,
+        csrf=form_token,
+        next=_safe_next(request.query.get("next")),
+        message=message,
     )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
@@ -323,7 +328,12 @@ async def call_page(request: web.Request) -> web.Response:
     console = _console(request)
     seen = await trace(console.store, request.match_info["number"])
     if seen is None:
-        return render(request, "not_found.html", status=404, what=f"No call has protocol or ticket {request.match_info['number']}.")
+        return render(
+            request,
+            "not_found.html",
+            status=404,
+            what=f"No call has protocol or ticket {request.match_info['number']}.",
+        )
     releases = await asyncio.to_thread(console.library.releases_named, seen.flow_version)
     heard = await asyncio.to_thread(heard_lines, console.conf.prompts_dir, [step.prompts for step in seen.path])
     drawings = await path_drawings(console.diagrams, console.library, seen)
@@ -350,7 +360,8 @@ async def reports_page(request: web.Request) -> web.Response:
     found = await _figures(request)
     if found is None:
         return render(request, "reports.html", figures=None, span="day", first=_today(console), rows=[], chart=[],
-                      flows=console.conf.agi.entry_flows, message="The date is not one: write it as 2026-12-01.")  # fmt: skip
+                      flows=console.conf.agi.entry_flows,
+                      message="The date is not one: write it as 2026-12-01.")  # fmt: skip
     figures, span, first = found
     rows = csv_rows(figures, timezone=console.conf.timezone, negotiation_number=console.conf.page.negotiation_number)
     chart = [(f"{node.flow}/{node.node}", node.share, node.visits) for node in figures.drop_off[:12]]
@@ -446,7 +457,9 @@ async def rollback(request: web.Request) -> web.Response:
     await console.accounts.audit(who, "flow.rollback", f"to release {number} (version {done.target.version})"
                                  + (f": {note}" if note else ""), address=address(request))  # fmt: skip
     told = await asyncio.to_thread(console.tell_server)
-    return await flows_page(request, message=f"Release {number} is current again (history entry {done.entry.number}). {told}.")
+    return await flows_page(
+        request, message=f"Release {number} is current again (history entry {done.entry.number}). {told}."
+    )
 
 
 # --- administration -----------------------------------------------------------------------------------

@@ -143,7 +143,9 @@ def settings_for_tests(
     if prompt_lengths is not None:
         entries = {pid: ManifestEntry("tts", "", "pt-br", seconds, "") for pid, seconds in prompt_lengths.items()}
         (prompts / AUDIO_SUBDIR).mkdir(parents=True)
-        (prompts / AUDIO_SUBDIR / MANIFEST).write_text(json.dumps({"prompts": {k: asdict(v) for k, v in entries.items()}}))
+        (prompts / AUDIO_SUBDIR / MANIFEST).write_text(
+            json.dumps({"prompts": {k: asdict(v) for k, v in entries.items()}})
+        )
     return load_settings(
         agi=values, asterisk={"recordings_dir": str(tmp_path)}, var_dir=str(tmp_path), prompts_dir=str(prompts)
     )

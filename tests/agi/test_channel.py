@@ -44,7 +44,9 @@ async def test_100_trying_comes_before_the_real_answer(rig: CallRig) -> None:
         return await ch.play(["welcome"])
 
     peer, outcomes = await rig.call(script)
-    await peer.expect(f'STREAM FILE "sac/pt_BR/welcome" {ALL_KEYS}', "100 result=0 Trying...", "200 result=35 endpos=80")
+    await peer.expect(
+        f'STREAM FILE "sac/pt_BR/welcome" {ALL_KEYS}', "100 result=0 Trying...", "200 result=35 endpos=80"
+    )
     assert await outcome(outcomes) == "#"
 
 
@@ -88,7 +90,10 @@ async def test_hangup_between_commands_is_noticed_at_the_next_command(rig: CallR
 
     peer, outcomes = await rig.call(script)
     await peer.expect("ANSWER", "200 result=0", "HANGUP")
-    await peer.expect(f'STREAM FILE "sac/pt_BR/welcome" {ALL_KEYS}', "511 Command Not Permitted on a dead channel or intercept routine")
+    await peer.expect(
+        f'STREAM FILE "sac/pt_BR/welcome" {ALL_KEYS}',
+        "511 Command Not Permitted on a dead channel or intercept routine",
+    )
     assert isinstance(await outcome(outcomes), AgiHangup)
 
 
@@ -323,7 +328,9 @@ async def test_listen_hangup_while_recording_leaves_no_recording(rig: CallRig, t
 
 async def test_queue_sets_context_then_reports_no_agents(rig: CallRig) -> None:
     async def script(ch: Channel) -> QueueOutcome:
-        return await ch.queue("technical", context={"protocol": "202600000017", "cnpj_root": "12.345.678"}, timeout_s=120)
+        return await ch.queue(
+            "technical", context={"protocol": "202600000017", "cnpj_root": "12.345.678"}, timeout_s=120
+        )
 
     peer, outcomes = await rig.call(script)
     await peer.expect('SET VARIABLE "IVR_PROTOCOL" "202600000017"', "200 result=1")
@@ -410,7 +417,9 @@ async def test_a_silent_asterisk_times_out_naming_the_prompt_and_its_bound(rig: 
     await peer.command()  # received, never answered
     failure = await outcome(outcomes)
     assert isinstance(failure, AgiTimeout)
-    assert str(failure) == "STREAM FILE: no answer from Asterisk within 0.2 s (prompt welcome lasts 0.1 s, + 0.1 s margin)"
+    assert (
+        str(failure) == "STREAM FILE: no answer from Asterisk within 0.2 s (prompt welcome lasts 0.1 s, + 0.1 s margin)"
+    )
     assert await peer.closed_by_ivr()
 
 

@@ -21,7 +21,13 @@ async def ami() -> AsyncIterator[FakeAmi]:
 
 
 def settings_for(port: int, **overrides: object) -> AmiSettings:
-    values: dict[str, object] = {"host": "127.0.0.1", "port": port, "secret": "s3cret", "action_timeout_s": 0.5, "ping_interval_s": 60}
+    values: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "secret": "s3cret",
+        "action_timeout_s": 0.5,
+        "ping_interval_s": 60,
+    }
     values.update(overrides)
     return AmiSettings.model_validate(values)
 

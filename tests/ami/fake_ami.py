@@ -89,7 +89,11 @@ class FakeAmi:
                 {"Event": "FullyBooted", "Privilege": "system,all", "Uptime": "10", "Status": "Fully Booted"},
             ]
         if action == "ping":
-            return [{"Response": "Success", "ActionID": aid, "Ping": "Pong", "Timestamp": "1764070000.000000"}] if self.answer_pings else None
+            return (
+                [{"Response": "Success", "ActionID": aid, "Ping": "Pong", "Timestamp": "1764070000.000000"}]
+                if self.answer_pings
+                else None
+            )
         responder = self.responders.get(action)
         return responder(fields) if responder else None
 
@@ -128,5 +132,10 @@ def core_show_channels_reply(aid: str, *uniqueids: str) -> list[Fields]:
     return [
         {"Response": "Success", "ActionID": aid, "EventList": "start", "Message": "Channels will follow"},
         *channels,
-        {"Event": "CoreShowChannelsComplete", "ActionID": aid, "EventList": "Complete", "ListItems": str(len(channels))},
+        {
+            "Event": "CoreShowChannelsComplete",
+            "ActionID": aid,
+            "EventList": "Complete",
+            "ListItems": str(len(channels)),
+        },
     ]

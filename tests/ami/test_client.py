@@ -66,11 +66,20 @@ async def test_control_characters_in_a_header_are_refused_before_anything_is_sen
 
 
 async def test_queue_add_and_an_error_reply(ami: FakeAmi, client: AmiClient) -> None:
-    ami.responders["queueadd"] = lambda f: [{"Response": "Success", "ActionID": f["ActionID"], "Message": "Added interface to queue"}]
-    ami.responders["queueremove"] = lambda f: [{"Response": "Error", "ActionID": f["ActionID"], "Message": "Unable to remove interface: Not there"}]
+    ami.responders["queueadd"] = lambda f: [
+        {"Response": "Success", "ActionID": f["ActionID"], "Message": "Added interface to queue"}
+    ]
+    ami.responders["queueremove"] = lambda f: [
+        {"Response": "Error", "ActionID": f["ActionID"], "Message": "Unable to remove interface: Not there"}
+    ]
     await client.queue_add("technical", "PJSIP/agent-101", member_name="Agente 101")
     _, fields = await ami.next_action("QueueAdd")
-    assert (fields["Queue"], fields["Interface"], fields["MemberName"], fields["Paused"]) == ("technical", "PJSIP/agent-101", "Agente 101", "false")
+    assert (fields["Queue"], fields["Interface"], fields["MemberName"], fields["Paused"]) == (
+        "technical",
+        "PJSIP/agent-101",
+        "Agente 101",
+        "false",
+    )
     with pytest.raises(AmiActionError, match="Not there"):
         await client.queue_remove("technical", "PJSIP/agent-101")
 
@@ -128,7 +137,8 @@ async def test_originate_is_never_resent_after_a_reconnect(ami: FakeAmi, client:
 async def test_repeated_channel_variables_arrive_as_a_list(ami: FakeAmi, client: AmiClient) -> None:
     called: list[Message] = []
     client.on_event("AgentCalled", called.append)
-    ami.send(0, {"Event": "AgentCalled", "Queue": "technical", "Uniqueid": "1764070000.17", "Interface": "PJSIP/agent-102",
+    ami.send(0, {"Event": "AgentCalled", "Queue": "technical", "Uniqueid": "1764070000.17",
+                 "Interface": "PJSIP/agent-102",
                  "ChanVariable": ["IVR_PROTOCOL=202600000017", "IVR_REASON=sem conexão"]})  # fmt: skip
     await client.ping()  # answered after the event: it has been dispatched by then
     assert channel_variables(called[0]["ChanVariable"]) == {"IVR_PROTOCOL": "202600000017", "IVR_REASON": "sem conexão"}

@@ -28,7 +28,9 @@ from .fake_ami import WAIT_S
 T0 = datetime(2026, 11, 25, 14, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))
 
 
-def member_event(event: str, interface: str, *, status: str = "1", paused: str = "0", in_call: str = "0") -> dict[str, Any]:
+def member_event(
+    event: str, interface: str, *, status: str = "1", paused: str = "0", in_call: str = "0"
+) -> dict[str, Any]:
     """A QueueMember* event of app_queue.c (Asterisk 22): the member's whole state in each."""
     return {
         "Event": event, "Queue": "billing", "MemberName": interface.rsplit("/", 1)[-1], "Interface": interface,
@@ -39,7 +41,14 @@ def member_event(event: str, interface: str, *, status: str = "1", paused: str =
 
 
 def caller_event(event: str, uid: str, **extra: str) -> dict[str, Any]:
-    return {"Event": event, "Queue": "billing", "Channel": f"PJSIP/carrier-{uid}", "Uniqueid": uid, "Linkedid": uid, **extra}
+    return {
+        "Event": event,
+        "Queue": "billing",
+        "Channel": f"PJSIP/carrier-{uid}",
+        "Uniqueid": uid,
+        "Linkedid": uid,
+        **extra,
+    }
 
 
 def agents(model: LiveModel, queue: str = "billing") -> dict[str, int]:
@@ -54,12 +63,18 @@ def test_members_from_login_to_logout_and_who_is_free() -> None:
     assert agents(model) == {"logged_in": 2, "free": 2, "ringing": 0, "busy": 0, "paused": 0}
 
     model.apply(member_event("QueueMemberPause", "PJSIP/agent-102", paused="1"))
-    model.apply({**caller_event("AgentCalled", "1.1"), "Interface": "PJSIP/agent-101", "DestChannel": "PJSIP/agent-101-01"})
+    model.apply(
+        {**caller_event("AgentCalled", "1.1"), "Interface": "PJSIP/agent-101", "DestChannel": "PJSIP/agent-101-01"}
+    )
     assert agents(model) == {"logged_in": 2, "free": 0, "ringing": 1, "busy": 0, "paused": 1}  # ringing is not free
 
-    model.apply({**caller_event("AgentConnect", "1.1"), "Interface": "PJSIP/agent-101", "HoldTime": "4", "RingTime": "2"})
+    model.apply(
+        {**caller_event("AgentConnect", "1.1"), "Interface": "PJSIP/agent-101", "HoldTime": "4", "RingTime": "2"}
+    )
     assert agents(model)["busy"] == 1
-    model.apply({**caller_event("AgentComplete", "1.1"), "Interface": "PJSIP/agent-101", "TalkTime": "60", "Reason": "caller"})
+    model.apply(
+        {**caller_event("AgentComplete", "1.1"), "Interface": "PJSIP/agent-101", "TalkTime": "60", "Reason": "caller"}
+    )
     model.apply(member_event("QueueMemberStatus", "PJSIP/agent-103", status="1"))  # the phone registers
     model.apply(member_event("QueueMemberRemoved", "PJSIP/agent-102", paused="1"))
     assert agents(model) == {"logged_in": 2, "free": 2, "ringing": 0, "busy": 0, "paused": 0}
@@ -117,7 +132,11 @@ def test_call_backs_owed_show_beside_the_queues_even_without_one_in_ami() -> Non
 
 
 def test_before_any_ami_login_the_queues_are_stale() -> None:
-    assert LiveModel(ManualClock(T0)).snapshot()["ami"] == {"connected": False, "synced": False, "stale_since": T0.isoformat()}
+    assert LiveModel(ManualClock(T0)).snapshot()["ami"] == {
+        "connected": False,
+        "synced": False,
+        "stale_since": T0.isoformat(),
+    }
 
 
 async def test_a_subscriber_is_told_of_a_change_and_changes_coalesce() -> None:
@@ -143,8 +162,12 @@ async def test_a_subscriber_is_told_of_a_change_and_changes_coalesce() -> None:
 
 
 def test_a_ringing_member_is_not_available_to_the_dialer_either() -> None:
-    ringing = QueueMemberState.from_fields({"Name": "Agente 101", "Location": "PJSIP/agent-101", "Status": "6", "Paused": "0", "InCall": "0"})
-    free = QueueMemberState.from_fields({"Name": "Agente 102", "Location": "PJSIP/agent-102", "Status": "1", "Paused": "0", "InCall": "0"})
+    ringing = QueueMemberState.from_fields(
+        {"Name": "Agente 101", "Location": "PJSIP/agent-101", "Status": "6", "Paused": "0", "InCall": "0"}
+    )
+    free = QueueMemberState.from_fields(
+        {"Name": "Agente 102", "Location": "PJSIP/agent-102", "Status": "1", "Paused": "0", "InCall": "0"}
+    )
     state = QueueState("billing", (ringing, free), callers_waiting=0, average_hold_s=0, longest_wait_s=0)
     assert (state.logged_in, state.available) == (2, 1)
 

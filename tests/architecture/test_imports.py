@@ -92,7 +92,9 @@ def _layer(unit: str) -> int:
     for index, layer in enumerate(LAYERS):
         if unit in layer:
             return index
-    raise AssertionError(f"{unit} is in no layer of LAYERS in {Path(__file__).name}: add it there and to ARCHITECTURE.md")
+    raise AssertionError(
+        f"{unit} is in no layer of LAYERS in {Path(__file__).name}: add it there and to ARCHITECTURE.md"
+    )
 
 
 def _edges() -> dict[str, dict[str, str]]:

@@ -18,7 +18,9 @@ AGI_KEY = "agi-key-not-real-0123"
 
 def _render(settings: Settings | None = None) -> dict[str, str]:
     settings = settings or load_settings()
-    return conf.render(settings, conf.Layout.shipped(), SECRET, AGI_KEY, "/var/lib/asterisk/moh/sac", "/usr/lib/x/modules")
+    return conf.render(
+        settings, conf.Layout.shipped(), SECRET, AGI_KEY, "/var/lib/asterisk/moh/sac", "/usr/lib/x/modules"
+    )
 
 
 def test_every_file_renders_and_nothing_names_localhost() -> None:
@@ -74,7 +76,8 @@ def test_a_called_back_customer_pressing_the_queue_key_stays_in_line_at_their_pl
     dialplan = _render()["extensions.conf"]
     key = dialplan.split("[sac-queue-key]")[1].split("\n[")[0]
     rules = [line for line in key.splitlines() if line.startswith(("exten", " same"))]
-    assert rules[0] == 'exten => 1,1,GotoIf($["${IVR_CALLBACK_QUEUE}" != ""]?sac-callback,queue,1)'  # before the fallback
+    # before the fallback
+    assert rules[0] == 'exten => 1,1,GotoIf($["${IVR_CALLBACK_QUEUE}" != ""]?sac-callback,queue,1)'
     callback = dialplan.split("[sac-callback]")[1].split("\n[")[0]
     assert "exten => queue,1,Queue(${IVR_CALLBACK_QUEUE},,,,900,,,,${QUEUEPOSITION})" in callback
 

@@ -50,7 +50,7 @@ def actions_sent() -> set[str]:
     for tree in _sources():
         for node in ast.walk(tree):
             if isinstance(node, ast.Dict):
-                for key, value in zip(node.keys, node.values):
+                for key, value in zip(node.keys, node.values, strict=True):
                     if isinstance(key, ast.Constant) and key.value == "Action" and isinstance(value, ast.Constant):
                         found.add(str(value.value))
     return found
@@ -67,7 +67,9 @@ def events_consumed() -> set[str]:
 
 
 def granted(kind: str) -> set[str]:
-    manager = conf.render(load_settings(), conf.Layout.shipped(), "s3cret", "agi-key-not-real-0123", "/moh", "/modules")["manager.conf"]
+    manager = conf.render(
+        load_settings(), conf.Layout.shipped(), "s3cret", "agi-key-not-real-0123", "/moh", "/modules"
+    )["manager.conf"]
     (line,) = re.findall(rf"^{kind} = (.+)$", manager, re.MULTILINE)
     return {part.strip() for part in line.split(",")}
 

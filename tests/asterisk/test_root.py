@@ -72,7 +72,10 @@ def test_asterisk_says_numbers_in_portuguese_with_our_fragments(tmp_path: Path) 
             (audio / f"{fragment}.{ext}").write_bytes(f"{fragment} {ext}".encode())
     base = load_settings()
     settings = base.model_copy(
-        update={"prompts_dir": tmp_path / "prompts", "asterisk": base.asterisk.model_copy(update={"root": tmp_path / "root"})}
+        update={
+            "prompts_dir": tmp_path / "prompts",
+            "asterisk": base.asterisk.model_copy(update={"root": tmp_path / "root"}),
+        }
     )
 
     assert root.install_say_files(settings) == 8

@@ -50,7 +50,9 @@ class FakeAmi:
     ) -> None:
         """The customer's phone answers (or not: `dial_status` as Asterisk 22's DialEnd, which comes after
         a Reason 0); an answered customer then joins the queue (`joins`)."""
-        self.emit({"Event": "OriginateResponse", "ActionID": originate["ActionID"], "Response": response, "Reason": reason})
+        self.emit(
+            {"Event": "OriginateResponse", "ActionID": originate["ActionID"], "Response": response, "Reason": reason}
+        )
         if dial_status:
             self.emit({"Event": "DialEnd", "DestUniqueid": originate["ChannelId"], "DialStatus": dial_status})
         if response == "Success" and joins:
@@ -73,7 +75,10 @@ class FakeAmi:
         name = fields["Action"]
         if name == "CoreShowChannels":
             await asyncio.wait_for(self.channels_shown.wait(), WAIT_S)
-            return [Message({"Response": "Success"}), *(Message({"Event": "CoreShowChannel", **c}) for c in self.channels)]
+            return [
+                Message({"Response": "Success"}),
+                *(Message({"Event": "CoreShowChannel", **c}) for c in self.channels),
+            ]
         assert name == "Originate", name
         if self.originate_reply == "not_connected":
             raise AmiNotConnected("AMI Originate: not connected")

@@ -43,5 +43,8 @@ async def test_list_cancel_and_retry(
     assert await run(capsys, database_url, "cancel", str(second)) == (
         1, f"ivr callbacks cancel: call back #{second} is cancelled\n",
     )  # fmt: skip
-    assert await run(capsys, database_url, "retry", str(second)) == (0, f"call back #{second}: pending again, due now\n")
+    assert await run(capsys, database_url, "retry", str(second)) == (
+        0,
+        f"call back #{second}: pending again, due now\n",
+    )
     assert await run(capsys, database_url, "list", "--state", "given_up") == (0, "no call backs\n")

@@ -259,7 +259,9 @@ async def test_a_second_unit_on_the_same_database_does_not_dial_it_again(
     other_ami = FakeAmi()
     ami.free_agents["technical"] = other_ami.free_agents["technical"] = 1
     one = dialer(book, ami, unit="unit-1")
-    two = dialer(StoreCallbackBook(other_store, clock=clock, conf=CONF, timezone="America/Sao_Paulo"), other_ami, "unit-2")
+    two = dialer(
+        StoreCallbackBook(other_store, clock=clock, conf=CONF, timezone="America/Sao_Paulo"), other_ami, "unit-2"
+    )
     try:
         assert sorted([await one.turn(), await two.turn()]) == [0, 1]
         ami.answer(await ami.next_originate())

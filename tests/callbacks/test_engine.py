@@ -112,7 +112,9 @@ async def test_only_an_identified_caller_being_served_with_a_callable_number_is_
     unknown, _, _ = await run(
         DROPS, ["1", "hangup"], number="3199990000", svc=_services(book), line_cause=NETWORK_OUT_OF_ORDER
     )
-    withheld, _, _ = await run(DROPS, ["1", "hangup"], number=None, svc=_services(book), line_cause=NETWORK_OUT_OF_ORDER)
+    withheld, _, _ = await run(
+        DROPS, ["1", "hangup"], number=None, svc=_services(book), line_cause=NETWORK_OUT_OF_ORDER
+    )
     assert not (before_choosing.called_back or unknown.called_back or withheld.called_back)
     assert book.scheduled == []
 
@@ -120,7 +122,9 @@ async def test_only_an_identified_caller_being_served_with_a_callable_number_is_
 async def test_a_caller_who_already_asked_for_a_call_back_gets_one_not_two() -> None:
     book = Callbacks()
     menu = DROPS.replace('options: {"1": {go: billing}', 'options: {"1": {go: ask_back}').replace(
-        "  billing:", "  ask_back:\n    action: {operation: request_callback, args: {team: billing}, into: t, error: bye}\n    next: ask\n  billing:"
+        "  billing:",
+        "  ask_back:\n    action: {operation: request_callback, args: {team: billing}, into: t, error: bye}\n"
+        "    next: ask\n  billing:",
     )
     result, _, _ = await run(menu, ["1", "hangup"], svc=_services(book), line_cause=NETWORK_OUT_OF_ORDER)
     assert not result.called_back and len(book.scheduled) == 1 and book.scheduled[0].reason == "requested"

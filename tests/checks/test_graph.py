@@ -21,7 +21,7 @@ def checked(path: Path, catalogue: Catalogue, registry: OperationRegistry) -> Re
 
 
 def node_line(dot: str, name: str) -> str:
-    [line] = [l for l in dot.splitlines() if l.strip().startswith(f'"{name}" [')]
+    [line] = [text for text in dot.splitlines() if text.strip().startswith(f'"{name}" [')]
     return line
 
 

@@ -104,7 +104,8 @@ def test_loops_through_subflows(tmp_path: Path, catalogue: Catalogue, registry: 
         tmp_path / "asks", catalogue, registry,
         main=head + "  one: {subflow: again, next: one}\n" + MAIN_MENU,
         again="start: ask\nnodes:\n"
-        "  ask: {collect: {prompt: type_cnpj, into: cnpj, then: done, person: done}, next: done}\n  done: {return: null}\n",
+        "  ask: {collect: {prompt: type_cnpj, into: cnpj, then: done, person: done}, next: done}\n"
+        "  done: {return: null}\n",
     )  # fmt: skip
     assert messages(asks) == []
 
@@ -134,7 +135,8 @@ def test_a_human_behind_a_subflow_counts(tmp_path: Path, catalogue: Catalogue, r
 
 IDENTIFY = (
     "start: ask_cnpj\nnodes:\n"
-    "  ask_cnpj: {collect: {prompt: type_cnpj, into: cnpj, then: done, person: done}, next: done}\n  done: {return: null}\n"
+    "  ask_cnpj: {collect: {prompt: type_cnpj, into: cnpj, then: done, person: done}, next: done}\n"
+    "  done: {return: null}\n"
 )
 
 
@@ -161,8 +163,8 @@ def test_calls_into_a_flow_that_does_not_load_are_not_followed(
         identify=IDENTIFY.replace("collect:", "colect:"),
     )  # fmt: skip
     assert messages(report) == [
-        "identify:4: node 'ask_cnpj': unknown verb 'colect' (known verbs: action, announce, branch, collect, goto, hangup, "
-        "hours, lookup, menu, notify, play, queue, record, return, say, set, subflow, transfer)",
+        "identify:4: node 'ask_cnpj': unknown verb 'colect' (known verbs: action, announce, branch, collect, goto, "
+        "hangup, hours, lookup, menu, notify, play, queue, record, return, say, set, subflow, transfer)",
         "main:1: the calls into 'identify' are not followed, as identify.yaml does not load",
     ]
 

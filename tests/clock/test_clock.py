@@ -41,7 +41,10 @@ def test_only_the_clock_module_reads_the_wall_clock() -> None:
         if module != CLOCK_MODULE
         for read in wall_clock_reads(module.read_text(encoding="utf-8"), module)
     ]
-    assert reads == [], "take a Clock (ivr.clock) as an argument instead of reading the wall clock:\n" + "\n".join(reads)
+    assert reads == [], (
+        "take a Clock (ivr.clock) as an argument instead of reading the wall clock:\n"
+        + "\n".join(reads)
+    )
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ def test_units_sharing_a_database_get_disjoint_fallback_ranges() -> None:
     ranges = [load_settings(unit_id=unit).unit_fallback_range for unit in range(10)]
     first, last = load_settings().protocol_fallback_range
     assert ranges[0][0] == first and ranges[-1][1] == last
-    for (_, end), (start, _) in zip(ranges, ranges[1:]):
+    for (_, end), (start, _) in pairwise(ranges):
         assert start == end + 1
 
 

@@ -42,7 +42,9 @@ LIVE_WITHIN_S = 20.0
 
 
 @asynccontextmanager
-async def unit(asterisk: E2EAsterisk, env: Mapping[str, str], database: Path | None = None) -> AsyncIterator[IvrProcess]:
+async def unit(
+    asterisk: E2EAsterisk, env: Mapping[str, str], database: Path | None = None
+) -> AsyncIterator[IvrProcess]:
     """`ivr serve`, started and stopped off the event loop (the loop keeps serving what the test runs)."""
     serving = serve_ivr(asterisk, {**POLL, **env}, database)
     process = await asyncio.to_thread(serving.__enter__)

@@ -112,7 +112,8 @@ async def test_a_call_back_reaches_the_agent_only_once_the_customer_answered(
             await ami.action("Hangup", Channel=connected["Channel"])  # the conversation ends
             answered, phone = await customer, await agent
         assert connected["Queue"] == "technical"
-        assert customer_side["Channel"].startswith("PJSIP/carrier-") and bridged["Channel"].startswith("PJSIP/agent-ana-")
+        assert customer_side["Channel"].startswith("PJSIP/carrier-")
+        assert bridged["Channel"].startswith("PJSIP/agent-ana-")
         assert phone.received[0].startswith("INVITE sip:ana@127.0.0.3"), phone.received
         assert "IVR_TICKETS=800000013,800000014" in connected["ChanVariable"]  # as an inbound call's
         heard = [
@@ -147,7 +148,7 @@ async def test_a_busy_customer_is_called_again_after_the_spacing_then_given_up_a
     dialer = _dialer(asterisk, book, client)
     try:
         async with queue_member(ami, "technical", BRIEF_AGENT_INTERFACE):
-            for attempt in range(1, conf.max_attempts + 1):
+            for _ in range(conf.max_attempts):
                 customer = asyncio.create_task(sipp._run_sipp(BUSY_SCENARIO, [], sip.sbc_address, sip.sbc_port, 15))
                 assert await dialer.turn() == 1
                 await dialer.settle()
@@ -158,7 +159,9 @@ async def test_a_busy_customer_is_called_again_after_the_spacing_then_given_up_a
         row = await store.read(lambda s: s.get_one(Callback, callback_id))
         assert (row.state, row.attempts, row.last_outcome) == (CallbackState.GIVEN_UP, 2, "busy")
         assert [o for _, o, _ in await book.attempts(callback_id)] == [AttemptOutcome.BUSY] * 2
-        assert not any(e.get("Event") == "AgentCalled" and "202600000019" in e.get("ChanVariable", "") for e in ami.events)
+        assert not any(
+            e.get("Event") == "AgentCalled" and "202600000019" in e.get("ChanVariable", "") for e in ami.events
+        )
     finally:
         await dialer.aclose()
         await client.close()
@@ -219,7 +222,10 @@ async def test_a_caller_nobody_can_take_asks_for_a_call_back_and_an_agent_return
             timeout_s=40,
         )
         for channel in (connected["Channel"], connected["DestChannel"]):  # customer and agent talk
-            await ami.wait_event(lambda e: e.get("Event") == "BridgeEnter" and e.get("Channel") == channel, 10)
+            await ami.wait_event(
+                lambda e: e.get("Event") == "BridgeEnter" and e.get("Channel") == channel,  # noqa: B023 (awaited here)
+                10,
+            )
         await ami.action("Hangup", Channel=connected["Channel"])
         dialled, _ = await customer, await agent
     assert dialled.received[0].startswith(f"INVITE sip:{KNOWN_CALLER}@"), dialled.received

@@ -289,8 +289,12 @@ async def test_in_the_queue_the_caller_hears_their_place_in_portuguese(
 def place_told(asterisk: E2EAsterisk, channel: str) -> list[str] | None:
     """Asterisk's log lines of `channel` from the queue's place announcement (its first prompt) up to its
     "Told ... position" line; None until that line is there."""
-    lines = [line for line in asterisk.instance.messages_log.read_text(errors="replace").splitlines() if channel in line]
-    told = next((i for i, line in enumerate(lines) if f"Told {channel} in technical their queue position" in line), None)
+    lines = [
+        line for line in asterisk.instance.messages_log.read_text(errors="replace").splitlines() if channel in line
+    ]
+    told = next(
+        (i for i, line in enumerate(lines) if f"Told {channel} in technical their queue position" in line), None
+    )
     if told is None:
         return None
     starts = [
@@ -305,7 +309,9 @@ async def test_a_killed_ivr_sends_its_caller_to_the_fallback_queue(
     record_timing: RecordTiming,
 ) -> None:  # fmt: skip
     before = stored.protocols()
-    call = asyncio.create_task(answered_call(asterisk, CallScript(caller=KNOWN_CALLER, steps=(Pause(40),), end="wait_bye")))
+    call = asyncio.create_task(
+        answered_call(asterisk, CallScript(caller=KNOWN_CALLER, steps=(Pause(40),), end="wait_bye"))
+    )
 
     def in_menu() -> StoredCall | None:  # the announcement is over: the IVR holds the call in its menu
         calls = [stored.call(p) for p in stored.protocols() - before]

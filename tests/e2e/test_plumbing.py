@@ -151,7 +151,9 @@ async def test_a_transfer_leaves_through_the_carrier_trunk_to_the_negotiation_li
     caller = session.env["agi_channel"]
     await session.command("ANSWER")
     # What the IVR's transfer does: Dial a Local channel in sac-transfer, which dials out via the trunk.
-    transfer = asyncio.create_task(session.command(f"EXEC Dial Local/{NEGOTIATION_DIALLED}@sac-transfer,20", timeout_s=15))
+    transfer = asyncio.create_task(
+        session.command(f"EXEC Dial Local/{NEGOTIATION_DIALLED}@sac-transfer,20", timeout_s=15)
+    )
     await ami.wait_event(
         lambda e: e.get("Event") == "DialEnd"
         and e.get("DestChannel", "").startswith("PJSIP/carrier-")

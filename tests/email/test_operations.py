@@ -245,7 +245,9 @@ def test_the_checker_knows_every_operation_a_call_can_run(registry: OperationReg
 async def test_with_the_carrier_api_no_mail_goes_to_the_stores_account_of_the_same_id(store: Store) -> None:
     """The carrier's customer 1 is not the store's customer 1: the e-mail operations refuse to guess."""
     clock = ManualClock(NOW)
-    registry = build_registry(store, outbox=Outbox(store, clock=clock), settings=load_settings(backend="http"), clock=clock)
+    registry = build_registry(
+        store, outbox=Outbox(store, clock=clock), settings=load_settings(backend="http"), clock=clock
+    )
     try:
         ctx = OperationContext(PROTOCOL, KNOWN_CALLER, 1, True)
         for name, args in (("email_protocol", {}), ("send_document", {"kind": "boleto"})):

@@ -21,7 +21,9 @@ from tests.outbox_support import NOW, PROTOCOL, Caller
 
 
 def _operations(store: Store) -> tuple[OperationRegistry, CallSummaries]:
-    return build_operations(store, outbox=Outbox(store, {}, clock=lambda: NOW), settings=load_settings(), clock=lambda: NOW)
+    return build_operations(
+        store, outbox=Outbox(store, {}, clock=lambda: NOW), settings=load_settings(), clock=lambda: NOW
+    )
 
 
 async def _queued(store: Store) -> list[OutboxMessage]:

@@ -57,7 +57,9 @@ async def test_mail_goes_through_starttls_and_auth(
     store: Store, relay: tuple[SmtpServer, Path], outboxes: list[Outbox]
 ) -> None:
     server, ca_file = relay
-    box = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(conf(server, ca_file, PASSWORD))}, clock=system_clock, conf=FAST)
+    box = Outbox(
+        store, {OutboxChannel.EMAIL: SmtpSender(conf(server, ca_file, PASSWORD))}, clock=system_clock, conf=FAST
+    )
     outboxes.append(box)
     await box.start()
     await box.enqueue(NewMessage(OutboxChannel.EMAIL, "ti@hvaco.org.br", "test", "Olá", subject="Teste"))
@@ -69,7 +71,9 @@ async def test_a_wrong_password_keeps_the_message_waiting(
     store: Store, relay: tuple[SmtpServer, Path], outboxes: list[Outbox]
 ) -> None:
     server, ca_file = relay
-    box = Outbox(store, {OutboxChannel.EMAIL: SmtpSender(conf(server, ca_file, "errada"))}, clock=system_clock, conf=FAST)
+    box = Outbox(
+        store, {OutboxChannel.EMAIL: SmtpSender(conf(server, ca_file, "errada"))}, clock=system_clock, conf=FAST
+    )
     outboxes.append(box)
     await box.start()
     await box.enqueue(NewMessage(OutboxChannel.EMAIL, "ti@hvaco.org.br", "test", "Olá", subject="Teste"))

@@ -124,7 +124,12 @@ def caller(number: str | None = "3133334444") -> CallInfo:
 
 
 async def run(
-    text: str, inputs: Sequence[str] = (), *, number: str | None = "3133334444", svc: Services | None = None, **channel: Any
+    text: str,
+    inputs: Sequence[str] = (),
+    *,
+    number: str | None = "3133334444",
+    svc: Services | None = None,
+    **channel: Any,
 ) -> tuple[CallResult, ScriptedChannel, Services]:
     """Run a call through a flow written inline, with a scripted caller."""
     services_ = svc or services()

@@ -182,7 +182,9 @@ nodes:
 
 
 async def test_the_step_limit_stops_a_looping_flow() -> None:
-    result = await run_call(flow(LOOPING), ScriptedChannel(caller()), services(), settings=load_settings(max_call_steps=21))
+    result = await run_call(
+        flow(LOOPING), ScriptedChannel(caller()), services(), settings=load_settings(max_call_steps=21)
+    )
     assert result.outcome is Outcome.FAILED
     assert len(result.path) == 21
     assert result.variables["n"] == "10"
@@ -259,7 +261,10 @@ async def test_a_call_that_opened_nothing_sends_no_summary() -> None:
 
 
 async def test_a_caller_who_accepted_it_by_whatsapp_gets_the_summary_on_the_number_calling() -> None:
-    text = JOURNEY.replace("    next: person\n  person:", "    next: accept\n  accept:\n    set: {summary_to_caller: whatsapp}\n    next: person\n  person:")
+    text = JOURNEY.replace(
+        "    next: person\n  person:",
+        "    next: accept\n  accept:\n    set: {summary_to_caller: whatsapp}\n    next: person\n  person:",
+    )
     _, _, svc = await run(text, ["1", "123456"], number="31999990000")
     [summary] = svc.summaries.sent
     assert (summary.customer_id, summary.to_caller_by_whatsapp) == (None, True)

@@ -63,12 +63,17 @@ def test_every_problem_is_reported_at_once() -> None:
     assert len(found) == 3
     assert found[0].startswith("f.yaml:5:5: error: node 'greet': unknown verb 'ply'")
     assert "f.yaml:15:" in found[1] and "'name'" in found[1]
-    assert found[2] == "f.yaml:18:5: error: node 'bye': a hangup node does not take 'next' (it says itself where the call goes)"
+    assert (
+        found[2]
+        == "f.yaml:18:5: error: node 'bye': a hangup node does not take 'next' (it says itself where the call goes)"
+    )
 
 
 def test_a_node_holds_exactly_one_verb() -> None:
     text = GOOD.replace("    play: welcome\n", "    play: welcome\n    goto: bye\n")
-    assert problems_of(text) == ["f.yaml:4:3: error: node 'greet' has 2 verbs (play, goto); a node holds exactly one verb"]
+    assert problems_of(text) == [
+        "f.yaml:4:3: error: node 'greet' has 2 verbs (play, goto); a node holds exactly one verb"
+    ]
 
 
 @pytest.mark.parametrize(

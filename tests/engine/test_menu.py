@@ -67,7 +67,8 @@ async def test_a_key_pressed_during_an_earlier_prompt_answers_the_menu_unheard()
 
 async def test_each_key_pressed_during_a_prompt_answers_the_next_question() -> None:
     text = MENU.replace('"1": {go: one', '"1": {go: main2').replace(
-        "  one:\n", "  main2:\n    menu: {prompt: sub_menu, options: {'3': {go: one}, '0': {go: person}}, then: person}\n  one:\n"
+        "  one:\n",
+        "  main2:\n    menu: {prompt: sub_menu, options: {'3': {go: one}, '0': {go: person}}, then: person}\n  one:\n",
     )
     result, chan, _ = await run(text, ["barge:13"])
     assert result.target == "billing"
@@ -112,7 +113,10 @@ async def test_silence_is_asked_again_with_its_own_prompt_then_goes_to_then() ->
     assert result.path == ["greet", "main", "person"]
     # After the first time, only the retry prompt and what to press: not the whole menu again.
     assert chan.heard == ["welcome", "main_menu", HINT, "didnt_hear", *KEYS, "didnt_hear", *KEYS]
-    assert CATALOGUE.render_text(KEYS) == "Digite um ou dois, ou zero para falar com um atendente. Asterisco repete as opções."
+    assert (
+        CATALOGUE.render_text(KEYS)
+        == "Digite um ou dois, ou zero para falar com um atendente. Asterisco repete as opções."
+    )
     visit = next(v for v in services.events.visits if v.node == "main")
     assert visit.outcome == "no_input"
 

@@ -48,7 +48,8 @@ def test_a_free_agent_for_the_caller_means_no_wait() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "minutes"),
-    [(0, 0), (59, 0), (60, 1), (89, 1), (90, 2), (539, 9), (570, 10), (12 * 60, 10), (13 * 60, 15), (3600, 60), (3601, None)],
+    [(0, 0), (59, 0), (60, 1), (89, 1), (90, 2), (539, 9), (570, 10), (12 * 60, 10), (13 * 60, 15), (3600, 60),
+     (3601, None)],  # fmt: skip
 )
 def test_minutes_are_rounded_as_a_person_would(seconds: float, minutes: int | None) -> None:
     assert said_minutes(seconds) == minutes
@@ -115,7 +116,9 @@ async def test_over_the_threshold_the_call_back_is_offered_first() -> None:
     assert "A espera está longa" in said
     assert (path, queued) == (["first", "offered"], "")
     # Silence does not consent: the caller joins, and the key still works while waiting.
-    path, _, queued = await call(["silence"], stated(technical=load), queue_outcomes={"technical": QueueOutcome.CALLBACK})
+    path, _, queued = await call(
+        ["silence"], stated(technical=load), queue_outcomes={"technical": QueueOutcome.CALLBACK}
+    )
     assert (path, queued) == (["first", "offered"], "technical: callback")
 
 

@@ -80,7 +80,8 @@ async def test_collect_stops_at_the_terminator_and_keeps_keys_typed_during_the_p
 async def test_collect_protocol_validator_tells_ticket_from_call_protocol() -> None:
     text = wrap("""
   first:
-    collect: {prompt: type_ticket_number, into: number, min_digits: 9, max_digits: 12, validator: protocol, then: person}
+    collect: {prompt: type_ticket_number, into: number, min_digits: 9, max_digits: 12, validator: protocol,
+              then: person}
     next: done
 """)
     result, _, _ = await run(text, ["800001028#"])
@@ -219,7 +220,8 @@ async def test_a_lookup_that_finds_nothing_takes_not_found() -> None:
 async def test_an_action_records_the_ticket_it_opened_and_branches_on_failure() -> None:
     text = wrap("""
   first:
-    action: {operation: open_ticket, args: {kind: complaint, description: "{{ call.caller_id }}"}, into: t, error: person}
+    action: {operation: open_ticket, args: {kind: complaint, description: "{{ call.caller_id }}"}, into: t,
+             error: person}
     next: say_it
   say_it:
     say: {before: ticket_opened, protocol: "{{ t.ticket_number }}"}
@@ -447,7 +449,9 @@ nodes:
     subflow: ask
     next: done
 """))
-    result = await run_call(main, ScriptedChannel(caller(), ["100200#"]), services(), flows={"ask": sub}, settings=load_settings())
+    result = await run_call(
+        main, ScriptedChannel(caller(), ["100200#"]), services(), flows={"ask": sub}, settings=load_settings()
+    )
     assert result.path == ["first", "ask/q", "ask/out", "done"]
     assert result.variables["code"] == "100200"
     assert result.target == "billing"

@@ -119,7 +119,10 @@ def test_flow_test_outside_a_checkout_says_so_in_one_line(
     monkeypatch.chdir(tmp_path)
     assert main(["flow", "test"]) == 2
     err = capsys.readouterr().err
-    assert err == f"ivr flow test: no ./flows/tests in {tmp_path}; run it at the top of a checkout or name the test files\n"
+    assert (
+        err
+        == f"ivr flow test: no ./flows/tests in {tmp_path}; run it at the top of a checkout or name the test files\n"
+    )
 
 
 def seconds_case(tmp_path: Path, max_seconds: float) -> Path:

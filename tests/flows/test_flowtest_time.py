@@ -87,7 +87,9 @@ async def test_the_files_moment_and_a_cases_own_moment_each_date_the_data_and_th
         "      heard: ['dois mil e vinte e sete', 'sexta-feira, dezesseis de julho',\n"
         "              'segunda-feira, dezenove de julho']\n",
     )
-    results = await run_files([tests], demo(tmp_path), load_settings(), now=datetime(2031, 1, 1, tzinfo=ZoneInfo("UTC")))
+    results = await run_files(
+        [tests], demo(tmp_path), load_settings(), now=datetime(2031, 1, 1, tzinfo=ZoneInfo("UTC"))
+    )
     assert [r.case.name for r in results] == ["on Christmas Eve", "in July of the next year, on data seeded as of then"]
     assert all(r.passed for r in results), report(results)
 

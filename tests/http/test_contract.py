@@ -40,7 +40,10 @@ def test_every_schema_is_json_schema_2020_12_and_every_reference_resolves() -> N
 def test_every_operation_is_documented_with_schemas_for_its_bodies() -> None:
     document = contract()
     operations = [
-        (path, method, op) for path, item in document["paths"].items() for method, op in item.items() if method in METHODS
+        (path, method, op)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if method in METHODS
     ]
     assert len(operations) >= 13
     for path, method, op in operations:

@@ -22,7 +22,8 @@ flow: t
 start: find
 nodes:
   find:
-    lookup: {operation: slow_lookup, into: me, found: known, not_found: bye, error: bye, timeout: late, within_s: WITHIN}
+    lookup: {operation: slow_lookup, into: me, found: known, not_found: bye, error: bye, timeout: late,
+             within_s: WITHIN}
   known:
     play: main_menu
     next: bye

@@ -49,7 +49,8 @@ async def test_units_starting_together_migrate_one_at_a_time(postgres: PostgresS
         await store.aclose()
     database = url.rpartition("/")[2]
     holder, watcher = [
-        await asyncpg.connect(host="127.0.0.1", port=postgres.port, user="postgres", database=database) for _ in range(2)
+        await asyncpg.connect(host="127.0.0.1", port=postgres.port, user="postgres", database=database)
+        for _ in range(2)
     ]
     units: list[asyncio.Task[str]] = []
     try:
@@ -84,7 +85,7 @@ async def test_two_units_share_one_store(new_database: NewDatabase, tmp_path: Pa
             [Caller(index * CALLS_PER_UNIT + n, ticket_status_then_agent()) for n in range(1, CALLS_PER_UNIT + 1)]
             for index in range(UNITS)
         ]
-        await asyncio.gather(*(place_call(unit.port, c) for unit, cs in zip(units, callers) for c in cs))
+        await asyncio.gather(*(place_call(unit.port, c) for unit, cs in zip(units, callers, strict=True) for c in cs))
         for unit in units:  # drained, and the event buffers flushed to the store
             assert await unit.stop() == 0, unit.tail()
             assert unit.problems() == [], "\n".join(unit.problems())

@@ -29,7 +29,9 @@ def test_duplicate_across_files_names_both_places(tmp_path: Path) -> None:
     write(tmp_path, "b.yaml", "other: x\nwelcome: Oi\n")
     with pytest.raises(CatalogueError) as err:
         Catalogue.load(tmp_path)
-    assert err.value.problems == [f"{tmp_path / 'b.yaml'}:2: prompt 'welcome' is already defined at {tmp_path / 'a.yaml'}:1"]
+    assert err.value.problems == [
+        f"{tmp_path / 'b.yaml'}:2: prompt 'welcome' is already defined at {tmp_path / 'a.yaml'}:1"
+    ]
 
 
 def test_duplicate_within_a_file(tmp_path: Path) -> None:
@@ -82,7 +84,9 @@ def test_empty_file_defines_nothing(tmp_path: Path) -> None:
 
 
 def test_render_text_joins_words_and_attaches_pauses(tmp_path: Path) -> None:
-    write(tmp_path, "a.yaml", "your_protocol_is: 'Anote o seu protocolo:'\npause/short: ','\ndigit/1: um\ndigit/2: dois\n")
+    write(
+        tmp_path, "a.yaml", "your_protocol_is: 'Anote o seu protocolo:'\npause/short: ','\ndigit/1: um\ndigit/2: dois\n"
+    )
     cat = Catalogue.load(tmp_path)
     text = cat.render_text(["your_protocol_is", "digit/1", "pause/short", "digit/2", "digit/1"])
     assert text == "Anote o seu protocolo: um, dois um"

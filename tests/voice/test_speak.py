@@ -145,7 +145,11 @@ def test_money_refused(value: object, message: str) -> None:
         ("31/10/2026", {}, "trinta e um de outubro"),
         (datetime(2026, 12, 1, 15, 0), {"year": True}, "primeiro de dezembro de dois mil e vinte e seis"),
         ("2026-11-30", {"weekday": True}, "segunda-feira, trinta de novembro"),
-        ("2026-12-25", {"weekday": True, "year": True}, "sexta-feira, vinte e cinco de dezembro de dois mil e vinte e seis"),
+        (
+            "2026-12-25",
+            {"weekday": True, "year": True},
+            "sexta-feira, vinte e cinco de dezembro de dois mil e vinte e seis",
+        ),
         ("2026-11-29", {"weekday": True}, "domingo, vinte e nove de novembro"),
     ],
 )

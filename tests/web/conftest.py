@@ -1,18 +1,21 @@
 """A console over a fresh SQLite store holding the known day of calls (tests.store.calls_data), three accounts
 (one per role), a copy of the repo's flows as its draft, published once, and a client speaking to it as a
-browser would."""
+browser would; for the browser tests, `ivr web` in its own process over a copy of it, and Debian's chromium
+driven by Playwright (never a downloaded browser)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from playwright.sync_api import Browser, sync_playwright
 
 from ivr.app import demo_factory, flow_impact
 from ivr.clock import ManualClock
@@ -23,6 +26,8 @@ from ivr.web.app import Console, console_for, create_app
 from ivr.web.auth import hash_password
 from ivr.web.editor import DraftRunners
 from tests.store.calls_data import NOW, write_day
+
+from .console_process import CHROMIUM, CHROMIUM_ARGS, chromium_env, console_process
 
 PASSWORD = "correct horse battery"
 ACCOUNTS = {"vera": WebRole.VIEWER, "edu": WebRole.EDITOR, "ana": WebRole.ADMIN}
@@ -94,3 +99,22 @@ async def site(prepared: Path, tmp_path: Path) -> AsyncIterator[Site]:
         async with TestClient(TestServer(create_app(console))) as client:
             yield Site(console, client, clock)
 
+
+
+@pytest.fixture(scope="module")
+def console_url(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`ivr web` on a free loopback port over a copy of the prepared store and draft; stopped after the module."""
+    directory = tmp_path_factory.mktemp("browser")
+    shutil.copytree(prepared, directory, dirs_exist_ok=True)
+    env = {**os.environ, "IVR_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'ivr.sqlite3'}",
+           "IVR_VAR_DIR": str(directory / "var"), "IVR_FLOWS_DIR": str(directory / "flows")}  # fmt: skip
+    with console_process(env) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, env=chromium_env())
+        yield launched
+        launched.close()

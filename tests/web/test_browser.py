@@ -1,5 +1,5 @@
 """The console as a supervisor meets it: `ivr web` in its own process on a loopback port, over a store with
-the known day of calls, driven by Debian's chromium through Playwright (tests/web/browsing.py).
+the known day of calls, driven by Debian's chromium through Playwright (tests/web/conftest.py).
 
 A screenshot of each page is saved under var/screenshots/ (printed), to look at what the test saw.
 """
@@ -13,7 +13,8 @@ from playwright.sync_api import Browser, expect
 
 from tests.store.calls_data import DAY, TICKET, A, B
 
-from .browsing import SCREENSHOTS, browser, console_url, log_in, shot  # noqa: F401 (fixtures)
+from .browsing import log_in, shot
+from .console_process import SCREENSHOTS
 
 pytestmark = pytest.mark.browser
 

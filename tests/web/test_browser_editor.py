@@ -1,4 +1,4 @@
-"""The draft's editor as a supervisor meets it in Debian's chromium (tests/web/browsing.py): an error typed
+"""The draft's editor as a supervisor meets it in Debian's chromium (tests/web/conftest.py): an error typed
 is shown at its line without a reload, and gone once fixed; the draft saved, its impact read, then published.
 
 Screenshots under var/screenshots/editor-*.png.
@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from .browsing import browser, console_url, log_in, shot  # noqa: F401 (fixtures)
+from .browsing import log_in, shot
 from .test_editor import MENU_LINE
 
 pytestmark = pytest.mark.browser

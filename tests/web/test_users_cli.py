@@ -38,7 +38,9 @@ async def run(monkeypatch: pytest.MonkeyPatch, url: str, *argv: str, stdin: str 
 async def test_an_account_is_added_changed_disabled_and_audited(
     url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert await run(monkeypatch, url, "add", "edu", "--role", "editor", "--password-stdin", stdin="first password\n") == 0
+    assert (
+        await run(monkeypatch, url, "add", "edu", "--role", "editor", "--password-stdin", stdin="first password\n") == 0
+    )
     assert await run(monkeypatch, url, "add", "edu", "--password-stdin", stdin="another password\n") == 2
     assert "exists already" in capsys.readouterr().err
     assert await run(monkeypatch, url, "passwd", "edu", "--password-stdin", stdin="short\n") == 2

@@ -24,7 +24,9 @@ PARAMETERS = ("Transportes Serra Azul Ltda", "10/03/2026 às 10:00", "2026000424
 
 
 def drainer(store: Store, cloud: CloudApi, outboxes: list[Outbox], **changes: object) -> Outbox:
-    box = Outbox(store, {OutboxChannel.WHATSAPP: WhatsAppSender(cloud.settings(**changes))}, clock=system_clock, conf=FAST)
+    box = Outbox(
+        store, {OutboxChannel.WHATSAPP: WhatsAppSender(cloud.settings(**changes))}, clock=system_clock, conf=FAST
+    )
     outboxes.append(box)
     return box
 

@@ -44,7 +44,14 @@ MAX_REPEATS = 3
 #: Said once per call, after the first menu that listens for words.
 SPEECH_HINT_PROMPT = "speech/you_can_say"
 #: The fixed words of `Menu.keys_hint` (digits and "ou" are speaking fragments, like any number said).
-KEYS_HINT_PROMPTS = ["menu/press", "menu/from", "menu/to", "menu/or_zero_person", "menu/zero_person", "menu/star_repeats"]
+KEYS_HINT_PROMPTS = [
+    "menu/press",
+    "menu/from",
+    "menu/to",
+    "menu/or_zero_person",
+    "menu/zero_person",
+    "menu/star_repeats",
+]
 
 
 class MenuOption(BaseModel):

@@ -11,10 +11,11 @@
 Before joining, the IVR asks the queue's live state (`QueueWatch`, over AMI): nobody logged in goes to
 `no_agents` at once (nobody waits in an empty queue); otherwise, unless an agent is free for the caller
 (then the call simply rings), the caller hears the estimated wait (`ivr.engine.queue_wait`); their place
-in line is said by the queue itself as they join, and again when it changes (asterisk_conf/queues.conf). With `callback`, they also hear that the call-back key (1) works at any moment
-of the wait; above `settings.queue_wait.offer_callback_over_s` that is an offer, with a few seconds to
-take it before joining. Pressing 1 while waiting leaves the queue for `callback` too (for `timeout` without
-one). When the state cannot be known in time (AMI down), the caller joins and is told nothing about it.
+in line is said by the queue itself as they join, and again when it changes (asterisk_conf/queues.conf).
+With `callback`, they also hear that the call-back key (1) works at any moment of the wait; above
+`settings.queue_wait.offer_callback_over_s` that is an offer, with a few seconds to take it before joining.
+Pressing 1 while waiting leaves the queue for `callback` too (for `timeout` without one). When the state
+cannot be known in time (AMI down), the caller joins and is told nothing about it.
 
 The agent sees the protocol, the customer, the path through the IVR and the tickets opened as channel
 variables. When an agent answers, the IVR's part of the call is over.
