@@ -169,10 +169,10 @@ class Dialer:
                 continue
             free = queue.available - queue.callers_waiting - self._ringing.get(team, 0)
             for _ in range(max(free, 0)):
-                dial = await self._book.claim(team, unit=self.unit)
-                if dial is None:
+                claimed = await self._book.claim(team, unit=self.unit)
+                if claimed is None:
                     break
-                self._spawn(self._attempt(dial), team)
+                self._spawn(self._attempt(claimed), team)
                 started += 1
         return started
 

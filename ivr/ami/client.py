@@ -149,7 +149,7 @@ class QueueState:
         return sum(m.state is MemberState.FREE for m in self.members)
 
 
-class _Manager(Manager):  # type: ignore[misc]
+class _Manager(Manager):
     """panoramisk's Manager, telling the client how each login ended."""
 
     def __init__(self, on_login_result: Callable[[bool, Message], None], **config: Any) -> None:

@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from ivr import phone
 from ivr.ami.client import AmiClient, AmiError, AmiNotConnected, MemberState, QueueMemberState, int_field
@@ -56,8 +56,17 @@ EVENTS = (
 )
 #: A failed resync (AMI slow to answer) is tried again this long after, while the connection lasts.
 RESYNC_RETRY_S = 2.0
+
+
+class _AgentChange(TypedDict, total=False):
+    """Fields of `QueueMemberState` an agent event sets (typed, so `replace` checks them)."""
+
+    ringing: bool
+    in_call: bool
+
+
 #: What member events change besides the member's own state fields (which QueueMember* events carry whole).
-_AGENT_EVENTS: dict[str, dict[str, bool]] = {
+_AGENT_EVENTS: dict[str, _AgentChange] = {
     "AgentCalled": {"ringing": True},
     "AgentRingNoAnswer": {"ringing": False},
     "AgentConnect": {"ringing": False, "in_call": True},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import inspect
 import os
 from typing import Any
 
@@ -44,7 +43,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
         die_with_supervisor(args.supervisor)
         tune_gc()
-        return int(await app.serve(configured, app.Worker(args.worker, args.workers)) or 0)
+        return await app.serve(configured, app.Worker(args.worker, args.workers))
     pid_file = configured.var_dir / "ivr-serve.pid"
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
@@ -54,12 +53,9 @@ async def _serve(args: argparse.Namespace) -> int:
 
             return await Supervisor(configured, args.workers, verbose=args.verbose).run()
         tune_gc()
-        result = app.serve(configured)
-        if inspect.isawaitable(result):
-            result = await result
+        return await app.serve(configured)
     finally:
         pid_file.unlink(missing_ok=True)
-    return int(result or 0)
 
 
 #: A young generation this large is collected ~30x less often under load: each collection of the default 700

@@ -215,6 +215,7 @@ def _configure_sqlite(engine: Any, busy_timeout_s: float) -> None:
         options = conn.get_execution_options()
         # On pysqlite itself: through exec_driver_sql, each statement made a cursor and a result (~30 µs).
         sqlite = conn.connection.driver_connection
+        assert sqlite is not None  # only a detached connection has none, and "begin" comes on an attached one
         if options.get(_WRITE):
             # Per transaction, before BEGIN (a pooled connection keeps what the last one set).
             sqlite.execute(f"PRAGMA synchronous={'FULL' if options.get(_DURABLE) else 'NORMAL'}")

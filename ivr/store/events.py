@@ -49,7 +49,8 @@ class RecordKind:
 
 
 class Record(Protocol):
-    kind: RecordKind
+    @property
+    def kind(self) -> RecordKind: ...  # read-only: each kind of record says it once, as a class attribute
 
     def row(self) -> dict[str, Any]:
         """This record's parameters for its kind's statement (raises ValueError for a bad record)."""

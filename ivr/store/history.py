@@ -215,7 +215,7 @@ def _listed(session: Session, which: CallFilter) -> list[CallLine]:
     return [CallLine.of(row) for row in rows]
 
 
-def _with_outcome(query: Select[tuple[Call]], outcome: str) -> Select[tuple[Call]]:
+def _with_outcome(query: Select[Call], outcome: str) -> Select[Call]:
     """`queue` and `transfer` alone take every team and number; `contained` is stored as `ended`."""
     if outcome in ("queue", "transfer"):
         return query.where(Call.outcome.startswith(f"{outcome}:", autoescape=True))

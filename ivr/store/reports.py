@@ -180,7 +180,7 @@ def _drop_off(session: Session, since: datetime, until: datetime, flow: str | No
     return tuple(DropOff(*row) for row in rows)
 
 
-def _visits_counted(since: datetime, until: datetime, flow: str | None, *by: Any) -> Select[Any]:
+def _visits_counted(since: datetime, until: datetime, flow: str | None, *by: Any) -> Select[*tuple[Any, ...]]:
     """The node visits of the calls started in [since, until), counted per (`by`,) flow and node."""
 
     def counted(outcomes: tuple[str, ...]) -> Any:

@@ -344,25 +344,25 @@ def _add_account(session: Session, account: AccountSeed, now: datetime, zone: Zo
                     ends_at=starts + timedelta(hours=4),
                 )
             )
-    for spec in account.tickets:
-        opened = now - timedelta(days=spec.days_ago, hours=1)
+    for ticket in account.tickets:
+        opened = now - timedelta(days=ticket.days_ago, hours=1)
         session.add(
             Ticket(
-                number=make_ticket_number(spec.sequence),
+                number=make_ticket_number(ticket.sequence),
                 customer_id=customer.id,
-                circuit_id=circuits[spec.circuit].id if spec.circuit is not None else None,
-                kind=spec.kind,
-                state=spec.state,
-                symptom=spec.symptom,
-                description=spec.description,
-                call_protocol=make_call_protocol(today.year - 1, 9_000 + spec.sequence),
+                circuit_id=circuits[ticket.circuit].id if ticket.circuit is not None else None,
+                kind=ticket.kind,
+                state=ticket.state,
+                symptom=ticket.symptom,
+                description=ticket.description,
+                call_protocol=make_call_protocol(today.year - 1, 9_000 + ticket.sequence),
                 created_at=opened,
                 updated_at=opened + timedelta(hours=3),
                 expected_date=opened.astimezone(zone).date() + timedelta(days=5),
             )
         )
-    for spec in account.invoices:
-        session.add(_invoice(customer, account, spec, today))
+    for invoice in account.invoices:
+        session.add(_invoice(customer, account, invoice, today))
 
 
 def _invoice(customer: Customer, account: AccountSeed, spec: InvoiceSeed, today: date) -> Invoice:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -127,7 +128,7 @@ def _load_file(path: Path, entries: dict[str, _Entry], problems: list[str]) -> N
         return
     if data is None:
         return  # an empty file defines nothing
-    if not isinstance(data, dict):
+    if not isinstance(data, CommentedMap):  # what the round-trip loader makes of a mapping
         problems.append(f"{path}:1: expected a mapping of prompt ids to texts (id: text)")
         return
     for key, value in data.items():

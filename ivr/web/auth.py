@@ -12,6 +12,7 @@ import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeGuard
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -86,7 +87,7 @@ async def log_in(
     return Opened(token, expires_at)
 
 
-def _verified(account: Account | None, password: str) -> bool:
+def _verified(account: Account | None, password: str) -> TypeGuard[Account]:
     """One argon2 verification in every case, so an unknown or disabled account answers in the same time."""
     try:
         matches = _hasher.verify(account.password_hash if account else _NOBODY, password)

@@ -49,6 +49,11 @@ class Verb(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _expand_shorthand(cls, data: Any) -> Any:
+        return cls.expanded(data)
+
+    @classmethod
+    def expanded(cls, data: Any) -> Any:
+        """The YAML value with its shorthand spelled out (a mapping, unless it is wrong)."""
         if data is None:
             return {}
         if cls.shorthand is not None and not isinstance(data, dict):

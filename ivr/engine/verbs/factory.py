@@ -49,7 +49,7 @@ def make_verb(kind: str, settings: Any, next_node: str | None = None) -> Verb:
         raise UnknownVerb(kind)
     if next_node is None:
         return cls.model_validate(settings)
-    expanded = cls._expand_shorthand(settings)
+    expanded = cls.expanded(settings)
     data = dict(expanded) if isinstance(expanded, dict) else expanded
     if isinstance(data, dict):
         data["next"] = next_node

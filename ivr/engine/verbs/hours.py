@@ -72,7 +72,7 @@ class Hours(Verb):
         day = DAYS[weekday]
         for key in (day, "weekdays" if weekday < 5 else None, "every_day"):
             if key and key in self.schedule:
-                return parse_spans(self.schedule[key])  # type: ignore[index]
+                return parse_spans(self.schedule[key])
         return []
 
     async def run(self, call: CallContext) -> Next:
