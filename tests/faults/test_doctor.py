@@ -113,6 +113,7 @@ async def healthy(
 ) -> dict[str, Any]:
     """Settings (as load_settings overrides) pointing at healthy peers."""
     prompts, flows = built
+    (tmp_path / "recordings").mkdir()  # none kept yet (a file's age is the kernel's, not the test's clock)
     return {
         "database_url": await seeded_sqlite(tmp_path),
         "var_dir": tmp_path,
@@ -125,7 +126,7 @@ async def healthy(
         "email": {"host": "127.0.0.1", "port": smtp.port, "security": "none"},
         "speech": {"endpoint": speech.endpoint, "insecure": True},
         "whatsapp": {"base_url": graph, "api_version": "v21.0", "phone_number_id": "123456", "token": "wa-token"},
-        "asterisk": {"recordings_dir": tmp_path},
+        "asterisk": {"recordings_dir": tmp_path / "recordings"},
     }
 
 

@@ -28,6 +28,7 @@ def ivr_environment(database_url: str, var_dir: Path) -> dict[str, str]:
         IVR_DATABASE_URL=database_url,
         IVR_VAR_DIR=str(var_dir),
         IVR_AGI__DRAIN_TIMEOUT_S="5",
+        IVR_STORE__BUSY_TIMEOUT_S="30",  # units migrating one SQLite file wait their turn, on a loaded machine too
         IVR_AGI__SECRET=AGI_KEY,  # what the scripted Asterisk side sends (bench/asterisk_side.py)
         # The test is about the store's numbers: a slow machine must not send calls to the fallback range.
         IVR_STORE__ALLOCATE_TIMEOUT_S="15",
