@@ -184,6 +184,10 @@ class Supervisor:
                 except TimeoutError:
                     log.error("supervisor: worker pid %d running %.0f s after SIGTERM: killed", process.pid, bound)
                     process.kill()
+                status = await waiting
+                # Killed by that SIGTERM before its handler was in place: it was still starting, so it had
+                # not listened and held no call. Nothing was cut.
+                return 0 if status == -signal.SIGTERM else status
             return await waiting
         finally:
             stopping.cancel()
