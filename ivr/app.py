@@ -50,7 +50,7 @@ from ivr.store.callbacks import StoreCallbackBook
 from ivr.store.calls import StoreCallRecorder, mark_lost_calls
 from ivr.store.db import Store, StoreUnavailable, open_store, private_directory
 from ivr.store.events import StoreEventSink
-from ivr.store.migrate import upgrade
+from ivr.store.migrate import new_sqlite_store, upgrade
 from ivr.store.models import OutboxChannel
 from ivr.store.protocols import FallbackRange, StoreProtocolAllocator
 from ivr.store.replays import recorded_calls
@@ -156,7 +156,7 @@ async def demo_services(
     case sees the same data at the same distance from its moment on every machine and never touches the
     live store. It sends no e-mail, WhatsApp or screen pop: the demo accounts' addresses and numbers are not
     ours to write to, so messages stay in the demo store's outbox."""
-    url = database_url or f"sqlite+aiosqlite:///{directory / 'demo.sqlite3'}"
+    url = database_url or await new_sqlite_store(directory / "demo.sqlite3")
     # The seeded store answers every operation: a flow test never reaches the carrier's live systems.
     demo = settings.model_copy(
         update={
@@ -172,7 +172,8 @@ async def demo_services(
     )
     store = Store(demo.database_url, busy_timeout_s=demo.store.busy_timeout_s)
     try:
-        await upgrade(store)
+        if database_url:
+            await upgrade(store)
         await seed(store, now=clock(), timezone=settings.timezone)
     finally:
         await store.aclose()

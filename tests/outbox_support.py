@@ -12,7 +12,6 @@ from ivr.config import OutboxSettings
 from ivr.engine.operations import OperationContext, OperationRegistry, OperationResult, OperationStatus
 from ivr.protocol_number import make_call_protocol
 from ivr.store.db import Store
-from ivr.store.migrate import upgrade
 from ivr.store.seed import KNOWN_CALLER, seed
 
 NOW = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)  # a Tuesday, 10:00 in São Paulo
@@ -33,9 +32,8 @@ FAST = OutboxSettings(
 
 @asynccontextmanager
 async def seeded_store(url: str) -> AsyncIterator[Store]:
-    """A migrated store at `url` with the demo accounts as of NOW, closed on exit."""
+    """The migrated store at `url` with the demo accounts as of NOW, closed on exit."""
     db = Store(url, busy_timeout_s=10)
-    await upgrade(db)
     await seed(db, now=NOW)
     try:
         yield db

@@ -1,7 +1,7 @@
 """A throwaway PostgreSQL server on loopback for the tests (Debian's `postgresql` binaries).
 
 Started once per test session in a temporary directory, on a free port, with trust authentication
-for 127.0.0.1 only; each test that needs one gets an empty database of its own. Running as root
+for 127.0.0.1 only; each test that needs one gets a database of its own, empty or already migrated. Running as root
 (as CI does), the server runs as the `postgres` system user, since PostgreSQL refuses root.
 """
 
@@ -18,7 +18,11 @@ from pathlib import Path
 
 import asyncpg
 
+from ivr.store.db import Store
+from ivr.store.migrate import upgrade
+
 START_TIMEOUT_S = 30
+SCHEMA_TEMPLATE = "schema_template"
 
 
 class PostgresUnavailable(RuntimeError):
@@ -56,6 +60,7 @@ class PostgresServer:
         self.bin = _bin_dir()
         self.directory = directory
         self.data = directory / "data"
+        self._template_migrated = False
         self.port = _free_port()
         self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
@@ -91,10 +96,25 @@ class PostgresServer:
 
     async def fresh_database(self) -> str:
         """An empty database; returns its SQLAlchemy URL."""
-        name = f"t_{uuid.uuid4().hex[:12]}"
+        return await self._create(f"t_{uuid.uuid4().hex[:12]}")
+
+    async def migrated_database(self) -> str:
+        """A new database with the current schema; returns its SQLAlchemy URL. It is a copy of a template
+        migrated once per server (migrating costs ~0.2 s a database, a copy a few ms)."""
+        if not self._template_migrated:
+            store = Store(await self._create(SCHEMA_TEMPLATE))
+            try:
+                await upgrade(store)
+            finally:
+                await store.aclose()  # a template cannot be copied while anyone is connected to it
+            self._template_migrated = True
+        # FILE_COPY: with fsync off, copying the files beats WAL-logging the copy (~50 against ~80 ms).
+        return await self._create(f"t_{uuid.uuid4().hex[:12]}", f' TEMPLATE "{SCHEMA_TEMPLATE}" STRATEGY FILE_COPY')
+
+    async def _create(self, name: str, options: str = "") -> str:
         connection = await asyncpg.connect(host="127.0.0.1", port=self.port, user="postgres", database="postgres")
         try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
+            await connection.execute(f'CREATE DATABASE "{name}"{options}')
         finally:
             await connection.close()
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{name}"

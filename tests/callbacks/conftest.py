@@ -13,7 +13,7 @@ from ivr.config import CallbackSettings
 from ivr.engine.ports import CallbackRequest
 from ivr.store.callbacks import StoreCallbackBook
 from ivr.store.db import Store
-from ivr.store.migrate import upgrade
+from ivr.store.migrate import new_sqlite_store
 
 NOW = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)  # a Tuesday, 10:00 in São Paulo: every team open
 ZONE = "America/Sao_Paulo"
@@ -38,13 +38,9 @@ def request(team: str = "technical", number: str = "31988776655", protocol: str 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}"
+        yield await new_sqlite_store(tmp_path / "ivr.sqlite3")
     else:
-        url = await request.getfixturevalue("postgres").fresh_database()
-    store = Store(url)
-    await upgrade(store)
-    await store.aclose()
-    yield url
+        yield await request.getfixturevalue("postgres").migrated_database()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from ivr.config import EmailSettings
 from ivr.store.db import Store
+from ivr.store.migrate import new_sqlite_store
 from tests.outbox_support import WAIT_S, seeded_store
 
 
@@ -101,8 +102,8 @@ def email_conf(server: SmtpServer) -> EmailSettings:
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}"
+        url = await new_sqlite_store(tmp_path / "ivr.sqlite3")
     else:
-        url = await request.getfixturevalue("postgres").fresh_database()
+        url = await request.getfixturevalue("postgres").migrated_database()
     async with seeded_store(url) as db:
         yield db

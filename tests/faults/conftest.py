@@ -22,7 +22,7 @@ from ivr.engine.ports import CallInfo, Services
 from ivr.engine.scripted import ScriptedChannel
 from ivr.flows.checks import check_paths
 from ivr.store.db import Store
-from ivr.store.migrate import upgrade
+from ivr.store.migrate import new_sqlite_store
 from ivr.store.seed import seed
 from ivr.voice.catalogue import Catalogue
 from tests.ami.fake_ami import FakeAmi
@@ -45,10 +45,9 @@ TUESDAY_10H = datetime(2026, 11, 24, 10, 0, tzinfo=ZoneInfo("America/Sao_Paulo")
 
 async def seeded_sqlite(directory: Path, *, now: datetime = TUESDAY_10H) -> str:
     """A migrated store with the demo accounts dated as of `now`; returns its URL."""
-    url = f"sqlite+aiosqlite:///{directory / 'ivr.sqlite3'}"
+    url = await new_sqlite_store(directory / "ivr.sqlite3")
     store = Store(url)
     try:
-        await upgrade(store)
         await seed(store, now=now)
     finally:
         await store.aclose()

@@ -24,7 +24,7 @@ def seeded_services(request: pytest.FixtureRequest, tmp_path: Path) -> ServicesF
     @asynccontextmanager
     async def fresh(clock: Clock) -> AsyncIterator[Services]:
         # A store of its own each time: each is seeded as of its own moment.
-        url = await postgres.fresh_database() if postgres else None
+        url = await postgres.migrated_database() if postgres else None
         directory = Path(tempfile.mkdtemp(dir=tmp_path))
         async with demo_services(settings(), directory, clock=clock, database_url=url) as services:
             yield services

@@ -15,7 +15,7 @@ from ivr.cli import main
 from ivr.config import REPO_ROOT, settings
 from ivr.flows.checks import check_paths
 from ivr.store.db import Store
-from ivr.store.migrate import upgrade
+from ivr.store.migrate import new_sqlite_store
 from ivr.store.seed import seed
 
 WEDNESDAY_10H = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))  # every team is open
@@ -25,13 +25,12 @@ WEDNESDAY_10H = datetime(2026, 11, 25, 10, 0, tzinfo=ZoneInfo("America/Sao_Paulo
 async def seeded_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The simulator runs against the configured store: point it at a fresh one, seeded as of the moment
     the simulated calls happen (``--at``)."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}"
+    url = await new_sqlite_store(tmp_path / "ivr.sqlite3")
     monkeypatch.setenv("IVR_DATABASE_URL", url)
     monkeypatch.setenv("IVR_VAR_DIR", str(tmp_path))
     settings.cache_clear()
     store = Store(url)
     try:
-        await upgrade(store)
         await seed(store, now=WEDNESDAY_10H)
     finally:
         await store.aclose()

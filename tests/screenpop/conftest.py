@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from ivr.clock import Clock, ManualClock
 from ivr.config import ScreenPopSettings
 from ivr.store.db import Store
+from ivr.store.migrate import new_sqlite_store
 from tests.outbox_support import WAIT_S, seeded_store
 
 SECRET = "test-screen-pop-secret-not-real"
@@ -114,5 +115,5 @@ async def receiver(clock: ManualClock) -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with seeded_store(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}") as db:
+    async with seeded_store(await new_sqlite_store(tmp_path / "ivr.sqlite3")) as db:
         yield db

@@ -1,4 +1,5 @@
-"""A fresh SQLite store per test, migrated, and optionally seeded at a fixed moment."""
+"""A fresh store per test (SQLite; PostgreSQL too where both are tested), migrated, and optionally seeded
+at a fixed moment."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ivr.store.db import Store
-from ivr.store.migrate import upgrade
+from ivr.store.migrate import new_sqlite_store
 from ivr.store.seed import seed
 
 NOW = datetime(2026, 3, 10, 13, 0, tzinfo=UTC)  # a Tuesday, 10:00 in São Paulo
@@ -22,8 +23,7 @@ def sqlite_url(path: Path) -> str:
 @pytest.fixture
 async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
     """For what is about SQLite itself (its locking, its file)."""
-    db = Store(sqlite_url(tmp_path / "ivr.sqlite3"), busy_timeout_s=10)
-    await upgrade(db)
+    db = Store(await new_sqlite_store(tmp_path / "ivr.sqlite3"), busy_timeout_s=10)
     yield db
     await db.aclose()
 
@@ -32,11 +32,10 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """The embedded default and the scale path: every store test runs on both."""
     if request.param == "sqlite":
-        url = sqlite_url(tmp_path / "ivr.sqlite3")
+        url = await new_sqlite_store(tmp_path / "ivr.sqlite3")
     else:
-        url = await request.getfixturevalue("postgres").fresh_database()
+        url = await request.getfixturevalue("postgres").migrated_database()
     db = Store(url, busy_timeout_s=10)
-    await upgrade(db)
     yield db
     await db.aclose()
 

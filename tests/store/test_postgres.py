@@ -14,7 +14,7 @@ from ivr.engine.operations import OperationContext, OperationStatus
 from ivr.engine.ports import CallInfo
 from ivr.protocol_number import NumberKind, kind_of, make_call_protocol
 from ivr.store.db import Store
-from ivr.store.migrate import pending_changes, upgrade
+from ivr.store.migrate import pending_changes
 from ivr.store.protocols import FallbackRange, StoreProtocolAllocator
 from ivr.store.seed import KNOWN_CALLER, seed
 from tests.postgres import PostgresServer
@@ -24,8 +24,7 @@ from .conftest import NOW
 
 @pytest.fixture
 async def pg(postgres: PostgresServer) -> AsyncIterator[Store]:
-    store = Store(await postgres.fresh_database())
-    await upgrade(store)
+    store = Store(await postgres.migrated_database())
     yield store
     await store.aclose()
 

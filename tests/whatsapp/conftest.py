@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from ivr.config import WhatsAppSettings
 from ivr.store.db import Store
+from ivr.store.migrate import new_sqlite_store
 from tests.outbox_support import WAIT_S, seeded_store
 
 TOKEN = "test-token-not-secret"
@@ -153,5 +154,5 @@ def _error(status: int, code: int, message: str) -> web.Response:
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     """SQLite with the demo accounts (the outbox itself is tested on PostgreSQL too, in tests/email)."""
-    async with seeded_store(f"sqlite+aiosqlite:///{tmp_path / 'ivr.sqlite3'}") as db:
+    async with seeded_store(await new_sqlite_store(tmp_path / "ivr.sqlite3")) as db:
         yield db
