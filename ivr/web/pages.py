@@ -270,17 +270,21 @@ async def live_events(request: web.Request) -> web.StreamResponse:
             await feed.changed.wait()
     last, next_poll, quiet_since = "", clock(), clock()
     announcements: list[dict[str, Any]] = []
+    serving, serving_of = "", None  # the history is read again when the versions served change, or at a poll
     try:
         with contextlib.suppress(ConnectionResetError):  # the page was closed: nothing left to tell
             while True:  # until the session ends or the page goes
                 feed.changed.clear()
-                if clock() >= next_poll:
+                polled = clock() >= next_poll
+                if polled:
                     if await console.accounts.session(token) is None:
                         break
                     announcements = await _announcements(console)
                     next_poll = clock() + poll_s
                 down = "" if feed.snapshot else LIVE_DOWN
-                serving = await asyncio.to_thread(_serving, console, feed.snapshot)
+                versions = feed.snapshot.get("flows") if feed.snapshot else None
+                if polled or versions != serving_of:
+                    serving, serving_of = await asyncio.to_thread(_serving, console, feed.snapshot), versions
                 state = {"unit": feed.snapshot, "down": down, "announcements": announcements, "serving": serving}
                 payload = json.dumps(state, ensure_ascii=False, sort_keys=True)
                 if payload != last:
