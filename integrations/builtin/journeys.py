@@ -17,12 +17,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from integrations.answers import suspension
 from integrations.backend import Backend
-from integrations.builtin.store import StoreOperations, newest_ticket
+from integrations.builtin.store import StoreOperations, newest_ticket, newest_ticket_answer
 from ivr.domain import AccountStatus, InvoiceStatus, TicketKind, TicketState
 from ivr.engine.operations import OperationContext, OperationResult
 from ivr.protocol_number import make_ticket_number
@@ -31,6 +31,8 @@ from ivr.store.sequences import TICKET, next_value
 
 #: A failure ticket in these states is still being worked on: a new call joins it.
 OPEN_STATES = (TicketState.OPEN, TicketState.IN_PROGRESS, TicketState.WAITING_CUSTOMER)
+_LATEST_OF_KIND = newest_ticket_answer(Ticket.kind == bindparam("kind"))
+_LATEST_OPEN = newest_ticket_answer(Ticket.state.in_(OPEN_STATES), Ticket.kind != TicketKind.CALLBACK_REQUEST)
 
 
 class StoreJourneys(StoreOperations, Backend):
@@ -84,25 +86,11 @@ class StoreJourneys(StoreOperations, Backend):
         return OperationResult.found(**data) if data else OperationResult.not_found("no outage on the account")
 
     async def latest_ticket(self, ctx: OperationContext, kind: TicketKind) -> OperationResult:
-        customer_id = ctx.identified_customer
-
-        def read(session: Session) -> dict[str, Any] | None:
-            ticket = newest_ticket(session, customer_id, Ticket.kind == kind)
-            return self._ticket_answer(ticket) if ticket else None
-
-        data = await self._read(read)
+        data = await self._ticket(_LATEST_OF_KIND, customer_id=ctx.identified_customer, kind=kind)
         return OperationResult.found(**data) if data else OperationResult.not_found(f"no {kind.value} ticket")
 
     async def latest_open_ticket(self, ctx: OperationContext) -> OperationResult:
-        customer_id = ctx.identified_customer
-
-        def read(session: Session) -> dict[str, Any] | None:
-            ticket = newest_ticket(
-                session, customer_id, Ticket.state.in_(OPEN_STATES), Ticket.kind != TicketKind.CALLBACK_REQUEST
-            )
-            return self._ticket_answer(ticket) if ticket else None
-
-        data = await self._read(read)
+        data = await self._ticket(_LATEST_OPEN, customer_id=ctx.identified_customer)
         return OperationResult.found(**data) if data else OperationResult.not_found("no open ticket")
 
     async def suspension_status(self, ctx: OperationContext) -> OperationResult:

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
 from integrations import answers
@@ -26,7 +26,7 @@ from integrations.backend import MAINTENANCE_HORIZON
 from integrations.builtin.deadlines import add_days
 from integrations.builtin.deadlines import deadlines as answer_deadlines
 from integrations.builtin.journeys import StoreJourneys
-from integrations.builtin.store import newest_ticket
+from integrations.builtin.store import newest_ticket_answer
 from ivr import phone as phones
 from ivr.clock import Clock
 from ivr.config import Deadline, DeadlineSettings, ServicePage
@@ -36,6 +36,12 @@ from ivr.protocol_number import NumberKind, make_ticket_number
 from ivr.store.db import Store
 from ivr.store.models import Circuit, Contact, Customer, Incident, Invoice, Lead, MaintenanceWindow, Ticket
 from ivr.store.sequences import TICKET, next_value
+
+#: `ticket_status`'s statement per kind of number the caller keyed.
+_TICKET_BY = {
+    NumberKind.TICKET: newest_ticket_answer(Ticket.number == bindparam("digits")),
+    NumberKind.CALL_PROTOCOL: newest_ticket_answer(Ticket.call_protocol == bindparam("digits")),
+}
 
 
 def build_registry(
@@ -88,13 +94,8 @@ class BuiltinOperations(StoreJourneys):
         reference = ticket_reference(ctx, number)
         if isinstance(reference, OperationResult):
             return reference
-        column = Ticket.number if reference.kind is NumberKind.TICKET else Ticket.call_protocol
-
-        def read(session: Session) -> dict[str, Any] | None:
-            ticket = newest_ticket(session, reference.customer_id, column == reference.digits)
-            return self._ticket_answer(ticket) if ticket else None
-
-        data = await self._read(read)
+        query = _TICKET_BY[reference.kind]
+        data = await self._ticket(query, customer_id=reference.customer_id, digits=reference.digits)
         return (
             OperationResult.found(**data)
             if data
@@ -229,23 +230,35 @@ class BuiltinOperations(StoreJourneys):
         return OperationResult.found(lead_id=await self._write(write), phone=number)
 
 
+_PHONE_KINDS = (ContactKind.PHONE, ContactKind.WHATSAPP)
+_CUSTOMERS_BY_PHONE = (
+    select(Contact.customer_id)
+    .where(Contact.kind.in_(_PHONE_KINDS), Contact.value == bindparam("number"))
+    .distinct()
+)
+#: Who the account is, in one statement: its name and status, how many circuits, whether `caller` is its.
+_SUMMARY = select(
+    Customer.name,
+    Customer.status,
+    select(func.count()).where(Circuit.customer_id == Customer.id).scalar_subquery(),
+    exists().where(
+        Contact.customer_id == Customer.id, Contact.kind.in_(_PHONE_KINDS), Contact.value == bindparam("caller")
+    ),
+).where(Customer.id == bindparam("customer_id"))
+
+
 def _customers_by_phone(session: Session, *, number: str) -> list[int]:
-    query = (
-        select(Contact.customer_id)
-        .where(Contact.kind.in_((ContactKind.PHONE, ContactKind.WHATSAPP)), Contact.value == number)
-        .distinct()
-    )
-    return list(session.scalars(query))
+    return list(session.connection().execute(_CUSTOMERS_BY_PHONE, {"number": number}).scalars())
 
 
 def _identity_summary(session: Session, *, customer_id: int, caller: str | None) -> AccountSummary:
-    customer = session.get_one(Customer, customer_id)
-    circuits = session.scalar(select(func.count()).where(Circuit.customer_id == customer_id))
+    values = {"customer_id": customer_id, "caller": caller}
+    name, status, circuits, registered = session.connection().execute(_SUMMARY, values).one()
     return AccountSummary(
-        name=customer.name,
-        status=customer.status.value,
-        circuit_count=int(circuits or 0),
-        caller_registered=caller is not None and customer_id in _customers_by_phone(session, number=caller),
+        name=name,
+        status=status.value,
+        circuit_count=circuits,
+        caller_registered=caller is not None and bool(registered),
     )
 
 

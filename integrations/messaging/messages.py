@@ -14,8 +14,8 @@ from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import NoResultFound, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from integrations.builtin.store import StoreOperations
@@ -99,28 +99,41 @@ class MessagingSource(Protocol):
         ...
 
 
+# The account and its contacts in one statement (a customer without contacts: one row, kind None), and
+# the tickets opened on a call: built once, as the call's other reads (integrations.builtin.store).
+_ACCOUNT = (
+    select(Customer.name, Customer.cnpj, Customer.code, Contact.kind, Contact.value)
+    .outerjoin(Contact, Contact.customer_id == Customer.id)
+    .where(Customer.id == bindparam("customer_id"))
+    .order_by(Contact.id)
+)
+_CALL_TICKETS = (
+    select(Ticket.kind, Ticket.number, Ticket.expected_date)
+    .where(Ticket.call_protocol == bindparam("call_protocol"))
+    .order_by(Ticket.id)
+)
+
+
 class StoreSource(StoreOperations):
     """The accounts and documents of our own store (``backend: builtin``)."""
 
     async def account(self, customer_id: int) -> Account:
         def read(session: Session) -> Account:
-            customer = session.get_one(Customer, customer_id)
-            contacts = session.scalars(
-                select(Contact).where(Contact.customer_id == customer_id).order_by(Contact.id)
-            ).all()
-            return account_of(customer.name, customer.cnpj, customer.code, ((c.kind, c.value) for c in contacts))
+            rows = session.connection().execute(_ACCOUNT, {"customer_id": customer_id}).all()
+            if not rows:
+                raise NoResultFound(f"no customer {customer_id}")
+            name, cnpj, code = rows[0][:3]
+            return account_of(name, cnpj, code, ((kind, value) for *_, kind, value in rows if kind is not None))
 
         return await self._read(read)
 
     async def call_tickets(self, customer_id: int | None, call_protocol: str) -> list[TicketLine]:
         if not call_protocol:
             return []
-        tickets = await self._read(
-            lambda session: list(
-                session.scalars(select(Ticket).where(Ticket.call_protocol == call_protocol).order_by(Ticket.id))
-            )
+        rows = await self._read(
+            lambda session: session.connection().execute(_CALL_TICKETS, {"call_protocol": call_protocol}).all()
         )
-        return [TicketLine(t.kind, t.number, t.expected_date) for t in tickets]
+        return [TicketLine(kind, number, expected) for kind, number, expected in rows]
 
     async def invoice(self, customer_id: int, month: date | None) -> InvoiceRef | None:
         def read(session: Session) -> InvoiceRef | None:

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ivr.clock import Clock
@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 _ERROR_CHARS = 500  # OutboxMessage.last_error's length
 _SUBJECT_CHARS = 250  # OutboxMessage.subject's
 _MIN_PAUSE_S = 0.05  # rows due but claimed by another process a moment ago: look again shortly
+# The columns' defaults (pending, no attempt yet) apply; ids come back in the order of the rows given.
+_INSERT = insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,26 +138,25 @@ class Outbox:
         """Write the messages (one transaction) and wake the drainer; returns their ids. Store failures
         propagate (`StoreUnavailable`): the caller's operation reports them."""
         now = self._clock()
+        rows = [
+            {
+                "channel": m.channel,
+                "recipient": m.recipient,
+                "template": m.template,
+                "subject": m.subject[:_SUBJECT_CHARS],
+                "body": m.body,
+                "attachments": [_stored(a) for a in m.attachments],
+                "customer_id": m.customer_id,
+                "call_protocol": m.call_protocol,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+            for m in messages
+        ]
 
         def write(session: Session) -> list[int]:
-            rows = [
-                OutboxMessage(
-                    channel=m.channel,
-                    recipient=m.recipient,
-                    template=m.template,
-                    subject=m.subject[:_SUBJECT_CHARS],
-                    body=m.body,
-                    attachments=[_stored(a) for a in m.attachments],
-                    customer_id=m.customer_id,
-                    call_protocol=m.call_protocol,
-                    created_at=now,
-                    next_attempt_at=now,
-                )
-                for m in messages
-            ]
-            session.add_all(rows)
-            session.flush()
-            return [row.id for row in rows]
+            # A Core insert on the session's connection: the ORM's unit of work cost ~3x its CPU.
+            return list(session.connection().execute(_INSERT, rows).scalars()) if rows else []
 
         ids = await self._store.write(write)
         for message_id, message in zip(ids, messages, strict=True):

@@ -152,6 +152,21 @@ async def test_ticket_status_by_ticket_number_or_call_protocol(registry: Operati
     assert by_protocol.data["number"] == SERRA_AZUL_TICKET
 
 
+async def test_a_ticket_without_a_circuit_is_said_without_one(registry: OperationRegistry) -> None:
+    caller = Caller(registry, KNOWN_CALLER)
+    await caller.op("customer_by_caller_id")
+    opened = await caller.op("open_ticket", kind="billing_doubt", description="cobrança em dobro")
+    for status in (
+        await caller.op("ticket_status", number=opened.data["number"]),
+        await caller.op("latest_ticket", kind="billing_doubt"),
+    ):
+        assert (status.data["number"], status.data["kind"], status.data["circuit"]) == (
+            opened.data["number"],
+            "billing_doubt",
+            "",
+        )
+
+
 @pytest.mark.parametrize("number", [HOSPITAL_TICKET, make_call_protocol(2025, 9_201), "800001011", "12"])
 async def test_ticket_status_never_shows_another_customers_ticket(
     registry: OperationRegistry, number: str
