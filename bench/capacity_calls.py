@@ -21,7 +21,7 @@ The ceiling is the same journeys with no AGI: an extension per journey, installe
 instance, that plays the built prompts the walk heard (``Playback``), reads the keys with ``Read()``
 and checks them, then hangs up. It is ramped the same way, after the IVR.
 
-CPU is read from ``/proc/<pid>/stat`` (utime + stime) of Asterisk and of ``ivr serve``: over each
+CPU is read from ``/proc/<pid>/stat`` (utime + stime) of Asterisk and of ``ivr serve`` with its workers: over each
 step's offer period, and over the whole ramp (its calls drained); SIPp's own from the reaped children.
 
 Run from the repo root, as root:  .venv/bin/python bench/capacity_calls.py [--rates 2 4 6 8] [--step 30]
@@ -176,9 +176,18 @@ def ceiling_extensions(contexts: Sequence[tuple[str, str]]) -> str:
 
 
 def cpu_s(pid: int) -> float:
-    """User + system CPU time the process has used (``/proc/<pid>/stat`` fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time the process and its living children have used (``/proc/<pid>/stat`` fields
+    14 and 15): ``ivr serve``'s workers are its children (`--workers`, one per core by default), and a
+    child's time reaches its parent's counters only once it has been reaped."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # a process that ended meanwhile
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_s() -> float:
@@ -487,8 +496,9 @@ def private_asterisk(settings: Settings) -> Iterator[Instance]:
     reap_stale_instances(root)
     layout = conf.Layout.private(f"e2e-{os.getpid()}-capacity-{secrets.token_hex(2)}")
     instance = Instance(root, layout)
-    secret, modules_dir = asterisk_root.ami_secret(settings), asterisk_root.modules_dir(root)
-    modules = conf.render(settings, layout, secret, asterisk_root.MOH_DIR, modules_dir)["modules.conf"]
+    secrets_ = asterisk_root.ami_secret(settings), asterisk_root.agi_secret(settings)
+    modules = conf.render(settings, layout, *secrets_, asterisk_root.MOH_DIR, asterisk_root.modules_dir(root))
+    modules = modules["modules.conf"]
     try:
         asterisk_root.provision(settings, layout, extra={"modules.conf": modules + "load = app_read.so\n"})
         instance.start()

@@ -16,7 +16,15 @@ import pytest
 
 from ivr import app
 from ivr.ami.client import AmiClient, QueueMemberState, QueueState
-from ivr.ami.live import LiveModel, MergedSnapshots, follow_worker, read_snapshot, serve_snapshots, watch_snapshots
+from ivr.ami.live import (
+    TELL_INTERVAL_S,
+    LiveModel,
+    MergedSnapshots,
+    follow_worker,
+    read_snapshot,
+    serve_snapshots,
+    watch_snapshots,
+)
 from ivr.cli import live as live_cli
 from ivr.clock import ManualClock
 from ivr.engine.ports import CallInfo
@@ -212,3 +220,23 @@ async def test_the_supervisors_socket_shows_every_workers_calls_and_the_unit_onc
         assert snapshot["queues"]["billing"]["callbacks_pending"] == 2  # the unit's, not added up
         assert (await read_snapshot(tmp_path / "live.sock", WAIT_S))["calls"] == snapshot["calls"]
         await updates.aclose()
+
+
+async def test_a_burst_of_changes_is_told_as_a_few_snapshots_the_last_one_whole(tmp_path: Path) -> None:
+    """Every node a call visits is a change: a subscriber (the supervisor, the console) is told at most one
+    snapshot per `TELL_INTERVAL_S`, the changes meanwhile coalesced, so a busy unit does not spend its CPU
+    on snapshots; the last one told still has every change."""
+    model = LiveModel(ManualClock(T0))
+    async with serve_snapshots(tmp_path / "live.sock", model):
+        updates = aiter(watch_snapshots(tmp_path / "live.sock", WAIT_S))
+        told = [await anext(updates)]  # the snapshot at once
+        started = asyncio.get_running_loop().time()
+        for n in range(200):  # 200 calls arriving within a fraction of the interval
+            model.call_started(f"2026{n:08d}", CallInfo(caller_id="31988776655"), "main")
+            await asyncio.sleep(0)
+        async with asyncio.timeout(WAIT_S):
+            while len(told[-1]["calls"]) < 200:
+                told.append(await anext(updates))
+        elapsed = asyncio.get_running_loop().time() - started
+        await updates.aclose()
+    assert len(told) - 1 <= 2 + elapsed / TELL_INTERVAL_S, f"{len(told) - 1} snapshots in {elapsed:.2f} s"
