@@ -17,7 +17,7 @@ from datetime import date, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, exists, func, select
+from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
 from integrations import answers
@@ -230,20 +230,18 @@ class BuiltinOperations(StoreJourneys):
         return OperationResult.found(lead_id=await self._write(write), phone=number)
 
 
-_PHONE_KINDS = (ContactKind.PHONE, ContactKind.WHATSAPP)
-_CUSTOMERS_BY_PHONE = (
-    select(Contact.customer_id)
-    .where(Contact.kind.in_(_PHONE_KINDS), Contact.value == bindparam("number"))
-    .distinct()
-)
+def _phone_is(number: BindParameter[str]) -> ColumnElement[bool]:
+    """A contact that is the phone (or WhatsApp) number `number`."""
+    return and_(Contact.kind.in_((ContactKind.PHONE, ContactKind.WHATSAPP)), Contact.value == number)
+
+
+_CUSTOMERS_BY_PHONE = select(Contact.customer_id).where(_phone_is(bindparam("number"))).distinct()
 #: Who the account is, in one statement: its name and status, how many circuits, whether `caller` is its.
 _SUMMARY = select(
     Customer.name,
     Customer.status,
     select(func.count()).where(Circuit.customer_id == Customer.id).scalar_subquery(),
-    exists().where(
-        Contact.customer_id == Customer.id, Contact.kind.in_(_PHONE_KINDS), Contact.value == bindparam("caller")
-    ),
+    exists().where(Contact.customer_id == Customer.id, _phone_is(bindparam("caller"))),
 ).where(Customer.id == bindparam("customer_id"))
 
 
