@@ -17,12 +17,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, exists, or_, select
 from sqlalchemy.orm import Session
 
 from integrations.answers import suspension
 from integrations.backend import Backend
-from integrations.builtin.store import StoreOperations, newest_ticket, newest_ticket_answer
+from integrations.builtin.store import S, StoreOperations, newest_ticket, newest_ticket_answer
 from ivr.domain import AccountStatus, InvoiceStatus, TicketKind, TicketState
 from ivr.engine.operations import OperationContext, OperationResult
 from ivr.protocol_number import make_ticket_number
@@ -98,36 +98,51 @@ class StoreJourneys(StoreOperations, Backend):
         confirmed = self.confirmed(ctx)
         today = self._local_date(self._clock())
 
-        def read(session: Session) -> dict[str, Any]:
-            customer = session.get_one(Customer, customer_id)
-            suspended = customer.status is AccountStatus.SUSPENDED or any(
-                c.status is AccountStatus.SUSPENDED for c in customer.circuits
-            )
-            overdue = session.scalars(
-                select(Invoice)
-                .where(
-                    Invoice.customer_id == customer_id,
-                    Invoice.status != InvoiceStatus.PAID,
-                    Invoice.due_date < today,
-                )
-                .order_by(Invoice.due_date)
-            ).all()
-            incident = _first_open_incident(session, customer_id)
+        def read(conn: Connection) -> dict[str, Any]:
+            values = {"customer_id": customer_id, "today": today}
+            suspended = conn.execute(_SUSPENDED, values).scalar_one()  # no such customer: NoResultFound
+            overdue = conn.execute(_OVERDUE, values).all()
+            incident_circuit = conn.execute(_FIRST_OPEN_INCIDENT_CIRCUIT, values).scalar()
             return suspension(
                 suspended=suspended,
-                overdue=[(i.due_date, i.amount) for i in overdue],
-                incident_circuit=incident.circuit.designation if incident else "",
+                overdue=[(due, amount) for due, amount in overdue],
+                incident_circuit=incident_circuit or "",
                 confirmed=confirmed,
             )
 
         return OperationResult.found(**await self._read(read))
 
 
-def _first_open_incident(session: Session, customer_id: int) -> Incident | None:
-    return session.scalars(
-        select(Incident)
-        .join(Circuit)
-        .where(Circuit.customer_id == customer_id, Incident.resolved_at.is_(None))
+def _first_open(query: S, customer_id: Any) -> S:
+    """`query` (incidents joined to their circuits) narrowed to the customer's first open outage."""
+    return (
+        query.where(Circuit.customer_id == customer_id, Incident.resolved_at.is_(None))
         .order_by(Incident.started_at, Incident.id)
         .limit(1)
-    ).first()
+    )
+
+
+# `suspension_status`'s reads, built once (integrations.builtin.store): whether the account or one of its
+# circuits is suspended, its overdue invoices, the circuit of its first open outage.
+_SUSPENDED = select(
+    or_(
+        Customer.status == AccountStatus.SUSPENDED,
+        exists().where(Circuit.customer_id == Customer.id, Circuit.status == AccountStatus.SUSPENDED),
+    )
+).where(Customer.id == bindparam("customer_id"))
+_OVERDUE = (
+    select(Invoice.due_date, Invoice.amount)
+    .where(
+        Invoice.customer_id == bindparam("customer_id"),
+        Invoice.status != InvoiceStatus.PAID,
+        Invoice.due_date < bindparam("today"),
+    )
+    .order_by(Invoice.due_date)
+)
+_FIRST_OPEN_INCIDENT_CIRCUIT = _first_open(
+    select(Circuit.designation).join(Incident, Incident.circuit_id == Circuit.id), bindparam("customer_id")
+)
+
+
+def _first_open_incident(session: Session, customer_id: int) -> Incident | None:
+    return session.scalars(_first_open(select(Incident).join(Circuit), customer_id)).first()

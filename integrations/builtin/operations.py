@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, exists, func, select
+from sqlalchemy import BindParameter, ColumnElement, Connection, and_, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
 from integrations import answers
@@ -30,11 +31,21 @@ from integrations.builtin.store import newest_ticket_answer
 from ivr import phone as phones
 from ivr.clock import Clock
 from ivr.config import Deadline, DeadlineSettings, ServicePage
-from ivr.domain import ContactKind, TicketKind
+from ivr.domain import ContactKind, InvoiceLineKind, TicketKind
 from ivr.engine.operations import OperationContext, OperationRegistry, OperationResult
 from ivr.protocol_number import NumberKind, make_ticket_number
 from ivr.store.db import Store
-from ivr.store.models import Circuit, Contact, Customer, Incident, Invoice, Lead, MaintenanceWindow, Ticket
+from ivr.store.models import (
+    Circuit,
+    Contact,
+    Customer,
+    Incident,
+    Invoice,
+    InvoiceLine,
+    Lead,
+    MaintenanceWindow,
+    Ticket,
+)
 from ivr.store.sequences import TICKET, next_value
 
 #: `ticket_status`'s statement per kind of number the caller keyed.
@@ -74,16 +85,16 @@ class BuiltinOperations(StoreJourneys):
     # --- the account directory (integrations.accounts.Directory) ------------------------------------
 
     async def by_phone(self, number: str) -> list[int]:
-        return await self._read(partial(_customers_by_phone, number=number))
+        return await self._read(lambda conn: list(conn.execute(_CUSTOMERS_BY_PHONE, {"number": number}).scalars()))
 
     async def by_cnpj(self, cnpj: str) -> int | None:
-        return await self._read(lambda s: s.scalar(select(Customer.id).where(Customer.cnpj == cnpj)))
+        return await self._read(lambda conn: conn.execute(_CUSTOMER_BY_CNPJ, {"cnpj": cnpj}).scalar())
 
     async def by_cnpj_root(self, root: str) -> list[int]:
-        return await self._read(lambda s: list(s.scalars(select(Customer.id).where(Customer.cnpj_root == root))))
+        return await self._read(lambda conn: list(conn.execute(_CUSTOMERS_BY_CNPJ_ROOT, {"root": root}).scalars()))
 
     async def by_code(self, code: str) -> int | None:
-        return await self._read(lambda s: s.scalar(select(Customer.id).where(Customer.code == code)))
+        return await self._read(lambda conn: conn.execute(_CUSTOMER_BY_CODE, {"code": code}).scalar())
 
     async def summary(self, customer_id: int, caller: str | None) -> AccountSummary:
         return await self._read(partial(_identity_summary, customer_id=customer_id, caller=caller))
@@ -155,15 +166,14 @@ class BuiltinOperations(StoreJourneys):
         today = self._local_date(self._clock())
         customer_id = ctx.identified_customer
 
-        def read(session: Session) -> list[answers.InvoiceRow]:
-            invoices = session.scalars(
-                select(Invoice).where(Invoice.customer_id == customer_id).order_by(Invoice.reference_month)
-            ).all()
+        def read(conn: Connection) -> list[answers.InvoiceRow]:
+            values = {"customer_id": customer_id}
+            lines: dict[int, list[tuple[InvoiceLineKind, Decimal]]] = {}
+            for invoice_id, kind, amount in conn.execute(_INVOICE_LINES, values):
+                lines.setdefault(invoice_id, []).append((kind, amount))
             return [
-                answers.InvoiceRow(
-                    i.reference_month, i.amount, i.due_date, i.status, tuple((ln.kind, ln.amount) for ln in i.lines)
-                )
-                for i in invoices
+                answers.InvoiceRow(month, amount, due, status, tuple(lines.get(invoice_id, ())))
+                for invoice_id, month, amount, due, status in conn.execute(_INVOICES, values)
             ]
 
         return OperationResult.found(**answers.invoice_summary(await self._read(read), today))
@@ -173,11 +183,9 @@ class BuiltinOperations(StoreJourneys):
     async def circuits(self, ctx: OperationContext) -> OperationResult:
         customer_id = ctx.identified_customer
 
-        def read(session: Session) -> list[answers.CircuitRow]:
-            rows = session.scalars(
-                select(Circuit).where(Circuit.customer_id == customer_id).order_by(Circuit.designation)
-            ).all()
-            return [answers.CircuitRow(row.designation, row.address, row.city) for row in rows]
+        def read(conn: Connection) -> list[answers.CircuitRow]:
+            rows = conn.execute(_CIRCUITS, {"customer_id": customer_id})
+            return [answers.CircuitRow(designation, address, city) for designation, address, city in rows]
 
         return OperationResult.found(**answers.circuits(await self._read(read)))
 
@@ -185,26 +193,11 @@ class BuiltinOperations(StoreJourneys):
         customer_id = ctx.identified_customer
         now = self._clock()
 
-        def read(session: Session) -> dict[str, Any] | None:
-            open_incidents = session.scalars(
-                select(Incident)
-                .join(Circuit)
-                .where(Circuit.customer_id == customer_id, Incident.resolved_at.is_(None))
-                .order_by(Incident.started_at)
-            ).all()
-            windows = session.scalars(
-                select(MaintenanceWindow)
-                .join(Circuit)
-                .where(
-                    Circuit.customer_id == customer_id,
-                    MaintenanceWindow.ends_at >= now,
-                    MaintenanceWindow.starts_at <= now + MAINTENANCE_HORIZON,
-                )
-                .order_by(MaintenanceWindow.starts_at)
-            ).all()
+        def read(conn: Connection) -> dict[str, Any] | None:
+            values = {"customer_id": customer_id, "now": now, "horizon": now + MAINTENANCE_HORIZON}
             return answers.incidents(
-                [answers.IncidentRow(i.circuit.designation, i.description, i.expected_end_at) for i in open_incidents],
-                [answers.WindowRow(w.circuit.designation, w.starts_at, w.ends_at) for w in windows],
+                [answers.IncidentRow(*row) for row in conn.execute(_OPEN_INCIDENTS, values)],
+                [answers.WindowRow(*row) for row in conn.execute(_WINDOWS_AHEAD, values)],
                 self._zone,
             )
 
@@ -235,7 +228,44 @@ def _phone_is(number: BindParameter[str]) -> ColumnElement[bool]:
     return and_(Contact.kind.in_((ContactKind.PHONE, ContactKind.WHATSAPP)), Contact.value == number)
 
 
+# The reads below are built once (every call runs some): building a statement costs about as much CPU
+# as running it (integrations.builtin.store).
 _CUSTOMERS_BY_PHONE = select(Contact.customer_id).where(_phone_is(bindparam("number"))).distinct()
+_CUSTOMER_BY_CNPJ = select(Customer.id).where(Customer.cnpj == bindparam("cnpj"))
+_CUSTOMERS_BY_CNPJ_ROOT = select(Customer.id).where(Customer.cnpj_root == bindparam("root"))
+_CUSTOMER_BY_CODE = select(Customer.id).where(Customer.code == bindparam("code"))
+_INVOICES = (
+    select(Invoice.id, Invoice.reference_month, Invoice.amount, Invoice.due_date, Invoice.status)
+    .where(Invoice.customer_id == bindparam("customer_id"))
+    .order_by(Invoice.reference_month)
+)
+_INVOICE_LINES = (  # each invoice's lines in the order they were billed (Invoice.lines)
+    select(InvoiceLine.invoice_id, InvoiceLine.kind, InvoiceLine.amount)
+    .join(Invoice, InvoiceLine.invoice_id == Invoice.id)
+    .where(Invoice.customer_id == bindparam("customer_id"))
+    .order_by(InvoiceLine.id)
+)
+_CIRCUITS = (
+    select(Circuit.designation, Circuit.address, Circuit.city)
+    .where(Circuit.customer_id == bindparam("customer_id"))
+    .order_by(Circuit.designation)
+)
+_OPEN_INCIDENTS = (
+    select(Circuit.designation, Incident.description, Incident.expected_end_at)
+    .join(Circuit, Incident.circuit_id == Circuit.id)
+    .where(Circuit.customer_id == bindparam("customer_id"), Incident.resolved_at.is_(None))
+    .order_by(Incident.started_at)
+)
+_WINDOWS_AHEAD = (  # maintenance not over yet that starts within the horizon
+    select(Circuit.designation, MaintenanceWindow.starts_at, MaintenanceWindow.ends_at)
+    .join(Circuit, MaintenanceWindow.circuit_id == Circuit.id)
+    .where(
+        Circuit.customer_id == bindparam("customer_id"),
+        MaintenanceWindow.ends_at >= bindparam("now"),
+        MaintenanceWindow.starts_at <= bindparam("horizon"),
+    )
+    .order_by(MaintenanceWindow.starts_at)
+)
 #: Who the account is, in one statement: its name and status, how many circuits, whether `caller` is its.
 _SUMMARY = select(
     Customer.name,
@@ -245,13 +275,9 @@ _SUMMARY = select(
 ).where(Customer.id == bindparam("customer_id"))
 
 
-def _customers_by_phone(session: Session, *, number: str) -> list[int]:
-    return list(session.connection().execute(_CUSTOMERS_BY_PHONE, {"number": number}).scalars())
-
-
-def _identity_summary(session: Session, *, customer_id: int, caller: str | None) -> AccountSummary:
+def _identity_summary(conn: Connection, *, customer_id: int, caller: str | None) -> AccountSummary:
     values = {"customer_id": customer_id, "caller": caller}
-    name, status, circuits, registered = session.connection().execute(_SUMMARY, values).one()
+    name, status, circuits, registered = conn.execute(_SUMMARY, values).one()
     return AccountSummary(
         name=name,
         status=status.value,

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, bindparam, select
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -40,7 +40,7 @@ class StoreOperations:
     async def _ticket(self, query: Select[*tuple[Any, ...]], **values: Any) -> dict[str, Any] | None:
         """The ticket `query` (from `newest_ticket_answer`) finds with `values`, as the operations about a
         ticket answer it (`answers.TICKET_RESULTS`); None when there is none."""
-        ticket = await self._read(lambda session: session.connection().execute(query, values).first())
+        ticket = await self._read(lambda conn: conn.execute(query, values).first())
         if ticket is None:
             return None
         return {
@@ -54,9 +54,10 @@ class StoreOperations:
             "call_protocol": ticket.call_protocol or "",
         }
 
-    async def _read(self, fn: Callable[[Session], T]) -> T:
+    async def _read(self, fn: Callable[[Connection], T]) -> T:
+        """A read on the call's path: a few rows by an index, Core statements (`Store.lookup`)."""
         try:
-            return await self._store.read(fn)
+            return await self._store.lookup(fn)
         except (StoreUnavailable, SQLAlchemyError) as exc:
             raise BackendError(f"store: {exc}") from exc
 

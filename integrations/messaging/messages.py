@@ -14,9 +14,8 @@ from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import NoResultFound, SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from integrations.builtin.store import StoreOperations
 from integrations.messaging.outbox import Attachment, NewMessage, Outbox
@@ -26,7 +25,7 @@ from ivr.clock import Clock
 from ivr.domain import ContactKind, DocumentKind, InvoiceStatus, TicketKind
 from ivr.engine.operations import BackendError, Operations
 from ivr.store.db import StoreUnavailable
-from ivr.store.models import Contact, Customer, Invoice, Ticket
+from ivr.store.models import Contact, Customer, Invoice, InvoiceDocument, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +111,27 @@ _CALL_TICKETS = (
     .where(Ticket.call_protocol == bindparam("call_protocol"))
     .order_by(Ticket.id)
 )
+_LATEST_INVOICE = (  # the fields of an InvoiceRef, in its order
+    select(Invoice.id, Invoice.reference_month, Invoice.due_date, Invoice.amount, Invoice.status)
+    .where(Invoice.customer_id == bindparam("customer_id"))
+    .order_by(Invoice.reference_month.desc())
+    .limit(1)
+)
+_INVOICE_OF_MONTH = _LATEST_INVOICE.where(Invoice.reference_month == bindparam("month"))
+_DOCUMENT = (  # the fields of a Document, in its order: the invoice's first document of the kind
+    select(InvoiceDocument.number, InvoiceDocument.digitable_line, InvoiceDocument.id)
+    .where(InvoiceDocument.invoice_id == bindparam("invoice_id"), InvoiceDocument.kind == bindparam("kind"))
+    .order_by(InvoiceDocument.id)
+    .limit(1)
+)
 
 
 class StoreSource(StoreOperations):
     """The accounts and documents of our own store (``backend: builtin``)."""
 
     async def account(self, customer_id: int) -> Account:
-        def read(session: Session) -> Account:
-            rows = session.connection().execute(_ACCOUNT, {"customer_id": customer_id}).all()
+        def read(conn: Connection) -> Account:
+            rows = conn.execute(_ACCOUNT, {"customer_id": customer_id}).all()
             if not rows:
                 raise NoResultFound(f"no customer {customer_id}")
             name, cnpj, code = rows[0][:3]
@@ -130,30 +142,18 @@ class StoreSource(StoreOperations):
     async def call_tickets(self, customer_id: int | None, call_protocol: str) -> list[TicketLine]:
         if not call_protocol:
             return []
-        rows = await self._read(
-            lambda session: session.connection().execute(_CALL_TICKETS, {"call_protocol": call_protocol}).all()
-        )
+        rows = await self._read(lambda conn: conn.execute(_CALL_TICKETS, {"call_protocol": call_protocol}).all())
         return [TicketLine(kind, number, expected) for kind, number, expected in rows]
 
     async def invoice(self, customer_id: int, month: date | None) -> InvoiceRef | None:
-        def read(session: Session) -> InvoiceRef | None:
-            query = select(Invoice).where(Invoice.customer_id == customer_id)
-            if month is not None:
-                query = query.where(Invoice.reference_month == month)
-            found = session.scalars(query.order_by(Invoice.reference_month.desc()).limit(1)).first()
-            if found is None:
-                return None
-            return InvoiceRef(found.id, found.reference_month, found.due_date, found.amount, found.status)
-
-        return await self._read(read)
+        query, values = (_LATEST_INVOICE, {}) if month is None else (_INVOICE_OF_MONTH, {"month": month})
+        found = await self._read(lambda conn: conn.execute(query, {"customer_id": customer_id, **values}).first())
+        return InvoiceRef(*found) if found else None
 
     async def document(self, invoice: InvoiceRef, kind: DocumentKind) -> Document | None:
-        def read(session: Session) -> Document | None:
-            found = session.get_one(Invoice, invoice.id)
-            document = next((d for d in found.documents if d.kind is kind), None)
-            return Document(document.number, document.digitable_line, document.id) if document else None
-
-        return await self._read(read)
+        values = {"invoice_id": invoice.id, "kind": kind}
+        found = await self._read(lambda conn: conn.execute(_DOCUMENT, values).first())
+        return Document(*found) if found else None
 
     async def digitable_line(self, invoice: InvoiceRef) -> str:
         document = await self.document(invoice, DocumentKind.BOLETO)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from ivr.cli.db import _open
@@ -141,3 +141,29 @@ async def test_reads_are_not_kept_waiting_by_writers_queued_behind_another_proce
         blocker.close()
     await asyncio.wait_for(asyncio.gather(*writes), 20)
     assert await sqlite_store.read(lambda s: s.get_one(Sequence, "counter").value) == 40
+
+
+def _counter(conn: Connection) -> int:
+    return int(conn.execute(select(Sequence.value).where(Sequence.name == "counter")).scalar_one())
+
+
+async def test_a_lookup_sees_each_write_committed_before_it(sqlite_store: Store) -> None:
+    await sqlite_store.write(lambda s: s.add(Sequence(name="counter", value=0)))
+    for expected in range(1, 4):  # the lookup's connection never keeps an old snapshot open
+        await sqlite_store.write(_read_then_write)
+        assert await sqlite_store.lookup(_counter) == expected
+
+
+async def test_a_lookup_on_a_database_another_process_holds_waits_off_the_loop(sqlite_store: Store) -> None:
+    blocker = sqlite3.connect(sqlite_store.url.split("///", 1)[1], isolation_level=None)
+    blocker.execute("PRAGMA locking_mode=EXCLUSIVE")  # under WAL, the one way to keep readers out
+    blocker.execute("BEGIN EXCLUSIVE")
+    blocker.execute("INSERT INTO sequences (name, value) VALUES ('counter', 7)")
+    blocker.execute("COMMIT")  # the lock is kept until the connection closes
+    try:
+        lookup = asyncio.ensure_future(sqlite_store.lookup(_counter))
+        await asyncio.sleep(0.2)  # the loop turns meanwhile: the lookup waits in a thread, not on the loop
+        assert not lookup.done()
+    finally:
+        blocker.close()
+    assert await asyncio.wait_for(lookup, 5) == 7
