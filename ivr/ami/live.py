@@ -16,7 +16,10 @@ folded again over the fresh state; that is safe because every fold sets or remov
 resync is done the snapshot says ``ami.synced: false`` and since when its AMI part is stale.
 
 `snapshot()` is plain JSON-ready data. `subscribe()` gives change notices: each subscriber holds at most
-one pending notice (changes coalesce), so a slow reader costs no memory and reads the latest snapshot.
+one pending notice (changes coalesce), so a slow reader costs no memory and reads the latest snapshot;
+or, for the supervisor of several workers, what changed (`changes()`): the unit's state whole (it is
+small) and only the calls that changed, since a worker with hundreds of calls up would otherwise
+serialise them all at every node one of them visits.
 """
 
 from __future__ import annotations
@@ -105,9 +108,11 @@ class Subscription:
     def __init__(self, model: SnapshotSource) -> None:
         self._model = model
         self._changed = asyncio.Event()  # the one pending notice
+        self._calls_changed: set[str] = set()  # the protocols of the calls changed since the last read
         self._ended = asyncio.Event()
 
-    def notify(self) -> None:
+    def notify(self, protocols: tuple[str, ...]) -> None:
+        self._calls_changed.update(protocols)
         self._changed.set()
 
     def end(self) -> None:
@@ -123,9 +128,18 @@ class Subscription:
 
     async def next(self) -> dict[str, Any]:
         """The snapshot once something changed since the last one read."""
+        await self._wait_change()
+        return self._model.snapshot()
+
+    async def next_changes(self) -> dict[str, Any]:
+        """What changed since the last read (`SnapshotSource.changes`), once something did."""
+        return self._model.changes(await self._wait_change())
+
+    async def _wait_change(self) -> set[str]:
         await self._changed.wait()
         self._changed.clear()
-        return self._model.snapshot()
+        changed, self._calls_changed = self._calls_changed, set()
+        return changed
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._iterate()
@@ -145,6 +159,11 @@ class SnapshotSource:
     def snapshot(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def changes(self, protocols: set[str]) -> dict[str, Any]:
+        """What a subscriber of changes is told after the calls `protocols` (and maybe the unit) changed:
+        the whole snapshot, unless the source can say less (`LiveModel.changes`)."""
+        return self.snapshot()
+
     def subscribe(self) -> Subscription:
         subscription = Subscription(self)
         self._subscribers.add(subscription)
@@ -153,9 +172,10 @@ class SnapshotSource:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
 
-    def _changed(self) -> None:
+    def _changed(self, *protocols: str) -> None:
+        """Something changed: the calls `protocols`, or else the unit's state."""
         for subscription in self._subscribers:
-            subscription.notify()
+            subscription.notify(protocols)
 
 
 class LiveModel(SnapshotSource):
@@ -192,17 +212,17 @@ class LiveModel(SnapshotSource):
             flow=flow,
             since=self._clock(),
         )
-        self._changed()
+        self._changed(protocol)
 
     def node_entered(self, protocol: str, flow: str, node: str) -> None:
         call = self._calls.get(protocol)
         if call is not None:
             call.flow, call.node, call.node_since = flow, node, self._clock()
-            self._changed()
+            self._changed(protocol)
 
     def call_ended(self, protocol: str) -> None:
         if self._calls.pop(protocol, None) is not None:
-            self._changed()
+            self._changed(protocol)
 
     # --- call backs ---------------------------------------------------------------------------------------
 
@@ -234,7 +254,15 @@ class LiveModel(SnapshotSource):
         if self._during_resync is not None:
             self._during_resync.append(event)
         if self._fold(event):
-            self._changed()
+            self._changed(*self._waiting_calls(event))
+
+    def _waiting_calls(self, event: Mapping[str, Any]) -> list[str]:
+        """The IVR calls whose queue a caller event may have changed: the one on its channel or call."""
+        if not str(event.get("Event", "")).startswith("QueueCaller"):
+            return []
+        uid = str(event.get("Uniqueid", ""))
+        ids = {uid, str(event.get("Linkedid") or self._channels.get(uid, uid))}
+        return [c.protocol for c in self._calls.values() if c.unique_id in ids or c.linked_id in ids]
 
     def _fold(self, event: Mapping[str, Any]) -> bool:
         """Apply one event; whether anything changed. Every branch sets or removes by key (see the module)."""
@@ -303,7 +331,7 @@ class LiveModel(SnapshotSource):
             self._during_resync = None
         self._synced, self._stale_since = True, None
         log.info("live model: resynchronised from AMI (%d queues, %d channels)", len(self._queues), len(self._channels))
-        self._changed()
+        self._changed(*self._calls)  # any call may be waiting in a queue, or no longer
 
     def _rebuild(self, status: list[Mapping[str, Any]], channels: list[Mapping[str, Any]]) -> None:
         now = self._clock()
@@ -329,25 +357,40 @@ class LiveModel(SnapshotSource):
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain data (strings, numbers, lists, dicts; moments in ISO 8601)."""
-        now = self._clock()
-        waiting_in = {
+        waiting_in = self._waiting_in()
+        calls = [self._call_view(c, waiting_in) for c in sorted(self._calls.values(), key=lambda c: c.since)]
+        return {**self._unit_view(), "calls": calls}
+
+    def changes(self, protocols: set[str]) -> dict[str, Any]:
+        """The unit's state whole and, under ``calls_changed``, the row of each call of `protocols` (None
+        for one that ended): a subscriber holding the last snapshot applies it to have the current one."""
+        waiting_in = self._waiting_in()
+        changed = {p: self._call_view(c, waiting_in) if (c := self._calls.get(p)) else None for p in protocols}
+        return {**self._unit_view(), "calls_changed": changed}
+
+    def _waiting_in(self) -> dict[str, str]:
+        """The queue each channel or call waits in, by Uniqueid and by Linkedid."""
+        return {
             key: name
             for name, q in self._queues.items()
             for w in q.waiting.values()
             for key in (w.unique_id, w.linked_id)
         }
-        calls = [
-            {
-                "protocol": c.protocol,
-                "caller": c.caller_masked,
-                "flow": c.flow,
-                "node": c.node,
-                "since": c.since.isoformat(),
-                "node_since": c.node_since.isoformat() if c.node_since else None,
-                "queue": waiting_in.get(c.unique_id) or waiting_in.get(c.linked_id),
-            }
-            for c in sorted(self._calls.values(), key=lambda c: c.since)
-        ]
+
+    @staticmethod
+    def _call_view(call: _IvrCall, waiting_in: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            "protocol": call.protocol,
+            "caller": call.caller_masked,
+            "flow": call.flow,
+            "node": call.node,
+            "since": call.since.isoformat(),
+            "node_since": call.node_since.isoformat() if call.node_since else None,
+            "queue": waiting_in.get(call.unique_id) or waiting_in.get(call.linked_id),
+        }
+
+    def _unit_view(self) -> dict[str, Any]:
+        now = self._clock()
         queues = {
             name: self._queue_view(self._queues.get(name, _Queue()), name, now)
             for name in sorted(self._queues.keys() | self._callbacks.keys())
@@ -360,7 +403,6 @@ class LiveModel(SnapshotSource):
                 "synced": self._synced,
                 "stale_since": self._stale_since.isoformat() if self._stale_since else None,
             },
-            "calls": calls,
             "queues": queues,
             "channels": len(self._channels),
             "flows": [self._flows_version] if self._flows_version else [],  # the versions new calls take
@@ -385,6 +427,8 @@ class LiveModel(SnapshotSource):
 
 #: What a client writes to the live socket, after the first snapshot, to be kept told of each change.
 SUBSCRIBE = b'{"subscribe": true}\n'
+#: ... to be told what changed instead (`LiveModel.changes`): the supervisor following its workers.
+SUBSCRIBE_CHANGES = b'{"subscribe": "changes"}\n'
 #: A subscriber hears at least this often (a keepalive line when nothing changed), so a hung unit shows.
 KEEPALIVE_S = 5.0
 #: A subscriber is told at most one snapshot per this interval; changes meanwhile are coalesced into the
@@ -397,23 +441,33 @@ _KEEPALIVE = b'{"keepalive": true}\n'
 
 
 class MergedSnapshots(SnapshotSource):
-    """The snapshot of a unit run as several worker processes (``ivr serve --workers``), from each worker's
-    latest (`set`). Calls are each worker's own, so all are listed. Queues, channels and call backs owed
-    are the unit's, read alike by every worker (its AMI connection, the store): they are taken from one
-    worker, one whose AMI is synced if any, never added up."""
+    """The snapshot of a unit run as several worker processes (``ivr serve --workers``), from what each
+    worker told (`set`). Calls are each worker's own, so all are listed. Queues, channels and call backs
+    owed are the unit's, read alike by every worker (its AMI connection, the store): they are taken from
+    one worker, one whose AMI is synced if any, never added up."""
 
     def __init__(self, clock: Clock) -> None:
         super().__init__()
         self._clock = clock
-        self._workers: dict[int, dict[str, Any]] = {}
+        self._workers: dict[int, dict[str, Any]] = {}  # each one's last told, its calls by protocol
 
-    def set(self, worker: int, snapshot: dict[str, Any] | None) -> None:
-        """Worker `worker`'s latest snapshot, or None while it does not answer (its calls are not shown)."""
-        if snapshot is None:
+    def set(self, worker: int, told: dict[str, Any] | None) -> None:
+        """What worker `worker` told: a snapshot, what changed since (`LiveModel.changes`), or None while
+        it does not answer (its calls are not shown)."""
+        if told is None:
             if self._workers.pop(worker, None) is None:
                 return
+        elif "calls_changed" in told:
+            state = self._workers[worker]  # a worker's first line is its snapshot (`serve_snapshots`)
+            calls: dict[str, Any] = state["calls"]
+            for protocol, row in told.pop("calls_changed").items():
+                if row is None:
+                    calls.pop(protocol, None)
+                else:
+                    calls[protocol] = row
+            state.update(told)
         else:
-            self._workers[worker] = snapshot
+            self._workers[worker] = {**told, "calls": {c["protocol"]: c for c in told["calls"]}}
         self._changed()
 
     def snapshot(self) -> dict[str, Any]:
@@ -423,7 +477,7 @@ class MergedSnapshots(SnapshotSource):
             return {"at": now, "ami": {"connected": False, "synced": False, "stale_since": now}, "calls": [],
                     "queues": {}, "channels": 0, "flows": [], "workers": 0}  # fmt: skip
         unit = next((s for s in answering if s["ami"]["synced"]), answering[0])
-        calls = sorted((c for s in answering for c in s["calls"]), key=lambda c: str(c["since"]))
+        calls = sorted((c for s in answering for c in s["calls"].values()), key=lambda c: str(c["since"]))
         flows = sorted({version for s in answering for version in s.get("flows", [])})  # two while reloading
         return {**unit, "at": self._clock().isoformat(), "calls": calls, "flows": flows, "workers": len(answering)}
 
@@ -433,8 +487,8 @@ async def follow_worker(merged: MergedSnapshots, worker: int, path: Path, *, ret
     until cancelled: while it does not answer, its calls are left out."""
     while True:  # until the supervisor cancels it
         try:
-            async for snapshot in watch_snapshots(path, KEEPALIVE_S * 2):
-                merged.set(worker, snapshot)
+            async for told in watch_snapshots(path, KEEPALIVE_S * 2, changes=True):
+                merged.set(worker, told)
         except (OSError, TimeoutError, ValueError):
             pass  # not started yet, restarting, or gone: said by leaving its calls out
         merged.set(worker, None)
@@ -445,8 +499,9 @@ async def follow_worker(merged: MergedSnapshots, worker: int, path: Path, *, ret
 async def serve_snapshots(path: Path, live: SnapshotSource) -> AsyncIterator[bool]:
     """A Unix socket (only this user may open it) for `ivr live` and the web console; yields whether it
     listens. Each connection gets one JSON snapshot line at once; a client that then writes `SUBSCRIBE`
-    gets a line after each change (coalesced: the latest state) and a keepalive line when quiet. Nothing on
-    the network, and nothing in it but masked caller numbers."""
+    gets a line after each change (coalesced: the latest state), one that writes `SUBSCRIBE_CHANGES` a line
+    of what changed, and a keepalive line when quiet. Nothing on the network, and nothing in it but masked
+    caller numbers."""
 
     connections: dict[asyncio.StreamWriter, Subscription] = {}
 
@@ -458,8 +513,8 @@ async def serve_snapshots(path: Path, live: SnapshotSource) -> AsyncIterator[boo
                 await writer.drain()
                 async with asyncio.timeout(_REQUEST_WAIT_S):
                     request = await reader.readline()
-                if request == SUBSCRIBE:
-                    await _tell_changes(connections[writer], writer)
+                if request in (SUBSCRIBE, SUBSCRIBE_CHANGES):
+                    await _tell_changes(connections[writer], writer, only_changes=request == SUBSCRIBE_CHANGES)
             finally:
                 live.unsubscribe(connections.pop(writer))
         writer.close()
@@ -482,13 +537,14 @@ async def serve_snapshots(path: Path, live: SnapshotSource) -> AsyncIterator[boo
             subscription.end()  # wakes its handler, which finds the connection closing and returns
 
 
-async def _tell_changes(subscription: Subscription, writer: asyncio.StreamWriter) -> None:
-    """Until the client or the server goes: the snapshot after each change (at most one per
-    `TELL_INTERVAL_S`), a keepalive after `KEEPALIVE_S` of quiet."""
+async def _tell_changes(subscription: Subscription, writer: asyncio.StreamWriter, *, only_changes: bool) -> None:
+    """Until the client or the server goes: the snapshot (or what changed) after each change, at most
+    once per `TELL_INTERVAL_S`; a keepalive after `KEEPALIVE_S` of quiet."""
     while True:
         try:
             async with asyncio.timeout(KEEPALIVE_S):
-                line = json.dumps(await subscription.next()).encode() + b"\n"
+                told = await (subscription.next_changes() if only_changes else subscription.next())
+            line = json.dumps(told).encode() + b"\n"
         except TimeoutError:
             line = _KEEPALIVE
         if writer.is_closing():
@@ -511,14 +567,15 @@ async def read_snapshot(path: Path, timeout_s: float) -> dict[str, Any]:
     return _snapshot(line)
 
 
-async def watch_snapshots(path: Path, timeout_s: float) -> AsyncIterator[dict[str, Any]]:
-    """The unit's snapshot now, then after each of its changes, for as long as the unit answers (the web
-    console's live page). Raises OSError or TimeoutError when no unit answers, or it falls silent for
-    `timeout_s` (it sends a keepalive every `KEEPALIVE_S`); ValueError for a line that is not a snapshot."""
+async def watch_snapshots(path: Path, timeout_s: float, *, changes: bool = False) -> AsyncIterator[dict[str, Any]]:
+    """The unit's snapshot now, then after each of its changes (with `changes`, what changed: see
+    `MergedSnapshots.set`), for as long as the unit answers (the web console's live page). Raises OSError
+    or TimeoutError when no unit answers, or it falls silent for `timeout_s` (it sends a keepalive every
+    `KEEPALIVE_S`); ValueError for a line that is not a snapshot."""
     async with asyncio.timeout(timeout_s):
         reader, writer = await asyncio.open_unix_connection(str(path))
     try:
-        writer.write(SUBSCRIBE)
+        writer.write(SUBSCRIBE_CHANGES if changes else SUBSCRIBE)
         await writer.drain()
         while True:  # until the unit goes (the read fails) or the consumer stops iterating
             async with asyncio.timeout(timeout_s):

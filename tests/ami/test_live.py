@@ -219,7 +219,38 @@ async def test_the_supervisors_socket_shows_every_workers_calls_and_the_unit_onc
         assert [c["protocol"] for c in snapshot["calls"]] == ["202600000017", "202600000025"]
         assert snapshot["queues"]["billing"]["callbacks_pending"] == 2  # the unit's, not added up
         assert (await read_snapshot(tmp_path / "live.sock", WAIT_S))["calls"] == snapshot["calls"]
+        # Workers tell their supervisor only what changed: a call's new node, a call gone.
+        workers[0].node_entered("202600000017", "main", "type_ticket_number")
+        workers[1].call_ended("202600000025")
+        async with asyncio.timeout(WAIT_S):
+            while [(c["protocol"], c["node"]) for c in (await anext(updates))["calls"]] != [
+                ("202600000017", "type_ticket_number")
+            ]:
+                pass
         await updates.aclose()
+
+
+async def test_a_subscriber_of_changes_is_told_only_the_calls_that_changed(tmp_path: Path) -> None:
+    """The supervisor follows its workers so: re-telling every call at each node one of them visits cost
+    a worker with hundreds of calls up more CPU than the calls. A call waiting in a queue is a change."""
+    model = LiveModel(ManualClock(T0))
+    for n in range(50):
+        model.call_started(f"2026{n:08d}", CallInfo(caller_id="31988776655", unique_id=f"ivr-{n}"), "main")
+    async with serve_snapshots(tmp_path / "live.sock", model):
+        told = aiter(watch_snapshots(tmp_path / "live.sock", WAIT_S, changes=True))
+        assert len((await anext(told))["calls"]) == 50  # the snapshot at once
+        model.node_entered("202600000007", "main", "main_menu")
+        model.call_ended("202600000008")
+        async with asyncio.timeout(WAIT_S):
+            changed = (await anext(told))["calls_changed"]
+        assert changed.keys() == {"202600000007", "202600000008"}
+        assert changed["202600000007"]["node"] == "main_menu" and changed["202600000008"] is None
+        model.apply({"Event": "QueueCallerJoin", "Queue": "billing", "Uniqueid": "ivr-9", "Linkedid": "ivr-9"})
+        async with asyncio.timeout(WAIT_S):
+            update = await anext(told)
+        assert [(p, row["queue"]) for p, row in update["calls_changed"].items()] == [("202600000009", "billing")]
+        assert update["queues"]["billing"]["waiting"] == 1  # the unit's state, whole
+        await told.aclose()
 
 
 async def test_a_burst_of_changes_is_told_as_a_few_snapshots_the_last_one_whole(tmp_path: Path) -> None:
