@@ -117,3 +117,26 @@ def test_the_shipped_flows_load() -> None:
         assert load_flow(path).nodes
 
 
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "    play: &w welcome",  # after a key
+        "    play: [&w welcome]",  # in a flow sequence
+        "    play: {prompt: *w}",  # a flow mapping's value
+        "    play: [a,*w]",  # after a comma, no space
+        "    play:\n      - *w",  # a block sequence item
+    ],
+)
+def test_an_anchor_or_alias_is_refused_wherever_yaml_lets_one_start(written: str) -> None:
+    text = GOOD.replace("    play: welcome", written)
+    assert any("YAML a" in problem for problem in problems_of(text)), text  # anchor or alias named
+
+
+def test_a_text_parsed_again_is_the_same_flow_and_a_changed_one_is_parsed_anew() -> None:
+    first = parse_flow(GOOD, Path("flows/demo.yaml"))
+    assert parse_flow(GOOD, Path("flows/demo.yaml")) is first  # read again at each check, reload, test
+    changed = parse_flow(GOOD.replace("hangup: goodbye", "hangup: bye"), Path("flows/demo.yaml"))
+    assert changed.version != first.version
+    assert parse_flow(GOOD, Path("flows/other.yaml")).source == Path("flows/other.yaml")
