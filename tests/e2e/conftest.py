@@ -8,6 +8,7 @@ fails the tests, never skips them, when it cannot start. Everything it starts it
 
 Fixtures:
   asterisk        session: E2EAsterisk (settings, instance, call(script) -> CallResult)
+  sessions        session: a lock file every e2e session holds shared; a `solo` test holds it alone
   agi             FastAgiStub listening on the instance's FastAGI port (next_session())
   ami             Ami logged in to the instance (action(), wait_event())
   queue_agent     a queue member (Local channel that answers) in the fallback queue while the test runs
@@ -31,6 +32,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 from pydantic import SecretStr
@@ -167,15 +169,14 @@ def discard(instance: Instance) -> None:
 
 
 @contextmanager
-def root_lock(root: Path) -> Iterator[None]:
-    """Held while a session picks its ports, provisions and starts its Asterisk, so that sessions starting
-    together (the shards) take turns: one's Asterisk has bound its ports before the next picks its own,
-    and the root's shared files are written by one at a time."""
-    path = root.with_name(root.name + ".e2e.lock")  # beside the root: debootstrap must find no root yet
+def root_lock(root: Path, purpose: str, operation: int) -> Iterator[TextIO]:
+    """A lock file of the e2e sessions sharing `root` (beside it: debootstrap must find no root yet), held
+    with `operation` (fcntl.LOCK_SH or LOCK_EX) until the block ends."""
+    path = root.with_name(f"{root.name}.e2e-{purpose}.lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield  # closing the file releases the lock
+        fcntl.flock(lock, operation)
+        yield lock  # closing the file releases the lock
 
 
 def provision(settings: Settings, layout: Layout, extra: dict[str, str]) -> None:
@@ -190,11 +191,31 @@ def provision(settings: Settings, layout: Layout, extra: dict[str, str]) -> None
 
 
 @pytest.fixture(scope="session")
-def asterisk(pytestconfig: pytest.Config) -> Iterator[E2EAsterisk]:
+def sessions() -> Iterator[TextIO]:
+    """Held shared by each e2e session while it runs, so that a `solo` test can wait for the others to end."""
+    with root_lock(load_settings().asterisk_root, "sessions", fcntl.LOCK_SH) as lock:
+        yield lock
+
+
+@pytest.fixture(autouse=True)
+def _solo(request: pytest.FixtureRequest) -> None:
+    """A `solo` test waits until no other e2e session runs, and keeps it so until its own session ends (the
+    shards run it last)."""
+    if request.node.get_closest_marker("solo"):
+        started = time.monotonic()
+        fcntl.flock(request.getfixturevalue("sessions"), fcntl.LOCK_EX)
+        _timings.append(("  solo: waited for the other sessions", time.monotonic() - started))
+
+
+@pytest.fixture(scope="session")
+def asterisk(pytestconfig: pytest.Config, sessions: TextIO) -> Iterator[E2EAsterisk]:
+    """The session's Asterisk. Sessions pick their ports, provision and start their Asterisk in turn: one's
+    Asterisk has bound its ports before the next picks its own, and the root's shared files are written
+    by one at a time."""
     layout = Layout.private(f"e2e-{os.getpid()}-{secrets.token_hex(3)}")
     root = load_settings().asterisk_root
     instance = Instance(root, layout)
-    with root_lock(root):
+    with root_lock(root, "start", fcntl.LOCK_EX):
         started = time.monotonic()
         try:
             reap_stale_instances(root)

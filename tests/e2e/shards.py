@@ -5,6 +5,9 @@ take about 1/N of the time.
 A shard takes whole modules: their tests share module fixtures (an IVR, calls placed at once for several
 tests) and may rely on running in order. Modules go to the shard with the least work so far, longest first,
 by MODULE_SECONDS: the same collection gives every session the same split, so each test runs in exactly one.
+
+A `solo` test (twenty calls at once) needs most of the machine: it waits until the other shards are done
+(tests/e2e/conftest.py), so a shard runs its solo tests last, and their time adds to whichever shard has them.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-#: Seconds each module takes (a two-shard run's `--durations`, setup and teardown included): for balance
-#: only, so a stale figure costs time, never a test. A module missing here counts as DEFAULT_SECONDS.
+#: Seconds each module takes, its solo tests left out (a two-shard run's `--durations`, setup and teardown
+#: included): for balance only, so a stale figure costs time, never a test. A module missing here counts as
+#: DEFAULT_SECONDS.
 MODULE_SECONDS = {
-    "test_calls.py": 335,
+    "test_calls.py": 271,  # and 64 s solo
     "test_callbacks.py": 133,
     "test_callback_faults.py": 112,
     "test_journeys.py": 98,
