@@ -113,3 +113,17 @@ def test_a_call_ended_by_asterisk_reads_back_as_such() -> None:
     result = sipp._outcome(0, HUNG_UP_BY_ASTERISK_LOG, "", 2.5)
     assert result.ok and result.answered and result.hung_up_by == "asterisk"
     assert result.summary() == "call answered, hung up by asterisk after 2.5 s, as scripted"
+
+
+def test_calls_placed_together_never_share_a_media_port() -> None:
+    """Twenty calls placed at once pick their media ports before any SIPp binds them: SIPp binds four from
+    the base, so one block starting inside another made a SIPp fail to bind its video RTP port."""
+    picked: list[int] = []
+    try:
+        for _ in range(100):
+            picked.append(sipp._free_media_port())
+            sipp._media_ports_in_use.add(picked[-1])  # as _run_sipp does until its SIPp ends
+        ports = [base + offset for base in picked for offset in range(4)]
+        assert len(set(ports)) == len(ports)
+    finally:
+        sipp._media_ports_in_use.difference_update(picked)

@@ -1,11 +1,14 @@
 """End-to-end harness: one real Asterisk 22 for the whole session, SIPp callers, FastAGI and AMI.
 
-The session's Asterisk is a private instance on free loopback ports (its own etc/run/log directories
-in the shared root), so it runs beside a developer's `ivr asterisk up` without touching it. It fails
-the tests, never skips them, when it cannot start. Everything it starts it stops.
+The session's Asterisk is a private instance on free loopback ports (its own etc/run/log/spool
+directories in the shared root, RECORD FILE's directory among them), so it runs beside a developer's
+`ivr asterisk up` and beside other sessions (the shards of `--e2e-shard`, tests/e2e/shards.py) without
+touching them; the root's shared files (prompts, sounds) are left alone while another session is up. It
+fails the tests, never skips them, when it cannot start. Everything it starts it stops.
 
 Fixtures:
   asterisk        session: E2EAsterisk (settings, instance, call(script) -> CallResult)
+  sessions        session: a lock file every e2e session holds shared; a `solo` test holds it alone
   agi             FastAgiStub listening on the instance's FastAGI port (next_session())
   ami             Ami logged in to the instance (action(), wait_event())
   queue_agent     a queue member (Local channel that answers) in the fallback queue while the test runs
@@ -18,6 +21,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import shutil
@@ -28,6 +32,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 from pydantic import SecretStr
@@ -43,6 +48,7 @@ from ivr.voice.catalogue import Catalogue
 from . import fastagi
 from .ami import Ami
 from .ivr_process import IvrProcess
+from .shards import WHOLE, Shard
 from .store import StoreReader
 
 #: Agents' SIP phones (SIPp answering, each on a loopback address of its own): queue member PJSIP/agent-<name>.
@@ -83,6 +89,9 @@ def harness_manager(settings: Settings) -> str:
     )
 
 
+#: Where Layout.private puts the instances, in the root.
+INSTANCES = "srv/sac-ivr"
+
 _timings: list[tuple[str, float]] = []
 RecordTiming = Callable[[str, float], None]
 
@@ -118,59 +127,116 @@ def free_port(kind: socket.SocketKind) -> int:
         return int(sock.getsockname()[1])
 
 
-def e2e_settings() -> Settings:
-    """The settings with free loopback ports for a private Asterisk (also bench/capacity_calls.py's)."""
+def e2e_settings(layout: Layout | None = None, shard: Shard = WHOLE) -> Settings:
+    """The settings with free loopback ports for a private Asterisk (also bench/capacity_calls.py's); with
+    `layout`, RECORD FILE writes in that instance's spool (a test counting the files left sees its own
+    calls' only), and a `shard` takes its share of the RTP port range."""
     base = load_settings()
     udp, tcp = socket.SOCK_DGRAM, socket.SOCK_STREAM
     agents = [AgentPhone(name=name, address=address, port=free_port(udp)) for name, address in AGENT_PHONES.items()]
+    rtp_start, rtp_end = shard.share(base.sip.rtp_start, base.sip.rtp_end)
+    recordings = f"{layout.spool}/sac-recordings" if layout else base.asterisk.recordings_dir_in_asterisk
     return base.model_copy(
         update={
-            "sip": base.sip.model_copy(update={"port": free_port(udp), "sbc_port": free_port(udp), "agents": agents}),
+            "sip": base.sip.model_copy(
+                update={"port": free_port(udp), "sbc_port": free_port(udp), "agents": agents,
+                        "rtp_start": rtp_start, "rtp_end": rtp_end}
+            ),  # fmt: skip
             "ami": base.ami.model_copy(
                 update={"port": free_port(tcp), "secret": SecretStr(secrets.token_urlsafe(16))}
             ),
             "agi": base.agi.model_copy(
                 update={"port": free_port(tcp), "secret": SecretStr(secrets.token_urlsafe(16))}
             ),
+            "asterisk": base.asterisk.model_copy(update={"recordings_dir_in_asterisk": recordings}),
         }
     )
 
 
 def reap_stale_instances(root: Path) -> None:
     """Stop and remove instances left by test sessions that died (their pid is in the name)."""
-    for path in sorted((root / "srv/sac-ivr").glob("e2e-*")):
+    for path in sorted((root / INSTANCES).glob("e2e-*")):
         owner = path.name.split("-")[1]
         if owner.isdigit() and not Path(f"/proc/{owner}").exists():
-            Instance(root, Layout.private(path.name)).stop()
-            shutil.rmtree(path)
+            discard(Instance(root, Layout.private(path.name)))
+
+
+def discard(instance: Instance) -> None:
+    """Stop the instance and remove its directories."""
+    instance.stop()
+    if (directory := instance.host_path(instance.layout.etc).parent).exists():
+        shutil.rmtree(directory)
+
+
+@contextmanager
+def root_lock(root: Path, purpose: str, operation: int) -> Iterator[TextIO]:
+    """A lock file of the e2e sessions sharing `root` (beside it: debootstrap must find no root yet), held
+    with `operation` (fcntl.LOCK_SH or LOCK_EX) until the block ends."""
+    path = root.with_name(f"{root.name}.e2e-{purpose}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as lock:
+        fcntl.flock(lock, operation)
+        yield lock  # closing the file releases the lock
+
+
+def provision(settings: Settings, layout: Layout, extra: dict[str, str]) -> None:
+    """Our configuration in `layout`, and the root's shared files (prompts, hold music) unless another
+    session's Asterisk is up: that session put them in place, and replacing them would take prompts away
+    from under its calls."""
+    if any((settings.asterisk_root / INSTANCES).glob("e2e-*")):  # live ones only, once reaped
+        asterisk_root.install_config(settings, layout, extra)
+        settings.recordings_path.mkdir()
+    else:
+        asterisk_root.provision(settings, layout, extra=extra)
 
 
 @pytest.fixture(scope="session")
-def asterisk() -> Iterator[E2EAsterisk]:
-    settings = e2e_settings()
-    reap_stale_instances(settings.asterisk_root)
+def sessions() -> Iterator[TextIO]:
+    """Held shared by each e2e session while it runs, so that a `solo` test can wait for the others to end."""
+    with root_lock(load_settings().asterisk_root, "sessions", fcntl.LOCK_SH) as lock:
+        yield lock
+
+
+@pytest.fixture(autouse=True)
+def _solo(request: pytest.FixtureRequest) -> None:
+    """A `solo` test waits until no other e2e session runs, and keeps it so until its own session ends (the
+    shards run it last)."""
+    if request.node.get_closest_marker("solo"):
+        started = time.monotonic()
+        fcntl.flock(request.getfixturevalue("sessions"), fcntl.LOCK_EX)
+        _timings.append(("  solo: waited for the other sessions", time.monotonic() - started))
+
+
+@pytest.fixture(scope="session")
+def asterisk(pytestconfig: pytest.Config, sessions: TextIO) -> Iterator[E2EAsterisk]:
+    """The session's Asterisk. Sessions pick their ports, provision and start their Asterisk in turn: one's
+    Asterisk has bound its ports before the next picks its own, and the root's shared files are written
+    by one at a time."""
     layout = Layout.private(f"e2e-{os.getpid()}-{secrets.token_hex(3)}")
-    instance = Instance(settings.asterisk_root, layout)
-    started = time.monotonic()
-    try:
-        voice = settings.voice
-        built = build_prompts(  # incremental: only prompts whose text changed are synthesised again
-            Catalogue.load(settings.prompts_dir), settings.prompts_dir,
-            voice=voice.espeak_voice, words_per_minute=voice.words_per_minute, workers=voice.build_workers,
-        )  # fmt: skip
-        _timings.append((f"prompts build ({len(built.built)} built)", built.seconds))
-        extra = {"extensions_local.conf": TEST_EXTENSIONS, "manager_local.conf": harness_manager(settings)}
-        asterisk_root.provision(settings, layout, extra=extra)
-        instance.start()
-    except Exception as exc:  # noqa: BLE001 - any reason is reported, and the session fails, never skips
-        instance.stop()
-        pytest.fail(f"cannot provision/start Asterisk for the e2e tests: {exc}", pytrace=False)
-    _timings.append(("Asterisk provision + start", time.monotonic() - started))
+    root = load_settings().asterisk_root
+    instance = Instance(root, layout)
+    with root_lock(root, "start", fcntl.LOCK_EX):
+        started = time.monotonic()
+        try:
+            reap_stale_instances(root)
+            settings = e2e_settings(layout, pytestconfig.getoption("e2e_shard"))
+            voice = settings.voice
+            built = build_prompts(  # incremental: only prompts whose text changed are synthesised again
+                Catalogue.load(settings.prompts_dir), settings.prompts_dir,
+                voice=voice.espeak_voice, words_per_minute=voice.words_per_minute, workers=voice.build_workers,
+            )  # fmt: skip
+            _timings.append((f"prompts build ({len(built.built)} built)", built.seconds))
+            extra = {"extensions_local.conf": TEST_EXTENSIONS, "manager_local.conf": harness_manager(settings)}
+            provision(settings, layout, extra)
+            instance.start()
+        except Exception as exc:  # noqa: BLE001 - any reason is reported, and the session fails, never skips
+            discard(instance)  # another session must not take it for one up, whose files are in place
+            pytest.fail(f"cannot provision/start Asterisk for the e2e tests: {exc}", pytrace=False)
+        _timings.append(("Asterisk provision + start", time.monotonic() - started))
     try:
         yield E2EAsterisk(settings, instance)
     finally:
-        instance.stop()
-        shutil.rmtree(instance.host_path(layout.etc).parent)
+        discard(instance)
 
 
 @pytest.fixture

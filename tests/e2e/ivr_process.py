@@ -109,6 +109,8 @@ class IvrProcess:
             IVR_AGI__DRAIN_TIMEOUT_S="3",
             IVR_AMI__PORT=str(s.ami.port),
             IVR_AMI__SECRET=s.ami.secret.get_secret_value(),
+            IVR_ASTERISK__RECORDINGS_DIR_IN_ASTERISK=s.asterisk.recordings_dir_in_asterisk,  # the instance's own
+            IVR_METRICS__PORT="0",  # a free port: units run side by side (two in a test, one per shard)
             IVR_STORE__EVENT_FLUSH_INTERVAL_S="0.2",  # rows reach the store sooner: shorter waits
         )
         env.update(self.extra_env)
