@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import csv
 import dataclasses
+import fcntl
 import os
 import resource
 import secrets
@@ -61,7 +62,7 @@ from ivr.asterisk.instance import Instance
 from ivr.asterisk.timing import MARGIN_S
 from ivr.config import Settings, StoreSettings
 from ivr.store.seed import KNOWN_CALLER
-from tests.e2e.conftest import e2e_settings, reap_stale_instances
+from tests.e2e.conftest import e2e_settings, reap_stale_instances, root_lock
 from tests.e2e.ivr_process import IvrProcess
 from tests.e2e.scripts import (
     TECHNICAL_TICKET,
@@ -491,21 +492,25 @@ class Bench:
 @contextmanager
 def private_asterisk(settings: Settings) -> Iterator[Instance]:
     """A private instance (named as the e2e ones are, so a dead bench's is reaped too) with app_read
-    loaded for the ceiling; stopped and removed at the end."""
+    loaded for the ceiling; stopped and removed at the end. It holds the e2e sessions' lock alone (as a
+    `solo` e2e test does) meanwhile: provisioning replaces the root's shared prompts, which a running e2e
+    session's calls play, and the figures need the machine to themselves anyway."""
     root = settings.asterisk_root
-    reap_stale_instances(root)
-    layout = conf.Layout.private(f"e2e-{os.getpid()}-capacity-{secrets.token_hex(2)}")
-    instance = Instance(root, layout)
-    secrets_ = asterisk_root.ami_secret(settings), asterisk_root.agi_secret(settings)
-    modules = conf.render(settings, layout, *secrets_, asterisk_root.MOH_DIR, asterisk_root.modules_dir(root))
-    modules = modules["modules.conf"]
-    try:
-        asterisk_root.provision(settings, layout, extra={"modules.conf": modules + "load = app_read.so\n"})
-        instance.start()
-        yield instance
-    finally:
-        instance.stop()
-        shutil.rmtree(instance.host_path(layout.etc).parent, ignore_errors=True)
+    print("waiting for any e2e session sharing the Asterisk root to end", flush=True)
+    with root_lock(root, "sessions", fcntl.LOCK_EX):
+        reap_stale_instances(root)
+        layout = conf.Layout.private(f"e2e-{os.getpid()}-capacity-{secrets.token_hex(2)}")
+        instance = Instance(root, layout)
+        secrets_ = asterisk_root.ami_secret(settings), asterisk_root.agi_secret(settings)
+        modules = conf.render(settings, layout, *secrets_, asterisk_root.MOH_DIR, asterisk_root.modules_dir(root))
+        modules = modules["modules.conf"]
+        try:
+            asterisk_root.provision(settings, layout, extra={"modules.conf": modules + "load = app_read.so\n"})
+            instance.start()
+            yield instance
+        finally:
+            instance.stop()
+            shutil.rmtree(instance.host_path(layout.etc).parent, ignore_errors=True)
 
 
 @asynccontextmanager

@@ -1,8 +1,9 @@
-"""The store's engine and its two ways in: `Store.read(fn)` and `Store.write(fn)`.
+"""The store's engine and its ways in: `Store.read(fn)` and `Store.write(fn)`, and `Store.lookup(fn)` for
+a call's point reads.
 
-Both take a *synchronous* function of an ORM `Session` and run it inside one transaction, so no
-caller code can await something else (a prompt, a back-end) while a transaction is open: the write
-lock is held only for the database work itself.
+Each takes a *synchronous* function (of an ORM `Session`; of a `Connection` for lookups) and runs it inside
+one transaction, so no caller code can await something else (a prompt, a back-end) while a transaction is
+open: the write lock is held only for the database work itself.
 
 SQLite (the default) needs care under asyncio. pysqlite's implicit deferred ``BEGIN`` lets two
 connections read the same row and both write it (a lost update; 20 concurrent read-then-write
