@@ -281,11 +281,12 @@ async def live_events(request: web.Request) -> web.StreamResponse:
                         break
                     announcements = await _announcements(console)
                     next_poll = clock() + poll_s
-                down = "" if feed.snapshot else LIVE_DOWN
-                versions = feed.snapshot.get("flows") if feed.snapshot else None
+                snapshot = feed.snapshot  # read once: the feed may change while the history is read below
+                down = "" if snapshot else LIVE_DOWN
+                versions = snapshot.get("flows") if snapshot else None
                 if polled or versions != serving_of:
-                    serving, serving_of = await asyncio.to_thread(_serving, console, feed.snapshot), versions
-                state = {"unit": feed.snapshot, "down": down, "announcements": announcements, "serving": serving}
+                    serving, serving_of = await asyncio.to_thread(_serving, console, snapshot), versions
+                state = {"unit": snapshot, "down": down, "announcements": announcements, "serving": serving}
                 payload = json.dumps(state, ensure_ascii=False, sort_keys=True)
                 if payload != last:
                     await response.write(f"data: {payload}\n\n".encode())
