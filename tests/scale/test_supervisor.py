@@ -42,3 +42,34 @@ def test_the_port_is_refused_while_another_server_listens_on_it() -> None:
     with supervisor.reserve_port("127.0.0.1", 0) as reserved, socket.socket() as worker:
         worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         worker.bind(reserved.getsockname())  # a worker joins the reserved port
+
+
+@pytest.mark.parametrize(("argv", "uvloop_expected"), [(["serve", "--workers", "1"], True), (["live"], False)])
+def test_ivr_serve_answers_its_calls_on_uvloop(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: list[str], uvloop_expected: bool
+) -> None:
+    """The call path runs on libuv's loop (its transports in C cost the IVR less CPU per call); the other
+    commands keep asyncio's own."""
+    import uvloop
+
+    from ivr import app, cli
+    from ivr.cli import live, serve
+    from ivr.config import settings
+
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def record_loop(*_args: object) -> int:
+        loops.append(asyncio.get_running_loop())
+        return 0
+
+    monkeypatch.setenv("IVR_VAR_DIR", str(tmp_path))
+    settings.cache_clear()
+    monkeypatch.setattr(app, "serve", record_loop)
+    monkeypatch.setattr(serve, "tune_gc", lambda: None)  # not this test process's collector
+    monkeypatch.setattr(live, "_live", record_loop)
+    try:
+        assert cli.main(argv) == 0
+    finally:
+        settings.cache_clear()
+    assert len(loops) == 1
+    assert isinstance(loops[0], uvloop.Loop) is uvloop_expected

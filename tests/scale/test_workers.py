@@ -55,6 +55,11 @@ async def test_two_workers_share_the_port_reload_restart_and_drain(tmp_path: Pat
         await unit.start()
         await unit.logged(r"FastAGI listening on", WORKERS)
         metrics = [m[1] for m in await unit.logged(_METRICS, WORKERS)]
+        # The supervisor finds a worker's live socket within its retry interval of the worker listening.
+        async with asyncio.timeout(5):
+            async for snapshot in watch_snapshots(var_dir / "live.sock", 5):
+                if snapshot["workers"] == WORKERS:
+                    break
 
         callers += [Caller(n, script) for n in range(1, CALLS + 1)]
         await asyncio.gather(*(place_call(unit.port, c) for c in callers))
