@@ -48,7 +48,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asterisk_side import AGI_KEY, MAIN_MENU_MISSING, Caller, Script, header, split_command, ticket_status_then_agent
+from asterisk_side import (
+    AGI_KEY,
+    MAIN_MENU_MISSING,
+    Caller,
+    Script,
+    header,
+    plays,
+    split_command,
+    ticket_status_then_agent,
+)
 
 from ivr.config import HoldSettings, Settings
 
@@ -309,7 +318,7 @@ def at_queue(line: str) -> bool:
 
 
 def at_main_menu(line: str) -> bool:
-    return line.startswith("STREAM FILE") and '/main_menu"' in line
+    return plays(line, "main_menu")
 
 
 @dataclass
@@ -426,7 +435,7 @@ class Run:
     def heard(self, prompt: str) -> int:
         """Calls that heard `prompt` (e.g. the hold prompt of a slow operation)."""
         return sum(
-            any(line.startswith("STREAM FILE") and f'/{prompt}"' in line for line, _ in r.transcript)
+            any(plays(line, prompt) for line, _ in r.transcript)
             for r in self.records
         )
 

@@ -9,6 +9,9 @@ What res_agi does that is copied here (res_agi.c, Asterisk 22):
 * ``STREAM FILE <file> <escape digits>``: ``200 result=0 endpos=<samples>`` when played to the end,
   ``result=<ASCII code>`` when a key in the escape digits stopped it; a missing file is
   ``200 result=-1 endpos=0`` with no HANGUP after it.
+* ``EXEC Background <a&b&c[,p]>``: the files in turn; ``result=<ASCII code>`` when a key stopped one
+  (with ``p`` keys are ignored), else ``result=0``; a missing file stops it with ``BACKGROUNDSTATUS``
+  set to ``FAILED`` (res_agi's EXEC keeps Background from jumping to the key's extension).
 * ``WAIT FOR DIGIT``: ``result=<ASCII code>``, or ``result=0`` at the time-out. Keys typed ahead (during
   an earlier prompt) are read first, like Asterisk's DTMF queue on the channel.
 * ``RECORD FILE``: ``result=<ASCII code> (dtmf)`` when a key ends it; this caller never speaks, so
@@ -51,6 +54,8 @@ AGENT = "PJSIP/agent-7001"
 DEAD_CHANNEL = "511 Command Not Permitted on a dead channel or intercept routine"
 #: res_agi reports how far a file played, in 8 kHz samples (one second here).
 PLAYED = 8000
+#: The keys that stop an interruptible Background (AST_DIGIT_ANY).
+ANY_KEY = "0123456789*#ABCD"
 
 _ARGUMENT = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
 _ESCAPED = re.compile(r"\\(.)")
@@ -155,6 +160,16 @@ def unique_id(n: int) -> str:
     return f"1764070000.{n}"
 
 
+def plays(line: str, prompt: str) -> bool:
+    """Whether the command line plays `prompt` (alone with STREAM FILE, or among Background's files)."""
+    command, args = split_command(line)
+    if command == "STREAM FILE" and args:
+        return args[0].endswith(f"/{prompt}")
+    if command == "EXEC" and args[:1] == ["Background"] and len(args) > 1:
+        return any(path.endswith(f"/{prompt}") for path in args[1].partition(",")[0].split("&"))
+    return False
+
+
 def split_command(line: str) -> tuple[str, list[str]]:
     """``STREAM FILE "a" ""`` -> ``("STREAM FILE", ["a", ""])``: the words before the first quoted argument,
     then the arguments unquoted as res_agi's ``parse_args`` does (``\\`` makes the next character literal).
@@ -208,7 +223,10 @@ class Caller:
                 self.variables[name] = value
                 return ["200 result=1"]
             case "STREAM FILE", [path, escape]:
-                return [self._stream(path, escape)]
+                played = self._stream(path, escape)
+                return [f"200 result={played} endpos={0 if played < 0 else PLAYED // 4 if played else PLAYED}"]
+            case "EXEC", ["Background", data]:
+                return [self._background(data)]
             case "RECORD FILE", [_, _, escape, *_]:  # the caller keys, or says nothing at all
                 if escape and self._typed and self._typed[0] in escape:
                     return [f"200 result={ord(self._typed.popleft())} (dtmf) endpos={PLAYED // 4}"]
@@ -225,11 +243,25 @@ class Caller:
                 return ["200 result=1", "HANGUP"]
         raise UnexpectedCommand(f"call {self.n}: the scripted caller has no answer for {line!r}")
 
-    def _stream(self, path: str, escape: str) -> str:
+    def _stream(self, path: str, escape: str) -> int:
+        """One file: the code of the key that stopped it, 0 played to its end, -1 missing."""
         if self.script.missing_prompt and path.endswith(f"/{self.script.missing_prompt}"):
-            return "200 result=-1 endpos=0"
+            return -1
         if escape and self._steps and path.endswith(f"/{self._steps[0][0]}"):
             self._typed.extend(self._steps.popleft()[1])
         if escape and self._typed and self._typed[0] in escape:
-            return f"200 result={ord(self._typed.popleft())} endpos={PLAYED // 4}"
-        return f"200 result=0 endpos={PLAYED}"
+            return ord(self._typed.popleft())
+        return 0
+
+    def _background(self, data: str) -> str:
+        """``Background(a&b&c[,p])``: the files in turn up to a key (with "p", none), or up to one missing."""
+        files, _, options = data.partition(",")
+        self.variables["BACKGROUNDSTATUS"] = "SUCCESS"
+        for path in files.split("&"):
+            played = self._stream(path, "" if "p" in options else ANY_KEY)
+            if played < 0:
+                self.variables["BACKGROUNDSTATUS"] = "FAILED"
+                return "200 result=0"
+            if played:
+                return f"200 result={played}"
+        return "200 result=0"

@@ -65,7 +65,9 @@ class AgiSettings(_Section):
     margin_s: float = 5.0
     drain_timeout_s: float = 60.0
     header_timeout_s: float = 5.0  # a peer must send its whole agi_* block within this
-    sound_prefix: str = "sac/pt_BR"  # STREAM FILE <sound_prefix>/<prompt id>, under Asterisk's sounds dir
+    # STREAM FILE <sound_prefix>/<prompt id>, under Asterisk's sounds dir; no "&" or ",": several prompts
+    # play as one Background(a&b&c,...)
+    sound_prefix: str = Field(default="sac/pt_BR", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
     # Who may start a call (ivr/agi/admission.py): the key the shipped dialplan puts in the AGI URL (empty:
     # one generated per install, as for AMI), the addresses Asterisk connects from, the flows a call may
     # start in (a subflow such as identify is not one), and how many connections may be waiting to send

@@ -5,7 +5,7 @@ menu prompt mid-sentence and sent the caller to the fallback queue. So each comm
 own length:
 
 * ``STREAM FILE`` by the prompt's built length (the audio build's manifest, re-read when rebuilt; an
-  announcement's from the file beside its audio);
+  announcement's from the file beside its audio); ``EXEC Background`` of several prompts by their sum;
 * ``WAIT FOR DIGIT`` by its wait, ``RECORD FILE`` by its longest recording;
 * ``EXEC Queue``/``EXEC Dial`` by the call's own limit (``TIMEOUT(absolute)`` in the dialplan): they
   return only when the conversation with the agent or the outside number ends, which nothing else bounds;
@@ -17,6 +17,7 @@ Each bound says why it is what it is, so a time-out names its real cause.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ivr.config import Settings
@@ -64,13 +65,24 @@ class CommandBounds:
         return Bound(self._instant, "agi.command_timeout_s")
 
     def prompt(self, prompt_id: str) -> Bound:
-        if is_announcement(prompt_id):
-            length = self._announcement_length(prompt_id)
-        else:
-            length = self._lengths.get(prompt_id)
+        length = self._length(prompt_id)
         if length is None:
             return Bound(self._instant, f"prompt {prompt_id} has no built length: agi.command_timeout_s")
         return Bound(length + self._margin, f"prompt {prompt_id} lasts {length:.1f} s, + {self._margin:g} s margin")
+
+    def prompts(self, prompt_ids: Sequence[str]) -> Bound:
+        """Several prompts played by one command, one after the other (a prompt of unknown length counts as
+        `instant`)."""
+        lengths = [self._length(prompt_id) for prompt_id in prompt_ids]
+        unknown = [p for p, length in zip(prompt_ids, lengths, strict=True) if length is None]
+        total = sum(length for length in lengths if length is not None) + self._instant * len(unknown)
+        why = f"prompts {prompt_ids[0]} .. {prompt_ids[-1]} ({len(prompt_ids)}) last {total:.1f} s"
+        if unknown:
+            why += f" ({len(unknown)} without a built length counted as agi.command_timeout_s)"
+        return Bound(total + self._margin, f"{why}, + {self._margin:g} s margin")
+
+    def _length(self, prompt_id: str) -> float | None:
+        return self._announcement_length(prompt_id) if is_announcement(prompt_id) else self._lengths.get(prompt_id)
 
     def _announcement_length(self, prompt_id: str) -> float | None:
         # Its name is a hash of its words and voice, so the length read once stays its length.

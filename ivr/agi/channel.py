@@ -1,7 +1,9 @@
 """`AgiChannel`: the one class that turns `Channel` calls into AGI commands on a real Asterisk call.
 
-Prompts are sound files under Asterisk's sounds directory (``<sound_prefix>/<prompt id>``); keys come
-back as the ASCII code res_agi puts in ``result=``; speech is a ``RECORD FILE`` the IVR reads from its
+Prompts are sound files under Asterisk's sounds directory (``<sound_prefix>/<prompt id>``): one plays with
+``STREAM FILE``, several with one ``EXEC Background`` (a protocol number said digit by digit is ~20 files:
+one round trip instead of twenty, the larger part of a call's commands); keys come back as the ASCII code
+res_agi puts in ``result=``; speech is a ``RECORD FILE`` the IVR reads from its
 side of Asterisk's chroot. A ``result=-1`` means "error or hang-up" in res_agi: `_failed` tells the
 two apart by whether a ``HANGUP`` line follows (res_agi writes it right after answering). Each command
 is bounded by what it does (`ivr.agi.bounds`).
@@ -19,6 +21,7 @@ from ivr import phone
 from ivr.agi.bounds import Bound, CommandBounds
 from ivr.agi.recording import holds_voice
 from ivr.agi.wire import (
+    MAX_COMMAND,
     AgiConnection,
     AgiConnectionLost,
     AgiHangup,
@@ -60,6 +63,10 @@ EARLY_S = 0.25
 QUEUE_OPTIONS = "c"
 DIAL_OPTIONS = "g"
 
+#: res_agi reads a command line of at most MAX_COMMAND bytes; this leaves room for ``EXEC "Background"
+#: "...,p"``: a longer sequence of prompts (~80 of them) takes several commands.
+_RUN_BYTES = MAX_COMMAND - 64
+
 _PROMPT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")
 _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_,-]*\))?\Z")
@@ -81,6 +88,19 @@ _DIAL_STATUS = {
     "BUSY": TransferOutcome.BUSY,
     "NOANSWER": TransferOutcome.NO_ANSWER,
 }
+
+
+def _runs(files: Sequence[str]) -> list[slice]:
+    """Consecutive slices of `files` whose names, joined by "&", fit in one command line."""
+    runs: list[slice] = []
+    start, size = 0, 0
+    for index, name in enumerate(files):
+        if index > start and size + 1 + len(name) > _RUN_BYTES:
+            runs.append(slice(start, index))
+            start, size = index, 0
+        size += len(name) + (1 if index > start else 0)
+    runs.append(slice(start, len(files)))
+    return runs
 
 
 def _key(answer: AgiResponse) -> str:
@@ -135,15 +155,39 @@ class AgiChannel:
         await self._run("ANSWER")
 
     async def play(self, prompt_ids: Sequence[str], *, interruptible: bool = True) -> str:
-        escape = DTMF_KEYS if interruptible else ""
         for prompt_id in prompt_ids:
             if not _PROMPT_ID.match(prompt_id) or ".." in prompt_id:
                 raise ChannelError(f"not a prompt id: {prompt_id!r}")
+        if len(prompt_ids) == 1:
+            escape = DTMF_KEYS if interruptible else ""
             answer = await self._run(
-                "STREAM FILE", f"{self._sound_prefix}/{prompt_id}", escape, bound=self._bounds.prompt(prompt_id)
+                "STREAM FILE", f"{self._sound_prefix}/{prompt_ids[0]}", escape, bound=self._bounds.prompt(prompt_ids[0])
             )
-            if answer.result > 0:
-                return _key(answer)
+            return _key(answer) if answer.result > 0 else ""
+        files = [f"{self._sound_prefix}/{prompt_id}" for prompt_id in prompt_ids]
+        for run in _runs(files):
+            key = await self._background(prompt_ids[run], files[run], interruptible)
+            if key:
+                return key
+        return ""
+
+    async def _background(self, prompt_ids: Sequence[str], files: Sequence[str], interruptible: bool) -> str:
+        """Several prompts with one command: ``Background(a&b&c)`` stops at a key and returns it (res_agi's
+        EXEC disables the jump to an extension of that key), ``Background(a&b&c,p)`` plays them whole. A
+        missing file is not an error to Background (it stops there, BACKGROUNDSTATUS=FAILED): asked after a
+        sequence that played through, as STREAM FILE's ``result=-1`` would have said it."""
+        data = "&".join(files) + ("" if interruptible else ",p")
+        answer = await self._execute("EXEC", "Background", data, bound=self._bounds.prompts(prompt_ids))
+        if answer.result == -2:
+            raise ChannelError("Asterisk has no Background application loaded")
+        if answer.result < 0:
+            await self._failed("EXEC Background", answer)
+        if answer.result > 0:
+            return _key(answer)
+        if await self._variable("BACKGROUNDSTATUS") == "FAILED":
+            raise ChannelError(
+                f"Background of {prompt_ids[0]} .. {prompt_ids[-1]} failed (missing sound file, or directory?)"
+            )
         return ""
 
     async def read_digits(

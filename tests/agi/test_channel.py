@@ -29,12 +29,15 @@ async def test_sac_call_start_answer_announce_and_menu_barge_in(rig: CallRig) ->
 
     peer, outcomes = await rig.call(script)
     await peer.expect("ANSWER", "200 result=0")
-    await peer.expect('STREAM FILE "sac/pt_BR/your_protocol_is" ""', "200 result=0 endpos=23040")
-    await peer.expect('STREAM FILE "sac/pt_BR/digit/2" ""', "200 result=0 endpos=4480")
-    await peer.expect('STREAM FILE "sac/pt_BR/digit/0" ""', "200 result=0 endpos=4160")
-    await peer.expect(f'STREAM FILE "sac/pt_BR/main_menu" {ALL_KEYS}', "200 result=49 endpos=12000")
+    # Several prompts are one command: Background plays them whole ("p": keys ignored, as for a protocol)...
+    await peer.expect(
+        'EXEC "Background" "sac/pt_BR/your_protocol_is&sac/pt_BR/digit/2&sac/pt_BR/digit/0,p"', "200 result=0"
+    )
+    await peer.expect('GET VARIABLE "BACKGROUNDSTATUS"', "200 result=1 (SUCCESS)")  # every file was there
+    # ... or up to a key, which it returns (res_agi's EXEC keeps it from jumping to an extension "1").
+    await peer.expect('EXEC "Background" "sac/pt_BR/main_menu&sac/pt_BR/main_menu_more"', "200 result=49")
     assert await outcome(outcomes) == ("1764070000.17", "", "1")
-    # main_menu_more never played: the key stopped the prompts. The flow returned: the dialplan is told.
+    # The flow returned: the dialplan is told.
     await peer.expect('SET VARIABLE "IVR_DONE" "1"', "200 result=1")
     assert await peer.closed_by_ivr()
 
@@ -131,6 +134,65 @@ async def test_minus_one_followed_by_hangup_is_a_hangup_and_alone_is_an_error(ri
     await peer.expect(f'STREAM FILE "sac/pt_BR/welcome" {ALL_KEYS}', "200 result=-1 endpos=960", "HANGUP")
     first, second = await outcome(outcomes)
     assert "missing sound file" in first and second == "hangup"
+
+
+async def test_a_sequence_with_a_missing_file_is_an_error_and_a_hangup_in_it_a_hangup(rig: CallRig) -> None:
+    async def script(ch: Channel) -> tuple[str, str]:
+        try:
+            await ch.play(["welcome", "missing_prompt", "main_menu"])
+        except ChannelError as exc:
+            first = str(exc)
+        try:
+            await ch.play(["your_protocol_is", "digit/1"], interruptible=False)
+        except CallerHangup:
+            return first, "hangup"
+        return first, "played"
+
+    peer, outcomes = await rig.call(script)
+    # Background stops at a file it cannot open, and says so only in BACKGROUNDSTATUS.
+    await peer.expect(
+        'EXEC "Background" "sac/pt_BR/welcome&sac/pt_BR/missing_prompt&sac/pt_BR/main_menu"', "200 result=0"
+    )
+    await peer.expect('GET VARIABLE "BACKGROUNDSTATUS"', "200 result=1 (FAILED)")
+    await peer.expect('EXEC "Background" "sac/pt_BR/your_protocol_is&sac/pt_BR/digit/1,p"', "200 result=-1", "HANGUP")
+    first, second = await outcome(outcomes)
+    assert first == "Background of welcome .. main_menu failed (missing sound file, or directory?)"
+    assert second == "hangup"
+
+
+async def test_a_long_sequence_is_split_to_fit_res_agis_command_line(rig: CallRig) -> None:
+    digits = [f"digit/{n % 10}" for n in range(250)]  # ~4,500 bytes of names: more than res_agi reads at once
+
+    async def script(ch: Channel) -> str:
+        return await ch.play(digits, interruptible=False)
+
+    peer, outcomes = await rig.call(script)
+    lines = []
+    while len(lines) < 5:
+        line = await peer.command()
+        if line.startswith("SET VARIABLE"):  # the flow ended
+            break
+        lines.append(line)
+        await peer.send("200 result=0")
+        await peer.expect('GET VARIABLE "BACKGROUNDSTATUS"', "200 result=1 (SUCCESS)")
+    assert await outcome(outcomes) == ""
+    played = [parse_args(line)[2].removesuffix(",p").split("&") for line in lines]
+    assert [name for run in played for name in run] == [f"sac/pt_BR/{d}" for d in digits]  # in order, all
+    assert len(lines) == 3 and all(len(line.encode()) + 1 <= 2047 for line in lines)
+
+
+async def test_a_sequence_is_bounded_by_the_sum_of_its_prompts_lengths(rig: CallRig) -> None:
+    async def script(ch: Channel) -> str:
+        return await ch.play(["digit/0", "new_prompt", "digit/0"])
+
+    peer, outcomes = await rig.call(script, {"digit/0": 0.2}, command_timeout_s=0.05, margin_s=0.1)
+    await peer.command()  # received, never answered
+    failure = await outcome(outcomes)
+    assert isinstance(failure, AgiTimeout)
+    assert str(failure) == (
+        "EXEC: no answer from Asterisk within 0.6 s (prompts digit/0 .. digit/0 (3) last 0.5 s (1 without a "
+        "built length counted as agi.command_timeout_s), + 0.1 s margin)"
+    )
 
 
 async def test_caller_id_name_cannot_inject_a_command(rig: CallRig) -> None:
