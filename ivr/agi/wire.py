@@ -37,6 +37,7 @@ Errors (the engine's two exceptions at the root, foreign errors mapped with ``ra
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -217,20 +218,28 @@ def _decode(line: bytes) -> str:
     return line.rstrip(b"\r\n").decode("utf-8", errors="replace")
 
 
-async def read_line(reader: asyncio.StreamReader, timeout: float | None) -> str | None:
-    """One line without its newline; None at a clean EOF. Bounded in size, and in time unless the
-    caller bounds a whole exchange itself (``timeout=None``)."""
+async def read_line(reader: asyncio.StreamReader, timeout: float) -> str | None:
+    """One line without its newline, within `timeout`; None at a clean EOF."""
     try:
         async with asyncio.timeout(timeout):
-            data = await reader.readuntil(b"\n")
+            return await _read_line(reader)
+    except TimeoutError as exc:
+        if isinstance(exc, AgiTimeout):
+            raise
+        raise AgiTimeout(f"no line from Asterisk within {timeout:g} s") from exc
+
+
+async def _read_line(reader: asyncio.StreamReader) -> str | None:
+    """One line without its newline; None at a clean EOF. Bounded in size; in time by the caller (a
+    deadline round the whole header block, or an exchange's `_Deadline`)."""
+    try:
+        data = await reader.readuntil(b"\n")
     except asyncio.IncompleteReadError as exc:
         if exc.partial:
             raise AgiConnectionLost(f"Asterisk closed the connection inside a line ({len(exc.partial)} bytes)") from exc
         return None
     except asyncio.LimitOverrunError as exc:
         raise AgiProtocolError(f"line longer than {MAX_LINE} bytes from Asterisk") from exc
-    except TimeoutError as exc:
-        raise AgiTimeout(f"no line from Asterisk within {timeout:g} s") from exc
     except ConnectionError as exc:
         raise AgiConnectionLost(f"connection to Asterisk lost: {exc}") from exc
     return _decode(data)
@@ -251,7 +260,7 @@ async def _read_headers(reader: asyncio.StreamReader, headers: dict[str, str]) -
     previous = ""
     for _ in range(MAX_HEADER_LINES):
         try:
-            line = await read_line(reader, None)  # read_request bounds the whole block
+            line = await _read_line(reader)  # read_request bounds the whole block
         except AgiConnectionLost as exc:
             raise AgiProtocolError(
                 "peer closed the connection before the end of the agi_* block, inside a line "
@@ -279,6 +288,51 @@ async def _read_headers(reader: asyncio.StreamReader, headers: dict[str, str]) -
     raise AgiProtocolError(f"agi_* block longer than {MAX_HEADER_LINES} lines")
 
 
+class _Deadline:
+    """The bound of the exchange in flight on one connection, kept by one timer moved lazily.
+
+    ``asyncio.timeout`` round each exchange scheduled and cancelled a timer per command (~35 a call). Here
+    an exchange only notes when it must end; the timer is moved only to an earlier moment, and when it
+    fires before the exchange's end it is set again for it (a few times a call). Past the bound, the
+    pending read fails with `AgiTimeout` (the reader's exception; the connection is then closed).
+    """
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._loop = asyncio.get_running_loop()
+        self._ends = math.inf  # the exchange in flight must end by then (loop time); inf: none in flight
+        self._what = ("", 0.0)  # its command and bound, for the message
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self, timeout: float, command: str) -> None:
+        self._ends = self._loop.time() + timeout
+        self._what = (command, timeout)
+        if self._timer is None or self._timer.when() > self._ends:
+            self._set(self._ends)
+
+    def end(self) -> None:
+        self._ends = math.inf
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _set(self, when: float) -> None:
+        self.stop()
+        self._timer = self._loop.call_at(when, self._fired)
+
+    def _fired(self) -> None:
+        self._timer = None
+        if self._ends == math.inf:
+            return  # the exchange it was set for ended; the next one sets it again
+        if self._loop.time() < self._ends:
+            self._set(self._ends)  # set for an earlier exchange: on to this one's end
+            return
+        command, timeout = self._what
+        self._reader.set_exception(AgiTimeout(f"{command}: no answer from Asterisk within {timeout:g} s"))
+
+
 class AgiConnection:
     """One call's socket: sends a command, reads its one answer, notes an out-of-band ``HANGUP``.
 
@@ -294,6 +348,7 @@ class AgiConnection:
         self._lock = asyncio.Lock()
         self._hangup_seen = False
         self._broken: AgiError | None = None
+        self._deadline = _Deadline(reader)
 
     @property
     def hung_up(self) -> bool:
@@ -359,6 +414,7 @@ class AgiConnection:
         A peer that stops reading leaves unsent bytes in the buffer, and ``wait_closed`` waits for them
         for ever: past `timeout_s` the transport is aborted, so a stalled Asterisk never holds a call task.
         """
+        self._deadline.stop()
         if not self._writer.is_closing():
             self._writer.close()
         try:
@@ -371,35 +427,36 @@ class AgiConnection:
 
     def _break(self, error: AgiError) -> None:
         self._broken = error
+        self._deadline.stop()
         self._writer.close()
 
     async def _exchange(self, line: bytes, command: str, timeout: float) -> AgiResponse:
         """Write the command and read lines until its final answer, all within one deadline."""
+        self._deadline.start(timeout, command)
         try:
-            async with asyncio.timeout(timeout):
-                self._writer.write(line)
-                await self._writer.drain()
-                for _ in range(MAX_TRYING + 2):
-                    answer = await self._next_line(command)
-                    code, continues, text = parse_status_line(answer)
-                    if code == AgiStatus.TRYING:
-                        continue
-                    if code == AgiStatus.SUCCESS:
-                        return parse_result(code, text, answer)
-                    if code == AgiStatus.DEAD_CHANNEL:
-                        self._hangup_seen = True
-                        raise AgiHangup(f"{command}: {answer}")
-                    if continues:
-                        text = await self._read_usage(command, text)
-                    raise AgiCommandError(code, text, command)
-        except TimeoutError as exc:
-            raise AgiTimeout(f"{command}: no answer from Asterisk within {timeout:g} s") from exc
+            self._writer.write(line)
+            await self._writer.drain()
+            for _ in range(MAX_TRYING + 2):
+                answer = await self._next_line(command)
+                code, continues, text = parse_status_line(answer)
+                if code == AgiStatus.TRYING:
+                    continue
+                if code == AgiStatus.SUCCESS:
+                    return parse_result(code, text, answer)
+                if code == AgiStatus.DEAD_CHANNEL:
+                    self._hangup_seen = True
+                    raise AgiHangup(f"{command}: {answer}")
+                if continues:
+                    text = await self._read_usage(command, text)
+                raise AgiCommandError(code, text, command)
+        finally:
+            self._deadline.end()
         raise AgiProtocolError(f"{command}: more than {MAX_TRYING} '100 Trying' lines")
 
     async def _next_line(self, command: str) -> str:
         """The next line that is not an out-of-band HANGUP (which is noted)."""
         for _ in range(3):  # res_agi writes HANGUP when the channel goes, and again as its loop ends
-            line = await read_line(self._reader, None)  # _exchange bounds the whole exchange
+            line = await _read_line(self._reader)  # _exchange bounds the whole exchange
             if line is None:
                 self._hangup_seen = True
                 raise AgiConnectionLost(f"{command}: Asterisk closed the connection before answering")

@@ -196,3 +196,39 @@ async def test_request_path_without_network_script_falls_back_to_agi_request() -
     reader = await _reader_with(b"agi_request: agi://127.0.0.1:4574/billing?lang=pt_BR\n\n")
     request = await read_request(reader, timeout=1)
     assert (request.flow, request.params) == ("billing", {"lang": "pt_BR"})
+
+
+async def _connection_to(answers: list[tuple[float, bytes]]) -> AgiConnection:
+    """A connection to a peer that answers each command line with `answers`' next line after its delay
+    (None: never)."""
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for delay, answer in answers:
+            await reader.readline()
+            await asyncio.sleep(delay)
+            writer.write(answer)
+        await reader.read()  # then silent until the IVR closes
+
+    server = await asyncio.start_server(peer, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+    server.close()
+    return AgiConnection(reader, writer, AgiRequest({}))
+
+
+async def test_each_exchange_is_bounded_by_its_own_time_out_after_a_longer_one() -> None:
+    conn = await _connection_to([(0.0, b"200 result=0\n"), (60.0, b"200 result=0\n")])
+    loop = asyncio.get_running_loop()
+    assert (await conn.execute("ANSWER", timeout=30)).result == 0
+    started = loop.time()
+    with pytest.raises(AgiTimeout, match=r"^WAIT FOR DIGIT: no answer from Asterisk within 0.2 s$"):
+        await conn.execute("WAIT FOR DIGIT", 100, timeout=0.2)
+    assert 0.2 <= loop.time() - started < 5  # not the first exchange's 30 s
+    await conn.close()
+
+
+async def test_a_longer_exchange_outlives_the_bound_of_the_shorter_one_before_it() -> None:
+    conn = await _connection_to([(0.0, b"200 result=0\n"), (0.4, b"200 result=49\n")])
+    assert (await conn.execute("ANSWER", timeout=0.1)).result == 0
+    # The first exchange's bound passes while this one waits: it still gets its answer.
+    assert (await conn.execute("WAIT FOR DIGIT", 5000, timeout=5)).result == 49
+    await conn.close()
