@@ -27,6 +27,7 @@ from ivr.domain import AccountStatus, InvoiceStatus, TicketKind, TicketState
 from ivr.engine.operations import OperationContext, OperationResult
 from ivr.protocol_number import make_ticket_number
 from ivr.store.models import Circuit, Customer, Incident, Invoice, Ticket
+from ivr.store.pointread import point_read
 from ivr.store.sequences import TICKET, next_value
 
 #: A failure ticket in these states is still being worked on: a new call joins it.
@@ -100,9 +101,9 @@ class StoreJourneys(StoreOperations, Backend):
 
         def read(conn: Connection) -> dict[str, Any]:
             values = {"customer_id": customer_id, "today": today}
-            suspended = conn.execute(_SUSPENDED, values).scalar_one()  # no such customer: NoResultFound
-            overdue = conn.execute(_OVERDUE, values).all()
-            incident_circuit = conn.execute(_FIRST_OPEN_INCIDENT_CIRCUIT, values).scalar()
+            suspended = point_read(conn, _SUSPENDED, values).scalar_one()  # no such customer: NoResultFound
+            overdue = point_read(conn, _OVERDUE, values).all()
+            incident_circuit = point_read(conn, _FIRST_OPEN_INCIDENT_CIRCUIT, values).scalar()
             return suspension(
                 suspended=suspended,
                 overdue=[(due, amount) for due, amount in overdue],

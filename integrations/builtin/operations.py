@@ -46,6 +46,7 @@ from ivr.store.models import (
     MaintenanceWindow,
     Ticket,
 )
+from ivr.store.pointread import point_read
 from ivr.store.sequences import TICKET, next_value
 
 #: `ticket_status`'s statement per kind of number the caller keyed.
@@ -85,16 +86,16 @@ class BuiltinOperations(StoreJourneys):
     # --- the account directory (integrations.accounts.Directory) ------------------------------------
 
     async def by_phone(self, number: str) -> list[int]:
-        return await self._read(lambda conn: list(conn.execute(_CUSTOMERS_BY_PHONE, {"number": number}).scalars()))
+        return await self._read(lambda conn: point_read(conn, _CUSTOMERS_BY_PHONE, {"number": number}).scalars())
 
     async def by_cnpj(self, cnpj: str) -> int | None:
-        return await self._read(lambda conn: conn.execute(_CUSTOMER_BY_CNPJ, {"cnpj": cnpj}).scalar())
+        return await self._read(lambda conn: point_read(conn, _CUSTOMER_BY_CNPJ, {"cnpj": cnpj}).scalar())
 
     async def by_cnpj_root(self, root: str) -> list[int]:
-        return await self._read(lambda conn: list(conn.execute(_CUSTOMERS_BY_CNPJ_ROOT, {"root": root}).scalars()))
+        return await self._read(lambda conn: point_read(conn, _CUSTOMERS_BY_CNPJ_ROOT, {"root": root}).scalars())
 
     async def by_code(self, code: str) -> int | None:
-        return await self._read(lambda conn: conn.execute(_CUSTOMER_BY_CODE, {"code": code}).scalar())
+        return await self._read(lambda conn: point_read(conn, _CUSTOMER_BY_CODE, {"code": code}).scalar())
 
     async def summary(self, customer_id: int, caller: str | None) -> AccountSummary:
         return await self._read(partial(_identity_summary, customer_id=customer_id, caller=caller))
@@ -169,11 +170,11 @@ class BuiltinOperations(StoreJourneys):
         def read(conn: Connection) -> list[answers.InvoiceRow]:
             values = {"customer_id": customer_id}
             lines: dict[int, list[tuple[InvoiceLineKind, Decimal]]] = {}
-            for invoice_id, kind, amount in conn.execute(_INVOICE_LINES, values):
+            for invoice_id, kind, amount in point_read(conn, _INVOICE_LINES, values):
                 lines.setdefault(invoice_id, []).append((kind, amount))
             return [
                 answers.InvoiceRow(month, amount, due, status, tuple(lines.get(invoice_id, ())))
-                for invoice_id, month, amount, due, status in conn.execute(_INVOICES, values)
+                for invoice_id, month, amount, due, status in point_read(conn, _INVOICES, values)
             ]
 
         return OperationResult.found(**answers.invoice_summary(await self._read(read), today))
@@ -184,7 +185,7 @@ class BuiltinOperations(StoreJourneys):
         customer_id = ctx.identified_customer
 
         def read(conn: Connection) -> list[answers.CircuitRow]:
-            rows = conn.execute(_CIRCUITS, {"customer_id": customer_id})
+            rows = point_read(conn, _CIRCUITS, {"customer_id": customer_id})
             return [answers.CircuitRow(designation, address, city) for designation, address, city in rows]
 
         return OperationResult.found(**answers.circuits(await self._read(read)))
@@ -196,8 +197,8 @@ class BuiltinOperations(StoreJourneys):
         def read(conn: Connection) -> dict[str, Any] | None:
             values = {"customer_id": customer_id, "now": now, "horizon": now + MAINTENANCE_HORIZON}
             return answers.incidents(
-                [answers.IncidentRow(*row) for row in conn.execute(_OPEN_INCIDENTS, values)],
-                [answers.WindowRow(*row) for row in conn.execute(_WINDOWS_AHEAD, values)],
+                [answers.IncidentRow(*row) for row in point_read(conn, _OPEN_INCIDENTS, values)],
+                [answers.WindowRow(*row) for row in point_read(conn, _WINDOWS_AHEAD, values)],
                 self._zone,
             )
 
@@ -277,7 +278,7 @@ _SUMMARY = select(
 
 def _identity_summary(conn: Connection, *, customer_id: int, caller: str | None) -> AccountSummary:
     values = {"customer_id": customer_id, "caller": caller}
-    name, status, circuits, registered = conn.execute(_SUMMARY, values).one()
+    name, status, circuits, registered = point_read(conn, _SUMMARY, values).one()
     return AccountSummary(
         name=name,
         status=status.value,

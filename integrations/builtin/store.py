@@ -22,6 +22,7 @@ from ivr.clock import Clock
 from ivr.engine.operations import BackendError
 from ivr.store.db import Store, StoreUnavailable
 from ivr.store.models import Circuit, Ticket
+from ivr.store.pointread import point_read
 
 T = TypeVar("T")
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
@@ -40,7 +41,7 @@ class StoreOperations:
     async def _ticket(self, query: Select[*tuple[Any, ...]], **values: Any) -> dict[str, Any] | None:
         """The ticket `query` (from `newest_ticket_answer`) finds with `values`, as the operations about a
         ticket answer it (`answers.TICKET_RESULTS`); None when there is none."""
-        ticket = await self._read(lambda conn: conn.execute(query, values).first())
+        ticket = await self._read(lambda conn: point_read(conn, query, values).first())
         if ticket is None:
             return None
         return {

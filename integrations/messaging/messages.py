@@ -26,6 +26,7 @@ from ivr.domain import ContactKind, DocumentKind, InvoiceStatus, TicketKind
 from ivr.engine.operations import BackendError, Operations
 from ivr.store.db import StoreUnavailable
 from ivr.store.models import Contact, Customer, Invoice, InvoiceDocument, Ticket
+from ivr.store.pointread import point_read
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class StoreSource(StoreOperations):
 
     async def account(self, customer_id: int) -> Account:
         def read(conn: Connection) -> Account:
-            rows = conn.execute(_ACCOUNT, {"customer_id": customer_id}).all()
+            rows = point_read(conn, _ACCOUNT, {"customer_id": customer_id}).all()
             if not rows:
                 raise NoResultFound(f"no customer {customer_id}")
             name, cnpj, code = rows[0][:3]
@@ -142,17 +143,17 @@ class StoreSource(StoreOperations):
     async def call_tickets(self, customer_id: int | None, call_protocol: str) -> list[TicketLine]:
         if not call_protocol:
             return []
-        rows = await self._read(lambda conn: conn.execute(_CALL_TICKETS, {"call_protocol": call_protocol}).all())
+        rows = await self._read(lambda conn: point_read(conn, _CALL_TICKETS, {"call_protocol": call_protocol}).all())
         return [TicketLine(kind, number, expected) for kind, number, expected in rows]
 
     async def invoice(self, customer_id: int, month: date | None) -> InvoiceRef | None:
         query, values = (_LATEST_INVOICE, {}) if month is None else (_INVOICE_OF_MONTH, {"month": month})
-        found = await self._read(lambda conn: conn.execute(query, {"customer_id": customer_id, **values}).first())
+        found = await self._read(lambda conn: point_read(conn, query, {"customer_id": customer_id, **values}).first())
         return InvoiceRef(*found) if found else None
 
     async def document(self, invoice: InvoiceRef, kind: DocumentKind) -> Document | None:
         values = {"invoice_id": invoice.id, "kind": kind}
-        found = await self._read(lambda conn: conn.execute(_DOCUMENT, values).first())
+        found = await self._read(lambda conn: point_read(conn, _DOCUMENT, values).first())
         return Document(*found) if found else None
 
     async def digitable_line(self, invoice: InvoiceRef) -> str:

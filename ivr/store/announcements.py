@@ -26,6 +26,7 @@ from ivr.clock import Clock
 from ivr.engine.ports import Announcement, AnnouncementRefused, Scope, ScopeKind
 from ivr.store.db import Store, StoreUnavailable
 from ivr.store.models import Circuit, PostedAnnouncement
+from ivr.store.pointread import point_read
 from ivr.voice.build import (
     ANNOUNCE_NAMESPACE,
     BuildError,
@@ -210,11 +211,11 @@ _CUSTOMER_SCOPES = select(Circuit.city, Circuit.designation).where(Circuit.custo
 def _in_force(
     conn: Connection, *, customer_id: int | None, now: datetime
 ) -> tuple[list[Row[*tuple[Any, ...]]], set[str], set[str]]:
-    rows = list(conn.execute(_IN_FORCE, {"now": now}))
+    rows = point_read(conn, _IN_FORCE, {"now": now})
     cities: set[str] = set()
     circuits: set[str] = set()
     if customer_id is not None and any(row.scope_kind is not ScopeKind.ALL for row in rows):
-        for city, designation in conn.execute(_CUSTOMER_SCOPES, {"customer_id": customer_id}):
+        for city, designation in point_read(conn, _CUSTOMER_SCOPES, {"customer_id": customer_id}):
             cities.add(city)
             circuits.add(designation)
     return rows, cities, circuits
