@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from ivr.cli.db import _open
 from ivr.store.db import Store, StoreUnavailable
 from ivr.store.models import Sequence
+from ivr.store.pointread import point_read
 
 from .conftest import sqlite_url
 
@@ -154,14 +156,25 @@ async def test_a_lookup_sees_each_write_committed_before_it(sqlite_store: Store)
         assert await sqlite_store.lookup(_counter) == expected
 
 
-async def test_a_lookup_on_a_database_another_process_holds_waits_off_the_loop(sqlite_store: Store) -> None:
+#: Built once, as the call path's reads are (`point_read` keeps a plan per statement).
+_COUNTER = select(Sequence.value).where(Sequence.name == "counter")
+
+
+def _counter_point_read(conn: Connection) -> int:
+    return int(point_read(conn, _COUNTER).scalar_one())
+
+
+@pytest.mark.parametrize("read", [_counter, _counter_point_read], ids=["sqlalchemy", "point read"])
+async def test_a_lookup_on_a_database_another_process_holds_waits_off_the_loop(
+    sqlite_store: Store, read: Callable[[Connection], int]
+) -> None:
     blocker = sqlite3.connect(sqlite_store.url.split("///", 1)[1], isolation_level=None)
     blocker.execute("PRAGMA locking_mode=EXCLUSIVE")  # under WAL, the one way to keep readers out
     blocker.execute("BEGIN EXCLUSIVE")
     blocker.execute("INSERT INTO sequences (name, value) VALUES ('counter', 7)")
     blocker.execute("COMMIT")  # the lock is kept until the connection closes
     try:
-        lookup = asyncio.ensure_future(sqlite_store.lookup(_counter))
+        lookup = asyncio.ensure_future(sqlite_store.lookup(read))
         await asyncio.sleep(0.2)  # the loop turns meanwhile: the lookup waits in a thread, not on the loop
         assert not lookup.done()
     finally:

@@ -4,8 +4,6 @@ SQLite (pysqlite itself) and PostgreSQL (an ordinary execute)."""
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +18,7 @@ from ivr.engine.ports import ScopeKind
 from ivr.protocol_number import NumberKind
 from ivr.store import announcements
 from ivr.store.db import Store
-from ivr.store.models import Customer, Invoice, PostedAnnouncement, Sequence, Ticket
+from ivr.store.models import Customer, Invoice, PostedAnnouncement, Ticket
 from ivr.store.pointread import point_read
 from ivr.store.seed import KNOWN_CALLER, seed
 
@@ -105,25 +103,6 @@ async def test_a_missing_row_is_no_result_and_a_scalar_none(store: Store) -> Non
     except NoResultFound:
         return
     raise AssertionError("no customer -1, yet a row")
-
-
-#: Built once, as the call path's reads are (`point_read` keeps a plan per statement).
-_COUNTER = select(Sequence.value).where(Sequence.name == "counter")
-
-
-async def test_a_point_read_on_a_database_another_process_holds_waits_off_the_loop(sqlite_store: Store) -> None:
-    blocker = sqlite3.connect(sqlite_store.url.split("///", 1)[1], isolation_level=None)
-    blocker.execute("PRAGMA locking_mode=EXCLUSIVE")  # under WAL, the one way to keep readers out
-    blocker.execute("BEGIN EXCLUSIVE")
-    blocker.execute("INSERT INTO sequences (name, value) VALUES ('counter', 7)")
-    blocker.execute("COMMIT")  # the lock is kept until the connection closes
-    try:
-        lookup = asyncio.ensure_future(sqlite_store.lookup(lambda conn: point_read(conn, _COUNTER).scalar()))
-        await asyncio.sleep(0.2)  # pysqlite's "database is locked" sent the read to a thread
-        assert not lookup.done()
-    finally:
-        blocker.close()
-    assert await asyncio.wait_for(lookup, 5) == 7
 
 
 async def test_parameters_are_bound_as_the_store_writes_them(store: Store) -> None:
