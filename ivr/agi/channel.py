@@ -64,7 +64,7 @@ QUEUE_OPTIONS = "c"
 DIAL_OPTIONS = "g"
 
 #: res_agi reads a command line of at most MAX_COMMAND bytes; this leaves room for ``EXEC "Background"
-#: "...,p"``: a longer sequence of prompts (~80 of them) takes several commands.
+#: "...,p"``: a longer sequence of prompts (over a hundred digits) takes several commands.
 _RUN_BYTES = MAX_COMMAND - 64
 
 _PROMPT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")

@@ -8,6 +8,10 @@ it in a few. On SQLite a point read is the compiled SQL with its parameters in o
 bind and result processors applied (enums, UTC datetimes, booleans), run on the connection's pysqlite
 connection inside the transaction `Store.lookup` began. On another database (PostgreSQL) it is an
 ordinary execute.
+
+The plan reads three of SQLAlchemy's private attributes of a compiled statement (`_bind_processors`,
+`_result_columns`, a type's `_cached_result_processor`): tests/store/test_pointread.py compares every read
+of the call path with SQLAlchemy's own execute, so an upgrade that changes them fails there, not on a call.
 """
 
 from __future__ import annotations
