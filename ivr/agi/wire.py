@@ -224,8 +224,6 @@ async def read_line(reader: asyncio.StreamReader, timeout: float) -> str | None:
         async with asyncio.timeout(timeout):
             return await _read_line(reader)
     except TimeoutError as exc:
-        if isinstance(exc, AgiTimeout):
-            raise
         raise AgiTimeout(f"no line from Asterisk within {timeout:g} s") from exc
 
 

@@ -40,7 +40,7 @@ QUIET_COMMANDS = {"flow", "prompts", "announce", "calls", "report", "users"}
 #: Commands that run for days: they log as the `log` settings say (JSON lines for an operator's shipper).
 LONG_RUNNING_COMMANDS = {"serve", "web"}
 #: Commands whose event loop is uvloop's: the call path. libuv's loop and socket transports, in C, took a
-#: sixth off the IVR's CPU per real call (bench/README.md, "uvloop and fewer round trips").
+#: sixth off the IVR's CPU per real call (bench/README.md, "uvloop, one command for several prompts").
 UVLOOP_COMMANDS = {"serve"}
 
 
