@@ -59,7 +59,7 @@ class StoreJourneys(StoreOperations, Backend):
             opened = ticket is None
             if ticket is None:
                 ticket = Ticket(
-                    number=make_ticket_number(next_value(session, TICKET)),
+                    number=make_ticket_number(next_value(session.connection(), TICKET)),
                     customer_id=customer_id,
                     circuit_id=incident.circuit_id,
                     kind=TicketKind.TECHNICAL_FAILURE,

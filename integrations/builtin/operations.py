@@ -140,7 +140,7 @@ class BuiltinOperations(StoreJourneys):
                 if outage_end is not None:  # the outage's own forecast: the repair comes no sooner
                     expected = max(expected or date.min, self._local_date(outage_end))
             ticket = Ticket(
-                number=make_ticket_number(next_value(session, TICKET)),
+                number=make_ticket_number(next_value(session.connection(), TICKET)),
                 customer_id=ctx.customer_id,
                 circuit_id=circuit_row.id if circuit_row else None,
                 kind=kind,

@@ -32,6 +32,13 @@ class CallState:
     tickets: list[Ticket] = field(default_factory=list)  # opened on this call
     keyed: list[str] = field(default_factory=list)  # "node=answer" per answer given (masked where personal)
     masked: dict[str, str] = field(default_factory=dict)  # variable -> how records show it (see `keep`)
+    # What the number calling is, worked out once: templates ask on every condition of the call.
+    callable: bool = field(init=False)  # a Brazilian landline or mobile that can be called back
+    caller_mobile: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.callable = phone.callback_number(self.caller_id) is not None
+        self.caller_mobile = phone.is_mobile(self.caller_id or "")
 
     def identify(self, customer_id: int, account: Mapping[str, Any], *, confirmed: bool) -> None:
         """The caller is the customer of this account; `confirmed` when this identification confirmed it.
@@ -66,9 +73,8 @@ class CallState:
             "path": list(self.path),
             "tickets": [ticket.number for ticket in self.tickets],
             "listening": self.listening,
-            # The number calling can be called back (a Brazilian landline or mobile), and is a mobile.
-            "callable": phone.callback_number(self.caller_id) is not None,
-            "caller_mobile": phone.is_mobile(self.caller_id or ""),
+            "callable": self.callable,
+            "caller_mobile": self.caller_mobile,
         }
         return {**self.variables, "call": call}
 

@@ -99,10 +99,11 @@ class Store:
         except (OperationalError, InterfaceError, OSError) as exc:
             raise StoreUnavailable(f"store unavailable: {_reason(exc)}") from exc
 
-    async def run_with_connection(self, fn: Callable[[Connection], T]) -> T:
-        """Run `fn` on a plain connection inside one write transaction (migrations, DDL)."""
+    async def run_with_connection(self, fn: Callable[[Connection], T], *, durable: bool = False) -> T:
+        """Run `fn` on a plain connection inside one write transaction and commit it (migrations, DDL, and the
+        call path's Core writes: without an ORM session, a write costs ~100 µs less); `durable`: see above."""
         try:
-            return await self._backend.run_with_connection(fn)
+            return await self._backend.run_with_connection(fn, durable)
         except (OperationalError, InterfaceError, OSError) as exc:
             raise StoreUnavailable(f"store unavailable: {_reason(exc)}") from exc
 
@@ -151,8 +152,8 @@ class _SqliteBackend:
     async def write(self, fn: Callable[[Session], T], durable: bool) -> T:
         return await self._in_turn(self._write, fn, {_WRITE: True, _DURABLE: durable})
 
-    async def run_with_connection(self, fn: Callable[[Connection], T]) -> T:
-        return await self._in_turn(self._with_connection, fn, {_WRITE: True})
+    async def run_with_connection(self, fn: Callable[[Connection], T], durable: bool) -> T:
+        return await self._in_turn(self._with_connection, fn, {_WRITE: True, _DURABLE: durable})
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._threads.shutdown)
@@ -227,7 +228,7 @@ class _AsyncBackend:
             await session.commit()
             return result
 
-    async def run_with_connection(self, fn: Callable[[Connection], T]) -> T:
+    async def run_with_connection(self, fn: Callable[[Connection], T], durable: bool) -> T:
         async with self._engine.connect() as conn:
             await conn.execution_options(**{_WRITE: True})
             async with conn.begin():

@@ -20,9 +20,8 @@ from functools import cache
 from itertools import islice
 from typing import Any, Protocol
 
-from sqlalchemy import Executable, insert
+from sqlalchemy import Connection, Executable, insert
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from ivr.engine.ports import NodeVisit
 from ivr.store import models
@@ -229,14 +228,13 @@ class StoreEventSink:
             for record in batch:
                 rows.setdefault(record.kind, []).append(record.row())
 
-            def write(session: Session) -> None:
-                # On the session's Connection: a plain executemany. Through the Session, an insert of an ORM
-                # entity takes the ORM's bulk path, which builds state per row (half the batch's CPU).
-                connection = session.connection()
+            def write(connection: Connection) -> None:
+                # A plain executemany on a connection. Through a Session, an insert of an ORM entity takes
+                # the ORM's bulk path, which builds state per row (half the batch's CPU).
                 for kind in sorted(rows, key=lambda k: k.rank):
                     connection.execute(kind.statement(connection.dialect.name), rows[kind])
 
-            await self._store.write(write)
+            await self._store.run_with_connection(write)
         except StoreUnavailable:
             raise
         except (SQLAlchemyError, ValueError, TypeError):  # a bad record, not an outage: log it, go on

@@ -256,7 +256,9 @@ class StoreProtocolAllocator:
                 name = call_protocol_sequence(year)
                 try:
                     # durable: a number announced to a caller must never be issued again after a power cut
-                    last = await self._store.write(partial(next_value, name=name, count=len(wanted)), durable=True)
+                    last = await self._store.run_with_connection(
+                        partial(next_value, name=name, count=len(wanted)), durable=True
+                    )
                 except Exception as exc:  # handed to each waiting call: allocate() falls back or raises it
                     for future in wanted:
                         if not future.done():
