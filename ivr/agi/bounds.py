@@ -44,22 +44,24 @@ class CommandBounds:
         self._announced: dict[str, float] = {}  # announcements' lengths, by prompt id
         self._stamp: int | None = -1  # the manifest's mtime when read (None: there is none); -1: never read
 
-    def refresh(self) -> None:
-        """Re-read the prompts' lengths if `ivr prompts build` rewrote the manifest (one stat per call)."""
+    def refresh(self) -> bool:
+        """Re-read the prompts' lengths if `ivr prompts build` rewrote the manifest (one stat per call);
+        whether it had changed since the last call."""
         try:
             stamp = (self._audio_dir / MANIFEST).stat().st_mtime_ns
         except FileNotFoundError:
             stamp = None
         if stamp == self._stamp:
-            return
+            return False
         try:
             self._lengths = {pid: entry.duration_s for pid, entry in read_manifest(self._audio_dir).items()}
         except BuildError as exc:
             log.error("prompt lengths unknown, keeping the previous ones: %s", exc)
-            return
+            return True
         self._stamp = stamp
         if not self._lengths:
             log.error("no prompt audio manifest in %s: prompts are bounded by agi.command_timeout_s", self._audio_dir)
+        return True
 
     def instant(self) -> Bound:
         return Bound(self._instant, "agi.command_timeout_s")

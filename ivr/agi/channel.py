@@ -90,6 +90,34 @@ _DIAL_STATUS = {
 }
 
 
+class PlayedFiles:
+    """The sound files each Asterisk peer has played through, since the prompts were last built.
+
+    Background stops silently at a file it cannot open (only ``BACKGROUNDSTATUS`` says so), so a sequence
+    that played through is followed by a ``GET VARIABLE``: ~5 a call, one command in seven. Once a peer has
+    played a file, a sequence made only of such files is not asked about again. A file removed from that
+    Asterisk afterwards would then be skipped unnoticed (Asterisk logs it): files go with a rebuild of the
+    prompts (`forget`, when the audio manifest changes), not in the middle of serving calls.
+    """
+
+    #: A peer plays the catalogue's prompts, digits and numbers: bounded, but a runaway is forgotten.
+    MAX_FILES = 20_000
+
+    def __init__(self) -> None:
+        self._played: set[tuple[str, str]] = set()  # (peer, file)
+
+    def all_played(self, peer: str, files: Sequence[str]) -> bool:
+        return all((peer, name) in self._played for name in files)
+
+    def played(self, peer: str, files: Sequence[str]) -> None:
+        if len(self._played) + len(files) > self.MAX_FILES:
+            self._played.clear()
+        self._played.update((peer, name) for name in files)
+
+    def forget(self) -> None:
+        self._played.clear()
+
+
 def _runs(files: Sequence[str]) -> list[slice]:
     """Consecutive slices of `files` whose names, joined by "&", fit in one command line."""
     runs: list[slice] = []
@@ -133,10 +161,13 @@ class AgiChannel:
 
     hears_words = False  # words come as recordings, for the recogniser
 
-    def __init__(self, conn: AgiConnection, info: CallInfo, settings: Settings, bounds: CommandBounds) -> None:
+    def __init__(
+        self, conn: AgiConnection, info: CallInfo, settings: Settings, bounds: CommandBounds, played: PlayedFiles
+    ) -> None:
         self.info = info
         self._conn = conn
         self._bounds = bounds
+        self._played = played
         self._sound_prefix = settings.agi.sound_prefix
         self._record_dir_asterisk = settings.asterisk.recordings_dir_in_asterisk.rstrip("/")
         self._record_dir_local = settings.recordings_path
@@ -146,10 +177,12 @@ class AgiChannel:
         self._hung_up = False  # by us, with HANGUP
 
     @classmethod
-    async def open(cls, conn: AgiConnection, settings: Settings, bounds: CommandBounds) -> AgiChannel:
+    async def open(
+        cls, conn: AgiConnection, settings: Settings, bounds: CommandBounds, played: PlayedFiles
+    ) -> AgiChannel:
         """The channel for a new call, with Asterisk's ``linkedid`` (joins CDR lines and IVR records)."""
         answer = await conn.execute("GET VARIABLE", "CHANNEL(linkedid)", timeout=bounds.instant().seconds)
-        return cls(conn, call_info(conn.request, answer.data if answer.result == 1 else ""), settings, bounds)
+        return cls(conn, call_info(conn.request, answer.data if answer.result == 1 else ""), settings, bounds, played)
 
     async def answer(self) -> None:
         await self._run("ANSWER")
@@ -175,7 +208,8 @@ class AgiChannel:
         """Several prompts with one command: ``Background(a&b&c)`` stops at a key and returns it (res_agi's
         EXEC disables the jump to an extension of that key), ``Background(a&b&c,p)`` plays them whole. A
         missing file is not an error to Background (it stops there, BACKGROUNDSTATUS=FAILED): asked after a
-        sequence that played through, as STREAM FILE's ``result=-1`` would have said it."""
+        sequence that played through, as STREAM FILE's ``result=-1`` would have said it, unless this peer
+        has played every one of its files before (`PlayedFiles`)."""
         data = "&".join(files) + ("" if interruptible else ",p")
         answer = await self._execute("EXEC", "Background", data, bound=self._bounds.prompts(prompt_ids))
         if answer.result == -2:
@@ -184,10 +218,14 @@ class AgiChannel:
             await self._failed("EXEC Background", answer)
         if answer.result > 0:
             return _key(answer)
+        peer = self._conn.peer
+        if self._played.all_played(peer, files):
+            return ""
         if await self._variable("BACKGROUNDSTATUS") == "FAILED":
             raise ChannelError(
                 f"Background of {prompt_ids[0]} .. {prompt_ids[-1]} failed (missing sound file, or directory?)"
             )
+        self._played.played(peer, files)
         return ""
 
     async def read_digits(

@@ -37,7 +37,7 @@ from typing import Any
 
 from ivr.agi.admission import KEY_PARAM, Admission
 from ivr.agi.bounds import CommandBounds
-from ivr.agi.channel import AgiChannel
+from ivr.agi.channel import AgiChannel, PlayedFiles
 from ivr.agi.wire import MAX_LINE, AgiConnection, AgiError, AgiProtocolError, read_request
 from ivr.config import Settings
 from ivr.engine.channel import CallerHangup, Channel
@@ -72,6 +72,7 @@ class AgiServer:
         self._admission = admission
         self._unidentified = 0  # connections still to send their agi_* block
         self._bounds = CommandBounds(settings)
+        self._played = PlayedFiles()
         self._host = host if host is not None else settings.agi.host
         self._port = port if port is not None else settings.agi.port
         self._server: asyncio.Server | None = None
@@ -166,9 +167,10 @@ class AgiServer:
         call_id = request.get("agi_uniqueid") or str(peer)
         for name in request.malformed:  # a control character in a caller-ID value, say: the call goes on
             log.warning("call %s: %s held a line break or control character; ignored (value not logged)", call_id, name)
-        self._bounds.refresh()
+        if self._bounds.refresh():  # the prompts were rebuilt: files may have gone
+            self._played.forget()
         try:
-            channel = await AgiChannel.open(conn, self._settings, self._bounds)
+            channel = await AgiChannel.open(conn, self._settings, self._bounds, self._played)
             await self._handler(channel, request.flow)
             await channel.mark_done()  # only a flow that returned normally keeps the caller from the fallback
         except CallerHangup:

@@ -349,6 +349,12 @@ class AgiConnection:
         self._deadline = _Deadline(reader)
 
     @property
+    def peer(self) -> str:
+        """The Asterisk at the other end: its address (one unit may serve several)."""
+        peer = self._writer.get_extra_info("peername")
+        return str(peer[0]) if peer else ""
+
+    @property
     def hung_up(self) -> bool:
         """True once Asterisk said HANGUP or 511, or closed the socket."""
         return self._hangup_seen

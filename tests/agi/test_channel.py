@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import wave
 from array import array
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,7 @@ from ivr.agi import channel as channel_module
 from ivr.agi.wire import AgiCommandError, AgiHangup, AgiProtocolError, AgiTimeout
 from ivr.engine.channel import CallerHangup, Channel, ChannelError, Digits, DigitsEnd, QueueOutcome, TransferOutcome
 from ivr.engine.ports import Heard
+from ivr.voice.build import AUDIO_SUBDIR, MANIFEST
 
 from .conftest import CallRig, outcome
 from .fake_asterisk import FakeAsterisk, header_block, parse_args
@@ -174,11 +177,39 @@ async def test_a_long_sequence_is_split_to_fit_res_agis_command_line(rig: CallRi
             break
         lines.append(line)
         await peer.send("200 result=0")
-        await peer.expect('GET VARIABLE "BACKGROUNDSTATUS"', "200 result=1 (SUCCESS)")
+        if len(lines) == 1:  # the later runs hold only digits this peer has just played
+            await peer.expect('GET VARIABLE "BACKGROUNDSTATUS"', "200 result=1 (SUCCESS)")
     assert await outcome(outcomes) == ""
     played = [parse_args(line)[2].removesuffix(",p").split("&") for line in lines]
     assert [name for run in played for name in run] == [f"sac/pt_BR/{d}" for d in digits]  # in order, all
     assert len(lines) == 3 and all(len(line.encode()) + 1 <= 2047 for line in lines)
+
+
+async def test_files_a_peer_has_played_are_not_asked_about_again_until_the_prompts_are_rebuilt(
+    rig: CallRig,
+) -> None:
+    async def script(ch: Channel) -> str:
+        return await ch.play(["your_protocol_is", "digit/2"], interruptible=False)
+
+    server, outcomes = await rig.server(script, {"your_protocol_is": 1.0, "digit/2": 0.4})
+    sequence = 'EXEC "Background" "sac/pt_BR/your_protocol_is&sac/pt_BR/digit/2,p"'
+    status = 'GET VARIABLE "BACKGROUNDSTATUS"'
+
+    async def call(*answers: tuple[str, str]) -> Any:
+        peer = await FakeAsterisk.call(server.port)
+        await peer.started()
+        for command, answer in answers:
+            await peer.expect(command, answer)
+        return await outcome(outcomes)
+
+    assert await call((sequence, "200 result=0"), (status, "200 result=1 (SUCCESS)")) == ""
+    # Played through before by this peer: the next command is the flow's end, not the question.
+    assert await call((sequence, "200 result=0"), ('SET VARIABLE "IVR_DONE" "1"', "200 result=1")) == ""
+    manifest = rig.tmp_path / "prompts" / AUDIO_SUBDIR / MANIFEST
+    built = manifest.stat()
+    os.utime(manifest, ns=(built.st_atime_ns, built.st_mtime_ns + 10**9))  # `ivr prompts build` ran again
+    failure = await call((sequence, "200 result=0"), (status, "200 result=1 (FAILED)"))  # and a file went
+    assert isinstance(failure, ChannelError) and "missing sound file" in str(failure)
 
 
 async def test_a_sequence_is_bounded_by_the_sum_of_its_prompts_lengths(rig: CallRig) -> None:
