@@ -37,7 +37,6 @@ Errors (the engine's two exceptions at the root, foreign errors mapped with ``ra
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -45,6 +44,7 @@ from enum import IntEnum
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ivr.engine.channel import CallerHangup, ChannelError
+from ivr.engine.deadline import LazyDeadline
 from ivr.text import has_control
 
 #: Longest line we accept from Asterisk (its own buffers are 1-2 KiB; GET VARIABLE values fit in 1 KiB).
@@ -229,7 +229,7 @@ async def read_line(reader: asyncio.StreamReader, timeout: float) -> str | None:
 
 async def _read_line(reader: asyncio.StreamReader) -> str | None:
     """One line without its newline; None at a clean EOF. Bounded in size; in time by the caller (a
-    deadline round the whole header block, or an exchange's `_Deadline`)."""
+    deadline round the whole header block, or an exchange's `LazyDeadline`)."""
     try:
         data = await reader.readuntil(b"\n")
     except asyncio.IncompleteReadError as exc:
@@ -286,51 +286,6 @@ async def _read_headers(reader: asyncio.StreamReader, headers: dict[str, str]) -
     raise AgiProtocolError(f"agi_* block longer than {MAX_HEADER_LINES} lines")
 
 
-class _Deadline:
-    """The bound of the exchange in flight on one connection, kept by one timer moved lazily.
-
-    ``asyncio.timeout`` round each exchange scheduled and cancelled a timer per command (~35 a call). Here
-    an exchange only notes when it must end; the timer is moved only to an earlier moment, and when it
-    fires before the exchange's end it is set again for it (a few times a call). Past the bound, the
-    pending read fails with `AgiTimeout` (the reader's exception; the connection is then closed).
-    """
-
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self._reader = reader
-        self._loop = asyncio.get_running_loop()
-        self._ends = math.inf  # the exchange in flight must end by then (loop time); inf: none in flight
-        self._what = ("", 0.0)  # its command and bound, for the message
-        self._timer: asyncio.TimerHandle | None = None
-
-    def start(self, timeout: float, command: str) -> None:
-        self._ends = self._loop.time() + timeout
-        self._what = (command, timeout)
-        if self._timer is None or self._timer.when() > self._ends:
-            self._set(self._ends)
-
-    def end(self) -> None:
-        self._ends = math.inf
-
-    def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _set(self, when: float) -> None:
-        self.stop()
-        self._timer = self._loop.call_at(when, self._fired)
-
-    def _fired(self) -> None:
-        self._timer = None
-        if self._ends == math.inf:
-            return  # the exchange it was set for ended; the next one sets it again
-        if self._loop.time() < self._ends:
-            self._set(self._ends)  # set for an earlier exchange: on to this one's end
-            return
-        command, timeout = self._what
-        self._reader.set_exception(AgiTimeout(f"{command}: no answer from Asterisk within {timeout:g} s"))
-
-
 class AgiConnection:
     """One call's socket: sends a command, reads its one answer, notes an out-of-band ``HANGUP``.
 
@@ -346,7 +301,8 @@ class AgiConnection:
         self._lock = asyncio.Lock()
         self._hangup_seen = False
         self._broken: AgiError | None = None
-        self._deadline = _Deadline(reader)
+        self._deadline = LazyDeadline(self._timed_out)  # one timer for the call's exchanges
+        self._in_flight = ("", 0.0)  # the exchange's command and bound, for the time-out's message
 
     @property
     def peer(self) -> str:
@@ -429,6 +385,11 @@ class AgiConnection:
         except TimeoutError:
             self._writer.transport.abort()
 
+    def _timed_out(self) -> None:
+        command, timeout = self._in_flight
+        # The pending read fails with it; the exchange then breaks the connection.
+        self._reader.set_exception(AgiTimeout(f"{command}: no answer from Asterisk within {timeout:g} s"))
+
     def _break(self, error: AgiError) -> None:
         self._broken = error
         self._deadline.stop()
@@ -436,7 +397,8 @@ class AgiConnection:
 
     async def _exchange(self, line: bytes, command: str, timeout: float) -> AgiResponse:
         """Write the command and read lines until its final answer, all within one deadline."""
-        self._deadline.start(timeout, command)
+        self._in_flight = (command, timeout)
+        self._deadline.start(timeout)
         try:
             self._writer.write(line)
             await self._writer.drain()

@@ -24,6 +24,7 @@ from ivr.config import Settings
 from ivr.engine.caller import Caller
 from ivr.engine.channel import CallerHangup, Channel, ChannelError
 from ivr.engine.context import CallContext, Outcome
+from ivr.engine.deadline import StepLimit
 from ivr.engine.flow import Flow, FlowError, Node
 from ivr.engine.gateway import OperationGateway
 from ivr.engine.operations import BackendError
@@ -254,10 +255,14 @@ class _Walk:
         self.steps = 0
         self.depth = 0  # flows being walked: the call's flow, then the subflows it ran
         self.chose = False  # the caller went past a menu: in a journey, or on the way to a person
+        self.limit = StepLimit()  # each node's time limit, on one timer for the walk
 
     async def run(self, flow: Flow) -> EndCall:
         """Walk the call's flow until the call ends; a top-level `return` ends it politely."""
-        ended = await self._flow(flow)
+        try:
+            ended = await self._flow(flow)
+        finally:
+            self.limit.stop()
         if isinstance(ended, ReturnToCaller):
             await self.call.caller.channel.hangup()
             return EndCall(Outcome.ENDED)
@@ -297,10 +302,9 @@ class _Walk:
         heard = self.call.caller.heard
         first_heard = until_heard = len(heard)
         limit_s = node.verb.time_limit_s()
-        deadline = asyncio.timeout(limit_s)
         try:
             try:
-                async with deadline:
+                async with self.limit(limit_s):
                     step = await node.verb.run(self.call)
             except FlowError as exc:
                 raise FlowError(f"flow '{flow.name}', node '{node.name}': {exc}") from exc
@@ -317,7 +321,7 @@ class _Walk:
             raise
         except TimeoutError as exc:
             outcome = "timeout"
-            if not deadline.expired():
+            if not self.limit.expired:
                 raise  # a bound inside the node (a channel command's own), which names its cause
             raise NodeTimeout(f"node '{node.name}' ran past its {limit_s:.0f} s limit") from exc
         finally:
