@@ -12,6 +12,8 @@ What res_agi does that is copied here (res_agi.c, Asterisk 22):
 * ``EXEC Background <a&b&c[,p]>``: the files in turn; ``result=<ASCII code>`` when a key stopped one
   (with ``p`` keys are ignored), else ``result=0``; a missing file stops it with ``BACKGROUNDSTATUS``
   set to ``FAILED`` (res_agi's EXEC keeps Background from jumping to the key's extension).
+* ``EXEC MSet <name=value,...>``: ``result=0``, each variable set as Asterisk's argument parser reads it
+  (`mset_values`).
 * ``WAIT FOR DIGIT``: ``result=<ASCII code>``, or ``result=0`` at the time-out. Keys typed ahead (during
   an earlier prompt) are read first, like Asterisk's DTMF queue on the channel.
 * ``RECORD FILE``: ``result=<ASCII code> (dtmf)`` when a key ends it; this caller never speaks, so
@@ -59,6 +61,30 @@ ANY_KEY = "0123456789*#ABCD"
 
 _ARGUMENT = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
 _ESCAPED = re.compile(r"\\(.)")
+
+
+def mset_values(data: str) -> dict[str, str]:
+    """What Asterisk 22 sets from MSet's argument: main/app.c's __ast_app_separate_args (commas outside
+    quotes, parentheses and brackets; quotes and backslashes removed), then each pair split at its
+    first "=" (main/pbx_variables.c)."""
+    pairs: list[str] = []
+    current, depth, bracket, quoted, chars = "", 0, 0, False, iter(data)
+    for char in chars:
+        if char == "\\":
+            current += next(chars, "")
+            continue
+        if char == '"':
+            quoted = not quoted
+            continue
+        depth += (char == "(") - (char == ")" and depth > 0)
+        bracket += (char == "[") - (char == "]" and bracket > 0)
+        if char == "," and not (depth or bracket or quoted):
+            pairs.append(current)
+            current = ""
+            continue
+        current += char
+    pairs.append(current)
+    return dict(pair.split("=", 1) for pair in pairs)
 
 
 class UnexpectedCommand(AssertionError):
@@ -227,6 +253,9 @@ class Caller:
                 return [f"200 result={played} endpos={0 if played < 0 else PLAYED // 4 if played else PLAYED}"]
             case "EXEC", ["Background", data]:
                 return [self._background(data)]
+            case "EXEC", ["MSet", data]:
+                self.variables |= mset_values(data)
+                return ["200 result=0"]
             case "RECORD FILE", [_, _, escape, *_]:  # the caller keys, or says nothing at all
                 if escape and self._typed and self._typed[0] in escape:
                     return [f"200 result={ord(self._typed.popleft())} (dtmf) endpos={PLAYED // 4}"]

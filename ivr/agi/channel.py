@@ -69,6 +69,8 @@ _RUN_BYTES = MAX_COMMAND - 64
 
 _PROMPT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")
 _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+#: What MSet would read as a separator, a quote or an escape, inside a value (see `_mset_pair`).
+_MSET_SPECIAL = re.compile(r'[\\",()\[\]]')
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_,-]*\))?\Z")
 _QUEUE = re.compile(r"[A-Za-z0-9_-]+\Z")
 _DIALLED = re.compile(r"\+?[0-9]+\Z")
@@ -118,17 +120,27 @@ class PlayedFiles:
         self._played.clear()
 
 
-def _runs(files: Sequence[str]) -> list[slice]:
-    """Consecutive slices of `files` whose names, joined by "&", fit in one command line."""
+def _runs(items: Sequence[str]) -> list[slice]:
+    """Consecutive slices of `items` (sound files, or MSet's pairs) that, joined by a one-byte separator,
+    fit in one command line as the wire sends them (`quote` escapes backslashes and double quotes)."""
     runs: list[slice] = []
     start, size = 0, 0
-    for index, name in enumerate(files):
-        if index > start and size + 1 + len(name) > _RUN_BYTES:
+    for index, item in enumerate(items):
+        length = len(item.encode()) + item.count("\\") + item.count('"')
+        if index > start and size + 1 + length > _RUN_BYTES:
             runs.append(slice(start, index))
             start, size = index, 0
-        size += len(name) + (1 if index > start else 0)
-    runs.append(slice(start, len(files)))
+        size += length + (1 if index > start else 0)
+    runs.append(slice(start, len(items)))
     return runs
+
+
+def _mset_pair(name: str, value: str) -> str:
+    """``name=value`` for MSet, whose arguments Asterisk splits at commas outside quotes, parentheses and
+    brackets, dropping quotes and backslashes (app.c, __ast_app_separate_args): a backslash before each of
+    those characters keeps it literal. The value is taken whole after the first "=" (pbx_variables.c)."""
+    escaped = _MSET_SPECIAL.sub(r"\\\g<0>", replace_controls(value))
+    return f"{name}={escaped}"
 
 
 def _key(answer: AgiResponse) -> str:
@@ -297,12 +309,27 @@ class AgiChannel:
         # Values are data (a back-end's customer name): a line break in one is replaced, never fatal.
         await self._run("SET VARIABLE", name, replace_controls(value))
 
+    async def _set_variables(self, values: Mapping[str, str]) -> None:
+        """Several channel variables with one ``EXEC MSet`` (the call's context for agents is ~8: one command
+        instead of eight), in as many commands as res_agi's command line needs."""
+        for name in values:
+            if not _VARIABLE.match(name):
+                raise ChannelError(f"not a channel variable name: {name!r}")
+        pairs = [_mset_pair(name, value) for name, value in values.items()]
+        for run in _runs(pairs) if pairs else []:
+            answer = await self._execute("EXEC", "MSet", ",".join(pairs[run]), bound=self._bounds.instant())
+            if answer.result == -2:
+                raise ChannelError("Asterisk has no MSet application loaded")
+            if answer.result < 0:
+                await self._failed("EXEC MSet", answer)
+
     async def queue(self, queue: str, *, context: Mapping[str, str], timeout_s: float) -> QueueOutcome:
         if not _QUEUE.match(queue):
             raise ChannelError(f"not a queue name: {queue!r}")
-        for key, value in context.items():
-            name = key.upper() if key.upper().startswith(CONTEXT_PREFIX) else CONTEXT_PREFIX + key.upper()
-            await self.set_variable(name, value)
+        await self._set_variables(
+            {key.upper() if key.upper().startswith(CONTEXT_PREFIX) else CONTEXT_PREFIX + key.upper(): value
+             for key, value in context.items()}
+        )  # fmt: skip
         # queues.conf sets joinempty/leavewhenempty, so Queue() returns at once when nobody is logged in.
         hung_up = await self._exec("Queue", f"{queue},{QUEUE_OPTIONS},,,{max(1, round(timeout_s))}")
         if not hung_up and await self._variable("CONTEXT") == QUEUE_KEY_CONTEXT:

@@ -16,6 +16,9 @@ from ivr.engine.template import evaluate, render
 
 #: The caller's latest answers an agent is told (the channel variable stays short).
 KEYED_TOLD = 12
+#: The nodes an agent is told: the latest ones within this many characters. A call may walk hundreds of
+#: nodes, and the context's channel variables must fit res_agi's 2,047-byte command line.
+PATH_TOLD_CHARS = 800
 
 
 @dataclass(slots=True)
@@ -97,7 +100,15 @@ class CallState:
             "caller_id": self.caller_id or "",
             "customer": str(self.customer_id or ""),
             "customer_name": self.customer_name,
-            "path": ">".join(self.path),
+            "path": _latest(self.path),
             "tickets": ",".join(t.number for t in self.tickets),
             "keyed": " ".join(self.keyed[-KEYED_TOLD:]),
         }
+
+
+def _latest(path: list[str]) -> str:
+    """The path as agents read it ("a>b>c"), its earlier nodes cut to "...>" past PATH_TOLD_CHARS."""
+    told = ">".join(path)
+    if len(told) <= PATH_TOLD_CHARS:
+        return told
+    return "...>" + told[-PATH_TOLD_CHARS:].partition(">")[2]  # whole node names only

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bench.asterisk_side import mset_values
 from ivr.agi import channel as channel_module
 from ivr.agi.wire import AgiCommandError, AgiHangup, AgiProtocolError, AgiTimeout
 from ivr.engine.channel import CallerHangup, Channel, ChannelError, Digits, DigitsEnd, QueueOutcome, TransferOutcome
@@ -426,12 +427,39 @@ async def test_queue_sets_context_then_reports_no_agents(rig: CallRig) -> None:
         )
 
     peer, outcomes = await rig.call(script)
-    await peer.expect('SET VARIABLE "IVR_PROTOCOL" "202600000017"', "200 result=1")
-    await peer.expect('SET VARIABLE "IVR_CNPJ_ROOT" "12.345.678"', "200 result=1")
+    await peer.expect('EXEC "MSet" "IVR_PROTOCOL=202600000017,IVR_CNPJ_ROOT=12.345.678"', "200 result=0")
     await peer.expect('EXEC "Queue" "technical,c,,,120"', "200 result=0")
     await peer.expect('GET VARIABLE "CONTEXT"', "200 result=1 (sac-ivr)")
     await peer.expect('GET VARIABLE "QUEUESTATUS"', "200 result=1 (JOINEMPTY)")
     assert await outcome(outcomes) is QueueOutcome.NO_AGENTS
+
+
+async def test_the_agents_context_keeps_separators_quotes_and_backslashes_and_fits_the_command_line(
+    rig: CallRig,
+) -> None:
+    name = 'Serra, "Azul" (filial [MG]) a\\b=c'
+    path = ">".join(f"node_{n}" for n in range(100))  # with the keys, ~2,300 bytes: more than one command line
+    keyed = " ".join(f"menu_{n}=1" for n in range(150))
+
+    async def script(ch: Channel) -> QueueOutcome:
+        context = {"customer_name": name, "path": path, "keyed": keyed, "tickets": ""}
+        return await ch.queue("billing", context=context, timeout_s=60)
+
+    peer, outcomes = await rig.call(script)
+    values: dict[str, str] = {}
+    commands = 0
+    while (line := await peer.command()).startswith('EXEC "MSet"'):
+        assert len(line.encode()) + 1 <= 2047
+        values |= mset_values(parse_args(line)[2])
+        commands += 1
+        await peer.send("200 result=0")
+    assert values == {"IVR_CUSTOMER_NAME": name, "IVR_PATH": path, "IVR_KEYED": keyed, "IVR_TICKETS": ""}
+    assert commands == 2
+    assert line == 'EXEC "Queue" "billing,c,,,60"'
+    await peer.send("200 result=-1", "HANGUP")
+    await peer.expect('GET VARIABLE "QUEUESTATUS"', "200 result=0")
+    await peer.expect('GET VARIABLE "MEMBERINTERFACE"', "200 result=1 (PJSIP/agent-101)")
+    assert await outcome(outcomes) is QueueOutcome.ANSWERED
 
 
 async def test_queue_answered_then_caller_gone_is_answered(rig: CallRig) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ivr.agi.channel import _mset_pair
+from ivr.agi.wire import format_command
 from ivr.asterisk.sipp import CallScript, Keys, Pause, prepare_speech
 
 from .ami import Ami
@@ -177,6 +179,28 @@ async def test_numbers_outside_sac_transfer_cannot_be_dialled(asterisk: E2EAster
     await session.command("ANSWER")
     await session.command("EXEC Dial Local/21999999999@sac-transfer,5")
     assert await session.command("GET VARIABLE DIALSTATUS") == (200, "1 (CHANUNAVAIL)")
+    await _finish(session)
+    result = await call
+    assert result.ok, result.summary()
+
+
+async def test_one_mset_gives_agents_values_with_separators_quotes_and_backslashes_as_they_were(
+    asterisk: E2EAsterisk, agi: FastAgiStub
+) -> None:
+    # The IVR sets the agents' context with one EXEC MSet (ivr.agi.channel): Asterisk's own parser reads it.
+    values = {
+        "IVR_CUSTOMER_NAME": 'Serra, "Azul" (filial [MG]) a\\b=c|d ${X}',
+        "IVR_PATH": "greet>main_menu>billing",
+        "IVR_TICKETS": "",
+    }
+    call = asyncio.create_task(asterisk.call(CallScript("30033336", "3133334444", end="wait_bye")))
+    session = await agi.next_session()
+    await session.command("ANSWER")
+    line = format_command("EXEC", "MSet", ",".join(_mset_pair(name, value) for name, value in values.items()))
+    assert await session.command(line.decode().rstrip("\n")) == (200, "0")
+    for name, value in values.items():
+        code, result = await session.command(f"GET VARIABLE {name}")
+        assert code == 200 and result.removeprefix("1 (").removesuffix(")") == value, (name, result)
     await _finish(session)
     result = await call
     assert result.ok, result.summary()

@@ -15,6 +15,7 @@ from ivr.engine.interpreter import run_call
 from ivr.engine.operations import Arg, OperationContext, OperationResult, OperationSpec
 from ivr.engine.ports import Heard, Recognition
 from ivr.engine.scripted import ScriptedChannel
+from ivr.engine.state import PATH_TOLD_CHARS, CallState
 from ivr.flows.loader import FlowLoadError
 
 from .fakes import caller, flow, registry, run, services
@@ -309,6 +310,17 @@ async def test_the_agent_gets_the_call_context() -> None:
     assert seen["caller_id"] == "3133334444"
     assert seen["path"] == "first>q"
     assert seen["journey"] == "billing"
+
+
+def test_an_agent_is_told_the_latest_nodes_of_a_long_walk_in_whole_names() -> None:
+    state = CallState(protocol="202600000017", caller_id="3133334444", dialled="30033336", listening=False)
+    state.path.extend(f"menu_{n}" for n in range(500))  # max_call_steps: ~4,400 characters in all
+    told = state.queue_context()["path"]
+    assert told.startswith("...>") and told.endswith(">menu_498>menu_499")
+    assert len(told) <= PATH_TOLD_CHARS + len("...>")
+    assert all(name.startswith("menu_") for name in told.removeprefix("...>").split(">"))
+    state.path[:] = ["greet", "main_menu"]
+    assert state.queue_context()["path"] == "greet>main_menu"
 
 
 async def test_transfer_ends_the_call_or_takes_failed() -> None:
