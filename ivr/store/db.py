@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -132,6 +133,16 @@ class _SqliteBackend:
         )
         _configure_sqlite(self._lookup_engine, 0)
         self._lookup_connection: Connection | None = None
+        # Core writes (`run_with_connection`) take turns anyway: one connection kept open serves them all.
+        # Checking a connection out of the pool and back, each time, cost more than a small insert.
+        self._writer_engine = create_engine(
+            url.set(drivername="sqlite"),
+            connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
+            pool_size=1,
+            max_overflow=0,
+        )
+        _configure_sqlite(self._writer_engine, busy_timeout_s)
+        self._writer_connection: Connection | None = None
         self._threads = ThreadPoolExecutor(SQLITE_THREADS, thread_name_prefix="ivr-store")
         self._write_turn = asyncio.Lock()  # this process's writers take turns here (see the module's doc)
 
@@ -158,9 +169,11 @@ class _SqliteBackend:
     async def aclose(self) -> None:
         await asyncio.to_thread(self._threads.shutdown)
         self._engine.dispose()
-        if self._lookup_connection is not None:
-            self._lookup_connection.close()
+        for connection in (self._lookup_connection, self._writer_connection):
+            if connection is not None:
+                connection.close()
         self._lookup_engine.dispose()
+        self._writer_engine.dispose()
 
     async def _in_turn(
         self, run: Callable[[Any, dict[str, bool], threading.Event], T], fn: Any, options: dict[str, bool]
@@ -196,13 +209,15 @@ class _SqliteBackend:
             return result
 
     def _with_connection(self, fn: Callable[[Connection], T], options: dict[str, bool], gave_up: threading.Event) -> T:
-        with self._engine.connect() as conn:
-            conn.execution_options(**options)
-            with conn.begin():
-                result = fn(conn)
-                if gave_up.is_set():
-                    raise _GaveUp
-                return result
+        # In the write turn: no other thread uses the writer's connection meanwhile.
+        if self._writer_connection is None:
+            self._writer_connection = self._writer_engine.connect()
+        conn = self._writer_connection.execution_options(**options)  # in place, for this transaction's BEGIN
+        with conn.begin():
+            result = fn(conn)
+            if gave_up.is_set():
+                raise _GaveUp
+            return result
 
 
 class _AsyncBackend:
@@ -262,10 +277,16 @@ def _configure_sqlite(engine: Any, busy_timeout_s: float) -> None:
         # On pysqlite itself: through exec_driver_sql, each statement made a cursor and a result (~30 µs).
         sqlite = conn.connection.driver_connection
         assert sqlite is not None  # only a detached connection has none, and "begin" comes on an attached one
-        if options.get(_WRITE):
-            # Per transaction, before BEGIN (a pooled connection keeps what the last one set).
-            sqlite.execute(f"PRAGMA synchronous={'FULL' if options.get(_DURABLE) else 'NORMAL'}")
-        sqlite.execute("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
+        begin = "BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN"
+        try:
+            if options.get(_WRITE):
+                # Per transaction, before BEGIN (a pooled connection keeps what the last one set).
+                sqlite.execute(f"PRAGMA synchronous={'FULL' if options.get(_DURABLE) else 'NORMAL'}")
+            sqlite.execute(begin)
+        except sqlite3.OperationalError as exc:
+            # Raised inside SQLAlchemy's event, pysqlite's own error would pass unwrapped: a database locked
+            # past the busy timeout must reach the store's callers as the outage it is (StoreUnavailable).
+            raise OperationalError(begin, None, exc) from exc
 
 
 def private_directory(directory: Path) -> None:

@@ -49,13 +49,46 @@ async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(sqlite_store: Store) 
     assert await sqlite_store.read(lambda s: s.execute(text("PRAGMA busy_timeout")).scalar()) == 10_000
 
 
-async def test_a_durable_write_commits_with_synchronous_full_and_the_others_with_normal(sqlite_store: Store) -> None:
-    def synchronous(session: Session) -> int:
-        return int(session.execute(text("PRAGMA synchronous")).scalar_one())
+@pytest.mark.parametrize("way", ["session", "connection"])
+async def test_a_durable_write_commits_with_synchronous_full_and_the_others_with_normal(
+    sqlite_store: Store, way: str
+) -> None:
+    def synchronous(db: Session | Connection) -> int:
+        return int(db.execute(text("PRAGMA synchronous")).scalar_one())
 
-    for _ in range(3):  # whichever pooled connection comes, it is set for the transaction it runs
-        assert await sqlite_store.write(synchronous, durable=True) == 2  # FULL: the WAL is synced at commit
-        assert await sqlite_store.write(synchronous) == 1  # NORMAL
+    write = sqlite_store.write if way == "session" else sqlite_store.run_with_connection
+    for _ in range(3):  # whichever connection comes (pooled, or the one kept for Core writes), it is set anew
+        assert await write(synchronous, durable=True) == 2  # FULL: the WAL is synced at commit
+        assert await write(synchronous) == 1  # NORMAL
+
+
+async def test_the_connection_kept_for_core_writes_outlives_a_failed_write_and_a_locked_database(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "ivr.sqlite3"
+    store = Store(sqlite_url(database), busy_timeout_s=0.1)
+    try:
+        await store.run_with_connection(lambda c: c.execute(text("CREATE TABLE counter (n INTEGER)")))
+
+        def insert_then_fail(connection: Connection) -> None:
+            connection.execute(text("INSERT INTO counter VALUES (1)"))
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            await store.run_with_connection(insert_then_fail)
+        other = sqlite3.connect(database, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the busy timeout
+        with pytest.raises(StoreUnavailable):
+            await store.run_with_connection(lambda c: c.execute(text("INSERT INTO counter VALUES (2)")))
+        with pytest.raises(StoreUnavailable):  # an ORM write too (BEGIN IMMEDIATE is ours, in an event)
+            await store.write(lambda s: s.execute(text("INSERT INTO counter VALUES (2)")))
+        other.execute("ROLLBACK")
+        other.close()
+        await store.run_with_connection(lambda c: c.execute(text("INSERT INTO counter VALUES (3)")))
+        rows = await store.lookup(lambda c: c.execute(text("SELECT n FROM counter")).scalars().all())
+        assert rows == [3]  # the failed write left nothing, the locked one nothing, the next one its row
+    finally:
+        await store.aclose()
 
 
 async def test_the_database_file_and_its_wal_are_0600_and_ivr_db_makes_its_directory_0700(tmp_path: Path) -> None:
