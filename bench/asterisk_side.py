@@ -171,8 +171,9 @@ AGI_KEY = "bench-agi-key-0123456789"
 
 
 def header(n: int, flow: str = "sac") -> str:
-    """The ``agi_*`` block res_agi sends when call `n` reaches ``AGI(agi://127.0.0.1:4574/<flow>?lang=pt_BR&key=...)``."""
-    script = f"{flow}?lang=pt_BR&key={AGI_KEY}"
+    """The ``agi_*`` block res_agi sends when call `n` reaches ``AGI(agi://127.0.0.1:4574/<flow>?lang=pt_BR&key=...
+    &linkedid=...)`` (the shipped dialplan's request, asterisk_conf/extensions.conf.j2)."""
+    script = f"{flow}?lang=pt_BR&key={AGI_KEY}&linkedid={unique_id(n)}"
     return (
         f"agi_network: yes\nagi_network_script: {script}\nagi_request: agi://127.0.0.1/{script}\n"
         f"agi_channel: PJSIP/carrier-{n:08x}\nagi_language: pt_BR\nagi_type: PJSIP\nagi_uniqueid: {unique_id(n)}\n"

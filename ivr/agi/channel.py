@@ -49,6 +49,8 @@ TRANSFER_CONTEXT = "sac-transfer"
 QUEUE_KEY_CONTEXT = "sac-queue-key"
 #: Prefix of the call-context variables agents see (AMI AgentCalled shows channel variables).
 CONTEXT_PREFIX = "IVR_"
+#: The request parameter the shipped dialplan gives the call's ``linkedid`` in (one command less a call).
+LINKED_ID_PARAM = "linkedid"
 #: Set when a flow ends normally; without it the dialplan sends the caller to the fallback queue.
 DONE_VARIABLE = "IVR_DONE"
 #: res_agi's RECORD FILE judges silence on voice frames only (handle_recordfile), so a caller who sends
@@ -67,6 +69,7 @@ DIAL_OPTIONS = "g"
 #: "...,p"``: a longer sequence of prompts (over a hundred digits) takes several commands.
 _RUN_BYTES = MAX_COMMAND - 64
 
+_LINKED_ID = re.compile(r"[A-Za-z0-9._-]{1,150}\Z")  # an Asterisk uniqueid, with its system name if set
 _PROMPT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")
 _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 #: What MSet would read as a separator, a quote or an escape, inside a value (see `_mset_pair`).
@@ -192,9 +195,13 @@ class AgiChannel:
     async def open(
         cls, conn: AgiConnection, settings: Settings, bounds: CommandBounds, played: PlayedFiles
     ) -> AgiChannel:
-        """The channel for a new call, with Asterisk's ``linkedid`` (joins CDR lines and IVR records)."""
-        answer = await conn.execute("GET VARIABLE", "CHANNEL(linkedid)", timeout=bounds.instant().seconds)
-        return cls(conn, call_info(conn.request, answer.data if answer.result == 1 else ""), settings, bounds, played)
+        """The channel for a new call, with Asterisk's ``linkedid`` (joins CDR lines and IVR records): given
+        in the request by the shipped dialplan, else asked for."""
+        linked_id = conn.request.params.get(LINKED_ID_PARAM, "")
+        if not _LINKED_ID.match(linked_id):
+            answer = await conn.execute("GET VARIABLE", "CHANNEL(linkedid)", timeout=bounds.instant().seconds)
+            linked_id = answer.data if answer.result == 1 else ""
+        return cls(conn, call_info(conn.request, linked_id), settings, bounds, played)
 
     async def answer(self) -> None:
         await self._run("ANSWER")

@@ -46,6 +46,21 @@ async def test_sac_call_start_answer_announce_and_menu_barge_in(rig: CallRig) ->
     assert await peer.closed_by_ivr()
 
 
+@pytest.mark.parametrize(("given", "asked"), [("1764070000.17", False), ("pbx-1.1764070000.3", False), ("1 2", True)])
+async def test_the_linkedid_the_dialplan_gives_is_taken_and_a_malformed_one_is_asked_for(
+    rig: CallRig, given: str, asked: bool
+) -> None:
+    async def script(ch: Channel) -> str:
+        return ch.info.linked_id
+
+    server, outcomes = await rig.server(script)
+    peer = await FakeAsterisk.call(server.port, script=f"sac?key=k&linkedid={given.replace(' ', '%20')}")
+    if asked:
+        await peer.started("1764070000.99")
+    await peer.expect('SET VARIABLE "IVR_DONE" "1"', "200 result=1")  # nothing else was asked
+    assert await outcome(outcomes) == ("1764070000.99" if asked else given)
+
+
 async def test_100_trying_comes_before_the_real_answer(rig: CallRig) -> None:
     async def script(ch: Channel) -> str:
         return await ch.play(["welcome"])

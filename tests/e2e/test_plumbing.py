@@ -70,8 +70,9 @@ async def test_calls_to_the_sac_number_reach_fastagi_with_number_and_caller(
     first, second, third = sessions["30033336"], sessions["+5530033336"], sessions["030033336"]
     port = asterisk.settings.agi.port
     key = asterisk.settings.agi.secret.get_secret_value()  # the dialplan proves where the call comes from
-    assert first.env["agi_request"] == f"agi://127.0.0.1:{port}/sac?key={key}"
-    assert first.env["agi_network_script"] == f"sac?key={key}"
+    linked = first.env["agi_uniqueid"]  # the first channel of its call
+    assert first.env["agi_request"] == f"agi://127.0.0.1:{port}/sac?key={key}&linkedid={linked}"
+    assert first.env["agi_network_script"] == f"sac?key={key}&linkedid={linked}"
     assert first.env["agi_callerid"] == "3133334444"
     assert second.env["agi_callerid"] == "anonymous"  # withheld: a normal case, not an error
     assert first.env["agi_channel"].startswith("PJSIP/tester-")
