@@ -17,7 +17,7 @@ Each bound says why it is what it is, so a time-out names its real cause.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ivr.config import Settings
@@ -29,7 +29,13 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Bound:
     seconds: float
-    why: str  # e.g. "prompt main_menu lasts 30.4 s, + 5 s margin"
+    # Why, said only when a command runs past its bound: worked out then, not for every command.
+    reason: Callable[[], str]
+
+    @property
+    def why(self) -> str:
+        """E.g. "prompt main_menu lasts 30.4 s, + 5 s margin"."""
+        return self.reason()
 
 
 class CommandBounds:
@@ -43,6 +49,7 @@ class CommandBounds:
         self._lengths: dict[str, float] = {}
         self._announced: dict[str, float] = {}  # announcements' lengths, by prompt id
         self._stamp: int | None = -1  # the manifest's mtime when read (None: there is none); -1: never read
+        self._instant_bound = Bound(self._instant, lambda: "agi.command_timeout_s")
 
     def refresh(self) -> bool:
         """Re-read the prompts' lengths if `ivr prompts build` rewrote the manifest (one stat per call);
@@ -64,24 +71,34 @@ class CommandBounds:
         return True
 
     def instant(self) -> Bound:
-        return Bound(self._instant, "agi.command_timeout_s")
+        return self._instant_bound
 
     def prompt(self, prompt_id: str) -> Bound:
         length = self._length(prompt_id)
         if length is None:
-            return Bound(self._instant, f"prompt {prompt_id} has no built length: agi.command_timeout_s")
-        return Bound(length + self._margin, f"prompt {prompt_id} lasts {length:.1f} s, + {self._margin:g} s margin")
+            return Bound(self._instant, lambda: f"prompt {prompt_id} has no built length: agi.command_timeout_s")
+        margin = self._margin
+        return Bound(length + margin, lambda: f"prompt {prompt_id} lasts {length:.1f} s, + {margin:g} s margin")
 
     def prompts(self, prompt_ids: Sequence[str]) -> Bound:
         """Several prompts played by one command, one after the other (a prompt of unknown length counts as
         `instant`)."""
-        lengths = [self._length(prompt_id) for prompt_id in prompt_ids]
-        unknown = [p for p, length in zip(prompt_ids, lengths, strict=True) if length is None]
-        total = sum(length for length in lengths if length is not None) + self._instant * len(unknown)
-        why = f"prompts {prompt_ids[0]} .. {prompt_ids[-1]} ({len(prompt_ids)}) last {total:.1f} s"
-        if unknown:
-            why += f" ({len(unknown)} without a built length counted as agi.command_timeout_s)"
-        return Bound(total + self._margin, f"{why}, + {self._margin:g} s margin")
+        total, unknown = 0.0, 0
+        for prompt_id in prompt_ids:
+            length = self._length(prompt_id)
+            if length is None:
+                unknown += 1
+                length = self._instant
+            total += length
+        margin = self._margin
+
+        def why() -> str:
+            said = f"prompts {prompt_ids[0]} .. {prompt_ids[-1]} ({len(prompt_ids)}) last {total:.1f} s"
+            if unknown:
+                said += f" ({unknown} without a built length counted as agi.command_timeout_s)"
+            return f"{said}, + {margin:g} s margin"
+
+        return Bound(total + margin, why)
 
     def _length(self, prompt_id: str) -> float | None:
         return self._announcement_length(prompt_id) if is_announcement(prompt_id) else self._lengths.get(prompt_id)
@@ -100,11 +117,12 @@ class CommandBounds:
         return self._announced[prompt_id]
 
     def wait(self, what: str, seconds: float) -> Bound:
-        return Bound(seconds + self._margin, f"{what} of {seconds:g} s, + {self._margin:g} s margin")
+        margin = self._margin
+        return Bound(seconds + margin, lambda: f"{what} of {seconds:g} s, + {margin:g} s margin")
 
     def conversation(self) -> Bound:
+        call_s, margin = self._call_s, self._margin
         return Bound(
-            self._call_s + self._margin,
-            f"a conversation ends only with the call: asterisk.max_call_s {self._call_s} s, "
-            f"+ {self._margin:g} s margin",
+            call_s + margin,
+            lambda: f"a conversation ends only with the call: asterisk.max_call_s {call_s} s, + {margin:g} s margin",
         )
