@@ -11,8 +11,9 @@ Four servers take the same load, each in its own process (so its RSS is its own)
 * ``ivr``: the product. ``python -m ivr.cli serve`` over a demo-seeded SQLite store in a temporary
   directory: it publishes ``flows/`` (with their checks) on first start, allocates each call's protocol
   in the store, walks the sac flow through the engine, runs the store's lookups and writes node visits
-  and call rows through the event buffer. Its first call (a warm-up) is recorded: the floor and the
-  wire replay that transcript.
+  and call rows through the event buffer. Its second warm-up call is recorded (the first one, on cold
+  caches, also asks Asterisk whether its prompt sequences played, which later calls need not): the
+  floor and the wire replay that transcript.
 * ``wire``: ``ivr.agi.wire`` alone replaying the recorded commands (quoting, answer parsing, timeouts,
   out-of-band HANGUP): no engine, no store. The gap between it and ``ivr`` is the engine and the store.
 * ``panoramisk``: panoramisk 1.4's FastAGI server (``panoramisk.fast_agi.Application``), the library a
@@ -76,6 +77,8 @@ HOLD_PROMPT = HoldSettings().prompt
 SLOW_ALLOCATION_S = 2.0
 #: The bench's copy of the flows (taken at its start), which every `ivr serve` run publishes.
 FLOWS = "flows"
+#: Calls before a measured run; the last is the recording.
+WARM_UP_CALLS = 2
 #: A recorded call: each command line with the answer lines Asterisk's side wrote back.
 Transcript = list[tuple[str, list[str]]]
 
@@ -115,16 +118,17 @@ class Server(ABC):
 class ReplayServer(Server):
     """The floor, the wire or panoramisk (this script's ``--serve`` child), replaying a recorded transcript."""
 
-    def __init__(self, name: str, transcript: Path) -> None:
+    def __init__(self, name: str, transcript: Path, calls: int) -> None:
         super().__init__()
         self.name = name
         self._transcript = transcript
+        self._calls = calls
         self.commands = len(json.loads(transcript.read_text()))
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--serve", self.name, "--transcript", str(self._transcript),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            "--calls", str(self._calls), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )  # fmt: skip
         assert self.process.stdout is not None
         self.port = int(await asyncio.wait_for(self.process.stdout.readline(), START_TIMEOUT_S))
@@ -222,7 +226,7 @@ def seed_template(directory: Path) -> Path:
 # ---------------------------------------------------------------- the replaying children
 
 
-async def serve_floor(transcript: Transcript) -> None:
+async def serve_floor(transcript: Transcript, _calls: int) -> None:
     steps = [(f"{line}\n".encode(), len(answer)) for line, answer in transcript]
 
     async def call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -237,7 +241,7 @@ async def serve_floor(transcript: Transcript) -> None:
     await _announce_and_wait(server.sockets[0].getsockname()[1])
 
 
-async def serve_wire(transcript: Transcript) -> None:
+async def serve_wire(transcript: Transcript, _calls: int) -> None:
     from ivr.agi.bounds import CommandBounds
     from ivr.agi.wire import MAX_LINE, AgiConnection, read_request
     from ivr.config import load_settings
@@ -267,10 +271,11 @@ async def serve_wire(transcript: Transcript) -> None:
     await _announce_and_wait(server.sockets[0].getsockname()[1])
 
 
-async def serve_panoramisk(transcript: Transcript) -> None:
-    """panoramisk's FastAGI server as its documentation shows it: one route, `send_command` per line. It
+async def serve_panoramisk(transcript: Transcript, calls: int) -> None:
+    """panoramisk's FastAGI server as its documentation shows it: a route, `send_command` per line. It
     reads one line per command, so the out-of-band ``HANGUP`` after ``EXEC Queue`` is taken as the next
-    command's answer (the replay goes on regardless: the same commands are sent)."""
+    command's answer (the replay goes on regardless: the same commands are sent). It routes by the whole
+    request, which carries each call's linkedid (the shipped dialplan's): one route per call of the run."""
     from panoramisk.fast_agi import Application, Request
 
     lines = [line for line, _ in transcript]
@@ -280,7 +285,8 @@ async def serve_panoramisk(transcript: Transcript) -> None:
             await request.send_command(line)
 
     app = Application()
-    app.add_route(re.search(r"agi_network_script: (.*)", header(0))[1], call)  # type: ignore[index]
+    for n in range(calls + 1):  # the warm-up call is number 0
+        app.add_route(re.search(r"agi_network_script: (.*)", header(n))[1], call)  # type: ignore[index]
     server = await asyncio.start_server(app.handler, "127.0.0.1", 0, backlog=4096)
     await _announce_and_wait(server.sockets[0].getsockname()[1])
 
@@ -458,8 +464,15 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-async def warm_up(server: Server, script: Script) -> CallRecord:
-    """One call before measuring (lazy imports, caches); on ``ivr serve`` its transcript is the recording."""
+async def warm_up(server: Server, script: Script) -> list[CallRecord]:
+    """Calls before measuring (lazy imports, caches, the prompt files Asterisk has played: `WARM_UP_CALLS`);
+    on ``ivr serve`` the last one's transcript is the recording, a call as the measured ones are."""
+    records = [await _warm_up_call(server, script) for _ in range(WARM_UP_CALLS)]
+    check_completed(records)
+    return records
+
+
+async def _warm_up_call(server: Server, script: Script) -> CallRecord:
     record = await asyncio.wait_for(one_call(server.port, Caller(0, script), None), RUN_TIMEOUT_S)
     if record.caller.keys_left:
         raise AssertionError(
@@ -467,7 +480,6 @@ async def warm_up(server: Server, script: Script) -> CallRecord:
             f"flows): it went {record.caller.variables.get('IVR_PATH', '(no IVR_PATH)')}; the demo data or the "
             "nodes between the menus no longer take a known caller that way (bench/asterisk_side.py)"
         )
-    check_completed([record])
     return record
 
 
@@ -543,16 +555,16 @@ def store_figures(server: IvrServe, records: Sequence[CallRecord]) -> StoreFigur
 
 
 async def measure(server: Server, script: Script, calls: int, ramp_s: float) -> tuple[Run, CallRecord]:
-    """Start the server, warm it up with one call (the recording), load it, stop it."""
+    """Start the server, warm it up (its last warm-up call is the recording), load it, stop it."""
     await server.start()
     try:
-        recording = await warm_up(server, script)
+        warm_ups = await warm_up(server, script)
         run = await load(server, script, calls, ramp_s)
     finally:
         await server.stop()
     if isinstance(server, IvrServe):
-        run.store = store_figures(server, [recording, *run.records])
-    return run, recording
+        run.store = store_figures(server, [*warm_ups, *run.records])
+    return run, warm_ups[-1]
 
 
 # ---------------------------------------------------------------- the fallback queue
@@ -700,7 +712,8 @@ async def main(
                 by_server["ivr"].append(run)
                 transcript_file.write_text(json.dumps(recording.transcript))
                 for name in ("floor", "wire", "panoramisk"):
-                    by_server[name].append((await measure(ReplayServer(name, transcript_file), script, n, ramp_s))[0])
+                    replay = ReplayServer(name, transcript_file, n)
+                    by_server[name].append((await measure(replay, script, n, ramp_s))[0])
             for done in by_server.values():
                 runs.append(sorted(done, key=lambda r: r.calls_per_s)[len(done) // 2])
         failovers = await measure_failovers(directory, template, script, failover_calls, workers)
@@ -742,7 +755,7 @@ if __name__ == "__main__":
     if args.serve:
         recorded = [(line, answer) for line, answer in json.loads(args.transcript.read_text())]
         serve = {"floor": serve_floor, "wire": serve_wire, "panoramisk": serve_panoramisk}[args.serve]
-        asyncio.run(serve(recorded))
+        asyncio.run(serve(recorded, args.calls[0]))
     else:
         failover_calls = args.failover_calls or min(args.calls)
         asyncio.run(main(args.calls, args.rounds, args.ramp, args.flows, failover_calls, args.workers))
