@@ -11,9 +11,9 @@ Four servers take the same load, each in its own process (so its RSS is its own)
 * ``ivr``: the product. ``python -m ivr.cli serve`` over a demo-seeded SQLite store in a temporary
   directory: it publishes ``flows/`` (with their checks) on first start, allocates each call's protocol
   in the store, walks the sac flow through the engine, runs the store's lookups and writes node visits
-  and call rows through the event buffer. Its second warm-up call is recorded (the first one, on cold
-  caches, also asks Asterisk whether its prompt sequences played, which later calls need not): the
-  floor and the wire replay that transcript.
+  and call rows through the event buffer. A warm-up call with the fewest commands is recorded (a
+  worker's first call, on cold caches, also asks Asterisk whether its prompt sequences played, which
+  its later calls need not): the floor and the wire replay that transcript.
 * ``wire``: ``ivr.agi.wire`` alone replaying the recorded commands (quoting, answer parsing, timeouts,
   out-of-band HANGUP): no engine, no store. The gap between it and ``ivr`` is the engine and the store.
 * ``panoramisk``: panoramisk 1.4's FastAGI server (``panoramisk.fast_agi.Application``), the library a
@@ -77,8 +77,6 @@ HOLD_PROMPT = HoldSettings().prompt
 SLOW_ALLOCATION_S = 2.0
 #: The bench's copy of the flows (taken at its start), which every `ivr serve` run publishes.
 FLOWS = "flows"
-#: Calls before a measured run; the last is the recording.
-WARM_UP_CALLS = 2
 #: A recorded call: each command line with the answer lines Asterisk's side wrote back.
 Transcript = list[tuple[str, list[str]]]
 
@@ -465,11 +463,13 @@ def rss_kib(pid: int) -> int:
 
 
 async def warm_up(server: Server, script: Script) -> list[CallRecord]:
-    """Calls before measuring (lazy imports, caches, the prompt files Asterisk has played: `WARM_UP_CALLS`);
-    on ``ivr serve`` the last one's transcript is the recording, a call as the measured ones are."""
-    records = [await _warm_up_call(server, script) for _ in range(WARM_UP_CALLS)]
+    """Calls before measuring (lazy imports, caches, the prompt files Asterisk has played), the recording
+    last: the one with the fewest commands, a call as the measured ones are. Two per worker and one more,
+    so that some worker has taken two (the kernel spreads connections over the workers as it likes)."""
+    calls = 2 * getattr(server, "workers", 1) + 1
+    records = [await _warm_up_call(server, script) for _ in range(calls)]
     check_completed(records)
-    return records
+    return sorted(records, key=lambda r: len(r.transcript), reverse=True)
 
 
 async def _warm_up_call(server: Server, script: Script) -> CallRecord:
