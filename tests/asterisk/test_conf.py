@@ -65,7 +65,8 @@ def test_every_form_of_the_sac_number_goes_to_the_ivr_with_a_fallback() -> None:
     with_area_code = ("3130033336", "+553130033336", "553130033336", "03130033336", "_0XX3130033336")
     for form in (*forms, *with_area_code):
         assert f"exten => {form},1,Goto(sac-ivr,${{EXTEN}},1)" in dialplan
-    assert f"AGI(agi://127.0.0.1:{settings.agi.port}/sac?key={AGI_KEY})" in dialplan  # ivr/agi/admission.py
+    # The key (ivr/agi/admission.py) and the call's linkedid (ivr/agi/channel.py: the IVR need not ask for it).
+    assert f"AGI(agi://127.0.0.1:{settings.agi.port}/sac?key={AGI_KEY}&linkedid=${{CHANNEL(linkedid)}})" in dialplan
     assert "TIMEOUT(absolute)" in dialplan
     assert '"${AGISTATUS}" = "FAILURE" | "${IVR_DONE}" = ""' in dialplan
     # The negotiation line as the trunk dials it: national form, from the E.164 setting.
