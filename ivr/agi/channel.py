@@ -99,10 +99,10 @@ class PlayedFiles:
     """The sound files each Asterisk peer has played through, since the prompts were last built.
 
     Background stops silently at a file it cannot open (only ``BACKGROUNDSTATUS`` says so), so a sequence
-    that played through is followed by a ``GET VARIABLE``: ~5 a call, one command in seven. Once a peer has
-    played a file, a sequence made only of such files is not asked about again. A file removed from that
-    Asterisk afterwards would then be skipped unnoticed (Asterisk logs it): files go with a rebuild of the
-    prompts (`forget`, when the audio manifest changes), not in the middle of serving calls.
+    that played through is followed by a ``GET VARIABLE``: 5 of the 40 commands of a recorded call. Once a
+    peer has played a file, a sequence made only of such files is not asked about again. A file removed
+    from that Asterisk afterwards would then be skipped unnoticed (Asterisk logs it): files go with a
+    rebuild of the prompts (`forget`, when the audio manifest changes), not in the middle of serving calls.
     """
 
     #: A peer plays the catalogue's prompts, digits and numbers: bounded, but a runaway is forgotten.
