@@ -230,11 +230,7 @@ class AgiChannel:
         sequence that played through, as STREAM FILE's ``result=-1`` would have said it, unless this peer
         has played every one of its files before (`PlayedFiles`)."""
         data = "&".join(files) + ("" if interruptible else ",p")
-        answer = await self._execute("EXEC", "Background", data, bound=self._bounds.prompts(prompt_ids))
-        if answer.result == -2:
-            raise ChannelError("Asterisk has no Background application loaded")
-        if answer.result < 0:
-            await self._failed("EXEC Background", answer)
+        answer = await self._run_app("Background", data, self._bounds.prompts(prompt_ids))
         if answer.result > 0:
             return _key(answer)
         peer = self._conn.peer
@@ -324,11 +320,7 @@ class AgiChannel:
                 raise ChannelError(f"not a channel variable name: {name!r}")
         pairs = [_mset_pair(name, value) for name, value in values.items()]
         for run in _runs(pairs) if pairs else []:
-            answer = await self._execute("EXEC", "MSet", ",".join(pairs[run]), bound=self._bounds.instant())
-            if answer.result == -2:
-                raise ChannelError("Asterisk has no MSet application loaded")
-            if answer.result < 0:
-                await self._failed("EXEC MSet", answer)
+            await self._run_app("MSet", ",".join(pairs[run]), self._bounds.instant())
 
     async def queue(self, queue: str, *, context: Mapping[str, str], timeout_s: float) -> QueueOutcome:
         if not _QUEUE.match(queue):
@@ -405,6 +397,16 @@ class AgiChannel:
         except AgiTimeout as exc:
             # Arguments may be caller data: only the command and its bound are named.
             raise AgiTimeout(f"{command}: no answer from Asterisk within {bound.seconds:.1f} s ({bound.why})") from exc
+
+    async def _run_app(self, app: str, data: str, bound: Bound) -> AgiResponse:
+        """EXEC an application that returns once it has done its part; a ``result=-1`` is turned into
+        `AgiHangup` or `ChannelError` as `_run` does."""
+        answer = await self._execute("EXEC", app, data, bound=bound)
+        if answer.result == -2:
+            raise ChannelError(f"Asterisk has no {app} application loaded")
+        if answer.result < 0:
+            await self._failed(f"EXEC {app}", answer)
+        return answer
 
     async def _exec(self, app: str, data: str) -> bool:
         """EXEC an application that may end with the caller gone; returns whether the caller hung up."""
