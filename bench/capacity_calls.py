@@ -381,9 +381,9 @@ class Bench:
         calls = max(1, round(rate * step_s))
         sip = self.settings.sip
         bound_s = step_s + script.steps_s + 2 * RECV_TIMEOUT_S
-        # The single-call runner's port choices (ivr/asterisk/sipp.py), reused: SIPp's default SIP port
-        # would be shared by concurrent SIPp processes.
-        ports = ["-p", str(sipp._free_sip_port()), "-mp", str(sipp._free_media_port())]  # noqa: SLF001
+        # The single-call runner's ports (ivr/asterisk/sipp.py), held for the bench's run: SIPp's default
+        # SIP port would be shared by concurrent SIPp processes.
+        ports = ["-p", str(sipp.SIP_PORTS.take()), "-mp", str(sipp.MEDIA_PORTS.take())]
         command = [
             shutil.which("sipp") or "sipp", f"{sip.host}:{sip.port}", "-s", script.number,
             "-sf", str(directory / "scenario.xml"), "-r", "1", "-rp", f"{max(1, round(1000 / rate))}ms",

@@ -35,6 +35,10 @@ class SippError(RuntimeError):
     """SIPp could not be run at all (missing, bad arguments, ports)."""
 
 
+class PortTaken(SippError):
+    """SIPp could not bind a port it was given: something else had taken it."""
+
+
 @dataclass(frozen=True)
 class Pause:
     seconds: float
@@ -283,35 +287,45 @@ def _step_xml(step: Step, label: str) -> list[str]:
     return lines
 
 
-def _free_sip_port() -> int:
-    """SIPp's own SIP port: its default (5060) can be shared by two SIPp at once, who then steal each
-    other's requests."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class PortBlocks:
+    """UDP ports for the SIPp processes this process runs: aligned blocks of `width` in first..last, each
+    checked free and then held until released, so two concurrent calls never pick the same block (a port
+    free when checked is not free once another SIPp started a moment ago binds it). The ranges lie below
+    the kernel's ephemeral ports (32768 up), where any process's bind to port 0 could take one between
+    the check and SIPp's own bind."""
 
+    def __init__(self, first: int, last: int, width: int) -> None:
+        self._first, self._last, self._width = first, last, width
+        self._held: set[int] = set()
 
-#: Media ports of the SIPp processes this process runs: a port free when checked is not free once another
-#: SIPp started a moment ago binds it, so concurrent calls never pick the same one.
-_media_ports_in_use: set[int] = set()
-
-
-def _free_media_port() -> int:
-    """A UDP port with the next three free too (SIPp binds audio, video and their RTCP), from aligned blocks
-    of four: two calls' blocks are then the same (refused below) or apart, never overlapping."""
-    for _ in range(50):  # bounded: free ports are plentiful
-        base = random.randrange(20000, 30000, 4)
-        if base in _media_ports_in_use:
-            continue
-        with contextlib.ExitStack() as stack:
-            try:
-                for offset in range(4):
-                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-                    sock.bind(("127.0.0.1", base + offset))
-            except OSError:
+    def take(self) -> int:
+        for _ in range(50):  # bounded: free blocks are plentiful
+            base = random.randrange(self._first, self._last - self._width + 2, self._width)
+            if base in self._held:
                 continue
+            with contextlib.ExitStack() as stack:
+                try:
+                    for offset in range(self._width):
+                        sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                        sock.bind(("127.0.0.1", base + offset))
+                except OSError:
+                    continue
+            self._held.add(base)
             return base
-    raise SippError("no free UDP ports for SIPp's media")
+        raise SippError(f"no free UDP ports for SIPp in {self._first}-{self._last}")
+
+    def release(self, base: int) -> None:
+        self._held.discard(base)
+
+
+#: SIPp's own SIP port: its default (5060) can be shared by two SIPp at once, who then steal each other's
+#: requests.
+SIP_PORTS = PortBlocks(10000, 19999, 1)
+#: SIPp's media: a port with the next three (audio, video and their RTCP).
+MEDIA_PORTS = PortBlocks(20000, 29999, 4)
+#: A SIPp that exits at once on "Address already in use" is run again on other ports this many times
+#: (another process, such as a second test session, took them after the check).
+BIND_ATTEMPTS = 3
 
 
 async def place_call(
@@ -324,7 +338,7 @@ async def place_call(
 ) -> CallResult:
     """Run one scripted call against Asterisk at host:port, bounded by ``timeout_s``."""
     target = [f"{host}:{port}", "-s", script.number]
-    return await _run_sipp(scenario_xml(script), target, local_ip, _free_sip_port(), timeout_s)
+    return await _run_sipp(scenario_xml(script), target, local_ip, None, timeout_s)
 
 
 async def answer_call(local_ip: str, port: int, *, timeout_s: float = 30.0) -> CallResult:
@@ -334,17 +348,28 @@ async def answer_call(local_ip: str, port: int, *, timeout_s: float = 30.0) -> C
 
 
 async def _run_sipp(
-    scenario: str, target: list[str], local_ip: str, sip_port: int, timeout_s: float
+    scenario: str, target: list[str], local_ip: str, sip_port: int | None, timeout_s: float
 ) -> CallResult:
+    """Run SIPp on `sip_port` (None: one of SIP_PORTS) and media ports of its own."""
     sipp = shutil.which("sipp")
     if sipp is None:
         raise SippError("sipp is not installed (apt-get install sip-tester)")
-    media_port = _free_media_port()
-    _media_ports_in_use.add(media_port)
-    try:
+    for _ in range(BIND_ATTEMPTS - 1):
+        with contextlib.suppress(PortTaken):
+            return await _run_sipp_on_held_ports(sipp, scenario, target, local_ip, sip_port, timeout_s)
+    return await _run_sipp_on_held_ports(sipp, scenario, target, local_ip, sip_port, timeout_s)
+
+
+async def _run_sipp_on_held_ports(
+    sipp: str, scenario: str, target: list[str], local_ip: str, sip_port: int | None, timeout_s: float
+) -> CallResult:
+    with contextlib.ExitStack() as held:
+        media_port = MEDIA_PORTS.take()
+        held.callback(MEDIA_PORTS.release, media_port)
+        if sip_port is None:
+            sip_port = SIP_PORTS.take()
+            held.callback(SIP_PORTS.release, sip_port)
         return await _run_sipp_on(sipp, scenario, target, local_ip, sip_port, media_port, timeout_s)
-    finally:
-        _media_ports_in_use.discard(media_port)
 
 
 async def _run_sipp_on(
@@ -379,7 +404,8 @@ async def _run_sipp_on(
         log, status = _read(messages), cast(int, proc.returncode)  # set once communicate() returns
         if status != 0 and not log:  # SIPp never got as far as sending anything
             detail = stderr.decode(errors="replace").strip() or _read(errors)
-            raise SippError(f"sipp failed (exit {status}): {detail[-500:]}")
+            failure = PortTaken if "errno = 98" in detail else SippError
+            raise failure(f"sipp failed (exit {status}): {detail[-500:]}")
         problems = "\n".join(p for p in (_read(errors).strip(), stderr.decode(errors="replace").strip()) if p)
         return _outcome(status, log, problems, duration)
 

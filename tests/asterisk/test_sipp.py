@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -115,15 +116,42 @@ def test_a_call_ended_by_asterisk_reads_back_as_such() -> None:
     assert result.summary() == "call answered, hung up by asterisk after 2.5 s, as scripted"
 
 
-def test_calls_placed_together_never_share_a_media_port() -> None:
-    """Twenty calls placed at once pick their media ports before any SIPp binds them: SIPp binds four from
-    the base, so one block starting inside another made a SIPp fail to bind its video RTP port."""
+@pytest.mark.parametrize("ports", [sipp.SIP_PORTS, sipp.MEDIA_PORTS], ids=["sip", "media"])
+def test_calls_placed_together_never_share_a_port(ports: sipp.PortBlocks) -> None:
+    """Twenty calls placed at once pick their ports before any SIPp binds them: SIPp binds four media ports
+    from the base, so one block starting inside another made a SIPp fail to bind its video RTP port; and a
+    SIP port from the kernel's ephemeral range was taken by another process before SIPp bound it."""
     picked: list[int] = []
     try:
         for _ in range(100):
-            picked.append(sipp._free_media_port())
-            sipp._media_ports_in_use.add(picked[-1])  # as _run_sipp does until its SIPp ends
-        ports = [base + offset for base in picked for offset in range(4)]
-        assert len(set(ports)) == len(ports)
+            picked.append(ports.take())  # held, as _run_sipp does until its SIPp ends
+        width = 4 if ports is sipp.MEDIA_PORTS else 1
+        every = [base + offset for base in picked for offset in range(width)]
+        assert len(set(every)) == len(every)
+        low, high = [int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()]
+        assert not [port for port in every if low <= port <= high]
     finally:
-        sipp._media_ports_in_use.difference_update(picked)
+        for base in picked:
+            ports.release(base)
+
+
+async def test_a_sipp_whose_port_was_taken_meanwhile_runs_again_on_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real SIPp, started on a SIP port something else bound after it was checked, fails at once ("Unable
+    to bind main socket, errno = 98"): the call is placed again on other ports, not lost."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # where the INVITE goes, unanswered
+    silent.bind(("127.0.0.1", 0))
+    given: list[int] = []
+    real_take = sipp.SIP_PORTS.take
+
+    def take_the_taken_one_first() -> int:
+        given.append(taken.getsockname()[1] if not given else real_take())
+        return given[-1]
+
+    monkeypatch.setattr(sipp.SIP_PORTS, "take", take_the_taken_one_first)
+    with taken, silent:
+        result = await sipp.place_call(sipp.CallScript(), "127.0.0.1", silent.getsockname()[1], timeout_s=1.0)
+        invite = silent.recv(4096).decode()
+    assert len(given) == 2 and not result.answered
+    assert invite.startswith("INVITE ") and f"127.0.0.1:{given[1]}" in invite

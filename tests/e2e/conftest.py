@@ -132,14 +132,17 @@ def e2e_settings(layout: Layout | None = None, shard: Shard = WHOLE) -> Settings
     `layout`, RECORD FILE writes in that instance's spool (a test counting the files left sees its own
     calls' only), and a `shard` takes its share of the RTP port range."""
     base = load_settings()
-    udp, tcp = socket.SOCK_DGRAM, socket.SOCK_STREAM
-    agents = [AgentPhone(name=name, address=address, port=free_port(udp)) for name, address in AGENT_PHONES.items()]
+    tcp = socket.SOCK_STREAM
+    # SIP ports held from sipp's pool for the session: outside the kernel's ephemeral range, where a port
+    # left unbound until an agent's SIPp answers could be taken by any process meanwhile.
+    sip_port = sipp.SIP_PORTS.take
+    agents = [AgentPhone(name=name, address=address, port=sip_port()) for name, address in AGENT_PHONES.items()]
     rtp_start, rtp_end = shard.share(base.sip.rtp_start, base.sip.rtp_end)
     recordings = f"{layout.spool}/sac-recordings" if layout else base.asterisk.recordings_dir_in_asterisk
     return base.model_copy(
         update={
             "sip": base.sip.model_copy(
-                update={"port": free_port(udp), "sbc_port": free_port(udp), "agents": agents,
+                update={"port": sip_port(), "sbc_port": sip_port(), "agents": agents,
                         "rtp_start": rtp_start, "rtp_end": rtp_end}
             ),  # fmt: skip
             "ami": base.ami.model_copy(
