@@ -14,7 +14,7 @@ from integrations.carrier.backend import HttpOperations
 from integrations.carrier.messaging import CarrierSource
 from integrations.messaging.call_summary import CallSummaries
 from integrations.messaging.email_operations import EmailOperations
-from integrations.messaging.messages import MessagingSource, StoreSource
+from integrations.messaging.messages import CallAccounts, MessagingSource, StoreSource
 from integrations.messaging.outbox import Outbox
 from integrations.messaging.whatsapp_operations import WhatsAppOperations
 from ivr.clock import Clock
@@ -64,8 +64,10 @@ def build_operations(
         due = deadlines(settings.page, settings.deadlines)
         registry = builtin.build_registry(store, deadlines=due, clock=clock, timezone=settings.timezone)
         source = StoreSource(store, timezone=settings.timezone, clock=clock)
-    emails = EmailOperations(source, outbox, page=settings.page, timezone=settings.timezone, clock=clock)
-    whatsapp = WhatsAppOperations(source, outbox, conf=settings.whatsapp, timezone=settings.timezone, clock=clock)
+    accounts = CallAccounts(source)  # the e-mails and WhatsApp messages of a call read its account once
+    zone = settings.timezone
+    emails = EmailOperations(source, outbox, page=settings.page, accounts=accounts, timezone=zone, clock=clock)
+    whatsapp = WhatsAppOperations(source, outbox, conf=settings.whatsapp, accounts=accounts, timezone=zone, clock=clock)
     for messaging in (emails, whatsapp):
         registry.register_all(messaging)
     return registry, CallSummaries(source, emails, whatsapp)

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from integrations.messaging.messages import (
     Account,
+    CallAccounts,
     MessageOperations,
     MessagingSource,
     TicketLine,
@@ -60,9 +61,10 @@ class EmailOperations(MessageOperations):
         *,
         page: ServicePage,
         timezone: str,
+        accounts: CallAccounts,
         clock: Clock,
     ) -> None:
-        super().__init__(source, outbox, timezone=timezone, clock=clock)
+        super().__init__(source, outbox, accounts=accounts, timezone=timezone, clock=clock)
         self._page = page
 
     @operation(
@@ -72,7 +74,7 @@ class EmailOperations(MessageOperations):
     )
     async def email_protocol(self, ctx: OperationContext) -> OperationResult:
         customer_id = ctx.identified_customer
-        account = await self._source.account(customer_id)
+        account = await self._accounts.read(ctx.call_protocol, customer_id)
         tickets = await self._source.call_tickets(customer_id, ctx.call_protocol)
         if not account.emails:
             return OperationResult.not_found("no e-mail registered on the account")
@@ -99,7 +101,7 @@ class EmailOperations(MessageOperations):
         caller is not identified or the account has no e-mail."""
         if ctx.customer_id is None:
             return False
-        account = await self._source.account(ctx.customer_id)
+        account = await self._accounts.read(ctx.call_protocol, ctx.customer_id)
         if not account.emails:
             return False
         lines = [
@@ -134,7 +136,7 @@ class EmailOperations(MessageOperations):
         except ValueError as exc:
             return OperationResult.not_found(str(exc))
         customer_id = ctx.identified_customer
-        account = await self._source.account(customer_id)
+        account = await self._accounts.read(ctx.call_protocol, customer_id)
         if not account.emails:
             return OperationResult.not_found("no e-mail registered on the account")
         invoice = await self._source.invoice(customer_id, wanted)
@@ -184,7 +186,7 @@ class EmailOperations(MessageOperations):
         if team not in mailboxes:
             return OperationResult(OperationStatus.ERROR, {}, f"unknown team {team!r} ({', '.join(TEAMS)})")
         customer_id = ctx.customer_id
-        account = await self._source.account(customer_id) if customer_id is not None else None
+        account = await self._accounts.read(ctx.call_protocol, customer_id) if customer_id is not None else None
         tickets = await self._source.call_tickets(customer_id, ctx.call_protocol)
         lines = [
             f"Pedido recebido pelo SAC {self._sac()} em {self._when()}.",

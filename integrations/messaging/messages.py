@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -190,18 +191,46 @@ def account_of(name: str, cnpj: str, code: str, contacts: Iterable[tuple[Contact
     return Account(name, cnpj, code, tuple(dict.fromkeys(emails)), tuple(dict.fromkeys(chosen)))
 
 
+class CallAccounts:
+    """The account a call's messages go to, read once a call: its protocol by e-mail, then by WhatsApp, then
+    its written summary would each read the same account and contacts (a point read on the call's loop, or
+    two requests to the carrier's systems). Kept by call protocol for the last `calls` calls (an LRU: a
+    call's messages come within minutes); a failed read is not kept."""
+
+    def __init__(self, source: MessagingSource, calls: int = 2048) -> None:
+        self._source = source
+        self._calls = calls
+        self._accounts: OrderedDict[tuple[str, int], Account] = OrderedDict()
+
+    async def read(self, call_protocol: str, customer_id: int) -> Account:
+        key = (call_protocol, customer_id)
+        account = self._accounts.get(key)
+        if account is not None:
+            self._accounts.move_to_end(key)
+            return account
+        account = await self._source.account(customer_id)
+        if call_protocol:  # a call's (an operation run outside one reads afresh)
+            self._accounts[key] = account
+            if len(self._accounts) > self._calls:
+                self._accounts.popitem(last=False)
+        return account
+
+
 class MessageOperations(Operations):
-    """Reads the account from its source and queues its messages in the outbox; the drainer sends later."""
+    """Reads the account (once a call, `CallAccounts`) and queues its messages in the outbox; the drainer
+    sends later."""
 
     def __init__(
         self,
         source: MessagingSource,
         outbox: Outbox,
         *,
+        accounts: CallAccounts,
         timezone: str,
         clock: Clock,
     ) -> None:
         self._source = source
+        self._accounts = accounts
         self._outbox = outbox
         self._zone = ZoneInfo(timezone)
         self._clock = clock

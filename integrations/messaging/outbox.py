@@ -158,7 +158,7 @@ class Outbox:
             # A Core insert on a plain connection: the ORM's unit of work cost ~3x its CPU.
             return list(connection.execute(_INSERT, rows).scalars()) if rows else []
 
-        ids = await self._store.run_with_connection(write)
+        ids = await self._store.write_on_loop(write)
         # The row is the record of a message queued (the console shows it); at INFO this line was ~3% of
         # the IVR's CPU in a burst of calls (two messages a call). Sent and failed messages are logged.
         for message_id, message in zip(ids, messages, strict=True):

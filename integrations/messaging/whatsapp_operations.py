@@ -25,7 +25,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from integrations.messaging.email_operations import ticket_line
-from integrations.messaging.messages import MessageOperations, MessagingSource, TicketLine, month_label, parse_month
+from integrations.messaging.messages import (
+    CallAccounts,
+    MessageOperations,
+    MessagingSource,
+    TicketLine,
+    month_label,
+    parse_month,
+)
 from integrations.messaging.outbox import NewMessage, Outbox
 from integrations.messaging.whatsapp import recipient, template_body
 from ivr import phone
@@ -45,9 +52,10 @@ class WhatsAppOperations(MessageOperations):
         *,
         conf: WhatsAppSettings,
         timezone: str,
+        accounts: CallAccounts,
         clock: Clock,
     ) -> None:
-        super().__init__(source, outbox, timezone=timezone, clock=clock)
+        super().__init__(source, outbox, accounts=accounts, timezone=timezone, clock=clock)
         self._conf = conf
 
     @operation(
@@ -56,7 +64,7 @@ class WhatsAppOperations(MessageOperations):
         requires=Requirement.IDENTIFIED,
     )
     async def whatsapp_protocol(self, ctx: OperationContext) -> OperationResult:
-        account = await self._source.account(ctx.identified_customer)
+        account = await self._accounts.read(ctx.call_protocol, ctx.identified_customer)
         if not account.whatsapp:
             return OperationResult.not_found("no WhatsApp number registered on the account")
         parameters = (account.name, self._when(), ctx.call_protocol)
@@ -77,7 +85,7 @@ class WhatsAppOperations(MessageOperations):
         except ValueError as exc:
             return OperationResult.not_found(str(exc))
         customer_id = ctx.identified_customer
-        account = await self._source.account(customer_id)
+        account = await self._accounts.read(ctx.call_protocol, customer_id)
         invoice = await self._source.invoice(customer_id, wanted)
         if invoice is None:
             return OperationResult.not_found(f"no boleto for {month or 'the latest invoice'}")
@@ -104,7 +112,7 @@ class WhatsAppOperations(MessageOperations):
         """The summary of what the call opened: to the account's registered WhatsApp numbers, or (an
         unidentified caller who accepted it) to the mobile calling. False when there is nowhere to send it."""
         if ctx.customer_id is not None:
-            numbers = (await self._source.account(ctx.customer_id)).whatsapp
+            numbers = (await self._accounts.read(ctx.call_protocol, ctx.customer_id)).whatsapp
         else:
             calling = ctx.caller_id if to_caller and ctx.caller_id and phone.is_mobile(ctx.caller_id) else None
             numbers = tuple(n for n in [recipient(calling)] if n) if calling else ()

@@ -12,11 +12,13 @@ from sqlalchemy import delete, func, select
 
 from integrations.catalog import build_registry, declared_registry
 from integrations.messaging.email import SmtpSender
+from integrations.messaging.messages import Account, StoreSource
 from integrations.messaging.outbox import Outbox
 from ivr.clock import ManualClock, system_clock
 from ivr.config import load_settings
 from ivr.domain import ContactKind, DocumentKind
 from ivr.engine.operations import OperationContext, OperationRegistry, OperationStatus
+from ivr.protocol_number import make_call_protocol
 from ivr.store.db import Store
 from ivr.store.models import Contact, Customer, Invoice, InvoiceDocument, OutboxChannel, OutboxMessage
 from ivr.store.seed import KNOWN_CALLER
@@ -255,3 +257,32 @@ async def test_with_the_carrier_api_no_mail_goes_to_the_stores_account_of_the_sa
         assert await queued(store) == 0
     finally:
         await registry.aclose()
+
+
+async def test_a_calls_messages_read_its_account_once_and_another_call_reads_it_afresh(
+    registry: OperationRegistry, store: Store, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The protocol by e-mail and by WhatsApp on one call: one read of the account and its contacts (each is
+    a point read on the call's loop); the next call sees a contact registered meanwhile."""
+    reads: list[int] = []
+    read_account = StoreSource.account
+
+    async def counted(source: StoreSource, customer_id: int) -> Account:
+        reads.append(customer_id)
+        return await read_account(source, customer_id)
+
+    monkeypatch.setattr(StoreSource, "account", counted)
+    caller = Caller(registry)
+    await caller.op("customer_by_caller_id")
+    assert (await caller.op("email_protocol")).status is OperationStatus.FOUND
+    assert (await caller.op("whatsapp_protocol")).status is OperationStatus.FOUND
+    assert len(reads) == 1
+
+    customer_id = caller.customer_id
+    assert customer_id is not None
+    noc = Contact(customer_id=customer_id, kind=ContactKind.EMAIL, value="noc@serraazul.com.br")
+    await store.write(lambda s: s.add(noc))
+    ctx = OperationContext(make_call_protocol(2026, 4243), KNOWN_CALLER, customer_id, False)
+    result = await registry.call("email_protocol", {}, ctx)
+    assert len(reads) == 2 and result.data["sent_to_masked"].endswith(", n***@serraazul.com.br")
+    assert len(await smtp.messages(5)) == 5  # 2 then 3 recipients

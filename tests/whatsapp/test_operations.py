@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from integrations.catalog import build_registry, declared_registry
 from integrations.messaging import whatsapp_operations
-from integrations.messaging.messages import StoreSource
+from integrations.messaging.messages import CallAccounts, StoreSource
 from integrations.messaging.outbox import NewMessage, Outbox
 from integrations.messaging.whatsapp import WhatsAppSender
 from ivr.clock import ManualClock, system_clock
@@ -179,10 +179,12 @@ class DownOutbox(Outbox):
 
 async def test_an_outbox_that_cannot_be_written_is_the_flows_error_branch(store: Store) -> None:
     clock = ManualClock(NOW)
+    source = StoreSource(store, timezone="America/Sao_Paulo", clock=clock)
     operations = whatsapp_operations.WhatsAppOperations(
-        StoreSource(store, timezone="America/Sao_Paulo", clock=clock),
+        source,
         DownOutbox(store, clock=clock),
         conf=load_settings().whatsapp,
+        accounts=CallAccounts(source),
         timezone="America/Sao_Paulo",
         clock=clock,
     )
