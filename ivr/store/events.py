@@ -234,7 +234,7 @@ class StoreEventSink:
                 for kind in sorted(rows, key=lambda k: k.rank):
                     connection.execute(kind.statement(connection.dialect.name), rows[kind])
 
-            await self._store.run_with_connection(write)
+            await self._store.write_on_loop(write)
         except StoreUnavailable:
             raise
         except (SQLAlchemyError, ValueError, TypeError):  # a bad record, not an outage: log it, go on

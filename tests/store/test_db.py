@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 import stat
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,13 +61,16 @@ async def test_a_durable_write_commits_with_synchronous_full_and_the_others_with
     for _ in range(3):  # whichever connection comes (pooled, or the one kept for Core writes), it is set anew
         assert await write(synchronous, durable=True) == 2  # FULL: the WAL is synced at commit
         assert await write(synchronous) == 1  # NORMAL
+        assert await sqlite_store.write_on_loop(synchronous) == 1
 
 
+@pytest.mark.parametrize("way", ["in a thread", "on the loop"])
 async def test_the_connection_kept_for_core_writes_outlives_a_failed_write_and_a_locked_database(
-    tmp_path: Path,
+    tmp_path: Path, way: str
 ) -> None:
     database = tmp_path / "ivr.sqlite3"
     store = Store(sqlite_url(database), busy_timeout_s=0.1)
+    write = store.run_with_connection if way == "in a thread" else store.write_on_loop
     try:
         await store.run_with_connection(lambda c: c.execute(text("CREATE TABLE counter (n INTEGER)")))
 
@@ -75,20 +79,47 @@ async def test_the_connection_kept_for_core_writes_outlives_a_failed_write_and_a
             raise RuntimeError("boom")
 
         with pytest.raises(RuntimeError):
-            await store.run_with_connection(insert_then_fail)
+            await write(insert_then_fail)
         other = sqlite3.connect(database, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the busy timeout
         with pytest.raises(StoreUnavailable):
-            await store.run_with_connection(lambda c: c.execute(text("INSERT INTO counter VALUES (2)")))
+            await write(lambda c: c.execute(text("INSERT INTO counter VALUES (2)")))
         with pytest.raises(StoreUnavailable):  # an ORM write too (BEGIN IMMEDIATE is ours, in an event)
             await store.write(lambda s: s.execute(text("INSERT INTO counter VALUES (2)")))
         other.execute("ROLLBACK")
         other.close()
-        await store.run_with_connection(lambda c: c.execute(text("INSERT INTO counter VALUES (3)")))
+        await write(lambda c: c.execute(text("INSERT INTO counter VALUES (3)")))
         rows = await store.lookup(lambda c: c.execute(text("SELECT n FROM counter")).scalars().all())
         assert rows == [3]  # the failed write left nothing, the locked one nothing, the next one its row
     finally:
         await store.aclose()
+
+
+async def test_a_write_on_the_loop_runs_there_and_waits_for_another_process_in_a_thread(sqlite_store: Store) -> None:
+    """Unlocked, the write runs on the loop's thread (no hop) on a connection that leaves checkpoints (an
+    fsync) to the writes in threads; while another process holds the write lock, the loop goes on turning
+    and the write lands once the lock is released, not lost."""
+
+    def insert(connection: Connection) -> tuple[str, int]:
+        connection.execute(text("INSERT INTO sequences (name, value) VALUES ('n', 1)"))
+        return threading.current_thread().name, int(
+            connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
+        )
+
+    assert await sqlite_store.write_on_loop(insert) == (threading.current_thread().name, 0)
+    blocker = sqlite3.connect(sqlite_store.url.split("///", 1)[1], isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        write = asyncio.ensure_future(
+            sqlite_store.write_on_loop(lambda c: c.execute(text("UPDATE sequences SET value = 2")))
+        )
+        await asyncio.sleep(0.2)  # the loop turns meanwhile: the write waits in a thread
+        assert not write.done()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    await asyncio.wait_for(write, 5)
+    assert await sqlite_store.lookup(lambda c: c.execute(text("SELECT value FROM sequences")).scalar_one()) == 2
 
 
 async def test_the_database_file_and_its_wal_are_0600_and_ivr_db_makes_its_directory_0700(tmp_path: Path) -> None:
