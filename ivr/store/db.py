@@ -24,7 +24,7 @@ waits out the busy timeout there. Core writes that need no fsync (`Store.write_o
 the batches of call records) go the same way, in the write turn, on a connection of their own that never
 checkpoints: the hop to a thread and back was most of a message's cost, and a batch written in a thread
 waited for the GIL behind a busy loop until the records overflowed their buffer (a burst of 1,000 calls:
-4.9 -> 3.4 ms of the IVR's CPU a call, no record lost). Writes that sync the disk (the protocol sequence)
+4.9 -> 3.5-3.7 ms of the IVR's CPU a call, no record lost). Writes that sync the disk (the protocol sequence)
 and the ORM's stay in threads.
 PostgreSQL URLs (asyncpg) run on SQLAlchemy's asyncio engine; the SQL is kept portable.
 """
@@ -185,11 +185,10 @@ class _SqliteBackend:
         options = {_WRITE: True, _DURABLE: False}
         async with self._write_turn:
             try:
-                if self._loop_writer_connection is None:
-                    self._loop_writer_connection = self._loop_writer_engine.connect()
-                conn = self._loop_writer_connection.execution_options(**options)
-                with conn.begin():
-                    return fn(conn)
+                if self._loop_writer_connection is None:  # every transaction of it begins the same way
+                    self._loop_writer_connection = self._loop_writer_engine.connect().execution_options(**options)
+                with self._loop_writer_connection.begin():
+                    return fn(self._loop_writer_connection)
             except OperationalError as exc:
                 if not _busy(exc):
                     raise
