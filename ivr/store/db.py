@@ -165,7 +165,7 @@ class _SqliteBackend:
         _configure_sqlite(self._loop_writer_engine, 0, checkpoints=False)
         self._loop_writer_connection: Connection | None = None
         self._threads = ThreadPoolExecutor(SQLITE_THREADS, thread_name_prefix="ivr-store")
-        self._write_turn = asyncio.Lock()  # this process's writers take turns here (see the module's doc)
+        self._write_turn = _WriteTurn()  # this process's writers take turns here (see the module's doc)
 
     async def read(self, fn: Callable[[Session], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, self._read, fn)
@@ -183,18 +183,18 @@ class _SqliteBackend:
 
     async def write_on_loop(self, fn: Callable[[Connection], T]) -> T:
         options = {_WRITE: True, _DURABLE: False}
-        async with self._write_turn:
-            try:
-                if self._loop_writer_connection is None:  # every transaction of it begins the same way
-                    self._loop_writer_connection = self._loop_writer_engine.connect().execution_options(**options)
-                with self._loop_writer_connection.begin():
-                    return fn(self._loop_writer_connection)
-            except OperationalError as exc:
-                if not _busy(exc):
-                    raise
-            # Another process holds the write lock: the write waits for it in a thread (rolled back, `fn`
-            # runs again there).
-            return await self._in_thread(self._with_connection, fn, options)
+        await self._write_turn.free()  # and taken for no longer than `fn` runs: nothing awaits until it ends
+        try:
+            if self._loop_writer_connection is None:  # every transaction of it begins the same way
+                self._loop_writer_connection = self._loop_writer_engine.connect().execution_options(**options)
+            with self._loop_writer_connection.begin():
+                return fn(self._loop_writer_connection)
+        except OperationalError as exc:
+            if not _busy(exc):
+                raise
+        # Another process holds the write lock: the write waits for it in a thread (rolled back, `fn`
+        # runs again there).
+        return await self._in_turn(self._with_connection, fn, options)
 
     async def write(self, fn: Callable[[Session], T], durable: bool) -> T:
         return await self._in_turn(self._write, fn, {_WRITE: True, _DURABLE: durable})
@@ -260,6 +260,29 @@ class _SqliteBackend:
             if gave_up.is_set():
                 raise _GaveUp
             return result
+
+
+class _WriteTurn(asyncio.Lock):
+    """The write turn of a SQLite store's writers. A write in a thread holds it across its hop to the thread
+    and back, and writers queue for it as for any lock. A write on the event loop's thread needs it only
+    while it runs, with no await inside: it waits until the turn is `free`, and every such write waiting
+    then runs in the same turn of the loop, before the next writer in a thread takes it. Queued in the
+    lock instead, each took a turn of the loop of its own: in a burst of calls hundreds of outbox
+    messages queued behind a protocol's write, for over a second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._released = asyncio.Event()
+
+    async def free(self) -> None:
+        while self.locked():
+            await self._released.wait()
+
+    def release(self) -> None:
+        # Woken before the next writer in the lock's queue, every writer waiting in `free` runs first.
+        self._released.set()
+        self._released.clear()  # the next ones wait for the next release
+        super().release()
 
 
 class _AsyncBackend:
