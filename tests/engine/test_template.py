@@ -49,3 +49,11 @@ def test_ordinary_arithmetic_is_untouched() -> None:
     assert render('{{ "%05d" % n }} {{ 7 % 3 }} {{ "%s-%s" % (1, 2) }} {{ "ab"|center(6) }}', {"n": 42}) == (
         "00042 1 1-2   ab  "
     )
+
+
+def test_jinjas_globals_and_the_calls_variables_are_in_scope_the_calls_first() -> None:
+    assert render("{% for i in range(n) %}{{ i }}{% endfor %} {{ dict(a=1)['a'] }}", {"n": 3}) == "012 1"
+    assert evaluate("range(n) | list", {"n": 2}) == [0, 1]
+    assert evaluate("range", {"range": "a flow variable"}) == "a flow variable"
+    assert evaluate("missing", {}) is None and evaluate("missing is defined", {}) is False
+    assert render("{{ a }}{{ missing }}", {"a": "x"}) == "x"
