@@ -122,6 +122,47 @@ async def test_a_write_on_the_loop_runs_there_and_waits_for_another_process_in_a
     assert await sqlite_store.lookup(lambda c: c.execute(text("SELECT value FROM sequences")).scalar_one()) == 2
 
 
+async def test_writes_on_the_loop_queued_behind_a_write_in_a_thread_all_run_in_one_turn_after_it(
+    sqlite_store: Store,
+) -> None:
+    """A burst's messages wait for the write turn while a protocol is written in a thread: once it ends they
+    all land in the loop's next turn, ahead of the next write in a thread (one turn each, hundreds of
+    messages queued behind one protocol waited over a second)."""
+    release = threading.Event()
+    order: list[str] = []
+
+    def in_thread(name: str) -> Callable[[Connection], None]:
+        def write(connection: Connection) -> None:
+            if name == "first":
+                release.wait(5)
+            connection.execute(text(f"INSERT INTO sequences (name, value) VALUES ('{name}', 0)"))
+            order.append(name)
+
+        return write
+
+    def on_loop(n: int) -> Callable[[Connection], None]:
+        def write(connection: Connection) -> None:
+            connection.execute(text(f"INSERT INTO sequences (name, value) VALUES ('loop {n}', 0)"))
+            order.append(f"loop {n}")
+
+        return write
+
+    first = asyncio.ensure_future(sqlite_store.run_with_connection(in_thread("first"), durable=False))
+    await asyncio.sleep(0.05)  # the first holds the turn, in its thread
+    queued = [asyncio.ensure_future(sqlite_store.write_on_loop(on_loop(n))) for n in range(20)]
+    second = asyncio.ensure_future(sqlite_store.run_with_connection(in_thread("second"), durable=False))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.wait_for(first, 5)
+    turns = 0
+    while not all(write.done() for write in queued) and turns < 100:
+        await asyncio.sleep(0)
+        turns += 1
+    assert turns <= 2
+    await asyncio.wait_for(second, 5)
+    assert order == ["first", *(f"loop {n}" for n in range(20)), "second"]
+
+
 async def test_the_database_file_and_its_wal_are_0600_and_ivr_db_makes_its_directory_0700(tmp_path: Path) -> None:
     umask = os.umask(0o022)  # a usual umask: without care, 0644 and 0755
     directory = tmp_path / "var" / "db"
