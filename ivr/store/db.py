@@ -165,7 +165,9 @@ class _SqliteBackend:
         _configure_sqlite(self._loop_writer_engine, 0, checkpoints=False)
         self._loop_writer_connection: Connection | None = None
         self._threads = ThreadPoolExecutor(SQLITE_THREADS, thread_name_prefix="ivr-store")
-        self._write_turn = _WriteTurn()  # this process's writers take turns here (see the module's doc)
+        self._write_turn = asyncio.Lock()  # this process's writers take turns here (see the module's doc)
+        self._loop_writes: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []  # waiting their turn
+        self._loop_writes_turn: asyncio.Task[None] | None = None
 
     async def read(self, fn: Callable[[Session], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, self._read, fn)
@@ -182,8 +184,44 @@ class _SqliteBackend:
         return await asyncio.get_running_loop().run_in_executor(self._threads, self._read_connection, fn)
 
     async def write_on_loop(self, fn: Callable[[Connection], T]) -> T:
+        if not self._write_turn.locked():
+            return await self._write_on_loop_now(fn)
+        # A write in a thread has the turn. Queued in the lock one by one, each write here took a turn of the
+        # loop of its own once the lock came to it: in a burst, hundreds of outbox messages queued behind a
+        # protocol's write for over a second, and the batches of call records starved behind them. Every
+        # write here that waits meanwhile takes one place in the lock's queue, together, and runs in it.
+        written: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._loop_writes.append((fn, written))
+        if self._loop_writes_turn is None:
+            self._loop_writes_turn = asyncio.create_task(self._write_queued_on_loop(), name="store-loop-writes")
+        return await written
+
+    async def _write_queued_on_loop(self) -> None:
+        queued: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        try:
+            async with self._write_turn:
+                queued, self._loop_writes, self._loop_writes_turn = self._loop_writes, [], None
+                for fn, written in queued:
+                    if written.done():
+                        continue  # its caller went away before its turn: nothing written
+                    try:
+                        result = await self._write_on_loop_now(fn, in_turn=True)
+                    except Exception as exc:  # the caller's, as if it had run the write itself
+                        if not written.done():
+                            written.set_exception(exc)
+                    else:
+                        if not written.done():
+                            written.set_result(result)
+        finally:
+            if self._loop_writes_turn is asyncio.current_task():  # cancelled before its turn (the loop closing)
+                queued, self._loop_writes, self._loop_writes_turn = self._loop_writes, [], None
+            for _, written in queued:
+                written.cancel()  # no caller waits for a write that will not come (done ones stay as they are)
+
+    async def _write_on_loop_now(self, fn: Callable[[Connection], T], *, in_turn: bool = False) -> T:
+        """`fn` in a transaction on the loop's connection, where no other writer of this process is writing
+        (nothing awaits until it ends); while another process holds the write lock, in a thread waiting for it."""
         options = {_WRITE: True, _DURABLE: False}
-        await self._write_turn.free()  # and taken for no longer than `fn` runs: nothing awaits until it ends
         try:
             if self._loop_writer_connection is None:  # every transaction of it begins the same way
                 self._loop_writer_connection = self._loop_writer_engine.connect().execution_options(**options)
@@ -192,8 +230,9 @@ class _SqliteBackend:
         except OperationalError as exc:
             if not _busy(exc):
                 raise
-        # Another process holds the write lock: the write waits for it in a thread (rolled back, `fn`
-        # runs again there).
+        # Rolled back; `fn` runs again in the thread.
+        if in_turn:
+            return await self._in_thread(self._with_connection, fn, options)
         return await self._in_turn(self._with_connection, fn, options)
 
     async def write(self, fn: Callable[[Session], T], durable: bool) -> T:
@@ -260,29 +299,6 @@ class _SqliteBackend:
             if gave_up.is_set():
                 raise _GaveUp
             return result
-
-
-class _WriteTurn(asyncio.Lock):
-    """The write turn of a SQLite store's writers. A write in a thread holds it across its hop to the thread
-    and back, and writers queue for it as for any lock. A write on the event loop's thread needs it only
-    while it runs, with no await inside: it waits until the turn is `free`, and every such write waiting
-    then runs in the same turn of the loop, before the next writer in a thread takes it. Queued in the
-    lock instead, each took a turn of the loop of its own: in a burst of calls hundreds of outbox
-    messages queued behind a protocol's write, for over a second."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._released = asyncio.Event()
-
-    async def free(self) -> None:
-        while self.locked():
-            await self._released.wait()
-
-    def release(self) -> None:
-        # Woken before the next writer in the lock's queue, every writer waiting in `free` runs first.
-        self._released.set()
-        self._released.clear()  # the next ones wait for the next release
-        super().release()
 
 
 class _AsyncBackend:
