@@ -108,16 +108,19 @@ class OperationGateway:
     async def _call_with_hold(
         self, name: str, args: Mapping[str, object], ctx: OperationContext, timeout_s: float | None
     ) -> OperationResult:
-        """Run the operation in the call's own task; past `hold_after_s` the caller hears the hold prompt
-        once while it goes on (`_HoldPrompt`). The operation stays bounded by its own deadline (the
-        registry's time-out). Most operations end long before the prompt is due, and so cost no task of
-        their own: a task each, awaited through `asyncio.wait`, took four more turns of the event loop."""
-        operation = self._measured(name, args, ctx, timeout_s)
-        if not self._hold_prompt:
+        """Run the operation; past `hold_after_s` the caller hears the hold prompt once while it goes on.
+        The prompt is the only channel command meanwhile and ends before the result is used; the
+        operation stays bounded by its own deadline (the registry's time-out)."""
+        operation = asyncio.ensure_future(self._measured(name, args, ctx, timeout_s))
+        try:
+            done, _ = await asyncio.wait({operation}, timeout=self._hold_after_s)
+            if not done and self._hold_prompt:
+                await self._caller.play([self._hold_prompt])
             return await operation
-        async with _HoldPrompt(self._caller, self._hold_prompt, self._hold_after_s):
-            result = await operation
-        return result
+        finally:
+            if not operation.done():  # the caller hung up, or the node ran out of time, during the prompt
+                operation.cancel()
+                await asyncio.wait({operation})
 
     async def _measured(
         self, name: str, args: Mapping[str, object], ctx: OperationContext, timeout_s: float | None
@@ -128,54 +131,3 @@ class OperationGateway:
         result = await self._registry.call(name, args, ctx, timeout_s=timeout_s)
         self._metrics.operation_done(name, result.status.value, loop.time() - started)
         return result
-
-
-class _HoldPrompt:
-    """``async with`` round an operation run in the current task: past `after_s` the hold prompt plays in a
-    task of its own. It is the only channel command meanwhile and ends before the block's result is used;
-    if it fails (the caller hung up), the operation is cancelled and that failure is raised in its place;
-    if the operation fails or is cancelled, a prompt still playing is cut."""
-
-    def __init__(self, caller: Caller, prompt: str, after_s: float) -> None:
-        self._caller = caller
-        self._prompt = prompt
-        self._after_s = after_s
-        self._playing: asyncio.Task[None] | None = None
-        self._operating = False
-        self._stopped_operation = False  # the prompt failed and cancelled the operation
-
-    async def __aenter__(self) -> None:
-        task = asyncio.current_task()
-        if task is None:
-            raise RuntimeError("_HoldPrompt is used inside a task")
-        self._task, self._cancelling = task, task.cancelling()
-        self._operating = True
-        self._timer = asyncio.get_running_loop().call_later(self._after_s, self._play)
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
-        self._operating = False
-        self._timer.cancel()
-        playing = self._playing
-        if playing is None:
-            return
-        if self._stopped_operation:
-            failure = playing.exception()
-            # As asyncio.Timeout: the cancellation this prompt asked for becomes its failure; one asked by
-            # anyone else (the node's limit, a drain) goes on as a cancellation.
-            if self._task.uncancel() <= self._cancelling and failure is not None:
-                raise failure from exc
-            return
-        if exc_type is not None:
-            playing.cancel()
-            await asyncio.wait({playing})
-            return
-        await playing  # the result is used once the prompt has ended; a hang-up during it is raised
-
-    def _play(self) -> None:
-        self._playing = asyncio.get_running_loop().create_task(self._caller.play([self._prompt]))
-        self._playing.add_done_callback(self._played)
-
-    def _played(self, playing: asyncio.Task[None]) -> None:
-        if self._operating and not playing.cancelled() and playing.exception() is not None:
-            self._stopped_operation = True
-            self._task.cancel()

@@ -298,8 +298,7 @@ class OperationRegistry:
         if bound.deadline_s is not None:
             limit = min(limit, bound.deadline_s)
         try:
-            async with asyncio.timeout(limit):  # in the call's task: no task of its own (asyncio.wait_for's)
-                return await bound.handler(ctx, **typed)
+            return await asyncio.wait_for(bound.handler(ctx, **typed), limit)
         except TimeoutError:
             return OperationResult(OperationStatus.TIMEOUT, {}, f"{name} timed out")
         except (BackendError, ConnectionError, OSError) as exc:

@@ -141,29 +141,3 @@ async def test_a_hang_up_during_the_hold_prompt_stops_the_operation() -> None:
     result = await call(Watched(on_hold=hang_up), lookup)
     assert result.outcome is Outcome.HANGUP
     assert lookup.cancelled
-
-
-async def test_an_operation_runs_in_the_calls_own_task() -> None:
-    # A task of its own per operation (and asyncio.wait_for's inside it) cost four turns of the event loop
-    # each, ten operations a call: the hold prompt is what runs beside it, and only when it is due.
-    tasks: dict[str, asyncio.Task[Any] | None] = {}
-
-    async def answer(ctx: OperationContext) -> OperationResult:
-        tasks["operation"] = asyncio.current_task()
-        return OperationResult.found(name="Padaria")
-
-    registry = OperationRegistry()
-    registry.register(OperationSpec("slow_lookup", "", (), ("name",)), answer)
-    channel = Watched()
-    play = channel.inner.play
-
-    async def watched_play(*args: Any, **kwargs: Any) -> Any:
-        tasks["channel"] = asyncio.current_task()
-        return await play(*args, **kwargs)
-
-    channel.inner.play = watched_play  # type: ignore[method-assign]
-    settings = load_settings(hold={"prompt": HOLD, "after_s": 0.05})
-    svc = services(operations=registry)
-    result = await run_call(flow(FLOW.replace("WITHIN", "5")), channel, svc, settings=settings)  # type: ignore[arg-type]
-    assert result.variables["me"]["status"] == "found"
-    assert tasks["operation"] is tasks["channel"] is not None

@@ -82,8 +82,7 @@ class Queue(Verb):
     async def _load(self, call: CallContext) -> QueueLoad | None:
         """The queue's state, or None when it is not known in time: the caller then just joins."""
         try:
-            async with asyncio.timeout(call.queue_wait.state_timeout_s):
-                return await call.queues.load(self.name)
+            return await asyncio.wait_for(call.queues.load(self.name), call.queue_wait.state_timeout_s)
         except TimeoutError:
             log.warning("queue %s: no live state within %g s; the caller joins untold", self.name,
                         call.queue_wait.state_timeout_s)
