@@ -298,7 +298,8 @@ class OperationRegistry:
         if bound.deadline_s is not None:
             limit = min(limit, bound.deadline_s)
         try:
-            return await asyncio.wait_for(bound.handler(ctx, **typed), limit)
+            async with asyncio.timeout(limit):  # in the caller's task: asyncio.wait_for made a task of its own
+                return await bound.handler(ctx, **typed)
         except TimeoutError:
             return OperationResult(OperationStatus.TIMEOUT, {}, f"{name} timed out")
         except (BackendError, ConnectionError, OSError) as exc:

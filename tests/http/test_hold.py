@@ -141,3 +141,19 @@ async def test_a_hang_up_during_the_hold_prompt_stops_the_operation() -> None:
     result = await call(Watched(on_hold=hang_up), lookup)
     assert result.outcome is Outcome.HANGUP
     assert lookup.cancelled
+
+
+async def test_the_registry_bounds_an_operation_in_the_task_that_calls_it() -> None:
+    # asyncio.wait_for made a task of its own for each operation: more turns of the event loop a call.
+    ran_in: list[asyncio.Task[Any] | None] = []
+
+    async def answer(ctx: OperationContext) -> OperationResult:
+        ran_in.append(asyncio.current_task())
+        return OperationResult.found(name="Padaria")
+
+    registry = OperationRegistry()
+    registry.register(OperationSpec("quick_lookup", "", (), ("name",)), answer)
+    ctx = OperationContext(call_protocol="1", caller_id="", customer_id=None, account_confirmed=False)
+    result = await registry.call("quick_lookup", {}, ctx, timeout_s=1)
+    assert result.data["name"] == "Padaria"
+    assert ran_in == [asyncio.current_task()]
