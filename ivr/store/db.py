@@ -194,13 +194,13 @@ class _SqliteBackend:
         self._loop_writes.append((fn, written))
         if self._loop_writes_turn is None:
             self._loop_writes_turn = asyncio.create_task(self._write_queued_on_loop(), name="store-loop-writes")
+            self._loop_writes_turn.add_done_callback(self._loop_writes_ended)
         return await written
 
     async def _write_queued_on_loop(self) -> None:
-        queued: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
-        try:
-            async with self._write_turn:
-                queued, self._loop_writes, self._loop_writes_turn = self._loop_writes, [], None
+        async with self._write_turn:
+            queued, self._loop_writes, self._loop_writes_turn = self._loop_writes, [], None
+            try:
                 for fn, written in queued:
                     if written.done():
                         continue  # its caller went away before its turn: nothing written
@@ -212,11 +212,15 @@ class _SqliteBackend:
                     else:
                         if not written.done():
                             written.set_result(result)
-        finally:
-            if self._loop_writes_turn is asyncio.current_task():  # cancelled before its turn (the loop closing)
-                queued, self._loop_writes, self._loop_writes_turn = self._loop_writes, [], None
+            finally:
+                for _, written in queued:
+                    written.cancel()  # cancelled part-way (the loop closing): none left waiting (done ones stay)
+
+    def _loop_writes_ended(self, turn: asyncio.Task[None]) -> None:
+        if self._loop_writes_turn is turn:  # cancelled before its turn came: its writes are not left waiting
+            queued, self._loop_writes, self._loop_writes_turn = self._loop_writes, [], None
             for _, written in queued:
-                written.cancel()  # no caller waits for a write that will not come (done ones stay as they are)
+                written.cancel()
 
     async def _write_on_loop_now(self, fn: Callable[[Connection], T], *, in_turn: bool = False) -> T:
         """`fn` in a transaction on the loop's connection, where no other writer of this process is writing

@@ -159,6 +159,30 @@ async def test_writes_on_the_loop_queued_behind_a_write_in_a_thread_land_togethe
     assert await sqlite_store.lookup(lambda c: c.execute(count).scalar_one()) == 49
 
 
+@pytest.mark.parametrize("cancelled", ["before it ran", "waiting for the lock"])
+async def test_writes_on_the_loop_waiting_for_a_turn_that_never_comes_are_cancelled_not_left_hanging(
+    sqlite_store: Store, cancelled: str
+) -> None:
+    """The loop closing cancels the queued writes' turn: their callers are cancelled too, and a write that
+    comes afterwards still gets its turn."""
+    release = threading.Event()
+    first = asyncio.ensure_future(sqlite_store.run_with_connection(lambda c: release.wait(5), durable=False))
+    await asyncio.sleep(0.05)
+    insert = text("INSERT INTO sequences (name, value) VALUES ('n', 1)")
+    waiting = asyncio.ensure_future(sqlite_store.write_on_loop(lambda c: c.execute(insert)))
+    await asyncio.sleep(0 if cancelled == "before it ran" else 0.05)
+    turns = [t for t in asyncio.all_tasks() if t.get_name() == "store-loop-writes"]
+    assert len(turns) == 1
+    turns[0].cancel()
+    await asyncio.wait({waiting}, timeout=1)
+    assert waiting.cancelled()
+    later = asyncio.ensure_future(sqlite_store.write_on_loop(lambda c: c.execute(insert)))
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, later), 5)
+    count = select(func.count()).select_from(Sequence).where(Sequence.name == "n")
+    assert await sqlite_store.lookup(lambda c: c.execute(count).scalar_one()) == 1
+
+
 async def test_the_database_file_and_its_wal_are_0600_and_ivr_db_makes_its_directory_0700(tmp_path: Path) -> None:
     umask = os.umask(0o022)  # a usual umask: without care, 0644 and 0755
     directory = tmp_path / "var" / "db"
