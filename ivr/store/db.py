@@ -187,9 +187,9 @@ class _SqliteBackend:
         if not self._write_turn.locked():
             return await self._write_on_loop_now(fn)
         # A write in a thread has the turn. Queued in the lock one by one, each write here took a turn of the
-        # loop of its own once the lock came to it: in a burst, hundreds of outbox messages queued behind a
-        # protocol's write for over a second, and the batches of call records starved behind them. Every
-        # write here that waits meanwhile takes one place in the lock's queue, together, and runs in it.
+        # loop of its own once the lock reached it (50 behind one write: 47 turns), and in a burst hundreds
+        # of outbox messages, and the batches of call records behind them, waited their turns one by one.
+        # Every write here that waits meanwhile takes one place in the lock's queue, together, and runs there.
         written: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._loop_writes.append((fn, written))
         if self._loop_writes_turn is None:
