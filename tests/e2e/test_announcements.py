@@ -24,7 +24,7 @@ from ivr.store.db import Store
 from ivr.store.seed import KNOWN_CALLER
 
 from .conftest import E2EAsterisk
-from .ivr_process import IVR, IvrProcess
+from .ivr_process import IvrProcess
 from .scripts import Journeys, answered_call, visit_of
 from .store import StoreReader
 
@@ -68,7 +68,7 @@ async def test_an_announcement_is_heard_in_its_city_only_and_not_once_expired_or
     )
     ending = await asyncio.to_thread(
         subprocess.run,
-        [str(IVR), "announce", "end", str(ended.id), "--url", ivr.database_url],
+        ivr.on_its_clock("announce", "end", str(ended.id), "--url", ivr.database_url),
         capture_output=True, text=True, timeout=30, env=ivr.environment(),
     )  # fmt: skip
     assert ending.returncode == 0, ending.stderr
