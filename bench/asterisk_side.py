@@ -16,6 +16,9 @@ What res_agi does that is copied here (res_agi.c, Asterisk 22):
   (`mset_values`).
 * ``WAIT FOR DIGIT``: ``result=<ASCII code>``, or ``result=0`` at the time-out. Keys typed ahead (during
   an earlier prompt) are read first, like Asterisk's DTMF queue on the channel.
+* ``GOSUB sac-keys s 1 <max>,<first s>,<next s>,<ending keys>``: ``100 result=0 Trying...``, then
+  ``200 result=0 Gosub complete``; the shipped dialplan's routine (asterisk_conf/extensions.conf) read keys
+  until one of the ending keys, the max or the time-out, and left ``<READSTATUS>:<keys>`` in GOSUB_RETVAL.
 * ``RECORD FILE``: ``result=<ASCII code> (dtmf)`` when a key ends it; this caller never speaks, so
   otherwise ``result=0 (timeout) endpos=0`` (nothing recorded). Calls reach it only off the script,
   e.g. when a slow store left the caller unidentified and the flow asks who is calling.
@@ -39,6 +42,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
+from ivr.agi.channel import KEYS_CONTEXT
 from ivr.engine.flow import Flow
 from ivr.engine.verbs.base import Verb
 from ivr.engine.verbs.collect import Collect
@@ -261,6 +265,9 @@ class Caller:
                 if escape and self._typed and self._typed[0] in escape:
                     return [f"200 result={ord(self._typed.popleft())} (dtmf) endpos={PLAYED // 4}"]
                 return ["200 result=0 (timeout) endpos=0"]
+            case "GOSUB", [context, "s", "1", arguments] if context == KEYS_CONTEXT:
+                self.variables["GOSUB_RETVAL"] = self._entry(arguments)
+                return ["100 result=0 Trying...", "200 result=0 Gosub complete"]
             case "WAIT FOR DIGIT", [_]:
                 return [f"200 result={ord(self._typed.popleft()) if self._typed else 0}"]
             case "EXEC", ["Queue", data]:
@@ -272,6 +279,19 @@ class Caller:
                 self.hung_up = True
                 return ["200 result=1", "HANGUP"]
         raise UnexpectedCommand(f"call {self.n}: the scripted caller has no answer for {line!r}")
+
+    def _entry(self, arguments: str) -> str:
+        """What the keys routine returns for the keys typed: ``OK:<keys>`` up to an ending key or the max,
+        ``TIMEOUT:<keys>`` when the caller typed no more."""
+        most, _, _, ends = arguments.split(",", 3)
+        keys = ""
+        while len(keys) < int(most):
+            if not self._typed:
+                return f"TIMEOUT:{keys}"
+            keys += self._typed.popleft()
+            if keys[-1] in ends:
+                break
+        return f"OK:{keys}"
 
     def _stream(self, path: str, escape: str) -> int:
         """One file: the code of the key that stopped it, 0 played to its end, -1 missing."""

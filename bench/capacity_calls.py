@@ -491,8 +491,8 @@ class Bench:
 
 @contextmanager
 def private_asterisk(settings: Settings) -> Iterator[Instance]:
-    """A private instance (named as the e2e ones are, so a dead bench's is reaped too) with app_read
-    loaded for the ceiling; stopped and removed at the end. It holds the e2e sessions' lock alone (as a
+    """A private instance (named as the e2e ones are, so a dead bench's is reaped too); stopped and
+    removed at the end. It holds the e2e sessions' lock alone (as a
     `solo` e2e test does) meanwhile: provisioning replaces the root's shared prompts, which a running e2e
     session's calls play, and the figures need the machine to themselves anyway."""
     root = settings.asterisk_root
@@ -501,11 +501,8 @@ def private_asterisk(settings: Settings) -> Iterator[Instance]:
         reap_stale_instances(root)
         layout = conf.Layout.private(f"e2e-{os.getpid()}-capacity-{secrets.token_hex(2)}")
         instance = Instance(root, layout)
-        secrets_ = asterisk_root.ami_secret(settings), asterisk_root.agi_secret(settings)
-        modules = conf.render(settings, layout, *secrets_, asterisk_root.MOH_DIR, asterisk_root.modules_dir(root))
-        modules = modules["modules.conf"]
         try:
-            asterisk_root.provision(settings, layout, extra={"modules.conf": modules + "load = app_read.so\n"})
+            asterisk_root.provision(settings, layout)
             instance.start()
             yield instance
         finally:

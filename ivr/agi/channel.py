@@ -2,9 +2,10 @@
 
 Prompts are sound files under Asterisk's sounds directory (``<sound_prefix>/<prompt id>``): one plays with
 ``STREAM FILE``, several with one ``EXEC Background`` (a protocol number said digit by digit is ~20 files:
-one round trip instead of twenty, the larger part of a call's commands); keys come back as the ASCII code
-res_agi puts in ``result=``; speech is a ``RECORD FILE`` the IVR reads from its
-side of Asterisk's chroot. A ``result=-1`` means "error or hang-up" in res_agi: `_failed` tells the
+one round trip instead of twenty, the larger part of a call's commands); a key comes back as the ASCII code
+res_agi puts in ``result=``, an entry of several keys from the shipped dialplan's `KEYS_CONTEXT` routine
+(one ``GOSUB`` for a CNPJ's fifteen keys, not fifteen ``WAIT FOR DIGIT``); speech is a ``RECORD FILE`` the
+IVR reads from its side of Asterisk's chroot. A ``result=-1`` means "error or hang-up" in res_agi: `_failed` tells the
 two apart by whether a ``HANGUP`` line follows (res_agi writes it right after answering). Each command
 is bounded by what it does (`ivr.agi.bounds`).
 """
@@ -49,6 +50,12 @@ TRANSFER_CONTEXT = "sac-transfer"
 QUEUE_KEY_CONTEXT = "sac-queue-key"
 #: Prefix of the call-context variables agents see (AMI AgentCalled shows channel variables).
 CONTEXT_PREFIX = "IVR_"
+#: The shipped dialplan's routine that reads an entry of several keys (asterisk_conf/extensions.conf):
+#: ``GOSUB sac-keys s 1 <max>,<first s>,<next s>,<ending keys>`` leaves ``<READSTATUS>:<keys>`` in GOSUB_RETVAL.
+KEYS_CONTEXT = "sac-keys"
+#: A peer whose dialplan lacks `KEYS_CONTEXT` is read key by key; asked again after this long (a dialplan
+#: reload may have added it).
+KEYS_RETRY_S = 300.0
 #: The request parameter the shipped dialplan gives the call's ``linkedid`` in (one command less a call).
 LINKED_ID_PARAM = "linkedid"
 #: Set when a flow ends normally; without it the dialplan sends the caller to the fallback queue.
@@ -95,14 +102,15 @@ _DIAL_STATUS = {
 }
 
 
-class PlayedFiles:
-    """The sound files each Asterisk peer has played through, since the prompts were last built.
+class Peers:
+    """What the IVR learned of each Asterisk peer: the sound files it has played through since the prompts
+    were last built, and whether its dialplan has the routine that reads several keys (`KEYS_CONTEXT`).
 
     Background stops silently at a file it cannot open (only ``BACKGROUNDSTATUS`` says so), so a sequence
     that played through is followed by a ``GET VARIABLE``: 5 of the 40 commands of a recorded call. Once a
     peer has played a file, a sequence made only of such files is not asked about again. A file removed
     from that Asterisk afterwards would then be skipped unnoticed (Asterisk logs it): files go with a
-    rebuild of the prompts (`forget`, when the audio manifest changes), not in the middle of serving calls.
+    rebuild of the prompts (`forget_played`, when the audio manifest changes), not in the middle of serving calls.
     """
 
     #: A peer plays the catalogue's prompts, digits and numbers: bounded, but a runaway is forgotten.
@@ -110,6 +118,19 @@ class PlayedFiles:
 
     def __init__(self) -> None:
         self._played: set[tuple[str, str]] = set()  # (peer, file)
+        self._without_keys_routine: dict[str, float] = {}  # peer -> loop time it was found without it
+
+    def has_keys_routine(self, peer: str) -> bool:
+        found_without = self._without_keys_routine.get(peer)
+        if found_without is None:
+            return True
+        if asyncio.get_running_loop().time() - found_without < KEYS_RETRY_S:
+            return False
+        del self._without_keys_routine[peer]
+        return True
+
+    def lacks_keys_routine(self, peer: str) -> None:
+        self._without_keys_routine[peer] = asyncio.get_running_loop().time()
 
     def all_played(self, peer: str, files: Sequence[str]) -> bool:
         return all((peer, name) in self._played for name in files)
@@ -119,7 +140,7 @@ class PlayedFiles:
             self._played.clear()
         self._played.update((peer, name) for name in files)
 
-    def forget(self) -> None:
+    def forget_played(self) -> None:
         self._played.clear()
 
 
@@ -177,12 +198,12 @@ class AgiChannel:
     hears_words = False  # words come as recordings, for the recogniser
 
     def __init__(
-        self, conn: AgiConnection, info: CallInfo, settings: Settings, bounds: CommandBounds, played: PlayedFiles
+        self, conn: AgiConnection, info: CallInfo, settings: Settings, bounds: CommandBounds, peers: Peers
     ) -> None:
         self.info = info
         self._conn = conn
         self._bounds = bounds
-        self._played = played
+        self._peers = peers
         self._sound_prefix = settings.agi.sound_prefix
         self._record_dir_asterisk = settings.asterisk.recordings_dir_in_asterisk.rstrip("/")
         self._record_dir_local = settings.recordings_path
@@ -193,7 +214,7 @@ class AgiChannel:
 
     @classmethod
     async def open(
-        cls, conn: AgiConnection, settings: Settings, bounds: CommandBounds, played: PlayedFiles
+        cls, conn: AgiConnection, settings: Settings, bounds: CommandBounds, peers: Peers
     ) -> AgiChannel:
         """The channel for a new call, with Asterisk's ``linkedid`` (joins CDR lines and IVR records): given
         in the request by the shipped dialplan, else asked for."""
@@ -201,7 +222,7 @@ class AgiChannel:
         if not _LINKED_ID.match(linked_id):
             answer = await conn.execute("GET VARIABLE", "CHANNEL(linkedid)", timeout=bounds.instant().seconds)
             linked_id = answer.data if answer.result == 1 else ""
-        return cls(conn, call_info(conn.request, linked_id), settings, bounds, played)
+        return cls(conn, call_info(conn.request, linked_id), settings, bounds, peers)
 
     async def answer(self) -> None:
         await self._run("ANSWER")
@@ -228,23 +249,74 @@ class AgiChannel:
         EXEC disables the jump to an extension of that key), ``Background(a&b&c,p)`` plays them whole. A
         missing file is not an error to Background (it stops there, BACKGROUNDSTATUS=FAILED): asked after a
         sequence that played through, as STREAM FILE's ``result=-1`` would have said it, unless this peer
-        has played every one of its files before (`PlayedFiles`)."""
+        has played every one of its files before (`Peers`)."""
         data = "&".join(files) + ("" if interruptible else ",p")
         answer = await self._run_app("Background", data, self._bounds.prompts(prompt_ids))
         if answer.result > 0:
             return _key(answer)
         peer = self._conn.peer
-        if self._played.all_played(peer, files):
+        if self._peers.all_played(peer, files):
             return ""
         if await self._variable("BACKGROUNDSTATUS") == "FAILED":
             raise ChannelError(
                 f"Background of {prompt_ids[0]} .. {prompt_ids[-1]} failed (missing sound file, or directory?)"
             )
-        self._played.played(peer, files)
+        self._peers.played(peer, files)
         return ""
 
     async def read_digits(
         self, *, max_digits: int, first_timeout_s: float, inter_digit_timeout_s: float, terminator: str = "#"
+    ) -> Digits:
+        if max_digits > 1 and self._peers.has_keys_routine(self._conn.peer):
+            entry = await self._read_entry(max_digits, first_timeout_s, inter_digit_timeout_s, terminator)
+            if entry is not None:
+                return entry
+        return await self._read_key_by_key(max_digits, first_timeout_s, inter_digit_timeout_s, terminator)
+
+    async def _read_entry(self, max_digits: int, first_s: float, next_s: float, terminator: str) -> Digits | None:
+        """The keys of one entry with one ``GOSUB`` to the dialplan's `KEYS_CONTEXT` routine, which reads
+        them one by one with ``Read()`` as `_read_key_by_key` does here (the first within `first_s`, each
+        next within `next_s`, a key of `terminator` ending it at once). None when the peer's dialplan has
+        no such routine (not the shipped one)."""
+        for key in terminator:
+            if key not in DTMF_KEYS:
+                raise ChannelError(f"not a key that can end an entry: {key!r}")
+        answer = await self._execute(
+            "GOSUB",
+            KEYS_CONTEXT,
+            "s",
+            1,
+            f"{max_digits},{first_s:g},{next_s:g},{terminator}",
+            bound=self._bounds.wait("an entry's keys", first_s + (max_digits - 1) * next_s),
+        )
+        if answer.result < 0:  # res_agi's only -1 for GOSUB: "Gosub label not found"
+            peer = self._conn.peer
+            self._peers.lacks_keys_routine(peer)
+            log.warning(
+                "Asterisk at %s has no %s routine in its dialplan (asterisk_conf/extensions.conf): entries are"
+                " read key by key, a command each",
+                peer,
+                KEYS_CONTEXT,
+            )
+            return None
+        returned = await self._variable("GOSUB_RETVAL")
+        status, _, keys = returned.partition(":")
+        if status == "HANGUP" or "abnormal exit" in answer.raw:  # Read() saw the hang-up, or the dialplan
+            if await self._conn.hangup_follows(HANGUP_GRACE_S):  # stopped before Return() for it
+                raise AgiHangup(f"GOSUB {KEYS_CONTEXT}: the caller hung up ({answer.raw})")
+            raise ChannelError(f"GOSUB {KEYS_CONTEXT} did not return ({answer.raw}; READSTATUS={status[:20]!r})")
+        if any(key not in _ANY_DTMF for key in keys) or len(keys) > max_digits:
+            raise AgiProtocolError(f"{KEYS_CONTEXT} returned {returned[:80]!r}, not up to {max_digits} keys")
+        if status == "TIMEOUT":
+            return Digits(keys, DigitsEnd.TIMEOUT)
+        if status == "OK" and keys and keys[-1] in terminator:
+            return Digits(keys[:-1], DigitsEnd.TERMINATOR, keys[-1])
+        if status == "OK" and len(keys) == max_digits:
+            return Digits(keys, DigitsEnd.MAX_LENGTH)
+        raise ChannelError(f"{KEYS_CONTEXT}: Read() ended with READSTATUS={status[:20]!r} after {len(keys)} key(s)")
+
+    async def _read_key_by_key(
+        self, max_digits: int, first_timeout_s: float, inter_digit_timeout_s: float, terminator: str
     ) -> Digits:
         digits = ""
         wait_s = first_timeout_s

@@ -37,7 +37,7 @@ from typing import Any
 
 from ivr.agi.admission import KEY_PARAM, Admission
 from ivr.agi.bounds import CommandBounds
-from ivr.agi.channel import AgiChannel, PlayedFiles
+from ivr.agi.channel import AgiChannel, Peers
 from ivr.agi.wire import MAX_LINE, AgiConnection, AgiError, AgiProtocolError, read_request
 from ivr.config import Settings
 from ivr.engine.channel import CallerHangup, Channel
@@ -72,7 +72,7 @@ class AgiServer:
         self._admission = admission
         self._unidentified = 0  # connections still to send their agi_* block
         self._bounds = CommandBounds(settings)
-        self._played = PlayedFiles()
+        self._peers = Peers()
         self._host = host if host is not None else settings.agi.host
         self._port = port if port is not None else settings.agi.port
         self._server: asyncio.Server | None = None
@@ -168,9 +168,9 @@ class AgiServer:
         for name in request.malformed:  # a control character in a caller-ID value, say: the call goes on
             log.warning("call %s: %s held a line break or control character; ignored (value not logged)", call_id, name)
         if self._bounds.refresh():  # the prompts were rebuilt: files may have gone
-            self._played.forget()
+            self._peers.forget_played()
         try:
-            channel = await AgiChannel.open(conn, self._settings, self._bounds, self._played)
+            channel = await AgiChannel.open(conn, self._settings, self._bounds, self._peers)
             await self._handler(channel, request.flow)
             await channel.mark_done()  # only a flow that returned normally keeps the caller from the fallback
         except CallerHangup:

@@ -307,25 +307,114 @@ async def test_a_caller_number_broken_by_a_line_break_leaves_the_call_unidentifi
     assert not any("3133334444" in w or "Ana" in w for w in warnings)  # caller data never logged
 
 
-async def test_read_digits_uses_first_then_inter_digit_timeouts(rig: CallRig) -> None:
+async def test_an_entry_of_several_keys_is_one_gosub_to_the_dialplans_keys_routine(rig: CallRig) -> None:
     async def script(ch: Channel) -> list[Digits]:
         got = [await ch.read_digits(max_digits=14, first_timeout_s=8, inter_digit_timeout_s=3)]
         got.append(await ch.read_digits(max_digits=2, first_timeout_s=5, inter_digit_timeout_s=2.5))
+        got.append(await ch.read_digits(max_digits=4, first_timeout_s=5, inter_digit_timeout_s=2, terminator="#*"))
+        got.append(await ch.read_digits(max_digits=4, first_timeout_s=5, inter_digit_timeout_s=2, terminator="#*"))
+        got.append(await ch.read_digits(max_digits=1, first_timeout_s=6, inter_digit_timeout_s=6, terminator=""))
+        return got
+
+    peer, outcomes = await rig.call(script)
+    retval = 'GET VARIABLE "GOSUB_RETVAL"'
+    # The routine gets the max, the first key's wait, each next key's wait and the keys that end the entry.
+    await peer.expect('GOSUB "sac-keys" "s" "1" "14,8,3,#"', "100 result=0 Trying...", "200 result=0 Gosub complete")
+    await peer.expect(retval, "200 result=1 (OK:12#)")
+    await peer.expect('GOSUB "sac-keys" "s" "1" "2,5,2.5,#"', "100 result=0 Trying...", "200 result=0 Gosub complete")
+    await peer.expect(retval, "200 result=1 (OK:70)")
+    await peer.expect('GOSUB "sac-keys" "s" "1" "4,5,2,#*"', "100 result=0 Trying...", "200 result=0 Gosub complete")
+    await peer.expect(retval, "200 result=1 (OK:4*)")
+    await peer.expect('GOSUB "sac-keys" "s" "1" "4,5,2,#*"', "100 result=0 Trying...", "200 result=0 Gosub complete")
+    await peer.expect(retval, "200 result=1 (TIMEOUT:)")
+    await peer.expect('WAIT FOR DIGIT "6000"', "200 result=55")  # one key is one command either way
+    assert await outcome(outcomes) == [
+        Digits("12", DigitsEnd.TERMINATOR, "#"),
+        Digits("70", DigitsEnd.MAX_LENGTH),
+        Digits("4", DigitsEnd.TERMINATOR, "*"),
+        Digits("", DigitsEnd.TIMEOUT),
+        Digits("7", DigitsEnd.MAX_LENGTH),
+    ]
+
+
+async def test_an_entry_waits_for_its_keys_as_long_as_they_may_take(rig: CallRig) -> None:
+    async def script(ch: Channel) -> Digits:
+        return await ch.read_digits(max_digits=3, first_timeout_s=0.2, inter_digit_timeout_s=0.1)
+
+    peer, outcomes = await rig.call(script, command_timeout_s=0.05, margin_s=0.1)
+    await peer.command()  # received, never answered
+    failure = await outcome(outcomes)
+    assert isinstance(failure, AgiTimeout)
+    assert str(failure) == "GOSUB: no answer from Asterisk within 0.5 s (an entry's keys of 0.4 s, + 0.1 s margin)"
+
+
+async def test_a_dialplan_without_the_keys_routine_is_read_key_by_key_and_asked_again_later(
+    rig: CallRig, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def script(ch: Channel) -> list[Digits]:
+        got = [await ch.read_digits(max_digits=14, first_timeout_s=8, inter_digit_timeout_s=3)]
+        got.append(await ch.read_digits(max_digits=4, first_timeout_s=5, inter_digit_timeout_s=2))
+        monkeypatch.setattr(channel_module, "KEYS_RETRY_S", 0.0)  # time to ask again (a dialplan reload)
         got.append(await ch.read_digits(max_digits=4, first_timeout_s=5, inter_digit_timeout_s=2))
         return got
 
     peer, outcomes = await rig.call(script)
+    await peer.expect('GOSUB "sac-keys" "s" "1" "14,8,3,#"', "200 result=-1 Gosub label not found")
     await peer.expect('WAIT FOR DIGIT "8000"', "200 result=49")
     await peer.expect('WAIT FOR DIGIT "3000"', "200 result=50")
     await peer.expect('WAIT FOR DIGIT "3000"', "200 result=35")
-    await peer.expect('WAIT FOR DIGIT "5000"', "200 result=55")
-    await peer.expect('WAIT FOR DIGIT "2500"', "200 result=48")
-    await peer.expect('WAIT FOR DIGIT "5000"', "200 result=0")
+    await peer.expect('WAIT FOR DIGIT "5000"', "200 result=0")  # not asked again for a while
+    await peer.expect('GOSUB "sac-keys" "s" "1" "4,5,2,#"', "100 result=0 Trying...", "200 result=0 Gosub complete")
+    await peer.expect('GET VARIABLE "GOSUB_RETVAL"', "200 result=1 (OK:9#)")
     assert await outcome(outcomes) == [
         Digits("12", DigitsEnd.TERMINATOR, "#"),
-        Digits("70", DigitsEnd.MAX_LENGTH),
         Digits("", DigitsEnd.TIMEOUT),
+        Digits("9", DigitsEnd.TERMINATOR, "#"),
     ]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "Asterisk at 127.0.0.1 has no sac-keys routine in its dialplan (asterisk_conf/extensions.conf): entries"
+        " are read key by key, a command each"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "retval"),
+    [
+        ("200 result=0 Gosub complete", "200 result=1 (HANGUP:12)"),  # Read() saw it; the routine returned
+        ("200 result=0 Gosub complete (abnormal exit)", "200 result=0"),  # the dialplan stopped before Return
+    ],
+)
+async def test_a_hang_up_during_an_entry_is_the_callers(rig: CallRig, answer: str, retval: str) -> None:
+    async def script(ch: Channel) -> Digits:
+        return await ch.read_digits(max_digits=14, first_timeout_s=8, inter_digit_timeout_s=3)
+
+    peer, outcomes = await rig.call(script)
+    await peer.expect('GOSUB "sac-keys" "s" "1" "14,8,3,#"', "100 result=0 Trying...", answer)
+    await peer.expect('GET VARIABLE "GOSUB_RETVAL"', retval, "HANGUP")
+    assert isinstance(await outcome(outcomes), CallerHangup)
+
+
+@pytest.mark.parametrize(
+    ("retval", "error", "said"),
+    [
+        ("OK:12x", AgiProtocolError, "sac-keys returned 'OK:12x', not up to 4 keys"),
+        ("OK:12345", AgiProtocolError, "sac-keys returned 'OK:12345', not up to 4 keys"),
+        ("OK:12", ChannelError, "sac-keys: Read() ended with READSTATUS='OK' after 2 key(s)"),  # neither # nor 4
+        ("ERROR:", ChannelError, "sac-keys: Read() ended with READSTATUS='ERROR' after 0 key(s)"),
+    ],
+)
+async def test_what_the_keys_routine_cannot_have_returned_is_an_error_not_keys(
+    rig: CallRig, retval: str, error: type[Exception], said: str
+) -> None:
+    async def script(ch: Channel) -> Digits:
+        return await ch.read_digits(max_digits=4, first_timeout_s=8, inter_digit_timeout_s=3)
+
+    peer, outcomes = await rig.call(script)
+    await peer.expect('GOSUB "sac-keys" "s" "1" "4,8,3,#"', "100 result=0 Trying...", "200 result=0 Gosub complete")
+    await peer.expect('GET VARIABLE "GOSUB_RETVAL"', f"200 result=1 ({retval})")
+    failure = await outcome(outcomes)
+    assert isinstance(failure, error) and str(failure) == said
 
 
 def _recorded(tmp_path: Path, command: str, *, loud: bool, seconds: float) -> Path:

@@ -16,10 +16,14 @@ class AgiSession:
         self.closed = asyncio.Event()
 
     async def command(self, line: str, timeout_s: float = 10.0) -> tuple[int, str]:
-        """Send one AGI command; returns (status code, what follows result=, e.g. "1 (CHANUNAVAIL)")."""
+        """Send one AGI command; returns (status code, what follows result=, e.g. "1 (CHANUNAVAIL)"), past
+        a ``100 result=0 Trying...`` line (GOSUB's, before the routine runs)."""
         self._writer.write(line.encode() + b"\n")
         await self._writer.drain()
-        reply = (await asyncio.wait_for(self._reader.readline(), timeout_s)).decode().strip()
+        async with asyncio.timeout(timeout_s):
+            reply = (await self._reader.readline()).decode().strip()
+            if reply.startswith("100 "):
+                reply = (await self._reader.readline()).decode().strip()
         match = re.match(r"(\d{3}) result=(.*)$", reply)
         if not match:
             raise AssertionError(f"{line!r}: unexpected AGI reply {reply!r}")

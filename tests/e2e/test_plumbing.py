@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.agi.channel import _mset_pair
+from ivr.agi.channel import KEYS_CONTEXT, _mset_pair
 from ivr.agi.wire import format_command
 from ivr.asterisk.sipp import CallScript, Keys, Pause, prepare_speech
 
@@ -222,6 +222,33 @@ async def test_repeated_dtmf_keys_arrive_intact(asterisk: E2EAsterisk, agi: Fast
         if keys.endswith("#"):
             break
     assert keys == "1122#"
+    await _finish(session)
+    result = await call
+    assert result.ok, result.summary()
+
+
+async def test_the_dialplan_reads_an_entry_of_several_keys_in_one_command(
+    asterisk: E2EAsterisk, agi: FastAgiStub
+) -> None:
+    # What AgiChannel.read_digits sends for a CNPJ or a ticket number: the shipped sac-keys routine.
+    steps = (Pause(0.5), Keys("4526#12*3"), Pause(3.0), Keys("70"))
+    call = asyncio.create_task(asterisk.call(CallScript("30033336", "3133334444", steps=steps, end="wait_bye")))
+    session = await agi.next_session()
+    await session.command("ANSWER")
+
+    async def entry(arguments: str) -> tuple[str, float]:
+        started = time.monotonic()
+        assert await session.command(f"GOSUB {KEYS_CONTEXT} s 1 {arguments}", timeout_s=15) == (200, "0 Gosub complete")
+        code, returned = await session.command("GET VARIABLE GOSUB_RETVAL")
+        assert code == 200
+        return returned.removeprefix("1 (").removesuffix(")"), time.monotonic() - started
+
+    assert (await entry("14,8,3,#*"))[0] == "OK:4526#"  # "#" ends it
+    assert (await entry("14,8,3,#*"))[0] == "OK:12*"  # so does "*", at once: the "3" is the next entry's
+    assert (await entry("14,8,1,#*"))[0] == "TIMEOUT:3"  # nothing within a second of the "3"
+    assert (await entry("2,8,3,#"))[0] == "OK:70"  # two keys were all it takes
+    nothing, waited = await entry("4,1,1,#")
+    assert nothing == "TIMEOUT:" and 0.9 < waited < 3.0  # the first key's wait
     await _finish(session)
     result = await call
     assert result.ok, result.summary()
