@@ -120,6 +120,12 @@ def test_modules_are_loaded_explicitly() -> None:
         assert f"load = {module}.so" in modules
 
 
+def test_the_shipped_log_leaves_out_the_dialplan_steps_which_carry_the_secret_and_callers_data() -> None:
+    # verbose(3) is "Executing [...] AGI(..., agi://...?key=<secret>...)", "Set(..., CALLERID(num)=<number>)"...
+    logs = [line for line in _render()["logger.conf"].splitlines() if "=>" in line and not line.startswith(";")]
+    assert logs == ["messages.log => notice,warning,error,verbose(2)", "console => notice,warning,error"]
+
+
 def test_write_leaves_only_our_files(tmp_path: Path) -> None:
     etc = tmp_path / "etc"
     (etc / "manager.d").mkdir(parents=True)

@@ -96,10 +96,20 @@ _timings: list[tuple[str, float]] = []
 RecordTiming = Callable[[str, float], None]
 
 
+#: The tests' own log of every dialplan step (verbose 3: what a prompt played, a queue told), which the
+#: shipped messages.log leaves out (asterisk_conf/logger.conf).
+TRACE_LOG = "trace.log"
+
+
 @dataclass
 class E2EAsterisk:
     settings: Settings
     instance: Instance
+
+    def trace(self) -> list[str]:
+        """Asterisk's `TRACE_LOG` so far, a line each."""
+        log = self.instance.host_path(f"{self.instance.layout.log}/{TRACE_LOG}")
+        return log.read_text(errors="replace").splitlines()
 
     async def call(
         self, script: sipp.CallScript, timeout_s: float = 20.0, from_carrier: bool = False
@@ -229,7 +239,11 @@ def asterisk(pytestconfig: pytest.Config, sessions: TextIO) -> Iterator[E2EAster
                 voice=voice.espeak_voice, words_per_minute=voice.words_per_minute, workers=voice.build_workers,
             )  # fmt: skip
             _timings.append((f"prompts build ({len(built.built)} built)", built.seconds))
-            extra = {"extensions_local.conf": TEST_EXTENSIONS, "manager_local.conf": harness_manager(settings)}
+            extra = {
+                "extensions_local.conf": TEST_EXTENSIONS,
+                "manager_local.conf": harness_manager(settings),
+                "logger_local.conf": f"{TRACE_LOG} => verbose(3)\n",
+            }
             provision(settings, layout, extra)
             instance.start()
         except Exception as exc:  # noqa: BLE001 - any reason is reported, and the session fails, never skips

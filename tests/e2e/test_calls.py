@@ -289,9 +289,7 @@ async def test_in_the_queue_the_caller_hears_their_place_in_portuguese(
 def place_told(asterisk: E2EAsterisk, channel: str) -> list[str] | None:
     """Asterisk's log lines of `channel` from the queue's place announcement (its first prompt) up to its
     "Told ... position" line; None until that line is there."""
-    lines = [
-        line for line in asterisk.instance.messages_log.read_text(errors="replace").splitlines() if channel in line
-    ]
+    lines = [line for line in asterisk.trace() if channel in line]
     told = next(
         (i for i, line in enumerate(lines) if f"Told {channel} in technical their queue position" in line), None
     )
