@@ -492,9 +492,9 @@ class Bench:
 @contextmanager
 def private_asterisk(settings: Settings) -> Iterator[Instance]:
     """A private instance (named as the e2e ones are, so a dead bench's is reaped too); stopped and
-    removed at the end. It holds the e2e sessions' lock alone (as a
-    `solo` e2e test does) meanwhile: provisioning replaces the root's shared prompts, which a running e2e
-    session's calls play, and the figures need the machine to themselves anyway."""
+    removed at the end. It holds the e2e sessions' lock alone (as a `solo` e2e test does) meanwhile:
+    provisioning replaces the root's shared prompts, which a running e2e session's calls play, and the
+    figures need the machine to themselves anyway."""
     root = settings.asterisk_root
     print("waiting for any e2e session sharing the Asterisk root to end", flush=True)
     with root_lock(root, "sessions", fcntl.LOCK_EX):

@@ -5,9 +5,9 @@ Prompts are sound files under Asterisk's sounds directory (``<sound_prefix>/<pro
 one round trip instead of twenty, the larger part of a call's commands); a key comes back as the ASCII code
 res_agi puts in ``result=``, an entry of several keys from the shipped dialplan's `KEYS_CONTEXT` routine
 (one ``GOSUB`` for a CNPJ's fifteen keys, not fifteen ``WAIT FOR DIGIT``); speech is a ``RECORD FILE`` the
-IVR reads from its side of Asterisk's chroot. A ``result=-1`` means "error or hang-up" in res_agi: `_failed` tells the
-two apart by whether a ``HANGUP`` line follows (res_agi writes it right after answering). Each command
-is bounded by what it does (`ivr.agi.bounds`).
+IVR reads from its side of Asterisk's chroot. A ``result=-1`` means "error or hang-up" in res_agi:
+`_failed` tells the two apart by whether a ``HANGUP`` line follows (res_agi writes it right after
+answering). Each command is bounded by what it does (`ivr.agi.bounds`).
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ class Peers:
     that played through is followed by a ``GET VARIABLE``: 5 of the 40 commands of a recorded call. Once a
     peer has played a file, a sequence made only of such files is not asked about again. A file removed
     from that Asterisk afterwards would then be skipped unnoticed (Asterisk logs it): files go with a
-    rebuild of the prompts (`forget_played`, when the audio manifest changes), not in the middle of serving calls.
+    rebuild of the prompts (`forget_played`, when the audio manifest changes), not in the middle of serving
+    calls.
     """
 
     #: A peer plays the catalogue's prompts, digits and numbers: bounded, but a runaway is forgotten.
