@@ -101,6 +101,7 @@ class Backend(Operations, Directory):
         "The IVR dials it (callback_number, callback_team: the engine keeps it in the call back book).",
         results=(*OPENED_RESULTS, "phone", "callback_number", "callback_team"),
         opens=True,
+        personal=("phone", "callback_number"),
     )
     async def request_callback(
         self,
@@ -204,6 +205,7 @@ class Backend(Operations, Directory):
         "Record a prospective customer for the commercial team to call back (default: the caller's number).",
         results=("lead_id", "phone"),
         opens=True,
+        personal=("phone",),
     )
     @abstractmethod
     async def register_lead(

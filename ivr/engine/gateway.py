@@ -3,9 +3,9 @@
 Arguments are rendered from the call's variables; the caller hears the hold prompt once when an
 operation is slow, so they do not think the line is dead; and what an operation finds is kept in the
 call's state: who the caller is (operations flagged ``identifies``), the tickets it opened, and its
-results ``into`` a variable. A result naming a ``callback_number`` and ``callback_team`` is a call back
-the IVR owes: it is kept in the call back book with the call's context before the caller hears it was
-registered.
+results ``into`` a variable (those declared ``personal`` masked in the call's records). A result naming
+a ``callback_number`` and ``callback_team`` is a call back the IVR owes: it is kept in the call back book
+with the call's context before the caller hears it was registered.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
+from ivr import phone
 from ivr.engine.caller import Caller
 from ivr.engine.flow import FlowError
 from ivr.engine.operations import (
@@ -67,8 +68,8 @@ class OperationGateway:
             result = await self._call_with_hold(name, rendered, ctx, timeout_s)
         except UnknownOperation as exc:
             raise FlowError(f"operation '{name}' is not registered") from exc
+        spec = self._registry.get(name)
         if result.status is OperationStatus.FOUND:
-            spec = self._registry.get(name)
             if spec is not None and spec.identifies and result.data.get("customer_id") is not None:
                 state.identify(
                     int(result.data["customer_id"]), result.data, confirmed=bool(result.data.get("confirmed"))
@@ -79,7 +80,9 @@ class OperationGateway:
             if result.data.get("callback_number") and result.data.get("callback_team"):
                 result = await self._keep_callback(result)
         if into:
-            state.variables[into] = {**result.data, "status": result.status.value}
+            kept = {**result.data, "status": result.status.value}
+            personal = [field for field in (spec.personal if spec else ()) if kept.get(field)]
+            state.keep(into, kept, masked={**kept, **{field: _masked(kept[field]) for field in personal}})
         return result
 
     async def _keep_callback(self, result: OperationResult) -> OperationResult:
@@ -131,3 +134,10 @@ class OperationGateway:
         result = await self._registry.call(name, args, ctx, timeout_s=timeout_s)
         self._metrics.operation_done(name, result.status.value, loop.time() - started)
         return result
+
+
+def _masked(value: object) -> str:
+    """A personal result as the call's records show it: a phone number as the logs show one, anything else
+    by its length."""
+    text = str(value)
+    return phone.mask(text) if phone.normalise(text) else f"<{len(text)} chars>"

@@ -9,8 +9,9 @@ abstract interface such as `integrations.backend.Backend`, or the one class that
 
 Its name is the method's, its arguments the method's parameters after ``ctx`` (type, required when
 without a default, description in `Annotated`); the decorator adds the result fields it returns on
-FOUND, what it requires of the caller, and whether it identifies the caller or opens something. A class
-that implements the interface overrides the method without repeating any of it.
+FOUND (and which of them are personal data, kept masked in the call's records), what it requires of the
+caller, and whether it identifies the caller or opens something. A class that implements the interface
+overrides the method without repeating any of it.
 
 The registry binds every declared method of an object (`register_all`) and refuses one whose parameters
 are not the declared arguments. Before a handler runs, it turns enum arguments into their members (an
@@ -104,6 +105,14 @@ class OperationSpec:
     # It opens something for the caller (a ticket, a request, a call back, a lead): `ivr flow check` refuses
     # a flow that can reach it when the caller said nothing (silence never consents).
     opens: bool = False
+    # Results that are personal data (a number to call): a flow may use them, the call's records keep them
+    # masked (`ivr.engine.gateway`), as a node visit shows what the caller keyed.
+    personal: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        undeclared = sorted(set(self.personal) - set(self.results))
+        if undeclared:
+            raise TypeError(f"operation {self.name}: personal result(s) {undeclared} are not among its results")
 
 
 Handler = Callable[..., Awaitable[OperationResult]]
@@ -118,12 +127,15 @@ def operation(
     requires: Requirement | None = None,
     identifies: bool = False,
     opens: bool = False,
+    personal: tuple[str, ...] = (),
 ) -> Callable[[H], H]:
     """Declare the decorated method, ``async def name(self, ctx, <arguments>)``, an operation flows may
     call (see the module's docstring)."""
 
     def declare(method: H) -> H:
-        spec = OperationSpec(method.__name__, description, _arguments(method), results, requires, identifies, opens)
+        spec = OperationSpec(
+            method.__name__, description, _arguments(method), results, requires, identifies, opens, personal
+        )
         setattr(method, _SPEC, spec)
         return method
 

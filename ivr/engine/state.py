@@ -14,6 +14,9 @@ from ivr.engine.flow import FlowError
 from ivr.engine.ports import Ticket
 from ivr.engine.template import evaluate, render
 
+#: Shorter personal values (a menu key kept masked, a one-digit answer) are not looked for in a `set`'s text:
+#: masking every "1" would garble the records and protect nothing.
+MIN_PERSONAL_CHARS = 4
 #: The caller's latest answers an agent is told (the channel variable stays short).
 KEYED_TOLD = 12
 #: The nodes an agent is told: the latest ones within this many characters. A call may walk hundreds of
@@ -34,7 +37,7 @@ class CallState:
     path: list[str] = field(default_factory=list)  # node names; subflow nodes as "flow/node"
     tickets: list[Ticket] = field(default_factory=list)  # opened on this call
     keyed: list[str] = field(default_factory=list)  # "node=answer" per answer given (masked where personal)
-    masked: dict[str, str] = field(default_factory=dict)  # variable -> how records show it (see `keep`)
+    masked: dict[str, Any] = field(default_factory=dict)  # variable -> how records show it (see `keep`)
     # What the number calling is, worked out once: templates ask on every condition of the call.
     callable: bool = field(init=False)  # a Brazilian landline or mobile that can be called back
     caller_mobile: bool = field(init=False)
@@ -51,11 +54,34 @@ class CallState:
         self.account_confirmed = kept or confirmed
         self.customer = dict(account)
 
-    def keep(self, name: str, value: Any, *, masked: str) -> None:
-        """Keep what the caller gave (a CNPJ, keyed digits, a transcript) in a variable; `masked` is how the
-        call's records show it, the same form as the node's visit (`Next.input`)."""
+    def keep(self, name: str, value: Any, *, masked: Any) -> None:
+        """Keep what the caller gave (a CNPJ, keyed digits, a transcript) or an operation found in a variable;
+        `masked` is how the call's records show it, the same form as the node's visit (`Next.input`)."""
         self.variables[name] = value
         self.masked[name] = masked
+
+    def assign(self, name: str, value: Any) -> None:
+        """Give a variable a value (a flow's `set`). Text that carries something personal the call holds (the
+        caller's number, what the caller gave, an operation's personal result) is recorded with it masked."""
+        shown = self._masked_text(value) if isinstance(value, str) else value  # before the old value goes
+        self.variables[name] = value
+        if shown != value:
+            self.masked[name] = shown
+        else:
+            self.masked.pop(name, None)  # a value kept masked before is gone
+
+    def _masked_text(self, text: str) -> str:
+        personal: dict[str, str] = {self.caller_id: phone.mask(self.caller_id)} if self.caller_id else {}
+        for name, shown in self.masked.items():
+            raw = self.variables.get(name)
+            if isinstance(raw, Mapping) and isinstance(shown, Mapping):  # an operation's results
+                personal.update((raw[k], v) for k, v in shown.items() if isinstance(raw.get(k), str) and raw[k] != v)
+            elif isinstance(raw, str) and raw != shown:
+                personal[raw] = str(shown)
+        for raw in sorted(personal, key=len, reverse=True):
+            if len(raw) >= MIN_PERSONAL_CHARS:
+                text = text.replace(raw, personal[raw])
+        return text
 
     def recorded_variables(self) -> dict[str, Any]:
         """The variables as the store keeps them: what the caller gave only in its masked form."""

@@ -9,11 +9,12 @@ from ivr.config import load_settings
 from ivr.engine.channel import CallerHangup, ChannelError
 from ivr.engine.context import Outcome
 from ivr.engine.interpreter import CallResult, run_call
+from ivr.engine.operations import OperationContext, OperationResult, OperationSpec
 from ivr.engine.ports import CallInfo, Services
 from ivr.engine.scripted import ScriptedChannel
 from ivr.engine.verbs.play import Play
 
-from .fakes import caller, flow, run, services
+from .fakes import caller, flow, registry, run, services
 
 JOURNEY = """
 flow: j
@@ -59,6 +60,78 @@ async def test_a_call_gets_its_protocol_first_and_one_event_per_node() -> None:
     assert result.variables["code"] == "123456"  # the flow used it ...
     # ... the store keeps it as the node visit shows it: a customer code is personal data.
     assert svc.calls.ended == [(result.protocol, "queue:technical", {**result.variables, "code": "<6 chars>"})]
+
+
+CALL_BACK = """
+flow: cb
+start: ask
+nodes:
+  ask:
+    action: {operation: call_me_back, into: asked, error: bye}
+    next: check
+  check:
+    branch:
+      when:
+        - {if: "asked.callback_number == '31987654321'", go: bye}
+      else: wrong
+  wrong:
+    play: welcome
+    next: bye
+  bye:
+    hangup: goodbye
+"""
+
+
+async def test_an_operations_personal_results_serve_the_flow_and_are_recorded_masked() -> None:
+    async def call_me_back(ctx: OperationContext) -> OperationResult:
+        return OperationResult.found(ticket_number="800000021", callback_number="31987654321", alias="Ana Maria")
+
+    operations = registry()
+    results = ("ticket_number", "callback_number", "alias")
+    spec = OperationSpec("call_me_back", "", (), results, personal=("callback_number", "alias"))
+    operations.register(spec, call_me_back)
+    result, _, svc = await run(CALL_BACK, svc=services(operations=operations))
+    assert result.path == ["ask", "check", "bye"]  # the flow read the number itself
+    [(_, _, recorded)] = svc.calls.ended
+    assert recorded["asked"] == {
+        "ticket_number": "800000021", "callback_number": "31*******21", "alias": "<9 chars>", "status": "found"
+    }  # fmt: skip
+
+
+COPIES = """
+flow: copies
+start: number
+nodes:
+  number:
+    set: {callback_phone: "{{ call.caller_id }}", note: "ligar para {{ call.caller_id }} amanhã", team: billing}
+    next: code
+  code:
+    collect: {prompt: type_customer_code, into: code, max_digits: 6, then: bye}
+    next: copy
+  copy:
+    set: {code_again: "{{ code }}", code: "replaced"}
+    next: bye
+  bye:
+    hangup: goodbye
+"""
+
+
+async def test_a_set_that_copies_something_personal_is_recorded_masked() -> None:
+    result, _, svc = await run(COPIES, ["123456"])
+    assert (result.variables["note"], result.variables["code_again"]) == ("ligar para 3133334444 amanhã", "123456")
+    [(_, _, recorded)] = svc.calls.ended
+    assert recorded == {
+        "callback_phone": "31******44",
+        "note": "ligar para 31******44 amanhã",
+        "team": "billing",
+        "code_again": "<6 chars>",
+        "code": "replaced",  # set over a value kept masked: the new value, not the old mask
+    }
+
+
+def test_a_personal_result_must_be_one_of_the_operations_results() -> None:
+    with pytest.raises(TypeError, match=r"call_me_back: personal result\(s\) \['phone'\] are not among its results"):
+        OperationSpec("call_me_back", "", (), ("ticket_number",), personal=("phone",))
 
 
 async def test_each_visit_keeps_the_prompts_played_there_with_spelled_digits_masked() -> None:

@@ -20,6 +20,7 @@ from ivr.protocol_number import NumberKind, kind_of, make_call_protocol, make_ti
 from ivr.store.db import Store
 from ivr.store.models import Lead, Ticket
 from ivr.store.seed import KNOWN_CALLER, SHARED_CALLER
+from tests.engine.fakes import run, services
 
 from .conftest import NOW, sqlite_url
 
@@ -303,6 +304,32 @@ async def test_register_lead_defaults_to_the_callers_number(
         lambda s: [(lead.name, lead.phone) for lead in s.scalars(select(Lead).order_by(Lead.id))]
     )
     assert leads == [("Ana", "11987650000"), ("", "2133332222")]
+
+
+NUMBERS_TO_CALL = """
+flow: lead
+start: lead
+nodes:
+  lead:
+    action: {operation: register_lead, args: {name: Ana}, into: lead, error: bye}
+    next: back
+  back:
+    action: {operation: request_callback, args: {team: commercial}, into: asked, error: bye}
+    next: bye
+  bye:
+    hangup: goodbye
+"""
+
+
+async def test_the_numbers_to_call_back_are_kept_masked_in_the_calls_record(registry: OperationRegistry) -> None:
+    result, _, svc = await run(NUMBERS_TO_CALL, number="11987650000", svc=services(operations=registry))
+    assert result.path == ["lead", "back", "bye"]
+    assert (result.variables["lead"]["phone"], result.variables["asked"]["callback_number"]) == ("11987650000",) * 2
+    [(_, _, recorded)] = svc.calls.ended
+    assert recorded["lead"]["phone"] == recorded["asked"]["phone"] == recorded["asked"]["callback_number"] == (
+        "11*******00"
+    )
+    assert "11987650000" not in repr(recorded)
 
 
 async def test_a_store_outage_is_an_error_result(tmp_path: Path) -> None:

@@ -3,6 +3,9 @@
     remember_journey:
       set: {journey: billing, wants_invoice: "{{ call.identified }}"}
       next: billing_menu
+
+A value copied from something personal (``"{{ call.caller_id }}"``, a CNPJ the caller keyed) is recorded
+masked, as the original is (`CallState.assign`).
 """
 
 from __future__ import annotations
@@ -44,5 +47,5 @@ class Set(Continues):
     async def run(self, call: CallContext) -> Next:
         state = call.state
         for name, value in self.values.items():
-            state.variables[name] = state.render(value) if isinstance(value, str) else value
+            state.assign(name, state.render(value) if isinstance(value, str) else value)
         return GoTo(self.next)
