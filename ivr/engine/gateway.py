@@ -81,8 +81,8 @@ class OperationGateway:
                 result = await self._keep_callback(result)
         if into:
             kept = {**result.data, "status": result.status.value}
-            personal = [field for field in (spec.personal if spec else ()) if kept.get(field)]
-            state.keep(into, kept, masked={**kept, **{field: _masked(kept[field]) for field in personal}})
+            masked = {field: _masked(kept[field]) for field in (spec.personal if spec else ()) if kept.get(field)}
+            state.keep(into, kept, masked={**kept, **masked} if masked else kept)
         return result
 
     async def _keep_callback(self, result: OperationResult) -> OperationResult:

@@ -74,6 +74,8 @@ class CallState:
         personal: dict[str, str] = {self.caller_id: phone.mask(self.caller_id)} if self.caller_id else {}
         for name, shown in self.masked.items():
             raw = self.variables.get(name)
+            if shown is raw:  # an operation's results with nothing personal
+                continue
             if isinstance(raw, Mapping) and isinstance(shown, Mapping):  # an operation's results
                 personal.update((raw[k], v) for k, v in shown.items() if isinstance(raw.get(k), str) and raw[k] != v)
             elif isinstance(raw, str) and raw != shown:
