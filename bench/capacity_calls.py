@@ -20,6 +20,12 @@ exactly; a fallback leg, whose CDR no longer names the number, by its time.
 The ceiling is the same journeys with no AGI: an extension per journey, installed only in this
 instance, that plays the built prompts the walk heard (``Playback``), reads the keys with ``Read()``
 and checks them, then hangs up. It is ramped the same way, after the IVR.
+The replay (``--only ... replay``) is the AGI wire alone on the same calls: one call of each journey is
+recorded through a relay in front of ``ivr serve`` (every command and Asterisk's answers), then a process
+of its own answers the ramp's calls with ``ivr.agi.wire`` sending those commands, the journey chosen by
+the caller ID and the answers (the keys); no flow, no store. Asterisk runs the shipped sac-ivr context
+for it (a copy pointing at the replay's port, dialled as ``7<step>30033336``). Its CPU per call is what
+the IVR's own wire costs on these calls; the rest of the IVR's is the engine's, the store's and the operations'.
 
 CPU is read from ``/proc/<pid>/stat`` (utime + stime) of Asterisk and of ``ivr serve`` with its workers: over each
 step's offer period, and over the whole ramp (its calls drained), net of each one's idle (the lower of a reading
@@ -37,11 +43,14 @@ import asyncio
 import csv
 import dataclasses
 import fcntl
+import json
 import os
+import re
 import resource
 import secrets
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -132,9 +141,14 @@ def ceiling_number(journey: int, step: int) -> str:
     return f"9{journey}{step:02d}"
 
 
+def replay_number(sac: str, step: int) -> str:
+    """The replay's calls: 7 + step + the number, which the bench's copy of sac-ivr takes as the IVR's form."""
+    return f"7{step:02d}{sac}"
+
+
 def step_of_number(number: str) -> int | None:
-    """The step a dialled number (either form) belongs to; None for a number no step dials."""
-    if len(number) > 4 and number.startswith("0") and number[1:3].isdigit():
+    """The step a dialled number (any form) belongs to; None for a number no step dials."""
+    if len(number) > 4 and number[0] in "07" and number[1:3].isdigit():
         return int(number[1:3])
     if len(number) == 4 and number[0] in "89" and number.isdigit():  # 8...: a ceiling call that went astray
         return int(number[2:])
@@ -172,6 +186,142 @@ def ceiling_extensions(contexts: Sequence[tuple[str, str]]) -> str:
         f"exten => _9{index}XX,1,Goto(bench-{name},${{EXTEN}},1)" for index, (name, _) in enumerate(contexts, 1)
     ]
     return "\n".join(["[sac-inbound]", *numbers, "", *(text for _, text in contexts)])
+
+
+# ---------------------------------------------------------------- the replay: the AGI wire alone
+
+#: The recording calls' step, which no ramp reaches: a journey's recording dials 7<RECORDING_STEP + journey>...
+RECORDING_STEP = 90
+#: Any one command of a replayed call (the longest: a prompt sequence, or keys awaited after it).
+REPLAY_COMMAND_S = 120.0
+#: Asked by a worker until it knows the files of a sequence played through (ivr/agi/channel.py, Peers):
+#: its early calls ask, its steady state does not, so the replay leaves it out.
+FIRST_CALLS_ONLY = 'GET VARIABLE "BACKGROUNDSTATUS"'
+
+
+def replay_extensions(rendered: str, agi_port: int, replay_port: int) -> str:
+    """The shipped sac-ivr context as `bench-replay`, its FastAGI address moved to the replay's port, and
+    the numbers that reach it from sac-inbound, given as the IVR's form (0<step>...): Asterisk does for a
+    replayed call what it does for a call to the IVR."""
+    start = rendered.index("\n[sac-ivr]\n") + 1
+    context = rendered[start : rendered.index("\n[", start)].replace("[sac-ivr]", "[bench-replay]", 1)
+    address = f":{agi_port}/sac?"
+    if context.count(address) != 1:
+        raise RuntimeError(f"sac-ivr's FastAGI address ({address}) is not in the rendered dialplan once")
+    context = context.replace(address, f":{replay_port}/sac?")
+    return "\n".join(["[sac-inbound]", "exten => _7XX.,1,Goto(bench-replay,0${EXTEN:1},1)", "", context, ""])
+
+
+@dataclass
+class Recording:
+    """One call relayed between Asterisk and `ivr serve`: each command line with the answer lines after it."""
+
+    caller_id: str
+    extension: str
+    exchanges: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+class AgiRecorder:
+    """A FastAGI relay in front of `ivr serve` that keeps each call's exchanges (the replay's script)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.address = (host, port)
+        self.calls: list[Recording] = []
+
+    async def relay(self, asterisk_in: asyncio.StreamReader, asterisk_out: asyncio.StreamWriter) -> None:
+        ivr_in, ivr_out = await asyncio.open_connection(*self.address)
+        header = await asterisk_in.readuntil(b"\n\n")
+        fields = dict(line.partition(": ")[::2] for line in header.decode(errors="replace").splitlines())
+        call = Recording(fields.get("agi_callerid", ""), fields.get("agi_extension", ""))
+        ivr_out.write(header)
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter, commands: bool) -> None:
+            try:
+                while line := await source.readline():
+                    text = line.decode(errors="replace").rstrip("\n")
+                    if commands:
+                        call.exchanges.append((text, []))
+                    elif call.exchanges:
+                        call.exchanges[-1][1].append(text)
+                    sink.write(line)
+                    await sink.drain()
+            finally:
+                sink.close()  # either side closing ends the call on the other, as without the relay
+
+        calls = (pump(asterisk_in, ivr_out, commands=False), pump(ivr_in, asterisk_out, commands=True))
+        await asyncio.gather(*calls, return_exceptions=True)
+        self.calls.append(call)
+
+
+_ENDPOS = re.compile(r" endpos=\d+")
+
+
+def _final(answers: Sequence[str]) -> str:
+    """A command's final answer (after any `100 Trying`), its play position left out."""
+    return _ENDPOS.sub("", next((a for a in reversed(answers) if a.startswith("200 ")), ""))
+
+
+async def serve_replay(port: int, script: Path, log: Path) -> None:
+    """The replay (this script's ``--serve-replay`` child): ``ivr.agi.wire`` alone sending each call the
+    commands `ivr serve` sent a recorded call of the same caller and answers. A call starts with the
+    recordings of its caller ID; at each answer the recordings that had the same answer there are kept
+    (keys choose the journey). No flow, no store, no operations: what the IVR's wire alone costs on
+    these calls. Each call's line in `log`: its number, the journey replayed (0: none
+    to the end), the commands sent."""
+    from asterisk_side import split_command
+
+    from ivr.agi.wire import MAX_LINE, AgiConnection, AgiError, read_request
+    from ivr.engine.channel import CallerHangup
+
+    recordings = json.loads(script.read_text(encoding="utf-8"))
+    out = log.open("a", encoding="utf-8")
+
+    async def call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await read_request(reader, timeout=10.0)
+        conn = AgiConnection(reader, writer, request)
+        chosen = [r for r in recordings if r["caller_id"] == request.get("agi_callerid")]
+        sent = 0
+        try:
+            while live := [r for r in chosen if sent < len(r["exchanges"])]:
+                command, args = split_command(live[0]["exchanges"][sent][0])
+                answer = _ENDPOS.sub("", (await conn.execute(command, *args, timeout=REPLAY_COMMAND_S)).raw)
+                chosen = [r for r in live if _final(r["exchanges"][sent][1]) == answer] or live
+                sent += 1
+        except (AgiError, CallerHangup):
+            pass
+        finally:
+            await conn.close()
+        done = [r["journey"] for r in chosen if len(r["exchanges"]) == sent]
+        print(request.get("agi_extension"), done[0] if done else 0, sent, file=out, flush=True)
+
+    server = await asyncio.start_server(call, "127.0.0.1", port, limit=MAX_LINE, backlog=4096)
+    print("listening", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+@asynccontextmanager
+async def replay_server(port: int, script: Path, log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The replay in a process of its own (its CPU is its own), listening on `port`; killed at the end."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve-replay", str(port), str(script), str(log),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        if await asyncio.wait_for(process.stdout.readline(), 10.0) != b"listening\n":
+            raise RuntimeError(f"the replay did not start listening on {port}")
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 # ---------------------------------------------------------------- measuring
@@ -249,7 +399,7 @@ class Step:
     loads: list[Load] = field(default_factory=list)
     concurrent: int = 0  # the most calls up at once (SIPp's CurrentCall, every process summed) while it offered
     asterisk_cpu_s: float = 0.0  # during its offer period
-    ivr_cpu_s: float = 0.0
+    agi_cpu_s: float = 0.0  # the FastAGI server's: `ivr serve` with its workers, or the replay
     ok: dict[str, int] = field(default_factory=dict)  # calls whose records show the journey's way, by journey
     astray: int = 0  # calls whose records show another way
     ways: Counter[str] = field(default_factory=Counter)  # the ways the astray calls went
@@ -303,7 +453,7 @@ class Ramp:
     steps: list[Step]
     seconds: float  # from the first step to the last call drained
     asterisk_cpu_s: float  # over `seconds`
-    ivr_cpu_s: float
+    agi_cpu_s: float
     sipp_cpu_s: float
 
     @property
@@ -335,6 +485,7 @@ class Bench:
         self.ivr = ivr
         self.work = work
         self.running: list[asyncio.subprocess.Process] = []
+        self.replay_log = work / "replay.log"  # a line per replayed call (serve_replay)
 
     async def idle(self, seconds: float) -> Idle:
         """Asterisk's and the IVR's CPU with no call at all (timers, the IVR's background work)."""
@@ -346,13 +497,14 @@ class Bench:
 
     async def ramp(
         self, target: str, scripts: dict[str, sipp.CallScript], number: Callable[[int, int], str],
-        journeys: list[Journey], rates: Sequence[float], step_s: float, deadline: float,
+        journeys: list[Journey], rates: Sequence[float], step_s: float, deadline: float, agi_pid: int,
     ) -> Ramp:  # fmt: skip
-        """`number(journey, step)`: what a journey's calls dial in a step (journeys counted from 1)."""
-        asterisk_pid, ivr_pid = self.instance.pid(), self.ivr.pid
-        assert asterisk_pid is not None and ivr_pid is not None
+        """`number(journey, step)`: what a journey's calls dial in a step (journeys counted from 1);
+        `agi_pid`: the FastAGI server whose CPU is read (`ivr serve`, or the replay)."""
+        asterisk_pid = self.instance.pid()
+        assert asterisk_pid is not None
         begun, sipp_before = time.time(), children_cpu_s()
-        cpu_before = (cpu_s(asterisk_pid), cpu_s(ivr_pid))
+        cpu_before = (cpu_s(asterisk_pid), cpu_s(agi_pid))
         steps: list[Step] = []
         longest = max(script.steps_s for script in scripts.values()) + RECV_TIMEOUT_S
         for index, rate in enumerate(rates[:MAX_STEPS]):
@@ -360,7 +512,7 @@ class Bench:
                 break
             step = Step(index, rate, time.time())
             steps.append(step)
-            cpu = (cpu_s(asterisk_pid), cpu_s(ivr_pid))
+            cpu = (cpu_s(asterisk_pid), cpu_s(agi_pid))
             for j, journey in enumerate(journeys, 1):
                 script = dataclasses.replace(scripts[journey.name], number=number(j, index))
                 step.loads.append(await self._offer(target, journey, script, rate / len(journeys), step_s))
@@ -370,15 +522,44 @@ class Bench:
                 up = sum(load.stats.get("CurrentCall", 0) for s in steps for load in s.loads)
                 step.concurrent = max(step.concurrent, up)
             step.ended = time.time()
-            step.asterisk_cpu_s, step.ivr_cpu_s = cpu_s(asterisk_pid) - cpu[0], cpu_s(ivr_pid) - cpu[1]
+            step.asterisk_cpu_s, step.agi_cpu_s = cpu_s(asterisk_pid) - cpu[0], cpu_s(agi_pid) - cpu[1]
             print(f"  {target}: {step.rate:.2f} calls/s for {step.seconds:.0f} s, {step.concurrent} up", flush=True)
         await self._drain(deadline)
         await self._settle(target)
         self._check(target, steps, journeys)
         return Ramp(
-            target, steps, time.time() - begun, cpu_s(asterisk_pid) - cpu_before[0], cpu_s(ivr_pid) - cpu_before[1],
+            target, steps, time.time() - begun, cpu_s(asterisk_pid) - cpu_before[0], cpu_s(agi_pid) - cpu_before[1],
             children_cpu_s() - sipp_before,
         )  # fmt: skip
+
+    async def record(
+        self, scripts: dict[str, sipp.CallScript], journeys: list[Journey], number: Callable[[int, int], str],
+        port: int, deadline: float,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """One call of each journey, at once, through a relay on `port` in front of `ivr serve`: the
+        replay's recordings. Each must have gone its journey's way in the store."""
+        recorder = AgiRecorder(self.settings.agi.host, self.ivr.agi_port)
+        relay = await asyncio.start_server(recorder.relay, self.settings.agi.host, port)
+        try:
+            for j, journey in enumerate(journeys, 1):
+                script = dataclasses.replace(scripts[journey.name], number=number(j, RECORDING_STEP + j))
+                await self._offer("record", journey, script, 1.0, 1.0)
+            await self._drain(deadline)
+        finally:
+            relay.close()
+        await self._settle("ivr")
+        reader = StoreReader(self.ivr.database)
+        stored = {call.dialled: call for call in map(reader.call, reader.protocols())}
+        recordings = []
+        for j, journey in enumerate(journeys, 1):
+            mine = [c for c in recorder.calls if step_of_number(c.extension) == RECORDING_STEP + j]
+            call = stored.get(mine[0].extension) if len(mine) == 1 else None
+            if call is None or journey.passes not in call.path or call.path[-1] != "goodbye":
+                raise RuntimeError(f"the recording of {journey.name} did not go its way: {call.path if call else mine}")
+            exchanges = [e for e in mine[0].exchanges if e[0] != FIRST_CALLS_ONLY]
+            recordings.append({"journey": j, "caller_id": mine[0].caller_id, "exchanges": exchanges})
+            print(f"  recorded {journey.name}: {len(exchanges)} AGI commands", flush=True)
+        return recordings
 
     async def _offer(self, target: str, journey: Journey, script: sipp.CallScript, rate: float, step_s: float) -> Load:
         """A SIPp process placing `rate` calls/s of the journey for `step_s` seconds, each call bounded."""
@@ -479,6 +660,14 @@ class Bench:
                     way = f"{row['dcontext']} ended at {row['dst'][:2]}.. in {row['lastapp']}"
                     counted(by_index.get(index), journey if finished else None, way)
             return
+        if target == "replay":
+            lines = self.replay_log.read_text(encoding="utf-8").splitlines() if self.replay_log.exists() else []
+            for extension, number, sent in (line.split() for line in lines):
+                replayed = journeys[int(number) - 1] if int(number) else None
+                way = f"left its recordings after {sent} commands"
+                index = step_of_number(extension)
+                counted(None if index is None else by_index.get(index), replayed, way)
+            return
         reader = StoreReader(self.ivr.database)
         for protocol in reader.protocols():
             call = reader.call(protocol)
@@ -545,12 +734,12 @@ def report(
     )
     print(
         f"{'target':<8}{'calls/s':>8}{'offered':>8}{'done':>6}{'failed':>7}{'astray':>7}{'fallbk':>7}{'up':>5}"
-        f"{'Asterisk CPU':>13}{'IVR CPU':>8}{'IVR/Ast':>8}"
+        f"{'Asterisk CPU':>13}{'AGI CPU':>8}{'AGI/Ast':>8}"
     )
     for ramp in ramps:
         for s in ramp.steps:
-            ivr, share = (_pct(s.ivr_cpu_s, s.seconds), _pct(s.ivr_cpu_s, s.asterisk_cpu_s))
-            if ramp.target != "ivr":
+            ivr, share = (_pct(s.agi_cpu_s, s.seconds), _pct(s.agi_cpu_s, s.asterisk_cpu_s))
+            if ramp.target == "ceiling":
                 ivr = share = "-"
             print(
                 f"{ramp.target:<8}{s.rate:>8.2f}{s.offered:>8}{s.completed:>6}{s.failed:>7}{s.astray:>7}{s.fallback:>7}"
@@ -562,7 +751,9 @@ def report(
         said = f"{best.rate:g} calls/s, {best.concurrent} calls up ({top})" if best else "none: the first step failed"
         cpu = f"Asterisk {ramp.per_call_ms(ramp.asterisk_cpu_s, idle.asterisk):.0f} ms"
         if ramp.target == "ivr":
-            cpu += f", IVR {ramp.per_call_ms(ramp.ivr_cpu_s, idle.ivr):.0f} ms"
+            cpu += f", IVR {ramp.per_call_ms(ramp.agi_cpu_s, idle.ivr):.0f} ms"
+        elif ramp.target == "replay":  # an asyncio server with no timer spends nothing idle
+            cpu += f", replay {ramp.per_call_ms(ramp.agi_cpu_s, 0.0):.0f} ms"
         print(f"{ramp.target}: sustained with 0 failures: {said}")
         print(f"  CPU per call over the ramp ({ramp.seconds:.0f} s, drained), net of idle: {cpu}")
         print(f"  SIPp's CPU over the ramp: {ramp.sipp_cpu_s:.1f} s")
@@ -581,12 +772,19 @@ def report(
         ratio = ivr_ramp.sustained.rate / ceiling.sustained.rate
         bound = " (a lower bound: the ceiling never failed)" if len(ceiling.clean) == len(ceiling.steps) else ""
         print(f"IVR / ceiling, sustained calls/s: x{ratio:.2f}{bound} (goal >= 0.9)")
-    if ivr_ramp:
-        gross = _pct(ivr_ramp.ivr_cpu_s, ivr_ramp.asterisk_cpu_s)
-        per_call = (ivr_ramp.per_call_ms(cpu, idle_s) for cpu, idle_s in
-                    ((ivr_ramp.ivr_cpu_s, idle.ivr), (ivr_ramp.asterisk_cpu_s, idle.asterisk)))  # fmt: skip
-        net = _pct(*per_call)
-        print(f"IVR CPU / Asterisk CPU over the IVR's ramp: {gross}, per call net of idle {net} (goal <= 10%)")
+    per_call: dict[str, float] = {}
+    for ramp in ramps:
+        if ramp.target == "ceiling":
+            continue
+        agi_ms = ramp.per_call_ms(ramp.agi_cpu_s, idle.ivr if ramp.target == "ivr" else 0.0)
+        per_call[ramp.target] = agi_ms
+        asterisk_ms = ramp.per_call_ms(ramp.asterisk_cpu_s, idle.asterisk)
+        gross, net = _pct(ramp.agi_cpu_s, ramp.asterisk_cpu_s), _pct(agi_ms, asterisk_ms)
+        who = "IVR" if ramp.target == "ivr" else "The replay's"
+        goal = " (goal <= 10%)" if ramp.target == "ivr" else ""
+        print(f"{who} CPU / Asterisk CPU over its ramp: {gross}, per call net of idle {net}{goal}")
+    if len(per_call) == 2:
+        print(f"IVR / replay, CPU per call: x{per_call['ivr'] / per_call['replay']:.1f}")
     print(f"bench took {time.time() - started:.0f} s")
 
 
@@ -613,7 +811,12 @@ async def main(
             ]  # fmt: skip
             # Written once the walks know what the ceiling plays; read by a dialplan reload.
             local = instance.host_path(f"{instance.layout.etc}/extensions_local.conf")
-            local.write_text(ceiling_extensions(contexts), encoding="utf-8")
+            replay_port = free_port() if "replay" in targets else 0
+            extensions = ceiling_extensions(contexts)
+            if replay_port:
+                shipped = instance.host_path(f"{instance.layout.etc}/extensions.conf").read_text(encoding="utf-8")
+                extensions += "\n" + replay_extensions(shipped, ivr.agi_port, replay_port)
+            local.write_text(extensions, encoding="utf-8")
             instance.command("dialplan reload")
             bench = Bench(settings, instance, ivr, work)
             stack.callback(bench.kill_sipp)
@@ -621,11 +824,20 @@ async def main(
             numbers: dict[str, Callable[[int, int], str]] = {
                 "ivr": lambda journey, step: ivr_number(scripts[journeys[0].name].number, step),
                 "ceiling": ceiling_number,
+                "replay": lambda journey, step: replay_number(scripts[journeys[0].name].number, step),
             }
-            ramps = [
-                await bench.ramp(target, scripts, numbers[target], journeys, rates, step_s, deadline)
-                for target in targets
-            ]
+            ramps = []
+            for target in targets:
+                agi_pid = ivr.pid
+                if target == "replay":
+                    recordings = work / "replay.json"
+                    made = await bench.record(scripts, journeys, numbers["replay"], replay_port, deadline)
+                    recordings.write_text(json.dumps(made), encoding="utf-8")
+                    replay = await stack.enter_async_context(replay_server(replay_port, recordings, bench.replay_log))
+                    agi_pid = replay.pid
+                assert agi_pid is not None
+                number = numbers[target]
+                ramps.append(await bench.ramp(target, scripts, number, journeys, rates, step_s, deadline, agi_pid))
             idle_after = await bench.idle(IDLE_S)
             print(f"keys sent {MARGIN_S:g} s into each question's prompt plus {slack_s:g} s of slack")
             lengths = {name: script.steps_s for name, script in scripts.items()}
@@ -655,7 +867,11 @@ if __name__ == "__main__":
         "--slack", type=float, default=SLACK_S, help="extra seconds before each key group (default %(default)s)"
     )
     parser.add_argument("--max-minutes", type=float, default=MAX_MINUTES, help="bound on the whole run (at most 10)")
-    parser.add_argument("--only", choices=("ivr", "ceiling"), help="ramp one target only")
+    parser.add_argument(
+        "--only", nargs="+", choices=("ivr", "ceiling", "replay"),
+        help="ramp these targets only, in this order (replay: the AGI wire alone replaying the IVR's commands)",
+    )  # fmt: skip
+    parser.add_argument("--serve-replay", nargs=3, metavar=("PORT", "RECORDINGS", "LOG"), help=argparse.SUPPRESS)
     parser.add_argument(
         "--ivr-env", nargs="*", default=[], metavar="IVR_X=VALUE", help="extra settings for ivr serve (experiments)"
     )
@@ -666,5 +882,9 @@ if __name__ == "__main__":
     ivr_env |= dict(item.split("=", 1) for item in args.ivr_env)
     if os.geteuid() != 0:
         raise SystemExit("capacity_calls: run as root (Asterisk runs chrooted)")
-    targets = [args.only] if args.only else ["ivr", "ceiling"]
-    run(main(args.rates, args.step, args.slack, min(args.max_minutes, MAX_MINUTES), targets, ivr_env))
+    if args.serve_replay:  # the replay's own process (replay_server), until it is killed
+        port, recordings, log = args.serve_replay
+        asyncio.run(serve_replay(int(port), Path(recordings), Path(log)))
+    else:
+        targets = args.only or ["ivr", "ceiling"]
+        run(main(args.rates, args.step, args.slack, min(args.max_minutes, MAX_MINUTES), targets, ivr_env))
