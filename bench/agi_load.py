@@ -6,7 +6,8 @@ who asks for a ticket's status, keys its number, then asks for a person and talk
 call is held at ``EXEC Queue`` (the agent talking) until all N calls have reached it, so N calls are
 truly in progress at once; the server process's RSS is read then.
 
-Four servers take the same load, each in its own process (so its RSS is its own):
+Four servers take the same load, each in its own process (so its RSS is its own), all on the event loop
+``ivr serve`` runs on (so the rows compare code, not loops):
 
 * ``ivr``: the product. ``python -m ivr.cli serve`` over a demo-seeded SQLite store in a temporary
   directory: it publishes ``flows/`` (with their checks) on first start, allocates each call's protocol
@@ -60,6 +61,7 @@ from asterisk_side import (
     ticket_status_then_agent,
 )
 
+from ivr.cli import loop_factory
 from ivr.config import HoldSettings, Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -755,7 +757,8 @@ if __name__ == "__main__":
     if args.serve:
         recorded = [(line, answer) for line, answer in json.loads(args.transcript.read_text())]
         serve = {"floor": serve_floor, "wire": serve_wire, "panoramisk": serve_panoramisk}[args.serve]
-        asyncio.run(serve(recorded, args.calls[0]))
+        with asyncio.Runner(loop_factory=loop_factory("serve")) as runner:  # the loop `ivr serve` runs on
+            runner.run(serve(recorded, args.calls[0]))
     else:
         failover_calls = args.failover_calls or min(args.calls)
         asyncio.run(main(args.calls, args.rounds, args.ramp, args.flows, failover_calls, args.workers))

@@ -70,6 +70,7 @@ from ivr.asterisk import conf, sipp
 from ivr.asterisk import root as asterisk_root
 from ivr.asterisk.instance import Instance
 from ivr.asterisk.timing import MARGIN_S
+from ivr.cli import loop_factory
 from ivr.config import Settings, StoreSettings
 from ivr.store.seed import KNOWN_CALLER
 from tests.e2e.conftest import e2e_settings, reap_stale_instances, root_lock
@@ -265,11 +266,12 @@ async def serve_replay(port: int, script: Path, log: Path) -> None:
     """The replay (this script's ``--serve-replay`` child): ``ivr.agi.wire`` alone sending each call the
     commands `ivr serve` sent a recorded call of the same caller and answers. A call starts with the
     recordings of its caller ID; at each answer the recordings that had the same answer there are kept
-    (keys choose the journey). No flow, no store, no operations: what the IVR's wire alone costs on
-    these calls. Each call's line in `log`: its number, the journey replayed (0: none
-    to the end), the commands sent."""
-    from asterisk_side import split_command
-
+    (keys choose the journey). An answer no recording had there (a key early or late) is noted and the
+    call goes on with the recordings it had: it is off its journey, as an IVR call whose keys went astray,
+    but still costs a whole call. No flow, no store, no operations: what the IVR's wire alone costs on
+    these calls. Each call's line in `log`: its number, the journey it replayed to the end with the
+    recording's answers (0: none), the commands sent."""
+    from bench.asterisk_side import split_command
     from ivr.agi.wire import MAX_LINE, AgiConnection, AgiError, read_request
     from ivr.engine.channel import CallerHangup
 
@@ -280,18 +282,20 @@ async def serve_replay(port: int, script: Path, log: Path) -> None:
         request = await read_request(reader, timeout=10.0)
         conn = AgiConnection(reader, writer, request)
         chosen = [r for r in recordings if r["caller_id"] == request.get("agi_callerid")]
-        sent = 0
+        sent, astray = 0, False
         try:
             while live := [r for r in chosen if sent < len(r["exchanges"])]:
                 command, args = split_command(live[0]["exchanges"][sent][0])
                 answer = _ENDPOS.sub("", (await conn.execute(command, *args, timeout=REPLAY_COMMAND_S)).raw)
-                chosen = [r for r in live if _final(r["exchanges"][sent][1]) == answer] or live
+                same = [r for r in live if _final(r["exchanges"][sent][1]) == answer]
+                astray = astray or not same
+                chosen = same or live
                 sent += 1
         except (AgiError, CallerHangup):
             pass
         finally:
             await conn.close()
-        done = [r["journey"] for r in chosen if len(r["exchanges"]) == sent]
+        done = [r["journey"] for r in chosen if len(r["exchanges"]) == sent and not astray]
         print(request.get("agi_extension"), done[0] if done else 0, sent, file=out, flush=True)
 
     server = await asyncio.start_server(call, "127.0.0.1", port, limit=MAX_LINE, backlog=4096)
@@ -884,7 +888,8 @@ if __name__ == "__main__":
         raise SystemExit("capacity_calls: run as root (Asterisk runs chrooted)")
     if args.serve_replay:  # the replay's own process (replay_server), until it is killed
         port, recordings, log = args.serve_replay
-        asyncio.run(serve_replay(int(port), Path(recordings), Path(log)))
+        with asyncio.Runner(loop_factory=loop_factory("serve")) as runner:  # the loop `ivr serve` runs on
+            runner.run(serve_replay(int(port), Path(recordings), Path(log)))
     else:
         targets = args.only or ["ivr", "ceiling"]
         run(main(args.rates, args.step, args.slack, min(args.max_minutes, MAX_MINUTES), targets, ivr_env))

@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _configure_logging(args)
         if inspect.iscoroutinefunction(handler):
-            with asyncio.Runner(loop_factory=_loop_factory(args.command)) as runner:
+            with asyncio.Runner(loop_factory=loop_factory(args.command)) as runner:
                 result = runner.run(handler(args))
         else:
             result = handler(args)
@@ -76,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(result or 0)
 
 
-def _loop_factory(command: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory(command: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop `command` runs on (None: asyncio's own). The benches run their FastAGI servers on
+    `serve`'s, so they compare code, not loops."""
     if command not in UVLOOP_COMMANDS:
         return None  # asyncio's own loop
     import uvloop  # here, not above: `ivr --help` stays instant

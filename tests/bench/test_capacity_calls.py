@@ -1,17 +1,30 @@
-"""The capacity bench's pure helpers: SIPp's stats rows, Asterisk's unique ids, the numbers each step
-dials, and the ceiling's dialplan (bench/capacity_calls.py)."""
+"""The capacity bench's helpers: SIPp's stats rows, Asterisk's unique ids, the numbers each step dials,
+the ceiling's dialplan, and the replay's dialplan, relay and server (bench/capacity_calls.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
 from bench.capacity_calls import (
+    AgiRecorder,
     ceiling_context,
     ceiling_extensions,
     ceiling_number,
     epoch_of,
+    free_port,
     ivr_number,
     last_stats,
+    replay_extensions,
+    replay_number,
+    serve_replay,
     step_of_number,
 )
+from ivr.asterisk import conf
+from ivr.config import load_settings
 
 HEADER = "StartTime;CurrentCall;SuccessfulCall(C);FailedCall(C);"
 
@@ -38,6 +51,8 @@ def test_each_step_dials_its_own_number_and_its_records_are_told_apart_by_it() -
     assert ceiling_number(2, 13) == "9213"
     assert step_of_number("9213") == 13
     assert step_of_number("8213") == 13  # a ceiling call whose keys were wrong
+    assert replay_number("30033336", 7) == "70730033336"
+    assert step_of_number("70730033336") == 7
     assert step_of_number("30033336") is None
     assert step_of_number("s") is None
 
@@ -59,3 +74,95 @@ def test_the_ceiling_plays_what_the_walk_heard_and_checks_every_key_group() -> N
     ]
     extensions = ceiling_extensions([("ticket", text)])
     assert extensions.startswith("[sac-inbound]\nexten => _91XX,1,Goto(bench-ticket,${EXTEN},1)\n")
+
+
+def test_the_replay_runs_the_shipped_sac_ivr_context_against_its_own_port() -> None:
+    settings = load_settings()
+    shipped = conf.render(settings, conf.Layout.shipped(), "s", "agi-key-0123", "/moh", "/modules")["extensions.conf"]
+    text = replay_extensions(shipped, settings.agi.port, 45999)
+    head, _, context = text.partition("\n\n")
+    assert head == "[sac-inbound]\nexten => _7XX.,1,Goto(bench-replay,0${EXTEN:1},1)"
+    ivr = shipped[shipped.index("[sac-ivr]") :].split("\n[", 1)[0]
+    assert context.strip() == ivr.replace("[sac-ivr]", "[bench-replay]").replace(
+        f":{settings.agi.port}/sac?", ":45999/sac?"
+    ).strip()
+    assert "sac-fallback" in context  # a replayed call that does not finish lands where an IVR call would
+    with pytest.raises(RuntimeError, match="FastAGI address"):
+        replay_extensions(shipped, settings.agi.port + 1, 45999)
+
+
+async def _asterisk(port: int, caller_id: str, answers: dict[str, str]) -> list[str]:
+    """Asterisk's side of one call: the header, then each command answered from `answers` (by its first
+    words) until the server closes the connection. The commands it was sent."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"agi_callerid: {caller_id}\nagi_extension: 00530033336\n\n".encode())
+    sent = []
+    while line := (await reader.readline()).decode().rstrip("\n"):
+        sent.append(line)
+        writer.write(f"{next(a for c, a in answers.items() if line.startswith(c))}\n".encode())
+        await writer.drain()
+    writer.close()
+    return sent
+
+
+async def test_the_relay_keeps_each_commands_answers_and_passes_both_ways_untouched() -> None:
+    async def ivr(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\n\n")
+        for command in (b"ANSWER\n", b'WAIT FOR DIGIT "5000"\n'):
+            writer.write(command)
+            await reader.readline()
+        writer.close()
+
+    server = await asyncio.start_server(ivr, "127.0.0.1", 0)
+    recorder = AgiRecorder("127.0.0.1", server.sockets[0].getsockname()[1])
+    relay = await asyncio.start_server(recorder.relay, "127.0.0.1", 0)
+    async with server, relay:
+        sent = await _asterisk(relay.sockets[0].getsockname()[1], "3133334444", {"ANSWER": "200 result=0",
+                                                                                  "WAIT": "200 result=49"})  # fmt: skip
+        for _ in range(100):  # the relay files the call once both directions have closed
+            if recorder.calls:
+                break
+            await asyncio.sleep(0.01)
+    assert sent == ["ANSWER", 'WAIT FOR DIGIT "5000"']
+    (call,) = recorder.calls
+    assert (call.caller_id, call.extension) == ("3133334444", "00530033336")
+    assert call.exchanges == [("ANSWER", ["200 result=0"]), ('WAIT FOR DIGIT "5000"', ["200 result=49"])]
+
+
+async def test_the_replay_follows_the_recording_whose_answers_the_call_gives(tmp_path: Path) -> None:
+    menu = 'WAIT FOR DIGIT "5000"'
+
+    def recording(journey: int, caller_id: str, key: str, then: str) -> dict[str, object]:
+        exchanges = [("ANSWER", ["200 result=0"]), (menu, [f"200 result={ord(key)}"]),
+                     (f'STREAM FILE "{then}" ""', ["200 result=0 endpos=8000"])]  # fmt: skip
+        return {"journey": journey, "caller_id": caller_id, "exchanges": exchanges}
+
+    recordings = [recording(1, "3133334444", "1", "technical"), recording(2, "3133334444", "2", "billing"),
+                  recording(3, "31999990000", "1", "unknown_caller")]  # fmt: skip
+    (tmp_path / "recordings.json").write_text(json.dumps(recordings))
+    port, log = free_port(), tmp_path / "replay.log"
+    server = asyncio.create_task(serve_replay(port, tmp_path / "recordings.json", log))
+    try:
+        for _ in range(100):
+            try:
+                writer = (await asyncio.open_connection("127.0.0.1", port))[1]
+            except OSError:
+                await asyncio.sleep(0.01)
+                continue
+            writer.close()
+            break
+        answers = {"ANSWER": "200 result=0", "STREAM": "200 result=0 endpos=1234"}
+        billing = await _asterisk(port, "3133334444", answers | {"WAIT": "200 result=50"})
+        unknown = await _asterisk(port, "31999990000", answers | {"WAIT": "200 result=49"})
+        astray = await _asterisk(port, "3133334444", answers | {"WAIT": "200 result=51"})  # no recording has 3
+        for _ in range(100):
+            if len(log.read_text().splitlines()) == 3:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        server.cancel()
+    assert billing == ["ANSWER", menu, 'STREAM FILE "billing" ""']
+    assert unknown == ["ANSWER", menu, 'STREAM FILE "unknown_caller" ""']
+    assert astray == ["ANSWER", menu, 'STREAM FILE "technical" ""']  # the first of those still possible
+    lines = log.read_text().splitlines()
+    assert sorted(lines) == ["00530033336 0 3", "00530033336 2 3", "00530033336 3 3"]  # astray: no journey
