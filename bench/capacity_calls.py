@@ -276,10 +276,13 @@ async def serve_replay(port: int, script: Path, log: Path) -> None:
     from ivr.engine.channel import CallerHangup
 
     recordings = json.loads(script.read_text(encoding="utf-8"))
-    out = log.open("a", encoding="utf-8")
 
     async def call(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await read_request(reader, timeout=10.0)
+        try:
+            request = await read_request(reader, timeout=10.0)
+        except (AgiError, CallerHangup):  # no call: a probe, or a peer gone before its header
+            writer.close()
+            return
         conn = AgiConnection(reader, writer, request)
         chosen = [r for r in recordings if r["caller_id"] == request.get("agi_callerid")]
         sent, astray = 0, False
@@ -298,10 +301,11 @@ async def serve_replay(port: int, script: Path, log: Path) -> None:
         done = [r["journey"] for r in chosen if len(r["exchanges"]) == sent and not astray]
         print(request.get("agi_extension"), done[0] if done else 0, sent, file=out, flush=True)
 
-    server = await asyncio.start_server(call, "127.0.0.1", port, limit=MAX_LINE, backlog=4096)
-    print("listening", flush=True)
-    async with server:
-        await server.serve_forever()
+    with log.open("a", encoding="utf-8") as out:
+        server = await asyncio.start_server(call, "127.0.0.1", port, limit=MAX_LINE, backlog=4096)
+        print("listening", flush=True)
+        async with server:
+            await server.serve_forever()
 
 
 @asynccontextmanager
