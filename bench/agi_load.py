@@ -452,9 +452,10 @@ def pct_ms(values: Sequence[float], q: float) -> float:
 
 
 def cpu_s(pid: int) -> float:
-    """User + system CPU time the process has used (``/proc/<pid>/stat`` fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of the whole process (its ended threads too), to the nanosecond: the kernel's
+    CPU clock of the process, whose id clock_getcpuclockid(3) makes so. ``/proc/<pid>/stat`` counts 10 ms
+    ticks: 0.1 ms a call at 100 calls, an eighth of the wire's reading."""
+    return time.clock_gettime(((~pid) << 3) | 2)  # CPUCLOCK_SCHED of the process `pid`
 
 
 def rss_kib(pid: int) -> int:
@@ -691,7 +692,7 @@ def report(
         )
     print("(latency = Asterisk's answer written -> next command read; alloc = ANSWER answered -> next command,")
     print(" the protocol allocation the call waits for; KiB/call = (RSS with N calls at the queue - idle RSS) / N;")
-    print(" CPU ms/call = the server's user + system CPU time during the run / N)")
+    print(" CPU ms/call = the server's user + system CPU time during the run / N, read to the nanosecond)")
 
 
 async def main(
