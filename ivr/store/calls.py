@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar
 
-from sqlalchemy import Executable, update
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from ivr.engine.ports import CallInfo
 from ivr.store.db import Store
 from ivr.store.events import Rank, RecordKind, StoreEventSink
 from ivr.store.models import Call
+from ivr.store.pointread import Inserted
 from ivr.text import replace_controls
 
 #: The outcome of a call whose process died before it ended (its end, unknown, stays empty).
@@ -32,7 +33,7 @@ _ENDED = ("ended_at", "outcome", "variables", "customer_id", "customer_name")
 
 
 @cache
-def _upsert(dialect: str, columns: tuple[str, ...]) -> Executable:
+def _upsert(dialect: str, columns: tuple[str, ...]) -> Inserted:
     """Insert a call's row, or set `columns` on the row its protocol already has."""
     statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Call)
     return statement.on_conflict_do_update(

@@ -20,12 +20,13 @@ from functools import cache
 from itertools import islice
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Executable, insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.engine.ports import NodeVisit
 from ivr.store import models
 from ivr.store.db import Store, StoreUnavailable
+from ivr.store.pointread import Inserted, insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class RecordKind:
 
     name: str
     rank: Rank
-    statement: Callable[[str], Executable]  # of the dialect's name ("sqlite", "postgresql")
+    statement: Callable[[str], Inserted]  # of the dialect's name ("sqlite", "postgresql")
 
 
 class Record(Protocol):
@@ -61,7 +62,7 @@ MAX_PROMPTS = 200
 
 
 @cache
-def _insert_visits(_dialect: str) -> Executable:
+def _insert_visits(_dialect: str) -> Inserted:
     return insert(models.NodeVisit)
 
 
@@ -229,10 +230,10 @@ class StoreEventSink:
                 rows.setdefault(record.kind, []).append(record.row())
 
             def write(connection: Connection) -> None:
-                # A plain executemany on a connection. Through a Session, an insert of an ORM entity takes
-                # the ORM's bulk path, which builds state per row (half the batch's CPU).
+                # One executemany per kind on a connection (on SQLite on pysqlite itself). Through a Session,
+                # an insert of an ORM entity takes the ORM's bulk path, which builds state per row.
                 for kind in sorted(rows, key=lambda k: k.rank):
-                    connection.execute(kind.statement(connection.dialect.name), rows[kind])
+                    insert_rows(connection, kind.statement(connection.dialect.name), rows[kind])
 
             await self._store.write_on_loop(write)
         except StoreUnavailable:

@@ -5,21 +5,25 @@ SQLite (pysqlite itself) and PostgreSQL (an ordinary execute)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import NoResultFound
+from sqlalchemy.exc import IntegrityError, NoResultFound
 
 from integrations.builtin import journeys, operations
-from integrations.messaging import messages
+from integrations.messaging import messages, outbox
 from ivr.domain import DocumentKind
-from ivr.engine.ports import ScopeKind
+from ivr.engine.ports import CallInfo, NodeVisit, ScopeKind
 from ivr.protocol_number import NumberKind
-from ivr.store import announcements
+from ivr.store import announcements, calls, events
 from ivr.store.db import Store
-from ivr.store.models import Customer, Invoice, PostedAnnouncement, Ticket
-from ivr.store.pointread import point_read
+from ivr.store.models import Call, Customer, Invoice, OutboxChannel, OutboxMessage, PostedAnnouncement, Ticket
+from ivr.store.models import NodeVisit as NodeVisitRow
+from ivr.store.pointread import Inserted, insert_rows, point_read
 from ivr.store.seed import KNOWN_CALLER, seed
 
 from .conftest import NOW
@@ -117,3 +121,91 @@ async def test_parameters_are_bound_as_the_store_writes_them(store: Store) -> No
     assert [(row.text, row.scope_kind, row.until) for row in rows] == [
         ("Manutenção em Contagem", ScopeKind.ALL, NOW + timedelta(hours=2))
     ]
+
+
+
+# --- inserts -------------------------------------------------------------------------------------------
+
+PROTOCOL = "260310000001"
+
+
+def _call_path_inserts(dialect: str, customer_id: int) -> list[tuple[Inserted, list[dict[str, Any]]]]:
+    """Each insert of the call path with rows as the call path builds them: a call's start, its visits, its
+    end (the upsert's update), its two messages."""
+    at = NOW.astimezone(ZoneInfo("America/Sao_Paulo"))  # an aware time of another zone: stored as UTC
+    info = CallInfo("31 3333-4444", dialled="30033336", unique_id="1757.1", linked_id="1757.1", channel_name="PJSIP/a")
+    visits = [
+        events._Visit(NodeVisit(PROTOCOL, "sac", "v7", node, "menu", keys, "2", at, 1250, prompts)).row()
+        for node, keys, prompts in (("main_menu", "2", ("menu_main", "digit_2")), ("bye", "", ()))
+    ]
+    ended = calls._CallEnded(PROTOCOL, "queued:technical", {"team": "technical", "n": 2}, customer_id,
+                             "Provedor\u00a0Ltda", NOW)  # fmt: skip
+    messages = [
+        {
+            "channel": OutboxChannel.EMAIL, "recipient": "noc@example.com.br", "template": "call_protocol",
+            "subject": "Protocolo", "body": "Seu protocolo é 260310000001.", "attachments": [7, {"file_name": "a.pdf"}],
+            "customer_id": customer_id, "call_protocol": PROTOCOL, "created_at": NOW, "next_attempt_at": at,
+        },
+        {
+            "channel": OutboxChannel.WHATSAPP, "recipient": "5531999990000", "template": "call_protocol",
+            "subject": "", "body": "Protocolo 260310000001", "attachments": [], "customer_id": None,
+            "call_protocol": None, "created_at": NOW, "next_attempt_at": NOW,
+        },
+    ]  # fmt: skip
+    return [
+        (calls._upsert(dialect, calls._STARTED), [calls._CallStarted(PROTOCOL, info, "sac", "v7", at).row()]),
+        (events._insert_visits(dialect), visits),
+        (calls._upsert(dialect, calls._ENDED), [ended.row()]),
+        (outbox._INSERT, messages),
+    ]
+
+
+def _stored(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """The call's rows as the database keeps them (SQLite's text for times and JSON), ids left out."""
+    found = {}
+    for table in (Call.__table__, NodeVisitRow.__table__, OutboxMessage.__table__):
+        columns = ", ".join(c.name for c in table.columns if c.name != "id")
+        stored = conn.exec_driver_sql(f"SELECT {columns} FROM {table.name} ORDER BY id")
+        found[table.name] = [tuple(row) for row in stored]
+    return found
+
+
+async def test_each_insert_of_the_call_path_stores_what_sqlalchemy_stores(store: Store) -> None:
+    """The defaults of the columns a row does not give included; RETURNING's ids in the rows' order."""
+    await seed(store, now=NOW)
+
+    def both(conn: Connection) -> list[tuple[dict[str, list[Any]], list[Any]]]:
+        customer_id = conn.execute(select(Customer.id)).scalars().first()
+        inserts = _call_path_inserts(conn.dialect.name, customer_id)
+        found = []
+        for insert in (lambda s, rows: [tuple(r) for r in conn.execute(s, rows)] if s._returning else
+                       conn.execute(s, rows) and [], partial(insert_rows, conn)):  # fmt: skip
+            with conn.begin_nested() as undo:
+                returned = [insert(statement, rows) for statement, rows in inserts]
+                newest = conn.execute(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()).limit(2)).scalars()
+                found.append((_stored(conn), returned, sorted(newest)))
+                undo.rollback()
+        return found
+
+    (expected, expected_returned, _), (got, returned, newest) = await store.run_with_connection(both)
+    assert got == expected
+    assert [len(r) for r in returned] == [len(r) for r in expected_returned] == [0, 0, 0, 2]
+    assert [message_id for (message_id,) in returned[3]] == newest  # each message's id, in the rows' order
+    assert sum(row[0] == PROTOCOL for row in got["node_visits"]) == 2
+
+
+async def test_a_row_without_a_column_of_the_first_is_refused_and_a_constraint_speaks_as_sqlalchemy(
+    sqlite_store: Store,
+) -> None:
+    store = sqlite_store
+    inserts = _call_path_inserts("sqlite", -1)
+    visits = inserts[1][1]
+
+    def insert(rows: list[dict[str, Any]], statement: Inserted | None = None) -> Any:
+        chosen = events._insert_visits("sqlite") if statement is None else statement
+        return lambda conn: insert_rows(conn, chosen, rows)
+
+    with pytest.raises(ValueError, match="'prompts'"):
+        await store.run_with_connection(insert([visits[0], {k: v for k, v in visits[1].items() if k != "prompts"}]))
+    with pytest.raises(IntegrityError):  # no customer -1: the foreign key refuses the message
+        await store.run_with_connection(insert(inserts[3][1][:1], outbox._INSERT))
