@@ -27,7 +27,7 @@ the caller ID and the answers (the keys); no flow, no store. Asterisk runs the s
 for it (a copy pointing at the replay's port, dialled as ``7<step>30033336``). Its CPU per call is what
 the IVR's own wire costs on these calls; the rest of the IVR's is the engine's, the store's and the operations'.
 
-CPU is read from ``/proc/<pid>/stat`` (utime + stime) of Asterisk and of ``ivr serve`` with its workers: over each
+CPU is read from the kernel's CPU clock of Asterisk and of ``ivr serve`` with its workers (to the nanosecond): over each
 step's offer period, and over the whole ramp (its calls drained), net of each one's idle (the lower of a reading
 before the ramps and one after them); SIPp's own from the reaped children.
 
@@ -336,18 +336,19 @@ def free_port() -> int:
 
 
 def cpu_s(pid: int) -> float:
-    """User + system CPU time the process and its living children have used (``/proc/<pid>/stat`` fields
-    14 and 15): ``ivr serve``'s workers are its children (`--workers`, one per core by default), and a
-    child's time reaches its parent's counters only once it has been reaped."""
-    ticks = 0
+    """User + system CPU time the process and its living children have used, to the nanosecond (the kernel's
+    CPU clock of each process, whose id clock_getcpuclockid(3) makes so; ``/proc/<pid>/stat`` counts 10 ms
+    ticks, a fifth of the IVR's idle reading): ``ivr serve``'s workers are its children (`--workers`, one
+    per core by default), and a child's time reaches its parent's counters only once it has been reaped."""
+    total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rpartition(")")[2].split()
+            parent = stat.read_text().rpartition(")")[2].split()[1]
+            if stat.parent.name == str(pid) or parent == str(pid):
+                total += time.clock_gettime(((~int(stat.parent.name)) << 3) | 2)  # CPUCLOCK_SCHED of it
         except OSError:  # a process that ended meanwhile
             continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def children_cpu_s() -> float:
