@@ -57,7 +57,7 @@ class OperationGateway:
         """Call a registry operation with templated args; keep its results, the customer it identifies
         and any ticket it opened."""
         state = self._state
-        rendered = {k: state.render(v) if isinstance(v, str) else v for k, v in args.items()}
+        rendered = state.render_values(args)
         ctx = OperationContext(
             call_protocol=state.protocol,
             caller_id=state.caller_id,

@@ -110,10 +110,21 @@ class CallState:
         return {**self.variables, "call": call}
 
     def render(self, template: str) -> str:
-        try:
-            return render(template, self.template_vars())
-        except (TemplateError, TypeError) as exc:  # e.g. the sandbox refused an attribute
-            raise FlowError(f"template {template!r} failed: {exc}") from exc
+        if "{" not in template:  # plain text: no variables to gather
+            return template
+        return _rendered(template, self.template_vars())
+
+    def render_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """`values` with each text rendered, the call's variables gathered once for them all."""
+        variables: dict[str, Any] | None = None
+        rendered = {}
+        for name, value in values.items():
+            if isinstance(value, str) and "{" in value:
+                if variables is None:
+                    variables = self.template_vars()
+                value = _rendered(value, variables)
+            rendered[name] = value
+        return rendered
 
     def evaluate(self, expression: str) -> Any:
         try:
@@ -140,3 +151,10 @@ def _latest(path: list[str]) -> str:
     if len(told) <= PATH_TOLD_CHARS:
         return told
     return "...>" + told[-PATH_TOLD_CHARS:].partition(">")[2]  # whole node names only
+
+
+def _rendered(template: str, variables: dict[str, Any]) -> str:
+    try:
+        return render(template, variables)
+    except (TemplateError, TypeError) as exc:  # e.g. the sandbox refused an attribute
+        raise FlowError(f"template {template!r} failed: {exc}") from exc

@@ -7,6 +7,8 @@ import time
 import pytest
 from jinja2.exceptions import SecurityError
 
+from ivr.engine.flow import FlowError
+from ivr.engine.state import CallState
 from ivr.engine.template import check_expression, check_template, evaluate, render
 
 
@@ -57,3 +59,15 @@ def test_jinjas_globals_and_the_calls_variables_are_in_scope_the_calls_first() -
     assert evaluate("range", {"range": "a flow variable"}) == "a flow variable"
     assert evaluate("missing", {}) is None and evaluate("missing is defined", {}) is False
     assert render("{{ a }}{{ missing }}", {"a": "x"}) == "x"
+
+
+def test_a_calls_values_are_rendered_with_its_variables_and_a_failing_one_is_named() -> None:
+    state = CallState(protocol="260310000001", caller_id="3133334444", dialled="30033336", listening=False)
+    state.variables["ticket"] = "800001028"
+    args = {"number": "{{ ticket }}", "kind": "failure", "count": 2, "who": "{{ call.caller_id }}/{{ call.protocol }}"}
+    assert state.render_values(args) == {
+        "number": "800001028", "kind": "failure", "count": 2, "who": "3133334444/260310000001",
+    }  # fmt: skip
+    assert state.render("{{ ticket }}#") == "800001028#" and state.render("plain {text") == "plain {text"
+    with pytest.raises(FlowError, match=r"template '\{\{ ticket\(\) \}\}' failed"):
+        state.render_values({"number": "{{ ticket() }}"})

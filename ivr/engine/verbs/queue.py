@@ -68,7 +68,7 @@ class Queue(Verb):
         if load is not None and await self._before_joining(call, load) and self.callback:
             return GoTo(self.callback, result=f"{QueueOutcome.CALLBACK.value}:{self.name}")
         state = call.state
-        context = state.queue_context() | {k: state.render(v) for k, v in self.context.items()}
+        context = state.queue_context() | state.render_values(self.context)
         outcome = await call.caller.channel.queue(self.name, context=context, timeout_s=self.wait_s)
         result = f"{outcome.value}:{self.name}"
         if outcome is QueueOutcome.ANSWERED:
