@@ -205,8 +205,7 @@ def insert_rows(conn: Connection, statement: Inserted, rows: list[dict[str, Any]
     if not rows:
         return []
     if conn.dialect.name != "sqlite":
-        result = conn.execute(statement, rows)
-        return [tuple(row) for row in result] if result.returns_rows else []
+        return _executed(conn, statement, rows)
     keys = tuple(rows[0])
     kept = _INSERT_PLANS.get((id(statement), keys))
     if kept is None:
@@ -215,8 +214,7 @@ def insert_rows(conn: Connection, statement: Inserted, rows: list[dict[str, Any]
         kept = _INSERT_PLANS[id(statement), keys] = (statement, _insert_plan(statement, conn.dialect, rows[0]))
     plan = kept[1]
     if plan is None:
-        result = conn.execute(statement, rows)
-        return [tuple(row) for row in result] if result.returns_rows else []
+        return _executed(conn, statement, rows)
     arguments = [plan.arguments(row) for row in rows]
     sqlite = conn.connection.driver_connection
     assert sqlite is not None  # a connection in a transaction is attached
@@ -225,10 +223,15 @@ def insert_rows(conn: Connection, statement: Inserted, rows: list[dict[str, Any]
             sqlite.executemany(plan.sql, arguments)
             return []
         results = plan.returning
-        answered = []
-        for values in arguments:
-            (row,) = sqlite.execute(plan.sql, values).fetchall()
-            answered.append(tuple(p(v) if p is not None else v for p, v in zip(results, row, strict=True)))
-        return answered
+        return [
+            tuple(p(v) if p is not None else v for p, v in zip(results, row, strict=True))
+            for values in arguments
+            for row in sqlite.execute(plan.sql, values)
+        ]
     except sqlite3.Error as exc:  # said as SQLAlchemy says it: an IntegrityError, a busy OperationalError...
         raise DBAPIError.instance(plan.sql, arguments, exc, sqlite3.Error) from exc
+
+
+def _executed(conn: Connection, statement: Inserted, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    result = conn.execute(statement, rows)
+    return [tuple(row) for row in result] if result.returns_rows else []

@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, NoResultFound
 
@@ -177,11 +177,15 @@ async def test_each_insert_of_the_call_path_stores_what_sqlalchemy_stores(store:
     def both(conn: Connection) -> list[tuple[dict[str, list[Any]], list[Any]]]:
         customer_id = conn.execute(select(Customer.id)).scalars().first()
         inserts = _call_path_inserts(conn.dialect.name, customer_id)
+
+        def by_sqlalchemy(statement: Inserted, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+            result = conn.execute(statement, rows)
+            return [tuple(row) for row in result] if result.returns_rows else []
+
         found = []
-        for insert in (lambda s, rows: [tuple(r) for r in conn.execute(s, rows)] if s._returning else
-                       conn.execute(s, rows) and [], partial(insert_rows, conn)):  # fmt: skip
+        for write in (by_sqlalchemy, partial(insert_rows, conn)):
             with conn.begin_nested() as undo:
-                returned = [insert(statement, rows) for statement, rows in inserts]
+                returned = [write(statement, rows) for statement, rows in inserts]
                 newest = conn.execute(select(OutboxMessage.id).order_by(OutboxMessage.id.desc()).limit(2)).scalars()
                 found.append((_stored(conn), returned, sorted(newest)))
                 undo.rollback()
@@ -201,11 +205,24 @@ async def test_a_row_without_a_column_of_the_first_is_refused_and_a_constraint_s
     inserts = _call_path_inserts("sqlite", -1)
     visits = inserts[1][1]
 
-    def insert(rows: list[dict[str, Any]], statement: Inserted | None = None) -> Any:
+    def inserting(rows: list[dict[str, Any]], statement: Inserted | None = None) -> Any:
         chosen = events._insert_visits("sqlite") if statement is None else statement
         return lambda conn: insert_rows(conn, chosen, rows)
 
     with pytest.raises(ValueError, match="'prompts'"):
-        await store.run_with_connection(insert([visits[0], {k: v for k, v in visits[1].items() if k != "prompts"}]))
+        await store.run_with_connection(inserting([visits[0], {k: v for k, v in visits[1].items() if k != "prompts"}]))
     with pytest.raises(IntegrityError):  # no customer -1: the foreign key refuses the message
-        await store.run_with_connection(insert(inserts[3][1][:1], outbox._INSERT))
+        await store.run_with_connection(inserting(inserts[3][1][:1], outbox._INSERT))
+
+
+async def test_a_default_computed_per_row_is_left_to_sqlalchemys_execute(sqlite_store: Store) -> None:
+    """`calls.variables` defaults to a new dict per row: rows that do not name it go the ordinary way."""
+    row = {"protocol": PROTOCOL, "caller_id": None, "started_at": NOW}
+
+    def insert_and_read(conn: Connection) -> Any:
+        insert_rows(conn, insert(Call), [row, {**row, "protocol": "260310000002"}])
+        return conn.execute(select(Call.protocol, Call.variables, Call.dialled).order_by(Call.protocol)).all()
+
+    assert await sqlite_store.run_with_connection(insert_and_read) == [
+        (PROTOCOL, {}, ""), ("260310000002", {}, ""),
+    ]  # fmt: skip
