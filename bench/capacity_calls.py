@@ -338,7 +338,7 @@ def free_port() -> int:
 def cpu_s(pid: int) -> float:
     """User + system CPU time the process and its living children have used, to the nanosecond (the kernel's
     CPU clock of each process, whose id clock_getcpuclockid(3) makes so; ``/proc/<pid>/stat`` counts 10 ms
-    ticks, a fifth of the IVR's idle reading): ``ivr serve``'s workers are its children (`--workers`, one
+    ticks, and the IVR's idle over 10 s is a few of them): ``ivr serve``'s workers are its children (`--workers`, one
     per core by default), and a child's time reaches its parent's counters only once it has been reaped."""
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):

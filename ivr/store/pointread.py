@@ -13,7 +13,7 @@ ordinary execute.
 outbox's messages): each row's values go through the columns' bind processors in the order of the
 compiled SQL's "?", the columns' scalar defaults are filled in once, and pysqlite runs one
 ``executemany`` (or, with RETURNING, one execute a row, whose answers come back in the rows' order). In a
-burst of calls, SQLAlchemy's parameter handling for an executemany cost as much as SQLite's inserts.
+burst of calls, SQLAlchemy's parameter handling for an executemany cost nearly as much as SQLite's inserts.
 
 The plans read three of SQLAlchemy's private attributes of a compiled statement (`_bind_processors`,
 `_result_columns`, a type's `_cached_result_processor`): tests/store/test_pointread.py compares every read
