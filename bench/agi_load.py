@@ -60,6 +60,7 @@ from asterisk_side import (
     split_command,
     ticket_status_then_agent,
 )
+from process_cpu import process_cpu_s
 
 from ivr.cli import loop_factory
 from ivr.config import HoldSettings, Settings
@@ -451,13 +452,6 @@ def pct_ms(values: Sequence[float], q: float) -> float:
     return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU time of the whole process (its ended threads too), to the nanosecond: the kernel's
-    CPU clock of the process, whose id clock_getcpuclockid(3) makes so. ``/proc/<pid>/stat`` counts 10 ms
-    ticks: 0.1 ms a call at 100 calls, an eighth of the wire's reading."""
-    return time.clock_gettime(((~pid) << 3) | 2)  # CPUCLOCK_SCHED of the process `pid`
-
-
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -502,14 +496,14 @@ async def load(server: Server, script: Script, calls: int, ramp_s: float) -> Run
     pids = server.pids
     idle = sum(map(rss_kib, pids))
     busy: list[int] = []
-    cpu_before = sum(map(cpu_s, pids))
+    cpu_before = sum(map(process_cpu_s, pids))
     started = time.perf_counter()
     callers = [Caller(n, script) for n in range(1, calls + 1)]
     records = await run_calls(
         server.port, callers, Hold(calls, at_queue), lambda: busy.append(sum(map(rss_kib, pids))), ramp_s
     )
     elapsed = time.perf_counter() - started
-    cpu = sum(map(cpu_s, pids)) - cpu_before
+    cpu = sum(map(process_cpu_s, pids)) - cpu_before
     check_completed(records)
     if isinstance(server, ReplayServer):
         cut = [r.caller.n for r in records if len(r.transcript) != server.commands]

@@ -65,6 +65,7 @@ REPO = Path(__file__).resolve().parent.parent
 # The bench reuses the e2e harness (tests/e2e): settings, the IVR process, the journeys; imports follow.
 sys.path.insert(0, str(REPO))
 
+from bench.process_cpu import process_cpu_s
 from ivr import phone
 from ivr.asterisk import conf, sipp
 from ivr.asterisk import root as asterisk_root
@@ -336,16 +337,16 @@ def free_port() -> int:
 
 
 def cpu_s(pid: int) -> float:
-    """User + system CPU time the process and its living children have used, to the nanosecond (the kernel's
-    CPU clock of each process, whose id clock_getcpuclockid(3) makes so; ``/proc/<pid>/stat`` counts 10 ms
-    ticks, and the IVR's idle over 10 s is a few of them): ``ivr serve``'s workers are its children (`--workers`, one
-    per core by default), and a child's time reaches its parent's counters only once it has been reaped."""
+    """User + system CPU time the process and its living children have used, to the nanosecond
+    (`process_cpu_s`; the IVR's idle over 10 s is a few 10 ms ticks): ``ivr serve``'s workers are its
+    children (`--workers`, one per core by default), and a child's time reaches its parent's counters only
+    once it has been reaped."""
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             parent = stat.read_text().rpartition(")")[2].split()[1]
             if stat.parent.name == str(pid) or parent == str(pid):
-                total += time.clock_gettime(((~int(stat.parent.name)) << 3) | 2)  # CPUCLOCK_SCHED of it
+                total += process_cpu_s(int(stat.parent.name))
         except OSError:  # a process that ended meanwhile
             continue
     return total
