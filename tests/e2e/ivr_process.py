@@ -60,6 +60,19 @@ def _faketime() -> str:
     return faketime
 
 
+#: Where the `faketime` wrapper (libfaketime 0.9.10) keeps the shared memory and semaphore it makes for its
+#: children, named by its own pid.
+SHARED_MEMORY = Path("/dev/shm")
+
+
+def forget_wrapper(pid: int) -> None:
+    """Remove what the `faketime` wrapper of pid `pid` made. It removes them as it exits; killed, it leaves
+    them, and a later wrapper given the same pid (pids wrap at 32,768; a test run starts thousands of
+    processes) cannot start: "faketime: sem_open: File exists"."""
+    for name in (f"faketime_shm_{pid}", f"sem.faketime_sem_{pid}"):
+        (SHARED_MEMORY / name).unlink(missing_ok=True)
+
+
 def _start_at(moment: datetime) -> str:
     """libfaketime's spec for a clock that starts at `moment` and runs on."""
     return "@" + moment.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%d %H:%M:%S")
@@ -196,6 +209,7 @@ class IvrProcess:
         except ProcessLookupError:
             pass  # already gone
         self._proc.wait(timeout=STOP_TIMEOUT_S)
+        forget_wrapper(self._proc.pid)
         self._proc = None
 
     def stop(self) -> int:
